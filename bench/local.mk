@@ -1,0 +1,1 @@
+# Benchmarks: always compiled so they cannot rot, never run by make check.

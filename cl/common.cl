@@ -1,0 +1,10 @@
+/* cl/common.cl: definitions shared by every program (sent to
+ * clCreateProgramWithSource as the first string).
+ *
+ * Conventions: every tensor argument is a (global pointer, int element
+ * offset) pair, because device memory has no pointer arithmetic across
+ * API calls; tensors are contiguous NCHW float32 unless a kernel says
+ * otherwise. Global sizes are rounded up to the work-group size, so every
+ * kernel guards its index against the true element count. */
+#define QG_T(type, name) __global type *name##_base, int name##_off
+#define QG_P(name) (name##_base + name##_off)

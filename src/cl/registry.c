@@ -1,0 +1,161 @@
+/* src/cl/registry.c: the kernel-program registry. Each cl/<name>.cl that
+ * holds kernels has one entry naming its tunables (default, candidates,
+ * meaning) and the constraints a parameter set must meet before any build;
+ * the tuner and the tests walk this table. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "cl/ctx.h"
+
+static int valid_wg(const qg_ctx *ctx, const long *v, char *why, size_t cap)
+{
+    long wg = v[0];
+    if (wg < 1 || (wg & (wg - 1)) != 0) {
+        snprintf(why, cap, "WG=%ld is not a power of two", wg);
+        return 0;
+    }
+    if ((size_t)wg > ctx->info.max_work_group) {
+        snprintf(why, cap, "WG=%ld exceeds the device's max work-group %zu", wg,
+                 ctx->info.max_work_group);
+        return 0;
+    }
+    return 1;
+}
+
+#define WG_TUNABLE(def_)                                                         \
+    {"WG", def_, {16, 32, 64, 128, 256, 512}, 6, "work-group size (power of two)"}
+
+static const qg_program_desc programs[] = {
+    {"eltwise", "elementwise fill/axpby/add/mul/relu", {WG_TUNABLE(64)}, 1, valid_wg},
+    {"reduce", "sum, absmax and per-channel statistics", {WG_TUNABLE(64)}, 1, valid_wg},
+};
+
+const qg_program_desc *qg__program_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof programs / sizeof *programs; i++)
+        if (strcmp(programs[i].name, name) == 0)
+            return &programs[i];
+    return NULL;
+}
+
+size_t qg__program_count(void)
+{
+    return sizeof programs / sizeof *programs;
+}
+
+const qg_program_desc *qg__program_at(size_t i)
+{
+    return i < qg__program_count() ? &programs[i] : NULL;
+}
+
+struct qg_param_override {
+    const qg_program_desc *desc;
+    long values[QG_MAX_TUNABLES];
+    struct qg_param_override *next;
+};
+
+static struct qg_param_override *find_override(qg_ctx *ctx, const qg_program_desc *d)
+{
+    for (struct qg_param_override *o = ctx->overrides; o; o = o->next)
+        if (o->desc == d)
+            return o;
+    return NULL;
+}
+
+qg_status qg__program_params(qg_ctx *ctx, const char *program, long *values, int *n)
+{
+    const qg_program_desc *d = qg__program_find(program);
+    if (!d)
+        return qg__error(ctx, QG_ERR_NOT_FOUND, "no kernel program '%s' in the registry",
+                         program);
+    struct qg_param_override *o = find_override(ctx, d);
+    for (int i = 0; i < d->ntunables; i++)
+        values[i] = o ? o->values[i] : d->tunables[i].def;
+    *n = d->ntunables;
+    return QG_OK;
+}
+
+qg_status qg__program_override(qg_ctx *ctx, const char *program, const long *values)
+{
+    const qg_program_desc *d = qg__program_find(program);
+    if (!d)
+        return qg__error(ctx, QG_ERR_NOT_FOUND, "no kernel program '%s' in the registry",
+                         program);
+    struct qg_param_override *o = find_override(ctx, d);
+    if (!values) {
+        if (o) {
+            struct qg_param_override **pp = &ctx->overrides;
+            while (*pp != o)
+                pp = &(*pp)->next;
+            *pp = o->next;
+            free(o);
+        }
+        return QG_OK;
+    }
+    char why[256] = "";
+    if (d->valid && !d->valid(ctx, values, why, sizeof why))
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "invalid parameters for program '%s': %s",
+                         program, why);
+    if (!o) {
+        o = calloc(1, sizeof *o);
+        if (!o)
+            return qg__error(ctx, QG_ERR_NOMEM, "out of memory");
+        o->desc = d;
+        o->next = ctx->overrides;
+        ctx->overrides = o;
+    }
+    memcpy(o->values, values, (size_t)d->ntunables * sizeof *values);
+    return QG_OK;
+}
+
+void qg__overrides_free(qg_ctx *ctx)
+{
+    for (struct qg_param_override *o = ctx->overrides, *n; o; o = n) {
+        n = o->next;
+        free(o);
+    }
+    ctx->overrides = NULL;
+}
+
+static int to_kparams(qg_ctx *ctx, const char *program, qg_kparam *kp, qg_status *st)
+{
+    long values[QG_MAX_TUNABLES];
+    int n = 0;
+    *st = qg__program_params(ctx, program, values, &n);
+    if (*st != QG_OK)
+        return 0;
+    const qg_program_desc *d = qg__program_find(program);
+    for (int i = 0; i < n; i++) {
+        kp[i].name = d->tunables[i].name;
+        kp[i].value = values[i];
+    }
+    return n;
+}
+
+qg_status qg__program_build_current(qg_ctx *ctx, const char *program)
+{
+    qg_kparam kp[QG_MAX_TUNABLES];
+    qg_status st;
+    int n = to_kparams(ctx, program, kp, &st);
+    if (st != QG_OK)
+        return st;
+    return qg__program_build(ctx, program, kp, (size_t)n);
+}
+
+qg_status qg__kernel_current(qg_ctx *ctx, const char *program, const char *kernel,
+                             cl_kernel *out, const char *param, long *param_value)
+{
+    qg_kparam kp[QG_MAX_TUNABLES];
+    qg_status st;
+    int n = to_kparams(ctx, program, kp, &st);
+    if (st != QG_OK)
+        return st;
+    for (int i = 0; i < n; i++)
+        if (param && param_value && strcmp(param, kp[i].name) == 0)
+            *param_value = kp[i].value;
+    return qg__kernel_get(ctx, program, kp, (size_t)n, kernel, out);
+}

@@ -1,0 +1,54 @@
+/* src/cli/main.c: `qgate` entry point; dispatches to one file per
+ * subcommand (cmd_*.c). */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "qgate.h"
+#include "cli/cli.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"devices", qg_cli_devices, "list OpenCL devices and their capabilities"},
+    {"selfcheck", qg_cli_selfcheck, "build all kernels and check them against C references"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: qgate [--help] [--version] <command> [options]\n\n"
+               "Trains and evaluates gated and quantized CNNs on OpenCL devices.\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nRun 'qgate <command> --help' for the options of a command.\n"
+               "Environment: QGATE_DEVICE (device index or name substring), QGATE_CACHE_DIR\n"
+               "(kernel binary cache), QGATE_KERNEL_DIR (load cl/*.cl from disk).\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+        printf("qgate %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "qgate: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,12 @@
+# Foundation: core, OpenCL layer, tensor, GEMM, basic ops and references.
+libqgate_la_SOURCES += \
+	src/core/error.h src/core/status.c \
+	src/core/fileio.h src/core/fileio.c \
+	src/cl/ctx.h src/cl/device.c src/cl/program.c src/cl/sources.c \
+	src/cl/binary_cache.c src/cl/launch.c src/cl/registry.c src/cl/selfcheck.c \
+	src/tensor/tensor_impl.h src/tensor/tensor.c \
+	src/gemm/gemm.h src/gemm/gemm.c \
+	src/ops/eltwise.h src/ops/eltwise.c src/ops/reduce.h src/ops/reduce.c \
+	src/ref/ref_eltwise.h src/ref/ref_eltwise.c
+qgateinc_HEADERS += include/qgate/status.h include/qgate/device.h include/qgate/tensor.h
+CL_FILES += cl/eltwise.cl cl/reduce.cl

@@ -1,0 +1,1 @@
+# src/data: file lists of this area (see Makefile.am).

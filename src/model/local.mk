@@ -1,0 +1,1 @@
+# src/model: file lists of this area (see Makefile.am).

@@ -1,0 +1,54 @@
+/* src/ops/conv.h: 2-D convolution and linear layers (cl/im2col.cl + the
+ * CLBlast GEMM in src/gemm/gemm.c). C twins: src/ref/ref_conv.h; tests:
+ * tests/test_conv.c.
+ *
+ * Layouts: x [N, C, H, W], w [K, C/groups, R, S], bias [K] (optional),
+ * y [N, K, P, Q], all contiguous float32. Cross-correlation as PyTorch's
+ * Conv2d: y[n,k,p,q] = b[k] + sum_{c,r,s} w[k,c,r,s] *
+ * x[n, g*C/groups + c, p*stride - pad + r, q*stride - pad + s]. */
+#ifndef QG_OPS_CONV_H
+#define QG_OPS_CONV_H
+
+#include <stddef.h>
+#include "qgate/tensor.h"
+
+typedef struct qg_conv_desc {
+    int N, C, H, W;      /* input */
+    int K, R, S;         /* output channels, kernel height, width */
+    int stride, pad, groups;
+    int P, Q;            /* output height, width (derived) */
+} qg_conv_desc;
+
+/* Fills the derived fields; returns QG_ERR_SHAPE (with a message) when
+ * the shape is impossible (C or K not divisible by groups, empty output). */
+qg_status qg__conv_desc_init(qg_ctx *ctx, qg_conv_desc *d, int N, int C, int H, int W, int K,
+                             int R, int S, int stride, int pad, int groups);
+
+/* Scratch floats the conv calls need (im2col buffer etc.); the caller
+ * owns one workspace tensor of at least this many F32 elements and may
+ * share it between layers (calls are sequential on one queue). */
+size_t qg__conv_workspace_floats(const qg_conv_desc *d);
+
+/* y = conv(x, w) + bias (bias may be NULL). y is overwritten. */
+qg_status qg__conv2d_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
+                         const qg_tensor *w, const qg_tensor *bias, qg_tensor *y,
+                         qg_tensor *ws);
+/* dx = conv_transpose(dy, w); overwritten, or added to when accumulate. */
+qg_status qg__conv2d_bwd_data(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *dy,
+                              const qg_tensor *w, qg_tensor *dx, qg_tensor *ws, int accumulate);
+/* dw (and dbias if not NULL) from x and dy; overwritten, or added to when
+ * accumulate (dw += ...). */
+qg_status qg__conv2d_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
+                                const qg_tensor *dy, qg_tensor *dw, qg_tensor *dbias,
+                                qg_tensor *ws, int accumulate);
+
+/* Linear: x [N, I], w [O, I], b [O] (optional), y [N, O] = x w^T + b. */
+qg_status qg__linear_fwd(qg_ctx *ctx, int N, int I, int O, const qg_tensor *x,
+                         const qg_tensor *w, const qg_tensor *b, qg_tensor *y);
+/* dx [N, I] (NULL to skip; overwritten), dw [O, I] and db [O] (db may be
+ * NULL; overwritten, or added to when accumulate). */
+qg_status qg__linear_bwd(qg_ctx *ctx, int N, int I, int O, const qg_tensor *x,
+                         const qg_tensor *w, const qg_tensor *dy, qg_tensor *dx, qg_tensor *dw,
+                         qg_tensor *db, int accumulate);
+
+#endif

@@ -1,0 +1,1 @@
+# src/ops: file lists of this area (see Makefile.am).

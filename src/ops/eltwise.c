@@ -1,0 +1,131 @@
+/* src/ops/eltwise.c: launchers for cl/eltwise.cl. */
+#include "config.h"
+
+#include "core/error.h"
+#include "cl/ctx.h"
+#include "ops/eltwise.h"
+#include "tensor/tensor_impl.h"
+
+static qg_status check_same(qg_ctx *ctx, const char *op, const qg_tensor *a, const qg_tensor *b)
+{
+    if (qg_tensor_numel(a) != qg_tensor_numel(b))
+        return qg__error(ctx, QG_ERR_SHAPE, "%s: tensor '%s' has %zu elements, '%s' has %zu",
+                         op, a->name, qg_tensor_numel(a), b->name, qg_tensor_numel(b));
+    if (a->dtype != QG_DTYPE_F32 || b->dtype != QG_DTYPE_F32)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: tensors must be F32", op);
+    return QG_OK;
+}
+
+/* Gets `kernel`, binds nothing; the caller binds and calls launch1d. */
+static qg_status get(qg_ctx *ctx, const char *kernel, qg_kargs *a, size_t *wg)
+{
+    cl_kernel k;
+    long v = 64;
+    qg_status st = qg__kernel_current(ctx, "eltwise", kernel, &k, "WG", &v);
+    if (st != QG_OK)
+        return st;
+    qg__kargs_init(a, ctx, k, kernel);
+    *wg = (size_t)v;
+    return QG_OK;
+}
+
+static qg_status launch1d(qg_kargs *a, size_t n, size_t wg)
+{
+    size_t g = n, l = wg;
+    return qg__kargs_launch(a, 1, &g, &l);
+}
+
+qg_status qg__eltwise_fill(qg_ctx *ctx, qg_tensor *y, float v)
+{
+    qg_kargs a;
+    size_t wg, n = qg_tensor_numel(y);
+    qg_status st = get(ctx, "qg_eltwise_fill", &a, &wg);
+    if (st != QG_OK)
+        return st;
+    qg__karg_tensor(&a, y);
+    qg__karg_float(&a, v);
+    qg__karg_int(&a, (int)n);
+    return launch1d(&a, n, wg);
+}
+
+qg_status qg__eltwise_axpby(qg_ctx *ctx, float alpha, const qg_tensor *x, float beta,
+                            qg_tensor *y)
+{
+    qg_kargs a;
+    size_t wg, n = qg_tensor_numel(y);
+    qg_status st = check_same(ctx, "axpby", x, y);
+    if (st == QG_OK)
+        st = get(ctx, "qg_eltwise_axpby", &a, &wg);
+    if (st != QG_OK)
+        return st;
+    qg__karg_float(&a, alpha);
+    qg__karg_tensor(&a, x);
+    qg__karg_float(&a, beta);
+    qg__karg_tensor(&a, y);
+    qg__karg_int(&a, (int)n);
+    return launch1d(&a, n, wg);
+}
+
+static qg_status binary(qg_ctx *ctx, const char *kernel, const qg_tensor *x0,
+                        const qg_tensor *x1, qg_tensor *y)
+{
+    qg_kargs a;
+    size_t wg, n = qg_tensor_numel(y);
+    qg_status st = check_same(ctx, kernel, x0, y);
+    if (st == QG_OK)
+        st = check_same(ctx, kernel, x1, y);
+    if (st == QG_OK)
+        st = get(ctx, kernel, &a, &wg);
+    if (st != QG_OK)
+        return st;
+    qg__karg_tensor(&a, x0);
+    qg__karg_tensor(&a, x1);
+    qg__karg_tensor(&a, y);
+    qg__karg_int(&a, (int)n);
+    return launch1d(&a, n, wg);
+}
+
+qg_status qg__eltwise_add(qg_ctx *ctx, const qg_tensor *a, const qg_tensor *b, qg_tensor *y)
+{
+    return binary(ctx, "qg_eltwise_add", a, b, y);
+}
+
+qg_status qg__eltwise_mul(qg_ctx *ctx, const qg_tensor *a, const qg_tensor *b, qg_tensor *y)
+{
+    return binary(ctx, "qg_eltwise_mul", a, b, y);
+}
+
+qg_status qg__relu_fwd(qg_ctx *ctx, const qg_tensor *x, qg_tensor *y)
+{
+    qg_kargs a;
+    size_t wg, n = qg_tensor_numel(y);
+    qg_status st = check_same(ctx, "relu_fwd", x, y);
+    if (st == QG_OK)
+        st = get(ctx, "qg_eltwise_relu_fwd", &a, &wg);
+    if (st != QG_OK)
+        return st;
+    qg__karg_tensor(&a, x);
+    qg__karg_tensor(&a, y);
+    qg__karg_int(&a, (int)n);
+    return launch1d(&a, n, wg);
+}
+
+qg_status qg__relu_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *dy, qg_tensor *dx,
+                       int accumulate)
+{
+    qg_kargs a;
+    size_t wg, n = qg_tensor_numel(dx);
+    qg_status st = check_same(ctx, "relu_bwd", x, dx);
+    if (st == QG_OK)
+        st = check_same(ctx, "relu_bwd", dy, dx);
+    if (st == QG_OK)
+        st = get(ctx, "qg_eltwise_relu_bwd", &a, &wg);
+    if (st != QG_OK)
+        return st;
+    qg__karg_tensor(&a, x);
+    qg__karg_tensor(&a, dy);
+    qg__karg_tensor(&a, dx);
+    qg__karg_int(&a, (int)n);
+    qg__karg_int(&a, accumulate);
+    return launch1d(&a, n, wg);
+}

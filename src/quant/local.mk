@@ -1,0 +1,1 @@
+# src/quant: file lists of this area (see Makefile.am).

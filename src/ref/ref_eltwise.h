@@ -1,0 +1,18 @@
+/* src/ref/ref_eltwise.h: plain-C oracles for cl/eltwise.cl and cl/reduce.cl. */
+#ifndef QG_REF_ELTWISE_H
+#define QG_REF_ELTWISE_H
+
+#include <stddef.h>
+
+void qg_ref_eltwise_axpby(size_t n, float a, const float *x, float b, float *y);
+void qg_ref_eltwise_add(size_t n, const float *a, const float *b, float *y);
+void qg_ref_eltwise_mul(size_t n, const float *a, const float *b, float *y);
+void qg_ref_relu_fwd(size_t n, const float *x, float *y);
+void qg_ref_relu_bwd(size_t n, const float *x, const float *dy, float *dx, int accumulate);
+/* Sums in double so the oracle is more exact than any device order. */
+float qg_ref_reduce_sum(size_t n, const float *x);
+float qg_ref_reduce_absmax(size_t n, const float *x);
+void qg_ref_reduce_channel_stats(int N, int C, int HW, const float *x, float *sum,
+                                 float *sumsq);
+
+#endif

@@ -1,0 +1,35 @@
+# Criterion tests: one program per area, each kernel against its C twin.
+check_LIBRARIES += tests/support/libqgtest.a
+tests_support_libqgtest_a_SOURCES = tests/support/support.h tests/support/support.c
+tests_support_libqgtest_a_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+
+TEST_LDADD = tests/support/libqgtest.a libqgate.la $(CRITERION_LIBS) $(OPENCL_LIBS) \
+	$(JANSSON_LIBS) -lm
+TEST_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) -I$(top_srcdir)/tests
+
+check_PROGRAMS += tests/test_device tests/test_program tests/test_eltwise
+tests_test_device_SOURCES = tests/test_device.c
+tests_test_device_CFLAGS = $(TEST_CFLAGS)
+tests_test_device_LDADD = $(TEST_LDADD)
+tests_test_program_SOURCES = tests/test_program.c
+tests_test_program_CFLAGS = $(TEST_CFLAGS)
+tests_test_program_LDADD = $(TEST_LDADD)
+tests_test_eltwise_SOURCES = tests/test_eltwise.c
+tests_test_eltwise_CFLAGS = $(TEST_CFLAGS)
+tests_test_eltwise_LDADD = $(TEST_LDADD)
+
+TESTS += tests/test_device tests/test_program tests/test_eltwise
+
+# Kernel caches stay inside the build tree (distcheck's srcdir is
+# read-only, and a user's ~/.cache must not be touched by tests).
+AM_TESTS_ENVIRONMENT = \
+	QGATE_CACHE_DIR='$(abs_top_builddir)/tests/cache/qgate'; export QGATE_CACHE_DIR; \
+	POCL_CACHE_DIR='$(abs_top_builddir)/tests/cache/pocl'; export POCL_CACHE_DIR; \
+	QG_TEST_DATA='$(abs_top_srcdir)/tests/data'; export QG_TEST_DATA; \
+	TMPDIR='$(abs_top_builddir)/tests/cache'; export TMPDIR; \
+	$(MKDIR_P) '$(abs_top_builddir)/tests/cache';
+
+clean-local: clean-test-cache
+clean-test-cache:
+	-rm -rf tests/cache
+.PHONY: clean-test-cache

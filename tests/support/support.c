@@ -1,0 +1,79 @@
+/* tests/support/support.c: context fixture, data, comparisons. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "support.h"
+
+static qg_ctx *g_ctx;
+
+qg_ctx *qg_test_ctx(void)
+{
+    if (!g_ctx) {
+        qg_status st = qg_ctx_new(NULL, &g_ctx);
+        cr_assert_eq(st, QG_OK,
+                     "no usable OpenCL device (%s): %s. Tests need one; install "
+                     "pocl-opencl-icd or set QGATE_DEVICE.", qg_status_str(st), qg_last_error());
+    }
+    return g_ctx;
+}
+
+void qg_test_ctx_free(void)
+{
+    qg_ctx_free(g_ctx);
+    g_ctx = NULL;
+}
+
+void qg_test_fill(float *x, size_t n, float lo, float hi, uint32_t seed)
+{
+    uint32_t s = seed ? seed : 42;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        x[i] = lo + (hi - lo) * (float)(s >> 8) / 16777216.0f;
+    }
+}
+
+int qg_test_allclose(const char *label, const float *got, const float *want, size_t n,
+                     float atol, float rtol)
+{
+    size_t bad = 0;
+    double maxerr = 0;
+    for (size_t i = 0; i < n; i++) {
+        double err = fabs((double)got[i] - want[i]);
+        int ok = err <= atol + rtol * fabs(want[i]) && !isnan(got[i]) == !isnan(want[i]);
+        if (isnan(err) && !(isnan(got[i]) && isnan(want[i])))
+            ok = 0;
+        if (err > maxerr)
+            maxerr = err;
+        if (!ok) {
+            if (bad < 10)
+                fprintf(stderr, "%s: [%zu] got %.9g want %.9g (err %.3g)\n", label, i,
+                        got[i], want[i], err);
+            bad++;
+        }
+    }
+    if (bad)
+        fprintf(stderr, "%s: %zu of %zu elements outside atol %g rtol %g (max abs err %.3g)\n",
+                label, bad, n, atol, rtol, maxerr);
+    return bad == 0;
+}
+
+qg_tensor *qg_test_tensor(qg_ctx *ctx, int ndim, const int64_t *shape, const float *host)
+{
+    qg_tensor *t = NULL;
+    QG_EXPECT_OK(qg_tensor_new(ctx, ndim, shape, QG_DTYPE_F32, "test", &t));
+    if (host)
+        QG_EXPECT_OK(qg_tensor_write(t, host, qg_tensor_numel(t) * sizeof(float)));
+    return t;
+}
+
+float *qg_test_read(const qg_tensor *t)
+{
+    size_t n = qg_tensor_numel(t);
+    float *h = malloc((n ? n : 1) * sizeof *h);
+    cr_assert_not_null(h);
+    QG_EXPECT_OK(qg_tensor_read(t, h, n * sizeof *h));
+    return h;
+}

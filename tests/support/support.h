@@ -1,0 +1,39 @@
+/* tests/support/support.h: shared test helpers.
+ *
+ * qg_test_ctx() makes a context inside the (forked) test process and
+ * fails the test when no OpenCL device exists: a missing device is a
+ * broken environment, never a skip. Comparisons pass when every element
+ * meets |a - r| <= atol + rtol*|r| and report the first mismatches. */
+#ifndef QG_TEST_SUPPORT_H
+#define QG_TEST_SUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <criterion/criterion.h>
+
+#include "qgate.h"
+
+qg_ctx *qg_test_ctx(void);
+void qg_test_ctx_free(void);
+
+/* Deterministic uniform floats in [lo, hi) (seed printed on failure). */
+void qg_test_fill(float *x, size_t n, float lo, float hi, uint32_t seed);
+
+/* Returns 1 when all close; otherwise prints up to 10 mismatches with the
+ * label and returns 0. */
+int qg_test_allclose(const char *label, const float *got, const float *want, size_t n,
+                     float atol, float rtol);
+
+/* Upload host data into a new F32 tensor of the given shape. */
+qg_tensor *qg_test_tensor(qg_ctx *ctx, int ndim, const int64_t *shape, const float *host);
+/* Read a tensor into a malloc'd array. */
+float *qg_test_read(const qg_tensor *t);
+
+#define QG_EXPECT_OK(expr)                                                             \
+    do {                                                                               \
+        qg_status qg_s_ = (expr);                                                      \
+        cr_assert_eq(qg_s_, QG_OK, "%s returned %s: %s", #expr, qg_status_str(qg_s_),  \
+                     qg_last_error());                                                 \
+    } while (0)
+
+#endif
