@@ -1,1 +1,3 @@
-# Benchmarks: always compiled so they cannot rot, never run by make check.
+# Benchmarks: scripts that compare qgate with PyTorch on the same machine.
+# Never run by make check; see README "Benchmarks".
+EXTRA_DIST += bench/compare_pytorch.sh bench/pytorch_resnet.py

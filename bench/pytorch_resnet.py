@@ -1,0 +1,92 @@
+#!/usr/bin/python3
+"""Times PyTorch CPU training (or inference) steps of the CIFAR ResNet that
+qgate builds (same layers, option-A shortcuts), on synthetic data, and
+prints 'img/s: X' like `qgate bench train`. Needs Debian's python3-torch;
+used only to produce reference numbers, never by qgate itself.
+
+usage: bench/pytorch_resnet.py [--depth 20] [--batch 128] [--steps 10]
+                               [--warmup 3] [--threads 2] [--eval]
+"""
+import argparse
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Block(nn.Module):
+    def __init__(self, cin, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.pad = (planes - cin) // 2 if (stride != 1 or cin != planes) else None
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        sc = x if self.pad is None else F.pad(x[:, :, ::2, ::2],
+                                              (0, 0, 0, 0, self.pad, self.pad))
+        return F.relu(out + sc)
+
+
+class ResNet(nn.Module):
+    def __init__(self, depth, in_c=3, classes=10):
+        super().__init__()
+        n = (depth - 2) // 6
+        self.conv1 = nn.Conv2d(in_c, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        layers, cin = [], 16
+        for s, planes in enumerate([16, 32, 64]):
+            for b in range(n):
+                layers.append(Block(cin, planes, 2 if (s > 0 and b == 0) else 1))
+                cin = planes
+        self.layers = nn.Sequential(*layers)
+        self.linear = nn.Linear(64, classes)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layers(x)
+        return self.linear(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--depth", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--eval", action="store_true")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    m = ResNet(a.depth)
+    x = torch.randn(a.batch, 3, 32, 32)
+    y = torch.randint(0, 10, (a.batch,))
+    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    if a.eval:
+        m.eval()
+    times = []
+    for s in range(a.warmup + a.steps):
+        t0 = time.perf_counter()
+        if a.eval:
+            with torch.no_grad():
+                F.cross_entropy(m(x), y)
+        else:
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(m(x), y).backward()
+            opt.step()
+        if s >= a.warmup:
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    print("pytorch %s resnet%d batch %d threads %d: ms/step min %.2f median %.2f"
+          % ("inference" if a.eval else "training", a.depth, a.batch, a.threads,
+             times[0] * 1e3, times[len(times) // 2] * 1e3))
+    print("img/s: %.1f" % (a.steps * a.batch / sum(times)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,275 @@
+/* src/model/graph.c: model containers, the activation arena and the
+ * forward/backward drivers (see graph.h). */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "cl/ctx.h"
+#include "model/graph.h"
+#include "tensor/tensor_impl.h"
+
+static int grow(void **arr, int *cap, int need, size_t elem)
+{
+    if (need <= *cap)
+        return 1;
+    int nc = *cap ? *cap * 2 : 16;
+    while (nc < need)
+        nc *= 2;
+    void *n = realloc(*arr, (size_t)nc * elem);
+    if (!n)
+        return 0;
+    memset((char *)n + (size_t)*cap * elem, 0, (size_t)(nc - *cap) * elem);
+    *arr = n;
+    *cap = nc;
+    return 1;
+}
+
+qg_status qg__model_new(qg_ctx *ctx, const char *arch, int in_c, int in_h, int in_w,
+                        int classes, qg_model **out)
+{
+    *out = NULL;
+    qg_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return qg__error(ctx, QG_ERR_NOMEM, "out of memory creating model");
+    m->ctx = ctx;
+    snprintf(m->arch, sizeof m->arch, "%s", arch);
+    m->in_c = in_c;
+    m->in_h = in_h;
+    m->in_w = in_w;
+    m->classes = classes;
+    if (qg__model_add_act(m, in_c, in_h, in_w) != 0) {
+        qg__model_free(m);
+        return qg__error(ctx, QG_ERR_NOMEM, "out of memory creating model");
+    }
+    *out = m;
+    return QG_OK;
+}
+
+static void free_arena(qg_model *m)
+{
+    for (int i = 0; i < m->nacts; i++) {
+        qg_tensor_free(m->acts[i].value);
+        qg_tensor_free(m->acts[i].grad);
+        m->acts[i].value = m->acts[i].grad = NULL;
+    }
+    qg_tensor_free(m->workspace);
+    m->workspace = NULL;
+    if (m->arena)
+        clReleaseMemObject(m->arena);
+    m->arena = NULL;
+    m->batch = 0;
+}
+
+void qg__model_free(qg_model *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < m->nnodes; i++)
+        if (m->nodes[i].ops->destroy)
+            m->nodes[i].ops->destroy(&m->nodes[i]);
+    free_arena(m);
+    qg_tensor_free(m->grad_norm_acc);
+    for (int i = 0; i < m->nparams; i++) {
+        qg_tensor_free(m->params[i].value);
+        qg_tensor_free(m->params[i].grad);
+        qg_tensor_free(m->params[i].state[0]);
+        qg_tensor_free(m->params[i].state[1]);
+    }
+    free(m->nodes);
+    free(m->acts);
+    free(m->params);
+    free(m);
+}
+
+int qg__model_add_act(qg_model *m, int c, int h, int w)
+{
+    if (!grow((void **)&m->acts, &m->cap_acts, m->nacts + 1, sizeof *m->acts))
+        return -1;
+    qg_act *a = &m->acts[m->nacts];
+    memset(a, 0, sizeof *a);
+    if (h > 0) {
+        a->ndim = 4;
+        a->shape[1] = c;
+        a->shape[2] = h;
+        a->shape[3] = w;
+    } else {
+        a->ndim = 2;
+        a->shape[1] = c;
+    }
+    return m->nacts++;
+}
+
+int qg__model_add_node(qg_model *m, const qg_node_ops *ops, const char *name, int in0, int in1,
+                       int out, void *priv)
+{
+    if (!grow((void **)&m->nodes, &m->cap_nodes, m->nnodes + 1, sizeof *m->nodes))
+        return -1;
+    qg_node *n = &m->nodes[m->nnodes];
+    n->ops = ops;
+    snprintf(n->name, sizeof n->name, "%s", name ? name : "");
+    n->in[0] = in0;
+    n->in[1] = in1;
+    n->out = out;
+    n->priv = priv;
+    return m->nnodes++;
+}
+
+qg_status qg__model_add_param(qg_model *m, const char *name, qg_param_kind kind, int ndim,
+                              const int64_t *shape, qg_param **p)
+{
+    qg_status st = QG_OK;
+    *p = NULL;
+    if (!grow((void **)&m->params, &m->cap_params, m->nparams + 1, sizeof *m->params))
+        return qg__error(m->ctx, QG_ERR_NOMEM, "out of memory adding parameter '%s'", name);
+    qg_param *q = &m->params[m->nparams];
+    memset(q, 0, sizeof *q);
+    snprintf(q->name, sizeof q->name, "%s", name);
+    q->kind = kind;
+    QG_TRY(qg_tensor_new(m->ctx, ndim, shape, QG_DTYPE_F32, name, &q->value));
+    if (kind != QG_PARAM_BUFFER)
+        QG_TRY(qg_tensor_new(m->ctx, ndim, shape, QG_DTYPE_F32, name, &q->grad));
+    m->nparams++;
+    *p = q;
+    return QG_OK;
+fail:
+    qg_tensor_free(q->value);
+    q->value = NULL;
+    return st;
+}
+
+qg_param *qg__model_find_param(qg_model *m, const char *name)
+{
+    for (int i = 0; i < m->nparams; i++)
+        if (strcmp(m->params[i].name, name) == 0)
+            return &m->params[i];
+    return NULL;
+}
+
+static size_t act_numel(const qg_act *a, int batch)
+{
+    size_t n = (size_t)batch;
+    for (int d = 1; d < a->ndim; d++)
+        n *= (size_t)a->shape[d];
+    return n;
+}
+
+qg_status qg__model_setup(qg_model *m, int batch)
+{
+    qg_status st = QG_OK;
+    cl_int e;
+    if (m->batch == batch && m->arena)
+        return QG_OK;
+    if (batch < 1)
+        return qg__error(m->ctx, QG_ERR_INVALID_ARG, "batch size must be >= 1 (got %d)", batch);
+    free_arena(m);
+    size_t ws = 1;
+    for (int i = 0; i < m->nacts; i++)
+        m->acts[i].shape[0] = batch;
+    m->batch = batch;
+    for (int i = 0; i < m->nnodes; i++) {
+        size_t need = 0;
+        if (m->nodes[i].ops->setup) {
+            QG_TRY(m->nodes[i].ops->setup(&m->nodes[i], m, &need));
+            if (need > ws)
+                ws = need;
+        }
+    }
+    /* One arena: every activation value, then every gradient. Offsets are
+     * aligned to 64 floats so views start on cache lines. */
+    size_t total = 0;
+    size_t *off = calloc((size_t)m->nacts * 2, sizeof *off);
+    if (!off)
+        return qg__error(m->ctx, QG_ERR_NOMEM, "out of memory sizing the arena");
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < m->nacts; i++) {
+            off[k * m->nacts + i] = total;
+            total += (act_numel(&m->acts[i], batch) + 63) / 64 * 64;
+        }
+    if (total > (size_t)0x7fffffff) {
+        free(off);
+        st = qg__error(m->ctx, QG_ERR_NOMEM, "activation arena of %zu floats exceeds 2^31; "
+                       "use a smaller --batch", total);
+        goto fail;
+    }
+    m->arena = clCreateBuffer(m->ctx->context, CL_MEM_READ_WRITE, total * sizeof(float), NULL,
+                              &e);
+    if (e != CL_SUCCESS) {
+        free(off);
+        st = qg__error(m->ctx, QG_ERR_CL, "clCreateBuffer(%zu MiB) for the activation arena "
+                       "(batch %d) failed with %s on device '%s'", (total * 4) >> 20, batch,
+                       qg_cl_error_name(e), m->ctx->info.name);
+        goto fail;
+    }
+    for (int i = 0; i < m->nacts && st == QG_OK; i++) {
+        qg_act *a = &m->acts[i];
+        st = qg__tensor_wrap(m->ctx, m->arena, off[i], a->ndim, a->shape, QG_DTYPE_F32, "act",
+                             &a->value);
+        if (st == QG_OK)
+            st = qg__tensor_wrap(m->ctx, m->arena, off[m->nacts + i], a->ndim, a->shape,
+                                 QG_DTYPE_F32, "grad", &a->grad);
+    }
+    free(off);
+    if (st != QG_OK)
+        goto fail;
+    int64_t wshape[1] = {(int64_t)ws};
+    QG_TRY(qg_tensor_new(m->ctx, 1, wshape, QG_DTYPE_F32, "workspace", &m->workspace));
+    return QG_OK;
+fail:
+    free_arena(m);
+    return st;
+}
+
+qg_tensor *qg__model_input(qg_model *m) { return m->acts[0].value; }
+qg_tensor *qg__model_logits(qg_model *m) { return m->acts[m->nacts - 1].value; }
+qg_tensor *qg__model_logits_grad(qg_model *m) { return m->acts[m->nacts - 1].grad; }
+
+qg_status qg__model_forward(qg_model *m, int train)
+{
+    if (!m->arena)
+        return qg__error(m->ctx, QG_ERR_INVALID_ARG, "model forward before setup");
+    m->train_mode = train;
+    for (int i = 0; i < m->nnodes; i++) {
+        qg_node *n = &m->nodes[i];
+        qg_status st = n->ops->forward(n, m, train);
+        if (st != QG_OK) {
+            qg__error_append(m->ctx, "in forward of %s '%s'", n->ops->type, n->name);
+            return st;
+        }
+    }
+    return QG_OK;
+}
+
+int qg__act_grad_begin(qg_model *m, int id)
+{
+    int acc = m->acts[id].grad_written;
+    m->acts[id].grad_written = 1;
+    return acc;
+}
+
+qg_status qg__model_backward(qg_model *m)
+{
+    for (int i = 0; i < m->nacts; i++)
+        m->acts[i].grad_written = 0;
+    m->acts[m->nacts - 1].grad_written = 1;
+    for (int i = m->nnodes - 1; i >= 0; i--) {
+        qg_node *n = &m->nodes[i];
+        qg_status st = n->ops->backward(n, m);
+        if (st != QG_OK) {
+            qg__error_append(m->ctx, "in backward of %s '%s'", n->ops->type, n->name);
+            return st;
+        }
+    }
+    return QG_OK;
+}
+
+size_t qg__model_param_count(const qg_model *m)
+{
+    size_t n = 0;
+    for (int i = 0; i < m->nparams; i++)
+        if (m->params[i].kind != QG_PARAM_BUFFER)
+            n += qg_tensor_numel(m->params[i].value);
+    return n;
+}

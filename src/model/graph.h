@@ -1,0 +1,120 @@
+/* src/model/graph.h: a model as an ordered list of nodes over numbered
+ * activations (internal).
+ *
+ * Each node reads one or two activations and writes one. Forward runs the
+ * nodes in order; backward runs them in reverse, each adding into the
+ * gradient of its inputs (the first writer of a gradient overwrites, later
+ * writers accumulate, so fan-out such as a residual input needs no zeroing
+ * pass). Activation values and gradients are views into one device arena
+ * sized once by qg__model_setup, so a training step allocates nothing.
+ * Parameters belong to their node and carry PyTorch state-dict names. */
+#ifndef QG_MODEL_GRAPH_H
+#define QG_MODEL_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <CL/cl.h>
+#include "qgate/tensor.h"
+
+typedef struct qg_model qg_model;
+typedef struct qg_node qg_node;
+
+typedef enum qg_param_kind {
+    QG_PARAM_WEIGHT = 0,   /* conv / linear weights: weight decay applies */
+    QG_PARAM_BIAS = 1,     /* biases */
+    QG_PARAM_BN = 2,       /* batch-norm gamma / beta */
+    QG_PARAM_GATE = 3,     /* gating thresholds */
+    QG_PARAM_CLIP = 4,     /* PACT alpha */
+    QG_PARAM_BUFFER = 5    /* not trained: running statistics, masks */
+} qg_param_kind;
+
+typedef struct qg_param {
+    char name[96];           /* PyTorch state-dict name */
+    qg_param_kind kind;
+    qg_tensor *value;
+    qg_tensor *grad;         /* NULL for buffers */
+    qg_tensor *state[2];     /* optimizer state (momentum / Adam m, v) */
+} qg_param;
+
+typedef struct qg_act {
+    int ndim;
+    int64_t shape[QG_MAX_DIMS];  /* shape[0] is the batch */
+    qg_tensor *value;
+    qg_tensor *grad;
+    int grad_written;        /* set during backward */
+} qg_act;
+
+typedef struct qg_node_ops {
+    const char *type;
+    /* Called once the batch size is known: output shape is already set;
+     * nodes allocate private per-batch buffers here and report workspace
+     * floats they need (shared scratch). */
+    qg_status (*setup)(qg_node *n, qg_model *m, size_t *workspace_floats);
+    qg_status (*forward)(qg_node *n, qg_model *m, int train);
+    qg_status (*backward)(qg_node *n, qg_model *m);
+    void (*destroy)(qg_node *n);
+} qg_node_ops;
+
+struct qg_node {
+    const qg_node_ops *ops;
+    char name[80];           /* state-dict prefix, e.g. "layer1.0.conv1" */
+    int in[2];               /* activation ids (-1 = none) */
+    int out;
+    void *priv;
+};
+
+struct qg_model {
+    qg_ctx *ctx;
+    char arch[64];
+    int in_c, in_h, in_w, classes;
+    int batch;               /* set by setup */
+    qg_node *nodes;
+    int nnodes, cap_nodes;
+    qg_act *acts;
+    int nacts, cap_acts;
+    qg_param *params;
+    int nparams, cap_params;
+    cl_mem arena;            /* activations and their gradients */
+    qg_tensor *workspace;    /* shared scratch (im2col...) */
+    int train_mode;          /* forward(train) was the last forward */
+    qg_tensor *grad_norm_acc; /* 1 float, for gradient clipping */
+};
+
+qg_status qg__model_new(qg_ctx *ctx, const char *arch, int in_c, int in_h, int in_w,
+                        int classes, qg_model **out);
+void qg__model_free(qg_model *m);
+
+/* Adds an activation of per-sample shape (C, H, W) (H = W = 0: rank 2
+ * [N, C]); returns its id. */
+int qg__model_add_act(qg_model *m, int c, int h, int w);
+/* Adds a node; returns its index or -1 on allocation failure. */
+int qg__model_add_node(qg_model *m, const qg_node_ops *ops, const char *name, int in0,
+                       int in1, int out, void *priv);
+/* Creates a parameter tensor owned by the model (zeroed; grad too unless
+ * kind is QG_PARAM_BUFFER) and returns it via *p. */
+qg_status qg__model_add_param(qg_model *m, const char *name, qg_param_kind kind, int ndim,
+                              const int64_t *shape, qg_param **p);
+qg_param *qg__model_find_param(qg_model *m, const char *name);
+
+/* Sizes the arena and the workspace for `batch` samples. Idempotent for
+ * the same batch; a different batch reallocates. */
+qg_status qg__model_setup(qg_model *m, int batch);
+/* Input activation is id 0; the logits are the last activation. */
+qg_tensor *qg__model_input(qg_model *m);
+qg_tensor *qg__model_logits(qg_model *m);
+qg_tensor *qg__model_logits_grad(qg_model *m);
+/* Runs the first `n` samples' worth of the batch (n <= batch). */
+qg_status qg__model_forward(qg_model *m, int train);
+/* Backward from the logits gradient; parameter grads are overwritten. */
+qg_status qg__model_backward(qg_model *m);
+
+/* Activation helpers for node implementations. */
+static inline qg_act *qg__act(qg_model *m, int id) { return &m->acts[id]; }
+/* Gradient accumulation flag for input `id`, then marks it written. */
+int qg__act_grad_begin(qg_model *m, int id);
+
+/* Parameter count (trainable elements) and multiply-adds per sample of
+ * the nodes that report them (conv, linear). */
+size_t qg__model_param_count(const qg_model *m);
+
+#endif

@@ -1,0 +1,435 @@
+/* src/model/nodes.c: the basic node types of graph.h. Kernels live in
+ * src/ops/ (conv.h, layers.h, eltwise.h); this file only wires them to
+ * activations and parameters. */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "cl/ctx.h"
+#include "model/nodes.h"
+#include "ops/conv.h"
+#include "ops/eltwise.h"
+#include "ops/layers.h"
+#include "tensor/tensor_impl.h"
+
+#define IN0(n, m) qg__act((m), (n)->in[0])
+#define IN1(n, m) qg__act((m), (n)->in[1])
+#define OUT(n, m) qg__act((m), (n)->out)
+
+static qg_status fill_normal(qg_param *p, double stddev, qg_rng *rng)
+{
+    size_t n = qg_tensor_numel(p->value);
+    float *h = malloc(n * sizeof *h);
+    if (!h)
+        return qg__error(p->value->ctx, QG_ERR_NOMEM, "out of memory initialising '%s'", p->name);
+    for (size_t i = 0; i < n; i++)
+        h[i] = (float)(qg__rng_normal(rng) * stddev);
+    qg_status st = qg_tensor_write(p->value, h, n * sizeof *h);
+    free(h);
+    return st;
+}
+
+static qg_status fill_uniform(qg_param *p, double bound, qg_rng *rng)
+{
+    size_t n = qg_tensor_numel(p->value);
+    float *h = malloc(n * sizeof *h);
+    if (!h)
+        return qg__error(p->value->ctx, QG_ERR_NOMEM, "out of memory initialising '%s'", p->name);
+    for (size_t i = 0; i < n; i++)
+        h[i] = (float)((2.0 * qg__rng_uniform(rng) - 1.0) * bound);
+    qg_status st = qg_tensor_write(p->value, h, n * sizeof *h);
+    free(h);
+    return st;
+}
+
+static qg_status fill_const(qg_param *p, float v)
+{
+    size_t n = qg_tensor_numel(p->value);
+    float *h = malloc(n * sizeof *h);
+    if (!h)
+        return qg__error(p->value->ctx, QG_ERR_NOMEM, "out of memory initialising '%s'", p->name);
+    for (size_t i = 0; i < n; i++)
+        h[i] = v;
+    qg_status st = qg_tensor_write(p->value, h, n * sizeof *h);
+    free(h);
+    return st;
+}
+
+static void destroy_free(qg_node *n)
+{
+    free(n->priv);
+    n->priv = NULL;
+}
+
+/* ---- conv ---------------------------------------------------------------- */
+
+typedef struct conv_priv {
+    int cout, k, stride, pad, groups;
+    qg_conv_desc d;
+    qg_param *w, *b;
+} conv_priv;
+
+static qg_status conv_setup(qg_node *n, qg_model *m, size_t *ws)
+{
+    conv_priv *p = n->priv;
+    qg_act *x = IN0(n, m);
+    qg_status st = qg__conv_desc_init(m->ctx, &p->d, m->batch, (int)x->shape[1],
+                                      (int)x->shape[2], (int)x->shape[3], p->cout, p->k, p->k,
+                                      p->stride, p->pad, p->groups);
+    if (st == QG_OK)
+        *ws = qg__conv_workspace_floats(&p->d);
+    return st;
+}
+
+static qg_status conv_forward(qg_node *n, qg_model *m, int train)
+{
+    conv_priv *p = n->priv;
+    return qg__conv2d_fwd(m->ctx, &p->d, IN0(n, m)->value, p->w->value,
+                          p->b ? p->b->value : NULL, OUT(n, m)->value, m->workspace);
+}
+
+static qg_status conv_backward(qg_node *n, qg_model *m)
+{
+    conv_priv *p = n->priv;
+    qg_status st = QG_OK;
+    /* The network input needs no gradient. */
+    if (n->in[0] != 0)
+        st = qg__conv2d_bwd_data(m->ctx, &p->d, OUT(n, m)->grad, p->w->value, IN0(n, m)->grad,
+                                 m->workspace, qg__act_grad_begin(m, n->in[0]));
+    if (st == QG_OK)
+        st = qg__conv2d_bwd_weight(m->ctx, &p->d, IN0(n, m)->value, OUT(n, m)->grad,
+                                   p->w->grad, p->b ? p->b->grad : NULL, m->workspace, 0);
+    return st;
+}
+
+static const qg_node_ops conv_ops = {"conv2d", conv_setup, conv_forward, conv_backward,
+                                     destroy_free};
+
+int qg__node_conv(qg_model *m, const char *name, int in, int cout, int k, int stride, int pad,
+                  int groups, int bias, qg_rng *rng)
+{
+    qg_act *x = qg__act(m, in);
+    int cin = (int)x->shape[1], h = (int)x->shape[2], w = (int)x->shape[3];
+    if (cin % groups || cout % groups) {
+        qg__error(m->ctx, QG_ERR_SHAPE, "%s: channels %d->%d not divisible by groups %d", name,
+                  cin, cout, groups);
+        return -1;
+    }
+    int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+    conv_priv *p = calloc(1, sizeof *p);
+    if (!p) {
+        qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
+        return -1;
+    }
+    *p = (conv_priv){.cout = cout, .k = k, .stride = stride, .pad = pad, .groups = groups};
+    char pn[128];
+    int64_t ws[4] = {cout, cin / groups, k, k}, bs[1] = {cout};
+    snprintf(pn, sizeof pn, "%s.weight", name);
+    /* Kaiming normal, fan_in, gain sqrt(2): the CIFAR ResNet's init. */
+    double fan_in = (double)(cin / groups) * k * k;
+    if (qg__model_add_param(m, pn, QG_PARAM_WEIGHT, 4, ws, &p->w) != QG_OK ||
+        fill_normal(p->w, sqrt(2.0 / fan_in), rng) != QG_OK)
+        goto fail;
+    if (bias) {
+        snprintf(pn, sizeof pn, "%s.bias", name);
+        if (qg__model_add_param(m, pn, QG_PARAM_BIAS, 1, bs, &p->b) != QG_OK ||
+            fill_uniform(p->b, 1.0 / sqrt(fan_in), rng) != QG_OK)
+            goto fail;
+    }
+    int out = qg__model_add_act(m, cout, oh, ow);
+    if (out < 0 || qg__model_add_node(m, &conv_ops, name, in, -1, out, p) < 0)
+        goto fail;
+    return out;
+fail:
+    free(p);
+    return -1;
+}
+
+/* ---- batch norm ---------------------------------------------------------- */
+
+typedef struct bn_priv {
+    qg_param *gamma, *beta, *mean, *var;
+    qg_tensor *save_mean, *save_invstd;
+} bn_priv;
+
+static qg_status bn_setup(qg_node *n, qg_model *m, size_t *ws)
+{
+    bn_priv *p = n->priv;
+    int64_t c[1] = {IN0(n, m)->shape[1]};
+    qg_status st = QG_OK;
+    if (!p->save_mean) {
+        QG_TRY(qg_tensor_new(m->ctx, 1, c, QG_DTYPE_F32, "bn.save_mean", &p->save_mean));
+        QG_TRY(qg_tensor_new(m->ctx, 1, c, QG_DTYPE_F32, "bn.save_invstd", &p->save_invstd));
+    }
+fail:
+    return st;
+}
+
+static qg_status bn_forward(qg_node *n, qg_model *m, int train)
+{
+    bn_priv *p = n->priv;
+    if (train)
+        return qg__bn_fwd_train(m->ctx, IN0(n, m)->value, p->gamma->value, p->beta->value,
+                                p->mean->value, p->var->value, 0.1f, 1e-5f, OUT(n, m)->value,
+                                p->save_mean, p->save_invstd);
+    return qg__bn_fwd_eval(m->ctx, IN0(n, m)->value, p->gamma->value, p->beta->value,
+                           p->mean->value, p->var->value, 1e-5f, OUT(n, m)->value);
+}
+
+static qg_status bn_backward(qg_node *n, qg_model *m)
+{
+    bn_priv *p = n->priv;
+    return qg__bn_bwd(m->ctx, IN0(n, m)->value, OUT(n, m)->grad, p->gamma->value, p->save_mean,
+                      p->save_invstd, IN0(n, m)->grad, p->gamma->grad, p->beta->grad,
+                      qg__act_grad_begin(m, n->in[0]));
+}
+
+static void bn_destroy(qg_node *n)
+{
+    bn_priv *p = n->priv;
+    if (p) {
+        qg_tensor_free(p->save_mean);
+        qg_tensor_free(p->save_invstd);
+    }
+    destroy_free(n);
+}
+
+static const qg_node_ops bn_ops = {"batchnorm2d", bn_setup, bn_forward, bn_backward, bn_destroy};
+
+int qg__node_bn(qg_model *m, const char *name, int in)
+{
+    qg_act *x = qg__act(m, in);
+    int c = (int)x->shape[1];
+    bn_priv *p = calloc(1, sizeof *p);
+    if (!p) {
+        qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
+        return -1;
+    }
+    char pn[128];
+    int64_t cs[1] = {c};
+    snprintf(pn, sizeof pn, "%s.weight", name);
+    if (qg__model_add_param(m, pn, QG_PARAM_BN, 1, cs, &p->gamma) != QG_OK ||
+        fill_const(p->gamma, 1.0f) != QG_OK)
+        goto fail;
+    snprintf(pn, sizeof pn, "%s.bias", name);
+    if (qg__model_add_param(m, pn, QG_PARAM_BN, 1, cs, &p->beta) != QG_OK)
+        goto fail;
+    snprintf(pn, sizeof pn, "%s.running_mean", name);
+    if (qg__model_add_param(m, pn, QG_PARAM_BUFFER, 1, cs, &p->mean) != QG_OK)
+        goto fail;
+    snprintf(pn, sizeof pn, "%s.running_var", name);
+    if (qg__model_add_param(m, pn, QG_PARAM_BUFFER, 1, cs, &p->var) != QG_OK ||
+        fill_const(p->var, 1.0f) != QG_OK)
+        goto fail;
+    int out = x->ndim == 4 ? qg__model_add_act(m, c, (int)x->shape[2], (int)x->shape[3])
+                           : qg__model_add_act(m, c, 0, 0);
+    if (out < 0 || qg__model_add_node(m, &bn_ops, name, in, -1, out, p) < 0)
+        goto fail;
+    return out;
+fail:
+    free(p);
+    return -1;
+}
+
+/* ---- relu ---------------------------------------------------------------- */
+
+static qg_status relu_forward(qg_node *n, qg_model *m, int train)
+{
+    return qg__relu_fwd(m->ctx, IN0(n, m)->value, OUT(n, m)->value);
+}
+
+static qg_status relu_backward(qg_node *n, qg_model *m)
+{
+    return qg__relu_bwd(m->ctx, IN0(n, m)->value, OUT(n, m)->grad, IN0(n, m)->grad,
+                        qg__act_grad_begin(m, n->in[0]));
+}
+
+static const qg_node_ops relu_ops = {"relu", NULL, relu_forward, relu_backward, NULL};
+
+static int same_shape_act(qg_model *m, int in)
+{
+    qg_act *x = qg__act(m, in);
+    return x->ndim == 4 ? qg__model_add_act(m, (int)x->shape[1], (int)x->shape[2],
+                                            (int)x->shape[3])
+                        : qg__model_add_act(m, (int)x->shape[1], 0, 0);
+}
+
+int qg__node_relu(qg_model *m, const char *name, int in)
+{
+    int out = same_shape_act(m, in);
+    if (out < 0 || qg__model_add_node(m, &relu_ops, name, in, -1, out, NULL) < 0) {
+        qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
+        return -1;
+    }
+    return out;
+}
+
+/* ---- residual add -------------------------------------------------------- */
+
+typedef struct residual_priv {
+    int stride;
+    int option_a;    /* shapes differ: subsample + zero-pad channels */
+} residual_priv;
+
+static qg_status residual_forward(qg_node *n, qg_model *m, int train)
+{
+    residual_priv *p = n->priv;
+    if (!p->option_a)
+        return qg__eltwise_add(m->ctx, IN0(n, m)->value, IN1(n, m)->value, OUT(n, m)->value);
+    qg_status st = qg__eltwise_axpby(m->ctx, 1.0f, IN0(n, m)->value, 0.0f, OUT(n, m)->value);
+    if (st == QG_OK)
+        st = qg__shortcut_a_fwd(m->ctx, IN1(n, m)->value, p->stride, OUT(n, m)->value, 1);
+    return st;
+}
+
+static qg_status pass_grad(qg_model *m, const qg_tensor *dy, int id)
+{
+    int acc = qg__act_grad_begin(m, id);
+    return qg__eltwise_axpby(m->ctx, 1.0f, dy, acc ? 1.0f : 0.0f, qg__act(m, id)->grad);
+}
+
+static qg_status residual_backward(qg_node *n, qg_model *m)
+{
+    residual_priv *p = n->priv;
+    const qg_tensor *dy = OUT(n, m)->grad;
+    qg_status st = pass_grad(m, dy, n->in[0]);
+    if (st != QG_OK)
+        return st;
+    if (!p->option_a)
+        return pass_grad(m, dy, n->in[1]);
+    return qg__shortcut_a_bwd(m->ctx, dy, p->stride, IN1(n, m)->grad,
+                              qg__act_grad_begin(m, n->in[1]));
+}
+
+static const qg_node_ops residual_ops = {"residual", NULL, residual_forward, residual_backward,
+                                         destroy_free};
+
+int qg__node_residual(qg_model *m, const char *name, int main_in, int x_in, int stride)
+{
+    qg_act *a = qg__act(m, main_in), *x = qg__act(m, x_in);
+    residual_priv *p = calloc(1, sizeof *p);
+    if (!p) {
+        qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
+        return -1;
+    }
+    p->stride = stride;
+    p->option_a = memcmp(a->shape + 1, x->shape + 1, 3 * sizeof a->shape[0]) != 0;
+    if (p->option_a && ((a->shape[1] - x->shape[1]) % 2 != 0 ||
+                        a->shape[2] != (x->shape[2] + stride - 1) / stride)) {
+        free(p);
+        qg__error(m->ctx, QG_ERR_SHAPE, "%s: cannot map %lldx%lldx%lld onto %lldx%lldx%lld with "
+                  "an option-A shortcut", name, (long long)x->shape[1], (long long)x->shape[2],
+                  (long long)x->shape[3], (long long)a->shape[1], (long long)a->shape[2],
+                  (long long)a->shape[3]);
+        return -1;
+    }
+    int out = same_shape_act(m, main_in);
+    if (out < 0 || qg__model_add_node(m, &residual_ops, name, main_in, x_in, out, p) < 0) {
+        free(p);
+        qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
+        return -1;
+    }
+    return out;
+}
+
+/* ---- global average pool ------------------------------------------------- */
+
+static qg_status gap_forward(qg_node *n, qg_model *m, int train)
+{
+    return qg__gap_fwd(m->ctx, IN0(n, m)->value, OUT(n, m)->value);
+}
+
+static qg_status gap_backward(qg_node *n, qg_model *m)
+{
+    /* qg__gap_bwd overwrites: the pooled tensor feeds only this node. */
+    QG_ASSERT(!qg__act_grad_begin(m, n->in[0]));
+    return qg__gap_bwd(m->ctx, OUT(n, m)->grad, IN0(n, m)->grad);
+}
+
+static const qg_node_ops gap_ops = {"avgpool", NULL, gap_forward, gap_backward, NULL};
+
+int qg__node_gap(qg_model *m, const char *name, int in)
+{
+    int out = qg__model_add_act(m, (int)qg__act(m, in)->shape[1], 0, 0);
+    if (out < 0 || qg__model_add_node(m, &gap_ops, name, in, -1, out, NULL) < 0) {
+        qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
+        return -1;
+    }
+    return out;
+}
+
+/* ---- linear -------------------------------------------------------------- */
+
+typedef struct linear_priv {
+    int in_f, out_f;
+    qg_param *w, *b;
+} linear_priv;
+
+static qg_status linear_forward(qg_node *n, qg_model *m, int train)
+{
+    linear_priv *p = n->priv;
+    return qg__linear_fwd(m->ctx, m->batch, p->in_f, p->out_f, IN0(n, m)->value, p->w->value,
+                          p->b->value, OUT(n, m)->value);
+}
+
+static qg_status linear_backward(qg_node *n, qg_model *m)
+{
+    linear_priv *p = n->priv;
+    QG_ASSERT(!qg__act_grad_begin(m, n->in[0]));
+    return qg__linear_bwd(m->ctx, m->batch, p->in_f, p->out_f, IN0(n, m)->value, p->w->value,
+                          OUT(n, m)->grad, IN0(n, m)->grad, p->w->grad, p->b->grad, 0);
+}
+
+static const qg_node_ops linear_ops = {"linear", NULL, linear_forward, linear_backward,
+                                       destroy_free};
+
+int qg__node_linear(qg_model *m, const char *name, int in, int out_features, qg_rng *rng)
+{
+    qg_act *x = qg__act(m, in);
+    int in_f = (int)x->shape[1];
+    for (int d = 2; d < x->ndim; d++)
+        in_f *= (int)x->shape[d];
+    linear_priv *p = calloc(1, sizeof *p);
+    if (!p) {
+        qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
+        return -1;
+    }
+    p->in_f = in_f;
+    p->out_f = out_features;
+    char pn[128];
+    int64_t ws[2] = {out_features, in_f}, bs[1] = {out_features};
+    snprintf(pn, sizeof pn, "%s.weight", name);
+    if (qg__model_add_param(m, pn, QG_PARAM_WEIGHT, 2, ws, &p->w) != QG_OK ||
+        fill_normal(p->w, sqrt(2.0 / in_f), rng) != QG_OK)
+        goto fail;
+    snprintf(pn, sizeof pn, "%s.bias", name);
+    if (qg__model_add_param(m, pn, QG_PARAM_BIAS, 1, bs, &p->b) != QG_OK ||
+        fill_uniform(p->b, 1.0 / sqrt((double)in_f), rng) != QG_OK)
+        goto fail;
+    int out = qg__model_add_act(m, out_features, 0, 0);
+    if (out < 0 || qg__model_add_node(m, &linear_ops, name, in, -1, out, p) < 0)
+        goto fail;
+    return out;
+fail:
+    free(p);
+    return -1;
+}
+
+double qg__node_macs(const qg_model *m, const qg_node *n)
+{
+    if (n->ops == &conv_ops) {
+        const conv_priv *p = n->priv;
+        const qg_act *x = &m->acts[n->in[0]], *y = &m->acts[n->out];
+        return (double)p->cout * y->shape[2] * y->shape[3] * (x->shape[1] / p->groups) * p->k *
+               p->k;
+    }
+    if (n->ops == &linear_ops) {
+        const linear_priv *p = n->priv;
+        return (double)p->in_f * p->out_f;
+    }
+    return 0;
+}

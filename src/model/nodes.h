@@ -1,0 +1,24 @@
+/* src/model/nodes.h: builders for the basic node types (conv, bn, relu,
+ * residual add, global average pool, linear). Each adds its parameters to
+ * the model under PyTorch state-dict names and returns the output
+ * activation id, or -1 with the error recorded in the context. */
+#ifndef QG_MODEL_NODES_H
+#define QG_MODEL_NODES_H
+
+#include "core/rng.h"
+#include "model/graph.h"
+
+int qg__node_conv(qg_model *m, const char *name, int in, int cout, int k, int stride, int pad,
+                  int groups, int bias, qg_rng *rng);
+int qg__node_bn(qg_model *m, const char *name, int in);
+int qg__node_relu(qg_model *m, const char *name, int in);
+/* out = main + shortcut(x): identity when shapes match, else option A
+ * (stride-2 subsample, zero-padded channels). */
+int qg__node_residual(qg_model *m, const char *name, int main_in, int x_in, int stride);
+int qg__node_gap(qg_model *m, const char *name, int in);
+int qg__node_linear(qg_model *m, const char *name, int in, int out_features, qg_rng *rng);
+
+/* Multiply-adds per sample of a node (0 for the cheap ones). */
+double qg__node_macs(const qg_model *m, const qg_node *n);
+
+#endif

@@ -1,0 +1,90 @@
+/* src/model/resnet.c: CIFAR ResNet builder (see resnet.h). */
+#include "config.h"
+
+#include <stdio.h>
+
+#include "core/error.h"
+#include "model/nodes.h"
+#include "model/resnet.h"
+
+static int basic_block(qg_model *m, const char *name, int x, int planes, int stride,
+                       char shortcut, qg_rng *rng)
+{
+    char n[96];
+    int cin = (int)qg__act(m, x)->shape[1];
+    snprintf(n, sizeof n, "%s.conv1", name);
+    int h = qg__node_conv(m, n, x, planes, 3, stride, 1, 1, 0, rng);
+    snprintf(n, sizeof n, "%s.bn1", name);
+    if (h >= 0)
+        h = qg__node_bn(m, n, h);
+    snprintf(n, sizeof n, "%s.relu1", name);
+    if (h >= 0)
+        h = qg__node_relu(m, n, h);
+    snprintf(n, sizeof n, "%s.conv2", name);
+    if (h >= 0)
+        h = qg__node_conv(m, n, h, planes, 3, 1, 1, 1, 0, rng);
+    snprintf(n, sizeof n, "%s.bn2", name);
+    if (h >= 0)
+        h = qg__node_bn(m, n, h);
+    int sc = x;
+    if (h >= 0 && shortcut == 'B' && (stride != 1 || cin != planes)) {
+        snprintf(n, sizeof n, "%s.shortcut.0", name);
+        sc = qg__node_conv(m, n, x, planes, 1, stride, 0, 1, 0, rng);
+        snprintf(n, sizeof n, "%s.shortcut.1", name);
+        if (sc >= 0)
+            sc = qg__node_bn(m, n, sc);
+        if (sc < 0)
+            return -1;
+    }
+    snprintf(n, sizeof n, "%s.add", name);
+    if (h >= 0)
+        h = qg__node_residual(m, n, h, sc, stride);
+    snprintf(n, sizeof n, "%s.relu2", name);
+    if (h >= 0)
+        h = qg__node_relu(m, n, h);
+    return h;
+}
+
+qg_status qg__model_resnet_cifar(qg_ctx *ctx, const qg_resnet_opts *o, qg_model **out)
+{
+    qg_model *m = NULL;
+    *out = NULL;
+    if (o->depth < 8 || (o->depth - 2) % 6 != 0)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "ResNet depth %d is not 6n+2 (20, 32, 44, "
+                         "56, 110)", o->depth);
+    if (o->shortcut != 'A' && o->shortcut != 'B')
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "shortcut option must be A or B, not '%c'",
+                         o->shortcut);
+    char arch[32];
+    snprintf(arch, sizeof arch, "resnet%d", o->depth);
+    qg_status st = qg__model_new(ctx, arch, o->in_c, o->in_h, o->in_w, o->classes, &m);
+    if (st != QG_OK)
+        return st;
+    qg_rng rng = {o->seed * 0x2545F4914F6CDD1DULL + 1};
+    int blocks = (o->depth - 2) / 6;
+    int x = qg__node_conv(m, "conv1", 0, 16, 3, 1, 1, 1, 0, &rng);
+    if (x >= 0)
+        x = qg__node_bn(m, "bn1", x);
+    if (x >= 0)
+        x = qg__node_relu(m, "relu", x);
+    static const int planes[3] = {16, 32, 64};
+    for (int s = 0; s < 3 && x >= 0; s++)
+        for (int b = 0; b < blocks && x >= 0; b++) {
+            char name[32];
+            snprintf(name, sizeof name, "layer%d.%d", s + 1, b);
+            x = basic_block(m, name, x, planes[s], (s > 0 && b == 0) ? 2 : 1, o->shortcut, &rng);
+        }
+    if (x >= 0)
+        x = qg__node_gap(m, "avgpool", x);
+    if (x >= 0)
+        x = qg__node_linear(m, "linear", x, o->classes, &rng);
+    if (x < 0) {
+        st = QG_ERR_NOMEM;
+        if (qg_ctx_last_error(ctx)[0] == 0)
+            qg__error(ctx, st, "building %s failed", arch);
+        qg__model_free(m);
+        return st;
+    }
+    *out = m;
+    return QG_OK;
+}

@@ -1,0 +1,22 @@
+/* src/model/resnet.h: CIFAR-style ResNets (He et al. 2016, §4.2, in
+ * Idelbayev's PyTorch form): depth = 6n+2, three stages of n BasicBlocks
+ * with 16/32/64 channels, option A (zero-pad) or B (1x1 conv + BN)
+ * shortcuts. State-dict names match that PyTorch model: conv1, bn1,
+ * layer1.0.conv1, ..., layer2.0.shortcut.0 (option B), linear. */
+#ifndef QG_MODEL_RESNET_H
+#define QG_MODEL_RESNET_H
+
+#include <stdint.h>
+#include "model/graph.h"
+
+typedef struct qg_resnet_opts {
+    int depth;          /* 20, 32, 44, 56, 110: 6n+2 */
+    char shortcut;      /* 'A' or 'B' */
+    int in_c, in_h, in_w;
+    int classes;
+    uint64_t seed;      /* weight initialisation */
+} qg_resnet_opts;
+
+qg_status qg__model_resnet_cifar(qg_ctx *ctx, const qg_resnet_opts *o, qg_model **out);
+
+#endif

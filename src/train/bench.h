@@ -1,0 +1,28 @@
+/* src/train/bench.h: `qgate bench train`: training (or inference) steps of
+ * a model on synthetic data, timed after warm-up. */
+#ifndef QG_TRAIN_BENCH_H
+#define QG_TRAIN_BENCH_H
+
+#include "train/trainer.h"
+
+typedef struct qg_bench_cfg {
+    const char *device;
+    const char *model;
+    char shortcut;
+    int in_c, in_h, in_w, classes;
+    int batch;
+    int warmup, steps;
+    int eval;                /* time inference instead of training */
+    int verbose;
+} qg_bench_cfg;
+
+typedef struct qg_bench_result {
+    double img_per_s;
+    double ms_per_step_min, ms_per_step_median;
+    double device_bytes;     /* activations + workspace + parameters + optimizer state */
+    double macs_per_image;   /* forward multiply-adds */
+} qg_bench_result;
+
+qg_status qg__bench_train(const qg_bench_cfg *cfg, qg_bench_result *out);
+
+#endif

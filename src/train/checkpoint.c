@@ -1,0 +1,107 @@
+/* src/train/checkpoint.c: model <-> safetensors (see checkpoint.h). */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "train/checkpoint.h"
+#include "tensor/tensor_impl.h"
+
+static const char *state_names[2] = {"state0", "state1"};
+
+qg_status qg__checkpoint_save(qg_model *m, const char *path, const qg_st_meta *meta,
+                              size_t nmeta, int with_optimizer)
+{
+    qg_status st = QG_OK;
+    size_t cap = (size_t)m->nparams * 3, n = 0;
+    qg_st_tensor *ts = calloc(cap, sizeof *ts);
+    char **names = calloc(cap, sizeof *names);
+    void **bufs = calloc(cap, sizeof *bufs);
+    if (!ts || !names || !bufs) {
+        st = qg__error(m->ctx, QG_ERR_NOMEM, "out of memory saving '%s'", path);
+        goto fail;
+    }
+    for (int i = 0; i < m->nparams; i++) {
+        qg_param *p = &m->params[i];
+        for (int k = -1; k < 2; k++) {
+            qg_tensor *t = k < 0 ? p->value : (with_optimizer ? p->state[k] : NULL);
+            if (!t)
+                continue;
+            size_t bytes = qg_tensor_numel(t) * sizeof(float);
+            bufs[n] = malloc(bytes ? bytes : 1);
+            names[n] = malloc(strlen(p->name) + 32);
+            if (!bufs[n] || !names[n]) {
+                st = qg__error(m->ctx, QG_ERR_NOMEM, "out of memory saving '%s'", path);
+                n++;
+                goto fail;
+            }
+            if (k < 0)
+                strcpy(names[n], p->name);
+            else
+                sprintf(names[n], "optimizer.%s.%s", p->name, state_names[k]);
+            st = qg_tensor_read(t, bufs[n], bytes);
+            if (st != QG_OK) {
+                n++;
+                goto fail;
+            }
+            ts[n].name = names[n];
+            ts[n].dtype = QG_DTYPE_F32;
+            ts[n].ndim = t->ndim;
+            memcpy(ts[n].shape, t->shape, sizeof ts[n].shape);
+            ts[n].data = bufs[n];
+            n++;
+        }
+    }
+    st = qg__safetensors_write(path, ts, n, meta, nmeta);
+    if (st != QG_OK)
+        qg__error(m->ctx, st, "%s", qg_last_error());
+fail:
+    for (size_t i = 0; i < n; i++) {
+        free(bufs[i]);
+        free(names[i]);
+    }
+    free(ts);
+    free(names);
+    free(bufs);
+    return st;
+}
+
+static qg_status load_one(qg_model *m, const qg_st_file *f, const char *path, const char *name,
+                          qg_tensor *t, int required)
+{
+    const qg_st_tensor *e = qg__safetensors_get(f, name);
+    if (!e) {
+        if (!required)
+            return QG_OK;
+        return qg__error(m->ctx, QG_ERR_FORMAT, "checkpoint '%s' has no tensor '%s'", path,
+                         name);
+    }
+    size_t n = 1;
+    for (int d = 0; d < e->ndim; d++)
+        n *= (size_t)e->shape[d];
+    if (e->dtype != QG_DTYPE_F32 || n != qg_tensor_numel(t))
+        return qg__error(m->ctx, QG_ERR_SHAPE, "checkpoint '%s': tensor '%s' is %s with %zu "
+                         "elements, the model expects F32 with %zu", path, name,
+                         qg_dtype_name(e->dtype), n, qg_tensor_numel(t));
+    return qg_tensor_write(t, e->data, n * sizeof(float));
+}
+
+qg_status qg__checkpoint_load(qg_model *m, const qg_st_file *f, const char *path,
+                              int with_optimizer)
+{
+    qg_status st = QG_OK;
+    char name[160];
+    for (int i = 0; i < m->nparams && st == QG_OK; i++) {
+        qg_param *p = &m->params[i];
+        st = load_one(m, f, path, p->name, p->value, 1);
+        for (int k = 0; k < 2 && st == QG_OK && with_optimizer; k++) {
+            if (!p->state[k])
+                continue;
+            snprintf(name, sizeof name, "optimizer.%s.%s", p->name, state_names[k]);
+            st = load_one(m, f, path, name, p->state[k], 1);
+        }
+    }
+    return st;
+}

@@ -1,0 +1,19 @@
+/* src/train/checkpoint.h: model parameters and optimizer state to and
+ * from safetensors files (src/model/safetensors.h). Parameter tensors keep
+ * their PyTorch state-dict names; optimizer state is stored as
+ * "optimizer.<param>.<state>" so a PyTorch user can drop those keys. */
+#ifndef QG_TRAIN_CHECKPOINT_H
+#define QG_TRAIN_CHECKPOINT_H
+
+#include "model/graph.h"
+#include "model/safetensors.h"
+
+/* Writes atomically; `meta` adds to the qgate metadata (arch, shapes). */
+qg_status qg__checkpoint_save(qg_model *m, const char *path, const qg_st_meta *meta,
+                              size_t nmeta, int with_optimizer);
+/* Loads every parameter of `m` from an opened file; shapes must match. A
+ * missing tensor or a wrong shape names the tensor and the file. */
+qg_status qg__checkpoint_load(qg_model *m, const qg_st_file *f, const char *path,
+                              int with_optimizer);
+
+#endif

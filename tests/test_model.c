@@ -1,0 +1,255 @@
+/* tests/test_model.c: the ResNet builder, whole-model gradients against
+ * finite differences of the device forward pass, optimizer schedules,
+ * and end-to-end training, checkpoint, resume and eval on a slice of
+ * Fashion-MNIST. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "support/support.h"
+#include "cl/ctx.h"
+#include "model/resnet.h"
+#include "model/safetensors.h"
+#include "ops/layers.h"
+#include "train/optim.h"
+#include "train/trainer.h"
+
+TestSuite(model, .fini = qg_test_ctx_free);
+
+Test(model, resnet20_has_pytorch_names_and_counts)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    qg_model *m;
+    qg_resnet_opts o = {.depth = 20, .shortcut = 'A', .in_c = 3, .in_h = 32, .in_w = 32,
+                        .classes = 10, .seed = 1};
+    QG_EXPECT_OK(qg__model_resnet_cifar(ctx, &o, &m));
+    /* Counts from the PyTorch model (Idelbayev's resnet20): 269,722
+     * trainable parameters, 97 state-dict entries without
+     * num_batches_tracked. */
+    cr_expect_eq(qg__model_param_count(m), 269722);
+    cr_expect_eq(m->nparams, 97);
+    cr_expect_str_eq(m->params[0].name, "conv1.weight");
+    cr_expect_not_null(qg__model_find_param(m, "bn1.running_var"));
+    cr_expect_not_null(qg__model_find_param(m, "layer1.0.conv1.weight"));
+    cr_expect_not_null(qg__model_find_param(m, "layer3.2.bn2.bias"));
+    cr_expect_not_null(qg__model_find_param(m, "linear.weight"));
+    cr_expect_null(qg__model_find_param(m, "layer2.0.shortcut.0.weight"));
+    qg__model_free(m);
+
+    o.shortcut = 'B';
+    QG_EXPECT_OK(qg__model_resnet_cifar(ctx, &o, &m));
+    cr_expect_not_null(qg__model_find_param(m, "layer2.0.shortcut.0.weight"));
+    cr_expect_not_null(qg__model_find_param(m, "layer3.0.shortcut.1.running_mean"));
+    qg__model_free(m);
+
+    o.depth = 21;
+    cr_expect_eq(qg__model_resnet_cifar(ctx, &o, &m), QG_ERR_INVALID_ARG);
+}
+
+static float device_loss(qg_ctx *ctx, qg_model *m, qg_tensor *labels, qg_tensor *ls,
+                         qg_tensor *cor, qg_tensor *dlogits)
+{
+    QG_EXPECT_OK(qg__model_forward(m, 1));
+    QG_EXPECT_OK(qg__softmax_ce(ctx, qg__model_logits(m), labels, 1.0f / m->batch, ls, cor,
+                                dlogits));
+    float l;
+    QG_EXPECT_OK(qg_tensor_read(ls, &l, sizeof l));
+    return l / m->batch;
+}
+
+/* Backward of the whole graph (conv, BN in train mode, ReLU, option A
+ * and B shortcuts, pooling, linear) against central differences of the
+ * device forward pass. Float32 forward, so eps is large and the
+ * tolerance loose: |fd - g| <= 2e-3 + 5e-2 |g|. */
+static void gradcheck(char shortcut)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    qg_model *m;
+    qg_resnet_opts o = {.depth = 8, .shortcut = shortcut, .in_c = 2, .in_h = 7, .in_w = 5,
+                        .classes = 4, .seed = 3};
+    QG_EXPECT_OK(qg__model_resnet_cifar(ctx, &o, &m));
+    QG_EXPECT_OK(qg__model_setup(m, 3));
+    size_t nx = qg_tensor_numel(qg__model_input(m));
+    float *x = malloc(nx * sizeof *x);
+    qg_test_fill(x, nx, -1, 1, 11);
+    QG_EXPECT_OK(qg_tensor_write(qg__model_input(m), x, nx * sizeof *x));
+    int32_t lab[3] = {0, 3, 1};
+    int64_t s3[1] = {3}, s1[1] = {1};
+    qg_tensor *labels, *ls, *cor;
+    QG_EXPECT_OK(qg_tensor_new(ctx, 1, s3, QG_DTYPE_I32, "labels", &labels));
+    QG_EXPECT_OK(qg_tensor_write(labels, lab, sizeof lab));
+    QG_EXPECT_OK(qg_tensor_new(ctx, 1, s1, QG_DTYPE_F32, "loss", &ls));
+    QG_EXPECT_OK(qg_tensor_new(ctx, 1, s1, QG_DTYPE_I32, "correct", &cor));
+
+    device_loss(ctx, m, labels, ls, cor, qg__model_logits_grad(m));
+    QG_EXPECT_OK(qg__model_backward(m));
+
+    const char *names[] = {"conv1.weight", "bn1.weight", "layer1.0.conv2.weight",
+                           "layer2.0.bn1.bias", "layer3.0.conv1.weight", "linear.weight",
+                           "linear.bias", shortcut == 'B' ? "layer2.0.shortcut.0.weight"
+                                                          : "layer3.0.bn2.weight"};
+    int bad = 0, checked = 0;
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+        qg_param *p = qg__model_find_param(m, names[k]);
+        cr_assert_not_null(p, "%s", names[k]);
+        float *w = qg_test_read(p->value), *g = qg_test_read(p->grad);
+        size_t n = qg_tensor_numel(p->value);
+        for (int t = 0; t < 3; t++) {
+            size_t i = (size_t)(t * 7919 + 13) % n;
+            float w0 = w[i], eps = 1e-2f;
+            w[i] = w0 + eps;
+            QG_EXPECT_OK(qg_tensor_write(p->value, w, n * sizeof *w));
+            float lp = device_loss(ctx, m, labels, ls, cor, NULL);
+            w[i] = w0 - eps;
+            QG_EXPECT_OK(qg_tensor_write(p->value, w, n * sizeof *w));
+            float lm = device_loss(ctx, m, labels, ls, cor, NULL);
+            w[i] = w0;
+            QG_EXPECT_OK(qg_tensor_write(p->value, w, n * sizeof *w));
+            double fd = ((double)lp - lm) / (2 * eps);
+            checked++;
+            if (fabs(fd - g[i]) > 2e-3 + 5e-2 * fabs(g[i])) {
+                bad++;
+                fprintf(stderr, "gradcheck %c %s[%zu]: analytic %.6g, finite difference %.6g\n",
+                        shortcut, names[k], i, g[i], fd);
+            }
+        }
+        free(w);
+        free(g);
+    }
+    /* ReLU kinks can spoil a finite difference; allow one of 24. */
+    cr_expect_leq(bad, 1, "%d of %d gradient entries disagree", bad, checked);
+    free(x);
+    qg_tensor_free(labels);
+    qg_tensor_free(ls);
+    qg_tensor_free(cor);
+    qg__model_free(m);
+}
+
+Test(model, gradients_match_finite_differences_option_a) { gradcheck('A'); }
+Test(model, gradients_match_finite_differences_option_b) { gradcheck('B'); }
+
+Test(model, schedules_follow_pytorch)
+{
+    qg_schedule s = {.kind = QG_SCHED_MULTISTEP, .gamma = 0.1f, .epochs = 200};
+    cr_assert(qg__schedule_parse_milestones(&s, "100,150"));
+    cr_expect_float_eq(qg__schedule_lr(&s, 0.1f, 99, 0), 0.1f, 1e-9);
+    cr_expect_float_eq(qg__schedule_lr(&s, 0.1f, 100, 0), 0.01f, 1e-9);
+    cr_expect_float_eq(qg__schedule_lr(&s, 0.1f, 150, 0), 0.001f, 1e-9);
+    cr_expect_not(qg__schedule_parse_milestones(&s, "10,x"));
+    qg_schedule c = {.kind = QG_SCHED_COSINE, .epochs = 10};
+    cr_expect_float_eq(qg__schedule_lr(&c, 0.1f, 0, 0), 0.1f, 1e-7);
+    cr_expect_float_eq(qg__schedule_lr(&c, 0.1f, 5, 0), 0.05f, 1e-7);
+    qg_schedule p = {.kind = QG_SCHED_POLY, .epochs = 2, .steps_per_epoch = 10, .power = 1,
+                     .end_lr = 1e-5f};
+    /* PG-TF: linear from 0.5 to 1e-5; halfway is the mean. */
+    cr_expect_float_eq(qg__schedule_lr(&p, 0.5f, 1, 0), (0.5f + 1e-5f) / 2, 1e-6);
+}
+
+static char *tmp_path(const char *name)
+{
+    static char buf[4][512];
+    static int k;
+    const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char *b = buf[k++ % 4];
+    snprintf(b, 512, "%s/qgate-model-%ld-%s", dir, (long)getpid(), name);
+    return b;
+}
+
+static void tiny_cfg(qg_train_cfg *c)
+{
+    qg__train_cfg_defaults(c);
+    c->model = "resnet8";
+    c->limit_train = 192;
+    c->limit_test = 100;
+    c->batch = 32;
+    c->eval_batch = 64;  /* 100 = 64 + a partial batch of 36 */
+    c->epochs = 2;
+    c->progress = 0;
+    c->optim.lr = 0.05f;
+}
+
+static float *read_param(const char *path, const char *name, size_t *n)
+{
+    qg_st_file *f;
+    QG_EXPECT_OK(qg__safetensors_read(path, &f));
+    const qg_st_tensor *t = qg__safetensors_get(f, name);
+    cr_assert_not_null(t, "%s lacks %s", path, name);
+    size_t k = 1;
+    for (int d = 0; d < t->ndim; d++)
+        k *= (size_t)t->shape[d];
+    float *v = malloc(k * sizeof *v);
+    memcpy(v, t->data, k * sizeof *v);
+    qg__safetensors_free(f);
+    *n = k;
+    return v;
+}
+
+Test(model, train_checkpoint_resume_and_eval_agree)
+{
+    qg_train_cfg c;
+    tiny_cfg(&c);
+    char *full = tmp_path("full.safetensors"), *half = tmp_path("half.safetensors");
+    char *metrics = tmp_path("metrics.jsonl");
+    c.checkpoint_path = full;
+    c.metrics_path = metrics;
+    QG_EXPECT_OK(qg__train_run(&c));
+
+    /* One epoch, then resume for the second: same weights bit for bit,
+     * because shuffling, augmentation and init depend only on the seed. */
+    tiny_cfg(&c);
+    c.epochs = 1;
+    c.checkpoint_path = half;
+    QG_EXPECT_OK(qg__train_run(&c));
+    tiny_cfg(&c);
+    c.resume_path = half;
+    c.checkpoint_path = half;
+    QG_EXPECT_OK(qg__train_run(&c));
+    size_t n1, n2;
+    float *a = read_param(full, "layer2.0.conv1.weight", &n1);
+    float *b = read_param(half, "layer2.0.conv1.weight", &n2);
+    cr_assert_eq(n1, n2);
+    cr_expect(qg_test_allclose("resumed weights", b, a, n1, 0, 0));
+    free(a);
+    free(b);
+
+    /* Metrics: one JSON line per epoch with the documented keys. */
+    FILE *f = fopen(metrics, "r");
+    cr_assert_not_null(f);
+    char line[1024];
+    int lines = 0;
+    double last_acc = -1;
+    while (fgets(line, sizeof line, f)) {
+        lines++;
+        cr_expect_neq(strstr(line, "\"train_loss\""), NULL);
+        cr_expect_neq(strstr(line, "\"img_per_s\""), NULL);
+        const char *p = strstr(line, "\"test_acc\": ");
+        cr_assert_not_null(p);
+        last_acc = atof(p + 12);
+    }
+    fclose(f);
+    cr_expect_eq(lines, 2);
+
+    /* eval on the checkpoint reproduces the last epoch's test accuracy. */
+    tiny_cfg(&c);
+    c.data = NULL;
+    double acc = -1;
+    QG_EXPECT_OK(qg__eval_run(&c, full, &acc));
+    cr_expect_float_eq(acc, last_acc, 1e-6, "eval %f vs training's %f", acc, last_acc);
+    /* Two epochs on 192 images beat chance (10%) clearly. */
+    cr_expect_gt(acc, 0.2, "accuracy %f: the model did not learn", acc);
+}
+
+Test(model, eval_rejects_a_bad_checkpoint)
+{
+    char *p = tmp_path("bad.safetensors");
+    FILE *f = fopen(p, "wb");
+    fputs("not a checkpoint", f);
+    fclose(f);
+    qg_train_cfg c;
+    tiny_cfg(&c);
+    cr_expect_neq(qg__eval_run(&c, p, NULL), QG_OK);
+    cr_expect_neq(strstr(qg_last_error(), p), NULL, "error does not name the file: %s",
+                  qg_last_error());
+}
