@@ -7,7 +7,7 @@ TEST_LDADD = tests/support/libqgtest.a libqgate.la $(CRITERION_LIBS) $(OPENCL_LI
 	$(JANSSON_LIBS) -lm
 TEST_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) -I$(top_srcdir)/tests
 
-check_PROGRAMS += tests/test_device tests/test_program tests/test_eltwise
+check_PROGRAMS += tests/test_device tests/test_program tests/test_eltwise tests/test_tune
 tests_test_device_SOURCES = tests/test_device.c
 tests_test_device_CFLAGS = $(TEST_CFLAGS)
 tests_test_device_LDADD = $(TEST_LDADD)
@@ -17,8 +17,11 @@ tests_test_program_LDADD = $(TEST_LDADD)
 tests_test_eltwise_SOURCES = tests/test_eltwise.c
 tests_test_eltwise_CFLAGS = $(TEST_CFLAGS)
 tests_test_eltwise_LDADD = $(TEST_LDADD)
+tests_test_tune_SOURCES = tests/test_tune.c
+tests_test_tune_CFLAGS = $(TEST_CFLAGS)
+tests_test_tune_LDADD = $(TEST_LDADD)
 
-TESTS += tests/test_device tests/test_program tests/test_eltwise
+TESTS += tests/test_device tests/test_program tests/test_eltwise tests/test_tune
 
 # Kernel caches stay inside the build tree (distcheck's srcdir is
 # read-only, and a user's ~/.cache must not be touched by tests).
@@ -26,6 +29,8 @@ AM_TESTS_ENVIRONMENT = \
 	QGATE_CACHE_DIR='$(abs_top_builddir)/tests/cache/qgate'; export QGATE_CACHE_DIR; \
 	POCL_CACHE_DIR='$(abs_top_builddir)/tests/cache/pocl'; export POCL_CACHE_DIR; \
 	QG_TEST_DATA='$(abs_top_srcdir)/tests/data'; export QG_TEST_DATA; \
+	QGATE_TUNE_DB='$(abs_top_builddir)/tests/cache/tuning.json'; export QGATE_TUNE_DB; \
+	QGATE_DATA_DIR='$(abs_top_srcdir)/data'; export QGATE_DATA_DIR; \
 	TMPDIR='$(abs_top_builddir)/tests/cache'; export TMPDIR; \
 	$(MKDIR_P) '$(abs_top_builddir)/tests/cache';
 

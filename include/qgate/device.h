@@ -58,6 +58,9 @@ typedef struct qg_ctx_opts {
      * means $QGATE_KERNEL_DIR, else embedded. */
     const char *kernel_dir;
     int verbose;               /* log program builds and cache hits to stderr */
+    /* User tuning database; NULL means $QGATE_TUNE_DB, then
+     * $XDG_CACHE_HOME/qgate/tuning.json. */
+    const char *tune_db;
 } qg_ctx_opts;
 
 /* Creates a context. On failure *out is NULL and qg_last_error() explains,

@@ -39,6 +39,7 @@ struct qg_ctx {
     int verbose;
     char cache_dir[PATH_MAX];   /* "" = disk cache disabled */
     char kernel_dir[PATH_MAX];  /* "" = embedded sources */
+    char tune_db[PATH_MAX];     /* "" = $QGATE_TUNE_DB or the XDG default */
     qg_program_entry *programs;
     qg_build_stats stats;
     char err[2048];

@@ -284,6 +284,8 @@ qg_status qg_ctx_new(const qg_ctx_opts *opts, qg_ctx **out)
     fill_info(ctx->platform, ctx->device, (int)pick, &ctx->info);
     resolve_dir(ctx->cache_dir, sizeof ctx->cache_dir, opts->cache_dir, "QGATE_CACHE_DIR",
                 "qgate/kernels");
+    if (opts->tune_db)
+        snprintf(ctx->tune_db, sizeof ctx->tune_db, "%s", opts->tune_db);
     resolve_dir(ctx->kernel_dir, sizeof ctx->kernel_dir, opts->kernel_dir, "QGATE_KERNEL_DIR",
                 NULL);
 

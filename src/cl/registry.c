@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "cl/ctx.h"
+#include "tune/tunedb.h"
 
 static int valid_wg(const qg_ctx *ctx, const long *v, char *why, size_t cap)
 {
@@ -32,6 +33,7 @@ static int valid_wg(const qg_ctx *ctx, const long *v, char *why, size_t cap)
 static const qg_program_desc programs[] = {
     {"eltwise", "elementwise fill/axpby/add/mul/relu", {WG_TUNABLE(64)}, 1, valid_wg},
     {"reduce", "sum, absmax and per-channel statistics", {WG_TUNABLE(64)}, 1, valid_wg},
+    {"im2col", "conv lowering: im2col, col2im, bias", {WG_TUNABLE(64)}, 1, valid_wg},
 };
 
 const qg_program_desc *qg__program_find(const char *name)
@@ -73,9 +75,15 @@ qg_status qg__program_params(qg_ctx *ctx, const char *program, long *values, int
         return qg__error(ctx, QG_ERR_NOT_FOUND, "no kernel program '%s' in the registry",
                          program);
     struct qg_param_override *o = find_override(ctx, d);
-    for (int i = 0; i < d->ntunables; i++)
-        values[i] = o ? o->values[i] : d->tunables[i].def;
     *n = d->ntunables;
+    if (o) {
+        memcpy(values, o->values, (size_t)d->ntunables * sizeof *values);
+        return QG_OK;
+    }
+    if (qg__tunedb_lookup(ctx, program, NULL, values))
+        return QG_OK;
+    for (int i = 0; i < d->ntunables; i++)
+        values[i] = d->tunables[i].def;
     return QG_OK;
 }
 

@@ -7,6 +7,7 @@ libqgate_la_SOURCES += \
 	src/tensor/tensor_impl.h src/tensor/tensor.c \
 	src/gemm/gemm.h src/gemm/gemm.c \
 	src/ops/eltwise.h src/ops/eltwise.c src/ops/reduce.h src/ops/reduce.c \
-	src/ref/ref_eltwise.h src/ref/ref_eltwise.c
+	src/ref/ref_eltwise.h src/ref/ref_eltwise.c \
+	src/tune/tunedb.h src/tune/tunedb.c src/tune/tuner.h src/tune/tuner.c src/tune/cases.c
 qgateinc_HEADERS += include/qgate/status.h include/qgate/device.h include/qgate/tensor.h
 CL_FILES += cl/eltwise.cl cl/reduce.cl

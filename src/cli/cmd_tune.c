@@ -1,0 +1,101 @@
+/* src/cli/cmd_tune.c: `qgate tune`. */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qgate.h"
+#include "cli/cli.h"
+#include "cl/ctx.h"
+#include "tune/tunedb.h"
+#include "tune/tuner.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: qgate tune [options]\n"
+"\n"
+"Finds the fastest correct parameters of every tunable kernel program on this\n"
+"device and stores them in the user tuning database, which every later run\n"
+"on the same device and driver uses. Each candidate is built, checked against\n"
+"the C reference and timed with profiling events (1 warm-up, min of --runs).\n"
+"\n"
+"  --kernel NAME         tune one program only (eltwise, reduce, ...)\n"
+"  --shapes model        shape class to tune for (resnet20 shapes; default)\n"
+"  --budget SECONDS      time limit per program (default 60; 0 = none)\n"
+"  --strategy S          exhaustive (default) | random | anneal\n"
+"  --runs N              timed runs per candidate (default 5)\n"
+"  --tune-db FILE        user database (default $QGATE_TUNE_DB, else\n"
+"                        $XDG_CACHE_HOME/qgate/tuning.json)\n"
+"  --dry-run             do not write the database\n"
+"  --device N|NAME       OpenCL device\n");
+}
+
+int qg_cli_tune(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"kernel", 1, 0, 'k'}, {"shapes", 1, 0, 's'}, {"budget", 1, 0, 'b'},
+        {"strategy", 1, 0, 'S'}, {"runs", 1, 0, 'r'}, {"tune-db", 1, 0, 't'},
+        {"dry-run", 0, 0, 'n'}, {"device", 1, 0, 'd'}, {"verbose", 0, 0, 'v'},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    qg_tune_opts o = {.budget_s = 60, .runs = 5, .strategy = QG_TUNE_EXHAUSTIVE};
+    qg_ctx_opts co = {.profiling = 1};
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k': o.kernel = optarg; break;
+        case 's':
+            if (strcmp(optarg, "model") != 0 && strcmp(optarg, "resnet20") != 0) {
+                fprintf(stderr, "qgate tune: --shapes supports 'model' (ResNet-20 shapes), got "
+                        "'%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'b': o.budget_s = atof(optarg); break;
+        case 'S':
+            if (strcmp(optarg, "exhaustive") == 0) o.strategy = QG_TUNE_EXHAUSTIVE;
+            else if (strcmp(optarg, "random") == 0) o.strategy = QG_TUNE_RANDOM;
+            else if (strcmp(optarg, "anneal") == 0) o.strategy = QG_TUNE_ANNEAL;
+            else {
+                fprintf(stderr, "qgate tune: --strategy must be exhaustive, random or anneal\n");
+                return 2;
+            }
+            break;
+        case 'r': o.runs = atoi(optarg); break;
+        case 't': co.tune_db = optarg; break;
+        case 'n': o.dry_run = 1; break;
+        case 'd': co.device = optarg; break;
+        case 'v': co.verbose = 1; break;
+        case 'h': usage(stdout); return 0;
+        default:
+            fprintf(stderr, "qgate tune: unknown option '%s' (see qgate tune --help)\n",
+                    argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (o.runs < 1 || o.budget_s < 0) {
+        fprintf(stderr, "qgate tune: --runs must be >= 1 and --budget >= 0\n");
+        return 2;
+    }
+    qg_ctx *ctx;
+    if (qg_ctx_new(&co, &ctx) != QG_OK) {
+        fprintf(stderr, "qgate tune: %s\n", qg_last_error());
+        return 1;
+    }
+    const qg_device_info *d = qg_ctx_device(ctx);
+    printf("tuning for device [%d] %s (driver %s), database %s\n", d->index, d->name, d->driver,
+           o.dry_run ? "(dry run)" : qg__tunedb_user_path(ctx));
+    const char *w = qg__tunedb_warnings(ctx);
+    if (w[0])
+        fprintf(stderr, "qgate tune: warning: %s\n", w);
+    o.log = stdout;
+    qg_status st = qg__tune_run(ctx, &o);
+    if (st != QG_OK)
+        fprintf(stderr, "qgate tune: %s\n", qg_ctx_last_error(ctx));
+    qg_ctx_free(ctx);
+    return st == QG_OK ? 0 : 1;
+}

@@ -1,0 +1,178 @@
+/* src/tune/cases.c: the benchmark cases `qgate tune` runs, one per
+ * program, on ResNet-20 training shapes (batch 128, 16x32x32 maps). Each
+ * computes its C reference once and checks every candidate against it. */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "ops/eltwise.h"
+#include "ops/reduce.h"
+#include "ref/ref_eltwise.h"
+#include "tensor/tensor_impl.h"
+#include "tune/tuner.h"
+
+enum { RN_N = 128, RN_C = 16, RN_HW = 32 * 32 };
+#define RN_NUMEL ((size_t)RN_N * RN_C * RN_HW)
+
+typedef struct bufs {
+    qg_tensor *a, *b, *y, *z, *dz, *s1, *s2;
+    float *ha, *hb, *ref1, *ref2;
+} bufs;
+
+static void bufs_free(void *p)
+{
+    bufs *s = p;
+    if (!s)
+        return;
+    qg_tensor_free(s->a);
+    qg_tensor_free(s->b);
+    qg_tensor_free(s->y);
+    qg_tensor_free(s->z);
+    qg_tensor_free(s->dz);
+    qg_tensor_free(s->s1);
+    qg_tensor_free(s->s2);
+    free(s->ha);
+    free(s->hb);
+    free(s->ref1);
+    free(s->ref2);
+    free(s);
+}
+
+static qg_status bufs_new(qg_ctx *ctx, bufs **out)
+{
+    qg_status st = QG_OK;
+    bufs *s = calloc(1, sizeof *s);
+    *out = NULL;
+    if (!s)
+        return qg__error(ctx, QG_ERR_NOMEM, "out of memory");
+    int64_t sh[4] = {RN_N, RN_C, 32, 32}, sc[1] = {RN_C};
+    s->ha = malloc(RN_NUMEL * sizeof(float));
+    s->hb = malloc(RN_NUMEL * sizeof(float));
+    s->ref1 = malloc(RN_NUMEL * sizeof(float));
+    s->ref2 = malloc(RN_NUMEL * sizeof(float));
+    if (!s->ha || !s->hb || !s->ref1 || !s->ref2) {
+        st = qg__error(ctx, QG_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    qg_rng r = {123};
+    for (size_t i = 0; i < RN_NUMEL; i++) {
+        s->ha[i] = (float)qg__rng_normal(&r);
+        s->hb[i] = (float)qg__rng_normal(&r);
+    }
+    QG_TRY(qg_tensor_new(ctx, 4, sh, QG_DTYPE_F32, "a", &s->a));
+    QG_TRY(qg_tensor_new(ctx, 4, sh, QG_DTYPE_F32, "b", &s->b));
+    QG_TRY(qg_tensor_new(ctx, 4, sh, QG_DTYPE_F32, "y", &s->y));
+    QG_TRY(qg_tensor_new(ctx, 4, sh, QG_DTYPE_F32, "z", &s->z));
+    QG_TRY(qg_tensor_new(ctx, 4, sh, QG_DTYPE_F32, "dz", &s->dz));
+    QG_TRY(qg_tensor_new(ctx, 1, sc, QG_DTYPE_F32, "s1", &s->s1));
+    QG_TRY(qg_tensor_new(ctx, 1, sc, QG_DTYPE_F32, "s2", &s->s2));
+    QG_TRY(qg_tensor_write(s->a, s->ha, RN_NUMEL * sizeof(float)));
+    QG_TRY(qg_tensor_write(s->b, s->hb, RN_NUMEL * sizeof(float)));
+    *out = s;
+    return QG_OK;
+fail:
+    bufs_free(s);
+    return st;
+}
+
+static double max_rel_err(const float *got, const float *ref, size_t n, double floor_)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - ref[i]) / (floor_ + fabs(ref[i]));
+        if (!(e <= m))
+            m = isnan(e) ? INFINITY : e;
+    }
+    return m;
+}
+
+/* eltwise: the residual add, ReLU forward and backward of one activation. */
+static qg_status elt_prepare(qg_ctx *ctx, void **state)
+{
+    bufs *s;
+    qg_status st = bufs_new(ctx, &s);
+    if (st != QG_OK)
+        return st;
+    qg_ref_eltwise_add(RN_NUMEL, s->ha, s->hb, s->ref1);
+    qg_ref_relu_bwd(RN_NUMEL, s->ref1, s->hb, s->ref2, 0);
+    *state = s;
+    return QG_OK;
+}
+
+static qg_status elt_run(qg_ctx *ctx, void *state)
+{
+    bufs *s = state;
+    qg_status st = qg__eltwise_add(ctx, s->a, s->b, s->y);
+    if (st == QG_OK)
+        st = qg__relu_fwd(ctx, s->y, s->z);
+    if (st == QG_OK)
+        st = qg__relu_bwd(ctx, s->y, s->b, s->dz, 0);
+    return st;
+}
+
+static qg_status elt_check(qg_ctx *ctx, void *state, double *err)
+{
+    bufs *s = state;
+    float *g = malloc(RN_NUMEL * sizeof *g);
+    if (!g)
+        return qg__error(ctx, QG_ERR_NOMEM, "out of memory");
+    qg_status st = qg_tensor_read(s->y, g, RN_NUMEL * sizeof *g);
+    double e1 = st == QG_OK ? max_rel_err(g, s->ref1, RN_NUMEL, 1e-6) : 0;
+    if (st == QG_OK)
+        st = qg_tensor_read(s->dz, g, RN_NUMEL * sizeof *g);
+    double e2 = st == QG_OK ? max_rel_err(g, s->ref2, RN_NUMEL, 1e-6) : 0;
+    free(g);
+    *err = e1 > e2 ? e1 : e2;
+    return st;
+}
+
+static qg_status red_prepare(qg_ctx *ctx, void **state)
+{
+    bufs *s;
+    qg_status st = bufs_new(ctx, &s);
+    if (st != QG_OK)
+        return st;
+    qg_ref_reduce_channel_stats(RN_N, RN_C, RN_HW, s->ha, s->ref1, s->ref2);
+    *state = s;
+    return QG_OK;
+}
+
+static qg_status red_run(qg_ctx *ctx, void *state)
+{
+    bufs *s = state;
+    return qg__reduce_channel_stats(ctx, s->a, s->s1, s->s2);
+}
+
+static qg_status red_check(qg_ctx *ctx, void *state, double *err)
+{
+    bufs *s = state;
+    float g1[RN_C], g2[RN_C];
+    qg_status st = qg_tensor_read(s->s1, g1, sizeof g1);
+    if (st == QG_OK)
+        st = qg_tensor_read(s->s2, g2, sizeof g2);
+    /* Sums of 131072 terms: compare against the sum of magnitudes scale. */
+    double e1 = max_rel_err(g1, s->ref1, RN_C, 10.0), e2 = max_rel_err(g2, s->ref2, RN_C, 1.0);
+    *err = e1 > e2 ? e1 : e2;
+    return st;
+}
+
+static const qg_tune_case cases[] = {
+    {"eltwise", "resnet20", elt_prepare, elt_run, elt_check, bufs_free, 1e-6,
+     (double)RN_NUMEL * 4 * 8, 0},
+    {"reduce", "resnet20", red_prepare, red_run, red_check, bufs_free, 1e-4,
+     (double)RN_NUMEL * 4, 0},
+};
+
+size_t qg__tune_case_count(void)
+{
+    return sizeof cases / sizeof *cases;
+}
+
+const qg_tune_case *qg__tune_case_at(size_t i)
+{
+    return i < qg__tune_case_count() ? &cases[i] : NULL;
+}

@@ -1,0 +1,36 @@
+/* src/tune/tunedb.h: the tuning database (internal).
+ *
+ * JSON files {"schema": 1, "entries": [{"device": KEY, "program": NAME,
+ * "shape": CLASS, "params": {"WG": 128, ...}, "time_ms": t,
+ * "default_ms": t0}, ...]}. Lookup order: the user DB (--tune-db /
+ * $QGATE_TUNE_DB, else $XDG_CACHE_HOME/qgate/tuning.json), then the
+ * shipped data/tuning/ *.json (installed under $(pkgdatadir)/tuning,
+ * $QGATE_DATA_DIR overrides), then the defaults in the .cl sources. A
+ * corrupt file or another schema version is reported once and ignored. */
+#ifndef QG_TUNE_TUNEDB_H
+#define QG_TUNE_TUNEDB_H
+
+#include "cl/ctx.h"
+
+#define QG_TUNEDB_SCHEMA 1
+
+/* Fills values (tunables order) for `program` on this device when a
+ * database has a valid entry; returns 1 if found. Shape class "*" is the
+ * whole-program entry. */
+int qg__tunedb_lookup(qg_ctx *ctx, const char *program, const char *shape, long *values);
+
+/* Path of the user database for this context. */
+const char *qg__tunedb_user_path(qg_ctx *ctx);
+
+/* Adds or replaces the user-DB entry of (device, program, shape) and
+ * rewrites the file atomically. */
+qg_status qg__tunedb_store(qg_ctx *ctx, const char *program, const char *shape,
+                           const long *values, double time_ms, double default_ms);
+
+/* Warnings collected while loading (corrupt or foreign files); "" if none. */
+const char *qg__tunedb_warnings(qg_ctx *ctx);
+
+/* Drops the loaded databases so the next lookup re-reads them. */
+void qg__tunedb_reset(qg_ctx *ctx);
+
+#endif

@@ -1,0 +1,279 @@
+/* src/tune/tuner.c: the search engine of `qgate tune` (see tuner.h).
+ * Candidates are the cartesian product of each tunable's candidate list,
+ * filtered by the program's constraint check before anything is built; a
+ * candidate that fails to build or run is skipped with a note. */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "tune/tunedb.h"
+#include "tune/tuner.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Device time between two markers, from profiling events when the queue
+ * has profiling on; wall time otherwise. */
+qg_status qg__tune_time_case(qg_ctx *ctx, const qg_tune_case *c, void *state, int runs,
+                             double *ms)
+{
+    qg_status st = QG_OK;
+    double best = INFINITY;
+    for (int r = -1; r < runs; r++) {
+        cl_event e0 = NULL, e1 = NULL;
+        double t0 = now_s();
+        if (ctx->profiling)
+            QG_CL_TRY(ctx, clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &e0));
+        st = c->run(ctx, state);
+        if (st == QG_OK && ctx->profiling) {
+            cl_int e = clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &e1);
+            if (e != CL_SUCCESS)
+                st = qg__cl_error(ctx, e, "clEnqueueMarkerWithWaitList", __FILE__, __LINE__);
+        }
+        if (st == QG_OK) {
+            cl_int e = clFinish(ctx->queue);
+            if (e != CL_SUCCESS)
+                st = qg__cl_error(ctx, e, "clFinish", __FILE__, __LINE__);
+        }
+        double wall = (now_s() - t0) * 1e3;
+        double dt = wall;
+        if (st == QG_OK && e0 && e1) {
+            cl_ulong a = 0, b = 0;
+            if (clGetEventProfilingInfo(e0, CL_PROFILING_COMMAND_END, sizeof a, &a, NULL) ==
+                    CL_SUCCESS &&
+                clGetEventProfilingInfo(e1, CL_PROFILING_COMMAND_END, sizeof b, &b, NULL) ==
+                    CL_SUCCESS && b > a)
+                dt = (double)(b - a) * 1e-6;
+        }
+        if (e0)
+            clReleaseEvent(e0);
+        if (e1)
+            clReleaseEvent(e1);
+        if (st != QG_OK)
+            return st;
+        if (r >= 0 && dt < best)
+            best = dt;
+    }
+    *ms = best;
+fail:
+    return st;
+}
+
+typedef struct candidate {
+    long v[QG_MAX_TUNABLES];
+} candidate;
+
+/* Every valid combination, in mixed-radix order. */
+static candidate *enumerate(qg_ctx *ctx, const qg_program_desc *d, size_t *count,
+                            size_t *dropped)
+{
+    size_t total = 1;
+    for (int i = 0; i < d->ntunables; i++)
+        total *= (size_t)(d->tunables[i].ncandidates ? d->tunables[i].ncandidates : 1);
+    candidate *out = calloc(total ? total : 1, sizeof *out);
+    size_t n = 0;
+    *dropped = 0;
+    if (!out)
+        return NULL;
+    for (size_t k = 0; k < total; k++) {
+        size_t r = k;
+        candidate c;
+        for (int i = 0; i < d->ntunables; i++) {
+            int nc = d->tunables[i].ncandidates;
+            c.v[i] = nc ? d->tunables[i].candidates[r % (size_t)nc] : d->tunables[i].def;
+            r /= (size_t)(nc ? nc : 1);
+        }
+        char why[256];
+        if (d->valid && !d->valid(ctx, c.v, why, sizeof why)) {
+            (*dropped)++;
+            continue;
+        }
+        out[n++] = c;
+    }
+    *count = n;
+    return out;
+}
+
+static void shuffle(candidate *c, size_t n, unsigned *seed)
+{
+    for (size_t i = n; i > 1; i--) {
+        *seed = *seed * 1103515245u + 12345u;
+        size_t j = (*seed >> 8) % i;
+        candidate t = c[i - 1];
+        c[i - 1] = c[j];
+        c[j] = t;
+    }
+}
+
+static void fmt_params(const qg_program_desc *d, const long *v, char *buf, size_t cap)
+{
+    size_t off = 0;
+    buf[0] = 0;
+    for (int i = 0; i < d->ntunables && off < cap; i++)
+        off += (size_t)snprintf(buf + off, cap - off, "%s%s=%ld", i ? " " : "",
+                                d->tunables[i].name, v[i]);
+}
+
+/* Measures one candidate: build (through run), verify, time. Returns 0
+ * and a note when it must be skipped. */
+static int try_candidate(qg_ctx *ctx, const qg_tune_case *c, const qg_program_desc *d,
+                         void *state, const long *v, int runs, double *ms, FILE *log)
+{
+    char p[256];
+    fmt_params(d, v, p, sizeof p);
+    if (qg__program_override(ctx, d->name, v) != QG_OK) {
+        fprintf(log, "  skip %s: %s\n", p, qg_ctx_last_error(ctx));
+        return 0;
+    }
+    double err = 0;
+    qg_status st = c->run(ctx, state);
+    if (st == QG_OK)
+        st = c->check(ctx, state, &err);
+    if (st != QG_OK) {
+        fprintf(log, "  skip %s: %s\n", p, qg_ctx_last_error(ctx));
+        return 0;
+    }
+    if (!(err <= c->tolerance)) {
+        fprintf(log, "  skip %s: wrong result (max rel err %.3g > %.3g)\n", p, err,
+                c->tolerance);
+        return 0;
+    }
+    st = qg__tune_time_case(ctx, c, state, runs, ms);
+    if (st != QG_OK) {
+        fprintf(log, "  skip %s: %s\n", p, qg_ctx_last_error(ctx));
+        return 0;
+    }
+    fprintf(log, "  %-40s %9.3f ms\n", p, *ms);
+    return 1;
+}
+
+static qg_status tune_case(qg_ctx *ctx, const qg_tune_case *c, const qg_tune_opts *o)
+{
+    const qg_program_desc *d = qg__program_find(c->program);
+    FILE *log = o->log ? o->log : stderr;
+    void *state = NULL;
+    size_t n = 0, dropped = 0;
+    qg_status st;
+    if (!d)
+        return qg__error(ctx, QG_ERR_NOT_FOUND, "tune case for unknown program '%s'",
+                         c->program);
+    candidate *cands = enumerate(ctx, d, &n, &dropped);
+    if (!cands)
+        return qg__error(ctx, QG_ERR_NOMEM, "out of memory enumerating candidates");
+    fprintf(log, "%s [%s]: %zu candidates (%zu dropped by constraints), budget %.0f s\n",
+            c->program, c->shape, n, dropped, o->budget_s);
+    st = c->prepare(ctx, &state);
+    if (st != QG_OK) {
+        free(cands);
+        return st;
+    }
+    /* The baseline: the .cl defaults, with no database influence. */
+    long defv[QG_MAX_TUNABLES];
+    for (int i = 0; i < d->ntunables; i++)
+        defv[i] = d->tunables[i].def;
+    double def_ms = INFINITY, best_ms = INFINITY;
+    long best[QG_MAX_TUNABLES];
+    int have_best = 0;
+    if (try_candidate(ctx, c, d, state, defv, o->runs, &def_ms, log)) {
+        best_ms = def_ms;
+        memcpy(best, defv, sizeof defv);
+        have_best = 1;
+    }
+    unsigned seed = o->seed ? o->seed : 42;
+    if (o->strategy != QG_TUNE_EXHAUSTIVE)
+        shuffle(cands, n, &seed);
+    double t0 = now_s();
+    size_t tried = 0;
+    if (o->strategy == QG_TUNE_ANNEAL && n > 1) {
+        /* Simulated annealing over the shuffled list as a ring: moves go to
+         * a random nearby index; worse moves are taken with a probability
+         * that falls as the budget runs out. */
+        size_t cur = 0;
+        double cur_ms = INFINITY, temp = 0.3;
+        while (tried < n && (o->budget_s <= 0 || now_s() - t0 < o->budget_s)) {
+            seed = seed * 1103515245u + 12345u;
+            size_t next = (cur + 1 + (seed >> 8) % (n < 5 ? n : 5)) % n;
+            double ms;
+            tried++;
+            if (!try_candidate(ctx, c, d, state, cands[next].v, o->runs, &ms, log))
+                continue;
+            seed = seed * 1103515245u + 12345u;
+            double u = (double)(seed >> 8) / 16777216.0;
+            if (ms < cur_ms || u < exp(-(ms - cur_ms) / (cur_ms * temp + 1e-9))) {
+                cur = next;
+                cur_ms = ms;
+            }
+            if (ms < best_ms) {
+                best_ms = ms;
+                memcpy(best, cands[next].v, sizeof best);
+                have_best = 1;
+            }
+            temp *= 0.9;
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            if (o->budget_s > 0 && now_s() - t0 >= o->budget_s) {
+                fprintf(log, "  budget reached after %zu of %zu candidates\n", tried, n);
+                break;
+            }
+            if (memcmp(cands[i].v, defv, (size_t)d->ntunables * sizeof *defv) == 0)
+                continue;
+            double ms;
+            tried++;
+            if (try_candidate(ctx, c, d, state, cands[i].v, o->runs, &ms, log) &&
+                ms < best_ms) {
+                best_ms = ms;
+                memcpy(best, cands[i].v, sizeof best);
+                have_best = 1;
+            }
+        }
+    }
+    qg__program_override(ctx, d->name, NULL);
+    c->release(state);
+    free(cands);
+    if (!have_best)
+        return qg__error(ctx, QG_ERR_TUNE, "no candidate of program '%s' produced a correct "
+                         "result on device '%s'", c->program, ctx->info.name);
+    char p[256];
+    fmt_params(d, best, p, sizeof p);
+    double rate = c->work / (best_ms * 1e-3) / 1e9;
+    fprintf(log, "%s [%s]: best %s %.3f ms (%.2f %s), default %.3f ms, speed-up %.2fx\n",
+            c->program, c->shape, p, best_ms, rate, c->work_is_flops ? "GFLOP/s" : "GB/s",
+            def_ms, def_ms / best_ms);
+    if (!o->dry_run)
+        return qg__tunedb_store(ctx, c->program, "*", best, best_ms, def_ms);
+    return QG_OK;
+}
+
+qg_status qg__tune_run(qg_ctx *ctx, const qg_tune_opts *o)
+{
+    size_t done = 0;
+    for (size_t i = 0; i < qg__tune_case_count(); i++) {
+        const qg_tune_case *c = qg__tune_case_at(i);
+        if (o->kernel && strcmp(o->kernel, c->program) != 0)
+            continue;
+        qg_status st = tune_case(ctx, c, o);
+        if (st != QG_OK)
+            return st;
+        done++;
+    }
+    if (!done) {
+        char names[512] = "";
+        size_t off = 0;
+        for (size_t i = 0; i < qg__tune_case_count() && off < sizeof names; i++)
+            off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", i ? ", " : "",
+                                    qg__tune_case_at(i)->program);
+        return qg__error(ctx, QG_ERR_NOT_FOUND, "no tunable kernel named '%s' (known: %s)",
+                         o->kernel ? o->kernel : "", names);
+    }
+    return QG_OK;
+}

@@ -1,0 +1,54 @@
+/* src/tune/tuner.h: `qgate tune`: per program, enumerate valid parameter
+ * sets, build each, verify its output against the C reference (a wrong
+ * but fast candidate never wins), time it with profiling events (warm-up,
+ * several runs, minimum) and store the winner in the user database. */
+#ifndef QG_TUNE_TUNER_H
+#define QG_TUNE_TUNER_H
+
+#include <stdio.h>
+#include "cl/ctx.h"
+
+/* A benchmark case of one program on one shape class. */
+typedef struct qg_tune_case {
+    const char *program;
+    const char *shape;         /* shape class name, e.g. "resnet20" */
+    /* Allocates inputs and computes the reference output once. */
+    qg_status (*prepare)(qg_ctx *ctx, void **state);
+    /* Enqueues the work being timed (all kernels of the program). */
+    qg_status (*run)(qg_ctx *ctx, void *state);
+    /* Compares the device output with the reference: max relative error. */
+    qg_status (*check)(qg_ctx *ctx, void *state, double *max_err);
+    void (*release)(void *state);
+    double tolerance;          /* max_err above this rejects a candidate */
+    double work;               /* bytes or flops per run, for the report */
+    int work_is_flops;
+} qg_tune_case;
+
+typedef enum qg_tune_strategy {
+    QG_TUNE_EXHAUSTIVE = 0,
+    QG_TUNE_RANDOM = 1,
+    QG_TUNE_ANNEAL = 2
+} qg_tune_strategy;
+
+typedef struct qg_tune_opts {
+    const char *kernel;        /* NULL = every program that has a case */
+    double budget_s;           /* per program; 0 = unlimited */
+    qg_tune_strategy strategy;
+    int runs;                  /* timed runs per candidate (min is kept) */
+    unsigned seed;
+    int dry_run;               /* do not write the database */
+    FILE *log;
+} qg_tune_opts;
+
+/* All cases known to the tuner. */
+size_t qg__tune_case_count(void);
+const qg_tune_case *qg__tune_case_at(size_t i);
+
+/* Times one case under the context's current parameters: min ms of
+ * `runs` runs after one warm-up. */
+qg_status qg__tune_time_case(qg_ctx *ctx, const qg_tune_case *c, void *state, int runs,
+                             double *ms);
+
+qg_status qg__tune_run(qg_ctx *ctx, const qg_tune_opts *o);
+
+#endif
