@@ -1,1 +1,10 @@
-# src/ops: file lists of this area (see Makefile.am).
+# src/ops/conv.mk: convolution and linear (src/ops/conv.c, cl/im2col.cl),
+# their C oracles and their test (see Makefile.am).
+libqgate_la_SOURCES += src/ops/conv.h src/ops/conv.c src/ref/ref_conv.h src/ref/ref_conv.c
+CL_FILES += cl/im2col.cl
+
+check_PROGRAMS += tests/test_conv
+tests_test_conv_SOURCES = tests/test_conv.c
+tests_test_conv_CFLAGS = $(TEST_CFLAGS)
+tests_test_conv_LDADD = $(TEST_LDADD)
+TESTS += tests/test_conv

@@ -1,0 +1,453 @@
+/* src/ops/conv.c: 2-D convolution and linear layers as GEMMs (CLBlast via
+ * src/gemm/gemm.c) around the lowering kernels of cl/im2col.cl. C twins:
+ * src/ref/ref_conv.c; tests: tests/test_conv.c.
+ *
+ * Convolutions run over chunks of `nb` images, nb as large as the
+ * caller's workspace allows (capped at N). Per chunk the workspace holds
+ * col[C*R*S][nb*P*Q] and t[K][nb*P*Q] (see cl/im2col.cl for the layouts),
+ * so every step is one GEMM batched over the groups:
+ *   forward      t_g    = W_g  col_g          then t -> y (NCHW) + bias
+ *   backward x   col_g  = W_g^T dyT_g         then col2im -> dx
+ *   backward w   dW_g  += dyT_g col_g^T       (images reduce inside the GEMM)
+ * where dyT is dy moved to [K][nb*P*Q]. 1x1 convolutions with stride 1
+ * and no padding skip the lowering in forward and backward-data: x[n] is
+ * already group g's column matrix, so the GEMMs read x and write y (or dx)
+ * in place. */
+#include "config.h"
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "cl/ctx.h"
+#include "gemm/gemm.h"
+#include "ops/conv.h"
+#include "tensor/tensor_impl.h"
+
+/* Default workspace: enough for chunks of up to this many floats. */
+#define QG_CONV_WS_TARGET ((size_t)16 << 20)
+
+qg_status qg__conv_desc_init(qg_ctx *ctx, qg_conv_desc *d, int N, int C, int H, int W, int K,
+                             int R, int S, int stride, int pad, int groups)
+{
+    if (N < 1 || C < 1 || H < 1 || W < 1 || K < 1 || R < 1 || S < 1 || stride < 1 || pad < 0 ||
+        groups < 1)
+        return qg__error(ctx, QG_ERR_SHAPE, "conv2d: invalid shape N=%d C=%d H=%d W=%d K=%d "
+                         "R=%d S=%d stride=%d pad=%d groups=%d", N, C, H, W, K, R, S, stride,
+                         pad, groups);
+    if (C % groups != 0 || K % groups != 0)
+        return qg__error(ctx, QG_ERR_SHAPE, "conv2d: channels in (%d) and out (%d) must both "
+                         "be divisible by groups (%d)", C, K, groups);
+    if (H + 2 * pad < R || W + 2 * pad < S)
+        return qg__error(ctx, QG_ERR_SHAPE, "conv2d: kernel %dx%d does not fit the padded input "
+                         "%dx%d (pad %d)", R, S, H + 2 * pad, W + 2 * pad, pad);
+    int P = (H + 2 * pad - R) / stride + 1, Q = (W + 2 * pad - S) / stride + 1;
+    /* Kernels index with int; every tensor and one image's column matrix
+     * must stay below 2^31 elements. */
+    int64_t big = INT_MAX;
+    if ((int64_t)N * C * H * W > big || (int64_t)N * K * P * Q > big ||
+        (int64_t)K * (C / groups) * R * S > big ||
+        ((int64_t)C * R * S + K) * P * Q > big)
+        return qg__error(ctx, QG_ERR_SHAPE, "conv2d: shape N=%d C=%d H=%d W=%d K=%d R=%d S=%d "
+                         "has more than 2^31 elements in one tensor", N, C, H, W, K, R, S);
+    *d = (qg_conv_desc){.N = N, .C = C, .H = H, .W = W, .K = K, .R = R, .S = S,
+                        .stride = stride, .pad = pad, .groups = groups, .P = P, .Q = Q};
+    return QG_OK;
+}
+
+/* Workspace floats one image needs: col plus the CN-ordered output/grad. */
+static size_t per_image(const qg_conv_desc *d)
+{
+    return ((size_t)d->C * d->R * d->S + (size_t)d->K) * (size_t)d->P * d->Q;
+}
+
+size_t qg__conv_workspace_floats(const qg_conv_desc *d)
+{
+    size_t per = per_image(d);
+    size_t nb = QG_CONV_WS_TARGET / per;
+    if (nb < 1)
+        nb = 1;
+    if (nb > (size_t)d->N)
+        nb = (size_t)d->N;
+    return nb * per;
+}
+
+static int is_pointwise(const qg_conv_desc *d)
+{
+    return d->R == 1 && d->S == 1 && d->stride == 1 && d->pad == 0;
+}
+
+static qg_status check_t(qg_ctx *ctx, const char *op, const char *what, const qg_tensor *t,
+                         size_t numel)
+{
+    if (!t)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: tensor %s is NULL", op, what);
+    if (t->dtype != QG_DTYPE_F32)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: %s '%s' must be F32, not %s", op, what,
+                         t->name, qg_dtype_name(t->dtype));
+    if (qg_tensor_numel(t) != numel)
+        return qg__error(ctx, QG_ERR_SHAPE, "%s: %s '%s' has %zu elements, expected %zu", op,
+                         what, t->name, qg_tensor_numel(t), numel);
+    return QG_OK;
+}
+
+/* Images per chunk: as many as fit the workspace, at most N. */
+static qg_status chunk_images(qg_ctx *ctx, const char *op, const qg_conv_desc *d,
+                              const qg_tensor *ws, int *nb)
+{
+    size_t per = per_image(d);
+    if (!ws)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: workspace is NULL (need %zu floats)", op,
+                         per);
+    if (ws->dtype != QG_DTYPE_F32)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: workspace '%s' must be F32", op,
+                         ws->name);
+    size_t have = qg_tensor_numel(ws);
+    if (have < per)
+        return qg__error(ctx, QG_ERR_SHAPE, "%s: workspace '%s' has %zu floats, one image "
+                         "needs %zu (see qg__conv_workspace_floats)", op, ws->name, have, per);
+    size_t n = have / per;
+    if (n > (size_t)INT_MAX / per)
+        n = (size_t)INT_MAX / per;
+    *nb = n < (size_t)d->N ? (int)n : d->N;
+    return QG_OK;
+}
+
+static qg_status check_desc(qg_ctx *ctx, const char *op, const qg_conv_desc *d)
+{
+    if (!d || d->groups < 1 || d->P < 1 || d->Q < 1 || d->C % d->groups || d->K % d->groups)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: descriptor not set up by "
+                         "qg__conv_desc_init", op);
+    return QG_OK;
+}
+
+static qg_status get(qg_ctx *ctx, const char *kernel, qg_kargs *a, size_t *wg)
+{
+    cl_kernel k;
+    long v = 64;
+    qg_status st = qg__kernel_current(ctx, "im2col", kernel, &k, "WG", &v);
+    if (st != QG_OK)
+        return st;
+    qg__kargs_init(a, ctx, k, kernel);
+    *wg = (size_t)v;
+    return QG_OK;
+}
+
+/* Binds tensor t starting `extra` elements into it. */
+static void karg_at(qg_kargs *a, const qg_tensor *t, size_t extra)
+{
+    qg__karg_mem(a, t->mem);
+    qg__karg_int(a, (int)(t->offset + extra));
+}
+
+static qg_status launch2d(qg_kargs *a, size_t g0, size_t g1, size_t wg)
+{
+    size_t g[2] = {g0, g1}, l[2] = {wg, 1};
+    return qg__kargs_launch(a, 2, g, l);
+}
+
+static qg_gemm_operand opnd(const qg_tensor *t, size_t extra, size_t ld)
+{
+    return (qg_gemm_operand){.mem = t->mem, .offset = t->offset + extra, .ld = ld};
+}
+
+/* col[C*R*S][nb*PQ] from images n0..n0+nb-1 of x. */
+static qg_status im2col(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x, int n0, int nb,
+                        const qg_tensor *ws)
+{
+    qg_kargs a;
+    size_t wg;
+    qg_status st = get(ctx, "qg_im2col_im2col", &a, &wg);
+    if (st != QG_OK)
+        return st;
+    karg_at(&a, x, (size_t)n0 * d->C * d->H * d->W);
+    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, d->H);
+    qg__karg_int(&a, d->W);
+    qg__karg_int(&a, d->R);
+    qg__karg_int(&a, d->S);
+    qg__karg_int(&a, d->stride);
+    qg__karg_int(&a, d->pad);
+    qg__karg_int(&a, d->P);
+    qg__karg_int(&a, d->Q);
+    qg__karg_int(&a, nb);
+    karg_at(&a, ws, 0);
+    return launch2d(&a, (size_t)nb * d->P * d->Q, (size_t)d->C * d->R * d->S, wg);
+}
+
+/* dst [K][nb*PQ] (at dst_extra in ws) from images n0.. of src [N][K][PQ]. */
+static qg_status nchw_to_cn(qg_ctx *ctx, const qg_tensor *src, int n0, int nb, int K, int PQ,
+                            const qg_tensor *ws, size_t dst_extra)
+{
+    qg_kargs a;
+    size_t wg;
+    qg_status st = get(ctx, "qg_im2col_nchw_to_cn", &a, &wg);
+    if (st != QG_OK)
+        return st;
+    karg_at(&a, src, (size_t)n0 * K * PQ);
+    qg__karg_int(&a, K);
+    qg__karg_int(&a, PQ);
+    qg__karg_int(&a, nb);
+    karg_at(&a, ws, dst_extra);
+    return launch2d(&a, (size_t)PQ, (size_t)nb * K, wg);
+}
+
+/* y[n][k][pq] += bias[k] over the whole of y ([N][K][PQ]). */
+static qg_status bias_add(qg_ctx *ctx, qg_tensor *y, const qg_tensor *bias, int K, int PQ)
+{
+    qg_kargs a;
+    size_t wg;
+    qg_status st = get(ctx, "qg_im2col_bias_add", &a, &wg);
+    if (st != QG_OK)
+        return st;
+    size_t n = qg_tensor_numel(y);
+    qg__karg_tensor(&a, y);
+    qg__karg_tensor(&a, bias);
+    qg__karg_int(&a, K);
+    qg__karg_int(&a, PQ);
+    qg__karg_int(&a, (int)n);
+    return qg__kargs_launch(&a, 1, &n, &wg);
+}
+
+/* The N x G GEMMs of a pointwise conv, C[n,g] = op(A[g]) op(B[n,g]) +
+ * beta C[n,g]; one batched call per image or per group, whichever gives
+ * fewer calls (A, the weight, has stride 0 across images). */
+static qg_status pointwise_gemms(qg_ctx *ctx, const qg_conv_desc *d, int trans_a, size_t M,
+                                 size_t Nc, size_t Kc, qg_gemm_operand A, size_t sa_g,
+                                 qg_gemm_operand B, size_t sb_n, size_t sb_g, float beta,
+                                 qg_gemm_operand C, size_t sc_n, size_t sc_g)
+{
+    qg_status st = QG_OK;
+    if (d->groups >= d->N) {
+        for (int n = 0; n < d->N && st == QG_OK; n++) {
+            qg_gemm_operand b = B, c = C;
+            b.offset += n * sb_n;
+            c.offset += n * sc_n;
+            st = qg__gemm_batched(ctx, trans_a, 0, M, Nc, Kc, 1.0f, A, sa_g, b, sb_g, beta, c,
+                                  sc_g, (size_t)d->groups);
+        }
+    } else {
+        for (int g = 0; g < d->groups && st == QG_OK; g++) {
+            qg_gemm_operand a = A, b = B, c = C;
+            a.offset += g * sa_g;
+            b.offset += g * sb_g;
+            c.offset += g * sc_g;
+            st = qg__gemm_batched(ctx, trans_a, 0, M, Nc, Kc, 1.0f, a, 0, b, sb_n, beta, c,
+                                  sc_n, (size_t)d->N);
+        }
+    }
+    return st;
+}
+
+qg_status qg__conv2d_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
+                         const qg_tensor *w, const qg_tensor *bias, qg_tensor *y,
+                         qg_tensor *ws)
+{
+    static const char op[] = "conv2d_fwd";
+    qg_status st = check_desc(ctx, op, d);
+    if (st != QG_OK)
+        return st;
+    const size_t G = (size_t)d->groups, Cg = (size_t)d->C / G, Kg = (size_t)d->K / G;
+    const size_t PQ = (size_t)d->P * d->Q, CRSg = Cg * d->R * d->S, CRS = CRSg * G;
+    const size_t K = (size_t)d->K, HW = (size_t)d->H * d->W, C = (size_t)d->C;
+    QG_TRY(check_t(ctx, op, "x", x, (size_t)d->N * C * HW));
+    QG_TRY(check_t(ctx, op, "w", w, K * CRSg));
+    QG_TRY(check_t(ctx, op, "y", y, (size_t)d->N * K * PQ));
+    if (bias)
+        QG_TRY(check_t(ctx, op, "bias", bias, K));
+    qg_kargs a;
+    size_t wg;
+
+    if (is_pointwise(d)) {
+        /* y[n] group g = W_g x[n] group g, straight into y. */
+        QG_TRY(pointwise_gemms(ctx, d, 0, Kg, PQ, Cg, opnd(w, 0, Cg), Kg * Cg, opnd(x, 0, HW),
+                               C * HW, Cg * HW, 0.0f, opnd(y, 0, PQ), K * PQ, Kg * PQ));
+        return bias ? bias_add(ctx, y, bias, d->K, (int)PQ) : QG_OK;
+    }
+
+    int nb = 0;
+    QG_TRY(chunk_images(ctx, op, d, ws, &nb));
+    for (int n0 = 0; n0 < d->N; n0 += nb) {
+        int cnt = d->N - n0 < nb ? d->N - n0 : nb;
+        size_t cols = (size_t)cnt * PQ, t_extra = CRS * cols;
+        QG_TRY(im2col(ctx, d, x, n0, cnt, ws));
+        QG_TRY(qg__gemm_batched(ctx, 0, 0, Kg, cols, CRSg, 1.0f, opnd(w, 0, CRSg), Kg * CRSg,
+                                opnd(ws, 0, cols), CRSg * cols, 0.0f, opnd(ws, t_extra, cols),
+                                Kg * cols, G));
+        QG_TRY(get(ctx, "qg_im2col_cn_to_nchw", &a, &wg));
+        karg_at(&a, ws, t_extra);
+        qg__karg_tensor(&a, bias ? bias : ws); /* not read without bias */
+        qg__karg_int(&a, bias != NULL);
+        qg__karg_int(&a, d->K);
+        qg__karg_int(&a, (int)PQ);
+        qg__karg_int(&a, cnt);
+        karg_at(&a, y, (size_t)n0 * K * PQ);
+        QG_TRY(launch2d(&a, PQ, (size_t)cnt * K, wg));
+    }
+    return QG_OK;
+fail:
+    return st;
+}
+
+qg_status qg__conv2d_bwd_data(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *dy,
+                              const qg_tensor *w, qg_tensor *dx, qg_tensor *ws, int accumulate)
+{
+    static const char op[] = "conv2d_bwd_data";
+    qg_status st = check_desc(ctx, op, d);
+    if (st != QG_OK)
+        return st;
+    const size_t G = (size_t)d->groups, Cg = (size_t)d->C / G, Kg = (size_t)d->K / G;
+    const size_t PQ = (size_t)d->P * d->Q, CRSg = Cg * d->R * d->S, CRS = CRSg * G;
+    const size_t K = (size_t)d->K, HW = (size_t)d->H * d->W, C = (size_t)d->C;
+    QG_TRY(check_t(ctx, op, "dy", dy, (size_t)d->N * K * PQ));
+    QG_TRY(check_t(ctx, op, "w", w, K * CRSg));
+    QG_TRY(check_t(ctx, op, "dx", dx, (size_t)d->N * C * HW));
+
+    if (is_pointwise(d)) {
+        /* dx[n] group g (+)= W_g^T dy[n] group g, straight into dx. */
+        return pointwise_gemms(ctx, d, 1, Cg, HW, Kg, opnd(w, 0, Cg), Kg * Cg,
+                               opnd(dy, 0, PQ), K * PQ, Kg * PQ, accumulate ? 1.0f : 0.0f,
+                               opnd(dx, 0, HW), C * HW, Cg * HW);
+    }
+
+    int nb = 0;
+    QG_TRY(chunk_images(ctx, op, d, ws, &nb));
+    qg_kargs a;
+    size_t wg;
+    for (int n0 = 0; n0 < d->N; n0 += nb) {
+        int cnt = d->N - n0 < nb ? d->N - n0 : nb;
+        size_t cols = (size_t)cnt * PQ, t_extra = CRS * cols;
+        QG_TRY(nchw_to_cn(ctx, dy, n0, cnt, d->K, (int)PQ, ws, t_extra));
+        QG_TRY(qg__gemm_batched(ctx, 1, 0, CRSg, cols, Kg, 1.0f, opnd(w, 0, CRSg), Kg * CRSg,
+                                opnd(ws, t_extra, cols), Kg * cols, 0.0f, opnd(ws, 0, cols),
+                                CRSg * cols, G));
+        QG_TRY(get(ctx, "qg_im2col_col2im", &a, &wg));
+        karg_at(&a, ws, 0);
+        qg__karg_int(&a, d->C);
+        qg__karg_int(&a, d->H);
+        qg__karg_int(&a, d->W);
+        qg__karg_int(&a, d->R);
+        qg__karg_int(&a, d->S);
+        qg__karg_int(&a, d->stride);
+        qg__karg_int(&a, d->pad);
+        qg__karg_int(&a, d->P);
+        qg__karg_int(&a, d->Q);
+        qg__karg_int(&a, cnt);
+        karg_at(&a, dx, (size_t)n0 * C * HW);
+        qg__karg_int(&a, accumulate != 0);
+        QG_TRY(launch2d(&a, HW, (size_t)cnt * C, wg));
+    }
+    return QG_OK;
+fail:
+    return st;
+}
+
+/* db[k] (+)= sum over n, pq of dy[n][k][pq]. */
+static qg_status bias_grad(qg_ctx *ctx, const qg_tensor *dy, int N, int K, int PQ,
+                           qg_tensor *db, int accumulate)
+{
+    qg_kargs a;
+    size_t wg;
+    qg_status st = get(ctx, "qg_im2col_bias_grad", &a, &wg);
+    if (st != QG_OK)
+        return st;
+    qg__karg_tensor(&a, dy);
+    qg__karg_int(&a, N);
+    qg__karg_int(&a, K);
+    qg__karg_int(&a, PQ);
+    qg__karg_tensor(&a, db);
+    qg__karg_int(&a, accumulate != 0);
+    size_t g = (size_t)K * wg;
+    return qg__kargs_launch(&a, 1, &g, &wg);
+}
+
+qg_status qg__conv2d_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
+                                const qg_tensor *dy, qg_tensor *dw, qg_tensor *dbias,
+                                qg_tensor *ws, int accumulate)
+{
+    static const char op[] = "conv2d_bwd_weight";
+    qg_status st = check_desc(ctx, op, d);
+    if (st != QG_OK)
+        return st;
+    const size_t G = (size_t)d->groups, Cg = (size_t)d->C / G, Kg = (size_t)d->K / G;
+    const size_t PQ = (size_t)d->P * d->Q, CRSg = Cg * d->R * d->S, CRS = CRSg * G;
+    const size_t K = (size_t)d->K, HW = (size_t)d->H * d->W, C = (size_t)d->C;
+    QG_TRY(check_t(ctx, op, "x", x, (size_t)d->N * C * HW));
+    QG_TRY(check_t(ctx, op, "dy", dy, (size_t)d->N * K * PQ));
+    QG_TRY(check_t(ctx, op, "dw", dw, K * CRSg));
+    if (dbias)
+        QG_TRY(check_t(ctx, op, "dbias", dbias, K));
+
+    int nb = 0;
+    QG_TRY(chunk_images(ctx, op, d, ws, &nb));
+    for (int n0 = 0; n0 < d->N; n0 += nb) {
+        int cnt = d->N - n0 < nb ? d->N - n0 : nb;
+        size_t cols = (size_t)cnt * PQ, t_extra = CRS * cols;
+        float beta = n0 > 0 || accumulate ? 1.0f : 0.0f;
+        QG_TRY(im2col(ctx, d, x, n0, cnt, ws));
+        QG_TRY(nchw_to_cn(ctx, dy, n0, cnt, d->K, (int)PQ, ws, t_extra));
+        QG_TRY(qg__gemm_batched(ctx, 0, 1, Kg, CRSg, cols, 1.0f, opnd(ws, t_extra, cols),
+                                Kg * cols, opnd(ws, 0, cols), CRSg * cols, beta,
+                                opnd(dw, 0, CRSg), Kg * CRSg, G));
+    }
+    if (dbias)
+        QG_TRY(bias_grad(ctx, dy, d->N, d->K, (int)PQ, dbias, accumulate));
+    return QG_OK;
+fail:
+    return st;
+}
+
+static qg_status check_linear(qg_ctx *ctx, const char *op, int N, int I, int O)
+{
+    if (N < 1 || I < 1 || O < 1 || (int64_t)N * I > INT_MAX || (int64_t)N * O > INT_MAX ||
+        (int64_t)O * I > INT_MAX)
+        return qg__error(ctx, QG_ERR_SHAPE, "%s: invalid shape N=%d I=%d O=%d", op, N, I, O);
+    return QG_OK;
+}
+
+qg_status qg__linear_fwd(qg_ctx *ctx, int N, int I, int O, const qg_tensor *x,
+                         const qg_tensor *w, const qg_tensor *b, qg_tensor *y)
+{
+    static const char op[] = "linear_fwd";
+    qg_status st;
+    QG_TRY(check_linear(ctx, op, N, I, O));
+    QG_TRY(check_t(ctx, op, "x", x, (size_t)N * I));
+    QG_TRY(check_t(ctx, op, "w", w, (size_t)O * I));
+    QG_TRY(check_t(ctx, op, "y", y, (size_t)N * O));
+    if (b)
+        QG_TRY(check_t(ctx, op, "b", b, (size_t)O));
+    QG_TRY(qg__gemm(ctx, 0, 1, (size_t)N, (size_t)O, (size_t)I, 1.0f, opnd(x, 0, I),
+                    opnd(w, 0, I), 0.0f, opnd(y, 0, O)));
+    if (b)
+        QG_TRY(bias_add(ctx, y, b, O, 1));
+    return QG_OK;
+fail:
+    return st;
+}
+
+qg_status qg__linear_bwd(qg_ctx *ctx, int N, int I, int O, const qg_tensor *x,
+                         const qg_tensor *w, const qg_tensor *dy, qg_tensor *dx, qg_tensor *dw,
+                         qg_tensor *db, int accumulate)
+{
+    static const char op[] = "linear_bwd";
+    qg_status st;
+    QG_TRY(check_linear(ctx, op, N, I, O));
+    QG_TRY(check_t(ctx, op, "x", x, (size_t)N * I));
+    QG_TRY(check_t(ctx, op, "w", w, (size_t)O * I));
+    QG_TRY(check_t(ctx, op, "dy", dy, (size_t)N * O));
+    QG_TRY(check_t(ctx, op, "dw", dw, (size_t)O * I));
+    if (dx)
+        QG_TRY(check_t(ctx, op, "dx", dx, (size_t)N * I));
+    if (db)
+        QG_TRY(check_t(ctx, op, "db", db, (size_t)O));
+    if (dx)
+        QG_TRY(qg__gemm(ctx, 0, 0, (size_t)N, (size_t)I, (size_t)O, 1.0f, opnd(dy, 0, O),
+                        opnd(w, 0, I), 0.0f, opnd(dx, 0, I)));
+    QG_TRY(qg__gemm(ctx, 1, 0, (size_t)O, (size_t)I, (size_t)N, 1.0f, opnd(dy, 0, O),
+                    opnd(x, 0, I), accumulate ? 1.0f : 0.0f, opnd(dw, 0, I)));
+    if (db)
+        QG_TRY(bias_grad(ctx, dy, N, O, 1, db, accumulate));
+    return QG_OK;
+fail:
+    return st;
+}

@@ -1,0 +1,461 @@
+/* tests/test_conv.c: src/ops/conv.c (cl/im2col.cl + CLBlast GEMM) against
+ * src/ref/ref_conv.c, and finite-difference checks of those references.
+ *
+ * Device tests run every shape under the default work-group size and two
+ * others, with the workspace sized by qg__conv_workspace_floats (whole
+ * batch per chunk) or smaller (chunks of 2 images, and of 1), so the
+ * chunk loop and the last partial chunk run too. Every tensor is a view
+ * at an offset inside a larger buffer whose margins hold a sentinel,
+ * checked untouched afterwards; overwritten outputs and the workspace
+ * start as NaN, so a result that reads them instead of overwriting fails.
+ *
+ * Tolerances: device vs reference |got - want| <= 1e-4 + 1e-4*|want| (the
+ * GEMMs sum in float in their own order; the oracle sums in double).
+ * Gradient checks: central differences in double of L = sum(g * y) on the
+ * float reference; L is linear in each argument, so the step (5e-2) only
+ * has to beat the float rounding of y; |fd - analytic| <= 1e-3 + 1e-2*|a|. */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/support.h"
+#include "cl/ctx.h"
+#include "ops/conv.h"
+#include "ref/ref_conv.h"
+
+TestSuite(conv, .fini = qg_test_ctx_free);
+
+#define ATOL 1e-4f
+#define RTOL 1e-4f
+#define PAD 13
+#define SENTINEL -12345.5f
+
+static const long wgs[] = {64, 16, 256};
+
+typedef struct shape {
+    int N, C, H, W, K, R, S, stride, pad, groups;
+    const char *what;
+} shape;
+
+static const shape shapes[] = {
+    {3, 5, 7, 5, 4, 3, 3, 1, 1, 1, "3x3 s1 p1"},
+    {3, 5, 7, 5, 4, 3, 3, 2, 1, 1, "3x3 s2 p1"},
+    {3, 5, 7, 5, 16, 1, 1, 2, 0, 1, "1x1 s2 (option-B shortcut)"},
+    {3, 5, 7, 5, 3, 1, 1, 1, 0, 1, "1x1 s1 pointwise, batched over images"},
+    {3, 6, 7, 5, 4, 1, 1, 1, 0, 2, "1x1 s1 pointwise, groups 2 < N"},
+    {1, 6, 5, 7, 4, 1, 1, 1, 0, 2, "1x1 s1 pointwise, groups 2 > N"},
+    {3, 6, 7, 5, 4, 3, 3, 1, 1, 2, "3x3 groups 2"},
+    {3, 5, 7, 5, 5, 3, 3, 2, 1, 5, "3x3 s2 depthwise"},
+    {1, 3, 7, 5, 5, 5, 5, 1, 2, 1, "5x5 p2 N=1"},
+    {3, 3, 5, 7, 5, 3, 2, 1, 0, 1, "3x2 no padding"},
+    {3, 16, 5, 7, 3, 3, 3, 2, 2, 1, "3x3 s2 p2, 16 channels"},
+};
+
+/* A tensor of n floats at offset PAD inside a buffer of n + 2*PAD. */
+typedef struct buf {
+    qg_tensor *whole, *view;
+    size_t n;
+} buf;
+
+static void buf_set(buf *b, const float *init, float fill)
+{
+    size_t total = b->n + 2 * PAD;
+    float *h = malloc(total * sizeof *h);
+    for (size_t i = 0; i < total; i++)
+        h[i] = SENTINEL;
+    for (size_t i = 0; i < b->n; i++)
+        h[PAD + i] = init ? init[i] : fill;
+    QG_EXPECT_OK(qg_tensor_write(b->whole, h, total * sizeof *h));
+    free(h);
+}
+
+static buf buf_new(qg_ctx *ctx, size_t n, const float *init, float fill)
+{
+    buf b = {.n = n};
+    int64_t s1[1] = {(int64_t)(n + 2 * PAD)}, s2[1] = {(int64_t)n};
+    b.whole = qg_test_tensor(ctx, 1, s1, NULL);
+    QG_EXPECT_OK(qg_tensor_view(b.whole, PAD, 1, s2, &b.view));
+    buf_set(&b, init, fill);
+    return b;
+}
+
+/* The view's contents (malloc'd); fails the test if a margin changed. */
+static float *buf_get(const buf *b, const char *label)
+{
+    float *h = qg_test_read(b->whole);
+    for (size_t i = 0; i < PAD; i++) {
+        cr_expect_eq(h[i], SENTINEL, "%s: write before the tensor at %zu", label, i);
+        cr_expect_eq(h[PAD + b->n + i], SENTINEL, "%s: write past the tensor at %zu", label, i);
+    }
+    float *out = malloc(b->n * sizeof *out);
+    memcpy(out, h + PAD, b->n * sizeof *out);
+    free(h);
+    return out;
+}
+
+static void buf_free(buf *b)
+{
+    qg_tensor_free(b->view);
+    qg_tensor_free(b->whole);
+}
+
+static float *rand_vec(size_t n, uint32_t seed)
+{
+    float *v = malloc((n ? n : 1) * sizeof *v);
+    qg_test_fill(v, n, -1, 1, seed);
+    return v;
+}
+
+/* Compares buffer b with want (+ base when base is not NULL). */
+static void expect_buf(const buf *b, const float *want, const float *base, const char *label)
+{
+    float *got = buf_get(b, label);
+    float *w = malloc(b->n * sizeof *w);
+    for (size_t i = 0; i < b->n; i++)
+        w[i] = base ? base[i] + want[i] : want[i];
+    cr_expect(qg_test_allclose(label, got, w, b->n, ATOL, RTOL), "%s", label);
+    free(w);
+    free(got);
+}
+
+static void set_wg(qg_ctx *ctx, long wg)
+{
+    QG_EXPECT_OK(qg__program_override(ctx, "im2col", &wg));
+}
+
+static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
+{
+    qg_conv_desc d, d1;
+    QG_EXPECT_OK(qg__conv_desc_init(ctx, &d, s->N, s->C, s->H, s->W, s->K, s->R, s->S,
+                                    s->stride, s->pad, s->groups));
+    QG_EXPECT_OK(qg__conv_desc_init(ctx, &d1, 1, s->C, s->H, s->W, s->K, s->R, s->S,
+                                    s->stride, s->pad, s->groups));
+    size_t nx = (size_t)d.N * d.C * d.H * d.W, ny = (size_t)d.N * d.K * d.P * d.Q;
+    size_t nw = (size_t)d.K * (d.C / d.groups) * d.R * d.S, nk = (size_t)d.K;
+    size_t per_image = qg__conv_workspace_floats(&d1);
+    cr_assert_geq(qg__conv_workspace_floats(&d), per_image * (size_t)d.N);
+
+    float *x = rand_vec(nx, seed), *w = rand_vec(nw, seed + 1), *b = rand_vec(nk, seed + 2);
+    float *dy = rand_vec(ny, seed + 3), *base_x = rand_vec(nx, seed + 4);
+    float *base_w = rand_vec(nw, seed + 5), *base_b = rand_vec(nk, seed + 6);
+    float *y_ref = malloc(ny * 4), *y_ref_nb = malloc(ny * 4), *dx_ref = malloc(nx * 4);
+    float *dw_ref = malloc(nw * 4), *db_ref = malloc(nk * 4);
+    qg_ref_conv2d_fwd(&d, x, w, b, y_ref);
+    qg_ref_conv2d_fwd(&d, x, w, NULL, y_ref_nb);
+    qg_ref_conv2d_bwd_data(&d, dy, w, dx_ref);
+    qg_ref_conv2d_bwd_weight(&d, x, dy, dw_ref, db_ref);
+
+    buf tx = buf_new(ctx, nx, x, 0), tw = buf_new(ctx, nw, w, 0), tb = buf_new(ctx, nk, b, 0);
+    buf tdy = buf_new(ctx, ny, dy, 0);
+    buf ty = buf_new(ctx, ny, NULL, NAN), tdx = buf_new(ctx, nx, NULL, NAN);
+    buf tdw = buf_new(ctx, nw, NULL, NAN), tdb = buf_new(ctx, nk, NULL, NAN);
+
+    for (size_t wi = 0; wi < sizeof wgs / sizeof *wgs; wi++) {
+        set_wg(ctx, wgs[wi]);
+        /* whole batch, chunks of 2 (+ a last one of 1 when N = 3), chunks of 1 */
+        size_t ws_n = wi == 0 ? qg__conv_workspace_floats(&d)
+                              : wi == 1 ? 2 * per_image + 5 : per_image;
+        buf tws = buf_new(ctx, ws_n, NULL, NAN);
+        char l[200];
+#define LABEL(op) snprintf(l, sizeof l, "%s [%s] WG=%ld ws=%zu", op, s->what, wgs[wi], ws_n)
+
+        buf_set(&ty, NULL, NAN);
+        QG_EXPECT_OK(qg__conv2d_fwd(ctx, &d, tx.view, tw.view, tb.view, ty.view, tws.view));
+        LABEL("fwd+bias");
+        expect_buf(&ty, y_ref, NULL, l);
+        buf_set(&ty, NULL, NAN);
+        QG_EXPECT_OK(qg__conv2d_fwd(ctx, &d, tx.view, tw.view, NULL, ty.view, tws.view));
+        LABEL("fwd");
+        expect_buf(&ty, y_ref_nb, NULL, l);
+
+        buf_set(&tdx, NULL, NAN);
+        QG_EXPECT_OK(qg__conv2d_bwd_data(ctx, &d, tdy.view, tw.view, tdx.view, tws.view, 0));
+        LABEL("bwd_data");
+        expect_buf(&tdx, dx_ref, NULL, l);
+        buf_set(&tdx, base_x, 0);
+        QG_EXPECT_OK(qg__conv2d_bwd_data(ctx, &d, tdy.view, tw.view, tdx.view, tws.view, 1));
+        LABEL("bwd_data accumulate");
+        expect_buf(&tdx, dx_ref, base_x, l);
+
+        buf_set(&tdw, NULL, NAN);
+        buf_set(&tdb, NULL, NAN);
+        QG_EXPECT_OK(qg__conv2d_bwd_weight(ctx, &d, tx.view, tdy.view, tdw.view, tdb.view,
+                                           tws.view, 0));
+        LABEL("bwd_weight dw");
+        expect_buf(&tdw, dw_ref, NULL, l);
+        LABEL("bwd_weight dbias");
+        expect_buf(&tdb, db_ref, NULL, l);
+        buf_set(&tdw, base_w, 0);
+        buf_set(&tdb, base_b, 0);
+        QG_EXPECT_OK(qg__conv2d_bwd_weight(ctx, &d, tx.view, tdy.view, tdw.view, tdb.view,
+                                           tws.view, 1));
+        LABEL("bwd_weight dw accumulate");
+        expect_buf(&tdw, dw_ref, base_w, l);
+        LABEL("bwd_weight dbias accumulate");
+        expect_buf(&tdb, db_ref, base_b, l);
+        /* without dbias, dbias stays as it was */
+        buf_set(&tdw, NULL, NAN);
+        QG_EXPECT_OK(qg__conv2d_bwd_weight(ctx, &d, tx.view, tdy.view, tdw.view, NULL,
+                                           tws.view, 0));
+        LABEL("bwd_weight dw, no dbias");
+        expect_buf(&tdw, dw_ref, NULL, l);
+        LABEL("dbias untouched");
+        expect_buf(&tdb, db_ref, base_b, l);
+#undef LABEL
+        float *wsh = buf_get(&tws, "workspace");
+        free(wsh);
+        buf_free(&tws);
+    }
+    QG_EXPECT_OK(qg__program_override(ctx, "im2col", NULL));
+
+    buf *all[] = {&tx, &tw, &tb, &tdy, &ty, &tdx, &tdw, &tdb};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        buf_free(all[i]);
+    float *hs[] = {x, w, b, dy, base_x, base_w, base_b, y_ref, y_ref_nb, dx_ref, dw_ref, db_ref};
+    for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
+        free(hs[i]);
+}
+
+Test(conv, device_matches_reference)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        run_conv_case(ctx, &shapes[i], 100 + 10 * (uint32_t)i);
+}
+
+Test(conv, linear_device_matches_reference)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    static const int cases[][4] = {{3, 7, 5, 1}, {3, 7, 5, 0}, {37, 19, 10, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        int N = cases[c][0], I = cases[c][1], O = cases[c][2], has_b = cases[c][3];
+        size_t nx = (size_t)N * I, nw = (size_t)O * I, ny = (size_t)N * O;
+        uint32_t seed = 500 + 10 * (uint32_t)c;
+        float *x = rand_vec(nx, seed), *w = rand_vec(nw, seed + 1), *b = rand_vec(O, seed + 2);
+        float *dy = rand_vec(ny, seed + 3), *base_w = rand_vec(nw, seed + 4);
+        float *base_b = rand_vec(O, seed + 5);
+        float *y_ref = malloc(ny * 4), *dx_ref = malloc(nx * 4), *dw_ref = malloc(nw * 4);
+        float *db_ref = malloc(O * 4);
+        qg_ref_linear_fwd(N, I, O, x, w, has_b ? b : NULL, y_ref);
+        qg_ref_linear_bwd(N, I, O, x, w, dy, dx_ref, dw_ref, db_ref);
+        buf tx = buf_new(ctx, nx, x, 0), tw = buf_new(ctx, nw, w, 0), tb = buf_new(ctx, O, b, 0);
+        buf tdy = buf_new(ctx, ny, dy, 0), ty = buf_new(ctx, ny, NULL, NAN);
+        buf tdx = buf_new(ctx, nx, NULL, NAN), tdw = buf_new(ctx, nw, NULL, NAN);
+        buf tdb = buf_new(ctx, O, NULL, NAN);
+        for (size_t wi = 0; wi < sizeof wgs / sizeof *wgs; wi++) {
+            set_wg(ctx, wgs[wi]);
+            char l[160];
+#define LABEL(op) snprintf(l, sizeof l, "linear %s N=%d I=%d O=%d bias=%d WG=%ld", op, N, I, \
+                           O, has_b, wgs[wi])
+            buf_set(&ty, NULL, NAN);
+            QG_EXPECT_OK(qg__linear_fwd(ctx, N, I, O, tx.view, tw.view, has_b ? tb.view : NULL,
+                                        ty.view));
+            LABEL("fwd");
+            expect_buf(&ty, y_ref, NULL, l);
+
+            buf_set(&tdx, NULL, NAN);
+            buf_set(&tdw, NULL, NAN);
+            buf_set(&tdb, NULL, NAN);
+            QG_EXPECT_OK(qg__linear_bwd(ctx, N, I, O, tx.view, tw.view, tdy.view, tdx.view,
+                                        tdw.view, has_b ? tdb.view : NULL, 0));
+            LABEL("bwd dx");
+            expect_buf(&tdx, dx_ref, NULL, l);
+            LABEL("bwd dw");
+            expect_buf(&tdw, dw_ref, NULL, l);
+            if (has_b) {
+                LABEL("bwd db");
+                expect_buf(&tdb, db_ref, NULL, l);
+            }
+
+            /* accumulate, dx skipped: dx keeps its contents */
+            buf_set(&tdx, x, 0);
+            buf_set(&tdw, base_w, 0);
+            buf_set(&tdb, base_b, 0);
+            QG_EXPECT_OK(qg__linear_bwd(ctx, N, I, O, tx.view, tw.view, tdy.view, NULL,
+                                        tdw.view, has_b ? tdb.view : NULL, 1));
+            LABEL("bwd dw accumulate");
+            expect_buf(&tdw, dw_ref, base_w, l);
+            LABEL("bwd db accumulate / untouched");
+            float zero[64] = {0};
+            expect_buf(&tdb, has_b ? db_ref : zero, base_b, l);
+            LABEL("dx untouched");
+            expect_buf(&tdx, x, NULL, l);
+#undef LABEL
+        }
+        QG_EXPECT_OK(qg__program_override(ctx, "im2col", NULL));
+        buf *all[] = {&tx, &tw, &tb, &tdy, &ty, &tdx, &tdw, &tdb};
+        for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+            buf_free(all[i]);
+        float *hs[] = {x, w, b, dy, base_w, base_b, y_ref, dx_ref, dw_ref, db_ref};
+        for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
+            free(hs[i]);
+    }
+}
+
+/* ---- finite differences on the C references ---- */
+
+#define FD_EPS 5e-2
+#define FD_ATOL 1e-3
+#define FD_RTOL 1e-2
+
+typedef struct fd_conv {
+    const qg_conv_desc *d;
+    float *x, *w, *b, *g, *y;
+} fd_conv;
+
+static double conv_loss(const fd_conv *f)
+{
+    qg_ref_conv2d_fwd(f->d, f->x, f->w, f->b, f->y);
+    size_t ny = (size_t)f->d->N * f->d->K * f->d->P * f->d->Q;
+    double l = 0;
+    for (size_t i = 0; i < ny; i++)
+        l += (double)f->g[i] * f->y[i];
+    return l;
+}
+
+/* Central difference of loss with respect to v[i], with the step the
+ * float actually took. */
+static double central(double (*loss)(const void *), const void *f, float *v, size_t i)
+{
+    float v0 = v[i];
+    float vp = (float)(v0 + FD_EPS), vm = (float)(v0 - FD_EPS);
+    v[i] = vp;
+    double lp = loss(f);
+    v[i] = vm;
+    double lm = loss(f);
+    v[i] = v0;
+    return (lp - lm) / ((double)vp - (double)vm);
+}
+
+static double conv_loss_v(const void *f) { return conv_loss(f); }
+
+/* Checks every element of v's gradient; returns the number of misses. */
+static int fd_check(const char *label, double (*loss)(const void *), const void *f, float *v,
+                    const float *grad, size_t n)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double fd = central(loss, f, v, i);
+        if (fabs(fd - grad[i]) > FD_ATOL + FD_RTOL * fabs(grad[i])) {
+            if (bad < 10)
+                fprintf(stderr, "%s: [%zu] finite difference %.6g, analytic %.6g\n", label, i,
+                        fd, grad[i]);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+Test(conv, reference_gradients_match_finite_differences)
+{
+    static const shape fd_shapes[] = {
+        {2, 3, 5, 4, 4, 3, 3, 1, 1, 1, "3x3 s1 p1"},
+        {2, 4, 6, 5, 6, 3, 3, 2, 1, 2, "3x3 s2 groups 2"},
+        {2, 3, 5, 5, 3, 3, 2, 1, 0, 3, "3x2 depthwise"},
+        {2, 3, 5, 4, 4, 1, 1, 2, 0, 1, "1x1 s2"},
+    };
+    for (size_t si = 0; si < sizeof fd_shapes / sizeof *fd_shapes; si++) {
+        const shape *s = &fd_shapes[si];
+        qg_conv_desc d;
+        QG_EXPECT_OK(qg__conv_desc_init(NULL, &d, s->N, s->C, s->H, s->W, s->K, s->R, s->S,
+                                        s->stride, s->pad, s->groups));
+        size_t nx = (size_t)d.N * d.C * d.H * d.W, ny = (size_t)d.N * d.K * d.P * d.Q;
+        size_t nw = (size_t)d.K * (d.C / d.groups) * d.R * d.S;
+        uint32_t seed = 900 + 10 * (uint32_t)si;
+        fd_conv f = {.d = &d, .x = rand_vec(nx, seed), .w = rand_vec(nw, seed + 1),
+                     .b = rand_vec(d.K, seed + 2), .g = rand_vec(ny, seed + 3),
+                     .y = malloc(ny * 4)};
+        float *dx = malloc(nx * 4), *dw = malloc(nw * 4), *db = malloc(d.K * 4);
+        qg_ref_conv2d_bwd_data(&d, f.g, f.w, dx);
+        qg_ref_conv2d_bwd_weight(&d, f.x, f.g, dw, db);
+        char l[128];
+        snprintf(l, sizeof l, "conv dx [%s]", s->what);
+        cr_expect_eq(fd_check(l, conv_loss_v, &f, f.x, dx, nx), 0, "%s", l);
+        snprintf(l, sizeof l, "conv dw [%s]", s->what);
+        cr_expect_eq(fd_check(l, conv_loss_v, &f, f.w, dw, nw), 0, "%s", l);
+        snprintf(l, sizeof l, "conv dbias [%s]", s->what);
+        cr_expect_eq(fd_check(l, conv_loss_v, &f, f.b, db, d.K), 0, "%s", l);
+        free(f.x);
+        free(f.w);
+        free(f.b);
+        free(f.g);
+        free(f.y);
+        free(dx);
+        free(dw);
+        free(db);
+    }
+}
+
+typedef struct fd_linear {
+    int N, I, O;
+    float *x, *w, *b, *g, *y;
+} fd_linear;
+
+static double linear_loss_v(const void *p)
+{
+    const fd_linear *f = p;
+    qg_ref_linear_fwd(f->N, f->I, f->O, f->x, f->w, f->b, f->y);
+    double l = 0;
+    for (size_t i = 0; i < (size_t)f->N * f->O; i++)
+        l += (double)f->g[i] * f->y[i];
+    return l;
+}
+
+Test(conv, linear_reference_gradients_match_finite_differences)
+{
+    fd_linear f = {.N = 3, .I = 7, .O = 5};
+    size_t nx = 21, nw = 35, ny = 15;
+    f.x = rand_vec(nx, 77);
+    f.w = rand_vec(nw, 78);
+    f.b = rand_vec(5, 79);
+    f.g = rand_vec(ny, 80);
+    f.y = malloc(ny * 4);
+    float dx[21], dw[35], db[5];
+    qg_ref_linear_bwd(f.N, f.I, f.O, f.x, f.w, f.g, dx, dw, db);
+    cr_expect_eq(fd_check("linear dx", linear_loss_v, &f, f.x, dx, nx), 0);
+    cr_expect_eq(fd_check("linear dw", linear_loss_v, &f, f.w, dw, nw), 0);
+    cr_expect_eq(fd_check("linear db", linear_loss_v, &f, f.b, db, 5), 0);
+    free(f.x);
+    free(f.w);
+    free(f.b);
+    free(f.g);
+    free(f.y);
+}
+
+Test(conv, bad_shapes_are_errors)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    qg_conv_desc d = {0};
+    /* C = 5 not divisible by groups = 2 */
+    cr_expect_eq(qg__conv_desc_init(ctx, &d, 3, 5, 7, 5, 4, 3, 3, 1, 1, 2), QG_ERR_SHAPE);
+    cr_expect(strstr(qg_last_error(), "groups") != NULL, "message: %s", qg_last_error());
+    cr_expect_eq(d.P, 0, "descriptor written on failure");
+    /* K = 5 not divisible by groups = 2 */
+    cr_expect_eq(qg__conv_desc_init(ctx, &d, 3, 6, 7, 5, 5, 3, 3, 1, 1, 2), QG_ERR_SHAPE);
+    /* 5x5 kernel on a 3x3 input without padding */
+    cr_expect_eq(qg__conv_desc_init(ctx, &d, 1, 1, 3, 3, 1, 5, 5, 1, 0, 1), QG_ERR_SHAPE);
+    cr_expect_eq(qg__conv_desc_init(ctx, &d, 1, 1, 3, 3, 1, 1, 1, 0, 0, 1), QG_ERR_SHAPE);
+
+    /* a workspace below one image, and a tensor of the wrong size */
+    QG_EXPECT_OK(qg__conv_desc_init(ctx, &d, 2, 3, 5, 5, 4, 3, 3, 1, 1, 1));
+    size_t per = qg__conv_workspace_floats(&d) / 2;
+    int64_t sx[4] = {2, 3, 5, 5}, sw[4] = {4, 3, 3, 3}, sy[4] = {2, 4, 5, 5};
+    int64_t sws[1] = {(int64_t)per - 1}, sbad[4] = {2, 4, 5, 4};
+    qg_tensor *x = qg_test_tensor(ctx, 4, sx, NULL), *w = qg_test_tensor(ctx, 4, sw, NULL);
+    qg_tensor *y = qg_test_tensor(ctx, 4, sy, NULL), *ws = qg_test_tensor(ctx, 1, sws, NULL);
+    qg_tensor *ybad = qg_test_tensor(ctx, 4, sbad, NULL);
+    cr_expect_eq(qg__conv2d_fwd(ctx, &d, x, w, NULL, y, ws), QG_ERR_SHAPE);
+    cr_expect(strstr(qg_last_error(), "workspace") != NULL, "message: %s", qg_last_error());
+    cr_expect_eq(qg__conv2d_bwd_weight(ctx, &d, x, y, w, NULL, ws, 0), QG_ERR_SHAPE);
+    cr_expect_eq(qg__conv2d_fwd(ctx, &d, x, w, NULL, ybad, ws), QG_ERR_SHAPE);
+    cr_expect_eq(qg__conv2d_fwd(ctx, &d, x, w, NULL, y, NULL), QG_ERR_INVALID_ARG);
+    cr_expect_eq(qg__linear_fwd(ctx, 2, 75, 3, x, w, NULL, y), QG_ERR_SHAPE);
+    qg_tensor_free(x);
+    qg_tensor_free(w);
+    qg_tensor_free(y);
+    qg_tensor_free(ws);
+    qg_tensor_free(ybad);
+}
