@@ -9,8 +9,10 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "ops/conv.h"
 #include "ops/eltwise.h"
 #include "ops/reduce.h"
+#include "ref/ref_conv.h"
 #include "ref/ref_eltwise.h"
 #include "tensor/tensor_impl.h"
 #include "tune/tuner.h"
@@ -160,7 +162,89 @@ static qg_status red_check(qg_ctx *ctx, void *state, double *err)
     return st;
 }
 
+/* im2col: a ResNet-20 stage-1 conv (16->16, 3x3, pad 1) forward and
+ * data gradient; the GEMMs are CLBlast's, the rest is im2col/col2im. */
+typedef struct conv_state {
+    bufs *b;
+    qg_conv_desc d;
+    qg_tensor *w, *ws, *x, *y, *dx;   /* x, y, dx: views of CV_N images */
+    float *hw;
+} conv_state;
+
+enum { CV_N = 32 };
+
+static void conv_release(void *p)
+{
+    conv_state *c = p;
+    if (!c)
+        return;
+    qg_tensor_free(c->x);
+    qg_tensor_free(c->y);
+    qg_tensor_free(c->dx);
+    bufs_free(c->b);
+    qg_tensor_free(c->w);
+    qg_tensor_free(c->ws);
+    free(c->hw);
+    free(c);
+}
+
+static qg_status conv_prepare(qg_ctx *ctx, void **state)
+{
+    qg_status st = QG_OK;
+    conv_state *c = calloc(1, sizeof *c);
+    if (!c)
+        return qg__error(ctx, QG_ERR_NOMEM, "out of memory");
+    QG_TRY(bufs_new(ctx, &c->b));
+    QG_TRY(qg__conv_desc_init(ctx, &c->d, CV_N, RN_C, 32, 32, RN_C, 3, 3, 1, 1, 1));
+    int64_t wsh[4] = {RN_C, RN_C, 3, 3}, wss[1] = {(int64_t)qg__conv_workspace_floats(&c->d)};
+    c->hw = malloc(sizeof(float) * RN_C * RN_C * 9);
+    if (!c->hw) {
+        st = qg__error(ctx, QG_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    qg_rng r = {5};
+    for (int i = 0; i < RN_C * RN_C * 9; i++)
+        c->hw[i] = (float)qg__rng_normal(&r) * 0.1f;
+    QG_TRY(qg_tensor_new(ctx, 4, wsh, QG_DTYPE_F32, "w", &c->w));
+    QG_TRY(qg_tensor_write(c->w, c->hw, sizeof(float) * RN_C * RN_C * 9));
+    QG_TRY(qg_tensor_new(ctx, 1, wss, QG_DTYPE_F32, "ws", &c->ws));
+    int64_t vs[4] = {CV_N, RN_C, 32, 32};
+    QG_TRY(qg_tensor_view(c->b->a, 0, 4, vs, &c->x));
+    QG_TRY(qg_tensor_view(c->b->y, 0, 4, vs, &c->y));
+    QG_TRY(qg_tensor_view(c->b->z, 0, 4, vs, &c->dx));
+    qg_ref_conv2d_fwd(&c->d, c->b->ha, c->hw, NULL, c->b->ref1);
+    *state = c;
+    return QG_OK;
+fail:
+    conv_release(c);
+    return st;
+}
+
+static qg_status conv_run(qg_ctx *ctx, void *state)
+{
+    conv_state *c = state;
+    qg_status st = qg__conv2d_fwd(ctx, &c->d, c->x, c->w, NULL, c->y, c->ws);
+    if (st == QG_OK)
+        st = qg__conv2d_bwd_data(ctx, &c->d, c->y, c->w, c->dx, c->ws, 0);
+    return st;
+}
+
+static qg_status conv_check(qg_ctx *ctx, void *state, double *err)
+{
+    conv_state *c = state;
+    size_t n = (size_t)CV_N * RN_C * RN_HW;
+    float *g = malloc(n * sizeof *g);
+    if (!g)
+        return qg__error(ctx, QG_ERR_NOMEM, "out of memory");
+    qg_status st = qg_tensor_read(c->y, g, n * sizeof *g);
+    *err = st == QG_OK ? max_rel_err(g, c->b->ref1, n, 1e-2) : 0;
+    free(g);
+    return st;
+}
+
 static const qg_tune_case cases[] = {
+    {"im2col", "resnet20", conv_prepare, conv_run, conv_check, conv_release, 1e-3,
+     2.0 * 2 * CV_N * RN_C * RN_HW * RN_C * 9, 1},
     {"eltwise", "resnet20", elt_prepare, elt_run, elt_check, bufs_free, 1e-6,
      (double)RN_NUMEL * 4 * 8, 0},
     {"reduce", "resnet20", red_prepare, red_run, red_check, bufs_free, 1e-4,
