@@ -36,6 +36,13 @@ int qg__dataset_label(const qg_dataset *ds, size_t i);
 /* Keeps only the first n samples (tiny runs, tests). */
 void qg__dataset_truncate(qg_dataset *ds, size_t n);
 
+/* A zero-filled dataset for format readers and tests to fill in through
+ * the two accessors below (pixels [count][C][H][W], labels [count]). */
+qg_status qg__dataset_new(size_t count, int channels, int height, int width, int classes,
+                          qg_dataset **out);
+uint8_t *qg__dataset_pixels(qg_dataset *ds);
+int *qg__dataset_labels(qg_dataset *ds);
+
 /* Loader: seeded shuffle per epoch, random crop with zero padding +
  * horizontal flip (train), per-channel normalisation (x/255 - mean)/std,
  * batches as float NCHW + int32 labels, prepared by a background thread
@@ -59,5 +66,10 @@ qg_status qg__loader_start_epoch(qg_loader *ld, int epoch);
  * next call) or 0 at the end of the epoch. */
 int qg__loader_next(qg_loader *ld, const float **images, const int32_t **labels, int *n);
 size_t qg__loader_batches_per_epoch(const qg_loader *ld);
+/* The augmentation the loader applies to the sample at position pos of
+ * epoch's order: crop offsets *ox, *oy in [0, 2*crop_pad] into the padded
+ * image, then *flip (mirror columns). Exposed so tests can predict it. */
+void qg__loader_augment_params(const qg_loader_opts *o, int epoch, size_t pos, int *ox,
+                               int *oy, int *flip);
 
 #endif
