@@ -58,7 +58,7 @@ typedef struct qg_kparam {
 
 /* A kernel program's tunable parameter: default and the candidate values
  * the tuner may try. Constraints between parameters live in `valid`. */
-#define QG_MAX_TUNABLES 8
+#define QG_MAX_TUNABLES 16
 #define QG_MAX_CANDIDATES 12
 typedef struct qg_tunable {
     const char *name;

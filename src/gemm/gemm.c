@@ -20,12 +20,25 @@ static qg_status clblast_error(qg_ctx *ctx, CLBlastStatusCode s, const char *wha
                      "%d on device '%s'", what, M, N, K, (int)s, ctx->info.name);
 }
 
+/* The tuned CLBlast parameters are applied once per context, lazily, so
+ * programs that never multiply matrices never read the database. */
+static qg_status ensure_tuned(qg_ctx *ctx)
+{
+    if (ctx->gemm_state)
+        return QG_OK;
+    ctx->gemm_state = ctx; /* any non-NULL marker; nothing to free */
+    return qg__gemm_apply_tuned(ctx);
+}
+
 qg_status qg__gemm(qg_ctx *ctx, int trans_a, int trans_b, size_t M, size_t N, size_t K,
                    float alpha, qg_gemm_operand A, qg_gemm_operand B, float beta,
                    qg_gemm_operand C)
 {
     if (!M || !N)
         return QG_OK;
+    qg_status st = ensure_tuned(ctx);
+    if (st != QG_OK)
+        return st;
     CLBlastStatusCode s = CLBlastSgemm(
         CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
         trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, M, N, K, alpha, A.mem, A.offset,
@@ -42,6 +55,9 @@ qg_status qg__gemm_batched(qg_ctx *ctx, int trans_a, int trans_b, size_t M, size
 {
     if (!M || !N || !count)
         return QG_OK;
+    qg_status st = ensure_tuned(ctx);
+    if (st != QG_OK)
+        return st;
     if (count == 1)
         return qg__gemm(ctx, trans_a, trans_b, M, N, K, alpha, A, B, beta, C);
     CLBlastStatusCode s = CLBlastSgemmStridedBatched(

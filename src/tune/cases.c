@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "gemm/gemm.h"
 #include "ops/conv.h"
 #include "ops/eltwise.h"
 #include "ops/reduce.h"
@@ -242,13 +243,98 @@ static qg_status conv_check(qg_ctx *ctx, void *state, double *err)
     return st;
 }
 
+/* clblast_xgemm: the GEMM of a ResNet-20 stage-1 conv forward for a
+ * chunk of 32 images: [16 x 144] x [144 x 32768]. */
+enum { GM = 16, GK = 144, GN = 32 * 1024 };
+
+typedef struct gemm_state {
+    qg_tensor *a, *b, *c;
+    float *ref;
+} gemm_state;
+
+static void gemm_release(void *p)
+{
+    gemm_state *g = p;
+    if (!g)
+        return;
+    qg_tensor_free(g->a);
+    qg_tensor_free(g->b);
+    qg_tensor_free(g->c);
+    free(g->ref);
+    free(g);
+}
+
+static qg_status gemm_prepare(qg_ctx *ctx, void **state)
+{
+    qg_status st = QG_OK;
+    gemm_state *g = calloc(1, sizeof *g);
+    float *ha = malloc(sizeof(float) * GM * GK), *hb = malloc(sizeof(float) * GK * GN);
+    if (!g || !ha || !hb || !(g->ref = malloc(sizeof(float) * GM * GN))) {
+        st = qg__error(ctx, QG_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    qg_rng r = {9};
+    for (int i = 0; i < GM * GK; i++)
+        ha[i] = (float)qg__rng_normal(&r);
+    for (int i = 0; i < GK * GN; i++)
+        hb[i] = (float)qg__rng_normal(&r);
+    for (int i = 0; i < GM; i++)
+        for (int j = 0; j < GN; j++) {
+            double acc = 0;
+            for (int k = 0; k < GK; k++)
+                acc += (double)ha[i * GK + k] * hb[(size_t)k * GN + j];
+            g->ref[(size_t)i * GN + j] = (float)acc;
+        }
+    int64_t sa[2] = {GM, GK}, sb[2] = {GK, GN}, sc[2] = {GM, GN};
+    QG_TRY(qg_tensor_new(ctx, 2, sa, QG_DTYPE_F32, "A", &g->a));
+    QG_TRY(qg_tensor_new(ctx, 2, sb, QG_DTYPE_F32, "B", &g->b));
+    QG_TRY(qg_tensor_new(ctx, 2, sc, QG_DTYPE_F32, "C", &g->c));
+    QG_TRY(qg_tensor_write(g->a, ha, sizeof(float) * GM * GK));
+    QG_TRY(qg_tensor_write(g->b, hb, sizeof(float) * GK * GN));
+    free(ha);
+    free(hb);
+    *state = g;
+    return QG_OK;
+fail:
+    free(ha);
+    free(hb);
+    gemm_release(g);
+    return st;
+}
+
+static qg_status gemm_run(qg_ctx *ctx, void *state)
+{
+    gemm_state *g = state;
+    qg_gemm_operand A = {g->a->mem, 0, GK}, B = {g->b->mem, 0, GN}, C = {g->c->mem, 0, GN};
+    return qg__gemm(ctx, 0, 0, GM, GN, GK, 1.0f, A, B, 0.0f, C);
+}
+
+static qg_status gemm_check(qg_ctx *ctx, void *state, double *err)
+{
+    gemm_state *g = state;
+    float *h = malloc(sizeof(float) * GM * GN);
+    if (!h)
+        return qg__error(ctx, QG_ERR_NOMEM, "out of memory");
+    qg_status st = qg_tensor_read(g->c, h, sizeof(float) * GM * GN);
+    *err = st == QG_OK ? max_rel_err(h, g->ref, (size_t)GM * GN, 1.0) : 0;
+    free(h);
+    return st;
+}
+
 static const qg_tune_case cases[] = {
-    {"im2col", "resnet20", conv_prepare, conv_run, conv_check, conv_release, 1e-3,
-     2.0 * 2 * CV_N * RN_C * RN_HW * RN_C * 9, 1},
-    {"eltwise", "resnet20", elt_prepare, elt_run, elt_check, bufs_free, 1e-6,
-     (double)RN_NUMEL * 4 * 8, 0},
-    {"reduce", "resnet20", red_prepare, red_run, red_check, bufs_free, 1e-4,
-     (double)RN_NUMEL * 4, 0},
+    {.program = "clblast_xgemm", .shape = "resnet20", .prepare = gemm_prepare, .run = gemm_run,
+     .check = gemm_check, .release = gemm_release, .tolerance = 1e-4,
+     .desc = qg__gemm_program_desc, .apply = qg__gemm_override,
+     .work = 2.0 * GM * GN * GK, .work_is_flops = 1},
+    {.program = "im2col", .shape = "resnet20", .prepare = conv_prepare, .run = conv_run,
+     .check = conv_check, .release = conv_release, .tolerance = 1e-3,
+     .work = 2.0 * 2 * CV_N * RN_C * RN_HW * RN_C * 9, .work_is_flops = 1},
+    {.program = "eltwise", .shape = "resnet20", .prepare = elt_prepare, .run = elt_run,
+     .check = elt_check, .release = bufs_free, .tolerance = 1e-6,
+     .work = (double)RN_NUMEL * 4 * 8},
+    {.program = "reduce", .shape = "resnet20", .prepare = red_prepare, .run = red_run,
+     .check = red_check, .release = bufs_free, .tolerance = 1e-4,
+     .work = (double)RN_NUMEL * 4},
 };
 
 size_t qg__tune_case_count(void)

@@ -11,7 +11,17 @@
 
 #include "core/error.h"
 #include "core/fileio.h"
+#include "gemm/gemm.h"
 #include "tune/tunedb.h"
+
+/* cl/ programs plus the CLBlast kernel parameters kept in the same DB. */
+static const qg_program_desc *find_desc(const char *name)
+{
+    const qg_program_desc *d = qg__program_find(name);
+    if (!d && strcmp(name, "clblast_xgemm") == 0)
+        d = qg__gemm_program_desc();
+    return d;
+}
 
 typedef struct tune_entry {
     char program[64];
@@ -76,7 +86,7 @@ static void load_file(qg_ctx *ctx, tune_state *s, const char *path, int user)
         json_t *params = json_object_get(e, "params");
         if (!dev || !prog || !json_is_object(params) || strcmp(dev, ctx->info.key) != 0)
             continue;
-        const qg_program_desc *d = qg__program_find(prog);
+        const qg_program_desc *d = find_desc(prog);
         if (!d)
             continue;
         tune_entry te = {0};
@@ -218,7 +228,7 @@ void qg__tunedb_reset(qg_ctx *ctx)
 qg_status qg__tunedb_store(qg_ctx *ctx, const char *program, const char *shape,
                            const long *values, double time_ms, double default_ms)
 {
-    const qg_program_desc *d = qg__program_find(program);
+    const qg_program_desc *d = find_desc(program);
     tune_state *s = state(ctx);
     if (!d || !s)
         return qg__error(ctx, QG_ERR_NOT_FOUND, "no kernel program '%s'", program);

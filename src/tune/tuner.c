@@ -118,6 +118,8 @@ static void fmt_params(const qg_program_desc *d, const long *v, char *buf, size_
 {
     size_t off = 0;
     buf[0] = 0;
+    if (!v)
+        return;
     for (int i = 0; i < d->ntunables && off < cap; i++)
         off += (size_t)snprintf(buf + off, cap - off, "%s%s=%ld", i ? " " : "",
                                 d->tunables[i].name, v[i]);
@@ -128,9 +130,11 @@ static void fmt_params(const qg_program_desc *d, const long *v, char *buf, size_
 static int try_candidate(qg_ctx *ctx, const qg_tune_case *c, const qg_program_desc *d,
                          void *state, const long *v, int runs, double *ms, FILE *log)
 {
-    char p[256];
+    char p[512];
     fmt_params(d, v, p, sizeof p);
-    if (qg__program_override(ctx, d->name, v) != QG_OK) {
+    qg_status ast = v ? (c->apply ? c->apply(ctx, v) : qg__program_override(ctx, d->name, v))
+                      : QG_OK;
+    if (ast != QG_OK) {
         fprintf(log, "  skip %s: %s\n", p, qg_ctx_last_error(ctx));
         return 0;
     }
@@ -152,13 +156,13 @@ static int try_candidate(qg_ctx *ctx, const qg_tune_case *c, const qg_program_de
         fprintf(log, "  skip %s: %s\n", p, qg_ctx_last_error(ctx));
         return 0;
     }
-    fprintf(log, "  %-40s %9.3f ms\n", p, *ms);
+    fprintf(log, "  %-40s %9.3f ms\n", v ? p : "(built-in parameters)", *ms);
     return 1;
 }
 
 static qg_status tune_case(qg_ctx *ctx, const qg_tune_case *c, const qg_tune_opts *o)
 {
-    const qg_program_desc *d = qg__program_find(c->program);
+    const qg_program_desc *d = c->desc ? c->desc() : qg__program_find(c->program);
     FILE *log = o->log ? o->log : stderr;
     void *state = NULL;
     size_t n = 0, dropped = 0;
@@ -183,13 +187,14 @@ static qg_status tune_case(qg_ctx *ctx, const qg_tune_case *c, const qg_tune_opt
     double def_ms = INFINITY, best_ms = INFINITY;
     long best[QG_MAX_TUNABLES];
     int have_best = 0;
-    if (try_candidate(ctx, c, d, state, defv, o->runs, &def_ms, log)) {
+    int builtin = c->desc != NULL;
+    if (try_candidate(ctx, c, d, state, builtin ? NULL : defv, o->runs, &def_ms, log)) {
         best_ms = def_ms;
         memcpy(best, defv, sizeof defv);
-        have_best = 1;
+        have_best = !builtin;
     }
     unsigned seed = o->seed ? o->seed : 42;
-    if (o->strategy != QG_TUNE_EXHAUSTIVE)
+    if (o->strategy != QG_TUNE_EXHAUSTIVE || builtin)
         shuffle(cands, n, &seed);
     double t0 = now_s();
     size_t tried = 0;
@@ -225,7 +230,7 @@ static qg_status tune_case(qg_ctx *ctx, const qg_tune_case *c, const qg_tune_opt
                 fprintf(log, "  budget reached after %zu of %zu candidates\n", tried, n);
                 break;
             }
-            if (memcmp(cands[i].v, defv, (size_t)d->ntunables * sizeof *defv) == 0)
+            if (!builtin && memcmp(cands[i].v, defv, (size_t)d->ntunables * sizeof *defv) == 0)
                 continue;
             double ms;
             tried++;
@@ -237,21 +242,32 @@ static qg_status tune_case(qg_ctx *ctx, const qg_tune_case *c, const qg_tune_opt
             }
         }
     }
-    qg__program_override(ctx, d->name, NULL);
+    if (!builtin)
+        qg__program_override(ctx, d->name, NULL);
     c->release(state);
     free(cands);
+    if (builtin && !have_best) {
+        fprintf(log, "%s [%s]: no candidate beat the built-in parameters (%.3f ms); nothing "
+                "stored\n", c->program, c->shape, def_ms);
+        return QG_OK;
+    }
     if (!have_best)
         return qg__error(ctx, QG_ERR_TUNE, "no candidate of program '%s' produced a correct "
                          "result on device '%s'", c->program, ctx->info.name);
-    char p[256];
+    char p[512];
     fmt_params(d, best, p, sizeof p);
     double rate = c->work / (best_ms * 1e-3) / 1e9;
     fprintf(log, "%s [%s]: best %s %.3f ms (%.2f %s), default %.3f ms, speed-up %.2fx\n",
             c->program, c->shape, p, best_ms, rate, c->work_is_flops ? "GFLOP/s" : "GB/s",
             def_ms, def_ms / best_ms);
+    qg_status st2 = QG_OK;
     if (!o->dry_run)
-        return qg__tunedb_store(ctx, c->program, "*", best, best_ms, def_ms);
-    return QG_OK;
+        st2 = qg__tunedb_store(ctx, c->program, "*", best, best_ms, def_ms);
+    /* Leave the context running with the winner (CLBlast keeps the last
+     * override; registry programs read it from the database). */
+    if (st2 == QG_OK && builtin)
+        st2 = c->apply(ctx, best);
+    return st2;
 }
 
 qg_status qg__tune_run(qg_ctx *ctx, const qg_tune_opts *o)

@@ -20,6 +20,12 @@ typedef struct qg_tune_case {
     qg_status (*check)(qg_ctx *ctx, void *state, double *max_err);
     void (*release)(void *state);
     double tolerance;          /* max_err above this rejects a candidate */
+    /* Parameters not in the cl/ registry (CLBlast's): their description
+     * and how to apply a set. NULL = registry program + override. When
+     * set, the baseline is the library's built-in choice and candidates
+     * are tried in random order. */
+    const qg_program_desc *(*desc)(void);
+    qg_status (*apply)(qg_ctx *ctx, const long *values);
     double work;               /* bytes or flops per run, for the report */
     int work_is_flops;
 } qg_tune_case;
