@@ -33,6 +33,12 @@ static int valid_wg(const qg_ctx *ctx, const long *v, char *why, size_t cap)
 static const qg_program_desc programs[] = {
     {"eltwise", "elementwise fill/axpby/add/mul/relu", {WG_TUNABLE(64)}, 1, valid_wg},
     {"reduce", "sum, absmax and per-channel statistics", {WG_TUNABLE(64)}, 1, valid_wg},
+    {"quant", "quantizers, DoReFa, PACT, PG gate and gating loss", {WG_TUNABLE(64)}, 1, valid_wg},
+    {"bn", "batch norm: train/eval forward, backward", {WG_TUNABLE(256)}, 1, valid_wg},
+    {"pool", "max/avg/global-average pooling fwd+bwd", {WG_TUNABLE(64)}, 1, valid_wg},
+    {"shortcut", "option-A residual shortcut fwd+bwd", {WG_TUNABLE(64)}, 1, valid_wg},
+    {"loss", "softmax cross-entropy: loss, correct, dlogits", {WG_TUNABLE(64)}, 1, valid_wg},
+    {"optim", "SGD and Adam steps, sum of squares", {WG_TUNABLE(256)}, 1, valid_wg},
     {"im2col", "conv lowering: im2col, col2im, bias", {WG_TUNABLE(64)}, 1, valid_wg},
 };
 

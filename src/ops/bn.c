@@ -1,0 +1,210 @@
+/* src/ops/bn.c: launchers for cl/bn.cl (batch norm, PyTorch BatchNorm2d
+ * semantics; math in the .cl banner). C twins: src/ref/ref_layers.c;
+ * tests: tests/test_bn.c.
+ *
+ * x may be NCHW (rank 4) or [N, C] (rank 2, BatchNorm1d; HW = 1). Optional
+ * tensors (gamma/beta, running stats, dgamma/dbeta) are bound to a tensor
+ * that is always present plus a flag, since a kernel argument cannot be
+ * NULL portably in OpenCL 1.2. */
+#include "config.h"
+
+#include <limits.h>
+
+#include "core/error.h"
+#include "cl/ctx.h"
+#include "ops/layers.h"
+#include "tensor/tensor_impl.h"
+
+typedef struct bn_dims {
+    int N, C, HW;
+} bn_dims;
+
+static qg_status dims_of(qg_ctx *ctx, const char *op, const qg_tensor *x, bn_dims *d)
+{
+    if (!x)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: input tensor is NULL", op);
+    if (x->dtype != QG_DTYPE_F32 || (x->ndim != 2 && x->ndim != 4))
+        return qg__error(ctx, QG_ERR_SHAPE, "%s: tensor '%s' must be F32 [N,C,H,W] or [N,C]",
+                         op, x->name);
+    if (qg_tensor_numel(x) > INT_MAX)
+        return qg__error(ctx, QG_ERR_SHAPE, "%s: tensor '%s' has more than 2^31 elements", op,
+                         x->name);
+    d->N = (int)x->shape[0];
+    d->C = (int)x->shape[1];
+    d->HW = x->ndim == 4 ? (int)(x->shape[2] * x->shape[3]) : 1;
+    return QG_OK;
+}
+
+/* t must be F32 with `n` elements; NULL passes when optional. */
+static qg_status check(qg_ctx *ctx, const char *op, const char *what, const qg_tensor *t,
+                       size_t n, int optional)
+{
+    if (!t) {
+        if (optional)
+            return QG_OK;
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: %s is NULL", op, what);
+    }
+    if (t->dtype != QG_DTYPE_F32 || qg_tensor_numel(t) != n)
+        return qg__error(ctx, QG_ERR_SHAPE, "%s: %s '%s' must be F32 with %zu elements (has "
+                         "%zu)", op, what, t->name, n, qg_tensor_numel(t));
+    return QG_OK;
+}
+
+static qg_status get(qg_ctx *ctx, const char *kernel, qg_kargs *a, size_t *wg)
+{
+    cl_kernel k;
+    long v = 256;
+    qg_status st = qg__kernel_current(ctx, "bn", kernel, &k, "WG", &v);
+    if (st != QG_OK)
+        return st;
+    qg__kargs_init(a, ctx, k, kernel);
+    *wg = (size_t)v;
+    return QG_OK;
+}
+
+static qg_status check_affine(qg_ctx *ctx, const char *op, const qg_tensor *gamma,
+                              const qg_tensor *beta, int C)
+{
+    if (!gamma != !beta)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: gamma and beta must both be given or "
+                         "both be NULL", op);
+    qg_status st = check(ctx, op, "gamma", gamma, (size_t)C, 1);
+    if (st == QG_OK)
+        st = check(ctx, op, "beta", beta, (size_t)C, 1);
+    return st;
+}
+
+qg_status qg__bn_fwd_train(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamma,
+                           const qg_tensor *beta, qg_tensor *running_mean,
+                           qg_tensor *running_var, float momentum, float eps, qg_tensor *y,
+                           qg_tensor *save_mean, qg_tensor *save_invstd)
+{
+    const char *op = "bn_fwd_train";
+    bn_dims d;
+    qg_kargs a;
+    size_t wg;
+    qg_status st = dims_of(ctx, op, x, &d);
+    if (st != QG_OK)
+        return st;
+    if ((size_t)d.N * d.HW < 2)
+        return qg__error(ctx, QG_ERR_SHAPE, "%s: training needs more than one value per "
+                         "channel (tensor '%s' has %d)", op, x->name, d.N * d.HW);
+    if (!running_mean != !running_var)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: running_mean and running_var must both "
+                         "be given or both be NULL", op);
+    st = check_affine(ctx, op, gamma, beta, d.C);
+    if (st == QG_OK)
+        st = check(ctx, op, "running_mean", running_mean, (size_t)d.C, 1);
+    if (st == QG_OK)
+        st = check(ctx, op, "running_var", running_var, (size_t)d.C, 1);
+    if (st == QG_OK)
+        st = check(ctx, op, "y", y, qg_tensor_numel(x), 0);
+    if (st == QG_OK)
+        st = check(ctx, op, "save_mean", save_mean, (size_t)d.C, 0);
+    if (st == QG_OK)
+        st = check(ctx, op, "save_invstd", save_invstd, (size_t)d.C, 0);
+    if (st == QG_OK)
+        st = get(ctx, "qg_bn_fwd_train", &a, &wg);
+    if (st != QG_OK)
+        return st;
+    qg__karg_tensor(&a, x);
+    qg__karg_int(&a, d.N);
+    qg__karg_int(&a, d.C);
+    qg__karg_int(&a, d.HW);
+    qg__karg_tensor(&a, gamma ? gamma : x);
+    qg__karg_tensor(&a, beta ? beta : x);
+    qg__karg_int(&a, gamma != NULL);
+    qg__karg_tensor(&a, running_mean ? running_mean : save_mean);
+    qg__karg_tensor(&a, running_var ? running_var : save_invstd);
+    qg__karg_int(&a, running_mean != NULL);
+    qg__karg_float(&a, momentum);
+    qg__karg_float(&a, eps);
+    qg__karg_tensor(&a, y);
+    qg__karg_tensor(&a, save_mean);
+    qg__karg_tensor(&a, save_invstd);
+    size_t g = (size_t)d.C * wg;
+    return qg__kargs_launch(&a, 1, &g, &wg);
+}
+
+qg_status qg__bn_fwd_eval(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamma,
+                          const qg_tensor *beta, const qg_tensor *running_mean,
+                          const qg_tensor *running_var, float eps, qg_tensor *y)
+{
+    const char *op = "bn_fwd_eval";
+    bn_dims d;
+    qg_kargs a;
+    size_t wg;
+    qg_status st = dims_of(ctx, op, x, &d);
+    if (st == QG_OK)
+        st = check_affine(ctx, op, gamma, beta, d.C);
+    if (st == QG_OK)
+        st = check(ctx, op, "running_mean", running_mean, (size_t)d.C, 0);
+    if (st == QG_OK)
+        st = check(ctx, op, "running_var", running_var, (size_t)d.C, 0);
+    if (st == QG_OK)
+        st = check(ctx, op, "y", y, qg_tensor_numel(x), 0);
+    if (st == QG_OK)
+        st = get(ctx, "qg_bn_fwd_eval", &a, &wg);
+    if (st != QG_OK)
+        return st;
+    size_t total = qg_tensor_numel(x);
+    qg__karg_tensor(&a, x);
+    qg__karg_int(&a, d.C);
+    qg__karg_int(&a, d.HW);
+    qg__karg_int(&a, (int)total);
+    qg__karg_tensor(&a, gamma ? gamma : x);
+    qg__karg_tensor(&a, beta ? beta : x);
+    qg__karg_int(&a, gamma != NULL);
+    qg__karg_tensor(&a, running_mean);
+    qg__karg_tensor(&a, running_var);
+    qg__karg_float(&a, eps);
+    qg__karg_tensor(&a, y);
+    return qg__kargs_launch(&a, 1, &total, &wg);
+}
+
+qg_status qg__bn_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *dy,
+                     const qg_tensor *gamma, const qg_tensor *save_mean,
+                     const qg_tensor *save_invstd, qg_tensor *dx, qg_tensor *dgamma,
+                     qg_tensor *dbeta, int accumulate)
+{
+    const char *op = "bn_bwd";
+    bn_dims d;
+    qg_kargs a;
+    size_t wg;
+    qg_status st = dims_of(ctx, op, x, &d);
+    if (st == QG_OK)
+        st = check(ctx, op, "dy", dy, qg_tensor_numel(x), 0);
+    if (st == QG_OK)
+        st = check(ctx, op, "gamma", gamma, (size_t)d.C, 1);
+    if (st == QG_OK)
+        st = check(ctx, op, "save_mean", save_mean, (size_t)d.C, 0);
+    if (st == QG_OK)
+        st = check(ctx, op, "save_invstd", save_invstd, (size_t)d.C, 0);
+    if (st == QG_OK)
+        st = check(ctx, op, "dx", dx, qg_tensor_numel(x), 0);
+    if (st == QG_OK)
+        st = check(ctx, op, "dgamma", dgamma, (size_t)d.C, 1);
+    if (st == QG_OK)
+        st = check(ctx, op, "dbeta", dbeta, (size_t)d.C, 1);
+    if (st == QG_OK)
+        st = get(ctx, "qg_bn_bwd", &a, &wg);
+    if (st != QG_OK)
+        return st;
+    qg__karg_tensor(&a, x);
+    qg__karg_tensor(&a, dy);
+    qg__karg_int(&a, d.N);
+    qg__karg_int(&a, d.C);
+    qg__karg_int(&a, d.HW);
+    qg__karg_tensor(&a, gamma ? gamma : save_mean);
+    qg__karg_int(&a, gamma != NULL);
+    qg__karg_tensor(&a, save_mean);
+    qg__karg_tensor(&a, save_invstd);
+    qg__karg_tensor(&a, dx);
+    qg__karg_int(&a, accumulate != 0);
+    qg__karg_tensor(&a, dgamma ? dgamma : dx);
+    qg__karg_int(&a, dgamma != NULL);
+    qg__karg_tensor(&a, dbeta ? dbeta : dx);
+    qg__karg_int(&a, dbeta != NULL);
+    size_t g = (size_t)d.C * wg;
+    return qg__kargs_launch(&a, 1, &g, &wg);
+}

@@ -1,0 +1,364 @@
+/* tests/test_bn.c: batch norm (src/ops/bn.c, cl/bn.cl) against the C
+ * references of src/ref/ref_layers.c, and finite-difference checks of those
+ * references.
+ *
+ * Device tests run NCHW 3x5x7x5, a map with more elements per channel
+ * than the largest work-group (3x3x17x13 = 663), and rank-2 [33, 5]
+ * (BatchNorm1d), each affine and affine-free, under the default
+ * work-group size and two others. Every output is a view inside a larger
+ * buffer whose margins hold a sentinel, checked untouched afterwards;
+ * overwritten outputs start as NaN so a kernel that reads them fails.
+ *
+ * Tolerances (device vs reference, |got - want| <= atol + rtol*|want|):
+ *   eval forward (elementwise)                  atol 1e-5, rtol 1e-5
+ *   train forward, statistics, backward sums    atol 1e-4, rtol 1e-4
+ * (device reductions sum in float in tree order; the oracle in double).
+ * Gradient checks: central differences in double of L = sum(g * y) on the
+ * float reference (step 1e-2; BN is smooth, the truncation error is
+ * O(step^2)), |fd - analytic| <= 2e-3 + 1e-2*|analytic|. */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/support.h"
+#include "cl/ctx.h"
+#include "ops/layers.h"
+#include "ref/ref_layers.h"
+
+TestSuite(bn, .fini = qg_test_ctx_free);
+
+static const long wgs[] = {256, 16, 64};
+
+/* ---- device buffers with sentinel margins ---- */
+
+#define PAD 13
+#define SENTINEL -12345.5f
+
+typedef struct dbuf {
+    qg_tensor *whole, *view;
+    size_t n;
+} dbuf;
+
+/* init NULL fills the view with NaN. */
+static dbuf dbuf_new(qg_ctx *ctx, int ndim, const int64_t *shape, const float *init)
+{
+    dbuf b = {.n = 1};
+    for (int i = 0; i < ndim; i++)
+        b.n *= (size_t)shape[i];
+    size_t total = b.n + 2 * PAD;
+    float *h = malloc(total * sizeof *h);
+    for (size_t i = 0; i < total; i++)
+        h[i] = i < PAD || i >= PAD + b.n ? SENTINEL : init ? init[i - PAD] : NAN;
+    int64_t s1[1] = {(int64_t)total};
+    b.whole = qg_test_tensor(ctx, 1, s1, h);
+    QG_EXPECT_OK(qg_tensor_view(b.whole, PAD, ndim, shape, &b.view));
+    free(h);
+    return b;
+}
+
+/* The view's contents (malloc'd); fails the test if a margin changed. */
+static float *dbuf_read(const dbuf *b, const char *label)
+{
+    float *h = qg_test_read(b->whole);
+    for (size_t i = 0; i < PAD; i++) {
+        cr_expect_eq(h[i], SENTINEL, "%s: write before the tensor at %zu", label, i);
+        cr_expect_eq(h[PAD + b->n + i], SENTINEL, "%s: write past the tensor at %zu", label, i);
+    }
+    float *v = malloc(b->n * sizeof *v);
+    memcpy(v, h + PAD, b->n * sizeof *v);
+    free(h);
+    return v;
+}
+
+static void dbuf_free(dbuf *b)
+{
+    qg_tensor_free(b->view);
+    qg_tensor_free(b->whole);
+    b->view = b->whole = NULL;
+}
+
+static float *rand_vec(size_t n, float lo, float hi, uint32_t seed)
+{
+    float *v = malloc((n ? n : 1) * sizeof *v);
+    qg_test_fill(v, n, lo, hi, seed);
+    return v;
+}
+
+/* Reads b, compares with want and frees both the copy and b. */
+static void expect_close(dbuf *b, const float *want, float atol, float rtol, const char *what,
+                         const char *ctxlabel)
+{
+    char l[160];
+    snprintf(l, sizeof l, "%s [%s]", what, ctxlabel);
+    float *got = dbuf_read(b, l);
+    cr_expect(qg_test_allclose(l, got, want, b->n, atol, rtol), "%s", l);
+    free(got);
+    dbuf_free(b);
+}
+
+/* ---- device vs reference ---- */
+
+typedef struct bn_shape {
+    int ndim, N, C, H, W;
+} bn_shape;
+
+static void run_case(qg_ctx *ctx, const bn_shape *s, int affine, long wg, uint32_t seed)
+{
+    int HW = s->ndim == 4 ? s->H * s->W : 1, N = s->N, C = s->C;
+    int64_t sh4[4] = {N, C, s->H, s->W}, sh2[2] = {N, C}, sc[1] = {C};
+    const int64_t *sh = s->ndim == 4 ? sh4 : sh2;
+    size_t n = (size_t)N * C * HW;
+    const float momentum = 0.1f, eps = 1e-5f;
+    char label[128];
+    snprintf(label, sizeof label, "%s %dx%dx%d affine=%d WG=%ld", s->ndim == 4 ? "NCHW" : "NC",
+             N, C, HW, affine, wg);
+
+    /* Offset inputs: a mean far from 0 checks the two-pass variance. */
+    float *x = rand_vec(n, 1.0f, 4.0f, seed), *dy = rand_vec(n, -1, 1, seed + 1);
+    float *gamma = rand_vec(C, 0.5f, 1.5f, seed + 2), *beta = rand_vec(C, -0.5f, 0.5f, seed + 3);
+    float *rm0 = rand_vec(C, -0.2f, 0.2f, seed + 4), *rv0 = rand_vec(C, 0.5f, 2.0f, seed + 5);
+    float *dx0 = rand_vec(n, -1, 1, seed + 6);
+    float *y_ref = malloc(n * 4), *dx_ref = malloc(n * 4), *dxa_ref = malloc(n * 4);
+    float *rm = malloc(C * 4), *rv = malloc(C * 4), *smean = malloc(C * 4);
+    float *sinv = malloc(C * 4), *dg_ref = malloc(C * 4), *db_ref = malloc(C * 4);
+    const float *g = affine ? gamma : NULL, *b = affine ? beta : NULL;
+
+    memcpy(rm, rm0, C * 4);
+    memcpy(rv, rv0, C * 4);
+    qg_ref_bn_fwd_train(N, C, HW, x, g, b, rm, rv, momentum, eps, y_ref, smean, sinv);
+
+    dbuf tx = dbuf_new(ctx, s->ndim, sh, x), tdy = dbuf_new(ctx, s->ndim, sh, dy);
+    dbuf tg = dbuf_new(ctx, 1, sc, gamma), tb = dbuf_new(ctx, 1, sc, beta);
+    dbuf trm = dbuf_new(ctx, 1, sc, rm0), trv = dbuf_new(ctx, 1, sc, rv0);
+    dbuf ty = dbuf_new(ctx, s->ndim, sh, NULL);
+    dbuf tsm = dbuf_new(ctx, 1, sc, NULL), tsi = dbuf_new(ctx, 1, sc, NULL);
+    QG_EXPECT_OK(qg__bn_fwd_train(ctx, tx.view, affine ? tg.view : NULL,
+                                  affine ? tb.view : NULL, trm.view, trv.view, momentum, eps,
+                                  ty.view, tsm.view, tsi.view));
+    expect_close(&ty, y_ref, 1e-4f, 1e-4f, "train y", label);
+    expect_close(&trm, rm, 1e-4f, 1e-4f, "running_mean", label);
+    expect_close(&trv, rv, 1e-4f, 1e-4f, "running_var", label);
+    /* The backward below takes the reference's saved statistics, so the
+     * device backward is checked on its own. */
+    float *gsm = dbuf_read(&tsm, "save_mean"), *gsi = dbuf_read(&tsi, "save_invstd");
+    cr_expect(qg_test_allclose("save_mean", gsm, smean, C, 1e-4f, 1e-4f), "%s", label);
+    cr_expect(qg_test_allclose("save_invstd", gsi, sinv, C, 1e-4f, 1e-4f), "%s", label);
+    free(gsm);
+    free(gsi);
+    QG_EXPECT_OK(qg_tensor_write(tsm.view, smean, C * 4));
+    QG_EXPECT_OK(qg_tensor_write(tsi.view, sinv, C * 4));
+
+    /* Eval with the (reference-updated) running statistics. */
+    trm = dbuf_new(ctx, 1, sc, rm);
+    trv = dbuf_new(ctx, 1, sc, rv);
+    ty = dbuf_new(ctx, s->ndim, sh, NULL);
+    QG_EXPECT_OK(qg__bn_fwd_eval(ctx, tx.view, affine ? tg.view : NULL,
+                                 affine ? tb.view : NULL, trm.view, trv.view, eps, ty.view));
+    qg_ref_bn_fwd_eval(N, C, HW, x, g, b, rm, rv, eps, y_ref);
+    expect_close(&ty, y_ref, 1e-5f, 1e-5f, "eval y", label);
+    dbuf_free(&trm);
+    dbuf_free(&trv);
+
+    /* Backward, overwriting dx (NaN start) and accumulating into dx0. */
+    qg_ref_bn_bwd(N, C, HW, x, dy, g, smean, sinv, dx_ref, dg_ref, db_ref, 0);
+    memcpy(dxa_ref, dx0, n * 4);
+    qg_ref_bn_bwd(N, C, HW, x, dy, g, smean, sinv, dxa_ref, NULL, NULL, 1);
+    dbuf tdx = dbuf_new(ctx, s->ndim, sh, NULL);
+    dbuf tdg = dbuf_new(ctx, 1, sc, NULL), tdb = dbuf_new(ctx, 1, sc, NULL);
+    QG_EXPECT_OK(qg__bn_bwd(ctx, tx.view, tdy.view, affine ? tg.view : NULL, tsm.view,
+                            tsi.view, tdx.view, affine ? tdg.view : NULL,
+                            affine ? tdb.view : NULL, 0));
+    expect_close(&tdx, dx_ref, 1e-4f, 1e-4f, "dx", label);
+    if (affine) {
+        expect_close(&tdg, dg_ref, 1e-4f, 1e-4f, "dgamma", label);
+        expect_close(&tdb, db_ref, 1e-4f, 1e-4f, "dbeta", label);
+    } else {
+        /* Untouched: still NaN inside, sentinels outside. */
+        float *u = dbuf_read(&tdg, "dgamma unused");
+        for (int c = 0; c < C; c++)
+            cr_expect(isnan(u[c]), "dgamma written without being asked [%s]", label);
+        free(u);
+        dbuf_free(&tdg);
+        dbuf_free(&tdb);
+    }
+    tdx = dbuf_new(ctx, s->ndim, sh, dx0);
+    QG_EXPECT_OK(qg__bn_bwd(ctx, tx.view, tdy.view, affine ? tg.view : NULL, tsm.view,
+                            tsi.view, tdx.view, NULL, NULL, 1));
+    expect_close(&tdx, dxa_ref, 1e-4f, 1e-4f, "dx accumulate", label);
+
+    dbuf *all[] = {&tx, &tdy, &tg, &tb, &tsm, &tsi};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        dbuf_free(all[i]);
+    float *hs[] = {x, dy, gamma, beta, rm0, rv0, dx0, y_ref, dx_ref, dxa_ref,
+                   rm, rv, smean, sinv, dg_ref, db_ref};
+    for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
+        free(hs[i]);
+}
+
+Test(bn, device_matches_reference)
+{
+    static const bn_shape shapes[] = {
+        {4, 3, 5, 7, 5},
+        {4, 3, 3, 17, 13},
+        {2, 33, 5, 1, 1},
+    };
+    qg_ctx *ctx = qg_test_ctx();
+    for (size_t w = 0; w < sizeof wgs / sizeof *wgs; w++) {
+        QG_EXPECT_OK(qg__program_override(ctx, "bn", &wgs[w]));
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+            for (int affine = 1; affine >= 0; affine--)
+                run_case(ctx, &shapes[si], affine, wgs[w], 100 + 10 * (uint32_t)si);
+    }
+}
+
+Test(bn, running_stats_follow_pytorch_on_a_worked_example)
+{
+    /* One channel, x = {1, 2, 3, 6}: mean 3, biased var 3.5, unbiased
+     * 14/3. With momentum 0.1 from (0, 1): running_mean 0.3, running_var
+     * 0.9 + 0.1*14/3 = 1.3666667; y = (x - 3)/sqrt(3.5 + eps). */
+    qg_ctx *ctx = qg_test_ctx();
+    float x[4] = {1, 2, 3, 6}, rm = 0, rv = 1;
+    int64_t sh[2] = {4, 1}, sc[1] = {1};
+    qg_tensor *tx = qg_test_tensor(ctx, 2, sh, x), *ty = qg_test_tensor(ctx, 2, sh, NULL);
+    qg_tensor *trm = qg_test_tensor(ctx, 1, sc, &rm), *trv = qg_test_tensor(ctx, 1, sc, &rv);
+    qg_tensor *tsm = qg_test_tensor(ctx, 1, sc, NULL), *tsi = qg_test_tensor(ctx, 1, sc, NULL);
+    QG_EXPECT_OK(qg__bn_fwd_train(ctx, tx, NULL, NULL, trm, trv, 0.1f, 1e-5f, ty, tsm, tsi));
+    float y[4], got_rm, got_rv, got_sm, got_si;
+    QG_EXPECT_OK(qg_tensor_read(ty, y, sizeof y));
+    QG_EXPECT_OK(qg_tensor_read(trm, &got_rm, 4));
+    QG_EXPECT_OK(qg_tensor_read(trv, &got_rv, 4));
+    QG_EXPECT_OK(qg_tensor_read(tsm, &got_sm, 4));
+    QG_EXPECT_OK(qg_tensor_read(tsi, &got_si, 4));
+    double inv = 1.0 / sqrt(3.5 + 1e-5);
+    float want_y[4] = {(float)(-2 * inv), (float)(-inv), 0, (float)(3 * inv)};
+    float want_rm = 0.3f, want_rv = (float)(0.9 + 0.1 * 14.0 / 3.0), want_si = (float)inv;
+    float want_sm = 3.0f;
+    cr_expect(qg_test_allclose("worked y", y, want_y, 4, 1e-6f, 1e-5f));
+    cr_expect(qg_test_allclose("worked running_mean", &got_rm, &want_rm, 1, 1e-6f, 1e-5f));
+    cr_expect(qg_test_allclose("worked running_var", &got_rv, &want_rv, 1, 1e-6f, 1e-5f));
+    cr_expect(qg_test_allclose("worked save_mean", &got_sm, &want_sm, 1, 1e-6f, 1e-5f));
+    cr_expect(qg_test_allclose("worked save_invstd", &got_si, &want_si, 1, 1e-6f, 1e-5f));
+    qg_tensor *ts[] = {tx, ty, trm, trv, tsm, tsi};
+    for (size_t i = 0; i < 6; i++)
+        qg_tensor_free(ts[i]);
+}
+
+Test(bn, bad_arguments_are_errors)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    int64_t one[2] = {1, 4}, sh[2] = {3, 4}, s3[1] = {3}, s4[1] = {4};
+    qg_tensor *x1 = qg_test_tensor(ctx, 2, one, NULL), *x = qg_test_tensor(ctx, 2, sh, NULL);
+    qg_tensor *y = qg_test_tensor(ctx, 2, sh, NULL), *c3 = qg_test_tensor(ctx, 1, s3, NULL);
+    qg_tensor *c4 = qg_test_tensor(ctx, 1, s4, NULL), *d4 = qg_test_tensor(ctx, 1, s4, NULL);
+    /* One value per channel cannot be normalised in training. */
+    cr_expect_eq(qg__bn_fwd_train(ctx, x1, NULL, NULL, NULL, NULL, 0.1f, 1e-5f, x1, c4, d4),
+                 QG_ERR_SHAPE);
+    cr_expect_eq(qg__bn_fwd_train(ctx, x, c3, c3, NULL, NULL, 0.1f, 1e-5f, y, c4, d4),
+                 QG_ERR_SHAPE);
+    cr_expect_eq(qg__bn_fwd_train(ctx, x, c4, NULL, NULL, NULL, 0.1f, 1e-5f, y, c4, d4),
+                 QG_ERR_INVALID_ARG);
+    cr_expect_eq(qg__bn_fwd_eval(ctx, x, NULL, NULL, c3, c4, 1e-5f, y), QG_ERR_SHAPE);
+    cr_expect_eq(qg__bn_bwd(ctx, x, y, NULL, c4, d4, c3, NULL, NULL, 0), QG_ERR_SHAPE);
+    qg_tensor *ts[] = {x1, x, y, c3, c4, d4};
+    for (size_t i = 0; i < 6; i++)
+        qg_tensor_free(ts[i]);
+}
+
+/* ---- finite differences on the C references ---- */
+
+#define FD_EPS 1e-2
+#define FD_ATOL 2e-3
+#define FD_RTOL 1e-2
+
+typedef struct fd_bn {
+    int N, C, HW;
+    float *x, *gamma, *beta, *g, *y, *sm, *si;
+} fd_bn;
+
+static double bn_loss(const fd_bn *f)
+{
+    qg_ref_bn_fwd_train(f->N, f->C, f->HW, f->x, f->gamma, f->beta, NULL, NULL, 0.1f, 1e-5f,
+                        f->y, f->sm, f->si);
+    double l = 0;
+    for (size_t i = 0; i < (size_t)f->N * f->C * f->HW; i++)
+        l += (double)f->g[i] * f->y[i];
+    return l;
+}
+
+/* Central difference of the loss in v[i], over the step the float took. */
+static double central(const fd_bn *f, float *v, size_t i)
+{
+    float v0 = v[i];
+    float vp = (float)(v0 + FD_EPS), vm = (float)(v0 - FD_EPS);
+    v[i] = vp;
+    double lp = bn_loss(f);
+    v[i] = vm;
+    double lm = bn_loss(f);
+    v[i] = v0;
+    return (lp - lm) / ((double)vp - (double)vm);
+}
+
+static int fd_check(const char *label, const fd_bn *f, float *v, const float *grad, size_t n)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double fd = central(f, v, i);
+        if (!(fabs(fd - grad[i]) <= FD_ATOL + FD_RTOL * fabs(grad[i]))) {
+            if (bad < 10)
+                fprintf(stderr, "%s: [%zu] finite difference %.6g, analytic %.6g\n", label, i,
+                        fd, grad[i]);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+Test(bn, reference_gradients_match_finite_differences)
+{
+    for (int affine = 1; affine >= 0; affine--) {
+        fd_bn f = {.N = 3, .C = 2, .HW = 6};
+        size_t n = (size_t)f.N * f.C * f.HW;
+        f.x = rand_vec(n, -1, 2, 300);
+        f.g = rand_vec(n, -1, 1, 301);
+        f.gamma = affine ? rand_vec(f.C, 0.5f, 1.5f, 302) : NULL;
+        f.beta = affine ? rand_vec(f.C, -0.5f, 0.5f, 303) : NULL;
+        f.y = malloc(n * 4);
+        f.sm = malloc(f.C * 4);
+        f.si = malloc(f.C * 4);
+        float *dx = malloc(n * 4), dg[2], db[2];
+        bn_loss(&f);
+        qg_ref_bn_bwd(f.N, f.C, f.HW, f.x, f.g, f.gamma, f.sm, f.si, dx, dg, db, 0);
+        /* The gradient must not be trivially small, or the check is empty. */
+        double mag = 0;
+        for (size_t i = 0; i < n; i++)
+            mag = fmax(mag, fabs(dx[i]));
+        cr_expect_gt(mag, 0.1, "dx is degenerate (max %g)", mag);
+        char l[64];
+        snprintf(l, sizeof l, "bn dx affine=%d", affine);
+        cr_expect_eq(fd_check(l, &f, f.x, dx, n), 0, "%s", l);
+        snprintf(l, sizeof l, "bn dgamma/dbeta affine=%d", affine);
+        if (affine) {
+            cr_expect_eq(fd_check("bn dgamma", &f, f.gamma, dg, f.C), 0, "%s", l);
+            cr_expect_eq(fd_check("bn dbeta", &f, f.beta, db, f.C), 0, "%s", l);
+        } else {
+            /* Affine-free: the sums still equal d/dgamma, d/dbeta at 1, 0. */
+            float one[2] = {1, 1}, zero[2] = {0, 0};
+            f.gamma = one;
+            f.beta = zero;
+            cr_expect_eq(fd_check("bn dgamma@1", &f, f.gamma, dg, f.C), 0, "%s", l);
+            cr_expect_eq(fd_check("bn dbeta@0", &f, f.beta, db, f.C), 0, "%s", l);
+            f.gamma = f.beta = NULL;
+        }
+        free(f.x);
+        free(f.g);
+        free(f.gamma);
+        free(f.beta);
+        free(f.y);
+        free(f.sm);
+        free(f.si);
+        free(dx);
+    }
+}
