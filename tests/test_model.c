@@ -30,7 +30,7 @@ Test(model, resnet20_has_pytorch_names_and_counts)
      * num_batches_tracked. */
     cr_expect_eq(qg__model_param_count(m), 269722);
     cr_expect_eq(m->nparams, 97);
-    cr_expect_str_eq(m->params[0].name, "conv1.weight");
+    cr_expect_str_eq(m->params[0]->name, "conv1.weight");
     cr_expect_not_null(qg__model_find_param(m, "bn1.running_var"));
     cr_expect_not_null(qg__model_find_param(m, "layer1.0.conv1.weight"));
     cr_expect_not_null(qg__model_find_param(m, "layer3.2.bn2.bias"));

@@ -27,6 +27,7 @@ static void usage(FILE *f)
 "  --warmup N        untimed steps first (default 3)\n"
 "  --steps N         timed steps (default 10)\n"
 "  --eval            time inference (forward + loss) only\n"
+"  --profile         per-node-type times (synchronises after every node)\n"
 "  --device N|NAME   OpenCL device\n");
 }
 
@@ -46,7 +47,7 @@ int qg_cli_bench(int argc, char **argv)
         {"model", 1, 0, 'm'}, {"shortcut", 1, 0, 's'}, {"batch", 1, 0, 'b'},
         {"input", 1, 0, 'i'}, {"classes", 1, 0, 'k'}, {"warmup", 1, 0, 'w'},
         {"steps", 1, 0, 'n'}, {"eval", 0, 0, 'e'}, {"device", 1, 0, 'd'},
-        {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"verbose", 0, 0, 'v'}, {"profile", 0, 0, 'p'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     optind = 1;
     opterr = 0;
@@ -69,6 +70,7 @@ int qg_cli_bench(int argc, char **argv)
         case 'e': c.eval = 1; break;
         case 'd': c.device = optarg; break;
         case 'v': c.verbose = 1; break;
+        case 'p': c.profile = 1; break;
         case 'h': usage(stdout); return 0;
         default:
             fprintf(stderr, "qgate bench: unknown option '%s'\n", argv[optind - 1]);

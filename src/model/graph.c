@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/error.h"
 #include "cl/ctx.h"
@@ -73,11 +74,14 @@ void qg__model_free(qg_model *m)
     free_arena(m);
     qg_tensor_free(m->grad_norm_acc);
     for (int i = 0; i < m->nparams; i++) {
-        qg_tensor_free(m->params[i].value);
-        qg_tensor_free(m->params[i].grad);
-        qg_tensor_free(m->params[i].state[0]);
-        qg_tensor_free(m->params[i].state[1]);
+        qg_tensor_free(m->params[i]->value);
+        qg_tensor_free(m->params[i]->grad);
+        qg_tensor_free(m->params[i]->state[0]);
+        qg_tensor_free(m->params[i]->state[1]);
+        free(m->params[i]);
     }
+    free(m->prof_fwd);
+    free(m->prof_bwd);
     free(m->nodes);
     free(m->acts);
     free(m->params);
@@ -124,27 +128,28 @@ qg_status qg__model_add_param(qg_model *m, const char *name, qg_param_kind kind,
     *p = NULL;
     if (!grow((void **)&m->params, &m->cap_params, m->nparams + 1, sizeof *m->params))
         return qg__error(m->ctx, QG_ERR_NOMEM, "out of memory adding parameter '%s'", name);
-    qg_param *q = &m->params[m->nparams];
-    memset(q, 0, sizeof *q);
+    qg_param *q = calloc(1, sizeof *q);
+    if (!q)
+        return qg__error(m->ctx, QG_ERR_NOMEM, "out of memory adding parameter '%s'", name);
     snprintf(q->name, sizeof q->name, "%s", name);
     q->kind = kind;
     QG_TRY(qg_tensor_new(m->ctx, ndim, shape, QG_DTYPE_F32, name, &q->value));
     if (kind != QG_PARAM_BUFFER)
         QG_TRY(qg_tensor_new(m->ctx, ndim, shape, QG_DTYPE_F32, name, &q->grad));
-    m->nparams++;
+    m->params[m->nparams++] = q;
     *p = q;
     return QG_OK;
 fail:
     qg_tensor_free(q->value);
-    q->value = NULL;
+    free(q);
     return st;
 }
 
 qg_param *qg__model_find_param(qg_model *m, const char *name)
 {
     for (int i = 0; i < m->nparams; i++)
-        if (strcmp(m->params[i].name, name) == 0)
-            return &m->params[i];
+        if (strcmp(m->params[i]->name, name) == 0)
+            return m->params[i];
     return NULL;
 }
 
@@ -226,6 +231,35 @@ qg_tensor *qg__model_input(qg_model *m) { return m->acts[0].value; }
 qg_tensor *qg__model_logits(qg_model *m) { return m->acts[m->nacts - 1].value; }
 qg_tensor *qg__model_logits_grad(qg_model *m) { return m->acts[m->nacts - 1].grad; }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+qg_status qg__model_profile_enable(qg_model *m)
+{
+    if (!m->prof_fwd) {
+        m->prof_fwd = calloc((size_t)m->nnodes, sizeof *m->prof_fwd);
+        m->prof_bwd = calloc((size_t)m->nnodes, sizeof *m->prof_bwd);
+        if (!m->prof_fwd || !m->prof_bwd)
+            return qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
+    }
+    return QG_OK;
+}
+
+static qg_status timed(qg_model *m, double *slot, double t0)
+{
+    if (!slot)
+        return QG_OK;
+    cl_int e = clFinish(m->ctx->queue);
+    if (e != CL_SUCCESS)
+        return qg__cl_error(m->ctx, e, "clFinish", __FILE__, __LINE__);
+    *slot += now_s() - t0;
+    return QG_OK;
+}
+
 qg_status qg__model_forward(qg_model *m, int train)
 {
     if (!m->arena)
@@ -233,7 +267,10 @@ qg_status qg__model_forward(qg_model *m, int train)
     m->train_mode = train;
     for (int i = 0; i < m->nnodes; i++) {
         qg_node *n = &m->nodes[i];
+        double t0 = now_s();
         qg_status st = n->ops->forward(n, m, train);
+        if (st == QG_OK)
+            st = timed(m, m->prof_fwd ? &m->prof_fwd[i] : NULL, t0);
         if (st != QG_OK) {
             qg__error_append(m->ctx, "in forward of %s '%s'", n->ops->type, n->name);
             return st;
@@ -256,7 +293,10 @@ qg_status qg__model_backward(qg_model *m)
     m->acts[m->nacts - 1].grad_written = 1;
     for (int i = m->nnodes - 1; i >= 0; i--) {
         qg_node *n = &m->nodes[i];
+        double t0 = now_s();
         qg_status st = n->ops->backward(n, m);
+        if (st == QG_OK)
+            st = timed(m, m->prof_bwd ? &m->prof_bwd[i] : NULL, t0);
         if (st != QG_OK) {
             qg__error_append(m->ctx, "in backward of %s '%s'", n->ops->type, n->name);
             return st;
@@ -269,7 +309,7 @@ size_t qg__model_param_count(const qg_model *m)
 {
     size_t n = 0;
     for (int i = 0; i < m->nparams; i++)
-        if (m->params[i].kind != QG_PARAM_BUFFER)
-            n += qg_tensor_numel(m->params[i].value);
+        if (m->params[i]->kind != QG_PARAM_BUFFER)
+            n += qg_tensor_numel(m->params[i]->value);
     return n;
 }

@@ -72,12 +72,13 @@ struct qg_model {
     int nnodes, cap_nodes;
     qg_act *acts;
     int nacts, cap_acts;
-    qg_param *params;
+    qg_param **params;       /* each allocated alone: pointers stay valid */
     int nparams, cap_params;
     cl_mem arena;            /* activations and their gradients */
     qg_tensor *workspace;    /* shared scratch (im2col...) */
     int train_mode;          /* forward(train) was the last forward */
     qg_tensor *grad_norm_acc; /* 1 float, for gradient clipping */
+    double *prof_fwd, *prof_bwd;  /* per-node seconds when profiling (bench) */
 };
 
 qg_status qg__model_new(qg_ctx *ctx, const char *arch, int in_c, int in_h, int in_w,
@@ -116,5 +117,9 @@ int qg__act_grad_begin(qg_model *m, int id);
 /* Parameter count (trainable elements) and multiply-adds per sample of
  * the nodes that report them (conv, linear). */
 size_t qg__model_param_count(const qg_model *m);
+
+/* Per-node timing: every node is followed by clFinish and its wall time
+ * added to prof_fwd/prof_bwd (slows the run; for bench --profile). */
+qg_status qg__model_profile_enable(qg_model *m);
 
 #endif

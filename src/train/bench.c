@@ -58,6 +58,8 @@ qg_status qg__bench_train(const qg_bench_cfg *cfg, qg_bench_result *out)
                          .seed = 1};
     QG_TRY(qg__model_resnet_cifar(ctx, &ro, &m));
     QG_TRY(qg__model_setup(m, cfg->batch));
+    if (cfg->profile)
+        QG_TRY(qg__model_profile_enable(m));
     qg_optim_cfg oc = {.kind = QG_OPTIM_SGD, .lr = 0.01f, .momentum = 0.9f,
                        .weight_decay = 1e-4f, .decay_kinds = QG_DECAY_ALL};
     if (!cfg->eval)
@@ -119,11 +121,32 @@ qg_status qg__bench_train(const qg_bench_cfg *cfg, qg_bench_result *out)
         bytes += tensor_bytes(m->acts[i].value) + (cfg->eval ? 0 : tensor_bytes(m->acts[i].grad));
     bytes += tensor_bytes(m->workspace);
     for (int i = 0; i < m->nparams; i++)
-        bytes += tensor_bytes(m->params[i].value) + tensor_bytes(m->params[i].grad) +
-                 tensor_bytes(m->params[i].state[0]) + tensor_bytes(m->params[i].state[1]);
+        bytes += tensor_bytes(m->params[i]->value) + tensor_bytes(m->params[i]->grad) +
+                 tensor_bytes(m->params[i]->state[0]) + tensor_bytes(m->params[i]->state[1]);
     out->device_bytes = bytes;
     for (int i = 0; i < m->nnodes; i++)
         out->macs_per_image += qg__node_macs(m, &m->nodes[i]);
+    if (cfg->profile) {
+        /* Aggregate by node type: where a step's time goes. */
+        printf("%-14s %10s %10s  (ms per step, summed over nodes of the type)\n", "node",
+               "forward", "backward");
+        for (int i = 0; i < m->nnodes; i++) {
+            const char *type = m->nodes[i].ops->type;
+            int first = 1;
+            for (int j = 0; j < i; j++)
+                if (strcmp(m->nodes[j].ops->type, type) == 0)
+                    first = 0;
+            if (!first)
+                continue;
+            double f = 0, b = 0;
+            for (int j = i; j < m->nnodes; j++)
+                if (strcmp(m->nodes[j].ops->type, type) == 0) {
+                    f += m->prof_fwd[j];
+                    b += m->prof_bwd[j];
+                }
+            printf("%-14s %10.2f %10.2f\n", type, f * 1e3 / total, b * 1e3 / total);
+        }
+    }
 fail:
     if (st != QG_OK && ctx && qg_ctx_last_error(ctx)[0] == 0)
         qg__error(ctx, st, "%s", qg_last_error());

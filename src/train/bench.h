@@ -14,6 +14,7 @@ typedef struct qg_bench_cfg {
     int warmup, steps;
     int eval;                /* time inference instead of training */
     int verbose;
+    int profile;             /* print per-node-type times */
 } qg_bench_cfg;
 
 typedef struct qg_bench_result {

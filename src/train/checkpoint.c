@@ -24,7 +24,7 @@ qg_status qg__checkpoint_save(qg_model *m, const char *path, const qg_st_meta *m
         goto fail;
     }
     for (int i = 0; i < m->nparams; i++) {
-        qg_param *p = &m->params[i];
+        qg_param *p = m->params[i];
         for (int k = -1; k < 2; k++) {
             qg_tensor *t = k < 0 ? p->value : (with_optimizer ? p->state[k] : NULL);
             if (!t)
@@ -94,7 +94,7 @@ qg_status qg__checkpoint_load(qg_model *m, const qg_st_file *f, const char *path
     qg_status st = QG_OK;
     char name[160];
     for (int i = 0; i < m->nparams && st == QG_OK; i++) {
-        qg_param *p = &m->params[i];
+        qg_param *p = m->params[i];
         st = load_one(m, f, path, p->name, p->value, 1);
         for (int k = 0; k < 2 && st == QG_OK && with_optimizer; k++) {
             if (!p->state[k])

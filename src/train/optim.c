@@ -64,7 +64,7 @@ qg_status qg__optim_ensure_state(qg_model *m, const qg_optim_cfg *cfg)
     /* SGD always gets its buffer so the kernel has a valid argument. */
     int nstate = cfg->kind == QG_OPTIM_ADAM ? 2 : 1;
     for (int i = 0; i < m->nparams; i++) {
-        qg_param *p = &m->params[i];
+        qg_param *p = m->params[i];
         if (p->kind == QG_PARAM_BUFFER)
             continue;
         for (int k = 0; k < nstate; k++) {
@@ -88,9 +88,9 @@ qg_status qg__optim_grad_norm(qg_model *m, float *norm)
         QG_TRY(qg_tensor_new(m->ctx, 1, one, QG_DTYPE_F32, "grad_norm", &m->grad_norm_acc));
     qg_tensor *acc = m->grad_norm_acc;
     for (int i = 0; i < m->nparams; i++) {
-        if (!m->params[i].grad)
+        if (!m->params[i]->grad)
             continue;
-        QG_TRY(qg__sumsq(m->ctx, m->params[i].grad, acc, !first));
+        QG_TRY(qg__sumsq(m->ctx, m->params[i]->grad, acc, !first));
         first = 0;
     }
     float ss = 0;
@@ -116,7 +116,7 @@ qg_status qg__optim_step(qg_model *m, const qg_optim_cfg *cfg, float lr, long t)
             scale = cfg->clip_norm / (norm + 1e-6f);
     }
     for (int i = 0; i < m->nparams && st == QG_OK; i++) {
-        qg_param *p = &m->params[i];
+        qg_param *p = m->params[i];
         if (p->kind == QG_PARAM_BUFFER)
             continue;
         float wd = (cfg->decay_kinds & (1u << p->kind)) ? cfg->weight_decay : 0.0f;
