@@ -57,6 +57,16 @@ static void train_usage(FILE *f)
 "  --power X             poly power (default 1 = linear)\n"
 "  --clip-grad X         clip the global gradient norm to X\n"
 "  --seed N              initialisation, shuffling and augmentation seed (default 1)\n"
+"quantization and precision gating (spec: PG, Fan et al.):\n"
+"  -w, --wbits N         weight bits of the block convs (2..16; default 8)\n"
+"  -a, --abits N         activation bits of the block convs (2..16; default 8)\n"
+"                        (-w/-a alone train the quantized ResNet without gating)\n"
+"  --pact                PACT clipping (learned alpha, one per block) instead of ReLU\n"
+"  --pg                  precision gating: each block's conv1 is a PGConv2d\n"
+"  --pb, --pred-bits N   prediction (MSB) bits, 1 <= N < --abits\n"
+"  --gtar X              gating target for the thresholds (default 0)\n"
+"  --sg, --sigma X       gating loss coefficient (default 0.001)\n"
+"  --spbp                sparse back-prop: gate gradients only where updated\n"
 "output:\n"
 "  --metrics FILE        append one JSON line per epoch (epoch, train_loss,\n"
 "                        train_acc, test_loss, test_acc, img_per_s, lr, ...)\n"
@@ -73,7 +83,8 @@ enum {
     O_MODEL = 256, O_SHORTCUT, O_DATA, O_DATA_DIR, O_LIMIT_TRAIN, O_LIMIT_TEST, O_CROP, O_NOFLIP,
     O_EPOCHS, O_BATCH, O_EVAL_BATCH, O_OPT, O_LR, O_MOM, O_NEST, O_WD, O_NOWDBN, O_SCHED,
     O_MILE, O_GAMMA, O_ENDLR, O_POWER, O_CLIP, O_SEED, O_METRICS, O_CKPT, O_RESUME, O_PROG,
-    O_NOPROG, O_DEVICE, O_VERBOSE, O_HELP, O_CHECKPOINT_EVAL
+    O_NOPROG, O_DEVICE, O_VERBOSE, O_HELP, O_CHECKPOINT_EVAL, O_PACT, O_PG, O_PB, O_GTAR,
+    O_SIGMA, O_SPBP
 };
 
 static const struct option train_opts[] = {
@@ -88,6 +99,9 @@ static const struct option train_opts[] = {
     {"seed", 1, 0, O_SEED}, {"metrics", 1, 0, O_METRICS}, {"checkpoint", 1, 0, O_CKPT},
     {"resume", 1, 0, O_RESUME}, {"progress", 0, 0, O_PROG}, {"no-progress", 0, 0, O_NOPROG},
     {"device", 1, 0, O_DEVICE}, {"verbose", 0, 0, O_VERBOSE}, {"help", 0, 0, O_HELP},
+    {"wbits", 1, 0, 'w'}, {"abits", 1, 0, 'a'}, {"pact", 0, 0, O_PACT}, {"pg", 0, 0, O_PG},
+    {"pb", 1, 0, O_PB}, {"pred-bits", 1, 0, O_PB}, {"gtar", 1, 0, O_GTAR},
+    {"sg", 1, 0, O_SIGMA}, {"sigma", 1, 0, O_SIGMA}, {"spbp", 0, 0, O_SPBP},
     {0, 0, 0, 0}};
 
 static int parse_long(const char *cmd, const char *flag, const char *v, long lo, long hi,
@@ -122,11 +136,11 @@ static int parse_float(const char *cmd, const char *flag, const char *v, double 
 static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const char **ckpt,
                  void (*usage)(FILE *))
 {
-    int o, have_mile = 0;
+    int o, have_mile = 0, have_w = 0, have_a = 0, have_pb = 0;
     long v;
     optind = 1;
     opterr = 0;
-    while ((o = getopt_long(argc, argv, "", train_opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, ":w:a:", train_opts, NULL)) != -1) {
         const char *name = optind > 0 && optind <= argc ? argv[optind - 1] : "";
         (void)name;
         switch (o) {
@@ -229,6 +243,30 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
         case O_NOPROG: c->progress = 0; break;
         case O_DEVICE: c->device = optarg; break;
         case O_VERBOSE: c->verbose = 1; break;
+        case 'w':
+            if (!parse_long(cmd, "wbits", optarg, 2, 16, &v)) return 2;
+            c->qcfg.wbits = (int)v;
+            have_w = 1;
+            break;
+        case 'a':
+            if (!parse_long(cmd, "abits", optarg, 2, 16, &v)) return 2;
+            c->qcfg.abits = (int)v;
+            have_a = 1;
+            break;
+        case O_PACT: c->pact = 1; break;
+        case O_PG: c->pg = 1; break;
+        case O_PB:
+            if (!parse_long(cmd, "pb", optarg, 1, 15, &v)) return 2;
+            c->qcfg.pred_bits = (int)v;
+            have_pb = 1;
+            break;
+        case O_GTAR:
+            if (!parse_float(cmd, "gtar", optarg, -100, 100, &c->qcfg.gtar)) return 2;
+            break;
+        case O_SIGMA:
+            if (!parse_float(cmd, "sg", optarg, 0, 100, &c->qcfg.sigma)) return 2;
+            break;
+        case O_SPBP: c->qcfg.spbp = 1; break;
         case ':':
             fprintf(stderr, "qgate %s: option '%s' needs a value\n", cmd, argv[optind - 1]);
             return 2;
@@ -245,6 +283,20 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
             fprintf(stderr, "qgate %s: unexpected argument '%s'\n", cmd, argv[optind]);
             return 2;
         }
+    }
+    c->quant = (have_w || have_a) && !c->pg;
+    if (c->pg && !have_pb) {
+        fprintf(stderr, "qgate %s: --pg needs --pb N (prediction bits, fewer than --abits)\n", cmd);
+        return 2;
+    }
+    if (c->pg && c->qcfg.pred_bits >= c->qcfg.abits) {
+        fprintf(stderr, "qgate %s: --pb %d must be smaller than --abits %d (the MSB part of a "
+                "%d-bit activation)\n", cmd, c->qcfg.pred_bits, c->qcfg.abits, c->qcfg.abits);
+        return 2;
+    }
+    if (!c->pg && (have_pb || c->qcfg.spbp)) {
+        fprintf(stderr, "qgate %s: --pb and --spbp only apply with --pg\n", cmd);
+        return 2;
     }
     if (!have_mile && c->sched.kind == QG_SCHED_MULTISTEP) {
         c->sched.nmilestones = 2;

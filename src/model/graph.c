@@ -290,6 +290,14 @@ qg_status qg__model_backward(qg_model *m)
 {
     for (int i = 0; i < m->nacts; i++)
         m->acts[i].grad_written = 0;
+    /* Thresholds and PACT clips are shared or reduced by several kernels
+     * that add into their gradients, so those start from zero. */
+    for (int i = 0; i < m->nparams; i++)
+        if (m->params[i]->kind == QG_PARAM_GATE || m->params[i]->kind == QG_PARAM_CLIP) {
+            qg_status st = qg_tensor_zero(m->params[i]->grad);
+            if (st != QG_OK)
+                return st;
+        }
     m->acts[m->nacts - 1].grad_written = 1;
     for (int i = m->nnodes - 1; i >= 0; i--) {
         qg_node *n = &m->nodes[i];
@@ -312,4 +320,52 @@ size_t qg__model_param_count(const qg_model *m)
         if (m->params[i]->kind != QG_PARAM_BUFFER)
             n += qg_tensor_numel(m->params[i]->value);
     return n;
+}
+
+qg_status qg__model_aux_loss(qg_model *m, qg_tensor *loss)
+{
+    qg_status st = qg_tensor_zero(loss);
+    for (int i = 0; i < m->nnodes && st == QG_OK; i++)
+        if (m->nodes[i].ops->aux_loss)
+            st = m->nodes[i].ops->aux_loss(&m->nodes[i], m, loss);
+    return st;
+}
+
+qg_status qg__model_gate_stats(qg_model *m, long long *total, long long *on, int *ngated,
+                               const char **names, long long *node_total, long long *node_on)
+{
+    *total = *on = 0;
+    int k = 0;
+    for (int i = 0; i < m->nnodes; i++) {
+        qg_node *n = &m->nodes[i];
+        if (!n->ops->gate_counts)
+            continue;
+        long long t, o;
+        qg_status st = n->ops->gate_counts(n, m, &t, &o);
+        if (st != QG_OK)
+            return st;
+        *total += t;
+        *on += o;
+        if (names)
+            names[k] = n->name;
+        if (node_total)
+            node_total[k] = t;
+        if (node_on)
+            node_on[k] = o;
+        k++;
+    }
+    if (ngated)
+        *ngated = k;
+    return QG_OK;
+}
+
+qg_status qg__model_gate_reset(qg_model *m)
+{
+    for (int i = 0; i < m->nnodes; i++)
+        if (m->nodes[i].ops->gate_reset) {
+            qg_status st = m->nodes[i].ops->gate_reset(&m->nodes[i], m);
+            if (st != QG_OK)
+                return st;
+        }
+    return QG_OK;
 }

@@ -53,6 +53,13 @@ typedef struct qg_node_ops {
     qg_status (*forward)(qg_node *n, qg_model *m, int train);
     qg_status (*backward)(qg_node *n, qg_model *m);
     void (*destroy)(qg_node *n);
+    /* Optional: adds the node's regulariser (gating loss) into loss[0]
+     * and its gradient into the parameter grads, after backward. */
+    qg_status (*aux_loss)(qg_node *n, qg_model *m, qg_tensor *loss);
+    /* Optional: gating counters since the last reset (outputs, outputs
+     * updated in full precision) and how to reset them. */
+    qg_status (*gate_counts)(qg_node *n, qg_model *m, long long *total, long long *on);
+    qg_status (*gate_reset)(qg_node *n, qg_model *m);
 } qg_node_ops;
 
 struct qg_node {
@@ -108,6 +115,16 @@ qg_tensor *qg__model_logits_grad(qg_model *m);
 qg_status qg__model_forward(qg_model *m, int train);
 /* Backward from the logits gradient; parameter grads are overwritten. */
 qg_status qg__model_backward(qg_model *m);
+
+/* Adds every node's auxiliary loss (gating) into loss[0] (1 float, zeroed
+ * here first) and its gradients; call after qg__model_backward. */
+qg_status qg__model_aux_loss(qg_model *m, qg_tensor *loss);
+/* Gate statistics over the gated nodes since the last reset. `on` counts
+ * outputs computed in full (PG: LSB update done). Per-node values go to
+ * the arrays when not NULL (capacity m->nnodes; *ngated entries). */
+qg_status qg__model_gate_stats(qg_model *m, long long *total, long long *on, int *ngated,
+                               const char **names, long long *node_total, long long *node_on);
+qg_status qg__model_gate_reset(qg_model *m);
 
 /* Activation helpers for node implementations. */
 static inline qg_act *qg__act(qg_model *m, int id) { return &m->acts[id]; }

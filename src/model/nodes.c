@@ -106,8 +106,8 @@ static qg_status conv_backward(qg_node *n, qg_model *m)
     return st;
 }
 
-static const qg_node_ops conv_ops = {"conv2d", conv_setup, conv_forward, conv_backward,
-                                     destroy_free};
+static const qg_node_ops conv_ops = {.type = "conv2d", .setup = conv_setup,
+                                     .forward = conv_forward, .backward = conv_backward, .destroy = destroy_free};
 
 int qg__node_conv(qg_model *m, const char *name, int in, int cout, int k, int stride, int pad,
                   int groups, int bias, qg_rng *rng)
@@ -198,7 +198,8 @@ static void bn_destroy(qg_node *n)
     destroy_free(n);
 }
 
-static const qg_node_ops bn_ops = {"batchnorm2d", bn_setup, bn_forward, bn_backward, bn_destroy};
+static const qg_node_ops bn_ops = {.type = "batchnorm2d", .setup = bn_setup,
+                                     .forward = bn_forward, .backward = bn_backward, .destroy = bn_destroy};
 
 int qg__node_bn(qg_model *m, const char *name, int in)
 {
@@ -248,7 +249,8 @@ static qg_status relu_backward(qg_node *n, qg_model *m)
                         qg__act_grad_begin(m, n->in[0]));
 }
 
-static const qg_node_ops relu_ops = {"relu", NULL, relu_forward, relu_backward, NULL};
+static const qg_node_ops relu_ops = {.type = "relu", .setup = NULL,
+                                     .forward = relu_forward, .backward = relu_backward, .destroy = NULL};
 
 static int same_shape_act(qg_model *m, int in)
 {
@@ -305,8 +307,8 @@ static qg_status residual_backward(qg_node *n, qg_model *m)
                               qg__act_grad_begin(m, n->in[1]));
 }
 
-static const qg_node_ops residual_ops = {"residual", NULL, residual_forward, residual_backward,
-                                         destroy_free};
+static const qg_node_ops residual_ops = {.type = "residual", .setup = NULL,
+                                     .forward = residual_forward, .backward = residual_backward, .destroy = destroy_free};
 
 int qg__node_residual(qg_model *m, const char *name, int main_in, int x_in, int stride)
 {
@@ -350,7 +352,8 @@ static qg_status gap_backward(qg_node *n, qg_model *m)
     return qg__gap_bwd(m->ctx, OUT(n, m)->grad, IN0(n, m)->grad);
 }
 
-static const qg_node_ops gap_ops = {"avgpool", NULL, gap_forward, gap_backward, NULL};
+static const qg_node_ops gap_ops = {.type = "avgpool", .setup = NULL,
+                                     .forward = gap_forward, .backward = gap_backward, .destroy = NULL};
 
 int qg__node_gap(qg_model *m, const char *name, int in)
 {
@@ -384,8 +387,8 @@ static qg_status linear_backward(qg_node *n, qg_model *m)
                           OUT(n, m)->grad, IN0(n, m)->grad, p->w->grad, p->b->grad, 0);
 }
 
-static const qg_node_ops linear_ops = {"linear", NULL, linear_forward, linear_backward,
-                                       destroy_free};
+static const qg_node_ops linear_ops = {.type = "linear", .setup = NULL,
+                                     .forward = linear_forward, .backward = linear_backward, .destroy = destroy_free};
 
 int qg__node_linear(qg_model *m, const char *name, int in, int out_features, qg_rng *rng)
 {

@@ -5,24 +5,46 @@
 
 #include "core/error.h"
 #include "model/nodes.h"
+#include "model/nodes_quant.h"
 #include "model/resnet.h"
 
-static int basic_block(qg_model *m, const char *name, int x, int planes, int stride,
-                       char shortcut, qg_rng *rng)
+/* ReLU, or PACT with the block's shared alpha. */
+static int activation(qg_model *m, const qg_resnet_opts *o, const char *block, const char *node,
+                      int x)
+{
+    char n[96], a[112];
+    snprintf(n, sizeof n, "%s%s%s", block, *block ? "." : "", node);
+    if (!o->pact)
+        return qg__node_relu(m, n, x);
+    snprintf(a, sizeof a, "%s%srelu.upper_bound", block, *block ? "." : "");
+    return qg__node_pact(m, n, x, a);
+}
+
+static int block_conv(qg_model *m, const qg_resnet_opts *o, const char *n, int x, int planes,
+                      int stride, int gated, qg_rng *rng)
+{
+    if (o->pg && gated)
+        return qg__node_pgconv(m, n, x, planes, 3, stride, 1, &o->cfg, rng);
+    if (o->quant || o->pg)
+        return qg__node_qconv(m, n, x, planes, 3, stride, 1, &o->cfg, rng);
+    return qg__node_conv(m, n, x, planes, 3, stride, 1, 1, 0, rng);
+}
+
+static int basic_block(qg_model *m, const qg_resnet_opts *o, const char *name, int x,
+                       int planes, int stride, char shortcut, qg_rng *rng)
 {
     char n[96];
     int cin = (int)qg__act(m, x)->shape[1];
     snprintf(n, sizeof n, "%s.conv1", name);
-    int h = qg__node_conv(m, n, x, planes, 3, stride, 1, 1, 0, rng);
+    int h = block_conv(m, o, n, x, planes, stride, 1, rng);
     snprintf(n, sizeof n, "%s.bn1", name);
     if (h >= 0)
         h = qg__node_bn(m, n, h);
-    snprintf(n, sizeof n, "%s.relu1", name);
     if (h >= 0)
-        h = qg__node_relu(m, n, h);
+        h = activation(m, o, name, "relu1", h);
     snprintf(n, sizeof n, "%s.conv2", name);
     if (h >= 0)
-        h = qg__node_conv(m, n, h, planes, 3, 1, 1, 1, 0, rng);
+        h = block_conv(m, o, n, h, planes, 1, 0, rng);
     snprintf(n, sizeof n, "%s.bn2", name);
     if (h >= 0)
         h = qg__node_bn(m, n, h);
@@ -39,9 +61,8 @@ static int basic_block(qg_model *m, const char *name, int x, int planes, int str
     snprintf(n, sizeof n, "%s.add", name);
     if (h >= 0)
         h = qg__node_residual(m, n, h, sc, stride);
-    snprintf(n, sizeof n, "%s.relu2", name);
     if (h >= 0)
-        h = qg__node_relu(m, n, h);
+        h = activation(m, o, name, "relu2", h);
     return h;
 }
 
@@ -55,6 +76,15 @@ qg_status qg__model_resnet_cifar(qg_ctx *ctx, const qg_resnet_opts *o, qg_model 
     if (o->shortcut != 'A' && o->shortcut != 'B')
         return qg__error(ctx, QG_ERR_INVALID_ARG, "shortcut option must be A or B, not '%c'",
                          o->shortcut);
+    if (o->quant || o->pg) {
+        const qg_pg_cfg *c = &o->cfg;
+        if (c->wbits < 2 || c->wbits > 16 || c->abits < 2 || c->abits > 16)
+            return qg__error(ctx, QG_ERR_INVALID_ARG, "bit widths must be in 2..16 (got -w %d "
+                             "-a %d)", c->wbits, c->abits);
+        if (o->pg && (c->pred_bits < 1 || c->pred_bits >= c->abits))
+            return qg__error(ctx, QG_ERR_INVALID_ARG, "--pb %d: prediction bits must be at "
+                             "least 1 and fewer than --abits %d", c->pred_bits, c->abits);
+    }
     char arch[32];
     snprintf(arch, sizeof arch, "resnet%d", o->depth);
     qg_status st = qg__model_new(ctx, arch, o->in_c, o->in_h, o->in_w, o->classes, &m);
@@ -66,13 +96,13 @@ qg_status qg__model_resnet_cifar(qg_ctx *ctx, const qg_resnet_opts *o, qg_model 
     if (x >= 0)
         x = qg__node_bn(m, "bn1", x);
     if (x >= 0)
-        x = qg__node_relu(m, "relu", x);
+        x = activation(m, o, "", "relu", x);
     static const int planes[3] = {16, 32, 64};
     for (int s = 0; s < 3 && x >= 0; s++)
         for (int b = 0; b < blocks && x >= 0; b++) {
             char name[32];
             snprintf(name, sizeof name, "layer%d.%d", s + 1, b);
-            x = basic_block(m, name, x, planes[s], (s > 0 && b == 0) ? 2 : 1, o->shortcut, &rng);
+            x = basic_block(m, o, name, x, planes[s], (s > 0 && b == 0) ? 2 : 1, o->shortcut, &rng);
         }
     if (x >= 0)
         x = qg__node_gap(m, "avgpool", x);

@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 #include "model/graph.h"
+#include "model/nodes_quant.h"
 
 typedef struct qg_resnet_opts {
     int depth;          /* 20, 32, 44, 56, 110: 6n+2 */
@@ -15,6 +16,12 @@ typedef struct qg_resnet_opts {
     int in_c, in_h, in_w;
     int classes;
     uint64_t seed;      /* weight initialisation */
+    /* Quantized / gated variants (spec §1.6); all off = full precision. */
+    int quant;          /* block convs quantized at cfg.wbits / cfg.abits */
+    int pg;             /* each block's conv1 is a PGConv2d (implies quant) */
+    int pact;           /* PACT clips instead of ReLU: one alpha per block, one
+                           for the stem, named <block>.relu.upper_bound */
+    qg_pg_cfg cfg;
 } qg_resnet_opts;
 
 qg_status qg__model_resnet_cifar(qg_ctx *ctx, const qg_resnet_opts *o, qg_model **out);

@@ -1,1 +1,11 @@
-# src/quant: file lists of this area (see Makefile.am).
+# src/quant: quantizers, PACT and the PG gate (src/quant/quant.c, cl/quant.cl),
+# their C oracles and their test (see Makefile.am).
+libqgate_la_SOURCES += src/quant/quant.h src/quant/quant.c src/ref/ref_quant.h \
+	src/ref/ref_quant.c
+CL_FILES += cl/quant.cl
+
+check_PROGRAMS += tests/test_quant
+tests_test_quant_SOURCES = tests/test_quant.c
+tests_test_quant_CFLAGS = $(TEST_CFLAGS)
+tests_test_quant_LDADD = $(TEST_LDADD)
+TESTS += tests/test_quant

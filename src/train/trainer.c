@@ -51,6 +51,11 @@ void qg__train_cfg_defaults(qg_train_cfg *c)
     c->sched.gamma = 0.1f;
     c->sched.power = 1.0f;
     c->progress = -1;
+    c->qcfg.wbits = 8;
+    c->qcfg.abits = 8;
+    c->qcfg.pred_bits = 4;
+    c->qcfg.gtar = 0.0f;
+    c->qcfg.sigma = 0.001f;
 }
 
 void qg__data_defaults(const char *name, qg_loader_opts *lo, int *crop_pad, int *flip)
@@ -88,6 +93,7 @@ typedef struct step_io {
     qg_tensor *labels;      /* I32 [batch] */
     qg_tensor *loss_sum;    /* F32 [1] */
     qg_tensor *correct;     /* I32 [1] */
+    qg_tensor *aux;         /* F32 [1]: gating loss */
 } step_io;
 
 static void step_io_free(step_io *io)
@@ -95,6 +101,7 @@ static void step_io_free(step_io *io)
     qg_tensor_free(io->labels);
     qg_tensor_free(io->loss_sum);
     qg_tensor_free(io->correct);
+    qg_tensor_free(io->aux);
     memset(io, 0, sizeof *io);
 }
 
@@ -106,6 +113,7 @@ static qg_status step_io_new(qg_model *m, int batch, step_io *io)
     QG_TRY(qg_tensor_new(m->ctx, 1, b, QG_DTYPE_I32, "labels", &io->labels));
     QG_TRY(qg_tensor_new(m->ctx, 1, one, QG_DTYPE_F32, "loss_sum", &io->loss_sum));
     QG_TRY(qg_tensor_new(m->ctx, 1, one, QG_DTYPE_I32, "correct", &io->correct));
+    QG_TRY(qg_tensor_new(m->ctx, 1, one, QG_DTYPE_F32, "aux_loss", &io->aux));
     return QG_OK;
 fail:
     step_io_free(io);
@@ -132,8 +140,10 @@ static qg_status run_batch(qg_model *m, step_io *io, const float *img, const int
         QG_TRY(qg_tensor_view(qg__model_logits_grad(m), 0, 2, gs, &dlogits));
     QG_TRY(qg__softmax_ce(m->ctx, logits, lv, 1.0f / (float)n, io->loss_sum, io->correct,
                           dlogits));
-    if (train)
+    if (train) {
         QG_TRY(qg__model_backward(m));
+        QG_TRY(qg__model_aux_loss(m, io->aux));
+    }
     if (loss_sum)
         QG_TRY(qg_tensor_read(io->loss_sum, loss_sum, sizeof *loss_sum));
     if (correct) {
@@ -149,6 +159,15 @@ fail:
     return st;
 }
 
+static double sparsity_of(qg_model *m, int *gated)
+{
+    long long total = 0, on = 0;
+    *gated = 0;
+    if (qg__model_gate_stats(m, &total, &on, gated, NULL, NULL, NULL) != QG_OK || !total)
+        return 0;
+    return 1.0 - (double)on / (double)total;
+}
+
 qg_status qg__evaluate(qg_model *m, const qg_dataset *ds, int batch, const qg_loader_opts *lo,
                        double *loss, double *acc)
 {
@@ -162,6 +181,7 @@ qg_status qg__evaluate(qg_model *m, const qg_dataset *ds, int batch, const qg_lo
     o.flip = 0;
     o.drop_last = 0;
     QG_TRY(qg__model_setup(m, batch));
+    QG_TRY(qg__model_gate_reset(m));
     QG_TRY(step_io_new(m, batch, &io));
     st = qg__loader_new(ds, &o, &ld);
     if (st != QG_OK) {
@@ -190,6 +210,37 @@ fail:
     return st;
 }
 
+/* Per-layer and total update-phase sparsity (share of outputs that
+ * skipped the full-precision update), as the reference prints it. */
+static void print_gates(qg_model *m, FILE *f)
+{
+    long long total, on, nt[64], no[64];
+    const char *names[64];
+    int k = 0;
+    if (m->nnodes > 64 || qg__model_gate_stats(m, &total, &on, &k, names, nt, no) != QG_OK || !k)
+        return;
+    for (int i = 0; i < k; i++)
+        fprintf(f, "  %-22s update-phase sparsity %5.1f%%\n", names[i],
+                nt[i] ? 100.0 - 100.0 * (double)no[i] / (double)nt[i] : 0.0);
+    fprintf(f, "Sparsity of the update phase: %.1f %%\n",
+            total ? 100.0 - 100.0 * (double)on / (double)total : 0.0);
+}
+
+static void json_gates(qg_model *m, FILE *f)
+{
+    long long total, on, nt[64], no[64];
+    const char *names[64];
+    int k = 0;
+    if (m->nnodes > 64 || qg__model_gate_stats(m, &total, &on, &k, names, nt, no) != QG_OK || !k)
+        return;
+    fprintf(f, ", \"sparsity\": %.6f, \"sparsity_layers\": {",
+            total ? 1.0 - (double)on / (double)total : 0.0);
+    for (int i = 0; i < k; i++)
+        fprintf(f, "%s\"%s\": %.6f", i ? ", " : "", names[i],
+                nt[i] ? 1.0 - (double)no[i] / (double)nt[i] : 0.0);
+    fputc('}', f);
+}
+
 static int depth_of(const char *model)
 {
     if (strncmp(model, "resnet", 6) != 0)
@@ -199,15 +250,17 @@ static int depth_of(const char *model)
     return *end == 0 ? (int)d : 0;
 }
 
-static qg_status build_model(qg_ctx *ctx, const char *model, char shortcut, int c, int h, int w,
-                             int classes, uint64_t seed, qg_model **out)
+static qg_status build_model(qg_ctx *ctx, const qg_train_cfg *cfg, const char *model,
+                             char shortcut, int c, int h, int w, int classes, uint64_t seed,
+                             qg_model **out)
 {
     int depth = depth_of(model);
     if (!depth || (depth - 2) % 6 != 0)
         return qg__error(ctx, QG_ERR_INVALID_ARG, "unknown model '%s' (--model): use resnet20, "
                          "resnet32, resnet44, resnet56 or resnet110", model);
     qg_resnet_opts ro = {.depth = depth, .shortcut = shortcut, .in_c = c, .in_h = h,
-                         .in_w = w, .classes = classes, .seed = seed};
+                         .in_w = w, .classes = classes, .seed = seed, .quant = cfg->quant,
+                         .pg = cfg->pg, .pact = cfg->pact, .cfg = cfg->qcfg};
     return qg__model_resnet_cifar(ctx, &ro, out);
 }
 
@@ -223,7 +276,7 @@ static void fmt_eta(double s, char *buf, size_t cap)
 
 typedef struct run_meta {
     char epoch[24], batch[24], step[24], in_c[16], in_h[16], in_w[16], classes[16];
-    char shortcut[4], seed[32], lr[32], best[32];
+    char shortcut[4], seed[32], lr[32], wbits[8], abits[8], pb[8], gtar[32], sigma[32];
 } run_meta;
 
 static qg_status save_checkpoint(qg_model *m, const qg_train_cfg *cfg, const char *path,
@@ -240,7 +293,15 @@ static qg_status save_checkpoint(qg_model *m, const qg_train_cfg *cfg, const cha
     snprintf(rm.shortcut, sizeof rm.shortcut, "%c", cfg->shortcut);
     snprintf(rm.seed, sizeof rm.seed, "%llu", (unsigned long long)cfg->seed);
     snprintf(rm.lr, sizeof rm.lr, "%.9g", cfg->optim.lr);
+    snprintf(rm.wbits, sizeof rm.wbits, "%d", cfg->quant || cfg->pg ? cfg->qcfg.wbits : 32);
+    snprintf(rm.abits, sizeof rm.abits, "%d", cfg->quant || cfg->pg ? cfg->qcfg.abits : 32);
+    snprintf(rm.pb, sizeof rm.pb, "%d", cfg->pg ? cfg->qcfg.pred_bits : 0);
+    snprintf(rm.gtar, sizeof rm.gtar, "%.9g", cfg->qcfg.gtar);
+    snprintf(rm.sigma, sizeof rm.sigma, "%.9g", cfg->qcfg.sigma);
     const qg_st_meta meta[] = {
+        {"wbits", rm.wbits}, {"abits", rm.abits}, {"pg", cfg->pg ? "1" : "0"},
+        {"pred_bits", rm.pb}, {"pact", cfg->pact ? "1" : "0"}, {"spbp", cfg->qcfg.spbp ? "1" : "0"},
+        {"gtar", rm.gtar}, {"sigma", rm.sigma},
         {"format", "qgate-checkpoint-1"}, {"arch", cfg->model}, {"shortcut", rm.shortcut},
         {"in_channels", rm.in_c}, {"in_height", rm.in_h}, {"in_width", rm.in_w},
         {"classes", rm.classes}, {"dataset", cfg->data}, {"epoch", rm.epoch},
@@ -292,7 +353,7 @@ qg_status qg__train_run(const qg_train_cfg *cfg)
     lo.flip = cfg->flip >= 0 ? cfg->flip : flip;
     QG_TRY(qg__loader_new(train, &lo, &ld));
 
-    QG_TRY(build_model(ctx, cfg->model, cfg->shortcut, qg__dataset_channels(train),
+    QG_TRY(build_model(ctx, cfg, cfg->model, cfg->shortcut, qg__dataset_channels(train),
                        qg__dataset_height(train), qg__dataset_width(train),
                        qg__dataset_classes(train), cfg->seed, &m));
     QG_TRY(qg__model_setup(m, cfg->batch));
@@ -333,6 +394,7 @@ qg_status qg__train_run(const qg_train_cfg *cfg)
     double run_t0 = now_s();
     for (int epoch = start_epoch; epoch < cfg->epochs; epoch++) {
         QG_TRY(qg__loader_start_epoch(ld, epoch));
+        QG_TRY(qg__model_gate_reset(m));
         const float *img;
         const int32_t *lab;
         int n;
@@ -365,11 +427,15 @@ qg_status qg__train_run(const qg_train_cfg *cfg)
                 double left = ((double)(sched.steps_per_epoch - b) +
                                (double)(cfg->epochs - epoch - 1) * sched.steps_per_epoch) *
                               cfg->batch / ips;
-                char eta[32];
+                char eta[32], sp[48] = "";
                 fmt_eta(left, eta, sizeof eta);
-                fprintf(stderr, "\repoch %d/%d [%ld/%ld] loss %.4f acc %.2f%% lr %.4g %.0f img/s "
+                int gated = 0;
+                double spars = sparsity_of(m, &gated);
+                if (gated)
+                    snprintf(sp, sizeof sp, " sparsity %.1f%%", 100 * spars);
+                fprintf(stderr, "\repoch %d/%d [%ld/%ld] loss %.4f acc %.2f%%%s lr %.4g %.0f img/s "
                         "ETA %s   ", epoch + 1, cfg->epochs, b, sched.steps_per_epoch,
-                        lsum / seen, 100.0 * csum / seen, lr, ips, eta);
+                        lsum / seen, 100.0 * csum / seen, sp, lr, ips, eta);
                 last_print = now;
             }
             if (cfg->stop && *cfg->stop) {
@@ -390,21 +456,32 @@ qg_status qg__train_run(const qg_train_cfg *cfg)
         QG_TRY(qg_ctx_finish(ctx));
         double train_s = now_s() - t0;
         double ips = seen / (train_s > 0 ? train_s : 1);
+        int gated = 0;
+        double train_spars = sparsity_of(m, &gated);
         double test_loss = 0, test_acc = 0;
         QG_TRY(qg__evaluate(m, test, cfg->eval_batch, &lo, &test_loss, &test_acc));
         QG_TRY(qg__model_setup(m, cfg->batch));
         if (progress)
             fputc('\n', stderr);
-        fprintf(stderr, "epoch %d/%d: train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%, "
+        int tg = 0;
+        double test_spars = sparsity_of(m, &tg);
+        char sp[64] = "";
+        if (tg)
+            snprintf(sp, sizeof sp, ", update-phase sparsity %.1f%%", 100 * test_spars);
+        fprintf(stderr, "epoch %d/%d: train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%%s, "
                 "%.0f img/s, %.1f s\n", epoch + 1, cfg->epochs, seen ? lsum / seen : 0,
-                seen ? 100.0 * csum / seen : 0, test_loss, 100 * test_acc, ips, train_s);
+                seen ? 100.0 * csum / seen : 0, test_loss, 100 * test_acc, sp, ips, train_s);
         if (metrics) {
             fprintf(metrics, "{\"epoch\": %d, \"train_loss\": %.6f, \"train_acc\": %.6f, "
                     "\"test_loss\": %.6f, \"test_acc\": %.6f, \"img_per_s\": %.2f, \"lr\": %.6g, "
-                    "\"epoch_seconds\": %.3f, \"elapsed_seconds\": %.3f}\n", epoch + 1,
+                    "\"epoch_seconds\": %.3f, \"elapsed_seconds\": %.3f", epoch + 1,
                     seen ? lsum / seen : 0, seen ? (double)csum / seen : 0, test_loss, test_acc,
                     ips, qg__schedule_lr(&sched, cfg->optim.lr, epoch, 0), train_s,
                     now_s() - run_t0);
+            if (gated)
+                fprintf(metrics, ", \"train_sparsity\": %.6f", train_spars);
+            json_gates(m, metrics);
+            fputs("}\n", metrics);
             fflush(metrics);
         }
         if (cfg->checkpoint_path)
@@ -460,7 +537,15 @@ qg_status qg__eval_run(const qg_train_cfg *cfg, const char *checkpoint, double *
                        qg__dataset_width(test));
         goto fail;
     }
-    QG_TRY(build_model(ctx, arch, sc ? sc[0] : 'A', c, h, w, k, 0, &m));
+    qg_train_cfg mc = *cfg;
+    mc.qcfg.wbits = (int)meta_long(f, "wbits", 32);
+    mc.qcfg.abits = (int)meta_long(f, "abits", 32);
+    mc.qcfg.pred_bits = (int)meta_long(f, "pred_bits", 0);
+    mc.qcfg.spbp = (int)meta_long(f, "spbp", 0);
+    mc.pg = (int)meta_long(f, "pg", 0);
+    mc.pact = (int)meta_long(f, "pact", 0);
+    mc.quant = !mc.pg && mc.qcfg.wbits < 32;
+    QG_TRY(build_model(ctx, &mc, arch, sc ? sc[0] : 'A', c, h, w, k, 0, &m));
     QG_TRY(qg__checkpoint_load(m, f, checkpoint, 0));
     qg_loader_opts lo = {0};
     int crop, flip;
@@ -471,6 +556,7 @@ qg_status qg__eval_run(const qg_train_cfg *cfg, const char *checkpoint, double *
            checkpoint, arch, qg__safetensors_meta(f, "epoch") ? qg__safetensors_meta(f, "epoch")
                                                                : "?",
            loss, 100 * acc, qg__dataset_count(test));
+    print_gates(m, stdout);
     if (acc_out)
         *acc_out = acc;
 fail:

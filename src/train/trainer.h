@@ -9,12 +9,15 @@
 
 #include "data/dataset.h"
 #include "model/graph.h"
+#include "model/nodes_quant.h"
 #include "train/optim.h"
 
 typedef struct qg_train_cfg {
     const char *device;
     const char *model;          /* "resnet20", "resnet32", "resnet56" */
     char shortcut;              /* 'A' or 'B' */
+    int quant, pg, pact;        /* quantized / precision-gated / PACT variants */
+    qg_pg_cfg qcfg;             /* bits, prediction bits, gating target, sigma, spbp */
     const char *data;           /* "fashion-mnist", "mnist", "cifar10", "cifar100" */
     const char *data_dir;       /* NULL = default location */
     size_t limit_train;         /* 0 = all samples */

@@ -1,0 +1,468 @@
+/* cl/quant.cl: quantizers (round-to-bits, truncate, binarize, DoReFa), PACT
+ * (clip and ProQHA's quantizer) and the PG gate. Host side:
+ * src/quant/quant.c (contract in src/quant/quant.h); C twins:
+ * src/ref/ref_quant.c; tests: tests/test_quant.c. Math:
+ * shared/spec/algorithms.md §1.1-1.5, §2.1-2.2, §6.1.
+ *
+ * Bit-exactness: every float expression follows the reference's order of
+ * operations, rounding is rint (half to even), and contraction into fma is
+ * off, so results equal the C twin wherever +,-,*,/ are IEEE-rounded.
+ *
+ * Reductions: max |x| uses atomic_max on the bit patterns of non-negative
+ * floats (ordered like the floats, so the result is exact and independent
+ * of the order); counts use atomic_add on ints; float sums go through a
+ * local-memory tree per group and, with several groups, a second pass over
+ * the per-group partials, so they are deterministic for a given WG.
+ *
+ * Tunables:
+ *   WG  work-group size, power of two in 1..1024. */
+#pragma OPENCL FP_CONTRACT OFF
+
+#ifndef WG
+#define WG 64
+#endif
+#if (WG & (WG - 1)) != 0 || WG < 1 || WG > 1024
+#error "WG must be a power of two in 1..1024"
+#endif
+
+/* Tree-reduces acc[0..WG) into acc[0]; every item of the group must call. */
+#define QG_LOCAL_SUM(acc, l)                                  \
+    do {                                                      \
+        barrier(CLK_LOCAL_MEM_FENCE);                         \
+        for (int w_ = WG / 2; w_ > 0; w_ >>= 1) {             \
+            if ((l) < w_)                                     \
+                (acc)[l] += (acc)[(l) + w_];                  \
+            barrier(CLK_LOCAL_MEM_FENCE);                     \
+        }                                                     \
+    } while (0)
+
+static inline float qg_sign(float v)
+{
+    return v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : 0.0f);
+}
+
+/* ---- scales ---- */
+
+/* s[seg] = max(s[seg], max |f(x)| over segment seg), f = tanh if use_tanh
+ * else identity; s must hold 0 (or a smaller max) beforehand. Segments are
+ * consecutive runs of seg_len elements; dim 1 of the launch is the segment,
+ * dim 0 covers it grid-stride with any number of groups of WG. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_quant_absmax(QG_T(const float, x), int seg_len, int use_tanh, QG_T(float, s))
+{
+    __local float acc[WG];
+    int l = get_local_id(0);
+    int seg = get_global_id(1);
+    __global const float *xs = QG_P(x) + (size_t)seg * seg_len;
+    float m = 0.0f;
+    for (int i = get_group_id(0) * WG + l; i < seg_len; i += get_num_groups(0) * WG) {
+        float v = xs[i];
+        m = fmax(m, fabs(use_tanh ? tanh(v) : v));
+    }
+    acc[l] = m;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int w = WG / 2; w > 0; w >>= 1) {
+        if (l < w)
+            acc[l] = fmax(acc[l], acc[l + w]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (l == 0)
+        atomic_max((volatile __global uint *)(QG_P(s) + seg), as_uint(acc[0]));
+}
+
+/* s[i] += eps (PG-PyTorch's 1e-7, added in float after the max). */
+__kernel void qg_quant_scale_eps(QG_T(float, s), int nseg, float eps)
+{
+    int i = get_global_id(0);
+    if (i < nseg)
+        QG_P(s)[i] = QG_P(s)[i] + eps;
+}
+
+/* ---- round-to-bits / truncate ---- */
+
+#define QG_OUT_FULL 1
+#define QG_OUT_MSB 2
+#define QG_OUT_LSB 4
+#define QG_OUT_CODES 8
+
+/* Spec §1.1 / §2.1 with scale s[i / seg_len]; shift = bits - msb_bits.
+ * A zero scale gives 0/0 = NaN, which fmax maps to 0 (code 0, output 0). */
+__kernel void qg_quant_apply(QG_T(const float, x), int n, int seg_len, QG_T(const float, s),
+                             int bits, int shift, int outs, QG_T(float, full),
+                             QG_T(float, msb), QG_T(float, lsb), QG_T(int, codes))
+{
+    int i = get_global_id(0);
+    if (i >= n)
+        return;
+    float v = QG_P(x)[i];
+    float sc = QG_P(s)[i / seg_len];
+    float sgn = qg_sign(v);
+    float L = (float)((1 << bits) - 1);
+    float a = fmin(fmax(fabs(v) / sc, 0.0f), 1.0f);
+    float q = rint(a * L);
+    float f = q / L * sc * sgn;
+    if (outs & QG_OUT_FULL)
+        QG_P(full)[i] = f;
+    if (outs & (QG_OUT_MSB | QG_OUT_LSB)) {
+        float p = (float)(1 << shift);
+        float m = floor(q / p) * p / L * sc * sgn;
+        if (outs & QG_OUT_MSB)
+            QG_P(msb)[i] = m;
+        if (outs & QG_OUT_LSB)
+            QG_P(lsb)[i] = f - m;
+    }
+    if (outs & QG_OUT_CODES)
+        QG_P(codes)[i] = (int)q * (int)sgn;
+}
+
+/* bits 0: y = x; bits 1: TorchBinarize / binarize (clamp, (x+1)/2, rint, 2y-1). */
+__kernel void qg_quant_binarize(QG_T(const float, x), QG_T(float, y), int n, int bits)
+{
+    int i = get_global_id(0);
+    if (i >= n)
+        return;
+    float v = QG_P(x)[i];
+    if (bits == 1) {
+        float c = fmin(fmax(v, -1.0f), 1.0f);
+        v = rint((c + 1.0f) / 2.0f) * 2.0f - 1.0f;
+    }
+    QG_P(y)[i] = v;
+}
+
+/* dx (=|+=) dy, or dy only where x != 0 (nonzero). */
+__kernel void qg_quant_ste_bwd(QG_T(const float, x), QG_T(const float, dy), QG_T(float, dx),
+                               int n, int nonzero, int accumulate)
+{
+    int i = get_global_id(0);
+    if (i >= n)
+        return;
+    float g = (!nonzero || QG_P(x)[i] != 0.0f) ? QG_P(dy)[i] : 0.0f;
+    QG_P(dx)[i] = accumulate ? QG_P(dx)[i] + g : g;
+}
+
+/* ---- DoReFa weights (ProQHA) ---- */
+
+/* aux[0] = mean |w|; one work-group of WG. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_quant_dorefa_mean(QG_T(const float, w), int n, QG_T(float, aux))
+{
+    __local float acc[WG];
+    int l = get_local_id(0);
+    float s = 0.0f;
+    for (int i = l; i < n; i += WG)
+        s += fabs(QG_P(w)[i]);
+    acc[l] = s;
+    QG_LOCAL_SUM(acc, l);
+    if (l == 0)
+        QG_P(aux)[0] = acc[0] / (float)n;
+}
+
+__kernel void qg_quant_dorefa_fwd(QG_T(const float, w), int n, int bits, QG_T(const float, aux),
+                                  QG_T(float, wq))
+{
+    int i = get_global_id(0);
+    if (i >= n)
+        return;
+    float v = QG_P(w)[i];
+    float r;
+    if (bits >= 32) {
+        r = v;
+    } else if (bits == 1) {
+        float e = QG_P(aux)[0];
+        r = qg_sign(v / e) * e;
+    } else {
+        float L = (float)((1 << bits) - 1);
+        float u = tanh(v) / 2.0f / QG_P(aux)[0] + 0.5f;
+        r = 2.0f * (rint(u * L) / L) - 1.0f;
+    }
+    QG_P(wq)[i] = r;
+}
+
+/* Partials of the max path: part[g] = sum dwq*t, part[G+g] = count of
+ * |t| == M, over this group's grid-stride share; launch G groups. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_quant_dorefa_bwd_partial(QG_T(const float, w), QG_T(const float, dwq), int n,
+                                 QG_T(const float, aux), QG_T(float, part))
+{
+    __local float a1[WG];
+    __local float a2[WG];
+    int l = get_local_id(0);
+    int G = get_num_groups(0);
+    float M = QG_P(aux)[0];
+    float s = 0.0f, c = 0.0f;
+    for (int i = get_group_id(0) * WG + l; i < n; i += G * WG) {
+        float t = tanh(QG_P(w)[i]);
+        s += QG_P(dwq)[i] * t;
+        c += fabs(t) == M ? 1.0f : 0.0f;
+    }
+    a1[l] = s;
+    a2[l] = c;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int w_ = WG / 2; w_ > 0; w_ >>= 1) {
+        if (l < w_) {
+            a1[l] += a1[l + w_];
+            a2[l] += a2[l + w_];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (l == 0) {
+        QG_P(part)[get_group_id(0)] = a1[0];
+        QG_P(part)[G + get_group_id(0)] = a2[0];
+    }
+}
+
+/* dw (=|+=) dwq/M*(1-t^2) (+ the max path when autograd: nparts > 0
+ * partials from qg_quant_dorefa_bwd_partial). bits 1 and >= 32: dw = dwq. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_quant_dorefa_bwd(QG_T(const float, w), QG_T(const float, dwq), int n, int bits,
+                         QG_T(const float, aux), QG_T(const float, part), int nparts,
+                         QG_T(float, dw), int accumulate)
+{
+    __local float tot[2];
+    int l = get_local_id(0);
+    if (nparts > 0) {
+        if (l == 0) {
+            float s = 0.0f, c = 0.0f;
+            for (int g = 0; g < nparts; g++) {
+                s += QG_P(part)[g];
+                c += QG_P(part)[nparts + g];
+            }
+            tot[0] = s;
+            tot[1] = c;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    int i = get_global_id(0);
+    if (i >= n)
+        return;
+    float d = QG_P(dwq)[i];
+    float g;
+    if (bits == 1 || bits >= 32) {
+        g = d;
+    } else {
+        float M = QG_P(aux)[0];
+        float t = tanh(QG_P(w)[i]);
+        float gt = d / M;
+        if (nparts > 0 && fabs(t) == M) {
+            float gm = -tot[0] / (M * M);
+            gt = gt + gm * qg_sign(t) / tot[1];
+        }
+        g = gt * (1.0f - t * t);
+    }
+    QG_P(dw)[i] = accumulate ? QG_P(dw)[i] + g : g;
+}
+
+/* ---- PACT ---- */
+
+#define QG_PACT_PG 0
+#define QG_PACT_TF 1
+#define QG_PACT_BSQ 2
+
+__kernel void qg_quant_pact_fwd(QG_T(const float, x), QG_T(const float, alpha), QG_T(float, y),
+                                int n)
+{
+    int i = get_global_id(0);
+    if (i < n)
+        QG_P(y)[i] = fmin(fmax(QG_P(x)[i], 0.0f), QG_P(alpha)[0]);
+}
+
+/* Ends a grid-stride backward: the group's sum of acc goes to part[group],
+ * or is added to part[0] when direct (a single group writing dalpha). */
+#define QG_GROUP_PARTIAL(acc, l, part, direct)                            \
+    do {                                                                  \
+        QG_LOCAL_SUM(acc, l);                                             \
+        if ((l) == 0) {                                                   \
+            if (direct)                                                   \
+                QG_P(part)[0] = QG_P(part)[0] + (acc)[0];                 \
+            else                                                          \
+                QG_P(part)[get_group_id(0)] = (acc)[0];                   \
+        }                                                                 \
+    } while (0)
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_quant_pact_bwd(QG_T(const float, x), QG_T(const float, alpha), QG_T(const float, dy),
+                       QG_T(float, dx), int n, int mode, int accumulate, QG_T(float, part),
+                       int direct)
+{
+    __local float acc[WG];
+    int l = get_local_id(0);
+    float a = QG_P(alpha)[0];
+    float s = 0.0f;
+    for (int i = get_group_id(0) * WG + l; i < n; i += get_num_groups(0) * WG) {
+        float v = QG_P(x)[i], d = QG_P(dy)[i];
+        int pass = (mode == QG_PACT_TF ? v > 0.0f : v >= 0.0f) && v <= a;
+        float g = pass ? d : 0.0f;
+        QG_P(dx)[i] = accumulate ? QG_P(dx)[i] + g : g;
+        if (mode == QG_PACT_PG ? v > a : v >= a)
+            s += d;
+    }
+    acc[l] = s;
+    QG_GROUP_PARTIAL(acc, l, part, direct);
+}
+
+/* out[0] += sum part[0..nparts); one work-group of WG. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_quant_partials_add(QG_T(const float, part), int nparts, QG_T(float, out))
+{
+    __local float acc[WG];
+    int l = get_local_id(0);
+    float s = 0.0f;
+    for (int g = l; g < nparts; g += WG)
+        s += QG_P(part)[g];
+    acc[l] = s;
+    QG_LOCAL_SUM(acc, l);
+    if (l == 0)
+        QG_P(out)[0] = QG_P(out)[0] + acc[0];
+}
+
+/* ProQHA's pact_quantize: y by the abs formula, then rounding (bits < 32). */
+__kernel void qg_quant_pact_quant_fwd(QG_T(const float, x), QG_T(const float, alpha), int bits,
+                                      QG_T(float, y), int n)
+{
+    int i = get_global_id(0);
+    if (i >= n)
+        return;
+    float a = QG_P(alpha)[0];
+    float v = QG_P(x)[i];
+    float r = 0.5f * (fabs(v) - fabs(v - a) + a);
+    if (bits < 32) {
+        float L = (float)((1 << bits) - 1);
+        r = rint(r * L / a) * a / L;
+    }
+    QG_P(y)[i] = r;
+}
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_quant_pact_quant_bwd(QG_T(const float, x), QG_T(const float, alpha), int bits,
+                             QG_T(const float, dy), QG_T(float, dx), int n, int accumulate,
+                             QG_T(float, part), int direct)
+{
+    __local float acc[WG];
+    int l = get_local_id(0);
+    float a = QG_P(alpha)[0];
+    float s = 0.0f;
+    for (int i = get_group_id(0) * WG + l; i < n; i += get_num_groups(0) * WG) {
+        float v = QG_P(x)[i], d = QG_P(dy)[i];
+        float dydx = 0.5f * (qg_sign(v) - qg_sign(v - a));
+        float dyda = 0.5f * (qg_sign(v - a) + 1.0f);
+        if (bits < 32) {
+            float L = (float)((1 << bits) - 1);
+            float y = 0.5f * (fabs(v) - fabs(v - a) + a);
+            float w = y * L / a;
+            dyda = (rint(w) - w) / L + dyda;
+        }
+        float g = d * dydx;
+        QG_P(dx)[i] = accumulate ? QG_P(dx)[i] + g : g;
+        s += d * dyda;
+    }
+    acc[l] = s;
+    QG_GROUP_PARTIAL(acc, l, part, direct);
+}
+
+/* ---- PG gate ---- */
+
+static inline float qg_gate_sigmoid(float o, float d, float slope)
+{
+    float z = slope * (o - d);
+    return 1.0f / (1.0f + exp(-z));
+}
+
+/* Y = O_msb + mask*O_lsb; count[0] += number of mask ones. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_quant_pg_gate_fwd(QG_T(const float, om), QG_T(const float, delta), QG_T(const float, ol),
+                          QG_T(float, y), QG_T(int, count), int n, int C, int HW, float slope)
+{
+    __local int acc[WG];
+    int l = get_local_id(0);
+    int i = get_global_id(0);
+    int ones = 0;
+    if (i < n) {
+        float o = QG_P(om)[i];
+        float s = qg_gate_sigmoid(o, QG_P(delta)[(i / HW) % C], slope);
+        float m = s > 0.5f ? 1.0f : 0.0f;
+        QG_P(y)[i] = o + m * QG_P(ol)[i];
+        ones = (int)m;
+    }
+    acc[l] = ones;
+    QG_LOCAL_SUM(acc, l);
+    if (l == 0 && acc[0])
+        atomic_add((volatile __global int *)QG_P(count), acc[0]);
+}
+
+/* One group per channel c (global = C*WG): dO_msb, dO_lsb elementwise,
+ * delta_grad[c] += -sum g. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_quant_pg_gate_bwd(QG_T(const float, om), QG_T(const float, delta),
+                          QG_T(const float, ol), QG_T(const float, dy), int N, int C, int HW,
+                          float slope, int spbp, QG_T(float, dmsb), QG_T(float, dlsb),
+                          int has_dlsb, QG_T(float, ddelta))
+{
+    __local float acc[WG];
+    int c = get_group_id(0);
+    int l = get_local_id(0);
+    float d = QG_P(delta)[c];
+    float sum = 0.0f;
+    for (int j = l; j < N * HW; j += WG) {
+        int nn = j / HW, p = j - nn * HW;
+        int i = (nn * C + c) * HW + p;
+        float o = QG_P(om)[i], dyv = QG_P(dy)[i];
+        float s = qg_gate_sigmoid(o, d, slope);
+        float gs = dyv * QG_P(ol)[i];
+        if (spbp && s < 0.5f)
+            gs = 0.0f;
+        float g = gs * (1.0f - s) * s * slope;
+        QG_P(dmsb)[i] = dyv + g;
+        if (has_dlsb)
+            QG_P(dlsb)[i] = (s > 0.5f ? 1.0f : 0.0f) * dyv;
+        sum += g;
+    }
+    acc[l] = sum;
+    QG_LOCAL_SUM(acc, l);
+    if (l == 0)
+        QG_P(ddelta)[c] = QG_P(ddelta)[c] - acc[0];
+}
+
+/* ---- gating losses; one work-group of WG ---- */
+
+#define QG_GATE_LOSS_PG 0
+#define QG_GATE_LOSS_TF 1
+#define QG_GATE_LOSS_CG 2
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_quant_gate_loss(QG_T(const float, delta), int C, float target, float coef, int kind,
+                        QG_T(float, loss), QG_T(float, grad), int has_grad)
+{
+    __local float acc[WG];
+    __local float norm;
+    int l = get_local_id(0);
+    float s = 0.0f;
+    for (int c = l; c < C; c += WG) {
+        float e = QG_P(delta)[c] - target;
+        s += e * e;
+    }
+    acc[l] = s;
+    QG_LOCAL_SUM(acc, l);
+    if (l == 0) {
+        float sq = acc[0];
+        float r;
+        if (kind == QG_GATE_LOSS_PG) {
+            norm = sqrt(sq);
+            r = coef * norm;
+        } else {
+            r = kind == QG_GATE_LOSS_TF ? coef * sq / 2.0f : coef * sq;
+        }
+        QG_P(loss)[0] = QG_P(loss)[0] + r;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (!has_grad)
+        return;
+    for (int c = l; c < C; c += WG) {
+        float e = QG_P(delta)[c] - target;
+        float g;
+        if (kind == QG_GATE_LOSS_PG)
+            g = norm > 0.0f ? coef * e / norm : 0.0f;
+        else
+            g = kind == QG_GATE_LOSS_TF ? coef * e : 2.0f * coef * e;
+        QG_P(grad)[c] = QG_P(grad)[c] + g;
+    }
+}

@@ -1,0 +1,330 @@
+/* src/model/nodes_quant.c: PACT, QuantizedConv2d and PGConv2d nodes (see
+ * nodes_quant.h). The reference (DG:utils/pg_utils.py) computes the LSB
+ * conv densely and masks it; so does this first version, so Y, the
+ * gradients and the counters match it; skipping gated-off work is the
+ * speed roadmap's job (DESIGN.md §6.9). */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "cl/ctx.h"
+#include "model/nodes_quant.h"
+#include "ops/conv.h"
+#include "quant/quant.h"
+#include "tensor/tensor_impl.h"
+
+#define IN0(n, m) qg__act((m), (n)->in[0])
+#define OUT(n, m) qg__act((m), (n)->out)
+
+static qg_status new_like(qg_model *m, const qg_act *a, const char *name, qg_tensor **t)
+{
+    qg_tensor_free(*t);
+    *t = NULL;
+    return qg_tensor_new(m->ctx, a->ndim, a->shape, QG_DTYPE_F32, name, t);
+}
+
+static qg_status new_scalar(qg_model *m, qg_dtype dt, const char *name, qg_tensor **t)
+{
+    int64_t one[1] = {1};
+    if (*t)
+        return QG_OK;
+    return qg_tensor_new(m->ctx, 1, one, dt, name, t);
+}
+
+static qg_status write_const(qg_param *p, float v)
+{
+    size_t n = qg_tensor_numel(p->value);
+    float *h = malloc(n * sizeof *h);
+    if (!h)
+        return qg__error(p->value->ctx, QG_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        h[i] = v;
+    qg_status st = qg_tensor_write(p->value, h, n * sizeof *h);
+    free(h);
+    return st;
+}
+
+static qg_status kaiming(qg_param *p, int fan_in, qg_rng *rng)
+{
+    size_t n = qg_tensor_numel(p->value);
+    float *h = malloc(n * sizeof *h);
+    if (!h)
+        return qg__error(p->value->ctx, QG_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        h[i] = (float)(qg__rng_normal(rng) * sqrt(2.0 / fan_in));
+    qg_status st = qg_tensor_write(p->value, h, n * sizeof *h);
+    free(h);
+    return st;
+}
+
+/* ---- PACT ---------------------------------------------------------------- */
+
+typedef struct pact_priv {
+    qg_param *alpha;
+    qg_tensor *ws;
+} pact_priv;
+
+static qg_status pact_setup(qg_node *n, qg_model *m, size_t *ws)
+{
+    pact_priv *p = n->priv;
+    int64_t sh[1] = {QG_QUANT_WS_NUMEL};
+    if (p->ws)
+        return QG_OK;
+    return qg_tensor_new(m->ctx, 1, sh, QG_DTYPE_F32, "pact.ws", &p->ws);
+}
+
+static qg_status pact_forward(qg_node *n, qg_model *m, int train)
+{
+    pact_priv *p = n->priv;
+    return qg__pact_fwd(m->ctx, IN0(n, m)->value, p->alpha->value, OUT(n, m)->value);
+}
+
+static qg_status pact_backward(qg_node *n, qg_model *m)
+{
+    pact_priv *p = n->priv;
+    return qg__pact_bwd(m->ctx, IN0(n, m)->value, p->alpha->value, OUT(n, m)->grad,
+                        IN0(n, m)->grad, p->alpha->grad, QG_PACT_PG, p->ws,
+                        qg__act_grad_begin(m, n->in[0]));
+}
+
+static void pact_destroy(qg_node *n)
+{
+    pact_priv *p = n->priv;
+    if (p)
+        qg_tensor_free(p->ws);
+    free(p);
+}
+
+static const qg_node_ops pact_ops = {.type = "pact", .setup = pact_setup,
+                                     .forward = pact_forward, .backward = pact_backward,
+                                     .destroy = pact_destroy};
+
+int qg__node_pact(qg_model *m, const char *name, int in, const char *alpha_name)
+{
+    pact_priv *p = calloc(1, sizeof *p);
+    if (!p) {
+        qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
+        return -1;
+    }
+    p->alpha = qg__model_find_param(m, alpha_name);
+    if (!p->alpha) {
+        int64_t one[1] = {1};
+        if (qg__model_add_param(m, alpha_name, QG_PARAM_CLIP, 1, one, &p->alpha) != QG_OK ||
+            write_const(p->alpha, 6.0f) != QG_OK) {
+            free(p);
+            return -1;
+        }
+    }
+    qg_act *x = qg__act(m, in);
+    int out = x->ndim == 4 ? qg__model_add_act(m, (int)x->shape[1], (int)x->shape[2],
+                                               (int)x->shape[3])
+                           : qg__model_add_act(m, (int)x->shape[1], 0, 0);
+    if (out < 0 || qg__model_add_node(m, &pact_ops, name, in, -1, out, p) < 0) {
+        free(p);
+        qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
+        return -1;
+    }
+    return out;
+}
+
+/* ---- quantized and PG convolutions --------------------------------------- */
+
+typedef struct qconv_priv {
+    int pg;                  /* PGConv2d */
+    int cout, k, stride, pad;
+    qg_pg_cfg cfg;
+    qg_conv_desc d;
+    qg_param *w, *delta;
+    qg_tensor *wq, *sw, *sx;
+    qg_tensor *xq, *xlsb;    /* input sized: quantized (or MSB) and LSB parts */
+    qg_tensor *dxq;          /* input sized: gradient before the STE mask */
+    qg_tensor *omsb, *olsb, *dmsb, *dlsb;   /* output sized (PG only) */
+    qg_tensor *count;        /* I32: outputs updated in full precision */
+    long long outputs;       /* elements gated since the last reset */
+} qconv_priv;
+
+static qg_status qconv_setup(qg_node *n, qg_model *m, size_t *ws)
+{
+    qconv_priv *p = n->priv;
+    qg_status st = QG_OK;
+    qg_act *x = IN0(n, m), *y = OUT(n, m);
+    QG_TRY(qg__conv_desc_init(m->ctx, &p->d, m->batch, (int)x->shape[1], (int)x->shape[2],
+                              (int)x->shape[3], p->cout, p->k, p->k, p->stride, p->pad, 1));
+    *ws = qg__conv_workspace_floats(&p->d);
+    if (!p->wq)
+        QG_TRY(qg_tensor_new(m->ctx, p->w->value->ndim, p->w->value->shape, QG_DTYPE_F32,
+                             "wq", &p->wq));
+    QG_TRY(new_scalar(m, QG_DTYPE_F32, "sw", &p->sw));
+    QG_TRY(new_scalar(m, QG_DTYPE_F32, "sx", &p->sx));
+    QG_TRY(new_like(m, x, "xq", &p->xq));
+    QG_TRY(new_like(m, x, "dxq", &p->dxq));
+    if (p->pg) {
+        QG_TRY(new_like(m, x, "xlsb", &p->xlsb));
+        QG_TRY(new_like(m, y, "omsb", &p->omsb));
+        QG_TRY(new_like(m, y, "olsb", &p->olsb));
+        QG_TRY(new_like(m, y, "dmsb", &p->dmsb));
+        QG_TRY(new_like(m, y, "dlsb", &p->dlsb));
+        QG_TRY(new_scalar(m, QG_DTYPE_I32, "count", &p->count));
+    }
+fail:
+    return st;
+}
+
+static qg_status quantize_weights(qconv_priv *p, qg_model *m)
+{
+    return qg__quant_fwd(m->ctx, p->w->value, p->cfg.wbits, QG_QSCALE_PG, p->sw, p->wq);
+}
+
+static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
+{
+    qconv_priv *p = n->priv;
+    qg_status st = quantize_weights(p, m);
+    if (st != QG_OK)
+        return st;
+    const qg_tensor *x = IN0(n, m)->value;
+    if (!p->pg) {
+        st = qg__quant_fwd(m->ctx, x, p->cfg.abits, QG_QSCALE_PG, p->sx, p->xq);
+        if (st == QG_OK)
+            st = qg__conv2d_fwd(m->ctx, &p->d, p->xq, p->wq, NULL, OUT(n, m)->value,
+                                m->workspace);
+        return st;
+    }
+    /* PG: MSB and LSB parts from one pass with one scale (spec §1.1). */
+    QG_TRY(qg__quant_scale(m->ctx, x, QG_QSCALE_PG, p->sx));
+    QG_TRY(qg__quant_apply(m->ctx, x, p->sx, p->cfg.abits, p->cfg.pred_bits, NULL, p->xq,
+                           p->xlsb, NULL));
+    QG_TRY(qg__conv2d_fwd(m->ctx, &p->d, p->xq, p->wq, NULL, p->omsb, m->workspace));
+    QG_TRY(qg__conv2d_fwd(m->ctx, &p->d, p->xlsb, p->wq, NULL, p->olsb, m->workspace));
+    QG_TRY(qg__pg_gate_fwd(m->ctx, p->omsb, p->delta->value, p->olsb, 5.0f, OUT(n, m)->value,
+                           p->count));
+    p->outputs += (long long)qg_tensor_numel(OUT(n, m)->value);
+fail:
+    return st;
+}
+
+static qg_status qconv_backward(qg_node *n, qg_model *m)
+{
+    qconv_priv *p = n->priv;
+    qg_status st = QG_OK;
+    const qg_tensor *dy = OUT(n, m)->grad;
+    const qg_tensor *dy_msb = dy;
+    if (p->pg) {
+        QG_TRY(qg__pg_gate_bwd(m->ctx, p->omsb, p->delta->value, p->olsb, dy, 5.0f,
+                               p->cfg.spbp, p->dmsb, p->dlsb, p->delta->grad));
+        dy_msb = p->dmsb;
+    }
+    /* Input: only through the MSB (or fully quantized) path; the STE of
+     * sign-magnitude rounding and truncation is 1 where x != 0. */
+    QG_TRY(qg__conv2d_bwd_data(m->ctx, &p->d, dy_msb, p->wq, p->dxq, m->workspace, 0));
+    QG_TRY(qg__quant_ste_bwd(m->ctx, IN0(n, m)->value, p->dxq, IN0(n, m)->grad,
+                             qg__quant_ste(p->cfg.abits), qg__act_grad_begin(m, n->in[0])));
+    /* Weights: through both convs; then the weight quantizer's STE. */
+    QG_TRY(qg__conv2d_bwd_weight(m->ctx, &p->d, p->xq, dy_msb, p->w->grad, NULL, m->workspace,
+                                 0));
+    if (p->pg)
+        QG_TRY(qg__conv2d_bwd_weight(m->ctx, &p->d, p->xlsb, p->dlsb, p->w->grad, NULL,
+                                     m->workspace, 1));
+    QG_TRY(qg__quant_ste_bwd(m->ctx, p->w->value, p->w->grad, p->w->grad,
+                             qg__quant_ste(p->cfg.wbits), 0));
+fail:
+    return st;
+}
+
+static qg_status qconv_aux(qg_node *n, qg_model *m, qg_tensor *loss)
+{
+    qconv_priv *p = n->priv;
+    if (!p->pg || p->cfg.sigma == 0.0f)
+        return QG_OK;
+    return qg__gate_loss(m->ctx, p->delta->value, p->cfg.gtar, p->cfg.sigma, QG_GATE_LOSS_PG,
+                         loss, p->delta->grad);
+}
+
+static qg_status qconv_counts(qg_node *n, qg_model *m, long long *total, long long *on)
+{
+    qconv_priv *p = n->priv;
+    int32_t c = 0;
+    qg_status st = p->count ? qg_tensor_read(p->count, &c, sizeof c) : QG_OK;
+    *total = p->outputs;
+    *on = c;
+    return st;
+}
+
+static qg_status qconv_reset(qg_node *n, qg_model *m)
+{
+    qconv_priv *p = n->priv;
+    p->outputs = 0;
+    return p->count ? qg_tensor_zero(p->count) : QG_OK;
+}
+
+static void qconv_destroy(qg_node *n)
+{
+    qconv_priv *p = n->priv;
+    if (!p)
+        return;
+    qg_tensor *ts[] = {p->wq, p->sw, p->sx, p->xq, p->xlsb, p->dxq, p->omsb, p->olsb,
+                       p->dmsb, p->dlsb, p->count};
+    for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
+        qg_tensor_free(ts[i]);
+    free(p);
+}
+
+static const qg_node_ops qconv_ops = {.type = "qconv2d", .setup = qconv_setup,
+                                      .forward = qconv_forward, .backward = qconv_backward,
+                                      .destroy = qconv_destroy};
+static const qg_node_ops pgconv_ops = {.type = "pgconv2d", .setup = qconv_setup,
+                                       .forward = qconv_forward, .backward = qconv_backward,
+                                       .destroy = qconv_destroy, .aux_loss = qconv_aux,
+                                       .gate_counts = qconv_counts, .gate_reset = qconv_reset};
+
+static int add_qconv(qg_model *m, const char *name, int in, int cout, int k, int stride, int pad,
+                     const qg_pg_cfg *cfg, int pg, qg_rng *rng)
+{
+    qg_act *x = qg__act(m, in);
+    int cin = (int)x->shape[1], h = (int)x->shape[2], w = (int)x->shape[3];
+    int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+    qconv_priv *p = calloc(1, sizeof *p);
+    if (!p) {
+        qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
+        return -1;
+    }
+    p->pg = pg;
+    p->cout = cout;
+    p->k = k;
+    p->stride = stride;
+    p->pad = pad;
+    p->cfg = *cfg;
+    char pn[128];
+    int64_t ws[4] = {cout, cin, k, k}, ds[4] = {1, cout, 1, 1};
+    snprintf(pn, sizeof pn, "%s.weight", name);
+    if (qg__model_add_param(m, pn, QG_PARAM_WEIGHT, 4, ws, &p->w) != QG_OK ||
+        kaiming(p->w, cin * k * k, rng) != QG_OK)
+        goto fail;
+    if (pg) {
+        snprintf(pn, sizeof pn, "%s.threshold", name);
+        if (qg__model_add_param(m, pn, QG_PARAM_GATE, 4, ds, &p->delta) != QG_OK)
+            goto fail;
+    }
+    int out = qg__model_add_act(m, cout, oh, ow);
+    if (out < 0 || qg__model_add_node(m, pg ? &pgconv_ops : &qconv_ops, name, in, -1, out, p) < 0)
+        goto fail;
+    return out;
+fail:
+    free(p);
+    return -1;
+}
+
+int qg__node_qconv(qg_model *m, const char *name, int in, int cout, int k, int stride, int pad,
+                   const qg_pg_cfg *cfg, qg_rng *rng)
+{
+    return add_qconv(m, name, in, cout, k, stride, pad, cfg, 0, rng);
+}
+
+int qg__node_pgconv(qg_model *m, const char *name, int in, int cout, int k, int stride,
+                    int pad, const qg_pg_cfg *cfg, qg_rng *rng)
+{
+    return add_qconv(m, name, in, cout, k, stride, pad, cfg, 1, rng);
+}
