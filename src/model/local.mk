@@ -12,3 +12,12 @@ tests_test_model_SOURCES = tests/test_model.c
 tests_test_model_CFLAGS = $(TEST_CFLAGS)
 tests_test_model_LDADD = $(TEST_LDADD)
 TESTS += tests/test_model
+
+check_PROGRAMS += tests/test_pgconv
+tests_test_pgconv_SOURCES = tests/test_pgconv.c
+tests_test_pgconv_CFLAGS = $(TEST_CFLAGS)
+tests_test_pgconv_LDADD = $(TEST_LDADD)
+TESTS += tests/test_pgconv
+EXTRA_DIST += tests/data/golden/pgconv_s1_dense.json tests/data/golden/pgconv_s1_spbp.json \
+	tests/data/golden/pgconv_s2_dense.json tests/data/golden/pgconv_s2_spbp.json \
+	tests/tools/gen_pg_golden.py
