@@ -266,3 +266,41 @@ Test(model, eval_rejects_a_bad_checkpoint)
     cr_expect_neq(strstr(qg_last_error(), p), NULL, "error does not name the file: %s",
                   qg_last_error());
 }
+
+Test(model, interrupt_writes_checkpoint_and_resume_matches)
+{
+    qg_train_cfg c;
+    char *ref = tmp_path("ref.safetensors"), *intr = tmp_path("intr.safetensors");
+    tiny_cfg(&c);
+    c.epochs = 1;
+    c.checkpoint_path = ref;
+    QG_EXPECT_OK(qg__train_run(&c));
+
+    /* A stop request (what SIGINT sets) finishes the batch, writes a
+     * checkpoint and reports QG_ERR_INTERRUPTED. */
+    volatile sig_atomic_t stop = 1;
+    tiny_cfg(&c);
+    c.epochs = 1;
+    c.checkpoint_path = intr;
+    c.stop = &stop;
+    cr_assert_eq(qg__train_run(&c), QG_ERR_INTERRUPTED);
+    qg_st_file *f;
+    QG_EXPECT_OK(qg__safetensors_read(intr, &f));
+    cr_expect_str_eq(qg__safetensors_meta(f, "batch_in_epoch"), "1");
+    cr_expect_str_eq(qg__safetensors_meta(f, "epoch"), "0");
+    qg__safetensors_free(f);
+
+    /* Resuming mid-epoch skips the batch already done: same weights. */
+    tiny_cfg(&c);
+    c.epochs = 1;
+    c.resume_path = intr;
+    c.checkpoint_path = intr;
+    QG_EXPECT_OK(qg__train_run(&c));
+    size_t n1, n2;
+    float *a = read_param(ref, "layer3.0.conv2.weight", &n1);
+    float *b = read_param(intr, "layer3.0.conv2.weight", &n2);
+    cr_assert_eq(n1, n2);
+    cr_expect(qg_test_allclose("interrupted+resumed weights", b, a, n1, 0, 0));
+    free(a);
+    free(b);
+}
