@@ -344,19 +344,20 @@ Test(quant, oracle_t8_4_pg_gate)
     cr_expect_eq(dm, 0.0f, "spbp zeroes it where s < 0.5");
     cr_expect_eq(qg_ref_pg_gate_elem(0.25f, 0.25f, 5.0f, 0, &s, NULL), 0, "s == 0.5: mask 0");
 
-    /* Device and reference on [N=1, C=2, 1, 1]: channel 0 is the O=0.3
-     * case, channel 1 the O=0.2 case; O_lsb = 0.125, dY = 1. */
+    /* Device and reference on [N=1, C=3, 1, 1]: channel 0 is the O=0.3
+     * case, channel 1 the O=0.2 case, channel 2 has O == delta (s == 0.5:
+     * mask 0, yet spbp keeps the gradient); O_lsb = 0.125, dY = 1. */
     qg_ctx *ctx = qg_test_ctx();
-    const float om[2] = {0.3f, 0.2f}, de[2] = {0.25f, 0.25f}, ol[2] = {0.125f, 0.125f};
-    const float dy[2] = {1.0f, 1.0f};
-    int64_t sh[4] = {1, 2, 1, 1}, sc[1] = {2};
+    const float om[3] = {0.3f, 0.2f, 0.25f}, de[3] = {0.25f, 0.25f, 0.25f};
+    const float ol[3] = {0.125f, 0.125f, 0.125f}, dy[3] = {1.0f, 1.0f, 1.0f};
+    int64_t sh[4] = {1, 3, 1, 1}, sc[1] = {3};
     buf bo = buf_new(ctx, 4, sh, om), bl = buf_new(ctx, 4, sh, ol), bd = buf_new(ctx, 1, sc, de);
     buf by = buf_new(ctx, 4, sh, NULL), bg = buf_new(ctx, 4, sh, dy);
     qg_tensor *count = i32_tensor(ctx, 1, 5);
     QG_EXPECT_OK(qg__pg_gate_fwd(ctx, bo.view, bd.view, bl.view, 5.0f, by.view, count));
     float *y = buf_get(&by, "gate Y");
-    const float ywant[2] = {0.3f + 0.125f, 0.2f};
-    cr_expect(same("gate Y", y, ywant, 2));
+    const float ywant[3] = {0.3f + 0.125f, 0.2f, 0.25f};
+    cr_expect(same("gate Y", y, ywant, 3));
     int32_t *cnt = read_i32(count);
     cr_expect_eq(cnt[0], 6, "count accumulates: 5 + 1, got %d", cnt[0]);
     free(cnt);
@@ -366,23 +367,25 @@ Test(quant, oracle_t8_4_pg_gate)
         qg_ref_pg_gate_elem(0.3f, 0.25f, 5.0f, 0, &s0, NULL);
         qg_ref_pg_gate_elem(0.2f, 0.25f, 5.0f, 0, &s1, NULL);
         float g0 = gs * (1.0f - s0) * s0 * 5.0f, g1 = spbp ? 0.0f : gs * (1.0f - s1) * s1 * 5.0f;
-        const float dmsb_want[2] = {1.0f + g0, 1.0f + g1}, dlsb_want[2] = {1.0f, 0.0f};
-        const float dd_want[2] = {0.5f - g0, 0.5f - g1};
+        float g2 = gs * 0.5f * 0.5f * 5.0f;
+        const float dmsb_want[3] = {1.0f + g0, 1.0f + g1, 1.0f + g2};
+        const float dlsb_want[3] = {1.0f, 0.0f, 0.0f};
+        const float dd_want[3] = {0.5f - g0, 0.5f - g1, 0.5f - g2};
         cr_expect(fabsf(g0 / 0.125f - 1.2306704f) <= 1e-6f);
         buf bdm = buf_new(ctx, 4, sh, NULL), bdl = buf_new(ctx, 4, sh, NULL);
-        const float half[2] = {0.5f, 0.5f};
+        const float half[3] = {0.5f, 0.5f, 0.5f};
         buf bdd = buf_new(ctx, 1, sc, half);
         QG_EXPECT_OK(qg__pg_gate_bwd(ctx, bo.view, bd.view, bl.view, bg.view, 5.0f, spbp,
                                      bdm.view, bdl.view, bdd.view));
-        float rm[2], rl[2], rd[2] = {0.5f, 0.5f};
-        qg_ref_pg_gate_bwd(1, 2, 1, om, de, ol, dy, 5.0f, spbp, rm, rl, rd);
+        float rm[3], rl[3], rd[3] = {0.5f, 0.5f, 0.5f};
+        qg_ref_pg_gate_bwd(1, 3, 1, om, de, ol, dy, 5.0f, spbp, rm, rl, rd);
         float *gm = buf_get(&bdm, "dO_msb"), *gl = buf_get(&bdl, "dO_lsb");
         float *gd = buf_get(&bdd, "ddelta");
         const char *lab = spbp ? "T8.4 spbp" : "T8.4";
-        cr_expect(same(lab, rm, dmsb_want, 2) && same(lab, rl, dlsb_want, 2));
-        cr_expect(same(lab, rd, dd_want, 2));
-        cr_expect(same(lab, gm, dmsb_want, 2) && same(lab, gl, dlsb_want, 2));
-        cr_expect(qg_test_allclose(lab, gd, dd_want, 2, 1e-7f, 0));
+        cr_expect(same(lab, rm, dmsb_want, 3) && same(lab, rl, dlsb_want, 3));
+        cr_expect(same(lab, rd, dd_want, 3));
+        cr_expect(same(lab, gm, dmsb_want, 3) && same(lab, gl, dlsb_want, 3));
+        cr_expect(qg_test_allclose(lab, gd, dd_want, 3, 1e-7f, 0));
         free(gm);
         free(gl);
         free(gd);
@@ -739,12 +742,13 @@ static size_t numel(shp s)
     return (size_t)(s.N * s.C * s.H * s.W);
 }
 
-/* Random data with exact zeros and exact duplicates of the max sprinkled in. */
+/* Random data with exact zeros sprinkled in, at positions that move with
+ * the seed (so zeros of x and of dy do not coincide). */
 static float *rand_data(size_t n, float lo, float hi, uint32_t seed)
 {
     float *v = malloc(n * sizeof *v);
     qg_test_fill(v, n, lo, hi, seed);
-    for (size_t i = 0; i < n; i += 13)
+    for (size_t i = seed % 11; i < n; i += 13)
         v[i] = 0.0f;
     return v;
 }
@@ -839,9 +843,9 @@ Test(quant, random_ste_matches_reference_and_formula)
                 for (int acc = 0; acc < 2; acc++) {
                     size_t n = numel(shapes[si]);
                     float *x = rand_data(n, -1, 1, 7 + (uint32_t)si);
-                    float *dy = rand_data(n, -2, 2, 9 + (uint32_t)si);
-                    float *base = rand_data(n, -1, 1, 11);
+                    float *dy = malloc(n * 4), *base = rand_data(n, -1, 1, 11);
                     float *r = malloc(n * 4), *want = malloc(n * 4);
+                    qg_test_fill(dy, n, 0.5f, 2, 9 + (uint32_t)si); /* no zeros */
                     memcpy(r, base, n * 4);
                     qg_ref_quant_ste_bwd(n, x, dy, r, (qg_ste)mode, acc);
                     for (size_t i = 0; i < n; i++) {
