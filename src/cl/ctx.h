@@ -37,6 +37,7 @@ struct qg_ctx {
     qg_device_info info;
     int profiling;
     int verbose;
+    int fp32_correct_div;       /* device offers correctly rounded / and sqrt */
     char cache_dir[PATH_MAX];   /* "" = disk cache disabled */
     char kernel_dir[PATH_MAX];  /* "" = embedded sources */
     char tune_db[PATH_MAX];     /* "" = $QGATE_TUNE_DB or the XDG default */

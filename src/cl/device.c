@@ -282,6 +282,10 @@ qg_status qg_ctx_new(const qg_ctx_opts *opts, qg_ctx **out)
     ctx->profiling = opts->profiling;
     ctx->verbose = opts->verbose;
     fill_info(ctx->platform, ctx->device, (int)pick, &ctx->info);
+    cl_device_fp_config fp = 0;
+    if (clGetDeviceInfo(ctx->device, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL) ==
+        CL_SUCCESS)
+        ctx->fp32_correct_div = (fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0;
     resolve_dir(ctx->cache_dir, sizeof ctx->cache_dir, opts->cache_dir, "QGATE_CACHE_DIR",
                 "qgate/kernels");
     if (opts->tune_db)

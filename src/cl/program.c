@@ -13,8 +13,11 @@
 #include "core/fileio.h"
 #include "cl/ctx.h"
 
-/* No fast-math: quantizers must round exactly like the C references. */
+/* No fast-math: quantizers must round exactly like the C references. For
+ * the same reason division and sqrt are asked to round correctly where the
+ * device can (GPU drivers otherwise allow 2.5 ulp). */
 #define QG_BASE_OPTIONS "-cl-std=CL1.2"
+#define QG_EXACT_DIV " -cl-fp32-correctly-rounded-divide-sqrt"
 
 static double now_s(void)
 {
@@ -43,7 +46,7 @@ static int valid_ident(const char *s)
 static qg_status make_options(qg_ctx *ctx, const qg_kparam *params, size_t n, char **out)
 {
     qg_kparam *sorted = NULL;
-    size_t cap = sizeof QG_BASE_OPTIONS + 1;
+    size_t cap = sizeof QG_BASE_OPTIONS + sizeof QG_EXACT_DIV + 1;
     *out = NULL;
     if (n) {
         sorted = malloc(n * sizeof *sorted);
@@ -71,7 +74,8 @@ static qg_status make_options(qg_ctx *ctx, const qg_kparam *params, size_t n, ch
         free(sorted);
         return qg__error(ctx, QG_ERR_NOMEM, "out of memory building options");
     }
-    size_t off = (size_t)snprintf(opt, cap, "%s", QG_BASE_OPTIONS);
+    size_t off = (size_t)snprintf(opt, cap, "%s%s", QG_BASE_OPTIONS,
+                                  ctx->fp32_correct_div ? QG_EXACT_DIV : "");
     for (size_t i = 0; i < n; i++)
         off += (size_t)snprintf(opt + off, cap - off, " -D%s=%ld", sorted[i].name,
                                 sorted[i].value);
