@@ -12,9 +12,11 @@
 #include "gemm/gemm.h"
 #include "ops/conv.h"
 #include "ops/eltwise.h"
+#include "ops/layers.h"
 #include "ops/reduce.h"
 #include "ref/ref_conv.h"
 #include "ref/ref_eltwise.h"
+#include "ref/ref_layers.h"
 #include "tensor/tensor_impl.h"
 #include "tune/tuner.h"
 
@@ -321,6 +323,86 @@ static qg_status gemm_check(qg_ctx *ctx, void *state, double *err)
     return st;
 }
 
+/* bn: training forward (batch statistics) and backward of one ResNet-20
+ * stage-1 activation; gamma = 1, beta = 0 as at initialisation. */
+typedef struct bn_state {
+    bufs *b;
+    qg_tensor *gamma, *beta, *rm, *rv, *sm, *si, *dg, *db;
+    float *ref_dx;
+} bn_state;
+
+static void bn_release(void *p)
+{
+    bn_state *c = p;
+    if (!c)
+        return;
+    qg_tensor *ts[] = {c->gamma, c->beta, c->rm, c->rv, c->sm, c->si, c->dg, c->db};
+    for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
+        qg_tensor_free(ts[i]);
+    bufs_free(c->b);
+    free(c->ref_dx);
+    free(c);
+}
+
+static qg_status bn_prepare(qg_ctx *ctx, void **state)
+{
+    qg_status st = QG_OK;
+    bn_state *c = calloc(1, sizeof *c);
+    if (!c)
+        return qg__error(ctx, QG_ERR_NOMEM, "out of memory");
+    QG_TRY(bufs_new(ctx, &c->b));
+    int64_t sc[1] = {RN_C};
+    qg_tensor **ts[] = {&c->gamma, &c->beta, &c->rm, &c->rv, &c->sm, &c->si, &c->dg, &c->db};
+    for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
+        QG_TRY(qg_tensor_new(ctx, 1, sc, QG_DTYPE_F32, "bn", ts[i]));
+    float ones[RN_C], zeros[RN_C] = {0}, rm[RN_C] = {0}, rv[RN_C], sm[RN_C], si[RN_C];
+    float dg[RN_C], db[RN_C];
+    for (int i = 0; i < RN_C; i++)
+        ones[i] = rv[i] = 1.0f;
+    QG_TRY(qg_tensor_write(c->gamma, ones, sizeof ones));
+    QG_TRY(qg_tensor_write(c->rv, ones, sizeof ones));
+    c->ref_dx = malloc(RN_NUMEL * sizeof(float));
+    if (!c->ref_dx) {
+        st = qg__error(ctx, QG_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    qg_ref_bn_fwd_train(RN_N, RN_C, RN_HW, c->b->ha, ones, zeros, rm, rv, 0.1f, 1e-5f,
+                        c->b->ref1, sm, si);
+    qg_ref_bn_bwd(RN_N, RN_C, RN_HW, c->b->ha, c->b->hb, ones, sm, si, c->ref_dx, dg, db, 0);
+    *state = c;
+    return QG_OK;
+fail:
+    bn_release(c);
+    return st;
+}
+
+static qg_status bn_run(qg_ctx *ctx, void *state)
+{
+    bn_state *c = state;
+    qg_status st = qg__bn_fwd_train(ctx, c->b->a, c->gamma, c->beta, c->rm, c->rv, 0.1f, 1e-5f,
+                                    c->b->y, c->sm, c->si);
+    if (st == QG_OK)
+        st = qg__bn_bwd(ctx, c->b->a, c->b->b, c->gamma, c->sm, c->si, c->b->z, c->dg, c->db,
+                        0);
+    return st;
+}
+
+static qg_status bn_check(qg_ctx *ctx, void *state, double *err)
+{
+    bn_state *c = state;
+    float *g = malloc(RN_NUMEL * sizeof *g);
+    if (!g)
+        return qg__error(ctx, QG_ERR_NOMEM, "out of memory");
+    qg_status st = qg_tensor_read(c->b->y, g, RN_NUMEL * sizeof *g);
+    double e1 = st == QG_OK ? max_rel_err(g, c->b->ref1, RN_NUMEL, 1e-2) : 0;
+    if (st == QG_OK)
+        st = qg_tensor_read(c->b->z, g, RN_NUMEL * sizeof *g);
+    double e2 = st == QG_OK ? max_rel_err(g, c->ref_dx, RN_NUMEL, 1e-2) : 0;
+    free(g);
+    *err = e1 > e2 ? e1 : e2;
+    return st;
+}
+
 static const qg_tune_case cases[] = {
     {.program = "clblast_xgemm", .shape = "resnet20", .prepare = gemm_prepare, .run = gemm_run,
      .check = gemm_check, .release = gemm_release, .tolerance = 1e-4,
@@ -329,6 +411,9 @@ static const qg_tune_case cases[] = {
     {.program = "im2col", .shape = "resnet20", .prepare = conv_prepare, .run = conv_run,
      .check = conv_check, .release = conv_release, .tolerance = 1e-3,
      .work = 2.0 * 2 * CV_N * RN_C * RN_HW * RN_C * 9, .work_is_flops = 1},
+    {.program = "bn", .shape = "resnet20", .prepare = bn_prepare, .run = bn_run,
+     .check = bn_check, .release = bn_release, .tolerance = 1e-3,
+     .work = (double)RN_NUMEL * 4 * 6},
     {.program = "eltwise", .shape = "resnet20", .prepare = elt_prepare, .run = elt_run,
      .check = elt_check, .release = bufs_free, .tolerance = 1e-6,
      .work = (double)RN_NUMEL * 4 * 8},
