@@ -1,10 +1,13 @@
-/* tests/test_conv.c: src/ops/conv.c (cl/im2col.cl + CLBlast GEMM) against
- * src/ref/ref_conv.c, and finite-difference checks of those references.
+/* tests/test_conv.c: src/ops/conv.c (cl/conv_direct.cl; cl/im2col.cl +
+ * CLBlast GEMM) against src/ref/ref_conv.c, and finite-difference checks
+ * of those references.
  *
  * Device tests run every shape under the default work-group size and two
- * others, with the workspace sized by qg__conv_workspace_floats (whole
- * batch per chunk) or smaller (chunks of 2 images, and of 1), so the
- * chunk loop and the last partial chunk run too. Every tensor is a view
+ * others (and, for the 3x3 shapes that take cl/conv_direct.cl, under its
+ * default parameters and two other sets), with the workspace sized by
+ * qg__conv_workspace_floats (whole batch per chunk) or smaller (chunks of
+ * 2 images, and of 1), so the chunk loop and the last partial chunk run
+ * too. Every tensor is a view
  * at an offset inside a larger buffer whose margins hold a sentinel,
  * checked untouched afterwards; overwritten outputs and the workspace
  * start as NaN, so a result that reads them instead of overwriting fails.
@@ -34,6 +37,10 @@ TestSuite(conv, .fini = qg_test_ctx_free);
 #define SENTINEL -12345.5f
 
 static const long wgs[] = {64, 16, 256};
+/* conv_direct parameter sets run alongside wgs (WG, VW, JT, KT, WKT, WN):
+ * the default, then sets whose channel, position and image tiles leave
+ * partial tiles at the odd shapes below. */
+static const long direct_sets[][6] = {{0}, {4, 8, 1, 2, 1, 1}, {2, 16, 3, 6, 3, 2}};
 
 typedef struct shape {
     int N, C, H, W, K, R, S, stride, pad, groups;
@@ -52,6 +59,11 @@ static const shape shapes[] = {
     {1, 3, 7, 5, 5, 5, 5, 1, 2, 1, "5x5 p2 N=1"},
     {3, 3, 5, 7, 5, 3, 2, 1, 0, 1, "3x2 no padding"},
     {3, 16, 5, 7, 3, 3, 3, 2, 2, 1, "3x3 s2 p2, 16 channels"},
+    {3, 5, 7, 5, 7, 3, 3, 1, 1, 1, "3x3 s1 p1, K=7 (direct)"},
+    {3, 5, 7, 5, 7, 3, 3, 2, 1, 1, "3x3 s2 p1, K=7 (direct)"},
+    {3, 5, 7, 5, 7, 3, 3, 1, 0, 1, "3x3 s1 p0, K=7 (direct)"},
+    {3, 1, 9, 8, 16, 3, 3, 1, 1, 1, "3x3 stem C=1 (direct)"},
+    {2, 3, 8, 8, 3, 3, 3, 1, 3, 1, "3x3 p3 (pad > 2: GEMM)"},
 };
 
 /* A tensor of n floats at offset PAD inside a buffer of n + 2*PAD. */
@@ -126,6 +138,11 @@ static void set_wg(qg_ctx *ctx, long wg)
     QG_EXPECT_OK(qg__program_override(ctx, "im2col", &wg));
 }
 
+static void set_direct(qg_ctx *ctx, size_t i)
+{
+    QG_EXPECT_OK(qg__program_override(ctx, "conv_direct", i ? direct_sets[i] : NULL));
+}
+
 static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
 {
     qg_conv_desc d, d1;
@@ -155,12 +172,14 @@ static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
 
     for (size_t wi = 0; wi < sizeof wgs / sizeof *wgs; wi++) {
         set_wg(ctx, wgs[wi]);
+        set_direct(ctx, wi);
         /* whole batch, chunks of 2 (+ a last one of 1 when N = 3), chunks of 1 */
         size_t ws_n = wi == 0 ? qg__conv_workspace_floats(&d)
                               : wi == 1 ? 2 * per_image + 5 : per_image;
         buf tws = buf_new(ctx, ws_n, NULL, NAN);
         char l[200];
-#define LABEL(op) snprintf(l, sizeof l, "%s [%s] WG=%ld ws=%zu", op, s->what, wgs[wi], ws_n)
+#define LABEL(op) snprintf(l, sizeof l, "%s [%s] WG=%ld direct set %zu ws=%zu", op, s->what, \
+                           wgs[wi], wi, ws_n)
 
         buf_set(&ty, NULL, NAN);
         QG_EXPECT_OK(qg__conv2d_fwd(ctx, &d, tx.view, tw.view, tb.view, ty.view, tws.view));
@@ -210,6 +229,7 @@ static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
         buf_free(&tws);
     }
     QG_EXPECT_OK(qg__program_override(ctx, "im2col", NULL));
+    set_direct(ctx, 0);
 
     buf *all[] = {&tx, &tw, &tb, &tdy, &ty, &tdx, &tdw, &tdb};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
@@ -224,6 +244,29 @@ Test(conv, device_matches_reference)
     qg_ctx *ctx = qg_test_ctx();
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
         run_conv_case(ctx, &shapes[i], 100 + 10 * (uint32_t)i);
+}
+
+static int program_built(const qg_ctx *ctx, const char *name)
+{
+    for (const qg_program_entry *e = ctx->programs; e; e = e->next)
+        if (strcmp(e->program, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* The direct kernels really run for the shapes conv.c routes to them (a
+ * routing slip would otherwise pass unnoticed, the GEMM path being right
+ * too), and only the GEMM path runs for the others. */
+Test(conv, direct_path_is_taken_for_3x3)
+{
+    qg_ctx *ctx = NULL;
+    QG_EXPECT_OK(qg_ctx_new(NULL, &ctx));
+    cr_assert(ctx != NULL);
+    run_conv_case(ctx, &shapes[6], 77); /* 3x3 groups 2: GEMM */
+    cr_expect(!program_built(ctx, "conv_direct"), "grouped conv took the direct path");
+    run_conv_case(ctx, &shapes[11], 78);
+    cr_expect(program_built(ctx, "conv_direct"), "3x3 conv did not take the direct path");
+    qg_ctx_free(ctx);
 }
 
 Test(conv, linear_device_matches_reference)

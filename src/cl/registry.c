@@ -40,6 +40,12 @@ static const qg_program_desc programs[] = {
     {"loss", "softmax cross-entropy: loss, correct, dlogits", {WG_TUNABLE(64)}, 1, valid_wg},
     {"optim", "SGD and Adam steps, sum of squares", {WG_TUNABLE(256)}, 1, valid_wg},
     {"im2col", "conv lowering: im2col, col2im, bias", {WG_TUNABLE(64)}, 1, valid_wg},
+    {"conv_direct", "direct 3x3 conv fwd/bwd",
+     {{"WG", 1, {1, 2, 4, 8}, 4, "local size"}, {"VW", 16, {8, 16}, 2, "vector width"},
+      {"JT", 2, {1, 2, 3, 4}, 4, "fwd vectors per item"},
+      {"KT", 8, {2, 4, 6, 8}, 4, "fwd channels per item"},
+      {"WKT", 2, {1, 2, 3}, 3, "wgrad channels per item"},
+      {"WN", 4, {1, 2, 4, 8, 16}, 5, "wgrad images per partial"}}, 6, valid_wg},
 };
 
 const qg_program_desc *qg__program_find(const char *name)

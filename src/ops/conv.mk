@@ -1,7 +1,7 @@
-# src/ops/conv.mk: convolution and linear (src/ops/conv.c, cl/im2col.cl),
+# src/ops/conv.mk: convolution and linear (src/ops/conv.c, cl/im2col.cl, cl/conv_direct.cl),
 # their C oracles and their test (see Makefile.am).
 libqgate_la_SOURCES += src/ops/conv.h src/ops/conv.c src/ref/ref_conv.h src/ref/ref_conv.c
-CL_FILES += cl/im2col.cl
+CL_FILES += cl/im2col.cl cl/conv_direct.cl
 
 check_PROGRAMS += tests/test_conv
 tests_test_conv_SOURCES = tests/test_conv.c

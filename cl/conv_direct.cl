@@ -1,0 +1,298 @@
+/* cl/conv_direct.cl: direct 2-D convolution (forward, backward data,
+ * backward weight) for small square kernels, written so that a CPU
+ * compiler turns the inner loops into wide vector FMAs. Host side:
+ * src/ops/conv.c (which picks this path or im2col + GEMM); C twins:
+ * src/ref/ref_conv.c; tests: tests/test_conv.c.
+ *
+ * Every pass is one stride-1 "valid" convolution over prepared planes.
+ * qg_conv_direct_prep copies an NCHW tensor into planes of row stride Wd
+ * (zero padding included, so the hot loops have no bounds checks):
+ *   forward, stride 1:  X[i][j] = x[i - pad][j - pad]
+ *   forward, stride 2:  four phase planes per channel, X_ab[i][j] =
+ *                       x[2i + a - pad][2j + b - pad]; the 3x3 kernel
+ *                       becomes a 2x2 one over 4C channels (missing taps 0)
+ *   backward data:      dy dilated by the stride and padded by R-1-pad,
+ *                       convolved with the flipped, transposed weights
+ *   backward weight:    dy itself with row stride Wd (zeros past Q)
+ * In a plane of row stride Wd the output at (p, q) is position j = p*Wd + q
+ * and its tap (r, s) sits at j + r*Wd + s, so a run of VW consecutive j is
+ * one unaligned vector load per tap whatever the row boundaries; lanes
+ * with q >= Q are computed and dropped. qg_conv_direct_wprep lays the
+ * weights out the same way, padded to a multiple of KT output channels.
+ *
+ * Tunables:
+ *   WG   local size along dimension 0 (power of two, 1..8); items are
+ *        independent, so any value gives the same result.
+ *   VW   vector width along j, 8 or 16.
+ *   JT   vectors along j per item in fwd (1..4): JT*VW outputs per channel.
+ *   KT   output channels per item in fwd (1..8): KT*JT accumulators.
+ *   WKT  output channels per item in wgrad (1..3): WKT*taps accumulators.
+ *   WN   images per wgrad partial sum (1..16); partials are summed in a
+ *        fixed order by wgrad_sum, so results are deterministic. */
+#ifndef WG
+#define WG 1
+#endif
+#ifndef VW
+#define VW 16
+#endif
+#ifndef JT
+#define JT 2
+#endif
+#ifndef KT
+#define KT 8
+#endif
+#ifndef WKT
+#define WKT 2
+#endif
+#ifndef WN
+#define WN 4
+#endif
+#if VW != 8 && VW != 16
+#error "VW must be 8 or 16"
+#endif
+#if JT < 1 || JT > 4 || KT < 1 || KT > 8 || WKT < 1 || WKT > 3 || WN < 1 || WN > 16
+#error "JT in 1..4, KT in 1..8, WKT in 1..3, WN in 1..16"
+#endif
+
+#define QG_CAT_(a, b) a##b
+#define QG_CAT(a, b) QG_CAT_(a, b)
+#define vec QG_CAT(float, VW)
+#define vload_v QG_CAT(vload, VW)
+#define vstore_v QG_CAT(vstore, VW)
+
+static inline float hsum8(float8 v)
+{
+    float4 a = v.lo + v.hi;
+    float2 b = a.lo + a.hi;
+    return b.lo + b.hi;
+}
+
+#if VW == 16
+static inline float hsum(float16 v) { return hsum8(v.lo + v.hi); }
+#else
+static inline float hsum(float8 v) { return hsum8(v); }
+#endif
+
+/* dst[plane][i*Wd + j] for plane = (n*Cs + c)*PH*PH + a*PH + b, i < Lr,
+ * j < Wd: with th = i*mul + a - off_h (tw alike), the source element
+ * src[n][c][th/div][tw/div] when i < Hd, th and tw are non-negative
+ * multiples of div and in range; 0 otherwise. One item per plane (range
+ * nb*Cs*PH*PH): per-element items cost more in scheduling and integer
+ * division than the copy itself. Without dilation (div = 1) each row is
+ * zeros, a run of source elements, zeros. */
+__kernel void qg_conv_direct_prep(QG_T(const float, src), int Hs, int Ws, int PH, int mul,
+                                  int div, int off_h, int off_w, int Hd, int Wd, int Lr,
+                                  int planes, QG_T(float, dst))
+{
+    int plane = get_global_id(0);
+    if (plane >= planes)
+        return;
+    int pp = PH * PH;
+    int nc = plane / pp, ph = plane - nc * pp;
+    int a = ph / PH, b = ph - a * PH;
+    __global const float *sp = QG_P(src) + (size_t)nc * Hs * Ws;
+    __global float *dp = QG_P(dst) + (size_t)plane * Lr * Wd;
+    /* columns j in [jlo, jhi) read tw = j*mul + b - off_w in [0, Ws) (div = 1) */
+    int jlo = off_w - b > 0 ? (off_w - b + mul - 1) / mul : 0;
+    int jhi = (Ws - 1 + off_w - b) / mul + 1;
+    jhi = min(max(jhi, jlo), Wd);
+    for (int i = 0; i < Lr; i++, dp += Wd) {
+        int th = i * mul + a - off_h;
+        int row = i < Hd && th >= 0 && th % div == 0 && th / div < Hs;
+        if (!row) {
+            for (int j = 0; j < Wd; j++)
+                dp[j] = 0.0f;
+        } else if (div == 1) {
+            __global const float *sr = sp + th * Ws + b - off_w;
+            for (int j = 0; j < jlo; j++)
+                dp[j] = 0.0f;
+            if (mul == 1)
+                for (int j = jlo; j < jhi; j++)
+                    dp[j] = sr[j];
+            else
+                for (int j = jlo; j < jhi; j++)
+                    dp[j] = sr[j * mul];
+            for (int j = jhi; j < Wd; j++)
+                dp[j] = 0.0f;
+        } else {
+            __global const float *sr = sp + th / div * Ws;
+            for (int j = 0; j < Wd; j++) {
+                int tw = j * mul + b - off_w;
+                dp[j] = tw >= 0 && tw % div == 0 && tw / div < Ws ? sr[tw / div] : 0.0f;
+            }
+        }
+    }
+}
+
+/* Weights for the fwd kernel, dst[Kp][Ci][TR][TS]. flip = 0 (forward):
+ * out channel ko < K, in channel ci = c*st*st + a*st + b, tap (r', s') ->
+ * w[ko][c][r'*st + a][s'*st + b] (0 past R, S or K). flip = 1 (backward
+ * data, st = 1): out channel ko < C, in channel ci = k, tap (r', s') ->
+ * w[k][ko][R-1-r'][S-1-s']. Range Kp*Ci*TR*TS. */
+__kernel void qg_conv_direct_wprep(QG_T(const float, w), int K, int C, int R, int S, int st,
+                                   int TR, int TS, int flip, int Kp, int Ci, QG_T(float, dst))
+{
+    int idx = get_global_id(0);
+    if (idx >= Kp * Ci * TR * TS)
+        return;
+    int t = idx % (TR * TS), rest = idx / (TR * TS);
+    int ci = rest % Ci, ko = rest / Ci;
+    int rr = t / TS, ss = t - rr * TS;
+    float v = 0.0f;
+    if (flip) {
+        if (ko < C)
+            v = QG_P(w)[((ci * C + ko) * R + R - 1 - rr) * S + S - 1 - ss];
+    } else {
+        int pp = st * st, c = ci / pp, ph = ci - c * pp;
+        int a = ph / st, b = ph - a * st;
+        int r = rr * st + a, s = ss * st + b;
+        if (ko < K && r < R && s < S)
+            v = QG_P(w)[((ko * C + c) * R + r) * S + s];
+    }
+    QG_P(dst)[idx] = v;
+}
+
+/* y[n][k][p][q] (= or += when accumulate; + bias[k] when has_bias) the
+ * TRxTS stride-1 convolution of planes xp[n][Ci][Lx] (row stride Wd) with
+ * wp[Kp][Ci][TR][TS], for k < Ko, p < Po, q < Qo; J (a multiple of VW*JT)
+ * positions per plane are computed. Range (J/(VW*JT), Kp/KT, nb). */
+#define QG_CONV_FWD(TR, TS)                                                                 \
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))                                    \
+void qg_conv_direct_fwd_##TR##x##TS(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,   \
+                                    QG_T(const float, wp), QG_T(const float, bias),         \
+                                    int has_bias, int Ko, int Po, int Qo, int accumulate,   \
+                                    QG_T(float, y))                                         \
+{                                                                                           \
+    int j0 = get_global_id(0) * (VW * JT);                                                  \
+    int k0 = get_global_id(1) * KT;                                                         \
+    int n = get_global_id(2);                                                               \
+    if (j0 >= J || k0 >= Ko)                                                                \
+        return;                                                                             \
+    __global const float *xb = QG_P(xp) + (size_t)n * Ci * Lx + j0;                         \
+    __global const float *wb = QG_P(wp) + (size_t)k0 * Ci * (TR * TS);                      \
+    const int wstride = Ci * (TR * TS);                                                     \
+    vec acc[KT][JT];                                                                        \
+    _Pragma("unroll") for (int kt = 0; kt < KT; kt++)                                       \
+        _Pragma("unroll") for (int jt = 0; jt < JT; jt++)                                   \
+            acc[kt][jt] = (vec)0.0f;                                                        \
+    for (int ci = 0; ci < Ci; ci++) {                                                       \
+        _Pragma("unroll") for (int r = 0; r < TR; r++) {                                    \
+            _Pragma("unroll") for (int s = 0; s < TS; s++) {                                \
+                vec xv[JT];                                                                 \
+                _Pragma("unroll") for (int jt = 0; jt < JT; jt++)                           \
+                    xv[jt] = vload_v(0, xb + r * Wd + s + jt * VW);                         \
+                _Pragma("unroll") for (int kt = 0; kt < KT; kt++) {                         \
+                    float wv = wb[kt * wstride + r * TS + s];                               \
+                    _Pragma("unroll") for (int jt = 0; jt < JT; jt++)                       \
+                        acc[kt][jt] = fma((vec)wv, xv[jt], acc[kt][jt]);                    \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
+        xb += Lx;                                                                           \
+        wb += TR * TS;                                                                      \
+    }                                                                                       \
+    /* Lane l of vector jt is position j0 + jt*VW + l; walk p, q along. */                  \
+    float out[KT][JT * VW];                                                                 \
+    _Pragma("unroll") for (int kt = 0; kt < KT; kt++)                                       \
+        _Pragma("unroll") for (int jt = 0; jt < JT; jt++)                                   \
+            vstore_v(acc[kt][jt], 0, &out[kt][jt * VW]);                                    \
+    int p = j0 / Wd, q = j0 - p * Wd;                                                       \
+    int PQ = Po * Qo;                                                                       \
+    __global float *yb = QG_P(y) + (size_t)n * Ko * PQ;                                     \
+    for (int l = 0; l < JT * VW && p < Po; l++) {                                           \
+        if (q < Qo) {                                                                       \
+            int o = p * Qo + q;                                                             \
+            for (int kt = 0; kt < KT && k0 + kt < Ko; kt++) {                               \
+                float v = out[kt][l];                                                       \
+                if (has_bias)                                                               \
+                    v += QG_P(bias)[k0 + kt];                                               \
+                __global float *d = yb + (k0 + kt) * PQ + o;                                \
+                *d = accumulate ? *d + v : v;                                               \
+            }                                                                               \
+        }                                                                                   \
+        if (++q == Wd) {                                                                    \
+            q = 0;                                                                          \
+            p++;                                                                            \
+        }                                                                                   \
+    }                                                                                       \
+}
+
+QG_CONV_FWD(3, 3)
+QG_CONV_FWD(2, 2)
+
+/* part[chunk][k][ci][TR][TS] = sum over images n of the chunk (WN per
+ * chunk, n < nb) and positions j < J of dyp[n][k][j] * xp[n][ci][j +
+ * r*Wd + s]; dyp holds zeros past each row's Q and past P rows, so no
+ * position outside the output contributes. Range (Ci, ceil(K/WKT),
+ * nchunks). */
+#define QG_CONV_WGRAD(TR, TS)                                                               \
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))                                    \
+void qg_conv_direct_wgrad_##TR##x##TS(QG_T(const float, xp), int Ci, int Lx, int Wd,        \
+                                      QG_T(const float, dyp), int K, int Ly, int J, int nb, \
+                                      QG_T(float, part))                                    \
+{                                                                                           \
+    int ci = get_global_id(0);                                                              \
+    int k0 = get_global_id(1) * WKT;                                                        \
+    int chunk = get_global_id(2);                                                           \
+    int n0 = chunk * WN;                                                                    \
+    if (ci >= Ci || k0 >= K || n0 >= nb)                                                    \
+        return;                                                                             \
+    int n1 = min(n0 + WN, nb);                                                              \
+    vec acc[WKT][TR * TS];                                                                  \
+    _Pragma("unroll") for (int kt = 0; kt < WKT; kt++)                                      \
+        _Pragma("unroll") for (int t = 0; t < TR * TS; t++)                                 \
+            acc[kt][t] = (vec)0.0f;                                                         \
+    for (int n = n0; n < n1; n++) {                                                         \
+        __global const float *xb = QG_P(xp) + ((size_t)n * Ci + ci) * Lx;                   \
+        __global const float *db[WKT];                                                      \
+        _Pragma("unroll") for (int kt = 0; kt < WKT; kt++)                                  \
+            db[kt] = QG_P(dyp) + ((size_t)n * K + min(k0 + kt, K - 1)) * Ly;                \
+        for (int j = 0; j < J; j += VW) {                                                   \
+            vec dv[WKT];                                                                    \
+            _Pragma("unroll") for (int kt = 0; kt < WKT; kt++)                              \
+                dv[kt] = vload_v(0, db[kt] + j);                                            \
+            _Pragma("unroll") for (int r = 0; r < TR; r++)                                  \
+                _Pragma("unroll") for (int s = 0; s < TS; s++) {                            \
+                    vec xv = vload_v(0, xb + j + r * Wd + s);                               \
+                    _Pragma("unroll") for (int kt = 0; kt < WKT; kt++)                      \
+                        acc[kt][r * TS + s] = fma(dv[kt], xv, acc[kt][r * TS + s]);         \
+                }                                                                           \
+        }                                                                                   \
+    }                                                                                       \
+    _Pragma("unroll") for (int kt = 0; kt < WKT; kt++) {                                    \
+        if (k0 + kt < K) {                                                                  \
+            __global float *o = QG_P(part) + (((size_t)chunk * K + k0 + kt) * Ci + ci) *    \
+                                (TR * TS);                                                  \
+            _Pragma("unroll") for (int t = 0; t < TR * TS; t++)                             \
+                o[t] = hsum(acc[kt][t]);                                                    \
+        }                                                                                   \
+    }                                                                                       \
+}
+
+QG_CONV_WGRAD(3, 3)
+QG_CONV_WGRAD(2, 2)
+
+/* dw[k][c][r][s] (= or += when accumulate) the sum over the nchunks
+ * partials of part[chunk][k][ci][r/st][s/st] with ci = c*st*st +
+ * (r%st)*st + s%st (the phase plane that held tap r, s). Range K*C*R*S. */
+__kernel void qg_conv_direct_wgrad_sum(QG_T(const float, part), int nchunks, int K, int C,
+                                       int R, int S, int st, int TR, int TS,
+                                       int accumulate, QG_T(float, dw))
+{
+    int idx = get_global_id(0);
+    if (idx >= K * C * R * S)
+        return;
+    int s = idx % S, t = idx / S;
+    int r = t % R;
+    t /= R;
+    int c = t % C, k = t / C;
+    int Ci = C * st * st;
+    int ci = c * st * st + (r % st) * st + s % st;
+    int off = (k * Ci + ci) * TR * TS + (r / st) * TS + s / st;
+    int step = K * Ci * TR * TS;
+    float v = 0.0f;
+    for (int ch = 0; ch < nchunks; ch++)
+        v += QG_P(part)[ch * step + off];
+    __global float *d = QG_P(dw) + idx;
+    *d = accumulate ? *d + v : v;
+}
