@@ -165,12 +165,15 @@ static qg_status red_check(qg_ctx *ctx, void *state, double *err)
     return st;
 }
 
-/* im2col: a ResNet-20 stage-1 conv (16->16, 3x3, pad 1) forward and
- * data gradient; the GEMMs are CLBlast's, the rest is im2col/col2im. */
+/* Convolutions of CV_N images on ResNet-20 stage-1 maps: conv_direct
+ * times the 3x3 16->16 conv (forward, data and weight gradients); im2col
+ * times the 1x1 stride-2 16->32 option-B shortcut, which takes the
+ * im2col + CLBlast path. */
 typedef struct conv_state {
     bufs *b;
     qg_conv_desc d;
-    qg_tensor *w, *ws, *x, *y, *dx;   /* x, y, dx: views of CV_N images */
+    qg_tensor *w, *ws, *x, *y, *dx, *dw;   /* x, y, dx: views of CV_N images */
+    int k, stride, cout;
     float *hw;
 } conv_state;
 
@@ -184,6 +187,7 @@ static void conv_release(void *p)
     qg_tensor_free(c->x);
     qg_tensor_free(c->y);
     qg_tensor_free(c->dx);
+    qg_tensor_free(c->dw);
     bufs_free(c->b);
     qg_tensor_free(c->w);
     qg_tensor_free(c->ws);
@@ -191,29 +195,34 @@ static void conv_release(void *p)
     free(c);
 }
 
-static qg_status conv_prepare(qg_ctx *ctx, void **state)
+static qg_status conv_prepare_shape(qg_ctx *ctx, void **state, int k, int stride, int cout)
 {
     qg_status st = QG_OK;
     conv_state *c = calloc(1, sizeof *c);
     if (!c)
         return qg__error(ctx, QG_ERR_NOMEM, "out of memory");
+    c->k = k;
+    c->stride = stride;
+    c->cout = cout;
     QG_TRY(bufs_new(ctx, &c->b));
-    QG_TRY(qg__conv_desc_init(ctx, &c->d, CV_N, RN_C, 32, 32, RN_C, 3, 3, 1, 1, 1));
-    int64_t wsh[4] = {RN_C, RN_C, 3, 3}, wss[1] = {(int64_t)qg__conv_workspace_floats(&c->d)};
-    c->hw = malloc(sizeof(float) * RN_C * RN_C * 9);
+    QG_TRY(qg__conv_desc_init(ctx, &c->d, CV_N, RN_C, 32, 32, cout, k, k, stride, k / 2, 1));
+    size_t nw = (size_t)cout * RN_C * k * k;
+    int64_t wsh[4] = {cout, RN_C, k, k}, wss[1] = {(int64_t)qg__conv_workspace_floats(&c->d)};
+    c->hw = malloc(sizeof(float) * nw);
     if (!c->hw) {
         st = qg__error(ctx, QG_ERR_NOMEM, "out of memory");
         goto fail;
     }
     qg_rng r = {5};
-    for (int i = 0; i < RN_C * RN_C * 9; i++)
+    for (size_t i = 0; i < nw; i++)
         c->hw[i] = (float)qg__rng_normal(&r) * 0.1f;
     QG_TRY(qg_tensor_new(ctx, 4, wsh, QG_DTYPE_F32, "w", &c->w));
-    QG_TRY(qg_tensor_write(c->w, c->hw, sizeof(float) * RN_C * RN_C * 9));
+    QG_TRY(qg_tensor_new(ctx, 4, wsh, QG_DTYPE_F32, "dw", &c->dw));
+    QG_TRY(qg_tensor_write(c->w, c->hw, sizeof(float) * nw));
     QG_TRY(qg_tensor_new(ctx, 1, wss, QG_DTYPE_F32, "ws", &c->ws));
-    int64_t vs[4] = {CV_N, RN_C, 32, 32};
+    int64_t vs[4] = {CV_N, RN_C, 32, 32}, ys[4] = {CV_N, cout, c->d.P, c->d.Q};
     QG_TRY(qg_tensor_view(c->b->a, 0, 4, vs, &c->x));
-    QG_TRY(qg_tensor_view(c->b->y, 0, 4, vs, &c->y));
+    QG_TRY(qg_tensor_view(c->b->y, 0, 4, ys, &c->y));
     QG_TRY(qg_tensor_view(c->b->z, 0, 4, vs, &c->dx));
     qg_ref_conv2d_fwd(&c->d, c->b->ha, c->hw, NULL, c->b->ref1);
     *state = c;
@@ -223,19 +232,31 @@ fail:
     return st;
 }
 
+static qg_status direct_prepare(qg_ctx *ctx, void **state)
+{
+    return conv_prepare_shape(ctx, state, 3, 1, RN_C);
+}
+
+static qg_status im2col_prepare(qg_ctx *ctx, void **state)
+{
+    return conv_prepare_shape(ctx, state, 1, 2, 2 * RN_C);
+}
+
 static qg_status conv_run(qg_ctx *ctx, void *state)
 {
     conv_state *c = state;
     qg_status st = qg__conv2d_fwd(ctx, &c->d, c->x, c->w, NULL, c->y, c->ws);
     if (st == QG_OK)
         st = qg__conv2d_bwd_data(ctx, &c->d, c->y, c->w, c->dx, c->ws, 0);
+    if (st == QG_OK)
+        st = qg__conv2d_bwd_weight(ctx, &c->d, c->x, c->y, c->dw, NULL, c->ws, 0);
     return st;
 }
 
 static qg_status conv_check(qg_ctx *ctx, void *state, double *err)
 {
     conv_state *c = state;
-    size_t n = (size_t)CV_N * RN_C * RN_HW;
+    size_t n = (size_t)CV_N * c->cout * c->d.P * c->d.Q;
     float *g = malloc(n * sizeof *g);
     if (!g)
         return qg__error(ctx, QG_ERR_NOMEM, "out of memory");
@@ -408,9 +429,12 @@ static const qg_tune_case cases[] = {
      .check = gemm_check, .release = gemm_release, .tolerance = 1e-4,
      .desc = qg__gemm_program_desc, .apply = qg__gemm_override,
      .work = 2.0 * GM * GN * GK, .work_is_flops = 1},
-    {.program = "im2col", .shape = "resnet20", .prepare = conv_prepare, .run = conv_run,
+    {.program = "conv_direct", .shape = "resnet20", .prepare = direct_prepare, .run = conv_run,
      .check = conv_check, .release = conv_release, .tolerance = 1e-3,
-     .work = 2.0 * 2 * CV_N * RN_C * RN_HW * RN_C * 9, .work_is_flops = 1},
+     .work = 3 * 2.0 * CV_N * RN_C * RN_HW * RN_C * 9, .work_is_flops = 1},
+    {.program = "im2col", .shape = "resnet20", .prepare = im2col_prepare, .run = conv_run,
+     .check = conv_check, .release = conv_release, .tolerance = 1e-3,
+     .work = 3 * 2.0 * CV_N * RN_C * (RN_HW / 4) * 2 * RN_C, .work_is_flops = 1},
     {.program = "bn", .shape = "resnet20", .prepare = bn_prepare, .run = bn_run,
      .check = bn_check, .release = bn_release, .tolerance = 1e-3,
      .work = (double)RN_NUMEL * 4 * 6},
