@@ -1,0 +1,86 @@
+/* tests/test_cli.c: the qgate command line as a user meets it: help
+ * texts, device listing and selection errors, rejected flags. Runs the
+ * built ./qgate (make check's working directory is the build tree). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "support/support.h"
+
+TestSuite(cli);
+
+/* Runs a shell command; returns its exit status and its combined output. */
+static int run(const char *cmd, char *out, size_t cap)
+{
+    char full[1024];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    cr_assert_not_null(p, "cannot run %s", cmd);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(cli, help_and_version)
+{
+    static char out[16384];
+    cr_expect_eq(run("./qgate --help", out, sizeof out), 0);
+    cr_expect_neq(strstr(out, "train"), NULL, "%s", out);
+    cr_expect_neq(strstr(out, "tune"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate --version", out, sizeof out), 0);
+    cr_expect_neq(strstr(out, "qgate "), NULL, "%s", out);
+    cr_expect_eq(run("./qgate train --help", out, sizeof out), 0);
+    cr_expect_neq(strstr(out, "--pred-bits"), NULL);
+    cr_expect_neq(strstr(out, "--checkpoint"), NULL);
+    cr_expect_eq(run("./qgate no-such-command", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "unknown command 'no-such-command'"), NULL, "%s", out);
+}
+
+Test(cli, devices_lists_capabilities)
+{
+    static char out[16384];
+    cr_assert_eq(run("./qgate devices", out, sizeof out), 0, "%s", out);
+    cr_expect_neq(strstr(out, "[0] "), NULL, "%s", out);
+    cr_expect_neq(strstr(out, "compute units"), NULL, "%s", out);
+    cr_expect_neq(strstr(out, "max work-group"), NULL, "%s", out);
+}
+
+Test(cli, wrong_device_prints_the_list)
+{
+    static char out[16384];
+    cr_expect_eq(run("./qgate selfcheck --device 99", out, sizeof out), 1);
+    cr_expect_neq(strstr(out, "no OpenCL device matches '99'"), NULL, "%s", out);
+    cr_expect_neq(strstr(out, "[0] "), NULL, "list missing: %s", out);
+    cr_expect_eq(run("QGATE_DEVICE=nonexistent-gpu ./qgate selfcheck", out, sizeof out), 1);
+    cr_expect_neq(strstr(out, "nonexistent-gpu"), NULL, "%s", out);
+}
+
+Test(cli, nonsensical_method_flags_are_rejected)
+{
+    static char out[16384];
+    cr_expect_eq(run("./qgate train --pg -a 3 --pb 3", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "--pb 3 must be smaller than --abits 3"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate train --pg -a 3", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "--pb"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate train -w 1", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "--wbits expects an integer in 2..16"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate train -a 17", out, sizeof out), 2);
+    cr_expect_eq(run("./qgate train --spbp", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "only apply with --pg"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate train --epochs zero", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "--epochs expects an integer"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate train --bogus", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "unknown option '--bogus'"), NULL, "%s", out);
+}
+
+Test(cli, missing_dataset_names_the_flag)
+{
+    static char out[16384];
+    cr_expect_eq(run("./qgate train --data cifar10 --data-dir /nonexistent-dir --epochs 1",
+                     out, sizeof out), 1);
+    cr_expect_neq(strstr(out, "/nonexistent-dir"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate eval /nonexistent.safetensors", out, sizeof out), 1);
+    cr_expect_neq(strstr(out, "/nonexistent.safetensors"), NULL, "%s", out);
+}
