@@ -20,43 +20,48 @@
 #define IN1(n, m) qg__act((m), (n)->in[1])
 #define OUT(n, m) qg__act((m), (n)->out)
 
-static qg_status fill_normal(qg_param *p, double stddev, qg_rng *rng)
+typedef enum fill_kind { FILL_NORMAL, FILL_UNIFORM, FILL_CONST } fill_kind;
+
+/* Initialises a parameter on the host and uploads it: normal(0, v),
+ * uniform(-v, v) or the constant v. */
+static qg_status fill(qg_param *p, fill_kind kind, double v, qg_rng *rng)
 {
     size_t n = qg_tensor_numel(p->value);
     float *h = malloc(n * sizeof *h);
     if (!h)
         return qg__error(p->value->ctx, QG_ERR_NOMEM, "out of memory initialising '%s'", p->name);
     for (size_t i = 0; i < n; i++)
-        h[i] = (float)(qg__rng_normal(rng) * stddev);
+        h[i] = kind == FILL_NORMAL    ? (float)(qg__rng_normal(rng) * v)
+               : kind == FILL_UNIFORM ? (float)((2.0 * qg__rng_uniform(rng) - 1.0) * v)
+                                      : (float)v;
     qg_status st = qg_tensor_write(p->value, h, n * sizeof *h);
     free(h);
     return st;
+}
+
+qg_status qg__param_init_normal(qg_param *p, double stddev, qg_rng *rng)
+{
+    return fill(p, FILL_NORMAL, stddev, rng);
+}
+
+qg_status qg__param_init_const(qg_param *p, float v)
+{
+    return fill(p, FILL_CONST, v, NULL);
+}
+
+static qg_status fill_normal(qg_param *p, double stddev, qg_rng *rng)
+{
+    return fill(p, FILL_NORMAL, stddev, rng);
 }
 
 static qg_status fill_uniform(qg_param *p, double bound, qg_rng *rng)
 {
-    size_t n = qg_tensor_numel(p->value);
-    float *h = malloc(n * sizeof *h);
-    if (!h)
-        return qg__error(p->value->ctx, QG_ERR_NOMEM, "out of memory initialising '%s'", p->name);
-    for (size_t i = 0; i < n; i++)
-        h[i] = (float)((2.0 * qg__rng_uniform(rng) - 1.0) * bound);
-    qg_status st = qg_tensor_write(p->value, h, n * sizeof *h);
-    free(h);
-    return st;
+    return fill(p, FILL_UNIFORM, bound, rng);
 }
 
 static qg_status fill_const(qg_param *p, float v)
 {
-    size_t n = qg_tensor_numel(p->value);
-    float *h = malloc(n * sizeof *h);
-    if (!h)
-        return qg__error(p->value->ctx, QG_ERR_NOMEM, "out of memory initialising '%s'", p->name);
-    for (size_t i = 0; i < n; i++)
-        h[i] = v;
-    qg_status st = qg_tensor_write(p->value, h, n * sizeof *h);
-    free(h);
-    return st;
+    return fill(p, FILL_CONST, v, NULL);
 }
 
 static void destroy_free(qg_node *n)

@@ -18,6 +18,10 @@ int qg__node_residual(qg_model *m, const char *name, int main_in, int x_in, int 
 int qg__node_gap(qg_model *m, const char *name, int in);
 int qg__node_linear(qg_model *m, const char *name, int in, int out_features, qg_rng *rng);
 
+/* Parameter initialisation on the host (seeded), uploaded to the device. */
+qg_status qg__param_init_normal(qg_param *p, double stddev, qg_rng *rng);
+qg_status qg__param_init_const(qg_param *p, float v);
+
 /* Multiply-adds per sample of a node (0 for the cheap ones). */
 double qg__node_macs(const qg_model *m, const qg_node *n);
 

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "cl/ctx.h"
+#include "model/nodes.h"
 #include "model/nodes_quant.h"
 #include "ops/conv.h"
 #include "quant/quant.h"
@@ -33,32 +34,6 @@ static qg_status new_scalar(qg_model *m, qg_dtype dt, const char *name, qg_tenso
     if (*t)
         return QG_OK;
     return qg_tensor_new(m->ctx, 1, one, dt, name, t);
-}
-
-static qg_status write_const(qg_param *p, float v)
-{
-    size_t n = qg_tensor_numel(p->value);
-    float *h = malloc(n * sizeof *h);
-    if (!h)
-        return qg__error(p->value->ctx, QG_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        h[i] = v;
-    qg_status st = qg_tensor_write(p->value, h, n * sizeof *h);
-    free(h);
-    return st;
-}
-
-static qg_status kaiming(qg_param *p, int fan_in, qg_rng *rng)
-{
-    size_t n = qg_tensor_numel(p->value);
-    float *h = malloc(n * sizeof *h);
-    if (!h)
-        return qg__error(p->value->ctx, QG_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        h[i] = (float)(qg__rng_normal(rng) * sqrt(2.0 / fan_in));
-    qg_status st = qg_tensor_write(p->value, h, n * sizeof *h);
-    free(h);
-    return st;
 }
 
 /* ---- PACT ---------------------------------------------------------------- */
@@ -114,7 +89,7 @@ int qg__node_pact(qg_model *m, const char *name, int in, const char *alpha_name)
     if (!p->alpha) {
         int64_t one[1] = {1};
         if (qg__model_add_param(m, alpha_name, QG_PARAM_CLIP, 1, one, &p->alpha) != QG_OK ||
-            write_const(p->alpha, 6.0f) != QG_OK) {
+            qg__param_init_const(p->alpha, 6.0f) != QG_OK) {
             free(p);
             return -1;
         }
@@ -301,7 +276,7 @@ static int add_qconv(qg_model *m, const char *name, int in, int cout, int k, int
     int64_t ws[4] = {cout, cin, k, k}, ds[4] = {1, cout, 1, 1};
     snprintf(pn, sizeof pn, "%s.weight", name);
     if (qg__model_add_param(m, pn, QG_PARAM_WEIGHT, 4, ws, &p->w) != QG_OK ||
-        kaiming(p->w, cin * k * k, rng) != QG_OK)
+        qg__param_init_normal(p->w, sqrt(2.0 / (cin * k * k)), rng) != QG_OK)
         goto fail;
     if (pg) {
         snprintf(pn, sizeof pn, "%s.threshold", name);
