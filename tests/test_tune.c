@@ -159,3 +159,33 @@ Test(tune, tuner_writes_a_verified_winner_and_skips_build_failures)
                                                    .log = stderr}), QG_ERR_NOT_FOUND);
     qg_ctx_free(ctx);
 }
+
+Test(tune, shipped_database_is_used_after_the_user_db)
+{
+    char *dir = tmp("shipped");
+    char sub[600], file[700];
+    snprintf(sub, sizeof sub, "%s/tuning", dir);
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    char *db = tmp("empty-user.json");
+    unlink(db);
+    setenv("QGATE_DATA_DIR", dir, 1);
+    qg_ctx *ctx = ctx_with_db(db);
+    char text[1024];
+    snprintf(text, sizeof text, "{\"schema\": 1, \"entries\": [{\"device\": \"%s\", "
+             "\"program\": \"reduce\", \"params\": {\"WG\": 128}}, {\"device\": \"%s\", "
+             "\"program\": \"eltwise\", \"params\": {\"WG\": 32}}]}", qg_ctx_device(ctx)->key,
+             qg_ctx_device(ctx)->key);
+    snprintf(file, sizeof file, "%s/pocl.json", sub);
+    write_file(file, text);
+    qg__tunedb_reset(ctx);
+    cr_expect_eq(current_wg(ctx, "reduce"), 128, "shipped entry applies");
+    snprintf(text, sizeof text, "{\"schema\": 1, \"entries\": [{\"device\": \"%s\", "
+             "\"program\": \"eltwise\", \"params\": {\"WG\": 256}}]}", qg_ctx_device(ctx)->key);
+    write_file(db, text);
+    qg__tunedb_reset(ctx);
+    cr_expect_eq(current_wg(ctx, "eltwise"), 256, "the user DB wins over the shipped one");
+    cr_expect_eq(current_wg(ctx, "reduce"), 128);
+    qg_ctx_free(ctx);
+    unsetenv("QGATE_DATA_DIR");
+}
