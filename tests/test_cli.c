@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "support/support.h"
 
@@ -83,4 +84,31 @@ Test(cli, missing_dataset_names_the_flag)
     cr_expect_neq(strstr(out, "/nonexistent-dir"), NULL, "%s", out);
     cr_expect_eq(run("./qgate eval /nonexistent.safetensors", out, sizeof out), 1);
     cr_expect_neq(strstr(out, "/nonexistent.safetensors"), NULL, "%s", out);
+}
+
+Test(cli, ctrl_c_writes_a_checkpoint_and_exits_130)
+{
+    static char out[16384];
+    char ckpt[512], cmd[1536];
+    snprintf(ckpt, sizeof ckpt, "%s/qgate-cli-%ld.safetensors",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (long)getpid());
+    unlink(ckpt);
+    /* SIGINT once training is under way (the first log line is printed
+     * after the model is built); the exit status of the shell is qgate's. */
+    snprintf(cmd, sizeof cmd,
+             "./qgate train --model resnet8 --limit-train 512 --limit-test 64 --batch 32 "
+             "--epochs 100 --no-progress --checkpoint %s > %s.log 2>&1 & pid=$!; "
+             "for i in $(seq 1 600); do grep -q 'epochs of' %s.log && break; sleep 0.1; done; "
+             "sleep 1; kill -INT $pid; wait $pid; s=$?; cat %s.log; exit $s",
+             ckpt, ckpt, ckpt, ckpt);
+    cr_expect_eq(run(cmd, out, sizeof out), 130, "%s", out);
+    cr_expect_neq(strstr(out, "interrupted; checkpoint written"), NULL, "%s", out);
+    FILE *f = fopen(ckpt, "rb");
+    cr_expect_not_null(f, "no checkpoint at %s", ckpt);
+    if (f)
+        fclose(f);
+    char evalcmd[1024];
+    snprintf(evalcmd, sizeof evalcmd, "./qgate eval --limit-test 64 %s", ckpt);
+    cr_expect_eq(run(evalcmd, out, sizeof out), 0, "%s", out);
+    cr_expect_neq(strstr(out, "test accuracy"), NULL, "%s", out);
 }
