@@ -304,3 +304,43 @@ Test(model, interrupt_writes_checkpoint_and_resume_matches)
     free(a);
     free(b);
 }
+
+Test(model, gradient_norm_and_clipping_scale)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    qg_model *m;
+    qg_resnet_opts o = {.depth = 8, .shortcut = 'A', .in_c = 1, .in_h = 5, .in_w = 5,
+                        .classes = 3, .seed = 2};
+    QG_EXPECT_OK(qg__model_resnet_cifar(ctx, &o, &m));
+    /* Known gradients: parameter i gets the constant 0.01*(i+1). */
+    double ss = 0;
+    for (int i = 0; i < m->nparams; i++) {
+        qg_param *p = m->params[i];
+        if (!p->grad)
+            continue;
+        size_t n = qg_tensor_numel(p->grad);
+        float *g = malloc(n * sizeof *g);
+        for (size_t k = 0; k < n; k++)
+            g[k] = 0.01f * (float)(i + 1);
+        ss += (double)n * g[0] * g[0];
+        QG_EXPECT_OK(qg_tensor_write(p->grad, g, n * sizeof *g));
+        free(g);
+    }
+    float norm;
+    QG_EXPECT_OK(qg__optim_grad_norm(m, &norm));
+    cr_expect_float_eq(norm, sqrt(ss), 1e-4 * sqrt(ss), "norm %g vs %g", norm, sqrt(ss));
+    /* A clipped SGD step (no momentum, no decay) moves each weight by
+     * lr * g * clip/norm: check one element of the first parameter. */
+    qg_tensor *e0;
+    int64_t one[1] = {1};
+    QG_EXPECT_OK(qg_tensor_view(m->params[0]->value, 0, 1, one, &e0));
+    float w0;
+    QG_EXPECT_OK(qg_tensor_read(e0, &w0, sizeof w0));
+    qg_optim_cfg cfg = {.kind = QG_OPTIM_SGD, .lr = 1.0f, .clip_norm = norm / 4};
+    QG_EXPECT_OK(qg__optim_step(m, &cfg, 1.0f, 1));
+    float w1;
+    QG_EXPECT_OK(qg_tensor_read(e0, &w1, sizeof w1));
+    cr_expect_float_eq(w0 - w1, 0.01f * 0.25f, 1e-6, "step %g", w0 - w1);
+    qg_tensor_free(e0);
+    qg__model_free(m);
+}
