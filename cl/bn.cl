@@ -1,30 +1,65 @@
 /* cl/bn.cl: batch normalisation (PyTorch BatchNorm2d semantics), forward
- * in training and eval mode and backward. Launchers: src/ops/bn.c; C twins:
- * src/ref/ref_layers.c (qg_ref_bn_*); tests: tests/test_bn.c.
+ * in training and eval mode and backward, with an optional residual add
+ * and ReLU fused behind it: z = bn(x) [+ res], y = relu(z) or z. Fusing
+ * them saves two full passes over the activation in each direction (the
+ * CIFAR ResNet's bn1 -> relu and bn2 -> add -> relu). Launchers:
+ * src/ops/bn.c; C twins: src/ref/ref_layers.c (qg_ref_bn_*, composed with
+ * the add and ReLU references in the tests); tests: tests/test_bn.c.
  *
- * Layout: x, y, dy, dx are [N][C][HW] (HW = 1 for rank-2 [N, C] input);
- * gamma, beta, running and saved statistics are [C].
+ * Layout: x, y, res, dy, dx, dres are [N][C][HW] (HW = 1 for rank-2 [N, C]
+ * input); gamma, beta, running and saved statistics are [C].
  *
  * Math (n = N*HW per channel):
  *   train: mean = sum x / n, var = sum (x - mean)^2 / n (biased, two
  *          passes: more accurate than E[x^2] - mean^2 when |mean| >> std),
- *          invstd = 1/sqrt(var + eps), y = (x - mean)*invstd*gamma + beta,
+ *          invstd = 1/sqrt(var + eps), z = (x - mean)*invstd*gamma + beta,
  *          running_mean = (1-m)*running_mean + m*mean,
  *          running_var  = (1-m)*running_var  + m*var*n/(n-1) (unbiased).
  *   eval:  the same normalisation with the running statistics.
- *   bwd:   xhat = (x - mean)*invstd, dbeta = sum dy, dgamma = sum dy*xhat,
- *          dx = gamma*invstd/n * (n*dy - dbeta - xhat*dgamma).
- * The train and backward kernels give one work-group to each channel and
- * reduce through a local-memory tree, so their summation order differs
- * from the double-precision C reference; tests allow for that.
+ *   bwd:   g = dy * [y > 0] with the ReLU (else dy); dres = g;
+ *          xhat = (x - mean)*invstd, dbeta = sum g, dgamma = sum g*xhat,
+ *          dx = gamma*invstd/n * (n*g - dbeta - xhat*dgamma).
+ * The train and backward kernels give one work-group to each channel; the
+ * channel's N planes are cut into chunks of VW values, item l takes chunks
+ * l, l+WG, ... and the items' partial sums meet in a local-memory tree.
+ * The summation order therefore differs from the double-precision C
+ * reference; tests allow for that.
  *
  * Tunables:
- *   WG  work-group size, power of two in 1..1024. */
+ *   WG  work-group size, power of two in 1..1024 (large on GPUs, where
+ *       consecutive items then read consecutive chunks; small on CPUs).
+ *   VW  values per chunk and vector width: 1, 4, 8 or 16. */
 #ifndef WG
 #define WG 256
 #endif
+#ifndef VW
+#define VW 1
+#endif
 #if (WG & (WG - 1)) != 0 || WG < 1 || WG > 1024
 #error "WG must be a power of two in 1..1024"
+#endif
+
+#if VW == 1
+#define vec float
+#define VLOAD(p) (*(p))
+#define VSTORE(v, p) (*(p) = (v))
+#define VSUM(v) (v)
+#elif VW == 4 || VW == 8 || VW == 16
+#define BN_CAT_(a, b) a##b
+#define BN_CAT(a, b) BN_CAT_(a, b)
+#define vec BN_CAT(float, VW)
+#define VLOAD(p) BN_CAT(vload, VW)(0, (p))
+#define VSTORE(v, p) BN_CAT(vstore, VW)((v), 0, (p))
+static inline float bn_hsum4(float4 v) { return (v.s0 + v.s1) + (v.s2 + v.s3); }
+#if VW == 4
+#define VSUM(v) bn_hsum4(v)
+#elif VW == 8
+#define VSUM(v) bn_hsum4((v).lo + (v).hi)
+#else
+#define VSUM(v) bn_hsum4(((v).lo.lo + (v).lo.hi) + ((v).hi.lo + (v).hi.hi))
+#endif
+#else
+#error "VW must be 1, 4, 8 or 16"
 #endif
 
 /* Sum of v over the work-group; every item gets the result. The trailing
@@ -44,39 +79,79 @@ float bn_group_sum(__local float *acc, float v)
     return r;
 }
 
+/* The chunks of channel c: chunk t covers plane t / cpp at offset
+ * (t % cpp)*VW, `len` (<= VW) values. */
+#define BN_CHUNKS_BEGIN(c)                                                              \
+    for (int cpp = (HW + VW - 1) / VW, t = get_local_id(0); t < N * cpp; t += WG) {     \
+        int nn = t / cpp, j = (t - nn * cpp) * VW;                                      \
+        size_t at = ((size_t)nn * C + (c)) * HW + j;                                    \
+        int len = min(VW, HW - j);
+#define BN_CHUNKS_END }
+
 /* One work-group per channel: global = C*WG. affine == 0 ignores gamma and
- * beta (bound to any buffer); track == 0 leaves the running stats alone. */
+ * beta (bound to any buffer); track == 0 leaves the running stats alone;
+ * has_res == 0 ignores res; relu != 0 clamps the output at 0. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void qg_bn_fwd_train(QG_T(const float, x), int N, int C, int HW,
                      QG_T(const float, gamma), QG_T(const float, beta), int affine,
                      QG_T(float, rmean), QG_T(float, rvar), int track, float momentum,
-                     float eps, QG_T(float, y), QG_T(float, smean), QG_T(float, sinvstd))
+                     float eps, QG_T(float, y), QG_T(float, smean), QG_T(float, sinvstd),
+                     QG_T(const float, res), int has_res, int relu)
 {
     __local float acc[WG];
     int c = get_group_id(0);
     int l = get_local_id(0);
     int n = N * HW;
+    __global const float *xp = QG_P(x);
+    vec sv = (vec)0.0f;
     float s = 0.0f;
-    for (int i = l; i < n; i += WG) {
-        int b = i / HW, p = i - b * HW;
-        s += QG_P(x)[(b * C + c) * HW + p];
-    }
-    float mean = bn_group_sum(acc, s) / (float)n;
+    BN_CHUNKS_BEGIN(c)
+        if (len == VW)
+            sv += VLOAD(xp + at);
+        else
+            for (int i = 0; i < len; i++)
+                s += xp[at + i];
+    BN_CHUNKS_END
+    float mean = bn_group_sum(acc, s + VSUM(sv)) / (float)n;
+    vec qv = (vec)0.0f;
     float q = 0.0f;
-    for (int i = l; i < n; i += WG) {
-        int b = i / HW, p = i - b * HW;
-        float d = QG_P(x)[(b * C + c) * HW + p] - mean;
-        q += d * d;
-    }
-    float var = bn_group_sum(acc, q) / (float)n;
+    BN_CHUNKS_BEGIN(c)
+        if (len == VW) {
+            vec d = VLOAD(xp + at) - mean;
+            qv += d * d;
+        } else {
+            for (int i = 0; i < len; i++) {
+                float d = xp[at + i] - mean;
+                q += d * d;
+            }
+        }
+    BN_CHUNKS_END
+    float var = bn_group_sum(acc, q + VSUM(qv)) / (float)n;
     float invstd = 1.0f / sqrt(var + eps);
     float g = affine ? QG_P(gamma)[c] : 1.0f;
     float bt = affine ? QG_P(beta)[c] : 0.0f;
-    for (int i = l; i < n; i += WG) {
-        int b = i / HW, p = i - b * HW;
-        int at = (b * C + c) * HW + p;
-        QG_P(y)[at] = (QG_P(x)[at] - mean) * invstd * g + bt;
-    }
+    float a = invstd * g, b = bt - mean * a;
+    __global float *yp = QG_P(y);
+    __global const float *rp = QG_P(res);
+    BN_CHUNKS_BEGIN(c)
+        if (len == VW) {
+            vec v = VLOAD(xp + at) * a + b;
+            if (has_res)
+                v += VLOAD(rp + at);
+            if (relu)
+                v = fmax(v, (vec)0.0f);
+            VSTORE(v, yp + at);
+        } else {
+            for (int i = 0; i < len; i++) {
+                float v = xp[at + i] * a + b;
+                if (has_res)
+                    v += rp[at + i];
+                if (relu)
+                    v = fmax(v, 0.0f);
+                yp[at + i] = v;
+            }
+        }
+    BN_CHUNKS_END
     if (l == 0) {
         QG_P(smean)[c] = mean;
         QG_P(sinvstd)[c] = invstd;
@@ -88,30 +163,57 @@ void qg_bn_fwd_train(QG_T(const float, x), int N, int C, int HW,
     }
 }
 
-/* Elementwise over total = N*C*HW items. */
-__kernel void qg_bn_fwd_eval(QG_T(const float, x), int C, int HW, int total,
+/* Elementwise over the N*C planes cut into chunks of VW: global =
+ * N*C*ceil(HW/VW) items. */
+__kernel void qg_bn_fwd_eval(QG_T(const float, x), int C, int HW, int planes,
                              QG_T(const float, gamma), QG_T(const float, beta), int affine,
                              QG_T(const float, rmean), QG_T(const float, rvar), float eps,
-                             QG_T(float, y))
+                             QG_T(float, y), QG_T(const float, res), int has_res, int relu)
 {
-    int i = get_global_id(0);
-    if (i >= total)
+    int cpp = (HW + VW - 1) / VW;
+    int t = get_global_id(0);
+    if (t >= planes * cpp)
         return;
-    int c = (i / HW) % C;
+    int plane = t / cpp, j = (t - plane * cpp) * VW;
+    int c = plane % C;
+    size_t at = (size_t)plane * HW + j;
+    int len = min(VW, HW - j);
     float invstd = 1.0f / sqrt(QG_P(rvar)[c] + eps);
     float g = affine ? QG_P(gamma)[c] : 1.0f;
     float bt = affine ? QG_P(beta)[c] : 0.0f;
-    QG_P(y)[i] = (QG_P(x)[i] - QG_P(rmean)[c]) * invstd * g + bt;
+    float a = invstd * g, b = bt - QG_P(rmean)[c] * a;
+    __global const float *xp = QG_P(x), *rp = QG_P(res);
+    __global float *yp = QG_P(y);
+    if (len == VW) {
+        vec v = VLOAD(xp + at) * a + b;
+        if (has_res)
+            v += VLOAD(rp + at);
+        if (relu)
+            v = fmax(v, (vec)0.0f);
+        VSTORE(v, yp + at);
+    } else {
+        for (int i = 0; i < len; i++) {
+            float v = xp[at + i] * a + b;
+            if (has_res)
+                v += rp[at + i];
+            if (relu)
+                v = fmax(v, 0.0f);
+            yp[at + i] = v;
+        }
+    }
 }
 
 /* One work-group per channel: global = C*WG. Both per-channel sums are
  * always formed (dx needs them even when affine == 0); they are stored
- * when want_dgamma / want_dbeta. accumulate adds into dx. */
+ * when want_dgamma / want_dbeta. accumulate adds into dx. relu != 0 masks
+ * dy by y > 0 (y is the fused output). res_mode 1 writes, 2 adds the
+ * masked gradient into dres; 0 leaves dres alone. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void qg_bn_bwd(QG_T(const float, x), QG_T(const float, dy), int N, int C, int HW,
                QG_T(const float, gamma), int affine, QG_T(const float, smean),
                QG_T(const float, sinvstd), QG_T(float, dx), int accumulate,
-               QG_T(float, dgamma), int want_dgamma, QG_T(float, dbeta), int want_dbeta)
+               QG_T(float, dgamma), int want_dgamma, QG_T(float, dbeta), int want_dbeta,
+               QG_T(const float, y), int relu, QG_T(float, dres), int res_mode)
 {
     __local float acc[WG];
     int c = get_group_id(0);
@@ -119,16 +221,28 @@ void qg_bn_bwd(QG_T(const float, x), QG_T(const float, dy), int N, int C, int HW
     int n = N * HW;
     float mean = QG_P(smean)[c];
     float invstd = QG_P(sinvstd)[c];
+    __global const float *xp = QG_P(x), *dyp = QG_P(dy), *yp = QG_P(y);
+    vec s1v = (vec)0.0f, s2v = (vec)0.0f;
     float s1 = 0.0f, s2 = 0.0f;
-    for (int i = l; i < n; i += WG) {
-        int b = i / HW, p = i - b * HW;
-        int at = (b * C + c) * HW + p;
-        float d = QG_P(dy)[at];
-        s1 += d;
-        s2 += d * ((QG_P(x)[at] - mean) * invstd);
-    }
-    float sdy = bn_group_sum(acc, s1);
-    float sdyx = bn_group_sum(acc, s2);
+    BN_CHUNKS_BEGIN(c)
+        if (len == VW) {
+            vec d = VLOAD(dyp + at);
+            if (relu)
+                d = select((vec)0.0f, d, isgreater(VLOAD(yp + at), (vec)0.0f));
+            s1v += d;
+            s2v += d * ((VLOAD(xp + at) - mean) * invstd);
+        } else {
+            for (int i = 0; i < len; i++) {
+                float d = dyp[at + i];
+                if (relu && !(yp[at + i] > 0.0f))
+                    d = 0.0f;
+                s1 += d;
+                s2 += d * ((xp[at + i] - mean) * invstd);
+            }
+        }
+    BN_CHUNKS_END
+    float sdy = bn_group_sum(acc, s1 + VSUM(s1v));
+    float sdyx = bn_group_sum(acc, s2 + VSUM(s2v));
     if (l == 0) {
         if (want_dgamma)
             QG_P(dgamma)[c] = sdyx;
@@ -137,11 +251,32 @@ void qg_bn_bwd(QG_T(const float, x), QG_T(const float, dy), int N, int C, int HW
     }
     float g = affine ? QG_P(gamma)[c] : 1.0f;
     float k = g * invstd / (float)n;
-    for (int i = l; i < n; i += WG) {
-        int b = i / HW, p = i - b * HW;
-        int at = (b * C + c) * HW + p;
-        float xhat = (QG_P(x)[at] - mean) * invstd;
-        float v = k * ((float)n * QG_P(dy)[at] - sdy - xhat * sdyx);
-        QG_P(dx)[at] = accumulate ? QG_P(dx)[at] + v : v;
-    }
+    __global float *dxp = QG_P(dx), *drp = QG_P(dres);
+    BN_CHUNKS_BEGIN(c)
+        if (len == VW) {
+            vec d = VLOAD(dyp + at);
+            if (relu)
+                d = select((vec)0.0f, d, isgreater(VLOAD(yp + at), (vec)0.0f));
+            vec xhat = (VLOAD(xp + at) - mean) * invstd;
+            vec v = k * ((float)n * d - sdy - xhat * sdyx);
+            if (accumulate)
+                v += VLOAD(dxp + at);
+            VSTORE(v, dxp + at);
+            if (res_mode == 2)
+                d += VLOAD(drp + at);
+            if (res_mode)
+                VSTORE(d, drp + at);
+        } else {
+            for (int i = 0; i < len; i++) {
+                float d = dyp[at + i];
+                if (relu && !(yp[at + i] > 0.0f))
+                    d = 0.0f;
+                float xhat = (xp[at + i] - mean) * invstd;
+                float v = k * ((float)n * d - sdy - xhat * sdyx);
+                dxp[at + i] = accumulate ? dxp[at + i] + v : v;
+                if (res_mode)
+                    drp[at + i] = res_mode == 2 ? drp[at + i] + d : d;
+            }
+        }
+    BN_CHUNKS_END
 }

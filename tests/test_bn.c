@@ -30,7 +30,9 @@
 
 TestSuite(bn, .fini = qg_test_ctx_free);
 
-static const long wgs[] = {256, 16, 64};
+/* (WG, VW) sets: the GPU default, the CPU default and others. */
+static const long params[][2] = {{256, 1}, {2, 16}, {16, 4}, {1, 8}, {64, 16}};
+#define NPARAMS (sizeof params / sizeof *params)
 
 /* ---- device buffers with sentinel margins ---- */
 
@@ -105,7 +107,7 @@ typedef struct bn_shape {
     int ndim, N, C, H, W;
 } bn_shape;
 
-static void run_case(qg_ctx *ctx, const bn_shape *s, int affine, long wg, uint32_t seed)
+static void run_case(qg_ctx *ctx, const bn_shape *s, int affine, const long *wg, uint32_t seed)
 {
     int HW = s->ndim == 4 ? s->H * s->W : 1, N = s->N, C = s->C;
     int64_t sh4[4] = {N, C, s->H, s->W}, sh2[2] = {N, C}, sc[1] = {C};
@@ -113,8 +115,8 @@ static void run_case(qg_ctx *ctx, const bn_shape *s, int affine, long wg, uint32
     size_t n = (size_t)N * C * HW;
     const float momentum = 0.1f, eps = 1e-5f;
     char label[128];
-    snprintf(label, sizeof label, "%s %dx%dx%d affine=%d WG=%ld", s->ndim == 4 ? "NCHW" : "NC",
-             N, C, HW, affine, wg);
+    snprintf(label, sizeof label, "%s %dx%dx%d affine=%d WG=%ld VW=%ld",
+             s->ndim == 4 ? "NCHW" : "NC", N, C, HW, affine, wg[0], wg[1]);
 
     /* Offset inputs: a mean far from 0 checks the two-pass variance. */
     float *x = rand_vec(n, 1.0f, 4.0f, seed), *dy = rand_vec(n, -1, 1, seed + 1);
@@ -206,12 +208,137 @@ Test(bn, device_matches_reference)
         {2, 33, 5, 1, 1},
     };
     qg_ctx *ctx = qg_test_ctx();
-    for (size_t w = 0; w < sizeof wgs / sizeof *wgs; w++) {
-        QG_EXPECT_OK(qg__program_override(ctx, "bn", &wgs[w]));
+    for (size_t w = 0; w < NPARAMS; w++) {
+        QG_EXPECT_OK(qg__program_override(ctx, "bn", params[w]));
         for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
             for (int affine = 1; affine >= 0; affine--)
-                run_case(ctx, &shapes[si], affine, wgs[w], 100 + 10 * (uint32_t)si);
+                run_case(ctx, &shapes[si], affine, params[w], 100 + 10 * (uint32_t)si);
     }
+}
+
+/* ---- fused residual add + ReLU against the composed references ---- */
+
+/* y = relu(bn(x) + res) (each part optional); backward g = dy*[y > 0],
+ * dx = bn_bwd(g), dres = g (or dres0 + g). */
+static void run_fused_case(qg_ctx *ctx, const bn_shape *s, int use_res, int relu, int train,
+                           const long *wg, uint32_t seed)
+{
+    int HW = s->ndim == 4 ? s->H * s->W : 1, N = s->N, C = s->C;
+    int64_t sh4[4] = {N, C, s->H, s->W}, sh2[2] = {N, C}, sc[1] = {C};
+    const int64_t *sh = s->ndim == 4 ? sh4 : sh2;
+    size_t n = (size_t)N * C * HW;
+    char label[160];
+    snprintf(label, sizeof label, "fused %dx%dx%d res=%d relu=%d train=%d WG=%ld VW=%ld", N, C,
+             HW, use_res, relu, train, wg[0], wg[1]);
+    float *x = rand_vec(n, -1.0f, 3.0f, seed), *res = rand_vec(n, -2, 1, seed + 1);
+    float *dy = rand_vec(n, -1, 1, seed + 2), *dres0 = rand_vec(n, -1, 1, seed + 3);
+    float *gamma = rand_vec(C, 0.5f, 1.5f, seed + 4), *beta = rand_vec(C, -0.5f, 0.5f, seed + 5);
+    float *rm = rand_vec(C, -0.2f, 0.2f, seed + 6), *rv = rand_vec(C, 0.5f, 2.0f, seed + 7);
+    float *y = malloc(n * 4), *g = malloc(n * 4), *dx = malloc(n * 4), *dresa = malloc(n * 4);
+    float *smean = malloc(C * 4), *sinv = malloc(C * 4), *dgam = malloc(C * 4);
+    float *dbet = malloc(C * 4), *rm1 = malloc(C * 4), *rv1 = malloc(C * 4);
+    memcpy(rm1, rm, C * 4);
+    memcpy(rv1, rv, C * 4);
+    if (train)
+        qg_ref_bn_fwd_train(N, C, HW, x, gamma, beta, rm1, rv1, 0.1f, 1e-5f, y, smean, sinv);
+    else
+        qg_ref_bn_fwd_eval(N, C, HW, x, gamma, beta, rm, rv, 1e-5f, y);
+    for (size_t i = 0; i < n; i++) {
+        y[i] += use_res ? res[i] : 0.0f;
+        if (relu)
+            y[i] = y[i] > 0 ? y[i] : 0.0f;
+        g[i] = relu && !(y[i] > 0) ? 0.0f : dy[i];
+        dresa[i] = dres0[i] + g[i];
+    }
+
+    dbuf tx = dbuf_new(ctx, s->ndim, sh, x), tres = dbuf_new(ctx, s->ndim, sh, res);
+    dbuf tg = dbuf_new(ctx, 1, sc, gamma), tb = dbuf_new(ctx, 1, sc, beta);
+    dbuf trm = dbuf_new(ctx, 1, sc, rm), trv = dbuf_new(ctx, 1, sc, rv);
+    dbuf ty = dbuf_new(ctx, s->ndim, sh, NULL);
+    dbuf tsm = dbuf_new(ctx, 1, sc, NULL), tsi = dbuf_new(ctx, 1, sc, NULL);
+    if (train)
+        QG_EXPECT_OK(qg__bn_act_fwd_train(ctx, tx.view, tg.view, tb.view, trm.view, trv.view,
+                                          0.1f, 1e-5f, use_res ? tres.view : NULL, relu,
+                                          ty.view, tsm.view, tsi.view));
+    else
+        QG_EXPECT_OK(qg__bn_act_fwd_eval(ctx, tx.view, tg.view, tb.view, trm.view, trv.view,
+                                         1e-5f, use_res ? tres.view : NULL, relu, ty.view));
+    /* The device's y (its ReLU mask) drives its backward; compare first. */
+    float *gy = qg_test_read(ty.view);
+    cr_expect(qg_test_allclose(label, gy, y, n, 1e-4f, 1e-4f), "y [%s]", label);
+    free(gy);
+    if (train) {
+        expect_close(&trm, rm1, 1e-4f, 1e-4f, "running_mean", label);
+        expect_close(&trv, rv1, 1e-4f, 1e-4f, "running_var", label);
+        /* Backward from the reference statistics and output. */
+        QG_EXPECT_OK(qg_tensor_write(tsm.view, smean, C * 4));
+        QG_EXPECT_OK(qg_tensor_write(tsi.view, sinv, C * 4));
+        QG_EXPECT_OK(qg_tensor_write(ty.view, y, n * 4));
+        qg_ref_bn_bwd(N, C, HW, x, g, gamma, smean, sinv, dx, dgam, dbet, 0);
+        dbuf tdy = dbuf_new(ctx, s->ndim, sh, dy), tdx = dbuf_new(ctx, s->ndim, sh, NULL);
+        dbuf tdg = dbuf_new(ctx, 1, sc, NULL), tdb = dbuf_new(ctx, 1, sc, NULL);
+        dbuf tdr = dbuf_new(ctx, s->ndim, sh, NULL);
+        QG_EXPECT_OK(qg__bn_act_bwd(ctx, tx.view, ty.view, tdy.view, tg.view, tsm.view,
+                                    tsi.view, relu, tdx.view, tdg.view, tdb.view, 0,
+                                    use_res ? tdr.view : NULL, 0));
+        expect_close(&tdx, dx, 1e-4f, 1e-4f, "dx", label);
+        expect_close(&tdg, dgam, 1e-4f, 1e-4f, "dgamma", label);
+        expect_close(&tdb, dbet, 1e-4f, 1e-4f, "dbeta", label);
+        if (use_res) {
+            expect_close(&tdr, g, 0, 0, "dres", label);
+            /* Accumulating into an existing residual gradient. */
+            tdr = dbuf_new(ctx, s->ndim, sh, dres0);
+            tdx = dbuf_new(ctx, s->ndim, sh, NULL);
+            QG_EXPECT_OK(qg__bn_act_bwd(ctx, tx.view, ty.view, tdy.view, tg.view, tsm.view,
+                                        tsi.view, relu, tdx.view, NULL, NULL, 0, tdr.view, 1));
+            expect_close(&tdr, dresa, 0, 0, "dres accumulate", label);
+            dbuf_free(&tdx);
+        } else {
+            float *u = dbuf_read(&tdr, "dres unused");
+            cr_expect(isnan(u[0]) && isnan(u[n - 1]), "dres written without being asked [%s]",
+                      label);
+            free(u);
+            dbuf_free(&tdr);
+        }
+        dbuf_free(&tdy);
+    } else {
+        dbuf_free(&trm);
+        dbuf_free(&trv);
+    }
+    dbuf *all[] = {&tx, &tres, &tg, &tb, &ty, &tsm, &tsi};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        dbuf_free(all[i]);
+    float *hs[] = {x, res, dy, dres0, gamma, beta, rm, rv, y, g, dx, dresa, smean, sinv, dgam,
+                   dbet, rm1, rv1};
+    for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
+        free(hs[i]);
+}
+
+Test(bn, fused_residual_relu_matches_composed_references)
+{
+    static const bn_shape shapes[] = {{4, 3, 5, 7, 5}, {4, 2, 3, 16, 16}, {2, 17, 4, 1, 1}};
+    qg_ctx *ctx = qg_test_ctx();
+    for (size_t w = 0; w < NPARAMS; w++) {
+        QG_EXPECT_OK(qg__program_override(ctx, "bn", params[w]));
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+            for (int mode = 0; mode < 6; mode++)
+                run_fused_case(ctx, &shapes[si], mode & 1, (mode >> 1) & 1 || mode == 4,
+                               mode < 4, params[w], 500 + 7 * (uint32_t)(si * 6 + mode));
+    }
+}
+
+Test(bn, fused_relu_without_output_is_an_error)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    int64_t sh[2] = {3, 4}, s4[1] = {4};
+    qg_tensor *x = qg_test_tensor(ctx, 2, sh, NULL), *c4 = qg_test_tensor(ctx, 1, s4, NULL);
+    qg_tensor *d4 = qg_test_tensor(ctx, 1, s4, NULL), *dx = qg_test_tensor(ctx, 2, sh, NULL);
+    cr_expect_eq(qg__bn_act_bwd(ctx, x, NULL, x, NULL, c4, d4, 1, dx, NULL, NULL, 0, NULL, 0),
+                 QG_ERR_INVALID_ARG);
+    cr_expect(strstr(qg_last_error(), "ReLU") != NULL, "message: %s", qg_last_error());
+    qg_tensor *ts[] = {x, c4, d4, dx};
+    for (size_t i = 0; i < 4; i++)
+        qg_tensor_free(ts[i]);
 }
 
 Test(bn, running_stats_follow_pytorch_on_a_worked_example)

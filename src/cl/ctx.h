@@ -49,7 +49,16 @@ struct qg_ctx {
     void *tune_state;           /* owned by tune/ (parameter lookup) */
     void (*tune_state_free)(void *);
     struct qg_param_override *overrides; /* set by tests and the tuner */
+    struct qg_kprof *kprof;     /* per-kernel device times (QGATE_PROFILE_KERNELS) */
 };
+
+/* Kernel profile: with QGATE_PROFILE_KERNELS set, every launch waits for
+ * its event and adds the device time to its kernel's row; the table is
+ * printed to stderr when the context is freed. A developer's tool: it
+ * serialises the queue. */
+struct qg_kprof *qg__kprof_new(void);
+void qg__kprof_add(qg_ctx *ctx, const char *kernel, double seconds);
+void qg__kprof_print(qg_ctx *ctx);
 
 /* One tunable parameter: -D<name>=<value>. */
 typedef struct qg_kparam {
@@ -58,7 +67,9 @@ typedef struct qg_kparam {
 } qg_kparam;
 
 /* A kernel program's tunable parameter: default and the candidate values
- * the tuner may try. Constraints between parameters live in `valid`. */
+ * the tuner may try. CPUs (PoCL) and GPUs want opposite shapes for some
+ * kernels (few items with wide vectors vs many items with coalesced
+ * loads), so an untuned CPU device may start from its own default. Constraints between parameters live in `valid`. */
 #define QG_MAX_TUNABLES 16
 #define QG_MAX_CANDIDATES 12
 typedef struct qg_tunable {
@@ -67,6 +78,7 @@ typedef struct qg_tunable {
     long candidates[QG_MAX_CANDIDATES];
     int ncandidates;
     const char *meaning;
+    long cpu_def;               /* default on CPU devices (0: same as def) */
 } qg_tunable;
 
 typedef struct qg_program_desc {
@@ -78,6 +90,9 @@ typedef struct qg_program_desc {
      * against the device; returns 0 and writes why when invalid. */
     int (*valid)(const qg_ctx *ctx, const long *values, char *why, size_t cap);
 } qg_program_desc;
+
+/* The default of t on this context's device (cpu_def on CPUs). */
+long qg__tunable_default(const qg_ctx *ctx, const qg_tunable *t);
 
 /* The registry: every program of cl/ except common. */
 const qg_program_desc *qg__program_find(const char *name);

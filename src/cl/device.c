@@ -299,7 +299,16 @@ qg_status qg_ctx_new(const qg_ctx_opts *opts, qg_ctx **out)
         st = qg__cl_error(ctx, e, "clCreateContext", __FILE__, __LINE__);
         goto fail;
     }
-    cl_command_queue_properties qp = opts->profiling ? CL_QUEUE_PROFILING_ENABLE : 0;
+    const char *kp = getenv("QGATE_PROFILE_KERNELS");
+    if (kp && *kp && strcmp(kp, "0") != 0) {
+        ctx->kprof = qg__kprof_new();
+        if (!ctx->kprof) {
+            st = qg__error(NULL, QG_ERR_NOMEM, "out of memory creating the kernel profile");
+            goto fail;
+        }
+    }
+    cl_command_queue_properties qp =
+        opts->profiling || ctx->kprof ? CL_QUEUE_PROFILING_ENABLE : 0;
     /* clCreateCommandQueue is deprecated in 2.0 but it is the 1.2 call and
      * every ICD still exports it. */
 #pragma GCC diagnostic push
@@ -323,6 +332,7 @@ void qg_ctx_free(qg_ctx *ctx)
 {
     if (!ctx)
         return;
+    qg__kprof_print(ctx);
     if (ctx->tune_state_free)
         ctx->tune_state_free(ctx->tune_state);
     qg__overrides_free(ctx);

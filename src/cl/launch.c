@@ -51,7 +51,9 @@ qg_status qg__kargs_launch_ev(qg_kargs *a, cl_uint dims, const size_t *global,
         if (g[i] == 0)
             return QG_OK; /* empty launch: nothing to do */
     }
-    cl_int e = clEnqueueNDRangeKernel(a->ctx->queue, a->k, dims, NULL, g, local, 0, NULL, ev);
+    cl_event pev = NULL;
+    cl_event *evp = ev ? ev : a->ctx->kprof ? &pev : NULL;
+    cl_int e = clEnqueueNDRangeKernel(a->ctx->queue, a->k, dims, NULL, g, local, 0, NULL, evp);
     if (e != CL_SUCCESS) {
         char loc[64] = "NULL";
         if (local)
@@ -62,6 +64,16 @@ qg_status qg__kargs_launch_ev(qg_kargs *a, cl_uint dims, const size_t *global,
                          "with %s on device '%s'", a->name, g[0], dims > 1 ? g[1] : 1,
                          dims > 2 ? g[2] : 1, loc, qg_cl_error_name(e), a->ctx->info.name);
     }
+    if (a->ctx->kprof && clWaitForEvents(1, evp) == CL_SUCCESS) {
+        cl_ulong t0 = 0, t1 = 0;
+        if (clGetEventProfilingInfo(*evp, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) ==
+                CL_SUCCESS &&
+            clGetEventProfilingInfo(*evp, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) ==
+                CL_SUCCESS)
+            qg__kprof_add(a->ctx, a->name, (double)(t1 - t0) * 1e-9);
+    }
+    if (pev)
+        clReleaseEvent(pev);
     return QG_OK;
 }
 

@@ -34,7 +34,10 @@ static const qg_program_desc programs[] = {
     {"eltwise", "elementwise fill/axpby/add/mul/relu", {WG_TUNABLE(64)}, 1, valid_wg},
     {"reduce", "sum, absmax and per-channel statistics", {WG_TUNABLE(64)}, 1, valid_wg},
     {"quant", "quantizers, DoReFa, PACT, PG gate and gating loss", {WG_TUNABLE(64)}, 1, valid_wg},
-    {"bn", "batch norm: train/eval forward, backward", {WG_TUNABLE(256)}, 1, valid_wg},
+    {"bn", "batch norm (+ fused residual add, ReLU): train/eval forward, backward",
+     {{"WG", 256, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512}, 10, "work-group size (power of two)",
+       2},
+      {"VW", 1, {1, 4, 8, 16}, 4, "values per chunk / vector width", 16}}, 2, valid_wg},
     {"pool", "max/avg/global-average pooling fwd+bwd", {WG_TUNABLE(64)}, 1, valid_wg},
     {"shortcut", "option-A residual shortcut fwd+bwd", {WG_TUNABLE(64)}, 1, valid_wg},
     {"loss", "softmax cross-entropy: loss, correct, dlogits", {WG_TUNABLE(64)}, 1, valid_wg},
@@ -66,6 +69,11 @@ const qg_program_desc *qg__program_at(size_t i)
     return i < qg__program_count() ? &programs[i] : NULL;
 }
 
+long qg__tunable_default(const qg_ctx *ctx, const qg_tunable *t)
+{
+    return ctx->info.type == QG_DEVICE_TYPE_CPU && t->cpu_def ? t->cpu_def : t->def;
+}
+
 struct qg_param_override {
     const qg_program_desc *desc;
     long values[QG_MAX_TUNABLES];
@@ -95,7 +103,7 @@ qg_status qg__program_params(qg_ctx *ctx, const char *program, long *values, int
     if (qg__tunedb_lookup(ctx, program, NULL, values))
         return QG_OK;
     for (int i = 0; i < d->ntunables; i++)
-        values[i] = d->tunables[i].def;
+        values[i] = qg__tunable_default(ctx, &d->tunables[i]);
     return QG_OK;
 }
 

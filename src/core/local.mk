@@ -3,7 +3,7 @@ libqgate_la_SOURCES += \
 	src/core/error.h src/core/status.c \
 	src/core/fileio.h src/core/fileio.c \
 	src/cl/ctx.h src/cl/device.c src/cl/program.c src/cl/sources.c \
-	src/cl/binary_cache.c src/cl/launch.c src/cl/registry.c src/cl/selfcheck.c \
+	src/cl/binary_cache.c src/cl/launch.c src/cl/kprof.c src/cl/registry.c src/cl/selfcheck.c \
 	src/tensor/tensor_impl.h src/tensor/tensor.c \
 	src/gemm/gemm.h src/gemm/gemm.c src/gemm/gemm_params.c \
 	src/ops/eltwise.h src/ops/eltwise.c src/ops/reduce.h src/ops/reduce.c \

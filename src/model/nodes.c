@@ -154,11 +154,19 @@ fail:
     return -1;
 }
 
-/* ---- batch norm ---------------------------------------------------------- */
+/* ---- batch norm (+ fused residual add and ReLU) --------------------------- */
 
+/* y = relu(bn(x) + shortcut(res)) with the add and the ReLU optional; a
+ * plain BatchNorm2d when both are off. An option-A shortcut (res of
+ * another shape) goes through `sc`, a buffer of the output's shape that
+ * holds the padded shortcut in forward and its gradient in backward. */
 typedef struct bn_priv {
     qg_param *gamma, *beta, *mean, *var;
     qg_tensor *save_mean, *save_invstd;
+    int relu;
+    int stride;              /* option-A shortcut stride */
+    int option_a;
+    qg_tensor *sc;
 } bn_priv;
 
 static qg_status bn_setup(qg_node *n, qg_model *m, size_t *ws)
@@ -170,6 +178,13 @@ static qg_status bn_setup(qg_node *n, qg_model *m, size_t *ws)
         QG_TRY(qg_tensor_new(m->ctx, 1, c, QG_DTYPE_F32, "bn.save_mean", &p->save_mean));
         QG_TRY(qg_tensor_new(m->ctx, 1, c, QG_DTYPE_F32, "bn.save_invstd", &p->save_invstd));
     }
+    if (p->option_a) {
+        qg_act *y = OUT(n, m);
+        int64_t sh[4] = {m->batch, y->shape[1], y->shape[2], y->shape[3]};
+        qg_tensor_free(p->sc);
+        p->sc = NULL;
+        QG_TRY(qg_tensor_new(m->ctx, 4, sh, QG_DTYPE_F32, "bn.shortcut", &p->sc));
+    }
 fail:
     return st;
 }
@@ -177,20 +192,47 @@ fail:
 static qg_status bn_forward(qg_node *n, qg_model *m, int train)
 {
     bn_priv *p = n->priv;
+    qg_status st = QG_OK;
+    const qg_tensor *res = NULL;
+    if (n->in[1] >= 0) {
+        res = IN1(n, m)->value;
+        if (p->option_a) {
+            QG_TRY(qg__shortcut_a_fwd(m->ctx, res, p->stride, p->sc, 0));
+            res = p->sc;
+        }
+    }
     if (train)
-        return qg__bn_fwd_train(m->ctx, IN0(n, m)->value, p->gamma->value, p->beta->value,
-                                p->mean->value, p->var->value, 0.1f, 1e-5f, OUT(n, m)->value,
-                                p->save_mean, p->save_invstd);
-    return qg__bn_fwd_eval(m->ctx, IN0(n, m)->value, p->gamma->value, p->beta->value,
-                           p->mean->value, p->var->value, 1e-5f, OUT(n, m)->value);
+        return qg__bn_act_fwd_train(m->ctx, IN0(n, m)->value, p->gamma->value, p->beta->value,
+                                    p->mean->value, p->var->value, 0.1f, 1e-5f, res, p->relu,
+                                    OUT(n, m)->value, p->save_mean, p->save_invstd);
+    return qg__bn_act_fwd_eval(m->ctx, IN0(n, m)->value, p->gamma->value, p->beta->value,
+                               p->mean->value, p->var->value, 1e-5f, res, p->relu,
+                               OUT(n, m)->value);
+fail:
+    return st;
 }
 
 static qg_status bn_backward(qg_node *n, qg_model *m)
 {
     bn_priv *p = n->priv;
-    return qg__bn_bwd(m->ctx, IN0(n, m)->value, OUT(n, m)->grad, p->gamma->value, p->save_mean,
-                      p->save_invstd, IN0(n, m)->grad, p->gamma->grad, p->beta->grad,
-                      qg__act_grad_begin(m, n->in[0]));
+    qg_tensor *dres = NULL;
+    int res_acc = 0;
+    if (n->in[1] >= 0) {
+        if (p->option_a) {
+            dres = p->sc;
+        } else {
+            dres = IN1(n, m)->grad;
+            res_acc = qg__act_grad_begin(m, n->in[1]);
+        }
+    }
+    qg_status st = qg__bn_act_bwd(m->ctx, IN0(n, m)->value, OUT(n, m)->value, OUT(n, m)->grad,
+                                  p->gamma->value, p->save_mean, p->save_invstd, p->relu,
+                                  IN0(n, m)->grad, p->gamma->grad, p->beta->grad,
+                                  qg__act_grad_begin(m, n->in[0]), dres, res_acc);
+    if (st == QG_OK && p->option_a)
+        st = qg__shortcut_a_bwd(m->ctx, p->sc, p->stride, IN1(n, m)->grad,
+                                qg__act_grad_begin(m, n->in[1]));
+    return st;
 }
 
 static void bn_destroy(qg_node *n)
@@ -199,22 +241,52 @@ static void bn_destroy(qg_node *n)
     if (p) {
         qg_tensor_free(p->save_mean);
         qg_tensor_free(p->save_invstd);
+        qg_tensor_free(p->sc);
     }
     destroy_free(n);
 }
 
 static const qg_node_ops bn_ops = {.type = "batchnorm2d", .setup = bn_setup,
                                      .forward = bn_forward, .backward = bn_backward, .destroy = bn_destroy};
+static const qg_node_ops bn_act_ops = {.type = "batchnorm2d+act", .setup = bn_setup,
+                                       .forward = bn_forward, .backward = bn_backward,
+                                       .destroy = bn_destroy};
 
-int qg__node_bn(qg_model *m, const char *name, int in)
+/* Checks that res_in can be added to an output of main's shape, directly
+ * or through an option-A shortcut (stride-2 subsample, channel padding);
+ * returns 1 for option A, 0 for identity, -1 (error recorded) otherwise. */
+static int shortcut_kind(qg_model *m, const char *name, int main_in, int x_in, int stride)
+{
+    qg_act *a = qg__act(m, main_in), *x = qg__act(m, x_in);
+    if (a->ndim == x->ndim && memcmp(a->shape + 1, x->shape + 1, 3 * sizeof a->shape[0]) == 0)
+        return 0;
+    if (a->ndim != 4 || x->ndim != 4 || (a->shape[1] - x->shape[1]) % 2 != 0 ||
+        a->shape[1] < x->shape[1] || a->shape[2] != (x->shape[2] + stride - 1) / stride ||
+        a->shape[3] != (x->shape[3] + stride - 1) / stride) {
+        qg__error(m->ctx, QG_ERR_SHAPE, "%s: cannot map %lldx%lldx%lld onto %lldx%lldx%lld with "
+                  "an option-A shortcut", name, (long long)x->shape[1], (long long)x->shape[2],
+                  (long long)x->shape[3], (long long)a->shape[1], (long long)a->shape[2],
+                  (long long)a->shape[3]);
+        return -1;
+    }
+    return 1;
+}
+
+int qg__node_bn_act(qg_model *m, const char *name, int in, int res_in, int stride, int relu)
 {
     qg_act *x = qg__act(m, in);
     int c = (int)x->shape[1];
+    int option_a = res_in >= 0 ? shortcut_kind(m, name, in, res_in, stride) : 0;
+    if (option_a < 0)
+        return -1;
     bn_priv *p = calloc(1, sizeof *p);
     if (!p) {
         qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
         return -1;
     }
+    p->relu = relu != 0;
+    p->stride = stride;
+    p->option_a = option_a;
     char pn[128];
     int64_t cs[1] = {c};
     snprintf(pn, sizeof pn, "%s.weight", name);
@@ -233,12 +305,18 @@ int qg__node_bn(qg_model *m, const char *name, int in)
         goto fail;
     int out = x->ndim == 4 ? qg__model_add_act(m, c, (int)x->shape[2], (int)x->shape[3])
                            : qg__model_add_act(m, c, 0, 0);
-    if (out < 0 || qg__model_add_node(m, &bn_ops, name, in, -1, out, p) < 0)
+    const qg_node_ops *ops = relu || res_in >= 0 ? &bn_act_ops : &bn_ops;
+    if (out < 0 || qg__model_add_node(m, ops, name, in, res_in, out, p) < 0)
         goto fail;
     return out;
 fail:
     free(p);
     return -1;
+}
+
+int qg__node_bn(qg_model *m, const char *name, int in)
+{
+    return qg__node_bn_act(m, name, in, -1, 1, 0);
 }
 
 /* ---- relu ---------------------------------------------------------------- */
@@ -317,23 +395,16 @@ static const qg_node_ops residual_ops = {.type = "residual", .setup = NULL,
 
 int qg__node_residual(qg_model *m, const char *name, int main_in, int x_in, int stride)
 {
-    qg_act *a = qg__act(m, main_in), *x = qg__act(m, x_in);
+    int option_a = shortcut_kind(m, name, main_in, x_in, stride);
+    if (option_a < 0)
+        return -1;
     residual_priv *p = calloc(1, sizeof *p);
     if (!p) {
         qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
         return -1;
     }
     p->stride = stride;
-    p->option_a = memcmp(a->shape + 1, x->shape + 1, 3 * sizeof a->shape[0]) != 0;
-    if (p->option_a && ((a->shape[1] - x->shape[1]) % 2 != 0 ||
-                        a->shape[2] != (x->shape[2] + stride - 1) / stride)) {
-        free(p);
-        qg__error(m->ctx, QG_ERR_SHAPE, "%s: cannot map %lldx%lldx%lld onto %lldx%lldx%lld with "
-                  "an option-A shortcut", name, (long long)x->shape[1], (long long)x->shape[2],
-                  (long long)x->shape[3], (long long)a->shape[1], (long long)a->shape[2],
-                  (long long)a->shape[3]);
-        return -1;
-    }
+    p->option_a = option_a;
     int out = same_shape_act(m, main_in);
     if (out < 0 || qg__model_add_node(m, &residual_ops, name, main_in, x_in, out, p) < 0) {
         free(p);

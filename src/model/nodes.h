@@ -11,6 +11,11 @@
 int qg__node_conv(qg_model *m, const char *name, int in, int cout, int k, int stride, int pad,
                   int groups, int bias, qg_rng *rng);
 int qg__node_bn(qg_model *m, const char *name, int in);
+/* Batch norm with the block's residual add and ReLU fused in:
+ * relu(bn(in) + shortcut(res_in)); res_in -1 for none (shapes as in
+ * qg__node_residual, stride for option A); relu 0 for no clamp. The
+ * parameters are named as qg__node_bn's. */
+int qg__node_bn_act(qg_model *m, const char *name, int in, int res_in, int stride, int relu);
 int qg__node_relu(qg_model *m, const char *name, int in);
 /* out = main + shortcut(x): identity when shapes match, else option A
  * (stride-2 subsample, zero-padded channels). */

@@ -20,6 +20,16 @@ static int activation(qg_model *m, const qg_resnet_opts *o, const char *block, c
     return qg__node_pact(m, n, x, a);
 }
 
+/* Batch norm then the activation: one fused node for the ReLU. */
+static int bn_activation(qg_model *m, const qg_resnet_opts *o, const char *bn_name, int x,
+                         const char *block, const char *act_node)
+{
+    if (!o->pact)
+        return qg__node_bn_act(m, bn_name, x, -1, 1, 1);
+    x = qg__node_bn(m, bn_name, x);
+    return x >= 0 ? activation(m, o, block, act_node, x) : x;
+}
+
 static int block_conv(qg_model *m, const qg_resnet_opts *o, const char *n, int x, int planes,
                       int stride, int gated, qg_rng *rng)
 {
@@ -39,15 +49,10 @@ static int basic_block(qg_model *m, const qg_resnet_opts *o, const char *name, i
     int h = block_conv(m, o, n, x, planes, stride, 1, rng);
     snprintf(n, sizeof n, "%s.bn1", name);
     if (h >= 0)
-        h = qg__node_bn(m, n, h);
-    if (h >= 0)
-        h = activation(m, o, name, "relu1", h);
+        h = bn_activation(m, o, n, h, name, "relu1");
     snprintf(n, sizeof n, "%s.conv2", name);
     if (h >= 0)
         h = block_conv(m, o, n, h, planes, 1, 0, rng);
-    snprintf(n, sizeof n, "%s.bn2", name);
-    if (h >= 0)
-        h = qg__node_bn(m, n, h);
     int sc = x;
     if (h >= 0 && shortcut == 'B' && (stride != 1 || cin != planes)) {
         snprintf(n, sizeof n, "%s.shortcut.0", name);
@@ -58,10 +63,11 @@ static int basic_block(qg_model *m, const qg_resnet_opts *o, const char *name, i
         if (sc < 0)
             return -1;
     }
-    snprintf(n, sizeof n, "%s.add", name);
+    /* bn2, the residual add and (without PACT) the ReLU in one node. */
+    snprintf(n, sizeof n, "%s.bn2", name);
     if (h >= 0)
-        h = qg__node_residual(m, n, h, sc, stride);
-    if (h >= 0)
+        h = qg__node_bn_act(m, n, h, sc, stride, !o->pact);
+    if (h >= 0 && o->pact)
         h = activation(m, o, name, "relu2", h);
     return h;
 }
@@ -94,9 +100,7 @@ qg_status qg__model_resnet_cifar(qg_ctx *ctx, const qg_resnet_opts *o, qg_model 
     int blocks = (o->depth - 2) / 6;
     int x = qg__node_conv(m, "conv1", 0, 16, 3, 1, 1, 1, 0, &rng);
     if (x >= 0)
-        x = qg__node_bn(m, "bn1", x);
-    if (x >= 0)
-        x = activation(m, o, "", "relu", x);
+        x = bn_activation(m, o, "bn1", x, "", "relu");
     static const int planes[3] = {16, 32, 64};
     for (int s = 0; s < 3 && x >= 0; s++)
         for (int b = 0; b < blocks && x >= 0; b++) {

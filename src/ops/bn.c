@@ -50,15 +50,21 @@ static qg_status check(qg_ctx *ctx, const char *op, const char *what, const qg_t
     return QG_OK;
 }
 
-static qg_status get(qg_ctx *ctx, const char *kernel, qg_kargs *a, size_t *wg)
+/* The kernel with the context's current WG and VW (registry order). */
+static qg_status get(qg_ctx *ctx, const char *kernel, qg_kargs *a, size_t *wg, int *vw)
 {
     cl_kernel k;
-    long v = 256;
-    qg_status st = qg__kernel_current(ctx, "bn", kernel, &k, "WG", &v);
+    long v[QG_MAX_TUNABLES];
+    int nv = 0;
+    qg_status st = qg__program_params(ctx, "bn", v, &nv);
+    if (st == QG_OK)
+        st = qg__kernel_current(ctx, "bn", kernel, &k, NULL, NULL);
     if (st != QG_OK)
         return st;
+    QG_ASSERT(nv == 2);
     qg__kargs_init(a, ctx, k, kernel);
-    *wg = (size_t)v;
+    *wg = (size_t)v[0];
+    *vw = (int)v[1];
     return QG_OK;
 }
 
@@ -74,15 +80,17 @@ static qg_status check_affine(qg_ctx *ctx, const char *op, const qg_tensor *gamm
     return st;
 }
 
-qg_status qg__bn_fwd_train(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamma,
-                           const qg_tensor *beta, qg_tensor *running_mean,
-                           qg_tensor *running_var, float momentum, float eps, qg_tensor *y,
-                           qg_tensor *save_mean, qg_tensor *save_invstd)
+qg_status qg__bn_act_fwd_train(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamma,
+                               const qg_tensor *beta, qg_tensor *running_mean,
+                               qg_tensor *running_var, float momentum, float eps,
+                               const qg_tensor *res, int relu, qg_tensor *y,
+                               qg_tensor *save_mean, qg_tensor *save_invstd)
 {
     const char *op = "bn_fwd_train";
     bn_dims d;
     qg_kargs a;
     size_t wg;
+    int vw;
     qg_status st = dims_of(ctx, op, x, &d);
     if (st != QG_OK)
         return st;
@@ -104,7 +112,9 @@ qg_status qg__bn_fwd_train(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gam
     if (st == QG_OK)
         st = check(ctx, op, "save_invstd", save_invstd, (size_t)d.C, 0);
     if (st == QG_OK)
-        st = get(ctx, "qg_bn_fwd_train", &a, &wg);
+        st = check(ctx, op, "res", res, qg_tensor_numel(x), 1);
+    if (st == QG_OK)
+        st = get(ctx, "qg_bn_fwd_train", &a, &wg, &vw);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
@@ -122,18 +132,32 @@ qg_status qg__bn_fwd_train(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gam
     qg__karg_tensor(&a, y);
     qg__karg_tensor(&a, save_mean);
     qg__karg_tensor(&a, save_invstd);
+    qg__karg_tensor(&a, res ? res : x);
+    qg__karg_int(&a, res != NULL);
+    qg__karg_int(&a, relu != 0);
     size_t g = (size_t)d.C * wg;
     return qg__kargs_launch(&a, 1, &g, &wg);
 }
 
-qg_status qg__bn_fwd_eval(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamma,
-                          const qg_tensor *beta, const qg_tensor *running_mean,
-                          const qg_tensor *running_var, float eps, qg_tensor *y)
+qg_status qg__bn_fwd_train(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamma,
+                           const qg_tensor *beta, qg_tensor *running_mean,
+                           qg_tensor *running_var, float momentum, float eps, qg_tensor *y,
+                           qg_tensor *save_mean, qg_tensor *save_invstd)
+{
+    return qg__bn_act_fwd_train(ctx, x, gamma, beta, running_mean, running_var, momentum, eps,
+                                NULL, 0, y, save_mean, save_invstd);
+}
+
+qg_status qg__bn_act_fwd_eval(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamma,
+                              const qg_tensor *beta, const qg_tensor *running_mean,
+                              const qg_tensor *running_var, float eps, const qg_tensor *res,
+                              int relu, qg_tensor *y)
 {
     const char *op = "bn_fwd_eval";
     bn_dims d;
     qg_kargs a;
     size_t wg;
+    int vw;
     qg_status st = dims_of(ctx, op, x, &d);
     if (st == QG_OK)
         st = check_affine(ctx, op, gamma, beta, d.C);
@@ -144,14 +168,17 @@ qg_status qg__bn_fwd_eval(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamm
     if (st == QG_OK)
         st = check(ctx, op, "y", y, qg_tensor_numel(x), 0);
     if (st == QG_OK)
-        st = get(ctx, "qg_bn_fwd_eval", &a, &wg);
+        st = check(ctx, op, "res", res, qg_tensor_numel(x), 1);
+    if (st == QG_OK)
+        st = get(ctx, "qg_bn_fwd_eval", &a, &wg, &vw);
     if (st != QG_OK)
         return st;
-    size_t total = qg_tensor_numel(x);
+    size_t planes = (size_t)d.N * d.C;
+    size_t total = planes * (size_t)((d.HW + vw - 1) / vw);
     qg__karg_tensor(&a, x);
     qg__karg_int(&a, d.C);
     qg__karg_int(&a, d.HW);
-    qg__karg_int(&a, (int)total);
+    qg__karg_int(&a, (int)planes);
     qg__karg_tensor(&a, gamma ? gamma : x);
     qg__karg_tensor(&a, beta ? beta : x);
     qg__karg_int(&a, gamma != NULL);
@@ -159,18 +186,30 @@ qg_status qg__bn_fwd_eval(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamm
     qg__karg_tensor(&a, running_var);
     qg__karg_float(&a, eps);
     qg__karg_tensor(&a, y);
+    qg__karg_tensor(&a, res ? res : x);
+    qg__karg_int(&a, res != NULL);
+    qg__karg_int(&a, relu != 0);
     return qg__kargs_launch(&a, 1, &total, &wg);
 }
 
-qg_status qg__bn_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *dy,
-                     const qg_tensor *gamma, const qg_tensor *save_mean,
-                     const qg_tensor *save_invstd, qg_tensor *dx, qg_tensor *dgamma,
-                     qg_tensor *dbeta, int accumulate)
+qg_status qg__bn_fwd_eval(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamma,
+                          const qg_tensor *beta, const qg_tensor *running_mean,
+                          const qg_tensor *running_var, float eps, qg_tensor *y)
+{
+    return qg__bn_act_fwd_eval(ctx, x, gamma, beta, running_mean, running_var, eps, NULL, 0, y);
+}
+
+qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
+                         const qg_tensor *dy, const qg_tensor *gamma,
+                         const qg_tensor *save_mean, const qg_tensor *save_invstd, int relu,
+                         qg_tensor *dx, qg_tensor *dgamma, qg_tensor *dbeta, int accumulate,
+                         qg_tensor *dres, int res_accumulate)
 {
     const char *op = "bn_bwd";
     bn_dims d;
     qg_kargs a;
     size_t wg;
+    int vw;
     qg_status st = dims_of(ctx, op, x, &d);
     if (st == QG_OK)
         st = check(ctx, op, "dy", dy, qg_tensor_numel(x), 0);
@@ -186,8 +225,14 @@ qg_status qg__bn_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *dy,
         st = check(ctx, op, "dgamma", dgamma, (size_t)d.C, 1);
     if (st == QG_OK)
         st = check(ctx, op, "dbeta", dbeta, (size_t)d.C, 1);
+    if (st == QG_OK && relu && !y)
+        st = qg__error(ctx, QG_ERR_INVALID_ARG, "%s: the fused ReLU needs the output y", op);
     if (st == QG_OK)
-        st = get(ctx, "qg_bn_bwd", &a, &wg);
+        st = check(ctx, op, "y", y, qg_tensor_numel(x), 1);
+    if (st == QG_OK)
+        st = check(ctx, op, "dres", dres, qg_tensor_numel(x), 1);
+    if (st == QG_OK)
+        st = get(ctx, "qg_bn_bwd", &a, &wg, &vw);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
@@ -205,6 +250,19 @@ qg_status qg__bn_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *dy,
     qg__karg_int(&a, dgamma != NULL);
     qg__karg_tensor(&a, dbeta ? dbeta : dx);
     qg__karg_int(&a, dbeta != NULL);
+    qg__karg_tensor(&a, y ? y : x);
+    qg__karg_int(&a, relu != 0);
+    qg__karg_tensor(&a, dres ? dres : dx);
+    qg__karg_int(&a, dres ? (res_accumulate ? 2 : 1) : 0);
     size_t g = (size_t)d.C * wg;
     return qg__kargs_launch(&a, 1, &g, &wg);
+}
+
+qg_status qg__bn_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *dy,
+                     const qg_tensor *gamma, const qg_tensor *save_mean,
+                     const qg_tensor *save_invstd, qg_tensor *dx, qg_tensor *dgamma,
+                     qg_tensor *dbeta, int accumulate)
+{
+    return qg__bn_act_bwd(ctx, x, NULL, dy, gamma, save_mean, save_invstd, 0, dx, dgamma,
+                          dbeta, accumulate, NULL, 0);
 }

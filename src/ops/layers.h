@@ -27,6 +27,26 @@ qg_status qg__bn_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *dy,
                      const qg_tensor *save_invstd, qg_tensor *dx, qg_tensor *dgamma,
                      qg_tensor *dbeta, int accumulate);
 
+/* Batch norm with a residual add and ReLU fused behind it:
+ * y = relu(bn(x) + res) (res NULL: no add; relu 0: no clamp). The backward
+ * masks dy by y > 0 when relu (y is then required), writes the batch-norm
+ * gradients as qg__bn_bwd and, when dres is given, the gradient of res
+ * (= the masked dy), added to dres when res_accumulate. */
+qg_status qg__bn_act_fwd_train(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamma,
+                               const qg_tensor *beta, qg_tensor *running_mean,
+                               qg_tensor *running_var, float momentum, float eps,
+                               const qg_tensor *res, int relu, qg_tensor *y,
+                               qg_tensor *save_mean, qg_tensor *save_invstd);
+qg_status qg__bn_act_fwd_eval(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamma,
+                              const qg_tensor *beta, const qg_tensor *running_mean,
+                              const qg_tensor *running_var, float eps, const qg_tensor *res,
+                              int relu, qg_tensor *y);
+qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
+                         const qg_tensor *dy, const qg_tensor *gamma,
+                         const qg_tensor *save_mean, const qg_tensor *save_invstd, int relu,
+                         qg_tensor *dx, qg_tensor *dgamma, qg_tensor *dbeta, int accumulate,
+                         qg_tensor *dres, int res_accumulate);
+
 /* ---- Pooling ----
  * Max pool k x k, stride, pad (padding never wins the max); argmax [N,C,P,Q]
  * I32 holds the flat input index within the (n,c) plane. */

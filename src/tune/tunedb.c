@@ -97,7 +97,8 @@ static void load_file(qg_ctx *ctx, tune_state *s, const char *path, int user)
         int ok = 1;
         for (int k = 0; k < d->ntunables; k++) {
             json_t *v = json_object_get(params, d->tunables[k].name);
-            te.values[k] = json_is_integer(v) ? (long)json_integer_value(v) : d->tunables[k].def;
+            te.values[k] = json_is_integer(v) ? (long)json_integer_value(v)
+                                              : qg__tunable_default(ctx, &d->tunables[k]);
         }
         char why[256];
         if (d->valid && !d->valid(ctx, te.values, why, sizeof why))

@@ -183,7 +183,7 @@ static qg_status tune_case(qg_ctx *ctx, const qg_tune_case *c, const qg_tune_opt
     /* The baseline: the .cl defaults, with no database influence. */
     long defv[QG_MAX_TUNABLES];
     for (int i = 0; i < d->ntunables; i++)
-        defv[i] = d->tunables[i].def;
+        defv[i] = qg__tunable_default(ctx, &d->tunables[i]);
     double def_ms = INFINITY, best_ms = INFINITY;
     long best[QG_MAX_TUNABLES];
     int have_best = 0;
