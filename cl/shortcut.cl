@@ -12,36 +12,54 @@
  *        are multiples of stride, else 0.
  *
  * Tunables:
- *   WG  work-group size (power of two) the host launches with. */
+ *   WG  work-group size (power of two) the host launches with (items are
+ *       rows). */
 #ifndef WG
 #define WG 64
 #endif
 
-/* One item per output element: global = N*K*P*Q. */
+/* One item per output row (n, k, p): global = N*K*P. Rows, not elements:
+ * per-element items spend more on index division than on the copy. */
 __kernel void qg_shortcut_a_fwd(QG_T(const float, x), int N, int C, int H, int W, int K, int P,
                                 int Q, int stride, int pad_c, QG_T(float, y), int accumulate)
 {
-    int i = get_global_id(0);
-    if (i >= N * K * P * Q)
+    int row = get_global_id(0);
+    if (row >= N * K * P)
         return;
-    int q = i % Q, p = (i / Q) % P, k = (i / (P * Q)) % K, n = i / (K * P * Q);
+    int p = row % P, nk = row / P;
+    int k = nk % K, n = nk / K;
     int c = k - pad_c;
-    float v = 0.0f;
-    if (c >= 0 && c < C)
-        v = QG_P(x)[((n * C + c) * H + p * stride) * W + q * stride];
-    QG_P(y)[i] = accumulate ? QG_P(y)[i] + v : v;
+    __global float *yr = QG_P(y) + (size_t)row * Q;
+    if (c < 0 || c >= C) {
+        if (!accumulate)
+            for (int q = 0; q < Q; q++)
+                yr[q] = 0.0f;
+        return;
+    }
+    __global const float *xr = QG_P(x) + ((size_t)(n * C + c) * H + p * stride) * W;
+    for (int q = 0; q < Q; q++)
+        yr[q] = accumulate ? yr[q] + xr[q * stride] : xr[q * stride];
 }
 
-/* One item per input element: global = N*C*H*W. */
+/* One item per input row (n, c, h): global = N*C*H. */
 __kernel void qg_shortcut_a_bwd(QG_T(const float, dy), int N, int C, int H, int W, int K, int P,
                                 int Q, int stride, int pad_c, QG_T(float, dx), int accumulate)
 {
-    int i = get_global_id(0);
-    if (i >= N * C * H * W)
+    int row = get_global_id(0);
+    if (row >= N * C * H)
         return;
-    int w = i % W, h = (i / W) % H, c = (i / (H * W)) % C, n = i / (C * H * W);
-    float v = 0.0f;
-    if (h % stride == 0 && w % stride == 0)
-        v = QG_P(dy)[((n * K + c + pad_c) * P + h / stride) * Q + w / stride];
-    QG_P(dx)[i] = accumulate ? QG_P(dx)[i] + v : v;
+    int h = row % H, nc = row / H;
+    int c = nc % C, n = nc / C;
+    __global float *xr = QG_P(dx) + (size_t)row * W;
+    if (h % stride != 0) {
+        if (!accumulate)
+            for (int w = 0; w < W; w++)
+                xr[w] = 0.0f;
+        return;
+    }
+    __global const float *dr = QG_P(dy) + ((size_t)(n * K + c + pad_c) * P + h / stride) * Q;
+    for (int w = 0; w < W; w++) {
+        float v = w % stride == 0 ? dr[w / stride] : 0.0f;
+        xr[w] = accumulate ? xr[w] + v : v;
+    }
 }

@@ -60,7 +60,8 @@ static qg_status launch(qg_ctx *ctx, const char *kernel, const qg_tensor *in,
     qg__karg_int(&a, (int)((b[1] - s[1]) / 2));
     qg__karg_tensor(&a, out);
     qg__karg_int(&a, accumulate != 0);
-    size_t n = qg_tensor_numel(out), wg = (size_t)v;
+    /* One item per row of the output. */
+    size_t n = qg_tensor_numel(out) / (size_t)out->shape[3], wg = (size_t)v;
     return qg__kargs_launch(&a, 1, &n, &wg);
 }
 
