@@ -1,3 +1,11 @@
 # Benchmarks: scripts that compare qgate with PyTorch on the same machine.
 # Never run by make check; see README "Benchmarks".
 EXTRA_DIST += bench/compare_pytorch.sh bench/pytorch_resnet.py
+
+# Kernel-level probes, always built so they cannot rot, never run by make
+# check: the device's peak FMA rate and the ResNet-20 convolutions.
+noinst_PROGRAMS += bench/peak_flops bench/bench_conv
+bench_peak_flops_SOURCES = bench/peak_flops.c
+bench_peak_flops_LDADD = libqgate.la $(OPENCL_LIBS) -lm
+bench_bench_conv_SOURCES = bench/bench_conv.c
+bench_bench_conv_LDADD = libqgate.la $(OPENCL_LIBS) -lm

@@ -27,7 +27,9 @@
  *   JT   vectors along j per item in fwd (1..4): JT*VW outputs per channel.
  *   KT   output channels per item in fwd (1..8): KT*JT accumulators.
  *   WKT  output channels per item in wgrad (1..3): WKT*taps accumulators.
- *   WN   images per wgrad partial sum (1..16); partials are summed in a
+ *   WN   images per wgrad partial sum at least (1..16); the host raises
+ *        it on small maps so an item has enough work to pay for itself
+ *        (the kernel takes the count as its argument wn); partials are summed in a
  *        fixed order by wgrad_sum, so results are deterministic. */
 #ifndef WG
 #define WG 1
@@ -128,7 +130,11 @@ __kernel void qg_conv_direct_prep(QG_T(const float, src), int Hs, int Ws, int PH
  * out channel ko < K, in channel ci = c*st*st + a*st + b, tap (r', s') ->
  * w[ko][c][r'*st + a][s'*st + b] (0 past R, S or K). flip = 1 (backward
  * data, st = 1): out channel ko < C, in channel ci = k, tap (r', s') ->
- * w[k][ko][R-1-r'][S-1-s']. Range Kp*Ci*TR*TS. */
+ * w[k][ko][R-1-r'][S-1-s']. flip = 2 (backward data of a stride-2 conv
+ * with pad 1, by output phases): out channel ko = c*4 + a*2 + b < 4C (the
+ * phase (a, b) of dx), in channel ci = k, tap (u, v) -> w[k][c][a+1-2u]
+ * [b+1-2v] (0 outside the kernel): dx[2i+a][2j+b] = sum over k, u, v of
+ * that weight times dy[i+u][j+v]. Range Kp*Ci*TR*TS. */
 __kernel void qg_conv_direct_wprep(QG_T(const float, w), int K, int C, int R, int S, int st,
                                    int TR, int TS, int flip, int Kp, int Ci, QG_T(float, dst))
 {
@@ -139,7 +145,12 @@ __kernel void qg_conv_direct_wprep(QG_T(const float, w), int K, int C, int R, in
     int ci = rest % Ci, ko = rest / Ci;
     int rr = t / TS, ss = t - rr * TS;
     float v = 0.0f;
-    if (flip) {
+    if (flip == 2) {
+        int c = ko / 4, a = (ko / 2) % 2, b = ko % 2;
+        int r = a + 1 - 2 * rr, s = b + 1 - 2 * ss;
+        if (c < C && r >= 0 && r < R && s >= 0 && s < S)
+            v = QG_P(w)[((ci * C + c) * R + r) * S + s];
+    } else if (flip) {
         if (ko < C)
             v = QG_P(w)[((ci * C + ko) * R + R - 1 - rr) * S + S - 1 - ss];
     } else {
@@ -152,23 +163,67 @@ __kernel void qg_conv_direct_wprep(QG_T(const float, w), int K, int C, int R, in
     QG_P(dst)[idx] = v;
 }
 
+/* dx[n][c][h][w] (= or += when accumulate) = ph[n][c*4 + (h%2)*2 + w%2]
+ * [h/2][w/2], the phases of a stride-2 backward data pass (flip = 2 above)
+ * put back in place. One item per row of dx: range nb*C*H. */
+__kernel void qg_conv_direct_unphase(QG_T(const float, ph), int C, int H, int W, int Hp,
+                                     int Wp, int rows, int accumulate, QG_T(float, dx))
+{
+    int row = get_global_id(0);
+    if (row >= rows)
+        return;
+    int h = row % H, nc = row / H;
+    int c = nc % C, n = nc / C;
+    __global const float *p0 = QG_P(ph) + (((size_t)n * C + c) * 4 + (h % 2) * 2) * Hp * Wp +
+                               (h / 2) * Wp;
+    __global const float *p1 = p0 + Hp * Wp;
+    __global float *d = QG_P(dx) + (size_t)row * W;
+    for (int w = 0; w < W; w++) {
+        float v = (w % 2 ? p1 : p0)[w / 2];
+        d[w] = accumulate ? d[w] + v : v;
+    }
+}
+
 /* y[n][k][p][q] (= or += when accumulate; + bias[k] when has_bias) the
  * TRxTS stride-1 convolution of planes xp[n][Ci][Lx] (row stride Wd) with
- * wp[Kp][Ci][TR][TS], for k < Ko, p < Po, q < Qo; J (a multiple of VW*JT)
- * positions per plane are computed. Range (J/(VW*JT), Kp/KT, nb). */
+ * wp[Kp][Ci][TR][TS], for k < Ko, p < Po, q < Qo. An item computes KT
+ * output channels at JT vectors of VW positions, in one of two modes:
+ *   flat  (QV == 0): vector jt starts at j = (gid0*JT + jt)*VW of the
+ *         plane, so vectors run across row ends and J (a multiple of
+ *         VW*JT) positions are computed; outputs are written lane by lane.
+ *         Little waste on narrow maps (Qo < VW).
+ *   slots (QV  > 0): vector jt is slot v = gid0*JT + jt, row p = v / QV,
+ *         columns q0 = (v % QV)*VW ..+VW, so a vector never leaves its row
+ *         and is written with one vector store (lanes past Qo are dropped).
+ *         No per-lane epilogue; best when Qo is a multiple of VW.
+ * Range (items, Kp/KT, nb) with items = J/(VW*JT) or ceil(Po*QV/JT). */
 #define QG_CONV_FWD(TR, TS)                                                                 \
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))                                    \
 void qg_conv_direct_fwd_##TR##x##TS(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,   \
                                     QG_T(const float, wp), QG_T(const float, bias),         \
                                     int has_bias, int Ko, int Po, int Qo, int accumulate,   \
-                                    QG_T(float, y))                                         \
+                                    int QV, QG_T(float, y))                                 \
 {                                                                                           \
-    int j0 = get_global_id(0) * (VW * JT);                                                  \
+    int g0 = get_global_id(0);                                                              \
     int k0 = get_global_id(1) * KT;                                                         \
     int n = get_global_id(2);                                                               \
-    if (j0 >= J || k0 >= Ko)                                                                \
-        return;                                                                             \
-    __global const float *xb = QG_P(xp) + (size_t)n * Ci * Lx + j0;                         \
+    int base[JT], vp[JT], vq[JT];                                                           \
+    if (QV > 0) {                                                                           \
+        if (g0 * JT >= Po * QV || k0 >= Ko)                                                 \
+            return;                                                                         \
+        _Pragma("unroll") for (int jt = 0; jt < JT; jt++) {                                 \
+            int v = g0 * JT + jt;                                                           \
+            vp[jt] = v / QV;                                                                \
+            vq[jt] = (v - vp[jt] * QV) * VW;                                                \
+            base[jt] = vp[jt] < Po ? vp[jt] * Wd + vq[jt] : 0;                              \
+        }                                                                                   \
+    } else {                                                                                \
+        if (g0 * (VW * JT) >= J || k0 >= Ko)                                                \
+            return;                                                                         \
+        _Pragma("unroll") for (int jt = 0; jt < JT; jt++)                                   \
+            base[jt] = (g0 * JT + jt) * VW;                                                 \
+    }                                                                                       \
+    __global const float *xb = QG_P(xp) + (size_t)n * Ci * Lx;                              \
     __global const float *wb = QG_P(wp) + (size_t)k0 * Ci * (TR * TS);                      \
     const int wstride = Ci * (TR * TS);                                                     \
     vec acc[KT][JT];                                                                        \
@@ -180,7 +235,7 @@ void qg_conv_direct_fwd_##TR##x##TS(QG_T(const float, xp), int Ci, int Lx, int W
             _Pragma("unroll") for (int s = 0; s < TS; s++) {                                \
                 vec xv[JT];                                                                 \
                 _Pragma("unroll") for (int jt = 0; jt < JT; jt++)                           \
-                    xv[jt] = vload_v(0, xb + r * Wd + s + jt * VW);                         \
+                    xv[jt] = vload_v(0, xb + base[jt] + r * Wd + s);                        \
                 _Pragma("unroll") for (int kt = 0; kt < KT; kt++) {                         \
                     float wv = wb[kt * wstride + r * TS + s];                               \
                     _Pragma("unroll") for (int jt = 0; jt < JT; jt++)                       \
@@ -191,14 +246,39 @@ void qg_conv_direct_fwd_##TR##x##TS(QG_T(const float, xp), int Ci, int Lx, int W
         xb += Lx;                                                                           \
         wb += TR * TS;                                                                      \
     }                                                                                       \
-    /* Lane l of vector jt is position j0 + jt*VW + l; walk p, q along. */                  \
+    int PQ = Po * Qo;                                                                       \
+    __global float *yb = QG_P(y) + (size_t)n * Ko * PQ;                                     \
+    if (QV > 0) {                                                                           \
+        _Pragma("unroll") for (int kt = 0; kt < KT; kt++) {                                 \
+            if (k0 + kt >= Ko)                                                              \
+                break;                                                                      \
+            float bv = has_bias ? QG_P(bias)[k0 + kt] : 0.0f;                               \
+            _Pragma("unroll") for (int jt = 0; jt < JT; jt++) {                             \
+                if (vp[jt] >= Po)                                                           \
+                    continue;                                                               \
+                __global float *d = yb + (size_t)(k0 + kt) * PQ + vp[jt] * Qo + vq[jt];     \
+                vec v = acc[kt][jt] + bv;                                                   \
+                if (vq[jt] + VW <= Qo) {                                                    \
+                    if (accumulate)                                                         \
+                        v += vload_v(0, d);                                                 \
+                    vstore_v(v, 0, d);                                                      \
+                } else {                                                                    \
+                    float t[VW];                                                            \
+                    vstore_v(v, 0, t);                                                      \
+                    for (int l = 0; l < Qo - vq[jt]; l++)                                   \
+                        d[l] = accumulate ? d[l] + t[l] : t[l];                             \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
+        return;                                                                             \
+    }                                                                                       \
+    /* Flat: lane l of vector jt is position j0 + jt*VW + l; walk p, q along. */            \
     float out[KT][JT * VW];                                                                 \
     _Pragma("unroll") for (int kt = 0; kt < KT; kt++)                                       \
         _Pragma("unroll") for (int jt = 0; jt < JT; jt++)                                   \
             vstore_v(acc[kt][jt], 0, &out[kt][jt * VW]);                                    \
+    int j0 = base[0];                                                                       \
     int p = j0 / Wd, q = j0 - p * Wd;                                                       \
-    int PQ = Po * Qo;                                                                       \
-    __global float *yb = QG_P(y) + (size_t)n * Ko * PQ;                                     \
     for (int l = 0; l < JT * VW && p < Po; l++) {                                           \
         if (q < Qo) {                                                                       \
             int o = p * Qo + q;                                                             \
@@ -220,7 +300,7 @@ void qg_conv_direct_fwd_##TR##x##TS(QG_T(const float, xp), int Ci, int Lx, int W
 QG_CONV_FWD(3, 3)
 QG_CONV_FWD(2, 2)
 
-/* part[chunk][k][ci][TR][TS] = sum over images n of the chunk (WN per
+/* part[chunk][k][ci][TR][TS] = sum over images n of the chunk (wn per
  * chunk, n < nb) and positions j < J of dyp[n][k][j] * xp[n][ci][j +
  * r*Wd + s]; dyp holds zeros past each row's Q and past P rows, so no
  * position outside the output contributes. Range (Ci, ceil(K/WKT),
@@ -229,15 +309,15 @@ QG_CONV_FWD(2, 2)
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))                                    \
 void qg_conv_direct_wgrad_##TR##x##TS(QG_T(const float, xp), int Ci, int Lx, int Wd,        \
                                       QG_T(const float, dyp), int K, int Ly, int J, int nb, \
-                                      QG_T(float, part))                                    \
+                                      int wn, QG_T(float, part))                            \
 {                                                                                           \
     int ci = get_global_id(0);                                                              \
     int k0 = get_global_id(1) * WKT;                                                        \
     int chunk = get_global_id(2);                                                           \
-    int n0 = chunk * WN;                                                                    \
+    int n0 = chunk * wn;                                                                    \
     if (ci >= Ci || k0 >= K || n0 >= nb)                                                    \
         return;                                                                             \
-    int n1 = min(n0 + WN, nb);                                                              \
+    int n1 = min(n0 + wn, nb);                                                              \
     vec acc[WKT][TR * TS];                                                                  \
     _Pragma("unroll") for (int kt = 0; kt < WKT; kt++)                                      \
         _Pragma("unroll") for (int t = 0; t < TR * TS; t++)                                 \

@@ -50,6 +50,7 @@ typedef struct shape {
 static const shape shapes[] = {
     {3, 5, 7, 5, 4, 3, 3, 1, 1, 1, "3x3 s1 p1"},
     {3, 5, 7, 5, 4, 3, 3, 2, 1, 1, "3x3 s2 p1"},
+    {2, 4, 8, 6, 5, 3, 3, 2, 1, 1, "3x3 s2 p1, even map"},
     {3, 5, 7, 5, 16, 1, 1, 2, 0, 1, "1x1 s2 (option-B shortcut)"},
     {3, 5, 7, 5, 3, 1, 1, 1, 0, 1, "1x1 s1 pointwise, batched over images"},
     {3, 6, 7, 5, 4, 1, 1, 1, 0, 2, "1x1 s1 pointwise, groups 2 < N"},
@@ -223,6 +224,34 @@ static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
         expect_buf(&tdw, dw_ref, NULL, l);
         LABEL("dbias untouched");
         expect_buf(&tdb, db_ref, base_b, l);
+
+        /* Both gradients in one call (one shared dy preparation on the
+         * direct path when the workspace holds the whole batch). */
+        buf_set(&tdx, NULL, NAN);
+        buf_set(&tdw, NULL, NAN);
+        buf_set(&tdb, NULL, NAN);
+        QG_EXPECT_OK(qg__conv2d_bwd(ctx, &d, tx.view, tdy.view, tw.view, tdx.view, 0, tdw.view,
+                                    tdb.view, 0, tws.view));
+        LABEL("bwd dx");
+        expect_buf(&tdx, dx_ref, NULL, l);
+        LABEL("bwd dw");
+        expect_buf(&tdw, dw_ref, NULL, l);
+        LABEL("bwd dbias");
+        expect_buf(&tdb, db_ref, NULL, l);
+        buf_set(&tdx, base_x, 0);
+        buf_set(&tdw, NULL, NAN);
+        QG_EXPECT_OK(qg__conv2d_bwd(ctx, &d, tx.view, tdy.view, tw.view, tdx.view, 1, tdw.view,
+                                    NULL, 0, tws.view));
+        LABEL("bwd dx accumulate, dw overwrite");
+        expect_buf(&tdx, dx_ref, base_x, l);
+        expect_buf(&tdw, dw_ref, NULL, l);
+        buf_set(&tdx, NULL, NAN);
+        buf_set(&tdw, base_w, 0);
+        QG_EXPECT_OK(qg__conv2d_bwd(ctx, &d, tx.view, tdy.view, tw.view, tdx.view, 0, tdw.view,
+                                    NULL, 1, tws.view));
+        LABEL("bwd dx overwrite, dw accumulate");
+        expect_buf(&tdx, dx_ref, NULL, l);
+        expect_buf(&tdw, dw_ref, base_w, l);
 #undef LABEL
         float *wsh = buf_get(&tws, "workspace");
         free(wsh);

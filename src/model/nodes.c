@@ -100,15 +100,12 @@ static qg_status conv_forward(qg_node *n, qg_model *m, int train)
 static qg_status conv_backward(qg_node *n, qg_model *m)
 {
     conv_priv *p = n->priv;
-    qg_status st = QG_OK;
     /* The network input needs no gradient. */
-    if (n->in[0] != 0)
-        st = qg__conv2d_bwd_data(m->ctx, &p->d, OUT(n, m)->grad, p->w->value, IN0(n, m)->grad,
-                                 m->workspace, qg__act_grad_begin(m, n->in[0]));
-    if (st == QG_OK)
-        st = qg__conv2d_bwd_weight(m->ctx, &p->d, IN0(n, m)->value, OUT(n, m)->grad,
-                                   p->w->grad, p->b ? p->b->grad : NULL, m->workspace, 0);
-    return st;
+    int want_dx = n->in[0] != 0;
+    return qg__conv2d_bwd(m->ctx, &p->d, IN0(n, m)->value, OUT(n, m)->grad, p->w->value,
+                          want_dx ? IN0(n, m)->grad : NULL,
+                          want_dx ? qg__act_grad_begin(m, n->in[0]) : 0, p->w->grad,
+                          p->b ? p->b->grad : NULL, 0, m->workspace);
 }
 
 static const qg_node_ops conv_ops = {.type = "conv2d", .setup = conv_setup,

@@ -194,12 +194,11 @@ static qg_status qconv_backward(qg_node *n, qg_model *m)
     }
     /* Input: only through the MSB (or fully quantized) path; the STE of
      * sign-magnitude rounding and truncation is 1 where x != 0. */
-    QG_TRY(qg__conv2d_bwd_data(m->ctx, &p->d, dy_msb, p->wq, p->dxq, m->workspace, 0));
+    /* Weights: through both convs; then the weight quantizer's STE. */
+    QG_TRY(qg__conv2d_bwd(m->ctx, &p->d, p->xq, dy_msb, p->wq, p->dxq, 0, p->w->grad, NULL, 0,
+                          m->workspace));
     QG_TRY(qg__quant_ste_bwd(m->ctx, IN0(n, m)->value, p->dxq, IN0(n, m)->grad,
                              qg__quant_ste(p->cfg.abits), qg__act_grad_begin(m, n->in[0])));
-    /* Weights: through both convs; then the weight quantizer's STE. */
-    QG_TRY(qg__conv2d_bwd_weight(m->ctx, &p->d, p->xq, dy_msb, p->w->grad, NULL, m->workspace,
-                                 0));
     if (p->pg)
         QG_TRY(qg__conv2d_bwd_weight(m->ctx, &p->d, p->xlsb, p->dlsb, p->w->grad, NULL,
                                      m->workspace, 1));

@@ -280,19 +280,33 @@ static int use_direct(const qg_conv_desc *d)
 
 /* Geometry of the prepared planes of one stride-1 pass: T x T taps over
  * planes of row stride Wd, J computed positions (multiple of `jm`), plane
- * length L covering every tap of every position (whole rows). */
+ * length L covering every tap of every position (whole rows), plus QV, the
+ * vector slots per output row when the forward kernel runs in slot mode
+ * (0: flat mode; see qg_conv_direct_fwd). The slot reads of a row end at
+ * most VW - 1 past it, inside the zero rows that close the plane. */
 typedef struct dgeom {
-    int T, Hd, Wd, J, L;
+    int T, Hd, Wd, J, L, QV;
 } dgeom;
 
-static dgeom direct_geom(int T, int Po, int Qo, int jm)
+static dgeom direct_geom(int T, int Po, int Qo, int jm, int vw)
 {
     dgeom g = {.T = T, .Hd = Po + T - 1, .Wd = Qo + T - 1};
     g.J = (int)qg__round_up((size_t)Po * g.Wd, (size_t)jm);
     size_t need = (size_t)g.J + (size_t)(T - 1) * g.Wd + (size_t)(T - 1);
-    size_t hw = (size_t)g.Hd * g.Wd;
+    size_t hw = (size_t)g.Hd * g.Wd + (size_t)vw;
     g.L = (int)qg__round_up(need > hw ? need : hw, (size_t)g.Wd); /* whole rows */
     return g;
+}
+
+/* Slot mode computes ceil(Qo/VW)*VW columns per row and stores whole
+ * vectors; flat mode computes J positions and stores lane by lane, which
+ * costs about as much as a quarter of the positions again (measured on
+ * PoCL). Slots win unless they waste much more of the vector width. */
+static int direct_slots(const dgeom *g, int Po, int Qo, int vw)
+{
+    double slot = (double)Po * qg__round_up((size_t)Qo, (size_t)vw);
+    double flat = 1.25 * g->J;
+    return slot <= flat ? (Qo + vw - 1) / vw : 0;
 }
 
 /* Images per chunk when `fixed` floats are reserved and each image needs
@@ -308,6 +322,17 @@ static int direct_nb(const qg_conv_desc *d, const qg_tensor *ws, size_t fixed, s
     if (n > (size_t)INT_MAX / per)
         n = (size_t)INT_MAX / per;
     return n < (size_t)d->N ? (int)n : d->N;
+}
+
+/* Images per weight-gradient partial: at least WN, and enough that an
+ * item sums about as many positions as WN images of a 32x32 map give it
+ * (small maps otherwise make items too short to pay for their launch). */
+static int direct_wn(const dparams *p, int J, int nb)
+{
+    long wn = (4L * 34 * 32 + J - 1) / J;
+    if (wn < p->WN)
+        wn = p->WN;
+    return wn < nb ? (int)wn : (nb > 0 ? nb : 1);
 }
 
 static qg_status dget(qg_ctx *ctx, const char *kernel, qg_kargs *a)
@@ -396,8 +421,11 @@ static qg_status dfwd(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int
     qg__karg_int(&a, Po);
     qg__karg_int(&a, Qo);
     qg__karg_int(&a, accumulate != 0);
+    qg__karg_int(&a, g->QV);
     karg_at(&a, out, out_extra);
-    size_t gl[3] = {(size_t)g->J / (size_t)(p->VW * p->JT),
+    size_t items = g->QV ? ((size_t)Po * g->QV + (size_t)p->JT - 1) / (size_t)p->JT
+                         : (size_t)g->J / (size_t)(p->VW * p->JT);
+    size_t gl[3] = {items,
                     qg__round_up((size_t)Ko, (size_t)p->KT) / (size_t)p->KT, (size_t)nb};
     size_t l[3] = {(size_t)p->WG, 1, 1};
     return qg__kargs_launch(&a, 3, gl, l);
@@ -414,7 +442,8 @@ static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
     if (st != QG_OK)
         return st;
     int stv = d->stride, T = (d->R + stv - 1) / stv, Ci = d->C * stv * stv;
-    dgeom g = direct_geom(T, d->P, d->Q, (int)(p.VW * p.JT));
+    dgeom g = direct_geom(T, d->P, d->Q, (int)(p.VW * p.JT), (int)p.VW);
+    g.QV = direct_slots(&g, d->P, d->Q, (int)p.VW);
     int Kp = (int)qg__round_up((size_t)d->K, (size_t)p.KT);
     size_t wsz = qg__round_up((size_t)Kp * Ci * T * T, 16), per = (size_t)Ci * g.L;
     int nb = direct_nb(d, ws, wsz, per);
@@ -445,7 +474,8 @@ static qg_status direct_bwd_data(qg_ctx *ctx, const qg_conv_desc *d, const qg_te
     if (st != QG_OK)
         return st;
     /* dy dilated by the stride and padded by R-1-pad, flipped weights */
-    dgeom g = direct_geom(d->R, d->H, d->W, (int)(p.VW * p.JT));
+    dgeom g = direct_geom(d->R, d->H, d->W, (int)(p.VW * p.JT), (int)p.VW);
+    g.QV = direct_slots(&g, d->H, d->W, (int)p.VW);
     int Kp = (int)qg__round_up((size_t)d->C, (size_t)p.KT);
     size_t wsz = qg__round_up((size_t)Kp * d->K * d->R * d->S, 16), per = (size_t)d->K * g.L;
     int nb = direct_nb(d, ws, wsz, per);
@@ -479,7 +509,7 @@ static qg_status direct_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_
     if (st != QG_OK)
         return st;
     int stv = d->stride, T = (d->R + stv - 1) / stv, Ci = d->C * stv * stv;
-    dgeom g = direct_geom(T, d->P, d->Q, (int)p.VW);
+    dgeom g = direct_geom(T, d->P, d->Q, (int)p.VW, (int)p.VW);
     int Ly = g.L;
     size_t part1 = (size_t)d->K * Ci * T * T; /* one chunk's partials */
     size_t per = (size_t)Ci * g.L + (size_t)d->K * Ly + part1;
@@ -488,7 +518,8 @@ static qg_status direct_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_
     if (nb < 1)
         return QG_OK;
     /* partials first, then the x planes, then the dy planes */
-    int max_chunks = (nb + (int)p.WN - 1) / (int)p.WN;
+    int wn = direct_wn(&p, g.J, nb);
+    int max_chunks = (nb + wn - 1) / wn;
     size_t xp_extra = qg__round_up(part1 * max_chunks, 16);
     size_t dyp_extra = xp_extra + (size_t)nb * Ci * g.L;
     char name[64];
@@ -496,7 +527,7 @@ static qg_status direct_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_
     qg_kargs a;
     for (int n0 = 0; n0 < d->N; n0 += nb) {
         int cnt = d->N - n0 < nb ? d->N - n0 : nb;
-        int nchunks = (cnt + (int)p.WN - 1) / (int)p.WN;
+        int nchunks = (cnt + wn - 1) / wn;
         QG_TRY(dprep(ctx, x, n0, cnt, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd, ws,
                      xp_extra));
         QG_TRY(dprep(ctx, dy, n0, cnt, d->K, d->P, d->Q, 1, 1, 1, 0, &g, d->P, ws,
@@ -511,6 +542,7 @@ static qg_status direct_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_
         qg__karg_int(&a, g.L);
         qg__karg_int(&a, g.J);
         qg__karg_int(&a, cnt);
+        qg__karg_int(&a, wn);
         karg_at(&a, ws, 0);
         size_t gl[3] = {(size_t)Ci, qg__round_up((size_t)d->K, (size_t)p.WKT) / (size_t)p.WKT,
                         (size_t)nchunks};
@@ -534,6 +566,142 @@ static qg_status direct_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_
     }
     if (dbias)
         QG_TRY(bias_grad(ctx, dy, d->N, d->K, d->P * d->Q, dbias, accumulate));
+    *done = 1;
+    return QG_OK;
+fail:
+    return st;
+}
+
+/* dx (+)= the phases ph [nb][4C][Hp][Wp] of a stride-2 data gradient put
+ * back in place (qg_conv_direct_unphase). */
+static qg_status dunphase(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *ws,
+                          size_t ph_extra, int Hp, int Wp, int nb, qg_tensor *dx, int accumulate)
+{
+    qg_kargs a;
+    qg_status st = dget(ctx, "qg_conv_direct_unphase", &a);
+    if (st != QG_OK)
+        return st;
+    int rows = nb * d->C * d->H;
+    karg_at(&a, ws, ph_extra);
+    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, d->H);
+    qg__karg_int(&a, d->W);
+    qg__karg_int(&a, Hp);
+    qg__karg_int(&a, Wp);
+    qg__karg_int(&a, rows);
+    qg__karg_int(&a, accumulate != 0);
+    qg__karg_tensor(&a, dx);
+    size_t gl = (size_t)rows, l = 16;
+    return qg__kargs_launch(&a, 1, &gl, &l);
+}
+
+/* Backward through the direct kernels, all N images at once, with one dy
+ * preparation serving both passes. The data gradient of a "same" stride-1
+ * conv (pad = (R-1)/2) reads dy padded by pad in planes of row stride
+ * W + R - 1 = Q + R - 1, which is the weight gradient's row stride, so the
+ * weight gradient reads the same planes pad rows and columns in. A 3x3
+ * stride-2 conv with pad 1 takes its data gradient by output phases: dx
+ * at (2i+a, 2j+b) is a 2x2 stride-1 conv of dy (unpadded, one zero row
+ * and column after) with a subset of the weights, 4C "channels" in one
+ * launch, then put in place; those dy planes are the weight gradient's as
+ * they are. The phases do 16 taps' work for the 9 useful ones, where the
+ * dilated-dy form did 36. dx or dw may be NULL. *done = 0 when the shape
+ * or the workspace does not allow it (the caller runs the passes alone). */
+static qg_status direct_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
+                            const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx, int acc_dx,
+                            qg_tensor *dw, qg_tensor *dbias, int acc_dw, qg_tensor *ws,
+                            int *done)
+{
+    dparams p;
+    *done = 0;
+    qg_status st = direct_params(ctx, &p);
+    if (st != QG_OK)
+        return st;
+    int s2 = d->stride == 2 && d->pad == 1 && d->R == 3 && d->S == 3;
+    int s1 = d->stride == 1 && d->R == d->S && d->R - 1 == 2 * d->pad;
+    if ((!s1 && !s2) || !ws || ws->dtype != QG_DTYPE_F32)
+        return QG_OK;
+    const int N = d->N, VW = (int)p.VW, stv = d->stride;
+    const int T = (d->R + stv - 1) / stv, Ci = d->C * stv * stv;
+    const int Hp = (d->H + 1) / 2, Wp = (d->W + 1) / 2;
+    dgeom gw = direct_geom(T, d->P, d->Q, VW, VW);
+    dgeom gd = s2 ? direct_geom(2, Hp, Wp, (int)(p.VW * p.JT), VW)
+                  : direct_geom(d->R, d->H, d->W, (int)(p.VW * p.JT), VW);
+    int dKo = s2 ? 4 * d->C : d->C, dPo = s2 ? Hp : d->H, dQo = s2 ? Wp : d->W;
+    gd.QV = direct_slots(&gd, dPo, dQo, VW);
+    if (gd.Wd != gw.Wd || (s2 && (Hp != d->P || Wp != d->Q)))
+        return QG_OK;
+    size_t dy_off = s2 ? 0 : (size_t)d->pad * (gd.Wd + 1);
+    size_t need = dy_off + (size_t)gw.J;
+    dgeom gy = gd; /* the shared dy planes: long enough for both readers */
+    if ((size_t)gy.L < need)
+        gy.L = (int)qg__round_up(need, (size_t)gy.Wd);
+    int TD = s2 ? 2 : d->R;
+    int Kp = (int)qg__round_up((size_t)dKo, (size_t)p.KT);
+    int wn = direct_wn(&p, gw.J, N);
+    int nchunks = (N + wn - 1) / wn;
+    size_t part1 = (size_t)d->K * Ci * T * T;
+    size_t o_ph = qg__round_up((size_t)Kp * d->K * TD * TD, 16);
+    size_t o_dy = o_ph + (s2 && dx ? qg__round_up((size_t)N * dKo * Hp * Wp, 16) : 0);
+    size_t o_x = o_dy + qg__round_up((size_t)N * d->K * gy.L, 16);
+    size_t o_part = o_x + (dw ? qg__round_up((size_t)N * Ci * gw.L, 16) : 0);
+    size_t total = o_part + (dw ? (size_t)nchunks * part1 : 0);
+    if (total > qg_tensor_numel(ws) || total > (size_t)INT_MAX)
+        return QG_OK;
+
+    if (s2)
+        QG_TRY(dprep(ctx, dy, 0, N, d->K, d->P, d->Q, 1, 1, 1, 0, &gy, d->P, ws, o_dy));
+    else
+        QG_TRY(dprep(ctx, dy, 0, N, d->K, d->P, d->Q, 1, 1, 1, d->R - 1 - d->pad, &gy, gy.Hd,
+                     ws, o_dy));
+    if (dx) {
+        QG_TRY(dwprep(ctx, d, w, TD, s2 ? 2 : 1, Kp, d->K, ws));
+        gy.T = TD;
+        if (s2) {
+            QG_TRY(dfwd(ctx, &p, &gy, d->K, N, ws, o_dy, NULL, dKo, Hp, Wp, 0, ws, o_ph));
+            QG_TRY(dunphase(ctx, d, ws, o_ph, Hp, Wp, N, dx, acc_dx));
+        } else {
+            QG_TRY(dfwd(ctx, &p, &gy, d->K, N, ws, o_dy, NULL, d->C, d->H, d->W, acc_dx, dx, 0));
+        }
+    }
+    if (dw) {
+        QG_TRY(dprep(ctx, x, 0, N, d->C, d->H, d->W, stv, stv, 1, d->pad, &gw, gw.Hd, ws, o_x));
+        char name[64];
+        snprintf(name, sizeof name, "qg_conv_direct_wgrad_%dx%d", T, T);
+        qg_kargs a;
+        QG_TRY(dget(ctx, name, &a));
+        karg_at(&a, ws, o_x);
+        qg__karg_int(&a, Ci);
+        qg__karg_int(&a, gw.L);
+        qg__karg_int(&a, gw.Wd);
+        karg_at(&a, ws, o_dy + dy_off);
+        qg__karg_int(&a, d->K);
+        qg__karg_int(&a, gy.L);
+        qg__karg_int(&a, gw.J);
+        qg__karg_int(&a, N);
+        qg__karg_int(&a, wn);
+        karg_at(&a, ws, o_part);
+        size_t gl[3] = {(size_t)Ci, qg__round_up((size_t)d->K, (size_t)p.WKT) / (size_t)p.WKT,
+                        (size_t)nchunks};
+        size_t l[3] = {(size_t)p.WG, 1, 1};
+        QG_TRY(qg__kargs_launch(&a, 3, gl, l));
+        QG_TRY(dget(ctx, "qg_conv_direct_wgrad_sum", &a));
+        karg_at(&a, ws, o_part);
+        qg__karg_int(&a, nchunks);
+        qg__karg_int(&a, d->K);
+        qg__karg_int(&a, d->C);
+        qg__karg_int(&a, d->R);
+        qg__karg_int(&a, d->S);
+        qg__karg_int(&a, stv);
+        qg__karg_int(&a, T);
+        qg__karg_int(&a, T);
+        qg__karg_int(&a, acc_dw != 0);
+        qg__karg_tensor(&a, dw);
+        size_t n = (size_t)d->K * d->C * d->R * d->S, l1 = 64;
+        QG_TRY(qg__kargs_launch(&a, 1, &n, &l1));
+        if (dbias)
+            QG_TRY(bias_grad(ctx, dy, d->N, d->K, d->P * d->Q, dbias, acc_dw));
+    }
     *done = 1;
     return QG_OK;
 fail:
@@ -616,7 +784,9 @@ qg_status qg__conv2d_bwd_data(qg_ctx *ctx, const qg_conv_desc *d, const qg_tenso
         /* same workspace contract as the GEMM path */
         int done = 0, nb_gemm = 0;
         QG_TRY(chunk_images(ctx, op, d, ws, &nb_gemm));
-        QG_TRY(direct_bwd_data(ctx, d, dy, w, dx, ws, accumulate, &done));
+        QG_TRY(direct_bwd(ctx, d, NULL, dy, w, dx, accumulate, NULL, NULL, 0, ws, &done));
+        if (!done)
+            QG_TRY(direct_bwd_data(ctx, d, dy, w, dx, ws, accumulate, &done));
         if (done)
             return QG_OK;
     }
@@ -717,6 +887,38 @@ qg_status qg__conv2d_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_ten
     }
     if (dbias)
         QG_TRY(bias_grad(ctx, dy, d->N, d->K, (int)PQ, dbias, accumulate));
+    return QG_OK;
+fail:
+    return st;
+}
+
+qg_status qg__conv2d_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
+                         const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx, int acc_dx,
+                         qg_tensor *dw, qg_tensor *dbias, int acc_dw, qg_tensor *ws)
+{
+    static const char op[] = "conv2d_bwd";
+    qg_status st = check_desc(ctx, op, d);
+    if (st != QG_OK)
+        return st;
+    if (dx && dw && use_direct(d)) {
+        const size_t PQ = (size_t)d->P * d->Q, HW = (size_t)d->H * d->W;
+        int done = 0, nb_gemm = 0;
+        QG_TRY(check_t(ctx, op, "x", x, (size_t)d->N * d->C * HW));
+        QG_TRY(check_t(ctx, op, "dy", dy, (size_t)d->N * d->K * PQ));
+        QG_TRY(check_t(ctx, op, "w", w, (size_t)d->K * d->C * d->R * d->S));
+        QG_TRY(check_t(ctx, op, "dx", dx, (size_t)d->N * d->C * HW));
+        QG_TRY(check_t(ctx, op, "dw", dw, (size_t)d->K * d->C * d->R * d->S));
+        if (dbias)
+            QG_TRY(check_t(ctx, op, "dbias", dbias, (size_t)d->K));
+        QG_TRY(chunk_images(ctx, op, d, ws, &nb_gemm));
+        QG_TRY(direct_bwd(ctx, d, x, dy, w, dx, acc_dx, dw, dbias, acc_dw, ws, &done));
+        if (done)
+            return QG_OK;
+    }
+    if (dx)
+        QG_TRY(qg__conv2d_bwd_data(ctx, d, dy, w, dx, ws, acc_dx));
+    if (dw)
+        QG_TRY(qg__conv2d_bwd_weight(ctx, d, x, dy, dw, dbias, ws, acc_dw));
     return QG_OK;
 fail:
     return st;

@@ -42,6 +42,13 @@ qg_status qg__conv2d_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_ten
                                 const qg_tensor *dy, qg_tensor *dw, qg_tensor *dbias,
                                 qg_tensor *ws, int accumulate);
 
+/* Both gradients in one call (dx or dw may be NULL; each overwritten or
+ * added to by its own flag); the direct path then prepares dy once for
+ * both passes. */
+qg_status qg__conv2d_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
+                         const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx, int acc_dx,
+                         qg_tensor *dw, qg_tensor *dbias, int acc_dw, qg_tensor *ws);
+
 /* Linear: x [N, I], w [O, I], b [O] (optional), y [N, O] = x w^T + b. */
 qg_status qg__linear_fwd(qg_ctx *ctx, int N, int I, int O, const qg_tensor *x,
                          const qg_tensor *w, const qg_tensor *b, qg_tensor *y);

@@ -1,0 +1,163 @@
+/* bench/bench_conv.c: the convolutions of a CIFAR ResNet-20 training step,
+ * one line per distinct shape and pass (forward, data gradient, weight
+ * gradient, and bwd: both gradients in one call as training runs them):
+ * min and median ms over --runs, GFLOP/s and, with --peak, the
+ * fraction of the device's peak (bench/peak_flops measures it). The last
+ * lines weight each shape by how often ResNet-20 has it and give the conv
+ * time of one training step. Kernel parameters come from the tuning
+ * database as in training.
+ *
+ * usage: bench/bench_conv [--batch N] [--input CxHxW] [--runs N] [--peak GFLOPS]
+ *                         [--device N|NAME] */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "qgate.h"
+#include "cl/ctx.h"
+#include "ops/conv.h"
+
+typedef struct shape {
+    const char *what;
+    int c, k, stride, hdiv; /* input channels, output channels, stride, input H = H0/hdiv */
+    int count;              /* convs of this shape in ResNet-20 */
+} shape;
+
+static const shape shapes[] = {
+    {"stem 3x3", 0, 16, 1, 1, 1},
+    {"stage1 3x3 16-16", 16, 16, 1, 1, 6},
+    {"stage2 3x3 s2 16-32", 16, 32, 2, 1, 1},
+    {"stage2 3x3 32-32", 32, 32, 1, 2, 5},
+    {"stage3 3x3 s2 32-64", 32, 64, 2, 2, 1},
+    {"stage3 3x3 64-64", 64, 64, 1, 4, 5},
+};
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_conv: %s: %s\n", what, qg_last_error());
+    exit(1);
+}
+
+static qg_tensor *tensor(qg_ctx *ctx, int ndim, const int64_t *sh, const char *name)
+{
+    qg_tensor *t;
+    if (qg_tensor_new(ctx, ndim, sh, QG_DTYPE_F32, name, &t) != QG_OK)
+        die("allocating tensors");
+    size_t n = qg_tensor_numel(t);
+    float *h = malloc(n * sizeof *h);
+    for (size_t i = 0; i < n; i++)
+        h[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+    if (qg_tensor_write(t, h, n * sizeof *h) != QG_OK)
+        die("writing tensors");
+    free(h);
+    return t;
+}
+
+int main(int argc, char **argv)
+{
+    qg_ctx_opts o = {0};
+    int batch = 128, runs = 10, in_c = 3, in_h = 32, in_w = 32;
+    double peak = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
+            o.device = argv[++i];
+        else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
+            batch = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
+            runs = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--peak") == 0 && i + 1 < argc)
+            peak = atof(argv[++i]);
+        else if (strcmp(argv[i], "--input") == 0 && i + 1 < argc &&
+                 sscanf(argv[i + 1], "%dx%dx%d", &in_c, &in_h, &in_w) == 3)
+            i++;
+        else {
+            fprintf(stderr, "usage: bench_conv [--batch N] [--input CxHxW] [--runs N] "
+                            "[--peak GFLOPS] [--device N|NAME]\n");
+            return 2;
+        }
+    }
+    if (batch < 1 || runs < 1) {
+        fprintf(stderr, "bench_conv: --batch and --runs must be positive\n");
+        return 2;
+    }
+    qg_ctx *ctx;
+    if (qg_ctx_new(&o, &ctx) != QG_OK)
+        die("creating the context");
+    printf("device: %s (driver %s), batch %d, input %dx%dx%d, min/median of %d runs\n",
+           ctx->info.name, ctx->info.driver, batch, in_c, in_h, in_w, runs);
+    printf("%-22s %-6s %9s %9s %9s %7s\n", "shape", "pass", "min ms", "med ms", "GFLOP/s",
+           peak > 0 ? "%peak" : "");
+    double step_ms = 0, step_flop = 0;
+    double *t = malloc((size_t)runs * sizeof *t);
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        const shape *s = &shapes[si];
+        int c = s->c ? s->c : in_c, h = in_h / s->hdiv, w = in_w / s->hdiv;
+        qg_conv_desc d;
+        if (qg__conv_desc_init(ctx, &d, batch, c, h, w, s->k, 3, 3, s->stride, 1, 1) != QG_OK)
+            die(s->what);
+        int64_t xs[4] = {batch, c, h, w}, ys[4] = {batch, s->k, d.P, d.Q};
+        int64_t wsz[4] = {s->k, c, 3, 3}, wss[1] = {(int64_t)qg__conv_workspace_floats(&d)};
+        qg_tensor *x = tensor(ctx, 4, xs, "x"), *y = tensor(ctx, 4, ys, "y");
+        qg_tensor *dx = tensor(ctx, 4, xs, "dx"), *wt = tensor(ctx, 4, wsz, "w");
+        qg_tensor *dw = tensor(ctx, 4, wsz, "dw"), *ws = tensor(ctx, 1, wss, "ws");
+        double flop = 2.0 * batch * s->k * d.P * d.Q * c * 9;
+        static const char *passes[4] = {"fwd", "dgrad", "wgrad", "bwd"};
+        for (int pass = 0; pass < 4; pass++) {
+            if (pass == 1 && s->c == 0)
+                continue; /* the stem needs no input gradient */
+            for (int r = -1; r < runs; r++) {
+                double t0 = now();
+                qg_status st =
+                    pass == 0   ? qg__conv2d_fwd(ctx, &d, x, wt, NULL, y, ws)
+                    : pass == 1 ? qg__conv2d_bwd_data(ctx, &d, y, wt, dx, ws, 0)
+                    : pass == 2 ? qg__conv2d_bwd_weight(ctx, &d, x, y, dw, NULL, ws, 0)
+                                : qg__conv2d_bwd(ctx, &d, x, y, wt, s->c ? dx : NULL, 0, dw, NULL,
+                                                 0, ws);
+                if (st != QG_OK || qg_ctx_finish(ctx) != QG_OK)
+                    die(passes[pass]);
+                if (r >= 0) /* the first call builds and warms up */
+                    t[r] = (now() - t0) * 1e3;
+            }
+            qsort(t, (size_t)runs, sizeof *t, cmp);
+            /* bwd = both gradients (the stem's weight gradient only) */
+            double f = pass == 3 ? (s->c ? 2 : 1) * flop : flop;
+            double g = f / (t[0] * 1e-3) * 1e-9;
+            printf("%-22s %-6s %9.3f %9.3f %9.1f", s->what, passes[pass], t[0], t[runs / 2], g);
+            if (peak > 0)
+                printf(" %6.1f%%", 100.0 * g / peak);
+            printf("\n");
+            if (pass == 0 || pass == 3) { /* a training step: forward + both gradients */
+                step_ms += s->count * t[0];
+                step_flop += s->count * f;
+            }
+        }
+        qg_tensor *all[] = {x, y, dx, wt, dw, ws};
+        for (int i = 0; i < 6; i++)
+            qg_tensor_free(all[i]);
+    }
+    free(t);
+    double g = step_flop / (step_ms * 1e-3) * 1e-9;
+    printf("resnet20 training-step convs (fwd + bwd, min, weighted by count): %.1f ms, %.1f "
+           "GFLOP/s", step_ms, g);
+    if (peak > 0)
+        printf(", %.1f%% of peak", 100.0 * g / peak);
+    printf("\n");
+    qg_ctx_free(ctx);
+    return 0;
+}
