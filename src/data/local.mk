@@ -15,4 +15,4 @@ tests_test_safetensors_LDADD = $(TEST_LDADD)
 TESTS += tests/test_data tests/test_safetensors
 
 # Cross-check with PyTorch by hand (not run by make check).
-EXTRA_DIST += tests/tools/check_safetensors_torch.py
+EXTRA_DIST += tests/tools/check_safetensors_torch.py tests/tools/torch_eval_checkpoint.py
