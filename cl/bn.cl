@@ -280,3 +280,25 @@ void qg_bn_bwd(QG_T(const float, x), QG_T(const float, dy), int N, int C, int HW
         }
     BN_CHUNKS_END
 }
+
+/* Eval-mode batch norm folded into the convolution before it:
+ * a = gamma*invstd (gamma = 1 when affine == 0), wf[k][i] = w[k][i]*a[k],
+ * bf[k] = beta[k] + (b[k] - rmean[k])*a[k] (b = conv bias, 0 when has_b ==
+ * 0). One item per weight element: global = K*per (per = C*R*S). */
+__kernel void qg_bn_fold(QG_T(const float, w), int K, int per, QG_T(const float, b), int has_b,
+                         QG_T(const float, gamma), QG_T(const float, beta), int affine,
+                         QG_T(const float, rmean), QG_T(const float, rvar), float eps,
+                         QG_T(float, wf), QG_T(float, bf))
+{
+    int i = get_global_id(0);
+    if (i >= K * per)
+        return;
+    int k = i / per;
+    float invstd = 1.0f / sqrt(QG_P(rvar)[k] + eps);
+    float a = affine ? QG_P(gamma)[k] * invstd : invstd;
+    QG_P(wf)[i] = QG_P(w)[i] * a;
+    if (i - k * per == 0) {
+        float bk = has_b ? QG_P(b)[k] : 0.0f;
+        QG_P(bf)[k] = (affine ? QG_P(beta)[k] : 0.0f) + (bk - QG_P(rmean)[k]) * a;
+    }
+}

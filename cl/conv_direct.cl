@@ -184,7 +184,8 @@ __kernel void qg_conv_direct_unphase(QG_T(const float, ph), int C, int H, int W,
     }
 }
 
-/* y[n][k][p][q] (= or += when accumulate; + bias[k] when has_bias) the
+/* y[n][k][p][q] (= or += when accumulate; + bias[k] when has_bias; then
+ * clamped at 0 when relu: the eval-mode conv+BN+ReLU fold) the
  * TRxTS stride-1 convolution of planes xp[n][Ci][Lx] (row stride Wd) with
  * wp[Kp][Ci][TR][TS], for k < Ko, p < Po, q < Qo. An item computes KT
  * output channels at JT vectors of VW positions, in one of two modes:
@@ -202,7 +203,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))                        
 void qg_conv_direct_fwd_##TR##x##TS(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,   \
                                     QG_T(const float, wp), QG_T(const float, bias),         \
                                     int has_bias, int Ko, int Po, int Qo, int accumulate,   \
-                                    int QV, QG_T(float, y))                                 \
+                                    int QV, int relu, QG_T(float, y))                       \
 {                                                                                           \
     int g0 = get_global_id(0);                                                              \
     int k0 = get_global_id(1) * KT;                                                         \
@@ -261,12 +262,16 @@ void qg_conv_direct_fwd_##TR##x##TS(QG_T(const float, xp), int Ci, int Lx, int W
                 if (vq[jt] + VW <= Qo) {                                                    \
                     if (accumulate)                                                         \
                         v += vload_v(0, d);                                                 \
+                    if (relu)                                                               \
+                        v = fmax(v, (vec)0.0f);                                             \
                     vstore_v(v, 0, d);                                                      \
                 } else {                                                                    \
                     float t[VW];                                                            \
                     vstore_v(v, 0, t);                                                      \
-                    for (int l = 0; l < Qo - vq[jt]; l++)                                   \
-                        d[l] = accumulate ? d[l] + t[l] : t[l];                             \
+                    for (int l = 0; l < Qo - vq[jt]; l++) {                                 \
+                        float u = accumulate ? d[l] + t[l] : t[l];                          \
+                        d[l] = relu ? fmax(u, 0.0f) : u;                                    \
+                    }                                                                       \
                 }                                                                           \
             }                                                                               \
         }                                                                                   \
@@ -287,7 +292,8 @@ void qg_conv_direct_fwd_##TR##x##TS(QG_T(const float, xp), int Ci, int Lx, int W
                 if (has_bias)                                                               \
                     v += QG_P(bias)[k0 + kt];                                               \
                 __global float *d = yb + (k0 + kt) * PQ + o;                                \
-                *d = accumulate ? *d + v : v;                                               \
+                v = accumulate ? *d + v : v;                                                \
+                *d = relu ? fmax(v, 0.0f) : v;                                              \
             }                                                                               \
         }                                                                                   \
         if (++q == Wd) {                                                                    \

@@ -327,6 +327,45 @@ Test(bn, fused_residual_relu_matches_composed_references)
     }
 }
 
+/* Eval BN folded into conv weights: device vs the double-precision
+ * reference, |got - want| <= 1e-6 + 1e-5*|want|, with and without a conv
+ * bias and affine parameters, K = 5 channels of 3x3x3 weights. */
+Test(bn, fold_into_conv_matches_reference)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    const int K = 5, per = 27;
+    int64_t ws[4] = {K, 3, 3, 3}, ks[1] = {K};
+    float *w = rand_vec((size_t)K * per, -1, 1, 700), *b = rand_vec(K, -1, 1, 701);
+    float *g = rand_vec(K, 0.5f, 1.5f, 702), *bt = rand_vec(K, -0.5f, 0.5f, 703);
+    float *rm = rand_vec(K, -0.3f, 0.3f, 704), *rv = rand_vec(K, 0.2f, 3.0f, 705);
+    float wf_ref[5 * 27], bf_ref[5];
+    for (int mode = 0; mode < 4; mode++) {
+        int has_b = mode & 1, affine = mode >> 1;
+        qg_ref_bn_fold(K, per, w, has_b ? b : NULL, affine ? g : NULL, affine ? bt : NULL, rm,
+                       rv, 1e-5f, wf_ref, bf_ref);
+        dbuf tw = dbuf_new(ctx, 4, ws, w), tb = dbuf_new(ctx, 1, ks, b);
+        dbuf tg = dbuf_new(ctx, 1, ks, g), tbt = dbuf_new(ctx, 1, ks, bt);
+        dbuf trm = dbuf_new(ctx, 1, ks, rm), trv = dbuf_new(ctx, 1, ks, rv);
+        dbuf twf = dbuf_new(ctx, 4, ws, NULL), tbf = dbuf_new(ctx, 1, ks, NULL);
+        QG_EXPECT_OK(qg__bn_fold(ctx, tw.view, has_b ? tb.view : NULL, affine ? tg.view : NULL,
+                                 affine ? tbt.view : NULL, trm.view, trv.view, 1e-5f, twf.view,
+                                 tbf.view));
+        char l[48];
+        snprintf(l, sizeof l, "bias=%d affine=%d", has_b, affine);
+        expect_close(&twf, wf_ref, 1e-6f, 1e-5f, "folded weight", l);
+        expect_close(&tbf, bf_ref, 1e-6f, 1e-5f, "folded bias", l);
+        dbuf *all[] = {&tw, &tb, &tg, &tbt, &trm, &trv};
+        for (size_t i = 0; i < 6; i++)
+            dbuf_free(all[i]);
+    }
+    free(w);
+    free(b);
+    free(g);
+    free(bt);
+    free(rm);
+    free(rv);
+}
+
 Test(bn, fused_relu_without_output_is_an_error)
 {
     qg_ctx *ctx = qg_test_ctx();

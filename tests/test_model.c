@@ -143,6 +143,77 @@ static void gradcheck(char shortcut)
 Test(model, gradients_match_finite_differences_option_a) { gradcheck('A'); }
 Test(model, gradients_match_finite_differences_option_b) { gradcheck('B'); }
 
+/* Eval forward with each conv+BN(+residual+ReLU) folded into one conv
+ * equals the node-by-node eval forward, after a few training steps have
+ * moved the BN statistics off their initial values. Option A and B,
+ * 32x32 and odd 7x5 maps; |folded - unfolded| <= 1e-4 + 1e-4*|unfolded|. */
+static void eval_fold_case(char shortcut, int h, int w, uint32_t seed)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    qg_model *m;
+    qg_resnet_opts o = {.depth = 8, .shortcut = shortcut, .in_c = 3, .in_h = h, .in_w = w,
+                        .classes = 5, .seed = seed};
+    QG_EXPECT_OK(qg__model_resnet_cifar(ctx, &o, &m));
+    QG_EXPECT_OK(qg__model_setup(m, 4));
+    /* ResNet-8: the stem and both convs of 3 blocks (3x3) fold; option B's
+     * 1x1 shortcut convs take the GEMM path and stay apart. */
+    cr_expect_eq(m->eval_folds, 7, "%d convs linked to their BN", m->eval_folds);
+    size_t nx = qg_tensor_numel(qg__model_input(m));
+    float *x = malloc(nx * sizeof *x);
+    qg_test_fill(x, nx, -1, 1, seed);
+    QG_EXPECT_OK(qg_tensor_write(qg__model_input(m), x, nx * sizeof *x));
+    int32_t lab[4] = {0, 3, 1, 4};
+    int64_t s4[1] = {4}, s1[1] = {1};
+    qg_tensor *labels, *ls, *cor;
+    QG_EXPECT_OK(qg_tensor_new(ctx, 1, s4, QG_DTYPE_I32, "labels", &labels));
+    QG_EXPECT_OK(qg_tensor_write(labels, lab, sizeof lab));
+    QG_EXPECT_OK(qg_tensor_new(ctx, 1, s1, QG_DTYPE_F32, "loss", &ls));
+    QG_EXPECT_OK(qg_tensor_new(ctx, 1, s1, QG_DTYPE_I32, "correct", &cor));
+    qg_optim_cfg oc = {.kind = QG_OPTIM_SGD, .lr = 0.05f, .momentum = 0.9f,
+                       .weight_decay = 1e-4f, .decay_kinds = QG_DECAY_ALL};
+    QG_EXPECT_OK(qg__optim_ensure_state(m, &oc));
+    for (int step = 0; step < 3; step++) {
+        device_loss(ctx, m, labels, ls, cor, qg__model_logits_grad(m));
+        QG_EXPECT_OK(qg__model_backward(m));
+        QG_EXPECT_OK(qg__optim_step(m, &oc, 0.05f, step + 1));
+    }
+    m->no_eval_fold = 1;
+    QG_EXPECT_OK(qg__model_forward(m, 0));
+    float *want = qg_test_read(qg__model_logits(m));
+    m->no_eval_fold = 0;
+    /* Poison the logits so a fold that skipped a layer cannot pass. */
+    size_t nl = qg_tensor_numel(qg__model_logits(m));
+    float *nan = malloc(nl * sizeof *nan);
+    for (size_t i = 0; i < nl; i++)
+        nan[i] = NAN;
+    QG_EXPECT_OK(qg_tensor_write(qg__model_logits(m), nan, nl * sizeof *nan));
+    QG_EXPECT_OK(qg__model_forward(m, 0));
+    float *got = qg_test_read(qg__model_logits(m));
+    char l[64];
+    snprintf(l, sizeof l, "eval fold %c %dx%d", shortcut, h, w);
+    cr_expect(qg_test_allclose(l, got, want, nl, 1e-4f, 1e-4f), "%s", l);
+    /* The logits depend on the input: not a constant the fold produced. */
+    double spread = 0;
+    for (size_t i = 1; i < nl; i++)
+        spread = fmax(spread, fabs(want[i] - want[0]));
+    cr_expect_gt(spread, 1e-3, "%s: degenerate logits", l);
+    free(x);
+    free(want);
+    free(got);
+    free(nan);
+    qg_tensor_free(labels);
+    qg_tensor_free(ls);
+    qg_tensor_free(cor);
+    qg__model_free(m);
+}
+
+Test(model, eval_fold_matches_node_by_node_eval)
+{
+    eval_fold_case('A', 32, 32, 21);
+    eval_fold_case('B', 32, 32, 22);
+    eval_fold_case('A', 7, 5, 23);
+}
+
 Test(model, schedules_follow_pytorch)
 {
     qg_schedule s = {.kind = QG_SCHED_MULTISTEP, .gamma = 0.1f, .epochs = 200};

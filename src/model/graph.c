@@ -221,6 +221,7 @@ qg_status qg__model_setup(qg_model *m, int batch)
         goto fail;
     int64_t wshape[1] = {(int64_t)ws};
     QG_TRY(qg_tensor_new(m->ctx, 1, wshape, QG_DTYPE_F32, "workspace", &m->workspace));
+    QG_TRY(qg__nodes_link_eval_folds(m));
     return QG_OK;
 fail:
     free_arena(m);

@@ -86,6 +86,8 @@ struct qg_model {
     int train_mode;          /* forward(train) was the last forward */
     qg_tensor *grad_norm_acc; /* 1 float, for gradient clipping */
     double *prof_fwd, *prof_bwd;  /* per-node seconds when profiling (bench) */
+    int no_eval_fold;        /* keep eval-mode BN out of the convs (tests compare) */
+    int eval_folds;          /* convs linked to their BN (qg__nodes_link_eval_folds) */
 };
 
 qg_status qg__model_new(qg_ctx *ctx, const char *arch, int in_c, int in_h, int in_w,
@@ -130,6 +132,12 @@ qg_status qg__model_gate_reset(qg_model *m);
 static inline qg_act *qg__act(qg_model *m, int id) { return &m->acts[id]; }
 /* Gradient accumulation flag for input `id`, then marks it written. */
 int qg__act_grad_begin(qg_model *m, int id);
+
+/* Links each conv whose output only feeds a batch-norm node to that node,
+ * so eval-mode forward folds the BN (and its residual add and ReLU) into
+ * the conv's weights and epilogue: one pass instead of three. Called by
+ * qg__model_setup once the nodes are set up. */
+qg_status qg__nodes_link_eval_folds(qg_model *m);
 
 /* Parameter count (trainable elements) and multiply-adds per sample of
  * the nodes that report them (conv, linear). */

@@ -76,7 +76,11 @@ typedef struct conv_priv {
     int cout, k, stride, pad, groups;
     qg_conv_desc d;
     qg_param *w, *b;
+    qg_node *fold;           /* the BN node folded in at eval, or NULL */
+    qg_tensor *wf, *bf;      /* folded weights and bias */
 } conv_priv;
+
+static qg_status conv_fold_forward(qg_node *n, qg_model *m);
 
 static qg_status conv_setup(qg_node *n, qg_model *m, size_t *ws)
 {
@@ -93,6 +97,11 @@ static qg_status conv_setup(qg_node *n, qg_model *m, size_t *ws)
 static qg_status conv_forward(qg_node *n, qg_model *m, int train)
 {
     conv_priv *p = n->priv;
+    if (!train && p->fold && !m->no_eval_fold) {
+        qg_status st = conv_fold_forward(n, m);
+        if (st != QG_ERR_UNSUPPORTED)
+            return st;
+    }
     return qg__conv2d_fwd(m->ctx, &p->d, IN0(n, m)->value, p->w->value,
                           p->b ? p->b->value : NULL, OUT(n, m)->value, m->workspace);
 }
@@ -108,8 +117,18 @@ static qg_status conv_backward(qg_node *n, qg_model *m)
                           p->b ? p->b->grad : NULL, 0, m->workspace);
 }
 
+static void conv_destroy(qg_node *n)
+{
+    conv_priv *p = n->priv;
+    if (p) {
+        qg_tensor_free(p->wf);
+        qg_tensor_free(p->bf);
+    }
+    destroy_free(n);
+}
+
 static const qg_node_ops conv_ops = {.type = "conv2d", .setup = conv_setup,
-                                     .forward = conv_forward, .backward = conv_backward, .destroy = destroy_free};
+                                     .forward = conv_forward, .backward = conv_backward, .destroy = conv_destroy};
 
 int qg__node_conv(qg_model *m, const char *name, int in, int cout, int k, int stride, int pad,
                   int groups, int bias, qg_rng *rng)
@@ -164,6 +183,7 @@ typedef struct bn_priv {
     int stride;              /* option-A shortcut stride */
     int option_a;
     qg_tensor *sc;
+    int eval_done;           /* the conv before wrote this eval forward's output */
 } bn_priv;
 
 static qg_status bn_setup(qg_node *n, qg_model *m, size_t *ws)
@@ -190,6 +210,10 @@ static qg_status bn_forward(qg_node *n, qg_model *m, int train)
 {
     bn_priv *p = n->priv;
     qg_status st = QG_OK;
+    if (!train && p->eval_done) {
+        p->eval_done = 0;
+        return QG_OK;
+    }
     const qg_tensor *res = NULL;
     if (n->in[1] >= 0) {
         res = IN1(n, m)->value;
@@ -314,6 +338,74 @@ fail:
 int qg__node_bn(qg_model *m, const char *name, int in)
 {
     return qg__node_bn_act(m, name, in, -1, 1, 0);
+}
+
+/* ---- eval-mode conv + BN (+ residual + ReLU) fold ------------------------- */
+
+/* relu(bn_eval(conv(x, w)) + shortcut(res)) as one conv: the residual goes
+ * into the output first, then the conv adds conv(x, wf) + bf and clamps.
+ * QG_ERR_UNSUPPORTED (nothing written) when the conv has no such epilogue;
+ * the caller then runs the nodes one by one. */
+static qg_status conv_fold_forward(qg_node *n, qg_model *m)
+{
+    conv_priv *p = n->priv;
+    qg_node *bn = p->fold;
+    bn_priv *b = bn->priv;
+    qg_tensor *y = OUT(bn, m)->value;
+    qg_status st = qg__bn_fold(m->ctx, p->w->value, p->b ? p->b->value : NULL, b->gamma->value,
+                               b->beta->value, b->mean->value, b->var->value, 1e-5f, p->wf,
+                               p->bf);
+    if (st != QG_OK)
+        return st;
+    int has_res = bn->in[1] >= 0;
+    if (has_res) {
+        const qg_tensor *res = IN1(bn, m)->value;
+        st = b->option_a ? qg__shortcut_a_fwd(m->ctx, res, b->stride, y, 0)
+                         : qg__eltwise_axpby(m->ctx, 1.0f, res, 0.0f, y);
+        if (st != QG_OK)
+            return st;
+    }
+    st = qg__conv2d_fwd_fused(m->ctx, &p->d, IN0(n, m)->value, p->wf, p->bf, y, m->workspace,
+                              has_res, b->relu);
+    if (st == QG_OK)
+        b->eval_done = 1;
+    return st;
+}
+
+qg_status qg__nodes_link_eval_folds(qg_model *m)
+{
+    m->eval_folds = 0;
+    for (int i = 0; i < m->nnodes; i++) {
+        qg_node *c = &m->nodes[i];
+        if (c->ops != &conv_ops)
+            continue;
+        conv_priv *p = c->priv;
+        p->fold = NULL;
+        int uses = 0;
+        qg_node *bn = NULL;
+        for (int j = 0; j < m->nnodes; j++)
+            for (int k = 0; k < 2; k++)
+                if (m->nodes[j].in[k] == c->out) {
+                    uses++;
+                    bn = &m->nodes[j];
+                }
+        if (uses != 1 || (bn->ops != &bn_ops && bn->ops != &bn_act_ops) ||
+            bn->in[0] != c->out || !qg__conv2d_fwd_fusable(&p->d))
+            continue;
+        qg_status st = QG_OK;
+        if (!p->wf) {
+            int64_t ks[1] = {p->cout};
+            QG_TRY(qg_tensor_new(m->ctx, p->w->value->ndim, p->w->value->shape, QG_DTYPE_F32,
+                                 "conv.folded_weight", &p->wf));
+            QG_TRY(qg_tensor_new(m->ctx, 1, ks, QG_DTYPE_F32, "conv.folded_bias", &p->bf));
+        }
+        p->fold = bn;
+        m->eval_folds++;
+        continue;
+fail:
+        return st;
+    }
+    return QG_OK;
 }
 
 /* ---- relu ---------------------------------------------------------------- */

@@ -266,3 +266,50 @@ qg_status qg__bn_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *dy,
     return qg__bn_act_bwd(ctx, x, NULL, dy, gamma, save_mean, save_invstd, 0, dx, dgamma,
                           dbeta, accumulate, NULL, 0);
 }
+
+qg_status qg__bn_fold(qg_ctx *ctx, const qg_tensor *w, const qg_tensor *b,
+                      const qg_tensor *gamma, const qg_tensor *beta,
+                      const qg_tensor *running_mean, const qg_tensor *running_var, float eps,
+                      qg_tensor *wf, qg_tensor *bf)
+{
+    const char *op = "bn_fold";
+    if (!w || !wf || !bf || w->ndim < 1)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: w, wf and bf are required", op);
+    int K = (int)w->shape[0];
+    size_t n = qg_tensor_numel(w);
+    qg_status st = check(ctx, op, "wf", wf, n, 0);
+    if (st == QG_OK)
+        st = check(ctx, op, "bf", bf, (size_t)K, 0);
+    if (st == QG_OK)
+        st = check(ctx, op, "conv bias", b, (size_t)K, 1);
+    if (st == QG_OK)
+        st = check_affine(ctx, op, gamma, beta, K);
+    if (st == QG_OK)
+        st = check(ctx, op, "running_mean", running_mean, (size_t)K, 0);
+    if (st == QG_OK)
+        st = check(ctx, op, "running_var", running_var, (size_t)K, 0);
+    if (st == QG_OK && n > INT_MAX)
+        st = qg__error(ctx, QG_ERR_SHAPE, "%s: weight '%s' beyond 2^31 elements", op, w->name);
+    qg_kargs a;
+    size_t wg;
+    int vw;
+    if (st == QG_OK)
+        st = get(ctx, "qg_bn_fold", &a, &wg, &vw);
+    if (st != QG_OK)
+        return st;
+    qg__karg_tensor(&a, w);
+    qg__karg_int(&a, K);
+    qg__karg_int(&a, (int)(n / (size_t)K));
+    qg__karg_tensor(&a, b ? b : w);
+    qg__karg_int(&a, b != NULL);
+    qg__karg_tensor(&a, gamma ? gamma : running_mean);
+    qg__karg_tensor(&a, beta ? beta : running_mean);
+    qg__karg_int(&a, gamma != NULL);
+    qg__karg_tensor(&a, running_mean);
+    qg__karg_tensor(&a, running_var);
+    qg__karg_float(&a, eps);
+    qg__karg_tensor(&a, wf);
+    qg__karg_tensor(&a, bf);
+    size_t l = 64;
+    return qg__kargs_launch(&a, 1, &n, &l);
+}

@@ -71,6 +71,8 @@ static size_t per_image(const qg_conv_desc *d)
     return ((size_t)d->C * d->R * d->S + (size_t)d->K) * (size_t)d->P * d->Q;
 }
 
+static size_t direct_ws_bound(const qg_conv_desc *d);
+
 size_t qg__conv_workspace_floats(const qg_conv_desc *d)
 {
     size_t per = per_image(d);
@@ -79,6 +81,11 @@ size_t qg__conv_workspace_floats(const qg_conv_desc *d)
         nb = 1;
     if (nb > (size_t)d->N)
         nb = (size_t)d->N;
+    /* Shapes the direct kernels take need the GEMM path's room for one
+     * image only (its contract), not its batch-wide target. */
+    size_t direct = direct_ws_bound(d);
+    if (direct)
+        return per > direct ? per : direct;
     return nb * per;
 }
 
@@ -401,7 +408,8 @@ static qg_status dwprep(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *w, 
  * the weights at 0. */
 static qg_status dfwd(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int nb,
                       const qg_tensor *ws, size_t xp_extra, const qg_tensor *bias, int Ko,
-                      int Po, int Qo, int accumulate, const qg_tensor *out, size_t out_extra)
+                      int Po, int Qo, int accumulate, int relu, const qg_tensor *out,
+                      size_t out_extra)
 {
     qg_kargs a;
     char name[64];
@@ -422,6 +430,7 @@ static qg_status dfwd(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int
     qg__karg_int(&a, Qo);
     qg__karg_int(&a, accumulate != 0);
     qg__karg_int(&a, g->QV);
+    qg__karg_int(&a, relu != 0);
     karg_at(&a, out, out_extra);
     size_t items = g->QV ? ((size_t)Po * g->QV + (size_t)p->JT - 1) / (size_t)p->JT
                          : (size_t)g->J / (size_t)(p->VW * p->JT);
@@ -435,7 +444,7 @@ static qg_status dfwd(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int
  * image's planes (the caller then takes the GEMM path). */
 static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                             const qg_tensor *w, const qg_tensor *bias, qg_tensor *y,
-                            qg_tensor *ws, int *done)
+                            qg_tensor *ws, int accumulate, int relu, int *done)
 {
     dparams p;
     qg_status st = direct_params(ctx, &p);
@@ -456,7 +465,7 @@ static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
         int cnt = d->N - n0 < nb ? d->N - n0 : nb;
         QG_TRY(dprep(ctx, x, n0, cnt, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd, ws,
                      wsz));
-        QG_TRY(dfwd(ctx, &p, &g, Ci, cnt, ws, wsz, bias, d->K, d->P, d->Q, 0, y,
+        QG_TRY(dfwd(ctx, &p, &g, Ci, cnt, ws, wsz, bias, d->K, d->P, d->Q, accumulate, relu, y,
                     (size_t)n0 * d->K * PQ));
     }
     *done = 1;
@@ -488,7 +497,7 @@ static qg_status direct_bwd_data(qg_ctx *ctx, const qg_conv_desc *d, const qg_te
         int cnt = d->N - n0 < nb ? d->N - n0 : nb;
         QG_TRY(dprep(ctx, dy, n0, cnt, d->K, d->P, d->Q, 1, 1, d->stride, d->R - 1 - d->pad,
                      &g, g.Hd, ws, wsz));
-        QG_TRY(dfwd(ctx, &p, &g, d->K, cnt, ws, wsz, NULL, d->C, d->H, d->W, accumulate, dx,
+        QG_TRY(dfwd(ctx, &p, &g, d->K, cnt, ws, wsz, NULL, d->C, d->H, d->W, accumulate, 0, dx,
                     (size_t)n0 * d->C * HW));
     }
     *done = 1;
@@ -607,6 +616,73 @@ static qg_status dunphase(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *w
  * they are. The phases do 16 taps' work for the 9 useful ones, where the
  * dilated-dy form did 36. dx or dw may be NULL. *done = 0 when the shape
  * or the workspace does not allow it (the caller runs the passes alone). */
+/* Where direct_bwd keeps what in its workspace, for all N images; ok = 0
+ * when the shape has no shared-dy form. */
+typedef struct bwd_layout {
+    int ok, s2, T, Ci, TD, Kp, dKo, Hp, Wp, wn, nchunks;
+    dgeom gw, gy;
+    size_t dy_off, part1, o_ph, o_dy, o_x, o_part, total;
+} bwd_layout;
+
+static bwd_layout direct_bwd_layout(const qg_conv_desc *d, const dparams *p, int want_dx,
+                                    int want_dw)
+{
+    bwd_layout b = {0};
+    b.s2 = d->stride == 2 && d->pad == 1 && d->R == 3 && d->S == 3;
+    int s1 = d->stride == 1 && d->R == d->S && d->R - 1 == 2 * d->pad;
+    if (!s1 && !b.s2)
+        return b;
+    const int N = d->N, VW = (int)p->VW, stv = d->stride;
+    b.T = (d->R + stv - 1) / stv;
+    b.Ci = d->C * stv * stv;
+    b.Hp = (d->H + 1) / 2;
+    b.Wp = (d->W + 1) / 2;
+    b.gw = direct_geom(b.T, d->P, d->Q, VW, VW);
+    dgeom gd = b.s2 ? direct_geom(2, b.Hp, b.Wp, (int)(p->VW * p->JT), VW)
+                    : direct_geom(d->R, d->H, d->W, (int)(p->VW * p->JT), VW);
+    b.dKo = b.s2 ? 4 * d->C : d->C;
+    gd.QV = direct_slots(&gd, b.s2 ? b.Hp : d->H, b.s2 ? b.Wp : d->W, VW);
+    if (gd.Wd != b.gw.Wd || (b.s2 && (b.Hp != d->P || b.Wp != d->Q)))
+        return b;
+    b.dy_off = b.s2 ? 0 : (size_t)d->pad * (gd.Wd + 1);
+    size_t need = b.dy_off + (size_t)b.gw.J;
+    b.gy = gd; /* the shared dy planes: long enough for both readers */
+    if ((size_t)b.gy.L < need)
+        b.gy.L = (int)qg__round_up(need, (size_t)b.gy.Wd);
+    b.TD = b.s2 ? 2 : d->R;
+    b.Kp = (int)qg__round_up((size_t)b.dKo, (size_t)p->KT);
+    b.wn = direct_wn(p, b.gw.J, N);
+    b.nchunks = (N + b.wn - 1) / b.wn;
+    b.part1 = (size_t)d->K * b.Ci * b.T * b.T;
+    b.o_ph = qg__round_up((size_t)b.Kp * d->K * b.TD * b.TD, 16);
+    b.o_dy = b.o_ph + (b.s2 && want_dx ? qg__round_up((size_t)N * b.dKo * b.Hp * b.Wp, 16) : 0);
+    b.o_x = b.o_dy + qg__round_up((size_t)N * d->K * b.gy.L, 16);
+    b.o_part = b.o_x + (want_dw ? qg__round_up((size_t)N * b.Ci * b.gw.L, 16) : 0);
+    b.total = b.o_part + (want_dw ? (size_t)b.nchunks * b.part1 : 0);
+    b.ok = 1;
+    return b;
+}
+
+/* Workspace floats the direct kernels want for the whole batch under any
+ * valid parameters (the widest tiles): the forward planes and the shared-dy
+ * backward, so neither falls back to slower paths for want of room; when
+ * that passes 4x the usual target, one image's forward planes (the rest
+ * then runs in chunks). 0 for shapes the direct kernels do not take. */
+static size_t direct_ws_bound(const qg_conv_desc *d)
+{
+    if (!use_direct(d))
+        return 0;
+    const dparams wp = {.WG = 8, .VW = 16, .JT = 4, .KT = 8, .WKT = 3, .WN = 1};
+    int stv = d->stride, T = (d->R + stv - 1) / stv, Ci = d->C * stv * stv;
+    dgeom g = direct_geom(T, d->P, d->Q, (int)(wp.VW * wp.JT), (int)wp.VW);
+    size_t wsz = qg__round_up(qg__round_up((size_t)d->K, 8) * Ci * T * T, 16);
+    size_t one = wsz + (size_t)Ci * g.L, all = wsz + (size_t)d->N * Ci * g.L;
+    bwd_layout b = direct_bwd_layout(d, &wp, 1, 1);
+    if (b.ok && b.total > all)
+        all = b.total;
+    return all <= 4 * QG_CONV_WS_TARGET ? all : one;
+}
+
 static qg_status direct_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                             const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx, int acc_dx,
                             qg_tensor *dw, qg_tensor *dbias, int acc_dw, qg_tensor *ws,
@@ -617,37 +693,16 @@ static qg_status direct_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
     qg_status st = direct_params(ctx, &p);
     if (st != QG_OK)
         return st;
-    int s2 = d->stride == 2 && d->pad == 1 && d->R == 3 && d->S == 3;
-    int s1 = d->stride == 1 && d->R == d->S && d->R - 1 == 2 * d->pad;
-    if ((!s1 && !s2) || !ws || ws->dtype != QG_DTYPE_F32)
+    if (!ws || ws->dtype != QG_DTYPE_F32)
         return QG_OK;
-    const int N = d->N, VW = (int)p.VW, stv = d->stride;
-    const int T = (d->R + stv - 1) / stv, Ci = d->C * stv * stv;
-    const int Hp = (d->H + 1) / 2, Wp = (d->W + 1) / 2;
-    dgeom gw = direct_geom(T, d->P, d->Q, VW, VW);
-    dgeom gd = s2 ? direct_geom(2, Hp, Wp, (int)(p.VW * p.JT), VW)
-                  : direct_geom(d->R, d->H, d->W, (int)(p.VW * p.JT), VW);
-    int dKo = s2 ? 4 * d->C : d->C, dPo = s2 ? Hp : d->H, dQo = s2 ? Wp : d->W;
-    gd.QV = direct_slots(&gd, dPo, dQo, VW);
-    if (gd.Wd != gw.Wd || (s2 && (Hp != d->P || Wp != d->Q)))
+    bwd_layout b = direct_bwd_layout(d, &p, dx != NULL, dw != NULL);
+    if (!b.ok || b.total > qg_tensor_numel(ws) || b.total > (size_t)INT_MAX)
         return QG_OK;
-    size_t dy_off = s2 ? 0 : (size_t)d->pad * (gd.Wd + 1);
-    size_t need = dy_off + (size_t)gw.J;
-    dgeom gy = gd; /* the shared dy planes: long enough for both readers */
-    if ((size_t)gy.L < need)
-        gy.L = (int)qg__round_up(need, (size_t)gy.Wd);
-    int TD = s2 ? 2 : d->R;
-    int Kp = (int)qg__round_up((size_t)dKo, (size_t)p.KT);
-    int wn = direct_wn(&p, gw.J, N);
-    int nchunks = (N + wn - 1) / wn;
-    size_t part1 = (size_t)d->K * Ci * T * T;
-    size_t o_ph = qg__round_up((size_t)Kp * d->K * TD * TD, 16);
-    size_t o_dy = o_ph + (s2 && dx ? qg__round_up((size_t)N * dKo * Hp * Wp, 16) : 0);
-    size_t o_x = o_dy + qg__round_up((size_t)N * d->K * gy.L, 16);
-    size_t o_part = o_x + (dw ? qg__round_up((size_t)N * Ci * gw.L, 16) : 0);
-    size_t total = o_part + (dw ? (size_t)nchunks * part1 : 0);
-    if (total > qg_tensor_numel(ws) || total > (size_t)INT_MAX)
-        return QG_OK;
+    const int N = d->N, stv = d->stride, s2 = b.s2, T = b.T, Ci = b.Ci, TD = b.TD;
+    const int Kp = b.Kp, dKo = b.dKo, Hp = b.Hp, Wp = b.Wp, wn = b.wn, nchunks = b.nchunks;
+    dgeom gw = b.gw, gy = b.gy;
+    const size_t dy_off = b.dy_off, o_ph = b.o_ph, o_dy = b.o_dy, o_x = b.o_x;
+    const size_t o_part = b.o_part;
 
     if (s2)
         QG_TRY(dprep(ctx, dy, 0, N, d->K, d->P, d->Q, 1, 1, 1, 0, &gy, d->P, ws, o_dy));
@@ -658,10 +713,11 @@ static qg_status direct_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
         QG_TRY(dwprep(ctx, d, w, TD, s2 ? 2 : 1, Kp, d->K, ws));
         gy.T = TD;
         if (s2) {
-            QG_TRY(dfwd(ctx, &p, &gy, d->K, N, ws, o_dy, NULL, dKo, Hp, Wp, 0, ws, o_ph));
+            QG_TRY(dfwd(ctx, &p, &gy, d->K, N, ws, o_dy, NULL, dKo, Hp, Wp, 0, 0, ws, o_ph));
             QG_TRY(dunphase(ctx, d, ws, o_ph, Hp, Wp, N, dx, acc_dx));
         } else {
-            QG_TRY(dfwd(ctx, &p, &gy, d->K, N, ws, o_dy, NULL, d->C, d->H, d->W, acc_dx, dx, 0));
+            QG_TRY(dfwd(ctx, &p, &gy, d->K, N, ws, o_dy, NULL, d->C, d->H, d->W, acc_dx, 0, dx,
+                        0));
         }
     }
     if (dw) {
@@ -731,7 +787,7 @@ qg_status qg__conv2d_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
         /* same workspace contract as the GEMM path */
         int done = 0, nb_gemm = 0;
         QG_TRY(chunk_images(ctx, op, d, ws, &nb_gemm));
-        QG_TRY(direct_fwd(ctx, d, x, w, bias, y, ws, &done));
+        QG_TRY(direct_fwd(ctx, d, x, w, bias, y, ws, 0, 0, &done));
         if (done)
             return QG_OK;
     }
@@ -761,6 +817,37 @@ qg_status qg__conv2d_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
         karg_at(&a, y, (size_t)n0 * K * PQ);
         QG_TRY(launch2d(&a, PQ, (size_t)cnt * K, wg));
     }
+    return QG_OK;
+fail:
+    return st;
+}
+
+int qg__conv2d_fwd_fusable(const qg_conv_desc *d)
+{
+    return use_direct(d);
+}
+
+qg_status qg__conv2d_fwd_fused(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
+                               const qg_tensor *w, const qg_tensor *bias, qg_tensor *y,
+                               qg_tensor *ws, int accumulate, int relu)
+{
+    static const char op[] = "conv2d_fwd_fused";
+    qg_status st = check_desc(ctx, op, d);
+    if (st != QG_OK)
+        return st;
+    if (!use_direct(d))
+        return qg__error(ctx, QG_ERR_UNSUPPORTED, "%s: %dx%d stride-%d conv with %d groups has "
+                         "no fused epilogue", op, d->R, d->S, d->stride, d->groups);
+    QG_TRY(check_t(ctx, op, "x", x, (size_t)d->N * d->C * d->H * d->W));
+    QG_TRY(check_t(ctx, op, "w", w, (size_t)d->K * d->C * d->R * d->S));
+    QG_TRY(check_t(ctx, op, "y", y, (size_t)d->N * d->K * d->P * d->Q));
+    if (bias)
+        QG_TRY(check_t(ctx, op, "bias", bias, (size_t)d->K));
+    int done = 0;
+    QG_TRY(direct_fwd(ctx, d, x, w, bias, y, ws, accumulate, relu, &done));
+    if (!done)
+        return qg__error(ctx, QG_ERR_UNSUPPORTED, "%s: workspace '%s' cannot hold one image's "
+                         "planes", op, ws ? ws->name : "(none)");
     return QG_OK;
 fail:
     return st;

@@ -47,6 +47,15 @@ qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
                          qg_tensor *dx, qg_tensor *dgamma, qg_tensor *dbeta, int accumulate,
                          qg_tensor *dres, int res_accumulate);
 
+/* Eval-mode batch norm folded into the convolution w [K, ...] (bias b [K]
+ * or NULL) before it: wf = w*a, bf = beta + (b - running_mean)*a with
+ * a = gamma/sqrt(running_var + eps) per output channel (gamma, beta NULL:
+ * affine=False). conv(x, wf) + bf then equals bn_eval(conv(x, w) + b). */
+qg_status qg__bn_fold(qg_ctx *ctx, const qg_tensor *w, const qg_tensor *b,
+                      const qg_tensor *gamma, const qg_tensor *beta,
+                      const qg_tensor *running_mean, const qg_tensor *running_var, float eps,
+                      qg_tensor *wf, qg_tensor *bf);
+
 /* ---- Pooling ----
  * Max pool k x k, stride, pad (padding never wins the max); argmax [N,C,P,Q]
  * I32 holds the flat input index within the (n,c) plane. */

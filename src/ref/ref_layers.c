@@ -305,3 +305,15 @@ float qg_ref_sumsq(size_t n, const float *x)
         s += (double)x[i] * x[i];
     return (float)s;
 }
+
+void qg_ref_bn_fold(int K, int per, const float *w, const float *b, const float *gamma,
+                    const float *beta, const float *running_mean, const float *running_var,
+                    float eps, float *wf, float *bf)
+{
+    for (int k = 0; k < K; k++) {
+        double a = (gamma ? gamma[k] : 1.0) / sqrt((double)running_var[k] + eps);
+        for (int i = 0; i < per; i++)
+            wf[(size_t)k * per + i] = (float)(w[(size_t)k * per + i] * a);
+        bf[k] = (float)((beta ? beta[k] : 0.0) + ((b ? b[k] : 0.0) - running_mean[k]) * a);
+    }
+}

@@ -27,6 +27,11 @@ void qg_ref_bn_bwd(int N, int C, int HW, const float *x, const float *dy, const 
                    const float *save_mean, const float *save_invstd, float *dx, float *dgamma,
                    float *dbeta, int accumulate);
 
+/* Eval BN folded into the conv before it: w [K][per], b [K] or NULL. */
+void qg_ref_bn_fold(int K, int per, const float *w, const float *b, const float *gamma,
+                    const float *beta, const float *running_mean, const float *running_var,
+                    float eps, float *wf, float *bf);
+
 /* ---- pooling over NC planes; P = (H + 2*pad - k)/stride + 1 ---- */
 int qg_ref_pool_out(int H, int k, int stride, int pad);
 void qg_ref_maxpool_fwd(int NC, int H, int W, int k, int stride, int pad, const float *x,
