@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "tune/tunedb.h"
+#include "tune/cases.h"
 #include "tune/tuner.h"
 
 static double now_s(void)
@@ -21,51 +22,88 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Device time between two markers, from profiling events when the queue
- * has profiling on; wall time otherwise. */
-qg_status qg__tune_time_case(qg_ctx *ctx, const qg_tune_case *c, void *state, int runs,
-                             double *ms)
+static const qg_tune_case *(*const tables[])(size_t *) = {
+    qg__tune_cases_core, qg__tune_cases_quant, qg__tune_cases_layers,
+};
+
+size_t qg__tune_case_count(void)
+{
+    size_t total = 0, n;
+    for (size_t t = 0; t < sizeof tables / sizeof *tables; t++) {
+        tables[t](&n);
+        total += n;
+    }
+    return total;
+}
+
+const qg_tune_case *qg__tune_case_at(size_t i)
+{
+    size_t n;
+    for (size_t t = 0; t < sizeof tables / sizeof *tables; t++) {
+        const qg_tune_case *c = tables[t](&n);
+        if (i < n)
+            return &c[i];
+        i -= n;
+    }
+    return NULL;
+}
+
+qg_status qg__tune_time_run(qg_ctx *ctx, const qg_tune_case *c, void *state, double *ms)
 {
     qg_status st = QG_OK;
-    double best = INFINITY;
-    for (int r = -1; r < runs; r++) {
-        cl_event e0 = NULL, e1 = NULL;
-        double t0 = now_s();
-        if (ctx->profiling)
-            QG_CL_TRY(ctx, clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &e0));
-        st = c->run(ctx, state);
-        if (st == QG_OK && ctx->profiling) {
-            cl_int e = clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &e1);
-            if (e != CL_SUCCESS)
-                st = qg__cl_error(ctx, e, "clEnqueueMarkerWithWaitList", __FILE__, __LINE__);
-        }
-        if (st == QG_OK) {
-            cl_int e = clFinish(ctx->queue);
-            if (e != CL_SUCCESS)
-                st = qg__cl_error(ctx, e, "clFinish", __FILE__, __LINE__);
-        }
-        double wall = (now_s() - t0) * 1e3;
-        double dt = wall;
-        if (st == QG_OK && e0 && e1) {
-            cl_ulong a = 0, b = 0;
-            if (clGetEventProfilingInfo(e0, CL_PROFILING_COMMAND_END, sizeof a, &a, NULL) ==
-                    CL_SUCCESS &&
-                clGetEventProfilingInfo(e1, CL_PROFILING_COMMAND_END, sizeof b, &b, NULL) ==
-                    CL_SUCCESS && b > a)
-                dt = (double)(b - a) * 1e-6;
-        }
-        if (e0)
-            clReleaseEvent(e0);
-        if (e1)
-            clReleaseEvent(e1);
-        if (st != QG_OK)
-            return st;
-        if (r >= 0 && dt < best)
-            best = dt;
+    cl_event e0 = NULL, e1 = NULL;
+    double t0 = now_s();
+    if (ctx->profiling)
+        QG_CL_TRY(ctx, clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &e0));
+    st = c->run(ctx, state);
+    if (st == QG_OK && ctx->profiling)
+        QG_CL_TRY(ctx, clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &e1));
+    if (st == QG_OK)
+        QG_CL_TRY(ctx, clFinish(ctx->queue));
+    *ms = (now_s() - t0) * 1e3;
+    if (e0 && e1) {
+        cl_ulong a = 0, b = 0;
+        if (clGetEventProfilingInfo(e0, CL_PROFILING_COMMAND_END, sizeof a, &a, NULL) ==
+                CL_SUCCESS &&
+            clGetEventProfilingInfo(e1, CL_PROFILING_COMMAND_END, sizeof b, &b, NULL) ==
+                CL_SUCCESS && b > a)
+            *ms = (double)(b - a) * 1e-6;
     }
-    *ms = best;
 fail:
+    if (e0)
+        clReleaseEvent(e0);
+    if (e1)
+        clReleaseEvent(e1);
     return st;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+qg_status qg__tune_time_case(qg_ctx *ctx, const qg_tune_case *c, void *state, int runs,
+                             qg_tune_timing *t)
+{
+    double warm, *ms = calloc((size_t)(runs > 0 ? runs : 1), sizeof *ms);
+    if (!ms)
+        return qg__error(ctx, QG_ERR_NOMEM, "out of memory");
+    qg_status st = qg__tune_time_run(ctx, c, state, &warm);
+    for (int r = 0; st == QG_OK && r < runs; r++)
+        st = qg__tune_time_run(ctx, c, state, &ms[r]);
+    if (st == QG_OK) {
+        qsort(ms, (size_t)runs, sizeof *ms, cmp_double);
+        t->min_ms = runs > 0 ? ms[0] : warm;
+        t->median_ms = runs > 0 ? ms[runs / 2] : warm;
+    }
+    free(ms);
+    return st;
+}
+
+const qg_program_desc *qg__tune_case_desc(const qg_tune_case *c)
+{
+    return c->desc ? c->desc() : qg__program_find(c->program);
 }
 
 typedef struct candidate {
@@ -125,44 +163,52 @@ static void fmt_params(const qg_program_desc *d, const long *v, char *buf, size_
                                 d->tunables[i].name, v[i]);
 }
 
+int qg__tune_verify(qg_ctx *ctx, const qg_tune_case *c, const qg_program_desc *d, void *state,
+                    const long *values, char *note, size_t cap)
+{
+    double err = 0;
+    qg_status st = QG_OK;
+    if (values)
+        st = c->apply ? c->apply(ctx, values) : qg__program_override(ctx, d->name, values);
+    if (st == QG_OK)
+        st = c->run(ctx, state);
+    if (st == QG_OK)
+        st = c->check(ctx, state, &err);
+    if (st != QG_OK) {
+        snprintf(note, cap, "%s", qg_ctx_last_error(ctx));
+        return 0;
+    }
+    if (!(err <= c->tolerance)) {
+        snprintf(note, cap, "wrong result (max rel err %.3g > %.3g)", err, c->tolerance);
+        return 0;
+    }
+    return 1;
+}
+
 /* Measures one candidate: build (through run), verify, time. Returns 0
  * and a note when it must be skipped. */
 static int try_candidate(qg_ctx *ctx, const qg_tune_case *c, const qg_program_desc *d,
                          void *state, const long *v, int runs, double *ms, FILE *log)
 {
-    char p[512];
+    char p[512], note[2048];
+    qg_tune_timing t;
     fmt_params(d, v, p, sizeof p);
-    qg_status ast = v ? (c->apply ? c->apply(ctx, v) : qg__program_override(ctx, d->name, v))
-                      : QG_OK;
-    if (ast != QG_OK) {
+    if (!qg__tune_verify(ctx, c, d, state, v, note, sizeof note)) {
+        fprintf(log, "  skip %s: %s\n", p, note);
+        return 0;
+    }
+    if (qg__tune_time_case(ctx, c, state, runs, &t) != QG_OK) {
         fprintf(log, "  skip %s: %s\n", p, qg_ctx_last_error(ctx));
         return 0;
     }
-    double err = 0;
-    qg_status st = c->run(ctx, state);
-    if (st == QG_OK)
-        st = c->check(ctx, state, &err);
-    if (st != QG_OK) {
-        fprintf(log, "  skip %s: %s\n", p, qg_ctx_last_error(ctx));
-        return 0;
-    }
-    if (!(err <= c->tolerance)) {
-        fprintf(log, "  skip %s: wrong result (max rel err %.3g > %.3g)\n", p, err,
-                c->tolerance);
-        return 0;
-    }
-    st = qg__tune_time_case(ctx, c, state, runs, ms);
-    if (st != QG_OK) {
-        fprintf(log, "  skip %s: %s\n", p, qg_ctx_last_error(ctx));
-        return 0;
-    }
+    *ms = t.min_ms;
     fprintf(log, "  %-40s %9.3f ms\n", v ? p : "(built-in parameters)", *ms);
     return 1;
 }
 
 static qg_status tune_case(qg_ctx *ctx, const qg_tune_case *c, const qg_tune_opts *o)
 {
-    const qg_program_desc *d = c->desc ? c->desc() : qg__program_find(c->program);
+    const qg_program_desc *d = qg__tune_case_desc(c);
     FILE *log = o->log ? o->log : stderr;
     void *state = NULL;
     size_t n = 0, dropped = 0;
@@ -188,6 +234,9 @@ static qg_status tune_case(qg_ctx *ctx, const qg_tune_case *c, const qg_tune_opt
     long best[QG_MAX_TUNABLES];
     int have_best = 0;
     int builtin = c->desc != NULL;
+    if (builtin && c->builtin && c->builtin(ctx) != QG_OK)
+        fprintf(log, "  note: %s; the baseline is the current parameters\n",
+                qg_ctx_last_error(ctx));
     if (try_candidate(ctx, c, d, state, builtin ? NULL : defv, o->runs, &def_ms, log)) {
         best_ms = def_ms;
         memcpy(best, defv, sizeof defv);

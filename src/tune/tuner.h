@@ -26,6 +26,9 @@ typedef struct qg_tune_case {
      * are tried in random order. */
     const qg_program_desc *(*desc)(void);
     qg_status (*apply)(qg_ctx *ctx, const long *values);
+    /* With desc: selects the library's built-in parameters, the baseline
+     * (fails once they cannot be restored). */
+    qg_status (*builtin)(qg_ctx *ctx);
     double work;               /* bytes or flops per run, for the report */
     int work_is_flops;
 } qg_tune_case;
@@ -46,14 +49,32 @@ typedef struct qg_tune_opts {
     FILE *log;
 } qg_tune_opts;
 
-/* All cases known to the tuner. */
+/* All cases known to the tuner (every table of tune/cases.h). */
 size_t qg__tune_case_count(void);
 const qg_tune_case *qg__tune_case_at(size_t i);
 
-/* Times one case under the context's current parameters: min ms of
- * `runs` runs after one warm-up. */
+/* The parameter description of a case: its registry program, or the
+ * case's own (CLBlast). NULL when the program is unknown. */
+const qg_program_desc *qg__tune_case_desc(const qg_tune_case *c);
+
+/* Device time of one run of a case under the context's current
+ * parameters, from profiling markers when the queue profiles (wall time
+ * otherwise). */
+qg_status qg__tune_time_run(qg_ctx *ctx, const qg_tune_case *c, void *state, double *ms);
+
+/* Min and median of `runs` timed runs after one warm-up. */
+typedef struct qg_tune_timing {
+    double min_ms, median_ms;
+} qg_tune_timing;
 qg_status qg__tune_time_case(qg_ctx *ctx, const qg_tune_case *c, void *state, int runs,
-                             double *ms);
+                             qg_tune_timing *t);
+
+/* Applies a parameter set (`values` in d's tunables order; NULL keeps the
+ * context's current ones), runs the case once and checks it against the
+ * reference. Returns 1 when the result is correct; otherwise 0 with the
+ * reason (build failure, launch error, wrong result) in `note`. */
+int qg__tune_verify(qg_ctx *ctx, const qg_tune_case *c, const qg_program_desc *d, void *state,
+                    const long *values, char *note, size_t cap);
 
 qg_status qg__tune_run(qg_ctx *ctx, const qg_tune_opts *o);
 
