@@ -27,13 +27,26 @@ static int valid_wg(const qg_ctx *ctx, const long *v, char *why, size_t cap)
     return 1;
 }
 
+/* WG as above; CHUNK selects a loop layout (cl/quant.cl). */
+static int valid_wg_chunk(const qg_ctx *ctx, const long *v, char *why, size_t cap)
+{
+    if (v[1] != 0 && v[1] != 1) {
+        snprintf(why, cap, "CHUNK=%ld is not 0 or 1", v[1]);
+        return 0;
+    }
+    return valid_wg(ctx, v, why, cap);
+}
+
 #define WG_TUNABLE(def_)                                                         \
     {"WG", def_, {16, 32, 64, 128, 256, 512}, 6, "work-group size (power of two)"}
 
 static const qg_program_desc programs[] = {
     {"eltwise", "elementwise fill/axpby/add/mul/relu", {WG_TUNABLE(64)}, 1, valid_wg},
     {"reduce", "sum, absmax and per-channel statistics", {WG_TUNABLE(64)}, 1, valid_wg},
-    {"quant", "quantizers, DoReFa, PACT, PG gate and gating loss", {WG_TUNABLE(64)}, 1, valid_wg},
+    {"quant", "quantizers, DoReFa, PACT, PG gate and gating loss",
+     {WG_TUNABLE(64),
+      {"CHUNK", 0, {0, 1}, 2, "share of the elements per item: interleaved 0, contiguous 1"}},
+     2, valid_wg_chunk},
     {"bn", "batch norm: train/eval forward, backward", {WG_TUNABLE(256)}, 1, valid_wg},
     {"pool", "max/avg/global-average pooling fwd+bwd", {WG_TUNABLE(64)}, 1, valid_wg},
     {"shortcut", "option-A residual shortcut fwd+bwd", {WG_TUNABLE(64)}, 1, valid_wg},
