@@ -53,6 +53,9 @@ typedef struct qg_tune_opts {
 size_t qg__tune_case_count(void);
 const qg_tune_case *qg__tune_case_at(size_t i);
 
+/* "clblast_xgemm, conv_direct, ...": the case names, for messages. */
+void qg__tune_case_names(char *buf, size_t cap);
+
 /* The parameter description of a case: its registry program, or the
  * case's own (CLBlast). NULL when the program is unknown. */
 const qg_program_desc *qg__tune_case_desc(const qg_tune_case *c);
@@ -77,5 +80,20 @@ int qg__tune_verify(qg_ctx *ctx, const qg_tune_case *c, const qg_program_desc *d
                     const long *values, char *note, size_t cap);
 
 qg_status qg__tune_run(qg_ctx *ctx, const qg_tune_opts *o);
+
+/* `qgate bench kernels`: per case, one line with the program's default
+ * parameters (CLBlast: its built-in ones) and one with the tuned set the
+ * databases hold for this device, if any: device key, kernel, shape,
+ * default|tuned, min and median ms of `runs` runs, GB/s or GFLOP/s at the
+ * min, and for tuned lines the speed-up of the medians. Each set is
+ * verified against the reference first; failures are printed and
+ * counted, not fatal. The context should have profiling on. */
+typedef struct qg_bench_kernels_opts {
+    const char *kernel;        /* NULL = every case */
+    int runs;
+    FILE *out;
+} qg_bench_kernels_opts;
+
+qg_status qg__bench_kernels(qg_ctx *ctx, const qg_bench_kernels_opts *o, int *failures);
 
 #endif
