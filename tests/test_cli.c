@@ -112,3 +112,56 @@ Test(cli, ctrl_c_writes_a_checkpoint_and_exits_130)
     cr_expect_eq(run(evalcmd, out, sizeof out), 0, "%s", out);
     cr_expect_neq(strstr(out, "test accuracy"), NULL, "%s", out);
 }
+
+Test(cli, bench_train_takes_the_method_flags_of_train)
+{
+    static char out[16384];
+    cr_expect_eq(run("./qgate bench train --help", out, sizeof out), 0);
+    cr_expect_neq(strstr(out, "--pred-bits"), NULL, "%s", out);
+    cr_expect_neq(strstr(out, "--spbp"), NULL, "%s", out);
+    /* The same checks as qgate train, from the same code. */
+    cr_expect_eq(run("./qgate bench train --pg -a 3 --pb 3", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "qgate bench train: --pb 3 must be smaller than --abits 3"), NULL,
+                  "%s", out);
+    cr_expect_eq(run("./qgate bench train -w 1", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "--wbits expects an integer in 2..16"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate bench train --spbp", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "only apply with --pg"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate bench train --steps 0", out, sizeof out), 2);
+    cr_expect_eq(run("./qgate bench train --sg", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "needs a value"), NULL, "%s", out);
+    /* A PG step on a tiny ResNet-8 runs and reports its rate. */
+    cr_expect_eq(run("./qgate bench train -w 8 -a 3 --pb 2 --pact --pg --spbp --gtar 1 "
+                     "--model resnet8 --batch 4 --steps 2 --warmup 1 --input 1x8x8",
+                     out, sizeof out), 0, "%s", out);
+    cr_expect_neq(strstr(out, "(PG w8 a3 pb2 spbp pact)"), NULL, "%s", out);
+    double rate = 0;
+    const char *r = strstr(out, "img/s: ");
+    cr_assert_not_null(r, "%s", out);
+    cr_expect_eq(sscanf(r, "img/s: %lf", &rate), 1);
+    cr_expect(rate > 0, "%s", out);
+    cr_expect_eq(run("./qgate bench train -w 4 -a 4 --model resnet8 --batch 4 --steps 1 "
+                     "--warmup 0 --input 1x8x8 --eval", out, sizeof out), 0, "%s", out);
+    cr_expect_neq(strstr(out, "(quantized w4 a4), input 1x8x8, batch 4, inference"), NULL, "%s",
+                  out);
+}
+
+Test(cli, bench_kernels_help_and_errors)
+{
+    static char out[16384];
+    cr_expect_eq(run("./qgate bench --help", out, sizeof out), 0);
+    cr_expect_neq(strstr(out, "bench kernels"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate bench kernels --help", out, sizeof out), 0);
+    cr_expect_neq(strstr(out, "--runs"), NULL, "%s", out);
+    cr_expect_neq(strstr(out, "--tune-db"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate bench kernels --runs 0", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "--runs expects an integer"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate bench kernels --kernel nope", out, sizeof out), 1);
+    cr_expect_neq(strstr(out, "known: "), NULL, "%s", out);
+    cr_expect_neq(strstr(out, "quant"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate bench nope", out, sizeof out), 2);
+    cr_expect_eq(run("./qgate bench kernels --kernel loss --runs 2", out, sizeof out), 0, "%s",
+                 out);
+    cr_expect_neq(strstr(out, " loss "), NULL, "%s", out);
+    cr_expect_neq(strstr(out, " default "), NULL, "%s", out);
+}
