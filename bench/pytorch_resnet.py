@@ -52,18 +52,21 @@ class ResNet(nn.Module):
         return self.linear(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def add_bench_args(ap):
+    """The timing options shared with pytorch_pg_resnet.py."""
     ap.add_argument("--depth", type=int, default=20)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval", action="store_true")
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    m = ResNet(a.depth)
+
+
+def bench(m, a, what, aux_loss=None):
+    """Times a.steps training steps (SGD momentum 0.9, wd 1e-4, as qgate
+    bench train) or inference passes of m on synthetic CIFAR-shaped data
+    after a.warmup untimed ones; aux_loss(m) is added to the loss (gating
+    losses). Prints min/median ms per step and 'img/s: X'."""
     x = torch.randn(a.batch, 3, 32, 32)
     y = torch.randint(0, 10, (a.batch,))
     opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
@@ -77,15 +80,27 @@ def main():
                 F.cross_entropy(m(x), y)
         else:
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(m(x), y).backward()
+            loss = F.cross_entropy(m(x), y)
+            if aux_loss is not None:
+                loss = loss + aux_loss(m)
+            loss.backward()
             opt.step()
         if s >= a.warmup:
             times.append(time.perf_counter() - t0)
     times.sort()
-    print("pytorch %s resnet%d batch %d threads %d: ms/step min %.2f median %.2f"
-          % ("inference" if a.eval else "training", a.depth, a.batch, a.threads,
+    print("pytorch %s %s batch %d threads %d: ms/step min %.2f median %.2f"
+          % ("inference" if a.eval else "training", what, a.batch, a.threads,
              times[0] * 1e3, times[len(times) // 2] * 1e3))
     print("img/s: %.1f" % (a.steps * a.batch / sum(times)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    add_bench_args(ap)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    bench(ResNet(a.depth), a, "resnet%d" % a.depth)
 
 
 if __name__ == "__main__":
