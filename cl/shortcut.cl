@@ -12,36 +12,63 @@
  *        are multiples of stride, else 0.
  *
  * Tunables:
- *   WG  work-group size (power of two) the host launches with. */
+ *   WG   work-group size (power of two) the host launches with.
+ *   ROW  0: one item per element (GPU-friendly); 1: one item per row of
+ *        the output (fwd: Q values, bwd: W values), so the index
+ *        arithmetic's integer divisions run once per row instead of once
+ *        per element (they dominate on CPUs, which lack vector division). */
 #ifndef WG
 #define WG 64
 #endif
+#ifndef ROW
+#define ROW 0
+#endif
+#if ROW != 0 && ROW != 1
+#error "ROW must be 0 or 1"
+#endif
 
-/* One item per output element: global = N*K*P*Q. */
+/* Items: N*K*P*Q (ROW 0) or N*K*P (ROW 1). */
 __kernel void qg_shortcut_a_fwd(QG_T(const float, x), int N, int C, int H, int W, int K, int P,
                                 int Q, int stride, int pad_c, QG_T(float, y), int accumulate)
 {
     int i = get_global_id(0);
+#if ROW
+    if (i >= N * K * P)
+        return;
+    int p = i % P, k = (i / P) % K, n = i / (K * P), q0 = 0, q1 = Q;
+#else
     if (i >= N * K * P * Q)
         return;
-    int q = i % Q, p = (i / Q) % P, k = (i / (P * Q)) % K, n = i / (K * P * Q);
-    int c = k - pad_c;
-    float v = 0.0f;
-    if (c >= 0 && c < C)
-        v = QG_P(x)[((n * C + c) * H + p * stride) * W + q * stride];
-    QG_P(y)[i] = accumulate ? QG_P(y)[i] + v : v;
+    int q0 = i % Q, q1 = q0 + 1, p = (i / Q) % P, k = (i / (P * Q)) % K, n = i / (K * P * Q);
+#endif
+    int c = k - pad_c, inside = c >= 0 && c < C;
+    __global float *yr = QG_P(y) + ((n * K + k) * P + p) * Q;
+    __global const float *xr = QG_P(x) + ((n * C + (inside ? c : 0)) * H + p * stride) * W;
+    for (int q = q0; q < q1; q++) {
+        float v = inside ? xr[q * stride] : 0.0f;
+        yr[q] = accumulate ? yr[q] + v : v;
+    }
 }
 
-/* One item per input element: global = N*C*H*W. */
+/* Items: N*C*H*W (ROW 0) or N*C*H (ROW 1). */
 __kernel void qg_shortcut_a_bwd(QG_T(const float, dy), int N, int C, int H, int W, int K, int P,
                                 int Q, int stride, int pad_c, QG_T(float, dx), int accumulate)
 {
     int i = get_global_id(0);
+#if ROW
+    if (i >= N * C * H)
+        return;
+    int h = i % H, c = (i / H) % C, n = i / (C * H), w0 = 0, w1 = W;
+#else
     if (i >= N * C * H * W)
         return;
-    int w = i % W, h = (i / W) % H, c = (i / (H * W)) % C, n = i / (C * H * W);
-    float v = 0.0f;
-    if (h % stride == 0 && w % stride == 0)
-        v = QG_P(dy)[((n * K + c + pad_c) * P + h / stride) * Q + w / stride];
-    QG_P(dx)[i] = accumulate ? QG_P(dx)[i] + v : v;
+    int w0 = i % W, w1 = w0 + 1, h = (i / W) % H, c = (i / (H * W)) % C, n = i / (C * H * W);
+#endif
+    int hit = h % stride == 0;
+    __global float *xr = QG_P(dx) + ((n * C + c) * H + h) * W;
+    __global const float *yr = QG_P(dy) + ((n * K + c + pad_c) * P + h / stride) * Q;
+    for (int w = w0; w < w1; w++) {
+        float v = hit && w % stride == 0 ? yr[w / stride] : 0.0f;
+        xr[w] = accumulate ? xr[w] + v : v;
+    }
 }
