@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pytorch_resnet import add_bench_args, bench
+from pytorch_resnet import ResNet, add_bench_args, bench
 
 
 # Straight-through rounding functions: the forward applies the operation,
@@ -172,50 +172,21 @@ class PGConv2d(nn.Conv2d):
         return out_msb + mask * out_lsb
 
 
-class Block(nn.Module):
-    def __init__(self, cin, planes, stride, o):
-        super().__init__()
-        if o.pg:
-            self.conv1 = PGConv2d(cin, planes, 3, stride, 1, o.wbits, o.abits, o.pb, o.spbp)
-        else:
-            self.conv1 = QuantizedConv2d(cin, planes, 3, stride, 1, o.wbits, o.abits)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = QuantizedConv2d(planes, planes, 3, 1, 1, o.wbits, o.abits)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.relu = PactReLU() if o.pact else nn.ReLU()
-        self.pad = planes // 4 if (stride != 1 or cin != planes) else None
+def make_resnet(o):
+    """The reference's resnet20(): conv1 PGConv2d (QuantizedConv2d without
+    --pg), conv2 QuantizedConv2d, PACT or ReLU, Kaiming-normal init."""
+    if o.pg:
+        def conv1(cin, cout, stride):
+            return PGConv2d(cin, cout, 3, stride, 1, o.wbits, o.abits, o.pb, o.spbp)
+    else:
+        def conv1(cin, cout, stride):
+            return QuantizedConv2d(cin, cout, 3, stride, 1, o.wbits, o.abits)
 
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        sc = x if self.pad is None else F.pad(x[:, :, ::2, ::2],
-                                              (0, 0, 0, 0, self.pad, self.pad))
-        return self.relu(out + sc)
+    def conv2(cin, cout, stride):
+        return QuantizedConv2d(cin, cout, 3, stride, 1, o.wbits, o.abits)
 
-
-class ResNet(nn.Module):
-    def __init__(self, depth, o, classes=10):
-        super().__init__()
-        n = (depth - 2) // 6
-        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        layers, cin = [], 16
-        for s, planes in enumerate([16, 32, 64]):
-            for b in range(n):
-                layers.append(Block(cin, planes, 2 if (s > 0 and b == 0) else 1, o))
-                cin = planes
-        self.layers = nn.Sequential(*layers)
-        self.linear = nn.Linear(64, classes)
-        self.relu = PactReLU() if o.pact else nn.ReLU()
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(m.weight)
-
-    def forward(self, x):
-        x = self.relu(self.bn1(self.conv1(x)))
-        x = self.layers(x)
-        x = F.avg_pool2d(x, x.size()[3])
-        return self.linear(x.flatten(1))
+    return ResNet(o.depth, conv1=conv1, conv2=conv2, relu=PactReLU if o.pact else nn.ReLU,
+                  kaiming=True)
 
 
 def gating_loss(o):
@@ -245,7 +216,7 @@ def main():
     what = "%s resnet%d w%d a%d%s%s" % ("PG" if o.pg else "quantized", o.depth, o.wbits,
                                         o.abits, " pb%d%s" % (o.pb, " spbp" if o.spbp else "")
                                         if o.pg else "", " pact" if o.pact else "")
-    bench(ResNet(o.depth, o), o, what, gating_loss(o) if o.pg else None)
+    bench(make_resnet(o), o, what, gating_loss(o) if o.pg else None)
 
 
 if __name__ == "__main__":

@@ -154,6 +154,15 @@ static char *tampered_kernel_dir(const char *name)
     return dir;
 }
 
+/* A context reading its kernels from `dir`, with no binary cache. */
+static qg_ctx *ctx_with_kernels(const char *db, const char *dir)
+{
+    qg_ctx *ctx;
+    qg_ctx_opts o = {.tune_db = db, .profiling = 1, .kernel_dir = dir, .cache_dir = ""};
+    QG_EXPECT_OK(qg_ctx_new(&o, &ctx));
+    return ctx;
+}
+
 Test(tune, tuner_writes_a_verified_winner_and_skips_build_failures)
 {
     char *db = tmp("tuner.json");
@@ -162,10 +171,7 @@ Test(tune, tuner_writes_a_verified_winner_and_skips_build_failures)
      * it), so the tuner meets a failing candidate, and whose WG=16 build
      * skips three quarters of the channel statistics' loop: faster and
      * wrong, so it must be rejected by the check, never stored. */
-    char *dir = tampered_kernel_dir("kdir");
-    qg_ctx *ctx;
-    qg_ctx_opts o = {.tune_db = db, .profiling = 1, .kernel_dir = dir, .cache_dir = ""};
-    QG_EXPECT_OK(qg_ctx_new(&o, &ctx));
+    qg_ctx *ctx = ctx_with_kernels(db, tampered_kernel_dir("kdir"));
     char *log = NULL;
     size_t loglen = 0;
     FILE *lf = open_memstream(&log, &loglen);
@@ -320,10 +326,7 @@ Test(tune, bench_kernels_prints_default_and_tuned_lines)
 {
     char *db = tmp("bench.json");
     unlink(db);
-    char *dir = tampered_kernel_dir("bench-kdir");
-    qg_ctx *ctx;
-    qg_ctx_opts o = {.tune_db = db, .profiling = 1, .kernel_dir = dir, .cache_dir = ""};
-    QG_EXPECT_OK(qg_ctx_new(&o, &ctx));
+    qg_ctx *ctx = ctx_with_kernels(db, tampered_kernel_dir("bench-kdir"));
     long v = 128;
     QG_EXPECT_OK(qg__tunedb_store(ctx, "pool", "*", &v, 1.0, 2.0));
     char *out = NULL;

@@ -204,6 +204,7 @@ static int try_candidate(qg_ctx *ctx, const qg_tune_case *c, const qg_program_de
     fmt_params(d, v, p, sizeof p);
     if (!qg__tune_verify(ctx, c, d, state, v, note, sizeof note)) {
         fprintf(log, "  skip %s: %s\n", p, note);
+        fflush(log);
         return 0;
     }
     if (qg__tune_time_case(ctx, c, state, runs, &t) != QG_OK) {
@@ -212,6 +213,7 @@ static int try_candidate(qg_ctx *ctx, const qg_tune_case *c, const qg_program_de
     }
     *ms = t.min_ms;
     fprintf(log, "  %-40s %9.3f ms\n", v ? p : "(built-in parameters)", *ms);
+    fflush(log); /* progress, also when the log is a file or a pipe */
     return 1;
 }
 
