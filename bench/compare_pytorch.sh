@@ -1,20 +1,37 @@
 #!/bin/sh
-# bench/compare_pytorch.sh [BUILD_DIR]: ResNet-20 training and inference
-# img/s of PyTorch (Debian's python3-torch, CPU, 2 threads, glibc malloc
-# tuned as in the speed issue) and of `qgate bench train` right after, on
-# the same machine, then the ratio qgate/PyTorch. Not run by make check.
+# bench/compare_pytorch.sh [BUILD_DIR [METHOD FLAGS...]]: ResNet-20 training
+# and inference img/s of PyTorch (Debian's python3-torch, CPU, 2 threads,
+# glibc malloc tuned as in the speed issue) and of `qgate bench train` right
+# after, on the same machine, then the ratio qgate/PyTorch. Not run by make
+# check.
+#
+# Without method flags both run the full-precision ResNet-20
+# (bench/pytorch_resnet.py). With qgate's method flags (-w N -a N --pb N
+# --pact --pg --spbp --gtar X --sg X), PyTorch runs the reference PG /
+# quantized implementation ported in bench/pytorch_pg_resnet.py with the
+# same flags, and qgate bench train gets them too. Example, the PG recipe:
+#   bench/compare_pytorch.sh build -w 8 -a 3 --pb 2 --pact --pg --spbp --gtar 1
+# BATCH (128), STEPS (10) and MODES ("train eval") come from the environment.
 set -eu
 build=${1:-.}
+[ $# -gt 0 ] && shift
 qgate="$build/qgate"
 [ -x "$qgate" ] || { echo "compare_pytorch.sh: no qgate binary in '$build'" >&2; exit 1; }
 here=$(dirname "$0")
 batch=${BATCH:-128}
 steps=${STEPS:-10}
+modes=${MODES:-train eval}
+script="$here/pytorch_resnet.py"
+what="resnet20"
+if [ $# -gt 0 ]; then
+    script="$here/pytorch_pg_resnet.py"
+    what="resnet20 $*"
+fi
 rate() { sed -n 's/^img\/s: //p' | tail -n 1; }
-for mode in train eval; do
+for mode in $modes; do
     flag=""; [ "$mode" = eval ] && flag="--eval"
     pt=$(GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296 \
-         /usr/bin/python3 "$here/pytorch_resnet.py" --batch "$batch" --steps "$steps" $flag | tee /dev/stderr | rate)
-    qg=$("$qgate" bench train --model resnet20 --batch "$batch" --steps "$steps" $flag | tee /dev/stderr | rate)
-    echo "resnet20 $mode batch $batch: pytorch $pt img/s, qgate $qg img/s, ratio qgate/pytorch $(echo "$qg $pt" | awk '{printf "%.2f", $1/$2}')"
+         /usr/bin/python3 "$script" --batch "$batch" --steps "$steps" --threads 2 $flag "$@" | tee /dev/stderr | rate)
+    qg=$("$qgate" bench train --model resnet20 --batch "$batch" --steps "$steps" $flag "$@" | tee /dev/stderr | rate)
+    echo "$what $mode batch $batch: pytorch $pt img/s, qgate $qg img/s, ratio qgate/pytorch $(echo "$qg $pt" | awk '{printf "%.2f", $1/$2}')"
 done

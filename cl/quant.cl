@@ -15,7 +15,14 @@
  * the per-group partials, so they are deterministic for a given WG.
  *
  * Tunables:
- *   WG  work-group size, power of two in 1..1024. */
+ *   WG     work-group size, power of two in 1..1024.
+ *   CHUNK  how the loops over many elements share them among work-items
+ *          (reductions, PACT backward, the gate): 0 = interleaved (item k
+ *          takes k, k + items, ...: coalesced loads on GPUs), 1 = one
+ *          contiguous run per item (cache lines and prefetch stay with one
+ *          item: much faster on CPU devices, e.g. PoCL). With CHUNK 1 the
+ *          gate's forward also runs on a fixed number of groups instead of
+ *          one item per element. The float sums' order depends on both. */
 #pragma OPENCL FP_CONTRACT OFF
 
 #ifndef WG
@@ -23,6 +30,22 @@
 #endif
 #if (WG & (WG - 1)) != 0 || WG < 1 || WG > 1024
 #error "WG must be a power of two in 1..1024"
+#endif
+#ifndef CHUNK
+#define CHUNK 0
+#endif
+#if CHUNK != 0 && CHUNK != 1
+#error "CHUNK must be 0 or 1"
+#endif
+
+/* for (i over the share of [0, n) of item `item` among `nitems` items) */
+#if CHUNK
+#define QG_SHARE(i, item, nitems, n)                                          \
+    for (int i = (int)((long)(n) * (item) / (nitems)),                        \
+             i##_end_ = (int)((long)(n) * ((item) + 1) / (nitems));           \
+         i < i##_end_; i++)
+#else
+#define QG_SHARE(i, item, nitems, n) for (int i = (item); i < (n); i += (nitems))
 #endif
 
 /* Tree-reduces acc[0..WG) into acc[0]; every item of the group must call. */
@@ -55,7 +78,7 @@ void qg_quant_absmax(QG_T(const float, x), int seg_len, int use_tanh, QG_T(float
     int seg = get_global_id(1);
     __global const float *xs = QG_P(x) + (size_t)seg * seg_len;
     float m = 0.0f;
-    for (int i = get_group_id(0) * WG + l; i < seg_len; i += get_num_groups(0) * WG) {
+    QG_SHARE(i, get_group_id(0) * WG + l, get_num_groups(0) * WG, seg_len) {
         float v = xs[i];
         m = fmax(m, fabs(use_tanh ? tanh(v) : v));
     }
@@ -149,7 +172,7 @@ void qg_quant_dorefa_mean(QG_T(const float, w), int n, QG_T(float, aux))
     __local float acc[WG];
     int l = get_local_id(0);
     float s = 0.0f;
-    for (int i = l; i < n; i += WG)
+    QG_SHARE(i, l, WG, n)
         s += fabs(QG_P(w)[i]);
     acc[l] = s;
     QG_LOCAL_SUM(acc, l);
@@ -190,7 +213,7 @@ void qg_quant_dorefa_bwd_partial(QG_T(const float, w), QG_T(const float, dwq), i
     int G = get_num_groups(0);
     float M = QG_P(aux)[0];
     float s = 0.0f, c = 0.0f;
-    for (int i = get_group_id(0) * WG + l; i < n; i += G * WG) {
+    QG_SHARE(i, get_group_id(0) * WG + l, G * WG, n) {
         float t = tanh(QG_P(w)[i]);
         s += QG_P(dwq)[i] * t;
         c += fabs(t) == M ? 1.0f : 0.0f;
@@ -288,7 +311,7 @@ void qg_quant_pact_bwd(QG_T(const float, x), QG_T(const float, alpha), QG_T(cons
     int l = get_local_id(0);
     float a = QG_P(alpha)[0];
     float s = 0.0f;
-    for (int i = get_group_id(0) * WG + l; i < n; i += get_num_groups(0) * WG) {
+    QG_SHARE(i, get_group_id(0) * WG + l, get_num_groups(0) * WG, n) {
         float v = QG_P(x)[i], d = QG_P(dy)[i];
         int pass = (mode == QG_PACT_TF ? v > 0.0f : v >= 0.0f) && v <= a;
         float g = pass ? d : 0.0f;
@@ -341,7 +364,7 @@ void qg_quant_pact_quant_bwd(QG_T(const float, x), QG_T(const float, alpha), int
     int l = get_local_id(0);
     float a = QG_P(alpha)[0];
     float s = 0.0f;
-    for (int i = get_group_id(0) * WG + l; i < n; i += get_num_groups(0) * WG) {
+    QG_SHARE(i, get_group_id(0) * WG + l, get_num_groups(0) * WG, n) {
         float v = QG_P(x)[i], d = QG_P(dy)[i];
         float dydx = 0.5f * (qg_sign(v) - qg_sign(v - a));
         float dyda = 0.5f * (qg_sign(v - a) + 1.0f);
@@ -367,21 +390,21 @@ static inline float qg_gate_sigmoid(float o, float d, float slope)
     return 1.0f / (1.0f + exp(-z));
 }
 
-/* Y = O_msb + mask*O_lsb; count[0] += number of mask ones. */
+/* Y = O_msb + mask*O_lsb; count[0] += number of mask ones. CHUNK 0: one
+ * item per element; CHUNK 1: any number of groups share the elements. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void qg_quant_pg_gate_fwd(QG_T(const float, om), QG_T(const float, delta), QG_T(const float, ol),
                           QG_T(float, y), QG_T(int, count), int n, int C, int HW, float slope)
 {
     __local int acc[WG];
     int l = get_local_id(0);
-    int i = get_global_id(0);
     int ones = 0;
-    if (i < n) {
+    QG_SHARE(i, get_global_id(0), get_global_size(0), n) {
         float o = QG_P(om)[i];
         float s = qg_gate_sigmoid(o, QG_P(delta)[(i / HW) % C], slope);
         float m = s > 0.5f ? 1.0f : 0.0f;
         QG_P(y)[i] = o + m * QG_P(ol)[i];
-        ones = (int)m;
+        ones += (int)m;
     }
     acc[l] = ones;
     QG_LOCAL_SUM(acc, l);
@@ -402,7 +425,7 @@ void qg_quant_pg_gate_bwd(QG_T(const float, om), QG_T(const float, delta),
     int l = get_local_id(0);
     float d = QG_P(delta)[c];
     float sum = 0.0f;
-    for (int j = l; j < N * HW; j += WG) {
+    QG_SHARE(j, l, WG, N * HW) {
         int nn = j / HW, p = j - nn * HW;
         int i = (nn * C + c) * HW + p;
         float o = QG_P(om)[i], dyv = QG_P(dy)[i];

@@ -12,54 +12,63 @@
  *        are multiples of stride, else 0.
  *
  * Tunables:
- *   WG  work-group size (power of two) the host launches with (items are
- *       rows). */
+ *   WG   work-group size (power of two) the host launches with.
+ *   ROW  0: one item per element (GPU-friendly); 1: one item per row of
+ *        the output (fwd: Q values, bwd: W values), so the index
+ *        arithmetic's integer divisions run once per row instead of once
+ *        per element (they dominate on CPUs, which lack vector division). */
 #ifndef WG
 #define WG 64
 #endif
+#ifndef ROW
+#define ROW 0
+#endif
+#if ROW != 0 && ROW != 1
+#error "ROW must be 0 or 1"
+#endif
 
-/* One item per output row (n, k, p): global = N*K*P. Rows, not elements:
- * per-element items spend more on index division than on the copy. */
+/* Items: N*K*P*Q (ROW 0) or N*K*P (ROW 1). */
 __kernel void qg_shortcut_a_fwd(QG_T(const float, x), int N, int C, int H, int W, int K, int P,
                                 int Q, int stride, int pad_c, QG_T(float, y), int accumulate)
 {
-    int row = get_global_id(0);
-    if (row >= N * K * P)
+    int i = get_global_id(0);
+#if ROW
+    if (i >= N * K * P)
         return;
-    int p = row % P, nk = row / P;
-    int k = nk % K, n = nk / K;
-    int c = k - pad_c;
-    __global float *yr = QG_P(y) + (size_t)row * Q;
-    if (c < 0 || c >= C) {
-        if (!accumulate)
-            for (int q = 0; q < Q; q++)
-                yr[q] = 0.0f;
+    int p = i % P, k = (i / P) % K, n = i / (K * P), q0 = 0, q1 = Q;
+#else
+    if (i >= N * K * P * Q)
         return;
+    int q0 = i % Q, q1 = q0 + 1, p = (i / Q) % P, k = (i / (P * Q)) % K, n = i / (K * P * Q);
+#endif
+    int c = k - pad_c, inside = c >= 0 && c < C;
+    __global float *yr = QG_P(y) + ((n * K + k) * P + p) * Q;
+    __global const float *xr = QG_P(x) + ((n * C + (inside ? c : 0)) * H + p * stride) * W;
+    for (int q = q0; q < q1; q++) {
+        float v = inside ? xr[q * stride] : 0.0f;
+        yr[q] = accumulate ? yr[q] + v : v;
     }
-    __global const float *xr = QG_P(x) + ((size_t)(n * C + c) * H + p * stride) * W;
-    for (int q = 0; q < Q; q++)
-        yr[q] = accumulate ? yr[q] + xr[q * stride] : xr[q * stride];
 }
 
-/* One item per input row (n, c, h): global = N*C*H. */
+/* Items: N*C*H*W (ROW 0) or N*C*H (ROW 1). */
 __kernel void qg_shortcut_a_bwd(QG_T(const float, dy), int N, int C, int H, int W, int K, int P,
                                 int Q, int stride, int pad_c, QG_T(float, dx), int accumulate)
 {
-    int row = get_global_id(0);
-    if (row >= N * C * H)
+    int i = get_global_id(0);
+#if ROW
+    if (i >= N * C * H)
         return;
-    int h = row % H, nc = row / H;
-    int c = nc % C, n = nc / C;
-    __global float *xr = QG_P(dx) + (size_t)row * W;
-    if (h % stride != 0) {
-        if (!accumulate)
-            for (int w = 0; w < W; w++)
-                xr[w] = 0.0f;
+    int h = i % H, c = (i / H) % C, n = i / (C * H), w0 = 0, w1 = W;
+#else
+    if (i >= N * C * H * W)
         return;
-    }
-    __global const float *dr = QG_P(dy) + ((size_t)(n * K + c + pad_c) * P + h / stride) * Q;
-    for (int w = 0; w < W; w++) {
-        float v = w % stride == 0 ? dr[w / stride] : 0.0f;
+    int w0 = i % W, w1 = w0 + 1, h = (i / W) % H, c = (i / (H * W)) % C, n = i / (C * H * W);
+#endif
+    int hit = h % stride == 0;
+    __global float *xr = QG_P(dx) + ((n * C + c) * H + h) * W;
+    __global const float *yr = QG_P(dy) + ((n * K + c + pad_c) * P + h / stride) * Q;
+    for (int w = w0; w < w1; w++) {
+        float v = hit && w % stride == 0 ? yr[w / stride] : 0.0f;
         xr[w] = accumulate ? xr[w] + v : v;
     }
 }

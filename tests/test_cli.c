@@ -112,3 +112,50 @@ Test(cli, ctrl_c_writes_a_checkpoint_and_exits_130)
     cr_expect_eq(run(evalcmd, out, sizeof out), 0, "%s", out);
     cr_expect_neq(strstr(out, "test accuracy"), NULL, "%s", out);
 }
+
+/* Runs cmd, expects exit status `status` and, unless NULL, `needle` in
+ * its output; returns the output (static). */
+static const char *expect_cli(const char *cmd, int status, const char *needle)
+{
+    static char out[16384];
+    cr_expect_eq(run(cmd, out, sizeof out), status, "%s:\n%s", cmd, out);
+    if (needle)
+        cr_expect_neq(strstr(out, needle), NULL, "%s: no '%s' in:\n%s", cmd, needle, out);
+    return out;
+}
+
+Test(cli, bench_train_takes_the_method_flags_of_train)
+{
+    expect_cli("./qgate bench train --help", 0, "--pred-bits");
+    expect_cli("./qgate bench train --help", 0, "--spbp");
+    /* The same checks as qgate train, from the same code. */
+    expect_cli("./qgate bench train --pg -a 3 --pb 3", 2,
+               "qgate bench train: --pb 3 must be smaller than --abits 3");
+    expect_cli("./qgate bench train -w 1", 2, "--wbits expects an integer in 2..16");
+    expect_cli("./qgate bench train --spbp", 2, "only apply with --pg");
+    expect_cli("./qgate bench train --steps 0", 2, "--steps expects an integer");
+    expect_cli("./qgate bench train --sg", 2, "needs a value");
+    /* A PG step on a tiny ResNet-8 runs and reports its rate. */
+    const char *out = expect_cli("./qgate bench train -w 8 -a 3 --pb 2 --pact --pg --spbp "
+                                 "--gtar 1 --model resnet8 --batch 4 --steps 2 --warmup 1 "
+                                 "--input 1x8x8", 0, "(PG w8 a3 pb2 spbp pact)");
+    double rate = 0;
+    const char *r = strstr(out, "img/s: ");
+    cr_assert_not_null(r, "%s", out);
+    cr_expect_eq(sscanf(r, "img/s: %lf", &rate), 1);
+    cr_expect(rate > 0, "%s", out);
+    expect_cli("./qgate bench train -w 4 -a 4 --model resnet8 --batch 4 --steps 1 --warmup 0 "
+               "--input 1x8x8 --eval", 0, "(quantized w4 a4), input 1x8x8, batch 4, inference");
+}
+
+Test(cli, bench_kernels_help_and_errors)
+{
+    expect_cli("./qgate bench --help", 0, "bench kernels");
+    expect_cli("./qgate bench kernels --help", 0, "--runs");
+    expect_cli("./qgate bench kernels --help", 0, "--tune-db");
+    expect_cli("./qgate bench kernels --runs 0", 2, "--runs expects an integer");
+    expect_cli("./qgate bench kernels --kernel nope", 1, "known: clblast_xgemm");
+    expect_cli("./qgate bench nope", 2, "expected 'train' or 'kernels'");
+    const char *out = expect_cli("./qgate bench kernels --kernel loss --runs 2", 0, " loss ");
+    cr_expect_neq(strstr(out, " default "), NULL, "%s", out);
+}

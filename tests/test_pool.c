@@ -286,15 +286,18 @@ Test(pool, shortcut_matches_reference)
     };
     qg_ctx *ctx = qg_test_ctx();
     for (size_t w = 0; w < sizeof wgs / sizeof *wgs; w++) {
-        QG_EXPECT_OK(qg__program_override(ctx, "shortcut", &wgs[w]));
+        /* The default (WG 64, one item per element) and the other two WGs
+         * with one item per row (ROW 1). */
+        long set[2] = {wgs[w], wgs[w] != 64};
+        QG_EXPECT_OK(qg__program_override(ctx, "shortcut", set));
         for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
             const sc_case *c = &cases[ci];
             int P = (c->H + c->stride - 1) / c->stride, Q = (c->W + c->stride - 1) / c->stride;
             size_t nx = (size_t)c->N * c->C * c->H * c->W, ny = (size_t)c->N * c->K * P * Q;
             int64_t shx[4] = {c->N, c->C, c->H, c->W}, shy[4] = {c->N, c->K, P, Q};
             char label[96];
-            snprintf(label, sizeof label, "%d->%d s%d %dx%d WG=%ld", c->C, c->K, c->stride,
-                     c->H, c->W, wgs[w]);
+            snprintf(label, sizeof label, "%d->%d s%d %dx%d WG=%ld ROW=%ld", c->C, c->K,
+                     c->stride, c->H, c->W, set[0], set[1]);
             uint32_t seed = 50 + 10 * (uint32_t)ci;
             float *x = rand_vec(nx, -1, 1, seed), *dy = rand_vec(ny, -1, 1, seed + 1);
             float *y0 = rand_vec(ny, -1, 1, seed + 2), *dx0 = rand_vec(nx, -1, 1, seed + 3);

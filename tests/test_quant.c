@@ -50,9 +50,12 @@ TestSuite(quant, .fini = qg_test_ctx_free);
 
 static const long wgs[] = {64, 16, 256};
 
+/* The default parameter set (WG 64, CHUNK 0) and two others, both with the
+ * contiguous loop layout (CHUNK 1). */
 static void set_wg(qg_ctx *ctx, long wg)
 {
-    QG_EXPECT_OK(qg__program_override(ctx, "quant", &wg));
+    long v[2] = {wg, wg != 64};
+    QG_EXPECT_OK(qg__program_override(ctx, "quant", v));
 }
 
 /* ---- padded device buffers ---- */

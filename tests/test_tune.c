@@ -1,6 +1,8 @@
 /* tests/test_tune.c: tuning database lookup order, corrupt and foreign
  * databases, atomic store, and the tuner: verified winners, a candidate
- * that fails to build is skipped, not fatal. */
+ * that fails to build is skipped, not fatal, a wrong-but-fast one never
+ * wins; every program has a tune case that verifies under its default
+ * and two other parameter sets; qgate bench kernels' lines. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 
 #include "support/support.h"
 #include "cl/ctx.h"
+#include "gemm/gemm.h"
 #include "tune/tunedb.h"
 #include "tune/tuner.h"
 
@@ -118,28 +121,57 @@ Test(tune, store_then_lookup_round_trip)
     qg_ctx_free(ctx);
 }
 
+/* A kernel directory with every embedded source, where reduce.cl fails to
+ * build with WG=32 and computes wrong channel statistics (a quarter of the
+ * work) with WG=16. */
+static char *tampered_kernel_dir(const char *name)
+{
+    static char dir[512];
+    snprintf(dir, sizeof dir, "%s", tmp(name));
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    for (size_t i = 0; i < qg__cl_source_count; i++) {
+        char path[600];
+        const char *src = (const char *)qg__cl_sources[i].bytes;
+        snprintf(path, sizeof path, "%s/%s.cl", dir, qg__cl_sources[i].name);
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f);
+        if (strcmp(qg__cl_sources[i].name, "reduce") == 0) {
+            const char *loop = "for (int i = l; i < total; i += WG)";
+            const char *at = strstr(src, loop);
+            cr_assert_not_null(at, "reduce.cl changed: no channel statistics loop");
+            fputs("#if WG == 32\n#error \"refusing WG 32 for the test\"\n#elif WG == 16\n", f);
+            fwrite(src, 1, (size_t)(at - src), f);
+            fputs("for (int i = l; i < total; i += 4 * WG)", f);
+            fputs(at + strlen(loop), f);
+            fputs("\n#else\n", f);
+            fputs(src, f);
+            fputs("\n#endif\n", f);
+        } else {
+            fputs(src, f);
+        }
+        fclose(f);
+    }
+    return dir;
+}
+
+/* A context reading its kernels from `dir`, with no binary cache. */
+static qg_ctx *ctx_with_kernels(const char *db, const char *dir)
+{
+    qg_ctx *ctx;
+    qg_ctx_opts o = {.tune_db = db, .profiling = 1, .kernel_dir = dir, .cache_dir = ""};
+    QG_EXPECT_OK(qg_ctx_new(&o, &ctx));
+    return ctx;
+}
+
 Test(tune, tuner_writes_a_verified_winner_and_skips_build_failures)
 {
     char *db = tmp("tuner.json");
     unlink(db);
     /* A reduce.cl that refuses WG=32 at build time (the registry allows
-     * it), so the tuner meets a failing candidate. */
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s", tmp("kdir"));
-    cr_assert_eq(mkdir(dir, 0755), 0);
-    for (size_t i = 0; i < qg__cl_source_count; i++) {
-        char path[600];
-        snprintf(path, sizeof path, "%s/%s.cl", dir, qg__cl_sources[i].name);
-        FILE *f = fopen(path, "w");
-        cr_assert_not_null(f);
-        if (strcmp(qg__cl_sources[i].name, "reduce") == 0)
-            fputs("#if WG == 32\n#error \"refusing WG 32 for the test\"\n#endif\n", f);
-        fputs((const char *)qg__cl_sources[i].bytes, f);
-        fclose(f);
-    }
-    qg_ctx *ctx;
-    qg_ctx_opts o = {.tune_db = db, .profiling = 1, .kernel_dir = dir, .cache_dir = ""};
-    QG_EXPECT_OK(qg_ctx_new(&o, &ctx));
+     * it), so the tuner meets a failing candidate, and whose WG=16 build
+     * skips three quarters of the channel statistics' loop: faster and
+     * wrong, so it must be rejected by the check, never stored. */
+    qg_ctx *ctx = ctx_with_kernels(db, tampered_kernel_dir("kdir"));
     char *log = NULL;
     size_t loglen = 0;
     FILE *lf = open_memstream(&log, &loglen);
@@ -147,9 +179,12 @@ Test(tune, tuner_writes_a_verified_winner_and_skips_build_failures)
     QG_EXPECT_OK(qg__tune_run(ctx, &to));
     fclose(lf);
     cr_expect_neq(strstr(log, "skip WG=32"), NULL, "no skip note in:\n%s", log);
+    cr_expect_neq(strstr(log, "skip WG=16: wrong result"), NULL, "no rejection in:\n%s", log);
+    cr_expect_neq(strstr(log, "confirm WG=64"), NULL, "no confirmation round in:\n%s", log);
     cr_expect_neq(strstr(log, "best WG="), NULL, "%s", log);
     long wg = current_wg(ctx, "reduce");
     cr_expect_neq(wg, 32);
+    cr_expect_neq(wg, 16, "the wrong candidate won");
     FILE *f = fopen(db, "r");
     cr_expect_not_null(f, "database not written");
     if (f)
@@ -188,4 +223,154 @@ Test(tune, shipped_database_is_used_after_the_user_db)
     cr_expect_eq(current_wg(ctx, "reduce"), 128);
     qg_ctx_free(ctx);
     unsetenv("QGATE_DATA_DIR");
+}
+
+Test(tune, every_program_has_exactly_one_case)
+{
+    for (size_t p = 0; p <= qg__program_count(); p++) {
+        const char *name = p < qg__program_count() ? qg__program_at(p)->name : "clblast_xgemm";
+        int n = 0;
+        for (size_t i = 0; i < qg__tune_case_count(); i++)
+            n += strcmp(qg__tune_case_at(i)->program, name) == 0;
+        cr_expect_eq(n, 1, "program '%s' has %d tune cases (the tuner stores one entry per "
+                     "program, so it needs exactly one)", name, n);
+    }
+    for (size_t i = 0; i < qg__tune_case_count(); i++)
+        cr_expect_not_null(qg__tune_case_desc(qg__tune_case_at(i)), "case '%s'",
+                           qg__tune_case_at(i)->program);
+    cr_expect_null(qg__tune_case_at(qg__tune_case_count()));
+}
+
+/* The first and the last valid non-default parameter sets of a program
+ * (mixed-radix order over the candidates), as the tuner would meet them. */
+static int two_other_sets(qg_ctx *ctx, const qg_program_desc *d, long sets[2][QG_MAX_TUNABLES])
+{
+    size_t total = 1;
+    int found = 0;
+    for (int i = 0; i < d->ntunables; i++)
+        total *= (size_t)d->tunables[i].ncandidates;
+    for (size_t k = 0; k < total; k++) {
+        long v[QG_MAX_TUNABLES];
+        size_t r = k;
+        int is_default = 1;
+        for (int i = 0; i < d->ntunables; i++) {
+            v[i] = d->tunables[i].candidates[r % (size_t)d->tunables[i].ncandidates];
+            r /= (size_t)d->tunables[i].ncandidates;
+            is_default &= v[i] == d->tunables[i].def;
+        }
+        char why[256];
+        if (is_default || (d->valid && !d->valid(ctx, v, why, sizeof why)))
+            continue;
+        memcpy(sets[found ? 1 : 0], v, sizeof sets[0]);
+        found = found ? 2 : 1;
+    }
+    return found == 2;
+}
+
+/* Every registry program's case (the one the tuner times) verifies against
+ * its C reference under the default and two other valid parameter sets;
+ * the kernels' own tests sweep odd sizes, this checks the tuner's checks. */
+Test(tune, cases_verify_under_default_and_two_other_sets, .timeout = 600)
+{
+    qg_ctx *ctx = ctx_with_db(tmp("cases.json"));
+    for (size_t i = 0; i < qg__tune_case_count(); i++) {
+        const qg_tune_case *c = qg__tune_case_at(i);
+        if (c->desc)
+            continue; /* CLBlast: built in, timed by its own tuner test */
+        const qg_program_desc *d = qg__tune_case_desc(c);
+        long sets[3][QG_MAX_TUNABLES];
+        for (int k = 0; k < d->ntunables; k++)
+            sets[0][k] = d->tunables[k].def;
+        cr_assert(two_other_sets(ctx, d, sets + 1), "program '%s' has < 2 other valid sets",
+                  c->program);
+        void *state = NULL;
+        QG_EXPECT_OK(c->prepare(ctx, &state));
+        for (int k = 0; k < 3; k++) {
+            char note[2048] = "";
+            cr_expect(qg__tune_verify(ctx, c, d, state, sets[k], note, sizeof note),
+                      "case '%s', set %d (WG=%ld): %s", c->program, k, sets[k][0], note);
+            /* A second run must verify too (outputs added into are reset). */
+            cr_expect(qg__tune_verify(ctx, c, d, state, NULL, note, sizeof note),
+                      "case '%s', set %d, second run: %s", c->program, k, note);
+        }
+        c->release(state);
+        QG_EXPECT_OK(qg__program_override(ctx, d->name, NULL));
+    }
+    qg_ctx_free(ctx);
+}
+
+Test(tune, gemm_baseline_is_the_builtin_set_until_overridden)
+{
+    char *db = tmp("gemm.json");
+    unlink(db);
+    qg_ctx *ctx = ctx_with_db(db);
+    const qg_program_desc *d = qg__gemm_program_desc();
+    long v[QG_MAX_TUNABLES];
+    for (int i = 0; i < d->ntunables; i++)
+        v[i] = d->tunables[i].def;
+    QG_EXPECT_OK(qg__tunedb_store(ctx, "clblast_xgemm", "*", v, 1.0, 2.0));
+    /* A tuned set exists, but the baseline asks for CLBlast's own. */
+    QG_EXPECT_OK(qg__gemm_use_builtin(ctx));
+    QG_EXPECT_OK(qg__gemm_apply_tuned(ctx));
+    QG_EXPECT_OK(qg__gemm_use_builtin(ctx));
+    QG_EXPECT_OK(qg__gemm_override(ctx, v));
+    cr_expect_eq(qg__gemm_use_builtin(ctx), QG_ERR_UNSUPPORTED);
+    cr_expect_neq(strstr(qg_ctx_last_error(ctx), "cannot be restored"), NULL, "%s",
+                  qg_ctx_last_error(ctx));
+    v[0] = 1; /* GEMMK=1 is not offered */
+    cr_expect_eq(qg__gemm_override(ctx, v), QG_ERR_INVALID_ARG);
+    qg_ctx_free(ctx);
+}
+
+Test(tune, bench_kernels_prints_default_and_tuned_lines)
+{
+    char *db = tmp("bench.json");
+    unlink(db);
+    qg_ctx *ctx = ctx_with_kernels(db, tampered_kernel_dir("bench-kdir"));
+    long v = 128;
+    QG_EXPECT_OK(qg__tunedb_store(ctx, "pool", "*", &v, 1.0, 2.0));
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    int failures = -1;
+    QG_EXPECT_OK(qg__bench_kernels(ctx, &(qg_bench_kernels_opts){.kernel = "pool", .runs = 3,
+                                                                 .out = f}, &failures));
+    fclose(f);
+    cr_expect_eq(failures, 0, "%s", out);
+    const char *dl = strstr(out, " default "), *tl = strstr(out, " tuned ");
+    cr_assert(dl && tl, "missing lines:\n%s", out);
+    cr_expect_neq(strstr(out, qg_ctx_device(ctx)->key), NULL, "no device key:\n%s", out);
+    double mn, med, rate, sp;
+    char unit[16];
+    cr_expect_eq(sscanf(dl, " default %lf %lf %lf %15s", &mn, &med, &rate, unit), 4, "%s", dl);
+    cr_expect(mn > 0 && med >= mn && rate > 0, "%s", dl);
+    cr_expect_str_eq(unit, "GB/s");
+    cr_expect_eq(sscanf(tl, " tuned %lf %lf %lf %15s %lfx", &mn, &med, &rate, unit, &sp), 5,
+                 "%s", tl);
+    cr_expect(sp > 0, "%s", tl);
+    cr_expect_neq(strstr(tl, "WG=128"), NULL, "%s", tl);
+    free(out);
+
+    /* A tuned set that no longer builds is reported, not fatal; a program
+     * without an entry says so. */
+    v = 32;
+    QG_EXPECT_OK(qg__tunedb_store(ctx, "reduce", "*", &v, 1.0, 2.0));
+    f = open_memstream(&out, &len);
+    QG_EXPECT_OK(qg__bench_kernels(ctx, &(qg_bench_kernels_opts){.kernel = "reduce", .runs = 2,
+                                                                 .out = f}, &failures));
+    fclose(f);
+    cr_expect_eq(failures, 1, "%s", out);
+    cr_expect_neq(strstr(out, "tuned    FAILED"), NULL, "%s", out);
+    cr_expect_neq(strstr(out, "refusing WG 32"), NULL, "build log missing:\n%s", out);
+    free(out);
+    f = open_memstream(&out, &len);
+    QG_EXPECT_OK(qg__bench_kernels(ctx, &(qg_bench_kernels_opts){.kernel = "loss", .runs = 2,
+                                                                 .out = f}, &failures));
+    fclose(f);
+    cr_expect_neq(strstr(out, "no entry for this device"), NULL, "%s", out);
+    free(out);
+    cr_expect_eq(qg__bench_kernels(ctx, &(qg_bench_kernels_opts){.kernel = "nope", .runs = 1,
+                                                                 .out = stderr}, &failures),
+                 QG_ERR_NOT_FOUND);
+    qg_ctx_free(ctx);
 }

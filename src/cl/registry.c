@@ -27,19 +27,35 @@ static int valid_wg(const qg_ctx *ctx, const long *v, char *why, size_t cap)
     return 1;
 }
 
+/* WG as above, then a 0/1 choice of algorithm or loop layout (quant's
+ * CHUNK, shortcut's ROW). */
+static int valid_wg_flag(const qg_ctx *ctx, const long *v, char *why, size_t cap)
+{
+    if (v[1] != 0 && v[1] != 1) {
+        snprintf(why, cap, "the 0/1 choice (CHUNK, ROW) is %ld", v[1]);
+        return 0;
+    }
+    return valid_wg(ctx, v, why, cap);
+}
+
 #define WG_TUNABLE(def_)                                                         \
     {"WG", def_, {16, 32, 64, 128, 256, 512}, 6, "work-group size (power of two)"}
 
 static const qg_program_desc programs[] = {
     {"eltwise", "elementwise fill/axpby/add/mul/relu", {WG_TUNABLE(64)}, 1, valid_wg},
     {"reduce", "sum, absmax and per-channel statistics", {WG_TUNABLE(64)}, 1, valid_wg},
-    {"quant", "quantizers, DoReFa, PACT, PG gate and gating loss", {WG_TUNABLE(64)}, 1, valid_wg},
+    {"quant", "quantizers, DoReFa, PACT, PG gate and gating loss",
+     {WG_TUNABLE(64),
+      {"CHUNK", 0, {0, 1}, 2, "share of the elements per item: interleaved 0, contiguous 1", 1}},
+     2, valid_wg_flag},
     {"bn", "batch norm (+ fused residual add, ReLU): train/eval forward, backward",
      {{"WG", 256, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512}, 10, "work-group size (power of two)",
        2},
       {"VW", 1, {1, 4, 8, 16}, 4, "values per chunk / vector width", 16}}, 2, valid_wg},
     {"pool", "max/avg/global-average pooling fwd+bwd", {WG_TUNABLE(64)}, 1, valid_wg},
-    {"shortcut", "option-A residual shortcut fwd+bwd", {WG_TUNABLE(64)}, 1, valid_wg},
+    {"shortcut", "option-A residual shortcut fwd+bwd",
+     {WG_TUNABLE(64), {"ROW", 0, {0, 1}, 2, "items: one per element (0) or per row (1)", 1}}, 2,
+     valid_wg_flag},
     {"loss", "softmax cross-entropy: loss, correct, dlogits", {WG_TUNABLE(64)}, 1, valid_wg},
     {"optim", "SGD and Adam steps, sum of squares", {WG_TUNABLE(256)}, 1, valid_wg},
     {"im2col", "conv lowering: im2col, col2im, bias", {WG_TUNABLE(64)}, 1, valid_wg},

@@ -9,6 +9,7 @@
 
 #include "qgate.h"
 #include "cli/cli.h"
+#include "cli/model_flags.h"
 #include "train/trainer.h"
 
 static volatile sig_atomic_t g_stop;
@@ -57,16 +58,7 @@ static void train_usage(FILE *f)
 "  --power X             poly power (default 1 = linear)\n"
 "  --clip-grad X         clip the global gradient norm to X\n"
 "  --seed N              initialisation, shuffling and augmentation seed (default 1)\n"
-"quantization and precision gating (spec: PG, Fan et al.):\n"
-"  -w, --wbits N         weight bits of the block convs (2..16; default 8)\n"
-"  -a, --abits N         activation bits of the block convs (2..16; default 8)\n"
-"                        (-w/-a alone train the quantized ResNet without gating)\n"
-"  --pact                PACT clipping (learned alpha, one per block) instead of ReLU\n"
-"  --pg                  precision gating: each block's conv1 is a PGConv2d\n"
-"  --pb, --pred-bits N   prediction (MSB) bits, 1 <= N < --abits\n"
-"  --gtar X              gating target for the thresholds (default 0)\n"
-"  --sg, --sigma X       gating loss coefficient (default 0.001)\n"
-"  --spbp                sparse back-prop: gate gradients only where updated\n"
+QG_CLI_MODEL_HELP
 "output:\n"
 "  --metrics FILE        append one JSON line per epoch (epoch, train_loss,\n"
 "                        train_acc, test_loss, test_acc, img_per_s, lr, ...)\n"
@@ -83,8 +75,7 @@ enum {
     O_MODEL = 256, O_SHORTCUT, O_DATA, O_DATA_DIR, O_LIMIT_TRAIN, O_LIMIT_TEST, O_CROP, O_NOFLIP,
     O_EPOCHS, O_BATCH, O_EVAL_BATCH, O_OPT, O_LR, O_MOM, O_NEST, O_WD, O_NOWDBN, O_SCHED,
     O_MILE, O_GAMMA, O_ENDLR, O_POWER, O_CLIP, O_SEED, O_METRICS, O_CKPT, O_RESUME, O_PROG,
-    O_NOPROG, O_DEVICE, O_VERBOSE, O_HELP, O_CHECKPOINT_EVAL, O_PACT, O_PG, O_PB, O_GTAR,
-    O_SIGMA, O_SPBP
+    O_NOPROG, O_DEVICE, O_VERBOSE, O_HELP, O_CHECKPOINT_EVAL
 };
 
 static const struct option train_opts[] = {
@@ -99,48 +90,27 @@ static const struct option train_opts[] = {
     {"seed", 1, 0, O_SEED}, {"metrics", 1, 0, O_METRICS}, {"checkpoint", 1, 0, O_CKPT},
     {"resume", 1, 0, O_RESUME}, {"progress", 0, 0, O_PROG}, {"no-progress", 0, 0, O_NOPROG},
     {"device", 1, 0, O_DEVICE}, {"verbose", 0, 0, O_VERBOSE}, {"help", 0, 0, O_HELP},
-    {"wbits", 1, 0, 'w'}, {"abits", 1, 0, 'a'}, {"pact", 0, 0, O_PACT}, {"pg", 0, 0, O_PG},
-    {"pb", 1, 0, O_PB}, {"pred-bits", 1, 0, O_PB}, {"gtar", 1, 0, O_GTAR},
-    {"sg", 1, 0, O_SIGMA}, {"sigma", 1, 0, O_SIGMA}, {"spbp", 0, 0, O_SPBP},
     {0, 0, 0, 0}};
 
-static int parse_long(const char *cmd, const char *flag, const char *v, long lo, long hi,
-                      long *out)
-{
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (*v == 0 || *end != 0 || x < lo || x > hi) {
-        fprintf(stderr, "qgate %s: --%s expects an integer in %ld..%ld, got '%s'\n", cmd, flag,
-                lo, hi, v);
-        return 0;
-    }
-    *out = x;
-    return 1;
-}
-
-static int parse_float(const char *cmd, const char *flag, const char *v, double lo, double hi,
-                       float *out)
-{
-    char *end;
-    double x = strtod(v, &end);
-    if (*v == 0 || *end != 0 || !(x >= lo && x <= hi)) {
-        fprintf(stderr, "qgate %s: --%s expects a number in [%g, %g], got '%s'\n", cmd, flag,
-                lo, hi, v);
-        return 0;
-    }
-    *out = (float)x;
-    return 1;
-}
+/* Short local names for the shared strict number parsers. */
+#define parse_long qg_cli_parse_long
+#define parse_float qg_cli_parse_float
 
 /* Parses the shared options; returns -1 to continue, else an exit code. */
 static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const char **ckpt,
                  void (*usage)(FILE *))
 {
-    int o, have_mile = 0, have_w = 0, have_a = 0, have_pb = 0;
+    int o, have_mile = 0, r;
     long v;
+    struct option opts[sizeof train_opts / sizeof *train_opts + 16];
+    qg_cli_model_flags mf;
+    if (!qg_cli_options_join(opts, sizeof opts / sizeof *opts, train_opts))
+        return 2;
+    qg_cli_model_flags_init(&mf);
+    mf.qcfg = c->qcfg;
     optind = 1;
     opterr = 0;
-    while ((o = getopt_long(argc, argv, ":w:a:", train_opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, ":" QG_CLI_MODEL_SHORTOPTS, opts, NULL)) != -1) {
         const char *name = optind > 0 && optind <= argc ? argv[optind - 1] : "";
         (void)name;
         switch (o) {
@@ -243,34 +213,15 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
         case O_NOPROG: c->progress = 0; break;
         case O_DEVICE: c->device = optarg; break;
         case O_VERBOSE: c->verbose = 1; break;
-        case 'w':
-            if (!parse_long(cmd, "wbits", optarg, 2, 16, &v)) return 2;
-            c->qcfg.wbits = (int)v;
-            have_w = 1;
-            break;
-        case 'a':
-            if (!parse_long(cmd, "abits", optarg, 2, 16, &v)) return 2;
-            c->qcfg.abits = (int)v;
-            have_a = 1;
-            break;
-        case O_PACT: c->pact = 1; break;
-        case O_PG: c->pg = 1; break;
-        case O_PB:
-            if (!parse_long(cmd, "pb", optarg, 1, 15, &v)) return 2;
-            c->qcfg.pred_bits = (int)v;
-            have_pb = 1;
-            break;
-        case O_GTAR:
-            if (!parse_float(cmd, "gtar", optarg, -100, 100, &c->qcfg.gtar)) return 2;
-            break;
-        case O_SIGMA:
-            if (!parse_float(cmd, "sg", optarg, 0, 100, &c->qcfg.sigma)) return 2;
-            break;
-        case O_SPBP: c->qcfg.spbp = 1; break;
         case ':':
             fprintf(stderr, "qgate %s: option '%s' needs a value\n", cmd, argv[optind - 1]);
             return 2;
         default:
+            if ((r = qg_cli_model_flag(cmd, o, optarg, &mf)) != 0) {
+                if (r < 0)
+                    return 2;
+                break;
+            }
             fprintf(stderr, "qgate %s: unknown option '%s' (see qgate %s --help)\n", cmd,
                     argv[optind - 1], cmd);
             return 2;
@@ -284,20 +235,12 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
             return 2;
         }
     }
-    c->quant = (have_w || have_a) && !c->pg;
-    if (c->pg && !have_pb) {
-        fprintf(stderr, "qgate %s: --pg needs --pb N (prediction bits, fewer than --abits)\n", cmd);
+    if (!qg_cli_model_flags_finish(cmd, &mf))
         return 2;
-    }
-    if (c->pg && c->qcfg.pred_bits >= c->qcfg.abits) {
-        fprintf(stderr, "qgate %s: --pb %d must be smaller than --abits %d (the MSB part of a "
-                "%d-bit activation)\n", cmd, c->qcfg.pred_bits, c->qcfg.abits, c->qcfg.abits);
-        return 2;
-    }
-    if (!c->pg && (have_pb || c->qcfg.spbp)) {
-        fprintf(stderr, "qgate %s: --pb and --spbp only apply with --pg\n", cmd);
-        return 2;
-    }
+    c->quant = mf.quant;
+    c->pg = mf.pg;
+    c->pact = mf.pact;
+    c->qcfg = mf.qcfg;
     if (!have_mile && c->sched.kind == QG_SCHED_MULTISTEP) {
         c->sched.nmilestones = 2;
         c->sched.milestones[0] = c->epochs / 2;

@@ -18,7 +18,7 @@ static const command commands[] = {
     {"train", qg_cli_train, "train a model (default: ResNet-20 on Fashion-MNIST)"},
     {"eval", qg_cli_eval, "evaluate a checkpoint on the test split"},
     {"tune", qg_cli_tune, "autotune kernel parameters for this device"},
-    {"bench", qg_cli_bench, "time training or inference steps on synthetic data"},
+    {"bench", qg_cli_bench, "time training steps (bench train) or kernels (bench kernels)"},
     {"devices", qg_cli_devices, "list OpenCL devices and their capabilities"},
     {"selfcheck", qg_cli_selfcheck, "build all kernels and check them against C references"},
 };

@@ -24,9 +24,6 @@ static qg_status clblast_error(qg_ctx *ctx, CLBlastStatusCode s, const char *wha
  * programs that never multiply matrices never read the database. */
 static qg_status ensure_tuned(qg_ctx *ctx)
 {
-    if (ctx->gemm_state)
-        return QG_OK;
-    ctx->gemm_state = ctx; /* any non-NULL marker; nothing to free */
     return qg__gemm_apply_tuned(ctx);
 }
 

@@ -27,10 +27,16 @@ qg_status qg__gemm_batched(struct qg_ctx *ctx, int trans_a, int trans_b, size_t 
                            size_t stride_c, size_t count);
 
 /* CLBlast's Xgemm parameters as a tunable set (tuning database name
- * "clblast_xgemm"), applying a set, and applying the tuned one if any. */
+ * "clblast_xgemm"), applying a set, and applying the tuned one if any
+ * (once per context, before its first GEMM). */
 struct qg_program_desc;
 const struct qg_program_desc *qg__gemm_program_desc(void);
 qg_status qg__gemm_override(struct qg_ctx *ctx, const long *values);
 qg_status qg__gemm_apply_tuned(struct qg_ctx *ctx);
+/* Keeps CLBlast's built-in parameters for this context (the tuned set is
+ * not applied): the baseline of the tuner and of `qgate bench kernels`.
+ * QG_ERR_UNSUPPORTED once an override was applied, since CLBlast keeps
+ * overrides for the rest of the process. */
+qg_status qg__gemm_use_builtin(struct qg_ctx *ctx);
 
 #endif

@@ -78,6 +78,12 @@ const qg_program_desc *qg__gemm_program_desc(void)
     return &xgemm_desc;
 }
 
+/* ctx->gemm_state says which Xgemm parameters CLBlast runs for this
+ * context: NULL = not decided yet (the first GEMM looks up the database),
+ * &builtin_mark = CLBlast's own, &override_mark = a set we passed to
+ * CLBlastOverrideParameters. The marks are never written. */
+static char builtin_mark, override_mark;
+
 qg_status qg__gemm_override(qg_ctx *ctx, const long *values)
 {
     const char *names[P_COUNT];
@@ -94,15 +100,30 @@ qg_status qg__gemm_override(qg_ctx *ctx, const long *values)
     if (s != CLBlastSuccess)
         return qg__error(ctx, QG_ERR_CLBLAST, "CLBlastOverrideParameters(Xgemm) failed with "
                          "status %d on device '%s'", (int)s, ctx->info.name);
+    ctx->gemm_state = &override_mark;
     return QG_OK;
 }
 
-/* Called before the first GEMM of a context: a tuned set from the
+/* Called before every GEMM: the first time, a tuned set from the
  * database replaces CLBlast's built-in one. */
 qg_status qg__gemm_apply_tuned(qg_ctx *ctx)
 {
     long v[QG_MAX_TUNABLES];
-    if (!qg__tunedb_lookup(ctx, "clblast_xgemm", NULL, v))
+    if (ctx->gemm_state)
         return QG_OK;
+    if (!qg__tunedb_lookup(ctx, "clblast_xgemm", NULL, v)) {
+        ctx->gemm_state = &builtin_mark;
+        return QG_OK;
+    }
     return qg__gemm_override(ctx, v);
+}
+
+qg_status qg__gemm_use_builtin(qg_ctx *ctx)
+{
+    if (ctx->gemm_state == &override_mark)
+        return qg__error(ctx, QG_ERR_UNSUPPORTED, "CLBlast's built-in Xgemm parameters cannot "
+                         "be restored on device '%s' once overridden (CLBlast keeps overrides "
+                         "for the life of the process)", ctx->info.name);
+    ctx->gemm_state = &builtin_mark;
+    return QG_OK;
 }

@@ -41,9 +41,12 @@ static qg_status launch(qg_ctx *ctx, const char *kernel, const qg_tensor *in,
                         qg_tensor *out, int accumulate)
 {
     cl_kernel k;
-    long v = 64;
+    long v[QG_MAX_TUNABLES];
+    int nv = 0;
     qg_kargs a;
-    qg_status st = qg__kernel_current(ctx, "shortcut", kernel, &k, "WG", &v);
+    qg_status st = qg__program_params(ctx, "shortcut", v, &nv);
+    if (st == QG_OK)
+        st = qg__kernel_current(ctx, "shortcut", kernel, &k, NULL, NULL);
     if (st != QG_OK)
         return st;
     const int64_t *s = small->shape, *b = big->shape;
@@ -60,8 +63,10 @@ static qg_status launch(qg_ctx *ctx, const char *kernel, const qg_tensor *in,
     qg__karg_int(&a, (int)((b[1] - s[1]) / 2));
     qg__karg_tensor(&a, out);
     qg__karg_int(&a, accumulate != 0);
-    /* One item per row of the output. */
-    size_t n = qg_tensor_numel(out) / (size_t)out->shape[3], wg = (size_t)v;
+    /* WG, ROW (cl/shortcut.cl): ROW 1 launches one item per output row. */
+    size_t n = qg_tensor_numel(out), wg = (size_t)v[0];
+    if (nv > 1 && v[1])
+        n /= (size_t)out->shape[3];
     return qg__kargs_launch(&a, 1, &n, &wg);
 }
 

@@ -568,7 +568,13 @@ qg_status qg__pg_gate_fwd(qg_ctx *ctx, const qg_tensor *o_msb, const qg_tensor *
     qg__karg_int(&a, C);
     qg__karg_int(&a, HW);
     qg__karg_float(&a, slope);
-    return launch1d(&a, n, wg);
+    /* CHUNK 1 (see cl/quant.cl): a few groups share the elements, so the
+     * count's tree and atomic run once per group, not per WG elements. */
+    long v[QG_MAX_TUNABLES];
+    int nv = 0;
+    if ((st = qg__program_params(ctx, "quant", v, &nv)) != QG_OK)
+        return st;
+    return launch1d(&a, nv > 1 && v[1] ? groups_for(n, wg) * wg : n, wg);
 }
 
 qg_status qg__pg_gate_bwd(qg_ctx *ctx, const qg_tensor *o_msb, const qg_tensor *delta,

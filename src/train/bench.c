@@ -41,7 +41,7 @@ qg_status qg__bench_train(const qg_bench_cfg *cfg, qg_bench_result *out)
     qg_status st = QG_OK;
     qg_ctx *ctx = NULL;
     qg_model *m = NULL;
-    qg_tensor *labels = NULL, *ls = NULL, *cor = NULL;
+    qg_tensor *labels = NULL, *ls = NULL, *cor = NULL, *aux = NULL;
     double *times = NULL;
     float *x = NULL;
     memset(out, 0, sizeof *out);
@@ -55,7 +55,8 @@ qg_status qg__bench_train(const qg_bench_cfg *cfg, qg_bench_result *out)
     }
     qg_resnet_opts ro = {.depth = depth, .shortcut = cfg->shortcut, .in_c = cfg->in_c,
                          .in_h = cfg->in_h, .in_w = cfg->in_w, .classes = cfg->classes,
-                         .seed = 1};
+                         .seed = 1, .quant = cfg->quant, .pg = cfg->pg, .pact = cfg->pact,
+                         .cfg = cfg->qcfg};
     QG_TRY(qg__model_resnet_cifar(ctx, &ro, &m));
     QG_TRY(qg__model_setup(m, cfg->batch));
     if (cfg->profile)
@@ -87,6 +88,7 @@ qg_status qg__bench_train(const qg_bench_cfg *cfg, qg_bench_result *out)
         goto fail;
     QG_TRY(qg_tensor_new(ctx, 1, one, QG_DTYPE_F32, "loss", &ls));
     QG_TRY(qg_tensor_new(ctx, 1, one, QG_DTYPE_I32, "correct", &cor));
+    QG_TRY(qg_tensor_new(ctx, 1, one, QG_DTYPE_F32, "aux_loss", &aux));
     QG_TRY(qg_tensor_write(qg__model_input(m), x, nx * sizeof *x));
 
     int total = cfg->warmup + cfg->steps;
@@ -103,6 +105,7 @@ qg_status qg__bench_train(const qg_bench_cfg *cfg, qg_bench_result *out)
                               cfg->eval ? NULL : qg__model_logits_grad(m)));
         if (!cfg->eval) {
             QG_TRY(qg__model_backward(m));
+            QG_TRY(qg__model_aux_loss(m, aux)); /* gating loss and its gradient (PG) */
             QG_TRY(qg__optim_step(m, &oc, 0.01f, s + 1));
         }
         QG_TRY(qg_ctx_finish(ctx));
@@ -155,6 +158,7 @@ fail:
     qg_tensor_free(labels);
     qg_tensor_free(ls);
     qg_tensor_free(cor);
+    qg_tensor_free(aux);
     qg__model_free(m);
     qg_ctx_free(ctx);
     return st;

@@ -9,6 +9,8 @@ typedef struct qg_bench_cfg {
     const char *device;
     const char *model;
     char shortcut;
+    int quant, pg, pact;     /* quantized / precision-gated / PACT variants */
+    qg_pg_cfg qcfg;          /* as qg_train_cfg */
     int in_c, in_h, in_w, classes;
     int batch;
     int warmup, steps;

@@ -18,7 +18,7 @@
 #include "ref/ref_eltwise.h"
 #include "ref/ref_layers.h"
 #include "tensor/tensor_impl.h"
-#include "tune/tuner.h"
+#include "tune/cases.h"
 
 enum { RN_N = 128, RN_C = 16, RN_HW = 32 * 32 };
 #define RN_NUMEL ((size_t)RN_N * RN_C * RN_HW)
@@ -84,17 +84,6 @@ fail:
     return st;
 }
 
-static double max_rel_err(const float *got, const float *ref, size_t n, double floor_)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)got[i] - ref[i]) / (floor_ + fabs(ref[i]));
-        if (!(e <= m))
-            m = isnan(e) ? INFINITY : e;
-    }
-    return m;
-}
-
 /* eltwise: the residual add, ReLU forward and backward of one activation. */
 static qg_status elt_prepare(qg_ctx *ctx, void **state)
 {
@@ -126,10 +115,10 @@ static qg_status elt_check(qg_ctx *ctx, void *state, double *err)
     if (!g)
         return qg__error(ctx, QG_ERR_NOMEM, "out of memory");
     qg_status st = qg_tensor_read(s->y, g, RN_NUMEL * sizeof *g);
-    double e1 = st == QG_OK ? max_rel_err(g, s->ref1, RN_NUMEL, 1e-6) : 0;
+    double e1 = st == QG_OK ? qg__tune_max_rel_err(g, s->ref1, RN_NUMEL, 1e-6) : 0;
     if (st == QG_OK)
         st = qg_tensor_read(s->dz, g, RN_NUMEL * sizeof *g);
-    double e2 = st == QG_OK ? max_rel_err(g, s->ref2, RN_NUMEL, 1e-6) : 0;
+    double e2 = st == QG_OK ? qg__tune_max_rel_err(g, s->ref2, RN_NUMEL, 1e-6) : 0;
     free(g);
     *err = e1 > e2 ? e1 : e2;
     return st;
@@ -160,7 +149,8 @@ static qg_status red_check(qg_ctx *ctx, void *state, double *err)
     if (st == QG_OK)
         st = qg_tensor_read(s->s2, g2, sizeof g2);
     /* Sums of 131072 terms: compare against the sum of magnitudes scale. */
-    double e1 = max_rel_err(g1, s->ref1, RN_C, 10.0), e2 = max_rel_err(g2, s->ref2, RN_C, 1.0);
+    double e1 = qg__tune_max_rel_err(g1, s->ref1, RN_C, 10.0);
+    double e2 = qg__tune_max_rel_err(g2, s->ref2, RN_C, 1.0);
     *err = e1 > e2 ? e1 : e2;
     return st;
 }
@@ -261,7 +251,7 @@ static qg_status conv_check(qg_ctx *ctx, void *state, double *err)
     if (!g)
         return qg__error(ctx, QG_ERR_NOMEM, "out of memory");
     qg_status st = qg_tensor_read(c->y, g, n * sizeof *g);
-    *err = st == QG_OK ? max_rel_err(g, c->b->ref1, n, 1e-2) : 0;
+    *err = st == QG_OK ? qg__tune_max_rel_err(g, c->b->ref1, n, 1e-2) : 0;
     free(g);
     return st;
 }
@@ -339,7 +329,7 @@ static qg_status gemm_check(qg_ctx *ctx, void *state, double *err)
     if (!h)
         return qg__error(ctx, QG_ERR_NOMEM, "out of memory");
     qg_status st = qg_tensor_read(g->c, h, sizeof(float) * GM * GN);
-    *err = st == QG_OK ? max_rel_err(h, g->ref, (size_t)GM * GN, 1.0) : 0;
+    *err = st == QG_OK ? qg__tune_max_rel_err(h, g->ref, (size_t)GM * GN, 1.0) : 0;
     free(h);
     return st;
 }
@@ -415,10 +405,10 @@ static qg_status bn_check(qg_ctx *ctx, void *state, double *err)
     if (!g)
         return qg__error(ctx, QG_ERR_NOMEM, "out of memory");
     qg_status st = qg_tensor_read(c->b->y, g, RN_NUMEL * sizeof *g);
-    double e1 = st == QG_OK ? max_rel_err(g, c->b->ref1, RN_NUMEL, 1e-2) : 0;
+    double e1 = st == QG_OK ? qg__tune_max_rel_err(g, c->b->ref1, RN_NUMEL, 1e-2) : 0;
     if (st == QG_OK)
         st = qg_tensor_read(c->b->z, g, RN_NUMEL * sizeof *g);
-    double e2 = st == QG_OK ? max_rel_err(g, c->ref_dx, RN_NUMEL, 1e-2) : 0;
+    double e2 = st == QG_OK ? qg__tune_max_rel_err(g, c->ref_dx, RN_NUMEL, 1e-2) : 0;
     free(g);
     *err = e1 > e2 ? e1 : e2;
     return st;
@@ -428,6 +418,7 @@ static const qg_tune_case cases[] = {
     {.program = "clblast_xgemm", .shape = "resnet20", .prepare = gemm_prepare, .run = gemm_run,
      .check = gemm_check, .release = gemm_release, .tolerance = 1e-4,
      .desc = qg__gemm_program_desc, .apply = qg__gemm_override,
+     .builtin = qg__gemm_use_builtin,
      .work = 2.0 * GM * GN * GK, .work_is_flops = 1},
     {.program = "conv_direct", .shape = "resnet20", .prepare = direct_prepare, .run = conv_run,
      .check = conv_check, .release = conv_release, .tolerance = 1e-3,
@@ -446,12 +437,8 @@ static const qg_tune_case cases[] = {
      .work = (double)RN_NUMEL * 4},
 };
 
-size_t qg__tune_case_count(void)
+const qg_tune_case *qg__tune_cases_core(size_t *n)
 {
-    return sizeof cases / sizeof *cases;
-}
-
-const qg_tune_case *qg__tune_case_at(size_t i)
-{
-    return i < qg__tune_case_count() ? &cases[i] : NULL;
+    *n = sizeof cases / sizeof *cases;
+    return cases;
 }

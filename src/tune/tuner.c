@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "tune/tunedb.h"
+#include "tune/cases.h"
 #include "tune/tuner.h"
 
 static double now_s(void)
@@ -21,51 +22,97 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Device time between two markers, from profiling events when the queue
- * has profiling on; wall time otherwise. */
-qg_status qg__tune_time_case(qg_ctx *ctx, const qg_tune_case *c, void *state, int runs,
-                             double *ms)
+static const qg_tune_case *(*const tables[])(size_t *) = {
+    qg__tune_cases_core, qg__tune_cases_quant, qg__tune_cases_layers,
+};
+
+size_t qg__tune_case_count(void)
+{
+    size_t total = 0, n;
+    for (size_t t = 0; t < sizeof tables / sizeof *tables; t++) {
+        tables[t](&n);
+        total += n;
+    }
+    return total;
+}
+
+const qg_tune_case *qg__tune_case_at(size_t i)
+{
+    size_t n;
+    for (size_t t = 0; t < sizeof tables / sizeof *tables; t++) {
+        const qg_tune_case *c = tables[t](&n);
+        if (i < n)
+            return &c[i];
+        i -= n;
+    }
+    return NULL;
+}
+
+qg_status qg__tune_time_run(qg_ctx *ctx, const qg_tune_case *c, void *state, double *ms)
 {
     qg_status st = QG_OK;
-    double best = INFINITY;
-    for (int r = -1; r < runs; r++) {
-        cl_event e0 = NULL, e1 = NULL;
-        double t0 = now_s();
-        if (ctx->profiling)
-            QG_CL_TRY(ctx, clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &e0));
-        st = c->run(ctx, state);
-        if (st == QG_OK && ctx->profiling) {
-            cl_int e = clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &e1);
-            if (e != CL_SUCCESS)
-                st = qg__cl_error(ctx, e, "clEnqueueMarkerWithWaitList", __FILE__, __LINE__);
-        }
-        if (st == QG_OK) {
-            cl_int e = clFinish(ctx->queue);
-            if (e != CL_SUCCESS)
-                st = qg__cl_error(ctx, e, "clFinish", __FILE__, __LINE__);
-        }
-        double wall = (now_s() - t0) * 1e3;
-        double dt = wall;
-        if (st == QG_OK && e0 && e1) {
-            cl_ulong a = 0, b = 0;
-            if (clGetEventProfilingInfo(e0, CL_PROFILING_COMMAND_END, sizeof a, &a, NULL) ==
-                    CL_SUCCESS &&
-                clGetEventProfilingInfo(e1, CL_PROFILING_COMMAND_END, sizeof b, &b, NULL) ==
-                    CL_SUCCESS && b > a)
-                dt = (double)(b - a) * 1e-6;
-        }
-        if (e0)
-            clReleaseEvent(e0);
-        if (e1)
-            clReleaseEvent(e1);
-        if (st != QG_OK)
-            return st;
-        if (r >= 0 && dt < best)
-            best = dt;
+    cl_event e0 = NULL, e1 = NULL;
+    double t0 = now_s();
+    if (ctx->profiling)
+        QG_CL_TRY(ctx, clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &e0));
+    st = c->run(ctx, state);
+    if (st == QG_OK && ctx->profiling)
+        QG_CL_TRY(ctx, clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &e1));
+    if (st == QG_OK)
+        QG_CL_TRY(ctx, clFinish(ctx->queue));
+    *ms = (now_s() - t0) * 1e3;
+    if (e0 && e1) {
+        cl_ulong a = 0, b = 0;
+        if (clGetEventProfilingInfo(e0, CL_PROFILING_COMMAND_END, sizeof a, &a, NULL) ==
+                CL_SUCCESS &&
+            clGetEventProfilingInfo(e1, CL_PROFILING_COMMAND_END, sizeof b, &b, NULL) ==
+                CL_SUCCESS && b > a)
+            *ms = (double)(b - a) * 1e-6;
     }
-    *ms = best;
 fail:
+    if (e0)
+        clReleaseEvent(e0);
+    if (e1)
+        clReleaseEvent(e1);
     return st;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+qg_status qg__tune_time_case(qg_ctx *ctx, const qg_tune_case *c, void *state, int runs,
+                             qg_tune_timing *t)
+{
+    double warm, *ms = calloc((size_t)(runs > 0 ? runs : 1), sizeof *ms);
+    if (!ms)
+        return qg__error(ctx, QG_ERR_NOMEM, "out of memory");
+    qg_status st = qg__tune_time_run(ctx, c, state, &warm);
+    for (int r = 0; st == QG_OK && r < runs; r++)
+        st = qg__tune_time_run(ctx, c, state, &ms[r]);
+    if (st == QG_OK) {
+        qsort(ms, (size_t)runs, sizeof *ms, cmp_double);
+        t->min_ms = runs > 0 ? ms[0] : warm;
+        t->median_ms = runs > 0 ? ms[runs / 2] : warm;
+    }
+    free(ms);
+    return st;
+}
+
+void qg__tune_case_names(char *buf, size_t cap)
+{
+    size_t off = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < qg__tune_case_count() && off < cap; i++)
+        off += (size_t)snprintf(buf + off, cap - off, "%s%s", i ? ", " : "",
+                                qg__tune_case_at(i)->program);
+}
+
+const qg_program_desc *qg__tune_case_desc(const qg_tune_case *c)
+{
+    return c->desc ? c->desc() : qg__program_find(c->program);
 }
 
 typedef struct candidate {
@@ -125,44 +172,111 @@ static void fmt_params(const qg_program_desc *d, const long *v, char *buf, size_
                                 d->tunables[i].name, v[i]);
 }
 
+int qg__tune_verify(qg_ctx *ctx, const qg_tune_case *c, const qg_program_desc *d, void *state,
+                    const long *values, char *note, size_t cap)
+{
+    double err = 0;
+    qg_status st = QG_OK;
+    if (values)
+        st = c->apply ? c->apply(ctx, values) : qg__program_override(ctx, d->name, values);
+    if (st == QG_OK)
+        st = c->run(ctx, state);
+    if (st == QG_OK)
+        st = c->check(ctx, state, &err);
+    if (st != QG_OK) {
+        snprintf(note, cap, "%s", qg_ctx_last_error(ctx));
+        return 0;
+    }
+    if (!(err <= c->tolerance)) {
+        snprintf(note, cap, "wrong result (max rel err %.3g > %.3g)", err, c->tolerance);
+        return 0;
+    }
+    return 1;
+}
+
 /* Measures one candidate: build (through run), verify, time. Returns 0
  * and a note when it must be skipped. */
 static int try_candidate(qg_ctx *ctx, const qg_tune_case *c, const qg_program_desc *d,
                          void *state, const long *v, int runs, double *ms, FILE *log)
 {
-    char p[512];
+    char p[512], note[2048];
+    qg_tune_timing t;
     fmt_params(d, v, p, sizeof p);
-    qg_status ast = v ? (c->apply ? c->apply(ctx, v) : qg__program_override(ctx, d->name, v))
-                      : QG_OK;
-    if (ast != QG_OK) {
+    if (!qg__tune_verify(ctx, c, d, state, v, note, sizeof note)) {
+        fprintf(log, "  skip %s: %s\n", p, note);
+        fflush(log);
+        return 0;
+    }
+    if (qg__tune_time_case(ctx, c, state, runs, &t) != QG_OK) {
         fprintf(log, "  skip %s: %s\n", p, qg_ctx_last_error(ctx));
         return 0;
     }
-    double err = 0;
-    qg_status st = c->run(ctx, state);
-    if (st == QG_OK)
-        st = c->check(ctx, state, &err);
-    if (st != QG_OK) {
-        fprintf(log, "  skip %s: %s\n", p, qg_ctx_last_error(ctx));
-        return 0;
-    }
-    if (!(err <= c->tolerance)) {
-        fprintf(log, "  skip %s: wrong result (max rel err %.3g > %.3g)\n", p, err,
-                c->tolerance);
-        return 0;
-    }
-    st = qg__tune_time_case(ctx, c, state, runs, ms);
-    if (st != QG_OK) {
-        fprintf(log, "  skip %s: %s\n", p, qg_ctx_last_error(ctx));
-        return 0;
-    }
+    *ms = t.min_ms;
     fprintf(log, "  %-40s %9.3f ms\n", v ? p : "(built-in parameters)", *ms);
+    fflush(log); /* progress, also when the log is a file or a pipe */
     return 1;
+}
+
+/* The fastest candidates of the search, by min time, best first. */
+enum { FINALISTS = 3 };
+typedef struct finalists {
+    candidate v[FINALISTS];
+    double ms[FINALISTS];
+    int n;
+} finalists;
+
+static void keep_finalist(finalists *f, const long *v, double ms)
+{
+    int k = f->n < FINALISTS ? f->n++ : FINALISTS;
+    if (k == FINALISTS && !(ms < f->ms[FINALISTS - 1]))
+        return;
+    if (k == FINALISTS)
+        k--;
+    while (k > 0 && ms < f->ms[k - 1]) {
+        f->v[k] = f->v[k - 1];
+        f->ms[k] = f->ms[k - 1];
+        k--;
+    }
+    memcpy(f->v[k].v, v, sizeof f->v[k].v);
+    f->ms[k] = ms;
+}
+
+/* A min over a few runs on a busy machine can crown a lucky candidate:
+ * the default and the finalists are re-timed interleaved (each run
+ * re-applies its set, so load hits all alike) and compared by median.
+ * Returns the index of the winner (0 = the default) and fills med[]. */
+static int confirm(qg_ctx *ctx, const qg_tune_case *c, const qg_program_desc *d, void *state,
+                   const candidate *sets, int nsets, int runs, double *med, FILE *log)
+{
+    double *ms = calloc((size_t)(nsets * runs), sizeof *ms);
+    int win = 0;
+    if (!ms)
+        return 0;
+    for (int r = -1; r < runs; r++)
+        for (int k = 0; k < nsets; k++) {
+            double t = INFINITY;
+            if (qg__program_override(ctx, d->name, sets[k].v) != QG_OK ||
+                qg__tune_time_run(ctx, c, state, &t) != QG_OK)
+                t = INFINITY;
+            if (r >= 0)
+                ms[k * runs + r] = t;
+        }
+    for (int k = 0; k < nsets; k++) {
+        qsort(ms + k * runs, (size_t)runs, sizeof *ms, cmp_double);
+        med[k] = ms[k * runs + runs / 2];
+        char p[512];
+        fmt_params(d, sets[k].v, p, sizeof p);
+        fprintf(log, "  confirm %-32s median %9.3f ms%s\n", p, med[k], k ? "" : " (default)");
+        if (med[k] < med[win])
+            win = k;
+    }
+    free(ms);
+    return win;
 }
 
 static qg_status tune_case(qg_ctx *ctx, const qg_tune_case *c, const qg_tune_opts *o)
 {
-    const qg_program_desc *d = c->desc ? c->desc() : qg__program_find(c->program);
+    const qg_program_desc *d = qg__tune_case_desc(c);
     FILE *log = o->log ? o->log : stderr;
     void *state = NULL;
     size_t n = 0, dropped = 0;
@@ -186,12 +300,17 @@ static qg_status tune_case(qg_ctx *ctx, const qg_tune_case *c, const qg_tune_opt
         defv[i] = qg__tunable_default(ctx, &d->tunables[i]);
     double def_ms = INFINITY, best_ms = INFINITY;
     long best[QG_MAX_TUNABLES];
-    int have_best = 0;
+    int have_best = 0, have_def = 0;
     int builtin = c->desc != NULL;
+    finalists fin = {.n = 0};
+    if (builtin && c->builtin && c->builtin(ctx) != QG_OK)
+        fprintf(log, "  note: %s; the baseline is the current parameters\n",
+                qg_ctx_last_error(ctx));
     if (try_candidate(ctx, c, d, state, builtin ? NULL : defv, o->runs, &def_ms, log)) {
         best_ms = def_ms;
         memcpy(best, defv, sizeof defv);
         have_best = !builtin;
+        have_def = 1;
     }
     unsigned seed = o->seed ? o->seed : 42;
     if (o->strategy != QG_TUNE_EXHAUSTIVE || builtin)
@@ -217,6 +336,7 @@ static qg_status tune_case(qg_ctx *ctx, const qg_tune_case *c, const qg_tune_opt
                 cur = next;
                 cur_ms = ms;
             }
+            keep_finalist(&fin, cands[next].v, ms);
             if (ms < best_ms) {
                 best_ms = ms;
                 memcpy(best, cands[next].v, sizeof best);
@@ -234,13 +354,25 @@ static qg_status tune_case(qg_ctx *ctx, const qg_tune_case *c, const qg_tune_opt
                 continue;
             double ms;
             tried++;
-            if (try_candidate(ctx, c, d, state, cands[i].v, o->runs, &ms, log) &&
-                ms < best_ms) {
+            if (!try_candidate(ctx, c, d, state, cands[i].v, o->runs, &ms, log))
+                continue;
+            keep_finalist(&fin, cands[i].v, ms);
+            if (ms < best_ms) {
                 best_ms = ms;
                 memcpy(best, cands[i].v, sizeof best);
                 have_best = 1;
             }
         }
+    }
+    if (!builtin && have_def && fin.n > 0) {
+        candidate sets[FINALISTS + 1];
+        double med[FINALISTS + 1];
+        memcpy(sets[0].v, defv, sizeof defv);
+        memcpy(sets + 1, fin.v, (size_t)fin.n * sizeof *sets);
+        int w = confirm(ctx, c, d, state, sets, fin.n + 1, 2 * o->runs + 1, med, log);
+        memcpy(best, sets[w].v, sizeof best);
+        best_ms = med[w];
+        def_ms = med[0];
     }
     if (!builtin)
         qg__program_override(ctx, d->name, NULL);
@@ -257,9 +389,9 @@ static qg_status tune_case(qg_ctx *ctx, const qg_tune_case *c, const qg_tune_opt
     char p[512];
     fmt_params(d, best, p, sizeof p);
     double rate = c->work / (best_ms * 1e-3) / 1e9;
-    fprintf(log, "%s [%s]: best %s %.3f ms (%.2f %s), default %.3f ms, speed-up %.2fx\n",
+    fprintf(log, "%s [%s]: best %s %.3f ms (%.2f %s), default %.3f ms, speed-up %.2fx (%s)\n",
             c->program, c->shape, p, best_ms, rate, c->work_is_flops ? "GFLOP/s" : "GB/s",
-            def_ms, def_ms / best_ms);
+            def_ms, def_ms / best_ms, builtin ? "min times" : "medians of the confirmation");
     qg_status st2 = QG_OK;
     if (!o->dry_run)
         st2 = qg__tunedb_store(ctx, c->program, "*", best, best_ms, def_ms);
@@ -283,11 +415,8 @@ qg_status qg__tune_run(qg_ctx *ctx, const qg_tune_opts *o)
         done++;
     }
     if (!done) {
-        char names[512] = "";
-        size_t off = 0;
-        for (size_t i = 0; i < qg__tune_case_count() && off < sizeof names; i++)
-            off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", i ? ", " : "",
-                                    qg__tune_case_at(i)->program);
+        char names[512];
+        qg__tune_case_names(names, sizeof names);
         return qg__error(ctx, QG_ERR_NOT_FOUND, "no tunable kernel named '%s' (known: %s)",
                          o->kernel ? o->kernel : "", names);
     }

@@ -26,6 +26,9 @@ typedef struct qg_tune_case {
      * are tried in random order. */
     const qg_program_desc *(*desc)(void);
     qg_status (*apply)(qg_ctx *ctx, const long *values);
+    /* With desc: selects the library's built-in parameters, the baseline
+     * (fails once they cannot be restored). */
+    qg_status (*builtin)(qg_ctx *ctx);
     double work;               /* bytes or flops per run, for the report */
     int work_is_flops;
 } qg_tune_case;
@@ -46,15 +49,51 @@ typedef struct qg_tune_opts {
     FILE *log;
 } qg_tune_opts;
 
-/* All cases known to the tuner. */
+/* All cases known to the tuner (every table of tune/cases.h). */
 size_t qg__tune_case_count(void);
 const qg_tune_case *qg__tune_case_at(size_t i);
 
-/* Times one case under the context's current parameters: min ms of
- * `runs` runs after one warm-up. */
+/* "clblast_xgemm, conv_direct, ...": the case names, for messages. */
+void qg__tune_case_names(char *buf, size_t cap);
+
+/* The parameter description of a case: its registry program, or the
+ * case's own (CLBlast). NULL when the program is unknown. */
+const qg_program_desc *qg__tune_case_desc(const qg_tune_case *c);
+
+/* Device time of one run of a case under the context's current
+ * parameters, from profiling markers when the queue profiles (wall time
+ * otherwise). */
+qg_status qg__tune_time_run(qg_ctx *ctx, const qg_tune_case *c, void *state, double *ms);
+
+/* Min and median of `runs` timed runs after one warm-up. */
+typedef struct qg_tune_timing {
+    double min_ms, median_ms;
+} qg_tune_timing;
 qg_status qg__tune_time_case(qg_ctx *ctx, const qg_tune_case *c, void *state, int runs,
-                             double *ms);
+                             qg_tune_timing *t);
+
+/* Applies a parameter set (`values` in d's tunables order; NULL keeps the
+ * context's current ones), runs the case once and checks it against the
+ * reference. Returns 1 when the result is correct; otherwise 0 with the
+ * reason (build failure, launch error, wrong result) in `note`. */
+int qg__tune_verify(qg_ctx *ctx, const qg_tune_case *c, const qg_program_desc *d, void *state,
+                    const long *values, char *note, size_t cap);
 
 qg_status qg__tune_run(qg_ctx *ctx, const qg_tune_opts *o);
+
+/* `qgate bench kernels`: per case, one line with the program's default
+ * parameters (CLBlast: its built-in ones) and one with the tuned set the
+ * databases hold for this device, if any: device key, kernel, shape,
+ * default|tuned, min and median ms of `runs` runs, GB/s or GFLOP/s at the
+ * min, and for tuned lines the speed-up of the medians. Each set is
+ * verified against the reference first; failures are printed and
+ * counted, not fatal. The context should have profiling on. */
+typedef struct qg_bench_kernels_opts {
+    const char *kernel;        /* NULL = every case */
+    int runs;
+    FILE *out;
+} qg_bench_kernels_opts;
+
+qg_status qg__bench_kernels(qg_ctx *ctx, const qg_bench_kernels_opts *o, int *failures);
 
 #endif

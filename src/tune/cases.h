@@ -1,0 +1,39 @@
+/* src/tune/cases.h: the tables of tune cases (one per kernel program)
+ * and the helpers they share (internal). Each table lives in its own
+ * file: cases.c (GEMM, conv, BN, elementwise, reduce), cases_quant.c
+ * (quantizers, PACT, PG gate), cases_layers.c (pooling, shortcut, loss,
+ * optimizer). tuner.c walks them in that order. Every case works on
+ * ResNet-20 training shapes (batch 128) and computes its C reference
+ * once in prepare. */
+#ifndef QG_TUNE_CASES_H
+#define QG_TUNE_CASES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tune/tuner.h"
+
+const qg_tune_case *qg__tune_cases_core(size_t *n);
+const qg_tune_case *qg__tune_cases_quant(size_t *n);
+const qg_tune_case *qg__tune_cases_layers(size_t *n);
+
+/* max_i |got_i - ref_i| / (floor + |ref_i|); INFINITY when a value is NaN.
+ * `floor` sets the scale below which errors count as absolute. */
+double qg__tune_max_rel_err(const float *got, const float *ref, size_t n, double floor_);
+
+/* Reads n floats of t and raises *err to their error against ref (as
+ * qg__tune_max_rel_err). */
+qg_status qg__tune_check_f32(qg_ctx *ctx, const qg_tensor *t, const float *ref, size_t n,
+                             double floor_, double *err);
+
+/* Reads n I32 values of t; *err becomes INFINITY when any differs. */
+qg_status qg__tune_check_i32(qg_ctx *ctx, const qg_tensor *t, const int32_t *ref, size_t n,
+                             double *err);
+
+/* A new F32 tensor of the given shape. With `host`, it is filled with
+ * N(0,1)*scale values from `seed` (also returned in *host, malloc'd);
+ * without, its contents are undefined. */
+qg_status qg__tune_tensor(qg_ctx *ctx, int ndim, const int64_t *shape, const char *name,
+                          uint64_t seed, float scale, float **host, qg_tensor **out);
+
+#endif
