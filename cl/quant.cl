@@ -22,7 +22,12 @@
  *          contiguous run per item (cache lines and prefetch stay with one
  *          item: much faster on CPU devices, e.g. PoCL). With CHUNK 1 the
  *          gate's forward also runs on a fixed number of groups instead of
- *          one item per element. The float sums' order depends on both. */
+ *          one item per element. The float sums' order depends on both.
+ *   VW     elements per item step and vector width (1, 4, 8, 16): the
+ *          elementwise kernels give each item VW consecutive elements, the
+ *          loops walk chunks of VW; CPUs want 16 (one AVX-512 register),
+ *          GPUs 1. Every lane computes the scalar expression, so results
+ *          do not depend on VW (sums' order aside). */
 #pragma OPENCL FP_CONTRACT OFF
 
 #ifndef WG
@@ -37,6 +42,68 @@
 #if CHUNK != 0 && CHUNK != 1
 #error "CHUNK must be 0 or 1"
 #endif
+
+#ifndef VW
+#define VW 1
+#endif
+#if VW == 1
+#define vec float
+#define ivec int
+#define VLOAD(p) (*(p))
+#define VSTORE(v, p) (*(p) = (v))
+#define VCONVERT_INT(v) ((int)(v))
+#define VSUM(v) (v)
+#define VMAX(v) (v)
+#define VSUMI(v) (v)
+#elif VW == 4 || VW == 8 || VW == 16
+#define QG_CAT_(a, b) a##b
+#define QG_CAT(a, b) QG_CAT_(a, b)
+#define vec QG_CAT(float, VW)
+#define ivec QG_CAT(int, VW)
+#define VLOAD(p) QG_CAT(vload, VW)(0, (p))
+#define VSTORE(v, p) QG_CAT(vstore, VW)((v), 0, (p))
+#define VCONVERT_INT(v) QG_CAT(convert_int, VW)(v)
+/* Horizontal sum / max of a vector, through a private array (any width). */
+static inline float qg_vsum(vec v)
+{
+    float t[VW];
+    VSTORE(v, t);
+    float s = 0.0f;
+    for (int i = 0; i < VW; i++)
+        s += t[i];
+    return s;
+}
+static inline float qg_vmax(vec v)
+{
+    float t[VW];
+    VSTORE(v, t);
+    float m = t[0];
+    for (int i = 1; i < VW; i++)
+        m = fmax(m, t[i]);
+    return m;
+}
+static inline int qg_vsumi(ivec v)
+{
+    int t[VW];
+    QG_CAT(vstore, VW)(v, 0, t);
+    int s = 0;
+    for (int i = 0; i < VW; i++)
+        s += t[i];
+    return s;
+}
+#define VSUM(v) qg_vsum(v)
+#define VMAX(v) qg_vmax(v)
+#define VSUMI(v) qg_vsumi(v)
+#else
+#error "VW must be 1, 4, 8 or 16"
+#endif
+
+/* sign(v) as qg_sign lane by lane (0 for 0 and NaN, never -0). */
+static inline vec qg_vsign(vec v)
+{
+    vec r = select((vec)0.0f, (vec)1.0f, isgreater(v, (vec)0.0f));
+    return select(r, (vec)-1.0f, isless(v, (vec)0.0f));
+}
 
 /* for (i over the share of [0, n) of item `item` among `nitems` items) */
 #if CHUNK
@@ -78,10 +145,20 @@ void qg_quant_absmax(QG_T(const float, x), int seg_len, int use_tanh, QG_T(float
     int seg = get_global_id(1);
     __global const float *xs = QG_P(x) + (size_t)seg * seg_len;
     float m = 0.0f;
-    QG_SHARE(i, get_group_id(0) * WG + l, get_num_groups(0) * WG, seg_len) {
-        float v = xs[i];
-        m = fmax(m, fabs(use_tanh ? tanh(v) : v));
+    vec mv = (vec)0.0f;
+    QG_SHARE(t, get_group_id(0) * WG + l, get_num_groups(0) * WG, (seg_len + VW - 1) / VW) {
+        int i0 = t * VW;
+        if (i0 + VW <= seg_len) {
+            vec v = VLOAD(xs + i0);
+            mv = fmax(mv, fabs(use_tanh ? tanh(v) : v));
+        } else {
+            for (int i = i0; i < seg_len; i++) {
+                float v = xs[i];
+                m = fmax(m, fabs(use_tanh ? tanh(v) : v));
+            }
+        }
     }
+    m = fmax(m, VMAX(mv));
     acc[l] = m;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int w = WG / 2; w > 0; w >>= 1) {
@@ -110,32 +187,57 @@ __kernel void qg_quant_scale_eps(QG_T(float, s), int nseg, float eps)
 
 /* Spec §1.1 / §2.1 with scale s[i / seg_len]; shift = bits - msb_bits.
  * A zero scale gives 0/0 = NaN, which fmax maps to 0 (code 0, output 0). */
+/* One item per VW consecutive elements: global = ceil(n/VW). A run that
+ * crosses a segment or the end takes the scalar path. */
 __kernel void qg_quant_apply(QG_T(const float, x), int n, int seg_len, QG_T(const float, s),
                              int bits, int shift, int outs, QG_T(float, full),
                              QG_T(float, msb), QG_T(float, lsb), QG_T(int, codes))
 {
-    int i = get_global_id(0);
-    if (i >= n)
+    int i0 = get_global_id(0) * VW;
+    if (i0 >= n)
         return;
-    float v = QG_P(x)[i];
-    float sc = QG_P(s)[i / seg_len];
-    float sgn = qg_sign(v);
     float L = (float)((1 << bits) - 1);
-    float a = fmin(fmax(fabs(v) / sc, 0.0f), 1.0f);
-    float q = rint(a * L);
-    float f = q / L * sc * sgn;
-    if (outs & QG_OUT_FULL)
-        QG_P(full)[i] = f;
-    if (outs & (QG_OUT_MSB | QG_OUT_LSB)) {
-        float p = (float)(1 << shift);
-        float m = floor(q / p) * p / L * sc * sgn;
-        if (outs & QG_OUT_MSB)
-            QG_P(msb)[i] = m;
-        if (outs & QG_OUT_LSB)
-            QG_P(lsb)[i] = f - m;
+    float p = (float)(1 << shift);
+    int seg = i0 / seg_len;
+    if (VW > 1 && i0 + VW <= n && (i0 + VW - 1) / seg_len == seg) {
+        float sc = QG_P(s)[seg];
+        vec v = VLOAD(QG_P(x) + i0);
+        vec sgn = qg_vsign(v);
+        vec a = fmin(fmax(fabs(v) / sc, 0.0f), 1.0f);
+        vec q = rint(a * L);
+        vec f = q / L * sc * sgn;
+        if (outs & QG_OUT_FULL)
+            VSTORE(f, QG_P(full) + i0);
+        if (outs & (QG_OUT_MSB | QG_OUT_LSB)) {
+            vec m = floor(q / p) * p / L * sc * sgn;
+            if (outs & QG_OUT_MSB)
+                VSTORE(m, QG_P(msb) + i0);
+            if (outs & QG_OUT_LSB)
+                VSTORE(f - m, QG_P(lsb) + i0);
+        }
+        if (outs & QG_OUT_CODES)
+            VSTORE(VCONVERT_INT(q) * VCONVERT_INT(sgn), QG_P(codes) + i0);
+        return;
     }
-    if (outs & QG_OUT_CODES)
-        QG_P(codes)[i] = (int)q * (int)sgn;
+    for (int i = i0; i < min(i0 + VW, n); i++) {
+        float v = QG_P(x)[i];
+        float sc = QG_P(s)[i / seg_len];
+        float sgn = qg_sign(v);
+        float a = fmin(fmax(fabs(v) / sc, 0.0f), 1.0f);
+        float q = rint(a * L);
+        float f = q / L * sc * sgn;
+        if (outs & QG_OUT_FULL)
+            QG_P(full)[i] = f;
+        if (outs & (QG_OUT_MSB | QG_OUT_LSB)) {
+            float m = floor(q / p) * p / L * sc * sgn;
+            if (outs & QG_OUT_MSB)
+                QG_P(msb)[i] = m;
+            if (outs & QG_OUT_LSB)
+                QG_P(lsb)[i] = f - m;
+        }
+        if (outs & QG_OUT_CODES)
+            QG_P(codes)[i] = (int)q * (int)sgn;
+    }
 }
 
 /* bits 0: y = x; bits 1: TorchBinarize / binarize (clamp, (x+1)/2, rint, 2y-1). */
@@ -152,15 +254,27 @@ __kernel void qg_quant_binarize(QG_T(const float, x), QG_T(float, y), int n, int
     QG_P(y)[i] = v;
 }
 
-/* dx (=|+=) dy, or dy only where x != 0 (nonzero). */
+/* dx (=|+=) dy, or dy only where x != 0 (nonzero). One item per VW
+ * elements: global = ceil(n/VW). */
 __kernel void qg_quant_ste_bwd(QG_T(const float, x), QG_T(const float, dy), QG_T(float, dx),
                                int n, int nonzero, int accumulate)
 {
-    int i = get_global_id(0);
-    if (i >= n)
+    int i0 = get_global_id(0) * VW;
+    if (i0 >= n)
         return;
-    float g = (!nonzero || QG_P(x)[i] != 0.0f) ? QG_P(dy)[i] : 0.0f;
-    QG_P(dx)[i] = accumulate ? QG_P(dx)[i] + g : g;
+    if (i0 + VW <= n) {
+        vec g = VLOAD(QG_P(dy) + i0);
+        if (nonzero)
+            g = select((vec)0.0f, g, isnotequal(VLOAD(QG_P(x) + i0), (vec)0.0f));
+        if (accumulate)
+            g = VLOAD(QG_P(dx) + i0) + g;
+        VSTORE(g, QG_P(dx) + i0);
+        return;
+    }
+    for (int i = i0; i < n; i++) {
+        float g = (!nonzero || QG_P(x)[i] != 0.0f) ? QG_P(dy)[i] : 0.0f;
+        QG_P(dx)[i] = accumulate ? QG_P(dx)[i] + g : g;
+    }
 }
 
 /* ---- DoReFa weights (ProQHA) ---- */
@@ -281,12 +395,20 @@ void qg_quant_dorefa_bwd(QG_T(const float, w), QG_T(const float, dwq), int n, in
 #define QG_PACT_TF 1
 #define QG_PACT_BSQ 2
 
+/* One item per VW elements: global = ceil(n/VW). */
 __kernel void qg_quant_pact_fwd(QG_T(const float, x), QG_T(const float, alpha), QG_T(float, y),
                                 int n)
 {
-    int i = get_global_id(0);
-    if (i < n)
-        QG_P(y)[i] = fmin(fmax(QG_P(x)[i], 0.0f), QG_P(alpha)[0]);
+    int i0 = get_global_id(0) * VW;
+    if (i0 >= n)
+        return;
+    float a = QG_P(alpha)[0];
+    if (i0 + VW <= n) {
+        VSTORE(fmin(fmax(VLOAD(QG_P(x) + i0), 0.0f), a), QG_P(y) + i0);
+        return;
+    }
+    for (int i = i0; i < n; i++)
+        QG_P(y)[i] = fmin(fmax(QG_P(x)[i], 0.0f), a);
 }
 
 /* Ends a grid-stride backward: the group's sum of acc goes to part[group],
@@ -311,14 +433,31 @@ void qg_quant_pact_bwd(QG_T(const float, x), QG_T(const float, alpha), QG_T(cons
     int l = get_local_id(0);
     float a = QG_P(alpha)[0];
     float s = 0.0f;
-    QG_SHARE(i, get_group_id(0) * WG + l, get_num_groups(0) * WG, n) {
-        float v = QG_P(x)[i], d = QG_P(dy)[i];
-        int pass = (mode == QG_PACT_TF ? v > 0.0f : v >= 0.0f) && v <= a;
-        float g = pass ? d : 0.0f;
-        QG_P(dx)[i] = accumulate ? QG_P(dx)[i] + g : g;
-        if (mode == QG_PACT_PG ? v > a : v >= a)
-            s += d;
+    vec sv = (vec)0.0f;
+    QG_SHARE(t, get_group_id(0) * WG + l, get_num_groups(0) * WG, (n + VW - 1) / VW) {
+        int i0 = t * VW;
+        if (i0 + VW <= n) {
+            vec v = VLOAD(QG_P(x) + i0), d = VLOAD(QG_P(dy) + i0);
+            ivec lo = mode == QG_PACT_TF ? isgreater(v, (vec)0.0f)
+                                         : isgreaterequal(v, (vec)0.0f);
+            vec g = select((vec)0.0f, d, lo & islessequal(v, (vec)a));
+            if (accumulate)
+                g = VLOAD(QG_P(dx) + i0) + g;
+            VSTORE(g, QG_P(dx) + i0);
+            ivec up = mode == QG_PACT_PG ? isgreater(v, (vec)a) : isgreaterequal(v, (vec)a);
+            sv += select((vec)0.0f, d, up);
+        } else {
+            for (int i = i0; i < n; i++) {
+                float v = QG_P(x)[i], d = QG_P(dy)[i];
+                int pass = (mode == QG_PACT_TF ? v > 0.0f : v >= 0.0f) && v <= a;
+                float g = pass ? d : 0.0f;
+                QG_P(dx)[i] = accumulate ? QG_P(dx)[i] + g : g;
+                if (mode == QG_PACT_PG ? v > a : v >= a)
+                    s += d;
+            }
+        }
     }
+    s += VSUM(sv);
     acc[l] = s;
     QG_GROUP_PARTIAL(acc, l, part, direct);
 }
@@ -399,13 +538,30 @@ void qg_quant_pg_gate_fwd(QG_T(const float, om), QG_T(const float, delta), QG_T(
     __local int acc[WG];
     int l = get_local_id(0);
     int ones = 0;
-    QG_SHARE(i, get_global_id(0), get_global_size(0), n) {
-        float o = QG_P(om)[i];
-        float s = qg_gate_sigmoid(o, QG_P(delta)[(i / HW) % C], slope);
-        float m = s > 0.5f ? 1.0f : 0.0f;
-        QG_P(y)[i] = o + m * QG_P(ol)[i];
-        ones += (int)m;
+    ivec onesv = (ivec)0;
+    QG_SHARE(t, get_global_id(0), get_global_size(0), (n + VW - 1) / VW) {
+        int i0 = t * VW;
+        int plane = i0 / HW;
+        if (i0 + VW <= n && (i0 + VW - 1) / HW == plane) {
+            vec o = VLOAD(QG_P(om) + i0);
+            float dl = QG_P(delta)[plane % C];
+            vec z = slope * (o - dl);
+            vec sg = 1.0f / (1.0f + exp(-z));
+            ivec on = isgreater(sg, (vec)0.5f);
+            vec m = select((vec)0.0f, (vec)1.0f, on);
+            VSTORE(o + m * VLOAD(QG_P(ol) + i0), QG_P(y) + i0);
+            onesv -= on; /* true lanes are -1 (vectors) or 1 (VW 1) */
+        } else {
+            for (int i = i0; i < min(i0 + VW, n); i++) {
+                float o = QG_P(om)[i];
+                float sg = qg_gate_sigmoid(o, QG_P(delta)[(i / HW) % C], slope);
+                float m = sg > 0.5f ? 1.0f : 0.0f;
+                QG_P(y)[i] = o + m * QG_P(ol)[i];
+                ones += (int)m;
+            }
+        }
     }
+    ones += VW == 1 ? -VSUMI(onesv) : VSUMI(onesv);
     acc[l] = ones;
     QG_LOCAL_SUM(acc, l);
     if (l == 0 && acc[0])
@@ -425,20 +581,40 @@ void qg_quant_pg_gate_bwd(QG_T(const float, om), QG_T(const float, delta),
     int l = get_local_id(0);
     float d = QG_P(delta)[c];
     float sum = 0.0f;
-    QG_SHARE(j, l, WG, N * HW) {
-        int nn = j / HW, p = j - nn * HW;
-        int i = (nn * C + c) * HW + p;
-        float o = QG_P(om)[i], dyv = QG_P(dy)[i];
-        float s = qg_gate_sigmoid(o, d, slope);
-        float gs = dyv * QG_P(ol)[i];
-        if (spbp && s < 0.5f)
-            gs = 0.0f;
-        float g = gs * (1.0f - s) * s * slope;
-        QG_P(dmsb)[i] = dyv + g;
-        if (has_dlsb)
-            QG_P(dlsb)[i] = (s > 0.5f ? 1.0f : 0.0f) * dyv;
-        sum += g;
+    vec sumv = (vec)0.0f;
+    int cpp = (HW + VW - 1) / VW;
+    QG_SHARE(t, l, WG, N * cpp) {
+        int nn = t / cpp, p0 = (t - nn * cpp) * VW;
+        int i0 = (nn * C + c) * HW + p0;
+        if (p0 + VW <= HW) {
+            vec o = VLOAD(QG_P(om) + i0), dyv = VLOAD(QG_P(dy) + i0);
+            vec z = slope * (o - d);
+            vec sg = 1.0f / (1.0f + exp(-z));
+            vec gs = dyv * VLOAD(QG_P(ol) + i0);
+            if (spbp)
+                gs = select(gs, (vec)0.0f, isless(sg, (vec)0.5f));
+            vec g = gs * (1.0f - sg) * sg * slope;
+            VSTORE(dyv + g, QG_P(dmsb) + i0);
+            if (has_dlsb)
+                VSTORE(select((vec)0.0f, (vec)1.0f, isgreater(sg, (vec)0.5f)) * dyv,
+                       QG_P(dlsb) + i0);
+            sumv += g;
+        } else {
+            for (int i = i0; i < i0 + (HW - p0); i++) {
+                float o = QG_P(om)[i], dyv = QG_P(dy)[i];
+                float s = qg_gate_sigmoid(o, d, slope);
+                float gs = dyv * QG_P(ol)[i];
+                if (spbp && s < 0.5f)
+                    gs = 0.0f;
+                float g = gs * (1.0f - s) * s * slope;
+                QG_P(dmsb)[i] = dyv + g;
+                if (has_dlsb)
+                    QG_P(dlsb)[i] = (s > 0.5f ? 1.0f : 0.0f) * dyv;
+                sum += g;
+            }
+        }
     }
+    sum += VSUM(sumv);
     acc[l] = sum;
     QG_LOCAL_SUM(acc, l);
     if (l == 0)

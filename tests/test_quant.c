@@ -50,11 +50,12 @@ TestSuite(quant, .fini = qg_test_ctx_free);
 
 static const long wgs[] = {64, 16, 256};
 
-/* The default parameter set (WG 64, CHUNK 0) and two others, both with the
- * contiguous loop layout (CHUNK 1). */
+/* The GPU default (WG 64, CHUNK 0, VW 1) and two others with the
+ * contiguous loop layout and vectors of 16 and 4 (the odd sizes below
+ * leave partial vectors and runs across segment ends). */
 static void set_wg(qg_ctx *ctx, long wg)
 {
-    long v[2] = {wg, wg != 64};
+    long v[3] = {wg, wg != 64, wg == 64 ? 1 : wg == 16 ? 16 : 4};
     QG_EXPECT_OK(qg__program_override(ctx, "quant", v));
 }
 

@@ -67,6 +67,19 @@ static qg_status launch1d(qg_kargs *a, size_t n, size_t wg)
     return qg__kargs_launch(a, 1, &g, &l);
 }
 
+/* Items of an elementwise kernel that takes VW elements per item. */
+static qg_status vw_items(qg_ctx *ctx, size_t n, size_t *items)
+{
+    long v[QG_MAX_TUNABLES];
+    int nv = 0;
+    qg_status st = qg__program_params(ctx, "quant", v, &nv);
+    if (st != QG_OK)
+        return st;
+    QG_ASSERT(nv == 3);
+    *items = (n + (size_t)v[2] - 1) / (size_t)v[2];
+    return QG_OK;
+}
+
 /* Groups for a grid-stride pass over n elements. */
 static size_t groups_for(size_t n, size_t wg)
 {
@@ -186,7 +199,10 @@ qg_status qg__quant_apply(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *s, i
     karg_opt(&a, msb, x);
     karg_opt(&a, lsb, x);
     karg_opt(&a, codes, x);
-    return launch1d(&a, n, wg);
+    size_t items;
+    if ((st = vw_items(ctx, n, &items)) != QG_OK)
+        return st;
+    return launch1d(&a, items, wg);
 }
 
 qg_status qg__quant_fwd(qg_ctx *ctx, const qg_tensor *x, int bits, qg_qscale mode,
@@ -243,7 +259,10 @@ qg_status qg__quant_ste_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *dy
     qg__karg_int(&a, (int)n);
     qg__karg_int(&a, mode == QG_STE_NONZERO);
     qg__karg_int(&a, accumulate != 0);
-    return launch1d(&a, n, wg);
+    size_t items;
+    if ((st = vw_items(ctx, n, &items)) != QG_OK)
+        return st;
+    return launch1d(&a, items, wg);
 }
 
 /* ---- DoReFa ---- */
@@ -396,7 +415,10 @@ qg_status qg__pact_fwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *alpha, 
     qg__karg_tensor(&a, alpha);
     qg__karg_tensor(&a, y);
     qg__karg_int(&a, (int)n);
-    return launch1d(&a, n, wg);
+    size_t items;
+    if ((st = vw_items(ctx, n, &items)) != QG_OK)
+        return st;
+    return launch1d(&a, items, wg);
 }
 
 /* Shared tail of the two PACT backwards: kernel `kernel` has been bound up
