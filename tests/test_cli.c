@@ -86,6 +86,31 @@ Test(cli, missing_dataset_names_the_flag)
     cr_expect_neq(strstr(out, "/nonexistent.safetensors"), NULL, "%s", out);
 }
 
+/* The README's main job writes into runs/, which a fresh clone lacks:
+ * output folders are created; one that cannot be is named before any
+ * training. */
+Test(cli, output_folders_are_created_or_named, .timeout = 300)
+{
+    static char out[16384];
+    char dir[] = "/tmp/qgate-cli-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "./qgate train --epochs 1 --limit-train 64 --limit-test 64 "
+             "--batch 32 --metrics %s/a/b/m.jsonl --checkpoint %s/c/ck.safetensors", dir, dir);
+    cr_expect_eq(run(cmd, out, sizeof out), 0, "%s", out);
+    char path[256];
+    snprintf(path, sizeof path, "%s/a/b/m.jsonl", dir);
+    cr_expect_eq(access(path, R_OK), 0, "no metrics file: %s", out);
+    snprintf(path, sizeof path, "%s/c/ck.safetensors", dir);
+    cr_expect_eq(access(path, R_OK), 0, "no checkpoint: %s", out);
+    cr_expect_eq(run("./qgate train --epochs 1 --limit-train 64 --batch 32 --metrics /proc/no/m.jsonl",
+                     out, sizeof out), 1);
+    cr_expect_neq(strstr(out, "/proc/no"), NULL, "%s", out);
+    cr_expect_eq(strstr(out, "epoch 1/1"), NULL, "trained before failing: %s", out);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
 Test(cli, ctrl_c_writes_a_checkpoint_and_exits_130)
 {
     static char out[16384];

@@ -68,6 +68,17 @@ qg_status qg__mkdirs(struct qg_ctx *ctx, const char *dir)
     return QG_OK;
 }
 
+qg_status qg__mkdirs_parent(struct qg_ctx *ctx, const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return QG_OK; /* in the current directory, or directly under / */
+    *slash = 0;
+    return qg__mkdirs(ctx, dir);
+}
+
 qg_status qg__atomic_open(struct qg_ctx *ctx, const char *path, qg_atomic_file *af)
 {
     snprintf(af->path, sizeof af->path, "%s", path);

@@ -33,6 +33,8 @@ void qg__atomic_abort(qg_atomic_file *af);
 
 /* mkdir -p. */
 qg_status qg__mkdirs(struct qg_ctx *ctx, const char *dir);
+/* mkdir -p of the directory that will hold `path` (a file to be written). */
+qg_status qg__mkdirs_parent(struct qg_ctx *ctx, const char *path);
 
 /* 64-bit FNV-1a, chained through `h` (start with QG_FNV_INIT). */
 #define QG_FNV_INIT 0xcbf29ce484222325ULL

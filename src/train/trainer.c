@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/fileio.h"
 #include "cl/ctx.h"
 #include "model/resnet.h"
 #include "model/safetensors.h"
@@ -375,10 +377,16 @@ qg_status qg__train_run(const qg_train_cfg *cfg)
         fprintf(stderr, "qgate: resumed from '%s' at epoch %d, batch %ld (step %ld)\n",
                 cfg->resume_path, start_epoch + 1, skip_batches, step);
     }
+    /* Output folders are made before the first epoch, so a path that can
+     * never be written fails now rather than after an epoch of work. */
+    if (cfg->checkpoint_path)
+        QG_TRY(qg__mkdirs_parent(ctx, cfg->checkpoint_path));
     if (cfg->metrics_path) {
+        QG_TRY(qg__mkdirs_parent(ctx, cfg->metrics_path));
         metrics = fopen(cfg->metrics_path, cfg->resume_path ? "a" : "w");
         if (!metrics) {
-            st = qg__error(ctx, QG_ERR_IO, "cannot open --metrics file '%s'", cfg->metrics_path);
+            st = qg__error(ctx, QG_ERR_IO, "cannot open --metrics file '%s': %s",
+                           cfg->metrics_path, strerror(errno));
             goto fail;
         }
     }
