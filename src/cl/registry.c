@@ -34,6 +34,8 @@ static const qg_program_desc programs[] = {
     {"eltwise", "elementwise fill/axpby/add/mul/relu", {WG_TUNABLE(64)}, 1, valid_wg},
     {"reduce", "sum, absmax and per-channel statistics", {WG_TUNABLE(64)}, 1, valid_wg},
     {"quant", "quantizers, DoReFa, PACT, PG gate and gating loss", {WG_TUNABLE(64)}, 1, valid_wg},
+    {"cg", "channel gating: weight split, gate fwd/bwd, channel shuffle", {WG_TUNABLE(64)}, 1,
+     valid_wg},
     {"bn", "batch norm: train/eval forward, backward", {WG_TUNABLE(256)}, 1, valid_wg},
     {"pool", "max/avg/global-average pooling fwd+bwd", {WG_TUNABLE(64)}, 1, valid_wg},
     {"shortcut", "option-A residual shortcut fwd+bwd", {WG_TUNABLE(64)}, 1, valid_wg},

@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "support.h"
 
@@ -73,6 +74,69 @@ float *qg_test_read(const qg_tensor *t)
 {
     size_t n = qg_tensor_numel(t);
     float *h = malloc((n ? n : 1) * sizeof *h);
+    cr_assert_not_null(h);
+    QG_EXPECT_OK(qg_tensor_read(t, h, n * sizeof *h));
+    return h;
+}
+
+qg_test_buf qg_test_buf_new(qg_ctx *ctx, int ndim, const int64_t *shape, const float *init)
+{
+    qg_test_buf b = {.n = 1};
+    for (int i = 0; i < ndim; i++)
+        b.n *= (size_t)shape[i];
+    size_t total = b.n + 2 * QG_TEST_PAD;
+    int64_t s1[1] = {(int64_t)total};
+    float *h = malloc(total * sizeof *h);
+    cr_assert_not_null(h);
+    for (size_t i = 0; i < total; i++)
+        h[i] = QG_TEST_SENTINEL;
+    for (size_t i = 0; i < b.n; i++)
+        h[QG_TEST_PAD + i] = init ? init[i] : NAN;
+    b.whole = qg_test_tensor(ctx, 1, s1, h);
+    QG_EXPECT_OK(qg_tensor_view(b.whole, QG_TEST_PAD, ndim, shape, &b.view));
+    free(h);
+    return b;
+}
+
+float *qg_test_buf_get(const qg_test_buf *b, const char *label)
+{
+    float *h = qg_test_read(b->whole);
+    for (size_t i = 0; i < QG_TEST_PAD; i++) {
+        cr_expect_eq(h[i], QG_TEST_SENTINEL, "%s: write before the tensor at %zu", label, i);
+        cr_expect_eq(h[QG_TEST_PAD + b->n + i], QG_TEST_SENTINEL,
+                     "%s: write past the tensor at %zu", label, i);
+    }
+    float *out = malloc((b->n ? b->n : 1) * sizeof *out);
+    cr_assert_not_null(out);
+    memcpy(out, h + QG_TEST_PAD, b->n * sizeof *out);
+    free(h);
+    return out;
+}
+
+void qg_test_buf_free(qg_test_buf *b)
+{
+    qg_tensor_free(b->view);
+    qg_tensor_free(b->whole);
+}
+
+qg_tensor *qg_test_i32_tensor(qg_ctx *ctx, size_t n, int32_t init)
+{
+    qg_tensor *t = NULL;
+    int64_t s[1] = {(int64_t)n};
+    QG_EXPECT_OK(qg_tensor_new(ctx, 1, s, QG_DTYPE_I32, "i32", &t));
+    int32_t *h = malloc(n * sizeof *h);
+    cr_assert_not_null(h);
+    for (size_t i = 0; i < n; i++)
+        h[i] = init;
+    QG_EXPECT_OK(qg_tensor_write(t, h, n * sizeof *h));
+    free(h);
+    return t;
+}
+
+int32_t *qg_test_read_i32(const qg_tensor *t)
+{
+    size_t n = qg_tensor_numel(t);
+    int32_t *h = malloc((n ? n : 1) * sizeof *h);
     cr_assert_not_null(h);
     QG_EXPECT_OK(qg_tensor_read(t, h, n * sizeof *h));
     return h;

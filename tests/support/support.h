@@ -29,6 +29,24 @@ qg_tensor *qg_test_tensor(qg_ctx *ctx, int ndim, const int64_t *shape, const flo
 /* Read a tensor into a malloc'd array. */
 float *qg_test_read(const qg_tensor *t);
 
+/* A tensor view of n elements at offset QG_TEST_PAD inside a buffer whose
+ * margins hold QG_TEST_SENTINEL: qg_test_buf_get fails the test when a
+ * kernel wrote outside the view. init NULL fills the view with NaN. */
+#define QG_TEST_PAD 11
+#define QG_TEST_SENTINEL -12345.5f
+typedef struct qg_test_buf {
+    qg_tensor *whole, *view;
+    size_t n;
+} qg_test_buf;
+qg_test_buf qg_test_buf_new(qg_ctx *ctx, int ndim, const int64_t *shape, const float *init);
+/* The view's contents (malloc'd); checks the margins. */
+float *qg_test_buf_get(const qg_test_buf *b, const char *label);
+void qg_test_buf_free(qg_test_buf *b);
+
+/* I32 tensor of n elements all `init`, and an I32 tensor's contents. */
+qg_tensor *qg_test_i32_tensor(qg_ctx *ctx, size_t n, int32_t init);
+int32_t *qg_test_read_i32(const qg_tensor *t);
+
 #define QG_EXPECT_OK(expr)                                                             \
     do {                                                                               \
         qg_status qg_s_ = (expr);                                                      \
