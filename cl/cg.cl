@@ -91,11 +91,12 @@ static inline float qg_cg_sigmoid(float z, float delta, float alpha)
 }
 
 /* out = yp + d*yc, d = s > 0.5 (the reference's s - 0.5 > 0, the same
- * test in float); count[0] += number of d == 1. global = n. */
+ * test in float); count[0] += number of d == 1 among the first ncount
+ * elements (the samples holding data). global = n. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void qg_cg_gate_fwd(QG_T(const float, z), QG_T(const float, delta), QG_T(const float, yp),
-                    QG_T(const float, yc), QG_T(float, out), QG_T(int, count), int n, int C,
-                    int HW, float alpha)
+                    QG_T(const float, yc), QG_T(float, out), QG_T(int, count), int n,
+                    int ncount, int C, int HW, float alpha)
 {
     __local float acc[WG];   /* counts <= WG: exact in float */
     int l = get_local_id(0);
@@ -105,7 +106,7 @@ void qg_cg_gate_fwd(QG_T(const float, z), QG_T(const float, delta), QG_T(const f
         float s = qg_cg_sigmoid(QG_P(z)[i], QG_P(delta)[(i / HW) % C], alpha);
         float d = s > 0.5f ? 1.0f : 0.0f;
         QG_P(out)[i] = QG_P(yp)[i] + d * QG_P(yc)[i];
-        on = d;
+        on = i < ncount ? d : 0.0f;
     }
     acc[l] = on;
     int ones = (int)qg_cg_local_sum(acc, l);

@@ -70,7 +70,7 @@ Test(cg, oracle_t8_5_gate_masks_and_cost)
     qg_test_buf bo = qg_test_buf_new(ctx, 4, sh, NULL), bg = qg_test_buf_new(ctx, 4, sh, &dout);
     qg_tensor *count = qg_test_i32_tensor(ctx, 1, 3);
     QG_EXPECT_OK(qg__cg_gate_fwd(ctx, bz.view, bd.view, bp.view, bc.view, 2.0f, bo.view,
-                                 count));
+                                 count, 1));
     float *out = qg_test_buf_get(&bo, "T8.5 out");
     cr_expect_eq(out[0], 0.75f, "gate off: out = Yp, got %.9g", out[0]);
     int32_t *cnt = qg_test_read_i32(count);
@@ -226,7 +226,7 @@ Test(cg, random_gate_matches_reference)
             qg_test_buf bdo = qg_test_buf_new(ctx, 4, sh, dout);
             qg_tensor *count = qg_test_i32_tensor(ctx, 1, 0);
             QG_EXPECT_OK(qg__cg_gate_fwd(ctx, bz.view, bd.view, bp.view, bc.view, alpha,
-                                         bo.view, count));
+                                         bo.view, count, N));
             char lab[80];
             snprintf(lab, sizeof lab, "gate WG=%ld shape %zu", wgs[w], si);
             float *go = qg_test_buf_get(&bo, lab);
@@ -234,6 +234,16 @@ Test(cg, random_gate_matches_reference)
             cr_expect_eq(gcnt[0], rcount, "%s count %d vs %d", lab, gcnt[0], rcount);
             cr_expect(same(lab, go, rout, n), "%s out", lab);
             free(go);
+            free(gcnt);
+            /* A partial batch: only the first N-1 samples are counted. */
+            int32_t rhead = 0;
+            qg_ref_cg_gate_fwd(N - 1, C, HW, z, de, yp, yc, alpha, rout, &rhead);
+            QG_EXPECT_OK(qg_tensor_zero(count));
+            QG_EXPECT_OK(qg__cg_gate_fwd(ctx, bz.view, bd.view, bp.view, bc.view, alpha,
+                                         bo.view, count, N - 1));
+            gcnt = qg_test_read_i32(count);
+            cr_expect_eq(gcnt[0], rhead, "%s count of %d samples: %d vs %d", lab, N - 1,
+                         gcnt[0], rhead);
             free(gcnt);
             for (int spbp = 0; spbp < 2; spbp++) {
                 memset(rd, 0, (size_t)C * 4);
@@ -340,10 +350,12 @@ Test(cg, bad_arguments_are_errors)
     /* p = 2 with group needs base weights [6,2,3,3], not [6,1,3,3] */
     cr_expect_eq(qg__cg_weights_fwd(ctx, w, m, 2, 1, wb, wc), QG_ERR_SHAPE);
     cr_expect_eq(qg__cg_shuffle(ctx, x, 4, y, 0), QG_ERR_INVALID_ARG);
-    cr_expect_eq(qg__cg_gate_fwd(ctx, x, d, x, y, 2.0f, y, d), QG_ERR_INVALID_ARG,
+    cr_expect_eq(qg__cg_gate_fwd(ctx, x, d, x, y, 2.0f, y, d, 2), QG_ERR_INVALID_ARG,
                  "an F32 counter must be refused");
-    cr_expect_eq(qg__cg_gate_fwd(ctx, x, wb, x, y, 2.0f, y, cnt), QG_ERR_SHAPE,
+    cr_expect_eq(qg__cg_gate_fwd(ctx, x, wb, x, y, 2.0f, y, cnt, 2), QG_ERR_SHAPE,
                  "delta must have C elements");
+    cr_expect_eq(qg__cg_gate_fwd(ctx, x, d, x, y, 2.0f, y, cnt, 3), QG_ERR_INVALID_ARG,
+                 "3 samples of a batch of 2");
     cr_expect_eq(qg__cg_gate_bwd(ctx, w, d, x, x, 2.0f, 0, x, x, x, d), QG_ERR_SHAPE);
     qg_tensor *ts[] = {w, m, wb, wc, x, y, d, cnt};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)

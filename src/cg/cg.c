@@ -142,7 +142,7 @@ static qg_status gate_check(qg_ctx *ctx, const char *op, const qg_tensor *first,
 
 qg_status qg__cg_gate_fwd(qg_ctx *ctx, const qg_tensor *z, const qg_tensor *delta,
                           const qg_tensor *yp, const qg_tensor *yc, float alpha,
-                          qg_tensor *out, qg_tensor *count)
+                          qg_tensor *out, qg_tensor *count, int count_samples)
 {
     const char *op = "cg_gate_fwd";
     const char *names[] = {"Z", "Yp", "Yc", "out"};
@@ -151,6 +151,9 @@ qg_status qg__cg_gate_fwd(qg_ctx *ctx, const qg_tensor *z, const qg_tensor *delt
     qg_status st = gate_check(ctx, op, z, delta, names, ts, 3, d);
     if (st == QG_OK)
         st = qg__tensor_need(ctx, op, "count", count, 1, QG_DTYPE_I32);
+    if (st == QG_OK && (count_samples < 0 || count_samples > d[0]))
+        st = qg__error(ctx, QG_ERR_INVALID_ARG, "%s: cannot count %d samples of %d", op,
+                       count_samples, d[0]);
     size_t n = st == QG_OK ? qg_tensor_numel(z) : 0;
     qg_kargs a;
     size_t wg;
@@ -165,6 +168,7 @@ qg_status qg__cg_gate_fwd(qg_ctx *ctx, const qg_tensor *z, const qg_tensor *delt
     qg__karg_tensor(&a, out);
     qg__karg_tensor(&a, count);
     qg__karg_int(&a, (int)n);
+    qg__karg_int(&a, count_samples * d[1] * d[2] * d[3]);
     qg__karg_int(&a, d[1]);
     qg__karg_int(&a, d[2] * d[3]);
     qg__karg_float(&a, alpha);

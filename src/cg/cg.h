@@ -58,13 +58,14 @@ qg_status qg__cg_weights_bwd(qg_ctx *ctx, const qg_tensor *m, const qg_tensor *d
 /* z (the batch-normed Yp), yp, yc, out [N,C,H,W]; delta [C] (the [1,C,1,1]
  * threshold); alpha the sigmoid slope (2 in the reference).
  *   s = 1/(1+exp(-alpha*(z - delta_c))),  d = s > 0.5,  out = yp + d*yc,
- *   count[0] += number of d == 1.
+ *   count[0] += number of d == 1 in the first count_samples samples
+ *   (0..N; fewer than N when the tail of the batch holds no data).
  * The decision goes through the sigmoid as the reference's, so |alpha*(z -
  * delta)| below ~6e-8 gives s == 0.5 and d = 0; device exp may move that
  * edge by ulps. */
 qg_status qg__cg_gate_fwd(qg_ctx *ctx, const qg_tensor *z, const qg_tensor *delta,
                           const qg_tensor *yp, const qg_tensor *yc, float alpha,
-                          qg_tensor *out, qg_tensor *count);
+                          qg_tensor *out, qg_tensor *count, int count_samples);
 /* Straight-through backward of the gate (GreaterThan, or SparseGreaterThan
  * when spbp): gd = dout*yc, zeroed where s < 0.5 when spbp;
  *   g = ((gd*(1-s))*s)*alpha   (the gradient of z, overwritten),

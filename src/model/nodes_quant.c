@@ -21,21 +21,6 @@
 #define IN0(n, m) qg__act((m), (n)->in[0])
 #define OUT(n, m) qg__act((m), (n)->out)
 
-static qg_status new_like(qg_model *m, const qg_act *a, const char *name, qg_tensor **t)
-{
-    qg_tensor_free(*t);
-    *t = NULL;
-    return qg_tensor_new(m->ctx, a->ndim, a->shape, QG_DTYPE_F32, name, t);
-}
-
-static qg_status new_scalar(qg_model *m, qg_dtype dt, const char *name, qg_tensor **t)
-{
-    int64_t one[1] = {1};
-    if (*t)
-        return QG_OK;
-    return qg_tensor_new(m->ctx, 1, one, dt, name, t);
-}
-
 /* ---- PACT ---------------------------------------------------------------- */
 
 typedef struct pact_priv {
@@ -133,17 +118,17 @@ static qg_status qconv_setup(qg_node *n, qg_model *m, size_t *ws)
     if (!p->wq)
         QG_TRY(qg_tensor_new(m->ctx, p->w->value->ndim, p->w->value->shape, QG_DTYPE_F32,
                              "wq", &p->wq));
-    QG_TRY(new_scalar(m, QG_DTYPE_F32, "sw", &p->sw));
-    QG_TRY(new_scalar(m, QG_DTYPE_F32, "sx", &p->sx));
-    QG_TRY(new_like(m, x, "xq", &p->xq));
-    QG_TRY(new_like(m, x, "dxq", &p->dxq));
+    QG_TRY(qg__node_scalar(m, QG_DTYPE_F32, "sw", &p->sw));
+    QG_TRY(qg__node_scalar(m, QG_DTYPE_F32, "sx", &p->sx));
+    QG_TRY(qg__node_tensor_like(m, x, "xq", &p->xq));
+    QG_TRY(qg__node_tensor_like(m, x, "dxq", &p->dxq));
     if (p->pg) {
-        QG_TRY(new_like(m, x, "xlsb", &p->xlsb));
-        QG_TRY(new_like(m, y, "omsb", &p->omsb));
-        QG_TRY(new_like(m, y, "olsb", &p->olsb));
-        QG_TRY(new_like(m, y, "dmsb", &p->dmsb));
-        QG_TRY(new_like(m, y, "dlsb", &p->dlsb));
-        QG_TRY(new_scalar(m, QG_DTYPE_I32, "count", &p->count));
+        QG_TRY(qg__node_tensor_like(m, x, "xlsb", &p->xlsb));
+        QG_TRY(qg__node_tensor_like(m, y, "omsb", &p->omsb));
+        QG_TRY(qg__node_tensor_like(m, y, "olsb", &p->olsb));
+        QG_TRY(qg__node_tensor_like(m, y, "dmsb", &p->dmsb));
+        QG_TRY(qg__node_tensor_like(m, y, "dlsb", &p->dlsb));
+        QG_TRY(qg__node_scalar(m, QG_DTYPE_I32, "count", &p->count));
     }
 fail:
     return st;
