@@ -161,8 +161,10 @@ Test(cg, random_weight_split_matches_reference)
             int64_t sw[4] = {K, C, cases[ci].R, cases[ci].R}, sb[4] = {K, Cb, cases[ci].R,
                                                                           cases[ci].R};
             qg_test_buf bw = qg_test_buf_new(ctx, 4, sw, wv), bm = qg_test_buf_new(ctx, 4, sw, m);
-            qg_test_buf bb = qg_test_buf_new(ctx, 4, sb, NULL), bc = qg_test_buf_new(ctx, 4, sw, NULL);
-            qg_test_buf gb = qg_test_buf_new(ctx, 4, sb, dwb), gc = qg_test_buf_new(ctx, 4, sw, dwc);
+            qg_test_buf bb = qg_test_buf_new(ctx, 4, sb, NULL);
+            qg_test_buf bc = qg_test_buf_new(ctx, 4, sw, NULL);
+            qg_test_buf gb = qg_test_buf_new(ctx, 4, sb, dwb);
+            qg_test_buf gc = qg_test_buf_new(ctx, 4, sw, dwc);
             qg_test_buf gw = qg_test_buf_new(ctx, 4, sw, NULL);
             QG_EXPECT_OK(qg__cg_weights_fwd(ctx, bw.view, bm.view, p, group, bb.view, bc.view));
             QG_EXPECT_OK(qg__cg_weights_bwd(ctx, bm.view, gb.view, gc.view, p, group, gw.view));

@@ -18,33 +18,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <jansson.h>
+#include <unistd.h>
 
 #include "support/support.h"
 #include "cg/cg.h"
 #include "model/nodes.h"
 #include "model/nodes_cg.h"
 #include "model/resnet.h"
+#include "model/safetensors.h"
 #include "ops/layers.h"
+#include "train/trainer.h"
 
 TestSuite(cgconv, .fini = qg_test_ctx_free);
 
-static float *array(json_t *root, const char *key, size_t *n)
-{
-    json_t *a = json_object_get(root, key);
-    cr_assert(json_is_array(a), "golden lacks '%s'", key);
-    *n = json_array_size(a);
-    float *v = malloc((*n ? *n : 1) * sizeof *v);
-    for (size_t i = 0; i < *n; i++)
-        v[i] = (float)json_number_value(json_array_get(a, i));
-    return v;
-}
-
-static int geti(json_t *root, const char *key)
-{
-    return (int)json_integer_value(json_object_get(root, key));
-}
+/* Golden fields (tests/support). */
+#define array qg_test_json_floats
+#define geti qg_test_json_int
 
 /* Writes golden array `key` into parameter `name` (sizes must agree). */
 static void load_param(qg_model *m, json_t *g, const char *name, const char *key)
@@ -76,13 +65,7 @@ static void expect_close(const qg_tensor *t, json_t *g, const char *key, float a
 
 static void run_golden(const char *name)
 {
-    char path[1024];
-    const char *dir = getenv("QG_TEST_DATA") ? getenv("QG_TEST_DATA") : "tests/data";
-    snprintf(path, sizeof path, "%s/golden/%s.json", dir, name);
-    json_error_t jerr;
-    json_t *g = json_load_file(path, 0, &jerr);
-    cr_assert_not_null(g, "cannot read golden '%s': %s", path, jerr.text);
-
+    json_t *g = qg_test_golden(name);
     qg_ctx *ctx = qg_test_ctx();
     int N = geti(g, "N"), C = geti(g, "C"), K = geti(g, "K"), H = geti(g, "H"), W = geti(g, "W");
     qg_cg_cfg cfg = {.partitions = geti(g, "partitions"), .group = geti(g, "group"),
@@ -354,4 +337,100 @@ Test(cgconv, nonsense_configurations_are_refused)
     o.cg = 1;
     o.cg_cfg.alpha = 0.0f;
     cr_expect_eq(qg__model_resnet_cifar(ctx, &o, &m), QG_ERR_INVALID_ARG);
+}
+
+/* ---- training, checkpoint, eval ---- */
+
+static void tiny_cg_cfg(qg_train_cfg *c)
+{
+    qg_test_tiny_train_cfg(c);
+    c->optim.decay_kinds = 1u << QG_PARAM_WEIGHT;
+    c->cg = 1;
+    c->cgcfg.partitions = 4;
+    c->cgcfg.group = 1;
+    c->qcfg.spbp = 1;
+    c->qcfg.gtar = 1.0f;
+    c->qcfg.sigma = QG_CG_LOSS_COEF;
+}
+
+/* The value of "key": in a metrics line (-1 when absent). */
+static double json_field(const char *line, const char *key)
+{
+    char k[96];
+    snprintf(k, sizeof k, "\"%s\": ", key);
+    const char *p = strstr(line, k);
+    return p ? atof(p + strlen(k)) : -1;
+}
+
+Test(cgconv, train_checkpoint_eval_and_metrics)
+{
+    qg_train_cfg c;
+    tiny_cg_cfg(&c);
+    char *ckpt = qg_test_tmp_path("cg", "cg.safetensors");
+    char *metrics = qg_test_tmp_path("cg", "cg.jsonl");
+    c.checkpoint_path = ckpt;
+    c.metrics_path = metrics;
+    QG_EXPECT_OK(qg__train_run(&c));
+
+    FILE *f = fopen(metrics, "r");
+    cr_assert_not_null(f);
+    static char line[8192];
+    int lines = 0;
+    double acc = -1, spars = -1, red = -1;
+    while (fgets(line, sizeof line, f)) {
+        lines++;
+        acc = json_field(line, "test_acc");
+        spars = json_field(line, "sparsity");
+        red = json_field(line, "flop_reduction");
+        cr_expect(json_field(line, "train_sparsity") >= 0, "%s", line);
+        cr_expect(json_field(line, "train_flop_reduction") >= 1, "%s", line);
+        cr_expect_neq(strstr(line, "\"sparsity_layers\": {\"layer1.0.conv1\": "), NULL, "%s",
+                      line);
+        cr_expect_neq(strstr(line, "\"flop_reduction_layers\": {\"layer1.0.conv1\": "), NULL,
+                      "%s", line);
+        cr_expect_neq(strstr(line, "\"layer3.0.conv1\""), NULL, "%s", line);
+    }
+    fclose(f);
+    cr_expect_eq(lines, 2);
+    cr_expect(spars > 0 && spars < 1, "sparsity %f", spars);
+    /* The model-level reduction lies between none and the CG layers' best
+     * case (base path only, 1/4 of their MACs, the rest at full cost). */
+    cr_expect(red > 1 && red < 4, "flop_reduction %f", red);
+
+    /* The checkpoint has the reference's names and no optimizer state for
+     * the mask buffer; eval rebuilds the CG model from its metadata and
+     * reproduces the last epoch's test accuracy. */
+    qg_st_file *st;
+    QG_EXPECT_OK(qg__safetensors_read(ckpt, &st));
+    const char *names[] = {"layer1.0.conv1.weight", "layer1.0.conv1.mask",
+                           "layer1.0.conv1.threshold", "layer1.0.conv1.bn.running_mean",
+                           "layer1.0.conv1.bn.running_var",
+                           "optimizer.layer1.0.conv1.threshold.state0"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        cr_expect_not_null(qg__safetensors_get(st, names[i]), "missing %s", names[i]);
+    cr_expect_null(qg__safetensors_get(st, "optimizer.layer1.0.conv1.mask.state0"));
+    cr_expect_str_eq(qg__safetensors_meta(st, "cg"), "1");
+    cr_expect_str_eq(qg__safetensors_meta(st, "partitions"), "4");
+    qg__safetensors_free(st);
+    tiny_cg_cfg(&c);
+    c.cg = 0; /* eval must take the method from the checkpoint */
+    c.data = NULL;
+    double eacc = -1;
+    QG_EXPECT_OK(qg__eval_run(&c, ckpt, &eacc));
+    cr_expect_float_eq(eacc, acc, 1e-6, "eval %f vs training's %f", eacc, acc);
+    cr_expect_gt(eacc, 0.2, "accuracy %f: the CG model did not learn", eacc);
+
+    /* Resuming with other method flags is refused, not half-loaded. */
+    tiny_cg_cfg(&c);
+    c.cg = 0;
+    c.resume_path = ckpt;
+    cr_expect_eq(qg__train_run(&c), QG_ERR_INVALID_ARG);
+    cr_expect_neq(strstr(qg_last_error(), "--cg"), NULL, "%s", qg_last_error());
+    tiny_cg_cfg(&c);
+    c.cgcfg.partitions = 2;
+    c.resume_path = ckpt;
+    cr_expect_eq(qg__train_run(&c), QG_ERR_INVALID_ARG);
+    cr_expect_neq(strstr(qg_last_error(), "--pt"), NULL, "%s", qg_last_error());
+    unlink(ckpt);
+    unlink(metrics);
 }

@@ -72,6 +72,23 @@ static qg_status weights_check(qg_ctx *ctx, const char *op, const qg_tensor *m,
     return st;
 }
 
+/* Both weight kernels take four weight tensors and the same five ints. */
+static qg_status weights_launch(qg_ctx *ctx, const char *kernel, const qg_tensor *const t[4],
+                                int K, int C, int KK, int Cb, int co)
+{
+    qg_kargs a;
+    size_t wg;
+    qg_status st = get(ctx, kernel, &a, &wg);
+    if (st != QG_OK)
+        return st;
+    for (int i = 0; i < 4; i++)
+        qg__karg_tensor(&a, t[i]);
+    int v[5] = {K, C, KK, Cb, co};
+    for (int i = 0; i < 5; i++)
+        qg__karg_int(&a, v[i]);
+    return launch1d(&a, (size_t)K * C * KK, wg);
+}
+
 qg_status qg__cg_weights_fwd(qg_ctx *ctx, const qg_tensor *w, const qg_tensor *m, int p,
                              int group, qg_tensor *wb, qg_tensor *wc)
 {
@@ -81,22 +98,8 @@ qg_status qg__cg_weights_fwd(qg_ctx *ctx, const qg_tensor *w, const qg_tensor *m
     if (st == QG_OK)
         st = qg__tensor_need(ctx, op, "conditional weight", wc, qg_tensor_numel(m),
                              QG_DTYPE_F32);
-    qg_kargs a;
-    size_t wg;
-    if (st == QG_OK)
-        st = get(ctx, "qg_cg_weights_fwd", &a, &wg);
-    if (st != QG_OK)
-        return st;
-    qg__karg_tensor(&a, w);
-    qg__karg_tensor(&a, m);
-    qg__karg_tensor(&a, wb);
-    qg__karg_tensor(&a, wc);
-    qg__karg_int(&a, K);
-    qg__karg_int(&a, C);
-    qg__karg_int(&a, KK);
-    qg__karg_int(&a, Cb);
-    qg__karg_int(&a, co);
-    return launch1d(&a, qg_tensor_numel(m), wg);
+    const qg_tensor *t[4] = {w, m, wb, wc};
+    return st == QG_OK ? weights_launch(ctx, "qg_cg_weights_fwd", t, K, C, KK, Cb, co) : st;
 }
 
 qg_status qg__cg_weights_bwd(qg_ctx *ctx, const qg_tensor *m, const qg_tensor *dwb,
@@ -107,22 +110,8 @@ qg_status qg__cg_weights_bwd(qg_ctx *ctx, const qg_tensor *m, const qg_tensor *d
     qg_status st = weights_check(ctx, op, m, dwc, dwb, p, group, &K, &C, &KK, &Cb, &co);
     if (st == QG_OK)
         st = qg__tensor_need(ctx, op, "dw", dw, qg_tensor_numel(m), QG_DTYPE_F32);
-    qg_kargs a;
-    size_t wg;
-    if (st == QG_OK)
-        st = get(ctx, "qg_cg_weights_bwd", &a, &wg);
-    if (st != QG_OK)
-        return st;
-    qg__karg_tensor(&a, m);
-    qg__karg_tensor(&a, dwb);
-    qg__karg_tensor(&a, dwc);
-    qg__karg_tensor(&a, dw);
-    qg__karg_int(&a, K);
-    qg__karg_int(&a, C);
-    qg__karg_int(&a, KK);
-    qg__karg_int(&a, Cb);
-    qg__karg_int(&a, co);
-    return launch1d(&a, qg_tensor_numel(m), wg);
+    const qg_tensor *t[4] = {m, dwb, dwc, dw};
+    return st == QG_OK ? weights_launch(ctx, "qg_cg_weights_bwd", t, K, C, KK, Cb, co) : st;
 }
 
 /* Checks of the gate kernels: `first` is rank 4, the others listed have

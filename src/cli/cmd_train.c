@@ -64,9 +64,31 @@ static void train_usage(FILE *f)
 "  --pact                PACT clipping (learned alpha, one per block) instead of ReLU\n"
 "  --pg                  precision gating: each block's conv1 is a PGConv2d\n"
 "  --pb, --pred-bits N   prediction (MSB) bits, 1 <= N < --abits\n"
-"  --gtar X              gating target for the thresholds (default 0)\n"
-"  --sg, --sigma X       gating loss coefficient (default 0.001)\n"
+"  --gtar X              gating target for the thresholds (default 0; the PG\n"
+"                        script uses 1, the CG scripts 1.0 with --pt 4 and 0.6\n"
+"                        with --postact --pt 2)\n"
+"  --sg, --sigma X       gating loss coefficient: X*||delta-g|| with --pg (default\n"
+"                        0.001), X*sum (delta-g)^2 with --cg (default 1e-4, the\n"
+"                        factor the CG reference hard-codes)\n"
 "  --spbp                sparse back-prop: gate gradients only where updated\n"
+"                        (--pg and --cg)\n"
+"channel gating (spec: CG, Hua et al.; full-precision ResNet with ReLUs):\n"
+"  --cg                  each block's conv1 is a CGConv2d: a base path over 1/N of\n"
+"                        the input channels decides per output whether the rest\n"
+"                        is computed. Implies the reference's weight decay: only\n"
+"                        on conv and linear weights (not BN, biases, thresholds)\n"
+"  --pt N                partitions: the base path sees 1/N of the channels; N in\n"
+"                        2, 4, 8, 16 (must divide 16, 32, 64; default 4)\n"
+"  --group               block-diagonal base path (a group conv; the scripts use\n"
+"                        it); default: the first C/N input channels everywhere\n"
+"  --shuffle             channel shuffle (N groups) before both paths\n"
+"  --gi X                initial threshold (default 0.0)\n"
+"  --alpha X             slope of the gate's sigmoid surrogate gradient (default 2.0)\n"
+"  --postact             post-activated blocks: both convs gated, no ReLU after the\n"
+"                        add (the scripts: --pt 2 --gtar 0.6 --lr 0.08 --wd 3e-4)\n"
+"  reference recipes (DG:scripts/train_cg*.sh), both with --group --spbp:\n"
+"    --cg --pt 4 --gtar 1\n"
+"    --cg --postact --pt 2 --gtar 0.6 --lr 0.08 --wd 3e-4\n"
 "output:\n"
 "  --metrics FILE        append one JSON line per epoch (epoch, train_loss,\n"
 "                        train_acc, test_loss, test_acc, img_per_s, lr, ...)\n"
@@ -84,7 +106,7 @@ enum {
     O_EPOCHS, O_BATCH, O_EVAL_BATCH, O_OPT, O_LR, O_MOM, O_NEST, O_WD, O_NOWDBN, O_SCHED,
     O_MILE, O_GAMMA, O_ENDLR, O_POWER, O_CLIP, O_SEED, O_METRICS, O_CKPT, O_RESUME, O_PROG,
     O_NOPROG, O_DEVICE, O_VERBOSE, O_HELP, O_CHECKPOINT_EVAL, O_PACT, O_PG, O_PB, O_GTAR,
-    O_SIGMA, O_SPBP
+    O_SIGMA, O_SPBP, O_CG, O_PT, O_GI, O_ALPHA, O_GROUP, O_SHUFFLE, O_POSTACT
 };
 
 static const struct option train_opts[] = {
@@ -102,6 +124,9 @@ static const struct option train_opts[] = {
     {"wbits", 1, 0, 'w'}, {"abits", 1, 0, 'a'}, {"pact", 0, 0, O_PACT}, {"pg", 0, 0, O_PG},
     {"pb", 1, 0, O_PB}, {"pred-bits", 1, 0, O_PB}, {"gtar", 1, 0, O_GTAR},
     {"sg", 1, 0, O_SIGMA}, {"sigma", 1, 0, O_SIGMA}, {"spbp", 0, 0, O_SPBP},
+    {"cg", 0, 0, O_CG}, {"pt", 1, 0, O_PT}, {"partitions", 1, 0, O_PT}, {"gi", 1, 0, O_GI},
+    {"alpha", 1, 0, O_ALPHA}, {"group", 0, 0, O_GROUP}, {"shuffle", 0, 0, O_SHUFFLE},
+    {"postact", 0, 0, O_POSTACT},
     {0, 0, 0, 0}};
 
 static int parse_long(const char *cmd, const char *flag, const char *v, long lo, long hi,
@@ -136,7 +161,8 @@ static int parse_float(const char *cmd, const char *flag, const char *v, double 
 static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const char **ckpt,
                  void (*usage)(FILE *))
 {
-    int o, have_mile = 0, have_w = 0, have_a = 0, have_pb = 0;
+    int o, have_mile = 0, have_w = 0, have_a = 0, have_pb = 0, have_sigma = 0;
+    int have_cg_opt = 0; /* --pt, --gi, --alpha, --group, --shuffle, --postact */
     long v;
     optind = 1;
     opterr = 0;
@@ -265,8 +291,32 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
             break;
         case O_SIGMA:
             if (!parse_float(cmd, "sg", optarg, 0, 100, &c->qcfg.sigma)) return 2;
+            have_sigma = 1;
             break;
         case O_SPBP: c->qcfg.spbp = 1; break;
+        case O_CG: c->cg = 1; break;
+        case O_PT:
+            if (!parse_long(cmd, "pt", optarg, 1, 64, &v)) return 2;
+            if (v < 2 || 16 % v) {
+                fprintf(stderr, "qgate %s: --pt %ld must divide the channel counts of the "
+                        "gated convs (16, 32, 64) and be at least 2: use 2, 4, 8 or 16\n",
+                        cmd, v);
+                return 2;
+            }
+            c->cgcfg.partitions = (int)v;
+            have_cg_opt = 1;
+            break;
+        case O_GI:
+            if (!parse_float(cmd, "gi", optarg, -100, 100, &c->cgcfg.ginit)) return 2;
+            have_cg_opt = 1;
+            break;
+        case O_ALPHA:
+            if (!parse_float(cmd, "alpha", optarg, 1e-6, 1000, &c->cgcfg.alpha)) return 2;
+            have_cg_opt = 1;
+            break;
+        case O_GROUP: c->cgcfg.group = 1; have_cg_opt = 1; break;
+        case O_SHUFFLE: c->cgcfg.shuffle = 1; have_cg_opt = 1; break;
+        case O_POSTACT: c->postact = 1; have_cg_opt = 1; break;
         case ':':
             fprintf(stderr, "qgate %s: option '%s' needs a value\n", cmd, argv[optind - 1]);
             return 2;
@@ -294,9 +344,37 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
                 "%d-bit activation)\n", cmd, c->qcfg.pred_bits, c->qcfg.abits, c->qcfg.abits);
         return 2;
     }
-    if (!c->pg && (have_pb || c->qcfg.spbp)) {
-        fprintf(stderr, "qgate %s: --pb and --spbp only apply with --pg\n", cmd);
+    if (!c->pg && have_pb) {
+        fprintf(stderr, "qgate %s: --pb only applies with --pg\n", cmd);
         return 2;
+    }
+    if (!c->pg && !c->cg && c->qcfg.spbp) {
+        fprintf(stderr, "qgate %s: --spbp only applies with --pg or --cg\n", cmd);
+        return 2;
+    }
+    if (c->cg && c->pg) {
+        fprintf(stderr, "qgate %s: --cg and --pg are different gating methods; pick one\n",
+                cmd);
+        return 2;
+    }
+    if (c->cg && (have_w || have_a || c->pact)) {
+        fprintf(stderr, "qgate %s: --cg trains the full-precision ResNet with ReLUs; -w, -a "
+                "and --pact do not apply\n", cmd);
+        return 2;
+    }
+    if (!c->cg && have_cg_opt) {
+        fprintf(stderr, "qgate %s: --pt, --gi, --alpha, --group, --shuffle and --postact only "
+                "apply with --cg\n", cmd);
+        return 2;
+    }
+    if (c->cg) {
+        c->quant = 0;
+        /* The reference recipe: CE + 1e-4*sum (delta - g)^2, and weight decay only on
+         * parameters with >= 2 dims whose name lacks "threshold" (conv and linear
+         * weights; DG:cg-cifar10.py add_weight_decay). */
+        if (!have_sigma)
+            c->qcfg.sigma = QG_CG_LOSS_COEF;
+        c->optim.decay_kinds = 1u << QG_PARAM_WEIGHT;
     }
     if (!have_mile && c->sched.kind == QG_SCHED_MULTISTEP) {
         c->sched.nmilestones = 2;

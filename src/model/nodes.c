@@ -79,6 +79,21 @@ qg_status qg__node_scalar(qg_model *m, qg_dtype dt, const char *name, qg_tensor 
     return qg_tensor_new(m->ctx, 1, one, dt, name, t);
 }
 
+qg_status qg__gate_counter_read(const qg_gate_counter *g, long long *total, long long *on)
+{
+    int32_t c = 0;
+    qg_status st = g->count ? qg_tensor_read(g->count, &c, sizeof c) : QG_OK;
+    *total = g->outputs;
+    *on = c;
+    return st;
+}
+
+qg_status qg__gate_counter_reset(qg_gate_counter *g)
+{
+    g->outputs = 0;
+    return g->count ? qg_tensor_zero(g->count) : QG_OK;
+}
+
 static void destroy_free(qg_node *n)
 {
     free(n->priv);

@@ -28,6 +28,16 @@ qg_status qg__param_init_const(qg_param *p, float v);
 qg_status qg__node_tensor_like(qg_model *m, const qg_act *a, const char *name, qg_tensor **t);
 qg_status qg__node_scalar(qg_model *m, qg_dtype dt, const char *name, qg_tensor **t);
 
+/* Counters of a gated node: outputs gated since the last reset (host)
+ * and outputs computed in full (an I32 device tensor the gate kernels add
+ * into; read only when asked). */
+typedef struct qg_gate_counter {
+    qg_tensor *count;
+    long long outputs;
+} qg_gate_counter;
+qg_status qg__gate_counter_read(const qg_gate_counter *g, long long *total, long long *on);
+qg_status qg__gate_counter_reset(qg_gate_counter *g);
+
 /* Multiply-adds per sample of a node (0 for the cheap ones). */
 double qg__node_macs(const qg_model *m, const qg_node *n);
 

@@ -41,8 +41,7 @@ typedef struct cg_priv {
     qg_tensor *xs, *dxs;            /* input-sized, with shuffle only */
     qg_tensor *yp, *yc, *z, *g, *dyp, *dyc;  /* output-sized */
     qg_tensor *save_mean, *save_invstd;
-    qg_tensor *count;               /* I32: outputs computed in full */
-    long long outputs;              /* outputs counted since the last reset */
+    qg_gate_counter gc;             /* outputs gated / computed in full */
 } cg_priv;
 
 static qg_status cg_setup(qg_node *n, qg_model *m, size_t *ws)
@@ -78,7 +77,7 @@ static qg_status cg_setup(qg_node *n, qg_model *m, size_t *ws)
     QG_TRY(qg__node_tensor_like(m, y, "cg.g", &p->g));
     QG_TRY(qg__node_tensor_like(m, y, "cg.dyp", &p->dyp));
     QG_TRY(qg__node_tensor_like(m, y, "cg.dyc", &p->dyc));
-    QG_TRY(qg__node_scalar(m, QG_DTYPE_I32, "cg.count", &p->count));
+    QG_TRY(qg__node_scalar(m, QG_DTYPE_I32, "cg.count", &p->gc.count));
 fail:
     return st;
 }
@@ -109,8 +108,9 @@ static qg_status cg_forward(qg_node *n, qg_model *m, int train)
                                1e-5f, p->z));
     int counted = m->active > 0 && m->active < m->batch ? m->active : m->batch;
     QG_TRY(qg__cg_gate_fwd(m->ctx, p->z, p->delta->value, p->yp, p->yc, p->cfg.alpha,
-                           OUT(n, m)->value, p->count, counted));
-    p->outputs += (long long)counted * (long long)(qg_tensor_numel(p->yp) / (size_t)m->batch);
+                           OUT(n, m)->value, p->gc.count, counted));
+    p->gc.outputs += (long long)counted * (long long)(qg_tensor_numel(p->yp) /
+                                                         (size_t)m->batch);
 fail:
     return st;
 }
@@ -154,19 +154,12 @@ static qg_status cg_aux(qg_node *n, qg_model *m, qg_tensor *loss)
 
 static qg_status cg_counts(qg_node *n, qg_model *m, long long *total, long long *on)
 {
-    cg_priv *p = n->priv;
-    int32_t c = 0;
-    qg_status st = p->count ? qg_tensor_read(p->count, &c, sizeof c) : QG_OK;
-    *total = p->outputs;
-    *on = c;
-    return st;
+    return qg__gate_counter_read(&((cg_priv *)n->priv)->gc, total, on);
 }
 
 static qg_status cg_reset(qg_node *n, qg_model *m)
 {
-    cg_priv *p = n->priv;
-    p->outputs = 0;
-    return p->count ? qg_tensor_zero(p->count) : QG_OK;
+    return qg__gate_counter_reset(&((cg_priv *)n->priv)->gc);
 }
 
 static double cg_macs(const qg_model *m, const qg_node *n)
@@ -188,7 +181,7 @@ static void cg_destroy(qg_node *n)
     if (!p)
         return;
     qg_tensor *ts[] = {p->wb, p->wc, p->dwb, p->dwc, p->xs, p->dxs, p->yp, p->yc, p->z, p->g,
-                       p->dyp, p->dyc, p->save_mean, p->save_invstd, p->count};
+                       p->dyp, p->dyc, p->save_mean, p->save_invstd, p->gc.count};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
         qg_tensor_free(ts[i]);
     free(p);

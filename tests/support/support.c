@@ -3,8 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "support.h"
+#include "train/trainer.h"
 
 static qg_ctx *g_ctx;
 
@@ -140,4 +142,57 @@ int32_t *qg_test_read_i32(const qg_tensor *t)
     cr_assert_not_null(h);
     QG_EXPECT_OK(qg_tensor_read(t, h, n * sizeof *h));
     return h;
+}
+
+json_t *qg_test_golden(const char *name)
+{
+    char path[1024];
+    const char *dir = getenv("QG_TEST_DATA") ? getenv("QG_TEST_DATA") : "tests/data";
+    snprintf(path, sizeof path, "%s/golden/%s.json", dir, name);
+    json_error_t jerr;
+    json_t *g = json_load_file(path, 0, &jerr);
+    cr_assert_not_null(g, "cannot read golden '%s': %s", path, jerr.text);
+    return g;
+}
+
+float *qg_test_json_floats(json_t *root, const char *key, size_t *n)
+{
+    json_t *a = json_object_get(root, key);
+    cr_assert(json_is_array(a), "golden lacks '%s'", key);
+    *n = json_array_size(a);
+    float *v = malloc((*n ? *n : 1) * sizeof *v);
+    cr_assert_not_null(v);
+    for (size_t i = 0; i < *n; i++)
+        v[i] = (float)json_number_value(json_array_get(a, i));
+    return v;
+}
+
+int qg_test_json_int(json_t *root, const char *key)
+{
+    json_t *v = json_object_get(root, key);
+    cr_assert(json_is_integer(v), "golden lacks the integer '%s'", key);
+    return (int)json_integer_value(v);
+}
+
+char *qg_test_tmp_path(const char *prefix, const char *name)
+{
+    static char buf[4][512];
+    static int k;
+    const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char *b = buf[k++ % 4];
+    snprintf(b, 512, "%s/qgate-%s-%ld-%s", dir, prefix, (long)getpid(), name);
+    return b;
+}
+
+void qg_test_tiny_train_cfg(qg_train_cfg *c)
+{
+    qg__train_cfg_defaults(c);
+    c->model = "resnet8";
+    c->limit_train = 192;
+    c->limit_test = 100;
+    c->batch = 32;
+    c->eval_batch = 64;  /* 100 = 64 + a partial batch of 36 */
+    c->epochs = 2;
+    c->progress = 0;
+    c->optim.lr = 0.05f;
 }
