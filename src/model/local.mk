@@ -30,4 +30,5 @@ tests_test_cgconv_LDADD = $(TEST_LDADD)
 TESTS += tests/test_cgconv
 EXTRA_DIST += tests/data/golden/cgconv_group_dense.json tests/data/golden/cgconv_group_spbp.json \
 	tests/data/golden/cgconv_first_dense.json tests/data/golden/cgconv_first_spbp_s2.json \
-	tests/data/golden/cgconv_shuffle_spbp_s2.json tests/tools/gen_cg_golden.py
+	tests/data/golden/cgconv_shuffle_spbp_s2.json tests/tools/gen_cg_golden.py \
+	tests/tools/check_cg_resnet_torch.py
