@@ -232,7 +232,8 @@ static void gate_summary(qg_model *m, int epoch_line, char *buf, size_t cap)
         gate_report_free(&r);
         return;
     }
-    int len = snprintf(buf, cap, epoch_line ? ", update-phase sparsity %.1f%%" : " sparsity %.1f%%",
+    int len = snprintf(buf, cap, epoch_line ? ", update-phase sparsity %.1f%%"
+                                            : " sparsity %.1f%%",
                        100 * sparsity(r.total, r.on));
     if (r.ncost && len > 0 && (size_t)len < cap)
         snprintf(buf + len, cap - (size_t)len, epoch_line ? ", FLOP reduction %.2fx"
