@@ -91,22 +91,28 @@ static inline float qg_cg_sigmoid(float z, float delta, float alpha)
 }
 
 /* out = yp + d*yc, d = s > 0.5 (the reference's s - 0.5 > 0, the same
- * test in float); count[0] += number of d == 1 among the first ncount
- * elements (the samples holding data). global = n. */
+ * test in float); count[0] += number of d == 1 in the first ncount planes
+ * (the samples holding data). Each group takes whole (n, c) planes,
+ * grid-stride, so delta is read once per plane; one local reduction and
+ * one atomic per group. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void qg_cg_gate_fwd(QG_T(const float, z), QG_T(const float, delta), QG_T(const float, yp),
-                    QG_T(const float, yc), QG_T(float, out), QG_T(int, count), int n,
+                    QG_T(const float, yc), QG_T(float, out), QG_T(int, count), int nplanes,
                     int ncount, int C, int HW, float alpha)
 {
-    __local float acc[WG];   /* counts <= WG: exact in float */
+    __local float acc[WG];   /* a group's count, exact in float below 2^24 */
     int l = get_local_id(0);
-    int i = get_global_id(0);
     float on = 0.0f;
-    if (i < n) {
-        float s = qg_cg_sigmoid(QG_P(z)[i], QG_P(delta)[(i / HW) % C], alpha);
-        float d = s > 0.5f ? 1.0f : 0.0f;
-        QG_P(out)[i] = QG_P(yp)[i] + d * QG_P(yc)[i];
-        on = i < ncount ? d : 0.0f;
+    for (int pl = get_group_id(0); pl < nplanes; pl += get_num_groups(0)) {
+        float de = QG_P(delta)[pl % C];
+        float counted = pl < ncount ? 1.0f : 0.0f;
+        for (int p = l; p < HW; p += WG) {
+            int i = pl * HW + p;
+            float s = qg_cg_sigmoid(QG_P(z)[i], de, alpha);
+            float d = s > 0.5f ? 1.0f : 0.0f;
+            QG_P(out)[i] = QG_P(yp)[i] + d * QG_P(yc)[i];
+            on += counted * d;
+        }
     }
     acc[l] = on;
     int ones = (int)qg_cg_local_sum(acc, l);
@@ -126,20 +132,20 @@ void qg_cg_gate_bwd(QG_T(const float, z), QG_T(const float, delta), QG_T(const f
     int l = get_local_id(0);
     float de = QG_P(delta)[c];
     float sum = 0.0f;
-    for (int j = l; j < N * HW; j += WG) {
-        int nn = j / HW, p = j - nn * HW;
-        int i = (nn * C + c) * HW + p;
-        float s = qg_cg_sigmoid(QG_P(z)[i], de, alpha);
-        float dv = QG_P(dout)[i];
-        float gd = dv * QG_P(yc)[i];
-        if (spbp && s < 0.5f)
-            gd = 0.0f;
-        float gv = gd * (1.0f - s) * s * alpha;
-        QG_P(g)[i] = gv;
-        QG_P(dyp)[i] = dv;
-        QG_P(dyc)[i] = (s > 0.5f ? 1.0f : 0.0f) * dv;
-        sum += gv;
-    }
+    for (int nn = 0; nn < N; nn++)
+        for (int p = l; p < HW; p += WG) {
+            int i = (nn * C + c) * HW + p;
+            float s = qg_cg_sigmoid(QG_P(z)[i], de, alpha);
+            float dv = QG_P(dout)[i];
+            float gd = dv * QG_P(yc)[i];
+            if (spbp && s < 0.5f)
+                gd = 0.0f;
+            float gv = gd * (1.0f - s) * s * alpha;
+            QG_P(g)[i] = gv;
+            QG_P(dyp)[i] = dv;
+            QG_P(dyc)[i] = (s > 0.5f ? 1.0f : 0.0f) * dv;
+            sum += gv;
+        }
     acc[l] = sum;
     float tot = qg_cg_local_sum(acc, l);
     if (l == 0)

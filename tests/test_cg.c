@@ -134,24 +134,27 @@ Test(cg, oracle_t8_5_gate_masks_and_cost)
 Test(cg, random_weight_split_matches_reference)
 {
     qg_ctx *ctx = qg_test_ctx();
+    /* The block-diagonal mask with compact base weights (a p-group conv)
+     * and with full-shape ones (what the node uses), and the
+     * first-channels mask. */
     const struct {
-        int K, C, R, p, group;
-    } cases[] = {{4, 8, 3, 4, 1}, {6, 3, 3, 3, 1}, {16, 8, 1, 2, 1}, {5, 7, 3, 3, 0},
-                 {8, 16, 3, 4, 0}};
+        int K, C, R, p, group, compact;
+    } cases[] = {{4, 8, 3, 4, 1, 1}, {6, 3, 3, 3, 1, 1}, {16, 8, 1, 2, 1, 1}, {8, 16, 3, 4, 1, 0},
+                 {6, 6, 3, 3, 1, 0}, {5, 7, 3, 3, 0, 0}, {8, 16, 3, 4, 0, 0}};
     for (size_t w = 0; w < 3; w++) {
         set_wg(ctx, wgs[w]);
         for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
             int K = cases[ci].K, C = cases[ci].C, KK = cases[ci].R * cases[ci].R;
-            int p = cases[ci].p, group = cases[ci].group;
-            int Cb = qg__cg_base_channels(C, p, group);
+            int p = cases[ci].p, group = cases[ci].group, compact = cases[ci].compact;
+            int Cb = qg__cg_base_channels(C, p, compact);
             size_t n = (size_t)K * C * KK, nb = (size_t)K * Cb * KK;
             float *wv = rand_data(n, -1, 1, 3 + (uint32_t)ci), *m = malloc(n * 4);
             qg__cg_mask_fill(K, C, KK, p, group, m);
             float *rb = malloc(nb * 4), *rc = malloc(n * 4), *rdw = malloc(n * 4);
             float *dwb = rand_data(nb, -1, 1, 5 + (uint32_t)ci);
             float *dwc = rand_data(n, -1, 1, 7 + (uint32_t)ci);
-            qg_ref_cg_weights_fwd(K, C, KK, p, group, wv, m, rb, rc);
-            qg_ref_cg_weights_bwd(K, C, KK, p, group, m, dwb, dwc, rdw);
+            qg_ref_cg_weights_fwd(K, C, KK, p, compact, wv, m, rb, rc);
+            qg_ref_cg_weights_bwd(K, C, KK, p, compact, m, dwb, dwc, rdw);
             /* The split loses nothing: base + conditional = w where the
              * mask is 0 or 1, and the block sum matches the mask. */
             double msum = 0;
@@ -166,8 +169,10 @@ Test(cg, random_weight_split_matches_reference)
             qg_test_buf gb = qg_test_buf_new(ctx, 4, sb, dwb);
             qg_test_buf gc = qg_test_buf_new(ctx, 4, sw, dwc);
             qg_test_buf gw = qg_test_buf_new(ctx, 4, sw, NULL);
-            QG_EXPECT_OK(qg__cg_weights_fwd(ctx, bw.view, bm.view, p, group, bb.view, bc.view));
-            QG_EXPECT_OK(qg__cg_weights_bwd(ctx, bm.view, gb.view, gc.view, p, group, gw.view));
+            QG_EXPECT_OK(qg__cg_weights_fwd(ctx, bw.view, bm.view, p, compact, bb.view,
+                                            bc.view));
+            QG_EXPECT_OK(qg__cg_weights_bwd(ctx, bm.view, gb.view, gc.view, p, compact,
+                                            gw.view));
             char lab[96];
             snprintf(lab, sizeof lab, "weights WG=%ld case %zu", wgs[w], ci);
             float *ob = qg_test_buf_get(&bb, lab), *oc = qg_test_buf_get(&bc, lab);
@@ -179,7 +184,7 @@ Test(cg, random_weight_split_matches_reference)
             for (size_t i = 0; i < n; i++) {
                 /* w*m + w*(1-m) == w exactly for m in {0, 1} */
                 size_t o = i / ((size_t)C * KK), c = i / KK % C, kk = i % KK;
-                size_t first = group ? o / (K / p) * Cb : 0;
+                size_t first = compact ? o / (K / p) * Cb : 0;
                 float base = (c >= first && c < first + Cb)
                                  ? rb[(o * Cb + c - first) * KK + kk] : 0.0f;
                 split_bad += base + rc[i] != wv[i];

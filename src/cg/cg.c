@@ -23,6 +23,11 @@ void qg__cg_mask_fill(int K, int C, int KK, int p, int group, float *m)
         }
 }
 
+/* Groups of the gate's grid-stride launch: enough for any device's
+ * cores, few enough that each group's reduction is amortised over many
+ * elements (a group's float count is exact below 2^24 elements). */
+#define MAX_GROUPS 256
+
 static qg_status get(qg_ctx *ctx, const char *kernel, qg_kargs *a, size_t *wg)
 {
     return qg__kargs_get(ctx, "cg", kernel, 64, a, wg);
@@ -48,9 +53,9 @@ static qg_status need4(qg_ctx *ctx, const char *op, const char *what, const qg_t
 }
 
 /* Shared checks of the weight kernels: w-shaped m (and `full`), p and
- * group valid, base weights of [K][Cb][R][S]; sets K, C, KK, Cb, co. */
+ * compact valid, base weights of [K][Cb][R][S]; sets K, C, KK, Cb, co. */
 static qg_status weights_check(qg_ctx *ctx, const char *op, const qg_tensor *m,
-                               const qg_tensor *full, const qg_tensor *base, int p, int group,
+                               const qg_tensor *full, const qg_tensor *base, int p, int compact,
                                int *K, int *C, int *KK, int *Cb, int *co)
 {
     int d[4];
@@ -60,10 +65,10 @@ static qg_status weights_check(qg_ctx *ctx, const char *op, const qg_tensor *m,
     *K = d[0];
     *C = d[1];
     *KK = d[2] * d[3];
-    if (p < 1 || p > *C || p > *K || (group && (*C % p || *K % p)))
+    if (p < 1 || p > *C || p > *K || (compact && (*C % p || *K % p)))
         return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: %d partitions %s %d -> %d channels", op,
-                         p, group ? "must divide" : "exceed", *C, *K);
-    *Cb = qg__cg_base_channels(*C, p, group);
+                         p, compact ? "must divide" : "exceed", *C, *K);
+    *Cb = qg__cg_base_channels(*C, p, compact);
     *co = *K / p;
     size_t n = qg_tensor_numel(m);
     st = qg__tensor_need(ctx, op, "full weight", full, n, QG_DTYPE_F32);
@@ -90,11 +95,11 @@ static qg_status weights_launch(qg_ctx *ctx, const char *kernel, const qg_tensor
 }
 
 qg_status qg__cg_weights_fwd(qg_ctx *ctx, const qg_tensor *w, const qg_tensor *m, int p,
-                             int group, qg_tensor *wb, qg_tensor *wc)
+                             int compact, qg_tensor *wb, qg_tensor *wc)
 {
     const char *op = "cg_weights_fwd";
     int K, C, KK, Cb, co;
-    qg_status st = weights_check(ctx, op, m, w, wb, p, group, &K, &C, &KK, &Cb, &co);
+    qg_status st = weights_check(ctx, op, m, w, wb, p, compact, &K, &C, &KK, &Cb, &co);
     if (st == QG_OK)
         st = qg__tensor_need(ctx, op, "conditional weight", wc, qg_tensor_numel(m),
                              QG_DTYPE_F32);
@@ -103,11 +108,11 @@ qg_status qg__cg_weights_fwd(qg_ctx *ctx, const qg_tensor *w, const qg_tensor *m
 }
 
 qg_status qg__cg_weights_bwd(qg_ctx *ctx, const qg_tensor *m, const qg_tensor *dwb,
-                             const qg_tensor *dwc, int p, int group, qg_tensor *dw)
+                             const qg_tensor *dwc, int p, int compact, qg_tensor *dw)
 {
     const char *op = "cg_weights_bwd";
     int K, C, KK, Cb, co;
-    qg_status st = weights_check(ctx, op, m, dwc, dwb, p, group, &K, &C, &KK, &Cb, &co);
+    qg_status st = weights_check(ctx, op, m, dwc, dwb, p, compact, &K, &C, &KK, &Cb, &co);
     if (st == QG_OK)
         st = qg__tensor_need(ctx, op, "dw", dw, qg_tensor_numel(m), QG_DTYPE_F32);
     const qg_tensor *t[4] = {m, dwb, dwc, dw};
@@ -156,12 +161,13 @@ qg_status qg__cg_gate_fwd(qg_ctx *ctx, const qg_tensor *z, const qg_tensor *delt
     qg__karg_tensor(&a, yc);
     qg__karg_tensor(&a, out);
     qg__karg_tensor(&a, count);
-    qg__karg_int(&a, (int)n);
-    qg__karg_int(&a, count_samples * d[1] * d[2] * d[3]);
+    size_t planes = (size_t)d[0] * (size_t)d[1];
+    qg__karg_int(&a, (int)planes);
+    qg__karg_int(&a, count_samples * d[1]);
     qg__karg_int(&a, d[1]);
     qg__karg_int(&a, d[2] * d[3]);
     qg__karg_float(&a, alpha);
-    return launch1d(&a, n, wg);
+    return launch1d(&a, (planes < MAX_GROUPS ? planes : MAX_GROUPS) * wg, wg);
 }
 
 qg_status qg__cg_gate_bwd(qg_ctx *ctx, const qg_tensor *z, const qg_tensor *delta,

@@ -8,9 +8,8 @@
  *   out = conv(X, W)*d + Yp*(1-d).
  * qgate splits the weights once per step into the base weights W*M and
  * the conditional weights W*(1-M); with Yc = conv(X, W*(1-M)) = Y - Yp,
- * out = Yp + d*Yc. With the block-diagonal mask the base path is a
- * p-group convolution on compact weights, so a step costs 1 + 1/p dense
- * convolutions instead of the reference's 2.
+ * out = Yp + d*Yc. With the block-diagonal mask the base path is also a
+ * p-group convolution, and the split can produce its compact weights.
  *
  * All float tensors are contiguous F32; the counter is I32. Nothing here
  * reads back to the host. Calls that "add into" (+=) expect the caller to
@@ -28,11 +27,11 @@
  * every output sees input channels [0, ci). */
 void qg__cg_mask_fill(int K, int C, int KK, int p, int group, float *m);
 
-/* Input channels per output in the base weights: C/p with `group` (the
- * compact weights of a p-group conv), else C (full shape, masked). */
-static inline int qg__cg_base_channels(int C, int p, int group)
+/* Input channels per output in the base weights: C/p when `compact` (the
+ * weights of a p-group conv), else C (full shape, masked). */
+static inline int qg__cg_base_channels(int C, int p, int compact)
 {
-    return group ? C / p : C;
+    return compact ? C / p : C;
 }
 
 /* Dense-equivalent cost of a CG layer relative to the full conv (spec
@@ -46,14 +45,15 @@ static inline double qg__cg_cost(int C, int p, double r)
 }
 
 /* w, m, wc [K][C][R][S]; wb [K][Cb][R][S], Cb = qg__cg_base_channels:
- *   wc = w*(1-m);  wb = the base-block entries of w*m.
- * `group` needs K and C divisible by p. */
+ *   wc = w*(1-m);  wb = w*m, or when `compact` its block-diagonal blocks
+ *   (the weights of a p-group conv; needs K and C divisible by p and the
+ *   block-diagonal mask). */
 qg_status qg__cg_weights_fwd(qg_ctx *ctx, const qg_tensor *w, const qg_tensor *m, int p,
-                             int group, qg_tensor *wb, qg_tensor *wc);
+                             int compact, qg_tensor *wb, qg_tensor *wc);
 /* dw = (1-m)*dwc + m*dwb (dwb mapped back into the full shape); the
  * gradient of w through both paths. dw is overwritten. */
 qg_status qg__cg_weights_bwd(qg_ctx *ctx, const qg_tensor *m, const qg_tensor *dwb,
-                             const qg_tensor *dwc, int p, int group, qg_tensor *dw);
+                             const qg_tensor *dwc, int p, int compact, qg_tensor *dw);
 
 /* z (the batch-normed Yp), yp, yc, out [N,C,H,W]; delta [C] (the [1,C,1,1]
  * threshold); alpha the sigmoid slope (2 in the reference).

@@ -4,14 +4,14 @@
 #include "ref/ref_cg.h"
 #include "ref/ref_quant.h"
 
-void qg_ref_cg_weights_fwd(int K, int C, int KK, int p, int group, const float *w,
+void qg_ref_cg_weights_fwd(int K, int C, int KK, int p, int compact, const float *w,
                            const float *m, float *wb, float *wc)
 {
-    int ci = group ? C / p : C, co = K / p;
+    int ci = compact ? C / p : C, co = K / p;
     for (size_t i = 0; i < (size_t)K * C * KK; i++)
         wc[i] = w[i] * (1.0f - m[i]);
     for (int o = 0; o < K; o++) {
-        int first = group ? o / co * ci : 0;
+        int first = compact ? o / co * ci : 0;
         for (int c = 0; c < ci; c++)
             for (int kk = 0; kk < KK; kk++) {
                 size_t src = ((size_t)o * C + first + c) * KK + kk;
@@ -20,14 +20,14 @@ void qg_ref_cg_weights_fwd(int K, int C, int KK, int p, int group, const float *
     }
 }
 
-void qg_ref_cg_weights_bwd(int K, int C, int KK, int p, int group, const float *m,
+void qg_ref_cg_weights_bwd(int K, int C, int KK, int p, int compact, const float *m,
                            const float *dwb, const float *dwc, float *dw)
 {
-    int ci = group ? C / p : C, co = K / p;
+    int ci = compact ? C / p : C, co = K / p;
     for (size_t i = 0; i < (size_t)K * C * KK; i++)
         dw[i] = (1.0f - m[i]) * dwc[i];
     for (int o = 0; o < K; o++) {
-        int first = group ? o / co * ci : 0;
+        int first = compact ? o / co * ci : 0;
         for (int c = 0; c < ci; c++)
             for (int kk = 0; kk < KK; kk++) {
                 size_t dst = ((size_t)o * C + first + c) * KK + kk;

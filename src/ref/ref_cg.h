@@ -12,10 +12,10 @@
 #include <stdint.h>
 
 /* w, m, wc, dw, dwc [K][C][KK]; wb, dwb [K][Cb][KK] (see
- * qg__cg_base_channels); group needs K and C divisible by p. */
-void qg_ref_cg_weights_fwd(int K, int C, int KK, int p, int group, const float *w,
+ * qg__cg_base_channels); compact needs K and C divisible by p. */
+void qg_ref_cg_weights_fwd(int K, int C, int KK, int p, int compact, const float *w,
                            const float *m, float *wb, float *wc);
-void qg_ref_cg_weights_bwd(int K, int C, int KK, int p, int group, const float *m,
+void qg_ref_cg_weights_bwd(int K, int C, int KK, int p, int compact, const float *m,
                            const float *dwb, const float *dwc, float *dw);
 
 /* Tensors [N][C][HW], delta [C]; *count +=, ddelta +=. */
