@@ -69,11 +69,40 @@ Test(cli, nonsensical_method_flags_are_rejected)
     cr_expect_neq(strstr(out, "--wbits expects an integer in 2..16"), NULL, "%s", out);
     cr_expect_eq(run("./qgate train -a 17", out, sizeof out), 2);
     cr_expect_eq(run("./qgate train --spbp", out, sizeof out), 2);
-    cr_expect_neq(strstr(out, "only apply with --pg"), NULL, "%s", out);
+    cr_expect_neq(strstr(out, "only applies with --pg or --cg"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate train --pb 2", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "--pb only applies with --pg"), NULL, "%s", out);
     cr_expect_eq(run("./qgate train --epochs zero", out, sizeof out), 2);
     cr_expect_neq(strstr(out, "--epochs expects an integer"), NULL, "%s", out);
     cr_expect_eq(run("./qgate train --bogus", out, sizeof out), 2);
     cr_expect_neq(strstr(out, "unknown option '--bogus'"), NULL, "%s", out);
+}
+
+Test(cli, nonsensical_channel_gating_flags_are_rejected)
+{
+    static char out[16384];
+    cr_expect_eq(run("./qgate train --cg --pg --pb 2 -a 3", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "--cg and --pg are different gating methods"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate train --cg -w 4", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "-w, -a and --pact do not apply"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate train --cg --pact", out, sizeof out), 2);
+    cr_expect_eq(run("./qgate train --cg --pt 3", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "--pt 3 must divide the channel counts"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate train --cg --pt 1", out, sizeof out), 2);
+    cr_expect_eq(run("./qgate train --cg --pt 32", out, sizeof out), 2);
+    cr_expect_eq(run("./qgate train --cg --alpha 0", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "--alpha expects a number"), NULL, "%s", out);
+    const char *alone[] = {"--postact", "--group", "--shuffle", "--pt 4", "--gi 0.5",
+                           "--alpha 2"};
+    for (size_t i = 0; i < sizeof alone / sizeof *alone; i++) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "./qgate train %s", alone[i]);
+        cr_expect_eq(run(cmd, out, sizeof out), 2, "%s", cmd);
+        cr_expect_neq(strstr(out, "only apply with --cg"), NULL, "%s: %s", cmd, out);
+    }
+    cr_expect_eq(run("./qgate train --help", out, sizeof out), 0);
+    cr_expect_neq(strstr(out, "channel gating"), NULL);
+    cr_expect_neq(strstr(out, "--postact"), NULL);
 }
 
 Test(cli, missing_dataset_names_the_flag)
@@ -157,7 +186,7 @@ Test(cli, bench_train_takes_the_method_flags_of_train)
     expect_cli("./qgate bench train --pg -a 3 --pb 3", 2,
                "qgate bench train: --pb 3 must be smaller than --abits 3");
     expect_cli("./qgate bench train -w 1", 2, "--wbits expects an integer in 2..16");
-    expect_cli("./qgate bench train --spbp", 2, "only apply with --pg");
+    expect_cli("./qgate bench train --spbp", 2, "only applies with --pg or --cg");
     expect_cli("./qgate bench train --steps 0", 2, "--steps expects an integer");
     expect_cli("./qgate bench train --sg", 2, "needs a value");
     /* A PG step on a tiny ResNet-8 runs and reports its rate. */

@@ -231,28 +231,7 @@ Test(model, schedules_follow_pytorch)
     cr_expect_float_eq(qg__schedule_lr(&p, 0.5f, 1, 0), (0.5f + 1e-5f) / 2, 1e-6);
 }
 
-static char *tmp_path(const char *name)
-{
-    static char buf[4][512];
-    static int k;
-    const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    char *b = buf[k++ % 4];
-    snprintf(b, 512, "%s/qgate-model-%ld-%s", dir, (long)getpid(), name);
-    return b;
-}
-
-static void tiny_cfg(qg_train_cfg *c)
-{
-    qg__train_cfg_defaults(c);
-    c->model = "resnet8";
-    c->limit_train = 192;
-    c->limit_test = 100;
-    c->batch = 32;
-    c->eval_batch = 64;  /* 100 = 64 + a partial batch of 36 */
-    c->epochs = 2;
-    c->progress = 0;
-    c->optim.lr = 0.05f;
-}
+#define tiny_cfg qg_test_tiny_train_cfg
 
 static float *read_param(const char *path, const char *name, size_t *n)
 {
@@ -274,8 +253,9 @@ Test(model, train_checkpoint_resume_and_eval_agree)
 {
     qg_train_cfg c;
     tiny_cfg(&c);
-    char *full = tmp_path("full.safetensors"), *half = tmp_path("half.safetensors");
-    char *metrics = tmp_path("metrics.jsonl");
+    char *full = qg_test_tmp_path("model", "full.safetensors");
+    char *half = qg_test_tmp_path("model", "half.safetensors");
+    char *metrics = qg_test_tmp_path("model", "metrics.jsonl");
     c.checkpoint_path = full;
     c.metrics_path = metrics;
     QG_EXPECT_OK(qg__train_run(&c));
@@ -327,7 +307,7 @@ Test(model, train_checkpoint_resume_and_eval_agree)
 
 Test(model, eval_rejects_a_bad_checkpoint)
 {
-    char *p = tmp_path("bad.safetensors");
+    char *p = qg_test_tmp_path("model", "bad.safetensors");
     FILE *f = fopen(p, "wb");
     fputs("not a checkpoint", f);
     fclose(f);
@@ -341,7 +321,8 @@ Test(model, eval_rejects_a_bad_checkpoint)
 Test(model, interrupt_writes_checkpoint_and_resume_matches)
 {
     qg_train_cfg c;
-    char *ref = tmp_path("ref.safetensors"), *intr = tmp_path("intr.safetensors");
+    char *ref = qg_test_tmp_path("model", "ref.safetensors");
+    char *intr = qg_test_tmp_path("model", "intr.safetensors");
     tiny_cfg(&c);
     c.epochs = 1;
     c.checkpoint_path = ref;

@@ -9,38 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "support/support.h"
 #include "model/nodes_quant.h"
 
 TestSuite(pgconv, .fini = qg_test_ctx_free);
 
-static float *array(json_t *root, const char *key, size_t *n)
-{
-    json_t *a = json_object_get(root, key);
-    cr_assert(json_is_array(a), "golden lacks '%s'", key);
-    *n = json_array_size(a);
-    float *v = malloc((*n ? *n : 1) * sizeof *v);
-    for (size_t i = 0; i < *n; i++)
-        v[i] = (float)json_number_value(json_array_get(a, i));
-    return v;
-}
-
-static int geti(json_t *root, const char *key)
-{
-    return (int)json_integer_value(json_object_get(root, key));
-}
+/* Golden fields (tests/support). */
+#define array qg_test_json_floats
+#define geti qg_test_json_int
 
 static void run_golden(const char *name)
 {
-    char path[1024];
-    const char *dir = getenv("QG_TEST_DATA") ? getenv("QG_TEST_DATA") : "tests/data";
-    snprintf(path, sizeof path, "%s/golden/%s.json", dir, name);
-    json_error_t jerr;
-    json_t *g = json_load_file(path, 0, &jerr);
-    cr_assert_not_null(g, "cannot read golden '%s': %s", path, jerr.text);
-
+    json_t *g = qg_test_golden(name);
     qg_ctx *ctx = qg_test_ctx();
     int N = geti(g, "N"), C = geti(g, "C"), K = geti(g, "K"), H = geti(g, "H"), W = geti(g, "W");
     qg_pg_cfg cfg = {.wbits = geti(g, "wbits"), .abits = geti(g, "abits"),

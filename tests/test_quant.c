@@ -41,8 +41,6 @@
 
 TestSuite(quant, .fini = qg_test_ctx_free);
 
-#define PAD 11
-#define SENTINEL -12345.5f
 #define GTOL_A 1e-6f
 #define GTOL_R 1e-5f
 #define STOL_A 1e-5f
@@ -59,57 +57,17 @@ static void set_wg(qg_ctx *ctx, long wg)
     QG_EXPECT_OK(qg__program_override(ctx, "quant", v));
 }
 
-/* ---- padded device buffers ---- */
+/* ---- padded device buffers (tests/support) ---- */
 
-typedef struct buf {
-    qg_tensor *whole, *view;
-    size_t n;
-} buf;
-
-/* n floats with the given shape at offset PAD inside a sentinel-filled
- * buffer; init NULL fills the view with NaN. */
-static buf buf_new(qg_ctx *ctx, int ndim, const int64_t *shape, const float *init)
-{
-    buf b = {.n = 1};
-    for (int i = 0; i < ndim; i++)
-        b.n *= (size_t)shape[i];
-    size_t total = b.n + 2 * PAD;
-    int64_t s1[1] = {(int64_t)total};
-    float *h = malloc(total * sizeof *h);
-    for (size_t i = 0; i < total; i++)
-        h[i] = SENTINEL;
-    for (size_t i = 0; i < b.n; i++)
-        h[PAD + i] = init ? init[i] : NAN;
-    b.whole = qg_test_tensor(ctx, 1, s1, h);
-    QG_EXPECT_OK(qg_tensor_view(b.whole, PAD, ndim, shape, &b.view));
-    free(h);
-    return b;
-}
+typedef qg_test_buf buf;
+#define buf_new qg_test_buf_new
+#define buf_get qg_test_buf_get
+#define buf_free qg_test_buf_free
 
 static buf buf_flat(qg_ctx *ctx, size_t n, const float *init)
 {
     int64_t s[1] = {(int64_t)n};
     return buf_new(ctx, 1, s, init);
-}
-
-/* The view's contents (malloc'd); fails if a margin changed. */
-static float *buf_get(const buf *b, const char *label)
-{
-    float *h = qg_test_read(b->whole);
-    for (size_t i = 0; i < PAD; i++) {
-        cr_expect_eq(h[i], SENTINEL, "%s: write before the tensor at %zu", label, i);
-        cr_expect_eq(h[PAD + b->n + i], SENTINEL, "%s: write past the tensor at %zu", label, i);
-    }
-    float *out = malloc(b->n * sizeof *out);
-    memcpy(out, h + PAD, b->n * sizeof *out);
-    free(h);
-    return out;
-}
-
-static void buf_free(buf *b)
-{
-    qg_tensor_free(b->view);
-    qg_tensor_free(b->whole);
 }
 
 static qg_tensor *scalar(qg_ctx *ctx, float v)
@@ -125,26 +83,8 @@ static float read_scalar(const qg_tensor *t)
     return v;
 }
 
-static qg_tensor *i32_tensor(qg_ctx *ctx, size_t n, int32_t init)
-{
-    qg_tensor *t = NULL;
-    int64_t s[1] = {(int64_t)n};
-    QG_EXPECT_OK(qg_tensor_new(ctx, 1, s, QG_DTYPE_I32, "codes", &t));
-    int32_t *h = malloc(n * sizeof *h);
-    for (size_t i = 0; i < n; i++)
-        h[i] = init;
-    QG_EXPECT_OK(qg_tensor_write(t, h, n * sizeof *h));
-    free(h);
-    return t;
-}
-
-static int32_t *read_i32(const qg_tensor *t)
-{
-    size_t n = qg_tensor_numel(t);
-    int32_t *h = malloc(n * sizeof *h);
-    QG_EXPECT_OK(qg_tensor_read(t, h, n * sizeof *h));
-    return h;
-}
+#define i32_tensor qg_test_i32_tensor
+#define read_i32 qg_test_read_i32
 
 static qg_tensor *workspace(qg_ctx *ctx)
 {

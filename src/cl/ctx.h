@@ -157,6 +157,11 @@ typedef struct qg_kargs {
 } qg_kargs;
 
 void qg__kargs_init(qg_kargs *a, qg_ctx *ctx, cl_kernel k, const char *name);
+/* Kernel `kernel` of `program` built with the context's current
+ * parameters, ready for its arguments; *wg receives the program's "WG"
+ * (def_wg when it has none). */
+qg_status qg__kargs_get(qg_ctx *ctx, const char *program, const char *kernel, long def_wg,
+                        qg_kargs *a, size_t *wg);
 void qg__karg_mem(qg_kargs *a, cl_mem m);
 void qg__karg_int(qg_kargs *a, int v);
 void qg__karg_uint(qg_kargs *a, unsigned v);

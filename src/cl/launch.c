@@ -17,6 +17,19 @@ void qg__kargs_init(qg_kargs *a, qg_ctx *ctx, cl_kernel k, const char *name)
     a->err_index = 0;
 }
 
+qg_status qg__kargs_get(qg_ctx *ctx, const char *program, const char *kernel, long def_wg,
+                        qg_kargs *a, size_t *wg)
+{
+    cl_kernel k;
+    long v = def_wg;
+    qg_status st = qg__kernel_current(ctx, program, kernel, &k, "WG", &v);
+    if (st != QG_OK)
+        return st;
+    qg__kargs_init(a, ctx, k, kernel);
+    *wg = (size_t)v;
+    return QG_OK;
+}
+
 static void set(qg_kargs *a, size_t size, const void *value)
 {
     cl_int e = clSetKernelArg(a->k, a->n, size, value);

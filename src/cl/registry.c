@@ -49,6 +49,8 @@ static const qg_program_desc programs[] = {
       {"CHUNK", 0, {0, 1}, 2, "share of the elements per item: interleaved 0, contiguous 1", 1},
       {"VW", 1, {1, 4, 8, 16}, 4, "elements per item step / vector width", 16}},
      3, valid_wg_flag},
+    {"cg", "channel gating: weight split, gate fwd/bwd, channel shuffle", {WG_TUNABLE(64)}, 1,
+     valid_wg},
     {"bn", "batch norm (+ fused residual add, ReLU): train/eval forward, backward",
      {{"WG", 256, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512}, 10, "work-group size (power of two)",
        2},

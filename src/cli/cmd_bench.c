@@ -124,7 +124,7 @@ static int bench_train(int argc, char **argv)
         {"input", 1, 0, 'i'}, {"classes", 1, 0, 'k'}, {"warmup", 1, 0, 'W'},
         {"steps", 1, 0, 'n'}, {"eval", 0, 0, 'e'}, {"device", 1, 0, 'd'},
         {"verbose", 0, 0, 'v'}, {"profile", 0, 0, 'p'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    struct option opts[sizeof own / sizeof *own + 16];
+    struct option opts[sizeof own / sizeof *own + QG_CLI_MODEL_NOPTIONS];
     qg_cli_model_flags mf;
     const char *cmd = "bench train";
     long v;
@@ -196,6 +196,9 @@ static int bench_train(int argc, char **argv)
     c.pg = mf.pg;
     c.pact = mf.pact;
     c.qcfg = mf.qcfg;
+    c.cg = mf.cg;
+    c.postact = mf.postact;
+    c.cgcfg = mf.cgcfg;
     qg_bench_result res;
     qg_status st = qg__bench_train(&c, &res);
     if (st != QG_OK) {
@@ -209,6 +212,10 @@ static int bench_train(int argc, char **argv)
     else if (c.quant)
         snprintf(method, sizeof method, "quantized w%d a%d%s", c.qcfg.wbits, c.qcfg.abits,
                  c.pact ? " pact" : "");
+    else if (c.cg)
+        snprintf(method, sizeof method, "CG pt%d%s%s%s%s", c.cgcfg.partitions,
+                 c.cgcfg.group ? " group" : "", c.cgcfg.shuffle ? " shuffle" : "",
+                 c.qcfg.spbp ? " spbp" : "", c.postact ? " postact" : "");
     else if (c.pact)
         snprintf(method, sizeof method, "full precision, pact");
     printf("model %s (%s), input %dx%dx%d, batch %d, %s: %.1f MMAC/image forward\n", c.model,

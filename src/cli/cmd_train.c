@@ -102,7 +102,7 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
 {
     int o, have_mile = 0, r;
     long v;
-    struct option opts[sizeof train_opts / sizeof *train_opts + 16];
+    struct option opts[sizeof train_opts / sizeof *train_opts + QG_CLI_MODEL_NOPTIONS];
     qg_cli_model_flags mf;
     if (!qg_cli_options_join(opts, sizeof opts / sizeof *opts, train_opts))
         return 2;
@@ -241,6 +241,13 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
     c->pg = mf.pg;
     c->pact = mf.pact;
     c->qcfg = mf.qcfg;
+    c->cg = mf.cg;
+    c->postact = mf.postact;
+    c->cgcfg = mf.cgcfg;
+    /* The CG reference decays only parameters with >= 2 dims whose name
+     * lacks "threshold": conv and linear weights (DG:cg-cifar10.py). */
+    if (c->cg)
+        c->optim.decay_kinds = 1u << QG_PARAM_WEIGHT;
     if (!have_mile && c->sched.kind == QG_SCHED_MULTISTEP) {
         c->sched.nmilestones = 2;
         c->sched.milestones[0] = c->epochs / 2;

@@ -15,12 +15,16 @@
 #include <getopt.h>
 #include <stddef.h>
 
+#include "model/nodes_cg.h"
 #include "model/nodes_quant.h"
 
 typedef struct qg_cli_model_flags {
     int quant, pg, pact;        /* the variant, as in qg_train_cfg */
     qg_pg_cfg qcfg;             /* bits, prediction bits, gating target, sigma, spbp */
+    int cg, postact;            /* channel gating, post-activated blocks */
+    qg_cg_cfg cgcfg;            /* partitions, group, shuffle, ginit, alpha */
     int have_w, have_a, have_pb; /* given on the command line */
+    int have_sigma, have_cg_opt;
 } qg_cli_model_flags;
 
 #define QG_CLI_MODEL_SHORTOPTS "w:a:"
@@ -33,9 +37,35 @@ typedef struct qg_cli_model_flags {
     "  --pact                PACT clipping (learned alpha, one per block) instead of ReLU\n" \
     "  --pg                  precision gating: each block's conv1 is a PGConv2d\n"          \
     "  --pb, --pred-bits N   prediction (MSB) bits, 1 <= N < --abits\n"                     \
-    "  --gtar X              gating target for the thresholds (default 0)\n"                \
-    "  --sg, --sigma X       gating loss coefficient (default 0.001)\n"                     \
-    "  --spbp                sparse back-prop: gate gradients only where updated\n"
+    "  --gtar X              gating target for the thresholds (default 0; the PG\n"         \
+    "                        script uses 1, the CG scripts 1.0 with --pt 4 and 0.6\n"     \
+    "                        with --postact --pt 2)\n"                                     \
+    "  --sg, --sigma X       gating loss coefficient: X*||delta-g|| with --pg (default\n"  \
+    "                        0.001), X*sum (delta-g)^2 with --cg (default 1e-4, the\n"     \
+    "                        factor the CG reference hard-codes)\n"                        \
+    "  --spbp                sparse back-prop: gate gradients only where updated\n"        \
+    "                        (--pg and --cg)\n"                                            \
+    "channel gating (spec: CG, Hua et al.; full-precision ResNet with ReLUs):\n"           \
+    "  --cg                  each block's conv1 is a CGConv2d: a base path over 1/N of\n"  \
+    "                        the input channels decides per output whether the rest\n"    \
+    "                        is computed. Implies the reference's weight decay: only\n"   \
+    "                        on conv and linear weights (not BN, biases, thresholds)\n"   \
+    "  --pt N                partitions: the base path sees 1/N of the channels; N in\n"  \
+    "                        2, 4, 8, 16 (must divide 16, 32, 64; default 4)\n"          \
+    "  --group               block-diagonal base path (a group conv; the scripts use\n"   \
+    "                        it); default: the first C/N input channels everywhere\n"     \
+    "  --shuffle             channel shuffle (N groups) before both paths\n"               \
+    "  --gi X                initial threshold (default 0.0)\n"                           \
+    "  --alpha X             slope of the gate's sigmoid surrogate gradient (default 2.0)\n" \
+    "  --postact             post-activated blocks: both convs gated, no ReLU after the\n" \
+    "                        add (the scripts: --pt 2 --gtar 0.6 --lr 0.08 --wd 3e-4)\n"  \
+    "  reference recipes (DG:scripts/train_cg*.sh), both with --group --spbp:\n"          \
+    "    --cg --pt 4 --gtar 1\n"                                                          \
+    "    --cg --postact --pt 2 --gtar 0.6 --lr 0.08 --wd 3e-4\n"
+
+/* Room a command's option table leaves for qg_cli_model_options (its
+ * entries and terminator; model_flags.c checks it holds them). */
+#define QG_CLI_MODEL_NOPTIONS 32
 
 /* getopt_long entries of the flags, terminated by a zero entry. */
 extern const struct option qg_cli_model_options[];
@@ -52,8 +82,10 @@ int qg_cli_options_join(struct option *out, size_t cap, const struct option *cmd
  * model flag; -1 = a model flag with an invalid value (message printed). */
 int qg_cli_model_flag(const char *cmd, int opt, const char *arg, qg_cli_model_flags *f);
 
-/* Checks between flags (--pg needs --pb < --abits, --pb and --spbp only
- * with --pg) and sets f->quant; returns 0 after printing why when the
+/* Checks between flags (--pg needs --pb < --abits, --pb only with --pg,
+ * --spbp with --pg or --cg, --cg excludes -w/-a/--pact/--pg, the CG
+ * options need --cg) and sets f->quant (and, with --cg, the CG loss
+ * factor unless --sg was given); returns 0 after printing why when the
  * combination is invalid. */
 int qg_cli_model_flags_finish(const char *cmd, qg_cli_model_flags *f);
 

@@ -165,6 +165,7 @@ qg_status qg__model_setup(qg_model *m, int batch)
 {
     qg_status st = QG_OK;
     cl_int e;
+    m->active = batch;
     if (m->batch == batch && m->arena)
         return QG_OK;
     if (batch < 1)

@@ -60,6 +60,12 @@ typedef struct qg_node_ops {
      * updated in full precision) and how to reset them. */
     qg_status (*gate_counts)(qg_node *n, qg_model *m, long long *total, long long *on);
     qg_status (*gate_reset)(qg_node *n, qg_model *m);
+    /* Optional: multiply-adds per sample of the dense layer (node types
+     * nodes.c does not know), and, for gated nodes whose skipped work is
+     * real compute (CG), the cost relative to dense when the share r of
+     * the outputs is computed in full. */
+    double (*macs)(const qg_model *m, const qg_node *n);
+    double (*gated_cost)(const qg_node *n, double r);
 } qg_node_ops;
 
 struct qg_node {
@@ -75,6 +81,8 @@ struct qg_model {
     char arch[64];
     int in_c, in_h, in_w, classes;
     int batch;               /* set by setup */
+    int active;              /* samples of the batch holding data (<= batch): a
+                                partial last batch; gate counters count these */
     qg_node *nodes;
     int nnodes, cap_nodes;
     qg_act *acts;
@@ -127,6 +135,14 @@ qg_status qg__model_aux_loss(qg_model *m, qg_tensor *loss);
 qg_status qg__model_gate_stats(qg_model *m, long long *total, long long *on, int *ngated,
                                const char **names, long long *node_total, long long *node_on);
 qg_status qg__model_gate_reset(qg_model *m);
+
+/* Compute of the gated model relative to its dense twin, from the gate
+ * counters: *full and *effective are multiply-adds per sample summed over
+ * every node (non-gated ones at full cost); *ncost is the number of nodes
+ * with a gated_cost, whose relative costs go to node_cost (capacity
+ * m->nnodes; may be NULL) in node order. *ncost == 0: nothing to report. */
+qg_status qg__model_gate_flops(qg_model *m, double *full, double *effective, int *ncost,
+                               double *node_cost);
 
 /* Activation helpers for node implementations. */
 static inline qg_act *qg__act(qg_model *m, int id) { return &m->acts[id]; }

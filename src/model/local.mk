@@ -3,6 +3,7 @@ libqgate_la_SOURCES += \
 	src/core/rng.h src/core/rng.c \
 	src/model/graph.h src/model/graph.c src/model/nodes.h src/model/nodes.c \
 	src/model/nodes_quant.h src/model/nodes_quant.c \
+	src/model/nodes_cg.h src/model/nodes_cg.c \
 	src/model/resnet.h src/model/resnet.c \
 	src/train/optim.h src/train/optim.c src/train/checkpoint.h src/train/checkpoint.c \
 	src/train/trainer.h src/train/trainer.c src/train/bench.h src/train/bench.c
@@ -21,3 +22,13 @@ TESTS += tests/test_pgconv
 EXTRA_DIST += tests/data/golden/pgconv_s1_dense.json tests/data/golden/pgconv_s1_spbp.json \
 	tests/data/golden/pgconv_s2_dense.json tests/data/golden/pgconv_s2_spbp.json \
 	tests/tools/gen_pg_golden.py
+
+check_PROGRAMS += tests/test_cgconv
+tests_test_cgconv_SOURCES = tests/test_cgconv.c
+tests_test_cgconv_CFLAGS = $(TEST_CFLAGS)
+tests_test_cgconv_LDADD = $(TEST_LDADD)
+TESTS += tests/test_cgconv
+EXTRA_DIST += tests/data/golden/cgconv_group_dense.json tests/data/golden/cgconv_group_spbp.json \
+	tests/data/golden/cgconv_first_dense.json tests/data/golden/cgconv_first_spbp_s2.json \
+	tests/data/golden/cgconv_shuffle_spbp_s2.json tests/tools/gen_cg_golden.py \
+	tests/tools/check_cg_resnet_torch.py

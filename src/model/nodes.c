@@ -64,6 +64,36 @@ static qg_status fill_const(qg_param *p, float v)
     return fill(p, FILL_CONST, v, NULL);
 }
 
+qg_status qg__node_tensor_like(qg_model *m, const qg_act *a, const char *name, qg_tensor **t)
+{
+    qg_tensor_free(*t);
+    *t = NULL;
+    return qg_tensor_new(m->ctx, a->ndim, a->shape, QG_DTYPE_F32, name, t);
+}
+
+qg_status qg__node_scalar(qg_model *m, qg_dtype dt, const char *name, qg_tensor **t)
+{
+    int64_t one[1] = {1};
+    if (*t)
+        return QG_OK;
+    return qg_tensor_new(m->ctx, 1, one, dt, name, t);
+}
+
+qg_status qg__gate_counter_read(const qg_gate_counter *g, long long *total, long long *on)
+{
+    int32_t c = 0;
+    qg_status st = g->count ? qg_tensor_read(g->count, &c, sizeof c) : QG_OK;
+    *total = g->outputs;
+    *on = c;
+    return st;
+}
+
+qg_status qg__gate_counter_reset(qg_gate_counter *g)
+{
+    g->outputs = 0;
+    return g->count ? qg_tensor_zero(g->count) : QG_OK;
+}
+
 static void destroy_free(qg_node *n)
 {
     free(n->priv);
@@ -589,6 +619,8 @@ fail:
 
 double qg__node_macs(const qg_model *m, const qg_node *n)
 {
+    if (n->ops->macs)
+        return n->ops->macs(m, n);
     if (n->ops == &conv_ops) {
         const conv_priv *p = n->priv;
         const qg_act *x = &m->acts[n->in[0]], *y = &m->acts[n->out];
@@ -600,4 +632,28 @@ double qg__node_macs(const qg_model *m, const qg_node *n)
         return (double)p->in_f * p->out_f;
     }
     return 0;
+}
+
+qg_status qg__model_gate_flops(qg_model *m, double *full, double *effective, int *ncost,
+                               double *node_cost)
+{
+    *full = *effective = 0;
+    *ncost = 0;
+    for (int i = 0; i < m->nnodes; i++) {
+        qg_node *n = &m->nodes[i];
+        double f = qg__node_macs(m, n), cost = 1.0;
+        if (n->ops->gated_cost && n->ops->gate_counts) {
+            long long total, on;
+            qg_status st = n->ops->gate_counts(n, m, &total, &on);
+            if (st != QG_OK)
+                return st;
+            cost = n->ops->gated_cost(n, total ? (double)on / (double)total : 1.0);
+            if (node_cost)
+                node_cost[*ncost] = cost;
+            (*ncost)++;
+        }
+        *full += f;
+        *effective += f * cost;
+    }
+    return QG_OK;
 }

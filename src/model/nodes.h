@@ -27,6 +27,22 @@ int qg__node_linear(qg_model *m, const char *name, int in, int out_features, qg_
 qg_status qg__param_init_normal(qg_param *p, double stddev, qg_rng *rng);
 qg_status qg__param_init_const(qg_param *p, float v);
 
+/* Private per-batch buffers of node setups: an F32 tensor shaped like the
+ * activation `a` (any previous *t is freed first, so a new batch size
+ * reallocates), and a 1-element tensor of dtype dt (kept if it exists). */
+qg_status qg__node_tensor_like(qg_model *m, const qg_act *a, const char *name, qg_tensor **t);
+qg_status qg__node_scalar(qg_model *m, qg_dtype dt, const char *name, qg_tensor **t);
+
+/* Counters of a gated node: outputs gated since the last reset (host)
+ * and outputs computed in full (an I32 device tensor the gate kernels add
+ * into; read only when asked). */
+typedef struct qg_gate_counter {
+    qg_tensor *count;
+    long long outputs;
+} qg_gate_counter;
+qg_status qg__gate_counter_read(const qg_gate_counter *g, long long *total, long long *on);
+qg_status qg__gate_counter_reset(qg_gate_counter *g);
+
 /* Multiply-adds per sample of a node (0 for the cheap ones). */
 double qg__node_macs(const qg_model *m, const qg_node *n);
 

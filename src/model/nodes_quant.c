@@ -21,21 +21,6 @@
 #define IN0(n, m) qg__act((m), (n)->in[0])
 #define OUT(n, m) qg__act((m), (n)->out)
 
-static qg_status new_like(qg_model *m, const qg_act *a, const char *name, qg_tensor **t)
-{
-    qg_tensor_free(*t);
-    *t = NULL;
-    return qg_tensor_new(m->ctx, a->ndim, a->shape, QG_DTYPE_F32, name, t);
-}
-
-static qg_status new_scalar(qg_model *m, qg_dtype dt, const char *name, qg_tensor **t)
-{
-    int64_t one[1] = {1};
-    if (*t)
-        return QG_OK;
-    return qg_tensor_new(m->ctx, 1, one, dt, name, t);
-}
-
 /* ---- PACT ---------------------------------------------------------------- */
 
 typedef struct pact_priv {
@@ -118,8 +103,7 @@ typedef struct qconv_priv {
     qg_tensor *xq, *xlsb;    /* input sized: quantized (or MSB) and LSB parts */
     qg_tensor *dxq;          /* input sized: gradient before the STE mask */
     qg_tensor *omsb, *olsb, *dmsb, *dlsb;   /* output sized (PG only) */
-    qg_tensor *count;        /* I32: outputs updated in full precision */
-    long long outputs;       /* elements gated since the last reset */
+    qg_gate_counter gc;      /* outputs gated / updated in full precision */
 } qconv_priv;
 
 static qg_status qconv_setup(qg_node *n, qg_model *m, size_t *ws)
@@ -133,17 +117,17 @@ static qg_status qconv_setup(qg_node *n, qg_model *m, size_t *ws)
     if (!p->wq)
         QG_TRY(qg_tensor_new(m->ctx, p->w->value->ndim, p->w->value->shape, QG_DTYPE_F32,
                              "wq", &p->wq));
-    QG_TRY(new_scalar(m, QG_DTYPE_F32, "sw", &p->sw));
-    QG_TRY(new_scalar(m, QG_DTYPE_F32, "sx", &p->sx));
-    QG_TRY(new_like(m, x, "xq", &p->xq));
-    QG_TRY(new_like(m, x, "dxq", &p->dxq));
+    QG_TRY(qg__node_scalar(m, QG_DTYPE_F32, "sw", &p->sw));
+    QG_TRY(qg__node_scalar(m, QG_DTYPE_F32, "sx", &p->sx));
+    QG_TRY(qg__node_tensor_like(m, x, "xq", &p->xq));
+    QG_TRY(qg__node_tensor_like(m, x, "dxq", &p->dxq));
     if (p->pg) {
-        QG_TRY(new_like(m, x, "xlsb", &p->xlsb));
-        QG_TRY(new_like(m, y, "omsb", &p->omsb));
-        QG_TRY(new_like(m, y, "olsb", &p->olsb));
-        QG_TRY(new_like(m, y, "dmsb", &p->dmsb));
-        QG_TRY(new_like(m, y, "dlsb", &p->dlsb));
-        QG_TRY(new_scalar(m, QG_DTYPE_I32, "count", &p->count));
+        QG_TRY(qg__node_tensor_like(m, x, "xlsb", &p->xlsb));
+        QG_TRY(qg__node_tensor_like(m, y, "omsb", &p->omsb));
+        QG_TRY(qg__node_tensor_like(m, y, "olsb", &p->olsb));
+        QG_TRY(qg__node_tensor_like(m, y, "dmsb", &p->dmsb));
+        QG_TRY(qg__node_tensor_like(m, y, "dlsb", &p->dlsb));
+        QG_TRY(qg__node_scalar(m, QG_DTYPE_I32, "count", &p->gc.count));
     }
 fail:
     return st;
@@ -175,8 +159,8 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
     QG_TRY(qg__conv2d_fwd(m->ctx, &p->d, p->xq, p->wq, NULL, p->omsb, m->workspace));
     QG_TRY(qg__conv2d_fwd(m->ctx, &p->d, p->xlsb, p->wq, NULL, p->olsb, m->workspace));
     QG_TRY(qg__pg_gate_fwd(m->ctx, p->omsb, p->delta->value, p->olsb, 5.0f, OUT(n, m)->value,
-                           p->count));
-    p->outputs += (long long)qg_tensor_numel(OUT(n, m)->value);
+                           p->gc.count));
+    p->gc.outputs += (long long)qg_tensor_numel(OUT(n, m)->value);
 fail:
     return st;
 }
@@ -219,19 +203,12 @@ static qg_status qconv_aux(qg_node *n, qg_model *m, qg_tensor *loss)
 
 static qg_status qconv_counts(qg_node *n, qg_model *m, long long *total, long long *on)
 {
-    qconv_priv *p = n->priv;
-    int32_t c = 0;
-    qg_status st = p->count ? qg_tensor_read(p->count, &c, sizeof c) : QG_OK;
-    *total = p->outputs;
-    *on = c;
-    return st;
+    return qg__gate_counter_read(&((qconv_priv *)n->priv)->gc, total, on);
 }
 
 static qg_status qconv_reset(qg_node *n, qg_model *m)
 {
-    qconv_priv *p = n->priv;
-    p->outputs = 0;
-    return p->count ? qg_tensor_zero(p->count) : QG_OK;
+    return qg__gate_counter_reset(&((qconv_priv *)n->priv)->gc);
 }
 
 static void qconv_destroy(qg_node *n)
@@ -240,7 +217,7 @@ static void qconv_destroy(qg_node *n)
     if (!p)
         return;
     qg_tensor *ts[] = {p->wq, p->sw, p->sx, p->xq, p->xlsb, p->dxq, p->omsb, p->olsb,
-                       p->dmsb, p->dlsb, p->count};
+                       p->dmsb, p->dlsb, p->gc.count};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
         qg_tensor_free(ts[i]);
     free(p);

@@ -33,6 +33,8 @@ static int bn_activation(qg_model *m, const qg_resnet_opts *o, const char *bn_na
 static int block_conv(qg_model *m, const qg_resnet_opts *o, const char *n, int x, int planes,
                       int stride, int gated, qg_rng *rng)
 {
+    if (o->cg && gated)
+        return qg__node_cgconv(m, n, x, planes, 3, stride, 1, &o->cg_cfg, rng);
     if (o->pg && gated)
         return qg__node_pgconv(m, n, x, planes, 3, stride, 1, &o->cfg, rng);
     if (o->quant || o->pg)
@@ -52,7 +54,7 @@ static int basic_block(qg_model *m, const qg_resnet_opts *o, const char *name, i
         h = bn_activation(m, o, n, h, name, "relu1");
     snprintf(n, sizeof n, "%s.conv2", name);
     if (h >= 0)
-        h = block_conv(m, o, n, h, planes, 1, 0, rng);
+        h = block_conv(m, o, n, h, planes, 1, o->postact, rng);
     int sc = x;
     if (h >= 0 && shortcut == 'B' && (stride != 1 || cin != planes)) {
         snprintf(n, sizeof n, "%s.shortcut.0", name);
@@ -63,8 +65,17 @@ static int basic_block(qg_model *m, const qg_resnet_opts *o, const char *name, i
         if (sc < 0)
             return -1;
     }
-    /* bn2, the residual add and (without PACT) the ReLU in one node. */
     snprintf(n, sizeof n, "%s.bn2", name);
+    if (o->postact) {
+        /* Post-activated: relu(bn2(conv2)) + shortcut, no ReLU after the add. */
+        if (h >= 0)
+            h = bn_activation(m, o, n, h, name, "relu2");
+        snprintf(n, sizeof n, "%s.add", name);
+        if (h >= 0)
+            h = qg__node_residual(m, n, h, sc, stride);
+        return h;
+    }
+    /* bn2, the residual add and (without PACT) the ReLU in one node. */
     if (h >= 0)
         h = qg__node_bn_act(m, n, h, sc, stride, !o->pact);
     if (h >= 0 && o->pact)
@@ -91,6 +102,17 @@ qg_status qg__model_resnet_cifar(qg_ctx *ctx, const qg_resnet_opts *o, qg_model 
             return qg__error(ctx, QG_ERR_INVALID_ARG, "--pb %d: prediction bits must be at "
                              "least 1 and fewer than --abits %d", c->pred_bits, c->abits);
     }
+    if (o->cg && (o->quant || o->pg || o->pact))
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "channel gating builds the full-precision "
+                         "ResNet with ReLUs: it excludes quantization, PG and PACT");
+    if (o->cg && (o->cg_cfg.partitions < 1 || 16 % o->cg_cfg.partitions))
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%d partitions must divide the channel "
+                         "counts of the gated convs (16, 32, 64)", o->cg_cfg.partitions);
+    if (o->cg && qg__cg_cfg_check(ctx, "channel gating", 16, 16, &o->cg_cfg) != QG_OK)
+        return QG_ERR_INVALID_ARG;
+    if (o->postact && !o->cg)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "the post-activated ResNet exists only as "
+                         "the channel-gated model (postact needs cg)");
     char arch[32];
     snprintf(arch, sizeof arch, "resnet%d", o->depth);
     qg_status st = qg__model_new(ctx, arch, o->in_c, o->in_h, o->in_w, o->classes, &m);

@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 #include "model/graph.h"
+#include "model/nodes_cg.h"
 #include "model/nodes_quant.h"
 
 typedef struct qg_resnet_opts {
@@ -22,6 +23,14 @@ typedef struct qg_resnet_opts {
     int pact;           /* PACT clips instead of ReLU: one alpha per block, one
                            for the stem, named <block>.relu.upper_bound */
     qg_pg_cfg cfg;
+    /* Channel gating (spec §3.2): each block's conv1 is a CGConv2d; with
+     * postact the block is relu(bn1(conv1 x)) -> relu(bn2(conv2 .)) + the
+     * shortcut, no ReLU after the add, and both convs are CGConv2d.
+     * Excludes quant, pg and pact (the reference's CG ResNet is full
+     * precision with plain ReLUs). */
+    int cg;
+    int postact;        /* needs cg */
+    qg_cg_cfg cg_cfg;
 } qg_resnet_opts;
 
 qg_status qg__model_resnet_cifar(qg_ctx *ctx, const qg_resnet_opts *o, qg_model **out);

@@ -21,15 +21,7 @@ enum { OUT_FULL = 1, OUT_MSB = 2, OUT_LSB = 4, OUT_CODES = 8 };
 static qg_status need(qg_ctx *ctx, const char *op, const char *what, const qg_tensor *t,
                       size_t numel, qg_dtype dt)
 {
-    if (!t)
-        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: %s tensor is NULL", op, what);
-    if (t->dtype != dt)
-        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: %s tensor '%s' must be %s, not %s", op,
-                         what, t->name, qg_dtype_name(dt), qg_dtype_name(t->dtype));
-    if (qg_tensor_numel(t) != numel)
-        return qg__error(ctx, QG_ERR_SHAPE, "%s: %s tensor '%s' has %zu elements, expected %zu",
-                         op, what, t->name, qg_tensor_numel(t), numel);
-    return QG_OK;
+    return qg__tensor_need(ctx, op, what, t, numel, dt);
 }
 
 static qg_status need_ws(qg_ctx *ctx, const char *op, const qg_tensor *ws)
@@ -51,14 +43,7 @@ static qg_status check_n(qg_ctx *ctx, const char *op, size_t n)
 
 static qg_status get(qg_ctx *ctx, const char *kernel, qg_kargs *a, size_t *wg)
 {
-    cl_kernel k;
-    long v = 64;
-    qg_status st = qg__kernel_current(ctx, "quant", kernel, &k, "WG", &v);
-    if (st != QG_OK)
-        return st;
-    qg__kargs_init(a, ctx, k, kernel);
-    *wg = (size_t)v;
-    return QG_OK;
+    return qg__kargs_get(ctx, "quant", kernel, 64, a, wg);
 }
 
 static qg_status launch1d(qg_kargs *a, size_t n, size_t wg)

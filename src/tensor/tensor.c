@@ -173,3 +173,17 @@ int64_t qg_tensor_dim(const qg_tensor *t, int i) { return i < t->ndim ? t->shape
 size_t qg_tensor_numel(const qg_tensor *t) { return qg__numel(t->ndim, t->shape); }
 qg_dtype qg_tensor_dtype(const qg_tensor *t) { return t->dtype; }
 const char *qg_tensor_name(const qg_tensor *t) { return t->name; }
+
+qg_status qg__tensor_need(qg_ctx *ctx, const char *op, const char *what, const qg_tensor *t,
+                          size_t numel, qg_dtype dt)
+{
+    if (!t)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: %s tensor is NULL", op, what);
+    if (t->dtype != dt)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: %s tensor '%s' must be %s, not %s", op,
+                         what, t->name, qg_dtype_name(dt), qg_dtype_name(t->dtype));
+    if (qg_tensor_numel(t) != numel)
+        return qg__error(ctx, QG_ERR_SHAPE, "%s: %s tensor '%s' has %zu elements, expected %zu",
+                         op, what, t->name, qg_tensor_numel(t), numel);
+    return QG_OK;
+}

@@ -29,4 +29,9 @@ qg_status qg__tensor_wrap(qg_ctx *ctx, cl_mem mem, size_t offset, int ndim,
                           const int64_t *shape, qg_dtype dtype,
                           const char *name, qg_tensor **out);
 
+/* Argument check of the launchers: t is not NULL, has dtype dt and numel
+ * elements; otherwise records "<op>: <what> tensor ..." and fails. */
+qg_status qg__tensor_need(qg_ctx *ctx, const char *op, const char *what, const qg_tensor *t,
+                          size_t numel, qg_dtype dt);
+
 #endif

@@ -56,7 +56,11 @@ qg_status qg__bench_train(const qg_bench_cfg *cfg, qg_bench_result *out)
     qg_resnet_opts ro = {.depth = depth, .shortcut = cfg->shortcut, .in_c = cfg->in_c,
                          .in_h = cfg->in_h, .in_w = cfg->in_w, .classes = cfg->classes,
                          .seed = 1, .quant = cfg->quant, .pg = cfg->pg, .pact = cfg->pact,
-                         .cfg = cfg->qcfg};
+                         .cfg = cfg->qcfg, .cg = cfg->cg, .postact = cfg->postact,
+                         .cg_cfg = cfg->cgcfg};
+    ro.cg_cfg.gtar = cfg->qcfg.gtar;
+    ro.cg_cfg.coef = cfg->qcfg.sigma;
+    ro.cg_cfg.spbp = cfg->qcfg.spbp;
     QG_TRY(qg__model_resnet_cifar(ctx, &ro, &m));
     QG_TRY(qg__model_setup(m, cfg->batch));
     if (cfg->profile)

@@ -3,6 +3,7 @@
 #ifndef QG_TRAIN_BENCH_H
 #define QG_TRAIN_BENCH_H
 
+#include "model/nodes_cg.h"
 #include "train/trainer.h"
 
 typedef struct qg_bench_cfg {
@@ -11,6 +12,8 @@ typedef struct qg_bench_cfg {
     char shortcut;
     int quant, pg, pact;     /* quantized / precision-gated / PACT variants */
     qg_pg_cfg qcfg;          /* as qg_train_cfg */
+    int cg, postact;         /* channel-gated ResNet (as qg_train_cfg) */
+    qg_cg_cfg cgcfg;
     int in_c, in_h, in_w, classes;
     int batch;
     int warmup, steps;

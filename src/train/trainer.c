@@ -58,6 +58,9 @@ void qg__train_cfg_defaults(qg_train_cfg *c)
     c->qcfg.pred_bits = 4;
     c->qcfg.gtar = 0.0f;
     c->qcfg.sigma = 0.001f;
+    c->cgcfg.partitions = 4;     /* the reference's -pt default */
+    c->cgcfg.alpha = 2.0f;
+    c->cgcfg.ginit = 0.0f;       /* the scripts' -gi 0.0 */
 }
 
 void qg__data_defaults(const char *name, qg_loader_opts *lo, int *crop_pad, int *flip)
@@ -136,6 +139,7 @@ static qg_status run_batch(qg_model *m, step_io *io, const float *img, const int
     QG_TRY(qg_tensor_write(in, img, per * (size_t)n * sizeof(float)));
     QG_TRY(qg_tensor_view(io->labels, 0, 1, ls, &lv));
     QG_TRY(qg_tensor_write(lv, lab, (size_t)n * sizeof(int32_t)));
+    m->active = n;
     QG_TRY(qg__model_forward(m, train));
     QG_TRY(qg_tensor_view(qg__model_logits(m), 0, 2, gs, &logits));
     if (train)
@@ -161,13 +165,83 @@ fail:
     return st;
 }
 
-static double sparsity_of(qg_model *m, int *gated)
+/* Gate counters of the gated layers and, for layers whose skipped work is
+ * real compute (CG), the FLOP accounting: the share of outputs skipping
+ * the update ("update-phase sparsity", as the references print it) and
+ * dense MACs / effective MACs, per layer and for the whole model with the
+ * non-gated layers at full cost. Reads the device counters. */
+typedef struct gate_report {
+    int k;                      /* gated layers */
+    long long total, on;
+    const char **names;
+    long long *nt, *no;
+    int ncost;                  /* layers with a FLOP cost (== k, or 0) */
+    double full, eff;           /* MACs per image, dense and effective */
+    double *cost;               /* per layer: effective / dense */
+} gate_report;
+
+static void gate_report_free(gate_report *r)
 {
-    long long total = 0, on = 0;
-    *gated = 0;
-    if (qg__model_gate_stats(m, &total, &on, gated, NULL, NULL, NULL) != QG_OK || !total)
-        return 0;
-    return 1.0 - (double)on / (double)total;
+    free(r->names);
+    free(r->nt);
+    free(r->no);
+    free(r->cost);
+    memset(r, 0, sizeof *r);
+}
+
+static qg_status gate_report_get(qg_model *m, gate_report *r)
+{
+    qg_status st = QG_OK;
+    size_t n = (size_t)(m->nnodes > 0 ? m->nnodes : 1);
+    memset(r, 0, sizeof *r);
+    r->names = calloc(n, sizeof *r->names);
+    r->nt = calloc(n, sizeof *r->nt);
+    r->no = calloc(n, sizeof *r->no);
+    r->cost = calloc(n, sizeof *r->cost);
+    if (!r->names || !r->nt || !r->no || !r->cost) {
+        st = qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    QG_TRY(qg__model_gate_stats(m, &r->total, &r->on, &r->k, r->names, r->nt, r->no));
+    QG_TRY(qg__model_gate_flops(m, &r->full, &r->eff, &r->ncost, r->cost));
+    if (r->ncost != r->k)
+        r->ncost = 0;
+    return QG_OK;
+fail:
+    gate_report_free(r);
+    return st;
+}
+
+static double sparsity(long long total, long long on)
+{
+    return total ? 1.0 - (double)on / (double)total : 0.0;
+}
+
+static double reduction(double full, double eff)
+{
+    return eff > 0 ? full / eff : 1.0;
+}
+
+/* " sparsity 45.1% FLOPs /1.83" (progress) or ", update-phase sparsity
+ * 45.1%, FLOP reduction 1.83x" (epoch line); "" without gated layers. */
+static void gate_summary(qg_model *m, int epoch_line, char *buf, size_t cap)
+{
+    gate_report r;
+    buf[0] = 0;
+    if (gate_report_get(m, &r) != QG_OK)
+        return;
+    if (!r.k) {
+        gate_report_free(&r);
+        return;
+    }
+    int len = snprintf(buf, cap, epoch_line ? ", update-phase sparsity %.1f%%"
+                                            : " sparsity %.1f%%",
+                       100 * sparsity(r.total, r.on));
+    if (r.ncost && len > 0 && (size_t)len < cap)
+        snprintf(buf + len, cap - (size_t)len, epoch_line ? ", FLOP reduction %.2fx"
+                                                          : " FLOPs /%.2f",
+                 reduction(r.full, r.eff));
+    gate_report_free(&r);
 }
 
 qg_status qg__evaluate(qg_model *m, const qg_dataset *ds, int batch, const qg_loader_opts *lo,
@@ -213,34 +287,49 @@ fail:
 }
 
 /* Per-layer and total update-phase sparsity (share of outputs that
- * skipped the full-precision update), as the reference prints it. */
+ * skipped the full-precision update), as the reference prints it, and the
+ * FLOP reduction where the gating skips compute. */
 static void print_gates(qg_model *m, FILE *f)
 {
-    long long total, on, nt[64], no[64];
-    const char *names[64];
-    int k = 0;
-    if (m->nnodes > 64 || qg__model_gate_stats(m, &total, &on, &k, names, nt, no) != QG_OK || !k)
+    gate_report r;
+    if (gate_report_get(m, &r) != QG_OK)
         return;
-    for (int i = 0; i < k; i++)
-        fprintf(f, "  %-22s update-phase sparsity %5.1f%%\n", names[i],
-                nt[i] ? 100.0 - 100.0 * (double)no[i] / (double)nt[i] : 0.0);
-    fprintf(f, "Sparsity of the update phase: %.1f %%\n",
-            total ? 100.0 - 100.0 * (double)on / (double)total : 0.0);
+    for (int i = 0; i < r.k; i++) {
+        fprintf(f, "  %-22s update-phase sparsity %5.1f%%", r.names[i],
+                100 * sparsity(r.nt[i], r.no[i]));
+        if (r.ncost)
+            fprintf(f, "  FLOP reduction %5.2fx", 1.0 / r.cost[i]);
+        fputc('\n', f);
+    }
+    if (r.k)
+        fprintf(f, "Sparsity of the update phase: %.1f %%\n", 100 * sparsity(r.total, r.on));
+    if (r.ncost)
+        fprintf(f, "FLOP reduction of the model: %.2fx (%.1f of %.1f MFLOPs per image)\n",
+                reduction(r.full, r.eff), 2e-6 * r.eff, 2e-6 * r.full);
+    gate_report_free(&r);
 }
 
-static void json_gates(qg_model *m, FILE *f)
+/* The gating fields of a metrics line; `prefix` "" (test) or "train_". */
+static void json_gates(FILE *f, const gate_report *r, const char *prefix, int per_layer)
 {
-    long long total, on, nt[64], no[64];
-    const char *names[64];
-    int k = 0;
-    if (m->nnodes > 64 || qg__model_gate_stats(m, &total, &on, &k, names, nt, no) != QG_OK || !k)
-        return;
-    fprintf(f, ", \"sparsity\": %.6f, \"sparsity_layers\": {",
-            total ? 1.0 - (double)on / (double)total : 0.0);
-    for (int i = 0; i < k; i++)
-        fprintf(f, "%s\"%s\": %.6f", i ? ", " : "", names[i],
-                nt[i] ? 1.0 - (double)no[i] / (double)nt[i] : 0.0);
-    fputc('}', f);
+    if (r->k)
+        fprintf(f, ", \"%ssparsity\": %.6f", prefix, sparsity(r->total, r->on));
+    if (r->ncost)
+        fprintf(f, ", \"%sflop_reduction\": %.6f", prefix, reduction(r->full, r->eff));
+    if (per_layer && r->k) {
+        fprintf(f, ", \"%ssparsity_layers\": {", prefix);
+        for (int i = 0; i < r->k; i++)
+            fprintf(f, "%s\"%s\": %.6f", i ? ", " : "", r->names[i],
+                    sparsity(r->nt[i], r->no[i]));
+        fputc('}', f);
+    }
+    if (per_layer && r->ncost) {
+        fprintf(f, ", \"%sflop_reduction_layers\": {", prefix);
+        for (int i = 0; i < r->k; i++)
+            fprintf(f, "%s\"%s\": %.6f", i ? ", " : "", r->names[i], 1.0 / r->cost[i]);
+        fprintf(f, "}, \"macs_dense\": %.0f, \"%smacs_effective\": %.0f", r->full, prefix,
+                r->eff);
+    }
 }
 
 static int depth_of(const char *model)
@@ -262,7 +351,11 @@ static qg_status build_model(qg_ctx *ctx, const qg_train_cfg *cfg, const char *m
                          "resnet32, resnet44, resnet56 or resnet110", model);
     qg_resnet_opts ro = {.depth = depth, .shortcut = shortcut, .in_c = c, .in_h = h,
                          .in_w = w, .classes = classes, .seed = seed, .quant = cfg->quant,
-                         .pg = cfg->pg, .pact = cfg->pact, .cfg = cfg->qcfg};
+                         .pg = cfg->pg, .pact = cfg->pact, .cfg = cfg->qcfg, .cg = cfg->cg,
+                         .postact = cfg->postact, .cg_cfg = cfg->cgcfg};
+    ro.cg_cfg.gtar = cfg->qcfg.gtar;
+    ro.cg_cfg.coef = cfg->qcfg.sigma;
+    ro.cg_cfg.spbp = cfg->qcfg.spbp;
     return qg__model_resnet_cifar(ctx, &ro, out);
 }
 
@@ -279,6 +372,7 @@ static void fmt_eta(double s, char *buf, size_t cap)
 typedef struct run_meta {
     char epoch[24], batch[24], step[24], in_c[16], in_h[16], in_w[16], classes[16];
     char shortcut[4], seed[32], lr[32], wbits[8], abits[8], pb[8], gtar[32], sigma[32];
+    char pt[8], ginit[32], alpha[32];
 } run_meta;
 
 static qg_status save_checkpoint(qg_model *m, const qg_train_cfg *cfg, const char *path,
@@ -300,7 +394,14 @@ static qg_status save_checkpoint(qg_model *m, const qg_train_cfg *cfg, const cha
     snprintf(rm.pb, sizeof rm.pb, "%d", cfg->pg ? cfg->qcfg.pred_bits : 0);
     snprintf(rm.gtar, sizeof rm.gtar, "%.9g", cfg->qcfg.gtar);
     snprintf(rm.sigma, sizeof rm.sigma, "%.9g", cfg->qcfg.sigma);
+    snprintf(rm.pt, sizeof rm.pt, "%d", cfg->cg ? cfg->cgcfg.partitions : 0);
+    snprintf(rm.ginit, sizeof rm.ginit, "%.9g", cfg->cgcfg.ginit);
+    snprintf(rm.alpha, sizeof rm.alpha, "%.9g", cfg->cgcfg.alpha);
     const qg_st_meta meta[] = {
+        {"cg", cfg->cg ? "1" : "0"}, {"postact", cfg->postact ? "1" : "0"},
+        {"partitions", rm.pt}, {"cg_group", cfg->cgcfg.group ? "1" : "0"},
+        {"cg_shuffle", cfg->cgcfg.shuffle ? "1" : "0"}, {"ginit", rm.ginit},
+        {"alpha", rm.alpha},
         {"wbits", rm.wbits}, {"abits", rm.abits}, {"pg", cfg->pg ? "1" : "0"},
         {"pred_bits", rm.pb}, {"pact", cfg->pact ? "1" : "0"}, {"spbp", cfg->qcfg.spbp ? "1" : "0"},
         {"gtar", rm.gtar}, {"sigma", rm.sigma},
@@ -319,6 +420,38 @@ static long meta_long(const qg_st_file *f, const char *key, long def)
     return v ? strtol(v, NULL, 10) : def;
 }
 
+static float meta_float(const qg_st_file *f, const char *key, float def)
+{
+    const char *v = qg__safetensors_meta(f, key);
+    return v ? strtof(v, NULL) : def;
+}
+
+/* The method flags that shape the model (checkpoint metadata vs the run's
+ * configuration): a resume with other ones would load a subset of the
+ * tensors into another model. */
+static qg_status check_resume_method(qg_ctx *ctx, const qg_st_file *f, const qg_train_cfg *c,
+                                     const char *path)
+{
+    const struct {
+        const char *key, *flag;
+        long have;
+    } m[] = {
+        {"pg", "--pg", c->pg}, {"pact", "--pact", c->pact}, {"cg", "--cg", c->cg},
+        {"postact", "--postact", c->postact},
+        {"partitions", "--pt", c->cg ? c->cgcfg.partitions : 0},
+        {"cg_group", "--group", c->cg && c->cgcfg.group},
+        {"cg_shuffle", "--shuffle", c->cg && c->cgcfg.shuffle},
+    };
+    for (size_t i = 0; i < sizeof m / sizeof *m; i++) {
+        long want = meta_long(f, m[i].key, 0);
+        if (want != m[i].have)
+            return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' was trained "
+                             "with %s = %ld, this run has %ld; pass the same method flags",
+                             path, m[i].flag, want, m[i].have);
+    }
+    return QG_OK;
+}
+
 qg_status qg__train_run(const qg_train_cfg *cfg)
 {
     qg_status st = QG_OK;
@@ -329,6 +462,7 @@ qg_status qg__train_run(const qg_train_cfg *cfg)
     qg_st_file *resume = NULL;
     step_io io = {0};
     FILE *metrics = NULL;
+    gate_report train_gates = {0};
     int progress = cfg->progress < 0 ? isatty(2) : cfg->progress;
 
     qg_ctx_opts co = {.device = cfg->device, .verbose = cfg->verbose};
@@ -370,6 +504,7 @@ qg_status qg__train_run(const qg_train_cfg *cfg)
             qg__error(ctx, st, "--resume: %s", qg_last_error());
             goto fail;
         }
+        QG_TRY(check_resume_method(ctx, resume, cfg, cfg->resume_path));
         QG_TRY(qg__checkpoint_load(m, resume, cfg->resume_path, 1));
         start_epoch = (int)meta_long(resume, "epoch", 0);
         skip_batches = meta_long(resume, "batch_in_epoch", 0);
@@ -435,12 +570,9 @@ qg_status qg__train_run(const qg_train_cfg *cfg)
                 double left = ((double)(sched.steps_per_epoch - b) +
                                (double)(cfg->epochs - epoch - 1) * sched.steps_per_epoch) *
                               cfg->batch / ips;
-                char eta[32], sp[48] = "";
+                char eta[32], sp[64];
                 fmt_eta(left, eta, sizeof eta);
-                int gated = 0;
-                double spars = sparsity_of(m, &gated);
-                if (gated)
-                    snprintf(sp, sizeof sp, " sparsity %.1f%%", 100 * spars);
+                gate_summary(m, 0, sp, sizeof sp);
                 fprintf(stderr, "\repoch %d/%d [%ld/%ld] loss %.4f acc %.2f%%%s lr %.4g %.0f img/s "
                         "ETA %s   ", epoch + 1, cfg->epochs, b, sched.steps_per_epoch,
                         lsum / seen, 100.0 * csum / seen, sp, lr, ips, eta);
@@ -464,18 +596,16 @@ qg_status qg__train_run(const qg_train_cfg *cfg)
         QG_TRY(qg_ctx_finish(ctx));
         double train_s = now_s() - t0;
         double ips = seen / (train_s > 0 ? train_s : 1);
-        int gated = 0;
-        double train_spars = sparsity_of(m, &gated);
+        /* The train-phase gate counters, taken before evaluation resets them. */
+        gate_report_free(&train_gates);
+        QG_TRY(gate_report_get(m, &train_gates));
         double test_loss = 0, test_acc = 0;
         QG_TRY(qg__evaluate(m, test, cfg->eval_batch, &lo, &test_loss, &test_acc));
         QG_TRY(qg__model_setup(m, cfg->batch));
         if (progress)
             fputc('\n', stderr);
-        int tg = 0;
-        double test_spars = sparsity_of(m, &tg);
-        char sp[64] = "";
-        if (tg)
-            snprintf(sp, sizeof sp, ", update-phase sparsity %.1f%%", 100 * test_spars);
+        char sp[96];
+        gate_summary(m, 1, sp, sizeof sp);
         fprintf(stderr, "epoch %d/%d: train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%%s, "
                 "%.0f img/s, %.1f s\n", epoch + 1, cfg->epochs, seen ? lsum / seen : 0,
                 seen ? 100.0 * csum / seen : 0, test_loss, 100 * test_acc, sp, ips, train_s);
@@ -486,9 +616,11 @@ qg_status qg__train_run(const qg_train_cfg *cfg)
                     seen ? lsum / seen : 0, seen ? (double)csum / seen : 0, test_loss, test_acc,
                     ips, qg__schedule_lr(&sched, cfg->optim.lr, epoch, 0), train_s,
                     now_s() - run_t0);
-            if (gated)
-                fprintf(metrics, ", \"train_sparsity\": %.6f", train_spars);
-            json_gates(m, metrics);
+            gate_report test_gates;
+            QG_TRY(gate_report_get(m, &test_gates));
+            json_gates(metrics, &train_gates, "train_", 0);
+            json_gates(metrics, &test_gates, "", 1);
+            gate_report_free(&test_gates);
             fputs("}\n", metrics);
             fflush(metrics);
         }
@@ -500,6 +632,7 @@ fail:
         qg__error(ctx, st, "%s", qg_last_error());
     if (metrics)
         fclose(metrics);
+    gate_report_free(&train_gates);
     qg__safetensors_free(resume);
     step_io_free(&io);
     qg__model_free(m);
@@ -553,6 +686,15 @@ qg_status qg__eval_run(const qg_train_cfg *cfg, const char *checkpoint, double *
     mc.pg = (int)meta_long(f, "pg", 0);
     mc.pact = (int)meta_long(f, "pact", 0);
     mc.quant = !mc.pg && mc.qcfg.wbits < 32;
+    mc.cg = (int)meta_long(f, "cg", 0);
+    mc.postact = (int)meta_long(f, "postact", 0);
+    mc.cgcfg.partitions = (int)meta_long(f, "partitions", 4);
+    mc.cgcfg.group = (int)meta_long(f, "cg_group", 0);
+    mc.cgcfg.shuffle = (int)meta_long(f, "cg_shuffle", 0);
+    mc.cgcfg.ginit = meta_float(f, "ginit", 0.0f);
+    mc.cgcfg.alpha = meta_float(f, "alpha", 2.0f);
+    mc.qcfg.gtar = meta_float(f, "gtar", 0.0f);
+    mc.qcfg.sigma = meta_float(f, "sigma", 0.0f);
     QG_TRY(build_model(ctx, &mc, arch, sc ? sc[0] : 'A', c, h, w, k, 0, &m));
     QG_TRY(qg__checkpoint_load(m, f, checkpoint, 0));
     qg_loader_opts lo = {0};

@@ -9,6 +9,7 @@
 
 #include "data/dataset.h"
 #include "model/graph.h"
+#include "model/nodes_cg.h"
 #include "model/nodes_quant.h"
 #include "train/optim.h"
 
@@ -18,6 +19,9 @@ typedef struct qg_train_cfg {
     char shortcut;              /* 'A' or 'B' */
     int quant, pg, pact;        /* quantized / precision-gated / PACT variants */
     qg_pg_cfg qcfg;             /* bits, prediction bits, gating target, sigma, spbp */
+    int cg, postact;            /* channel-gated ResNet, post-activated variant */
+    qg_cg_cfg cgcfg;            /* partitions, group, shuffle, ginit, alpha; the gating
+                                   target, loss coefficient and spbp come from qcfg */
     const char *data;           /* "fashion-mnist", "mnist", "cifar10", "cifar100" */
     const char *data_dir;       /* NULL = default location */
     size_t limit_train;         /* 0 = all samples */

@@ -2,7 +2,7 @@
  * and the helpers they share (internal). Each table lives in its own
  * file: cases.c (GEMM, conv, BN, elementwise, reduce), cases_quant.c
  * (quantizers, PACT, PG gate), cases_layers.c (pooling, shortcut, loss,
- * optimizer). tuner.c walks them in that order. Every case works on
+ * optimizer), cases_cg.c (channel gating). tuner.c walks them in that order. Every case works on
  * ResNet-20 training shapes (batch 128) and computes its C reference
  * once in prepare. */
 #ifndef QG_TUNE_CASES_H
@@ -16,6 +16,7 @@
 const qg_tune_case *qg__tune_cases_core(size_t *n);
 const qg_tune_case *qg__tune_cases_quant(size_t *n);
 const qg_tune_case *qg__tune_cases_layers(size_t *n);
+const qg_tune_case *qg__tune_cases_cg(size_t *n);
 
 /* max_i |got_i - ref_i| / (floor + |ref_i|); INFINITY when a value is NaN.
  * `floor` sets the scale below which errors count as absolute. */

@@ -2,8 +2,11 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "support.h"
+#include "train/trainer.h"
 
 static qg_ctx *g_ctx;
 
@@ -76,4 +79,120 @@ float *qg_test_read(const qg_tensor *t)
     cr_assert_not_null(h);
     QG_EXPECT_OK(qg_tensor_read(t, h, n * sizeof *h));
     return h;
+}
+
+qg_test_buf qg_test_buf_new(qg_ctx *ctx, int ndim, const int64_t *shape, const float *init)
+{
+    qg_test_buf b = {.n = 1};
+    for (int i = 0; i < ndim; i++)
+        b.n *= (size_t)shape[i];
+    size_t total = b.n + 2 * QG_TEST_PAD;
+    int64_t s1[1] = {(int64_t)total};
+    float *h = malloc(total * sizeof *h);
+    cr_assert_not_null(h);
+    for (size_t i = 0; i < total; i++)
+        h[i] = QG_TEST_SENTINEL;
+    for (size_t i = 0; i < b.n; i++)
+        h[QG_TEST_PAD + i] = init ? init[i] : NAN;
+    b.whole = qg_test_tensor(ctx, 1, s1, h);
+    QG_EXPECT_OK(qg_tensor_view(b.whole, QG_TEST_PAD, ndim, shape, &b.view));
+    free(h);
+    return b;
+}
+
+float *qg_test_buf_get(const qg_test_buf *b, const char *label)
+{
+    float *h = qg_test_read(b->whole);
+    for (size_t i = 0; i < QG_TEST_PAD; i++) {
+        cr_expect_eq(h[i], QG_TEST_SENTINEL, "%s: write before the tensor at %zu", label, i);
+        cr_expect_eq(h[QG_TEST_PAD + b->n + i], QG_TEST_SENTINEL,
+                     "%s: write past the tensor at %zu", label, i);
+    }
+    float *out = malloc((b->n ? b->n : 1) * sizeof *out);
+    cr_assert_not_null(out);
+    memcpy(out, h + QG_TEST_PAD, b->n * sizeof *out);
+    free(h);
+    return out;
+}
+
+void qg_test_buf_free(qg_test_buf *b)
+{
+    qg_tensor_free(b->view);
+    qg_tensor_free(b->whole);
+}
+
+qg_tensor *qg_test_i32_tensor(qg_ctx *ctx, size_t n, int32_t init)
+{
+    qg_tensor *t = NULL;
+    int64_t s[1] = {(int64_t)n};
+    QG_EXPECT_OK(qg_tensor_new(ctx, 1, s, QG_DTYPE_I32, "i32", &t));
+    int32_t *h = malloc(n * sizeof *h);
+    cr_assert_not_null(h);
+    for (size_t i = 0; i < n; i++)
+        h[i] = init;
+    QG_EXPECT_OK(qg_tensor_write(t, h, n * sizeof *h));
+    free(h);
+    return t;
+}
+
+int32_t *qg_test_read_i32(const qg_tensor *t)
+{
+    size_t n = qg_tensor_numel(t);
+    int32_t *h = malloc((n ? n : 1) * sizeof *h);
+    cr_assert_not_null(h);
+    QG_EXPECT_OK(qg_tensor_read(t, h, n * sizeof *h));
+    return h;
+}
+
+json_t *qg_test_golden(const char *name)
+{
+    char path[1024];
+    const char *dir = getenv("QG_TEST_DATA") ? getenv("QG_TEST_DATA") : "tests/data";
+    snprintf(path, sizeof path, "%s/golden/%s.json", dir, name);
+    json_error_t jerr;
+    json_t *g = json_load_file(path, 0, &jerr);
+    cr_assert_not_null(g, "cannot read golden '%s': %s", path, jerr.text);
+    return g;
+}
+
+float *qg_test_json_floats(json_t *root, const char *key, size_t *n)
+{
+    json_t *a = json_object_get(root, key);
+    cr_assert(json_is_array(a), "golden lacks '%s'", key);
+    *n = json_array_size(a);
+    float *v = malloc((*n ? *n : 1) * sizeof *v);
+    cr_assert_not_null(v);
+    for (size_t i = 0; i < *n; i++)
+        v[i] = (float)json_number_value(json_array_get(a, i));
+    return v;
+}
+
+int qg_test_json_int(json_t *root, const char *key)
+{
+    json_t *v = json_object_get(root, key);
+    cr_assert(json_is_integer(v), "golden lacks the integer '%s'", key);
+    return (int)json_integer_value(v);
+}
+
+char *qg_test_tmp_path(const char *prefix, const char *name)
+{
+    static char buf[4][512];
+    static int k;
+    const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char *b = buf[k++ % 4];
+    snprintf(b, 512, "%s/qgate-%s-%ld-%s", dir, prefix, (long)getpid(), name);
+    return b;
+}
+
+void qg_test_tiny_train_cfg(qg_train_cfg *c)
+{
+    qg__train_cfg_defaults(c);
+    c->model = "resnet8";
+    c->limit_train = 192;
+    c->limit_test = 100;
+    c->batch = 32;
+    c->eval_batch = 64;  /* 100 = 64 + a partial batch of 36 */
+    c->epochs = 2;
+    c->progress = 0;
+    c->optim.lr = 0.05f;
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <criterion/criterion.h>
+#include <jansson.h>
 
 #include "qgate.h"
 
@@ -28,6 +29,42 @@ int qg_test_allclose(const char *label, const float *got, const float *want, siz
 qg_tensor *qg_test_tensor(qg_ctx *ctx, int ndim, const int64_t *shape, const float *host);
 /* Read a tensor into a malloc'd array. */
 float *qg_test_read(const qg_tensor *t);
+
+/* A tensor view of n elements at offset QG_TEST_PAD inside a buffer whose
+ * margins hold QG_TEST_SENTINEL: qg_test_buf_get fails the test when a
+ * kernel wrote outside the view. init NULL fills the view with NaN. */
+#define QG_TEST_PAD 11
+#define QG_TEST_SENTINEL -12345.5f
+typedef struct qg_test_buf {
+    qg_tensor *whole, *view;
+    size_t n;
+} qg_test_buf;
+qg_test_buf qg_test_buf_new(qg_ctx *ctx, int ndim, const int64_t *shape, const float *init);
+/* The view's contents (malloc'd); checks the margins. */
+float *qg_test_buf_get(const qg_test_buf *b, const char *label);
+void qg_test_buf_free(qg_test_buf *b);
+
+/* I32 tensor of n elements all `init`, and an I32 tensor's contents. */
+qg_tensor *qg_test_i32_tensor(qg_ctx *ctx, size_t n, int32_t init);
+int32_t *qg_test_read_i32(const qg_tensor *t);
+
+/* Golden case tests/data/golden/<name>.json (directory from $QG_TEST_DATA,
+ * set by make check); fails the test when unreadable. json_decref it. */
+json_t *qg_test_golden(const char *name);
+/* Array `key` of a golden as malloc'd floats (*n elements), and an
+ * integer field. A missing key fails the test. */
+float *qg_test_json_floats(json_t *root, const char *key, size_t *n);
+int qg_test_json_int(json_t *root, const char *key);
+
+/* "$TMPDIR/qgate-<prefix>-<pid>-<name>" in one of four rotating static
+ * buffers (valid until the fourth next call). */
+char *qg_test_tmp_path(const char *prefix, const char *name);
+
+/* A training run small enough for a test: ResNet-8 on 192 Fashion-MNIST
+ * images, 2 epochs of batch 32, evaluated on 100 images in batches of 64
+ * (so the last one is partial), lr 0.05, no progress line. */
+struct qg_train_cfg;
+void qg_test_tiny_train_cfg(struct qg_train_cfg *c);
 
 #define QG_EXPECT_OK(expr)                                                             \
     do {                                                                               \
