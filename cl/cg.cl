@@ -19,7 +19,10 @@
  * C/p (block-diagonal mask: the compact weights of a p-group conv).
  *
  * Tunables:
- *   WG  work-group size, power of two in 1..1024. */
+ *   WG  work-group size, power of two in 1..1024.
+ *   VW  values per item step in the gate kernels, and vector width (1, 4,
+ *       8, 16): CPUs want 16, GPUs 1. Lanes compute the scalar expression,
+ *       so only the sums' order depends on it. */
 #pragma OPENCL FP_CONTRACT OFF
 
 #ifndef WG
@@ -28,6 +31,33 @@
 #if (WG & (WG - 1)) != 0 || WG < 1 || WG > 1024
 #error "WG must be a power of two in 1..1024"
 #endif
+#ifndef VW
+#define VW 1
+#endif
+#if VW == 1
+#define vec float
+#define VLOAD(p) (*(p))
+#define VSTORE(v, p) (*(p) = (v))
+#elif VW == 4 || VW == 8 || VW == 16
+#define CG_CAT_(a, b) a##b
+#define CG_CAT(a, b) CG_CAT_(a, b)
+#define vec CG_CAT(float, VW)
+#define VLOAD(p) CG_CAT(vload, VW)(0, (p))
+#define VSTORE(v, p) CG_CAT(vstore, VW)((v), 0, (p))
+#else
+#error "VW must be 1, 4, 8 or 16"
+#endif
+
+/* Sum of a vector's lanes (through a private array: any width). */
+static inline float qg_cg_vsum(vec v)
+{
+    float t[VW];
+    VSTORE(v, t);
+    float s = 0.0f;
+    for (int i = 0; i < VW; i++)
+        s += t[i];
+    return s;
+}
 
 /* First input channel of output o's base block: 0 for full-shape base
  * weights (Cb == C), else block (o / co) of Cb channels. */
@@ -103,17 +133,29 @@ void qg_cg_gate_fwd(QG_T(const float, z), QG_T(const float, delta), QG_T(const f
     __local float acc[WG];   /* a group's count, exact in float below 2^24 */
     int l = get_local_id(0);
     float on = 0.0f;
+    vec onv = (vec)0.0f;
     for (int pl = get_group_id(0); pl < nplanes; pl += get_num_groups(0)) {
         float de = QG_P(delta)[pl % C];
         float counted = pl < ncount ? 1.0f : 0.0f;
-        for (int p = l; p < HW; p += WG) {
+        for (int p = l * VW; p < HW; p += WG * VW) {
             int i = pl * HW + p;
-            float s = qg_cg_sigmoid(QG_P(z)[i], de, alpha);
-            float d = s > 0.5f ? 1.0f : 0.0f;
-            QG_P(out)[i] = QG_P(yp)[i] + d * QG_P(yc)[i];
-            on += counted * d;
+            if (p + VW <= HW) {
+                vec x = alpha * (VLOAD(QG_P(z) + i) - de);
+                vec s = 1.0f / (1.0f + exp(-x));
+                vec d = select((vec)0.0f, (vec)1.0f, isgreater(s, (vec)0.5f));
+                VSTORE(VLOAD(QG_P(yp) + i) + d * VLOAD(QG_P(yc) + i), QG_P(out) + i);
+                onv += counted * d;
+                continue;
+            }
+            for (int j = i; j < pl * HW + HW; j++) {
+                float s = qg_cg_sigmoid(QG_P(z)[j], de, alpha);
+                float d = s > 0.5f ? 1.0f : 0.0f;
+                QG_P(out)[j] = QG_P(yp)[j] + d * QG_P(yc)[j];
+                on += counted * d;
+            }
         }
     }
+    on += qg_cg_vsum(onv);
     acc[l] = on;
     int ones = (int)qg_cg_local_sum(acc, l);
     if (l == 0 && ones)
@@ -132,20 +174,39 @@ void qg_cg_gate_bwd(QG_T(const float, z), QG_T(const float, delta), QG_T(const f
     int l = get_local_id(0);
     float de = QG_P(delta)[c];
     float sum = 0.0f;
+    vec sumv = (vec)0.0f;
     for (int nn = 0; nn < N; nn++)
-        for (int p = l; p < HW; p += WG) {
+        for (int p = l * VW; p < HW; p += WG * VW) {
             int i = (nn * C + c) * HW + p;
-            float s = qg_cg_sigmoid(QG_P(z)[i], de, alpha);
-            float dv = QG_P(dout)[i];
-            float gd = dv * QG_P(yc)[i];
-            if (spbp && s < 0.5f)
-                gd = 0.0f;
-            float gv = gd * (1.0f - s) * s * alpha;
-            QG_P(g)[i] = gv;
-            QG_P(dyp)[i] = dv;
-            QG_P(dyc)[i] = (s > 0.5f ? 1.0f : 0.0f) * dv;
-            sum += gv;
+            if (p + VW <= HW) {
+                vec x = alpha * (VLOAD(QG_P(z) + i) - de);
+                vec s = 1.0f / (1.0f + exp(-x));
+                vec dv = VLOAD(QG_P(dout) + i);
+                vec gd = dv * VLOAD(QG_P(yc) + i);
+                if (spbp)
+                    gd = select(gd, (vec)0.0f, isless(s, (vec)0.5f));
+                vec gv = gd * (1.0f - s) * s * alpha;
+                VSTORE(gv, QG_P(g) + i);
+                VSTORE(dv, QG_P(dyp) + i);
+                VSTORE(select((vec)0.0f, (vec)1.0f, isgreater(s, (vec)0.5f)) * dv,
+                       QG_P(dyc) + i);
+                sumv += gv;
+                continue;
+            }
+            for (int j = i; j < (nn * C + c) * HW + HW; j++) {
+                float s = qg_cg_sigmoid(QG_P(z)[j], de, alpha);
+                float dv = QG_P(dout)[j];
+                float gd = dv * QG_P(yc)[j];
+                if (spbp && s < 0.5f)
+                    gd = 0.0f;
+                float gv = gd * (1.0f - s) * s * alpha;
+                QG_P(g)[j] = gv;
+                QG_P(dyp)[j] = dv;
+                QG_P(dyc)[j] = (s > 0.5f ? 1.0f : 0.0f) * dv;
+                sum += gv;
+            }
         }
+    sum += qg_cg_vsum(sumv);
     acc[l] = sum;
     float tot = qg_cg_local_sum(acc, l);
     if (l == 0)
