@@ -1,6 +1,7 @@
 # Benchmarks: scripts that compare qgate with PyTorch on the same machine.
 # Never run by make check; see README "Benchmarks".
-EXTRA_DIST += bench/compare_pytorch.sh bench/pytorch_resnet.py bench/pytorch_pg_resnet.py
+EXTRA_DIST += bench/compare_pytorch.sh bench/pytorch_resnet.py bench/pytorch_pg_resnet.py \
+	bench/speed_report.sh
 
 # Kernel-level probes, always built so they cannot rot, never run by make
 # check: the device's peak FMA rate and the ResNet-20 convolutions.
