@@ -79,6 +79,30 @@ float bn_group_sum(__local float *acc, float v)
     return r;
 }
 
+/* y = x*a + b (+ res) (clamped at 0) over one chunk of len <= VW values. */
+static inline void bn_apply(__global const float *xp, __global const float *rp,
+                            __global float *yp, size_t at, int len, float a, float b,
+                            int has_res, int relu)
+{
+    if (len == VW) {
+        vec v = VLOAD(xp + at) * a + b;
+        if (has_res)
+            v += VLOAD(rp + at);
+        if (relu)
+            v = fmax(v, (vec)0.0f);
+        VSTORE(v, yp + at);
+        return;
+    }
+    for (int i = 0; i < len; i++) {
+        float v = xp[at + i] * a + b;
+        if (has_res)
+            v += rp[at + i];
+        if (relu)
+            v = fmax(v, 0.0f);
+        yp[at + i] = v;
+    }
+}
+
 /* The chunks of channel c: chunk t covers plane t / cpp at offset
  * (t % cpp)*VW, `len` (<= VW) values. */
 #define BN_CHUNKS_BEGIN(c)                                                              \
@@ -134,23 +158,7 @@ void qg_bn_fwd_train(QG_T(const float, x), int N, int C, int HW,
     __global float *yp = QG_P(y);
     __global const float *rp = QG_P(res);
     BN_CHUNKS_BEGIN(c)
-        if (len == VW) {
-            vec v = VLOAD(xp + at) * a + b;
-            if (has_res)
-                v += VLOAD(rp + at);
-            if (relu)
-                v = fmax(v, (vec)0.0f);
-            VSTORE(v, yp + at);
-        } else {
-            for (int i = 0; i < len; i++) {
-                float v = xp[at + i] * a + b;
-                if (has_res)
-                    v += rp[at + i];
-                if (relu)
-                    v = fmax(v, 0.0f);
-                yp[at + i] = v;
-            }
-        }
+        bn_apply(xp, rp, yp, at, len, a, b, has_res, relu);
     BN_CHUNKS_END
     if (l == 0) {
         QG_P(smean)[c] = mean;
@@ -184,23 +192,7 @@ __kernel void qg_bn_fwd_eval(QG_T(const float, x), int C, int HW, int planes,
     float a = invstd * g, b = bt - QG_P(rmean)[c] * a;
     __global const float *xp = QG_P(x), *rp = QG_P(res);
     __global float *yp = QG_P(y);
-    if (len == VW) {
-        vec v = VLOAD(xp + at) * a + b;
-        if (has_res)
-            v += VLOAD(rp + at);
-        if (relu)
-            v = fmax(v, (vec)0.0f);
-        VSTORE(v, yp + at);
-    } else {
-        for (int i = 0; i < len; i++) {
-            float v = xp[at + i] * a + b;
-            if (has_res)
-                v += rp[at + i];
-            if (relu)
-                v = fmax(v, 0.0f);
-            yp[at + i] = v;
-        }
-    }
+    bn_apply(xp, rp, yp, at, len, a, b, has_res, relu);
 }
 
 /* One work-group per channel: global = C*WG. Both per-channel sums are

@@ -509,6 +509,54 @@ fail:
 static qg_status bias_grad(qg_ctx *ctx, const qg_tensor *dy, int N, int K, int PQ,
                            qg_tensor *db, int accumulate);
 
+/* dw (=|+= when accumulate) from the x planes (xp_extra in ws, geometry g)
+ * and the dy planes (dyp_extra, plane length Ly) of nb images: per-chunk
+ * partials at part_extra (wn images each), then their fixed-order sum. */
+static qg_status dwgrad(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, const dgeom *g,
+                        int T, int Ci, int nb, int wn, const qg_tensor *ws, size_t xp_extra,
+                        size_t dyp_extra, int Ly, size_t part_extra, int accumulate,
+                        qg_tensor *dw)
+{
+    char name[64];
+    qg_kargs a;
+    int nchunks = (nb + wn - 1) / wn;
+    snprintf(name, sizeof name, "qg_conv_direct_wgrad_%dx%d", T, T);
+    qg_status st = dget(ctx, name, &a);
+    if (st != QG_OK)
+        return st;
+    karg_at(&a, ws, xp_extra);
+    qg__karg_int(&a, Ci);
+    qg__karg_int(&a, g->L);
+    qg__karg_int(&a, g->Wd);
+    karg_at(&a, ws, dyp_extra);
+    qg__karg_int(&a, d->K);
+    qg__karg_int(&a, Ly);
+    qg__karg_int(&a, g->J);
+    qg__karg_int(&a, nb);
+    qg__karg_int(&a, wn);
+    karg_at(&a, ws, part_extra);
+    size_t gl[3] = {(size_t)Ci, qg__round_up((size_t)d->K, (size_t)p->WKT) / (size_t)p->WKT,
+                    (size_t)nchunks};
+    size_t l[3] = {(size_t)p->WG, 1, 1};
+    if ((st = qg__kargs_launch(&a, 3, gl, l)) != QG_OK)
+        return st;
+    if ((st = dget(ctx, "qg_conv_direct_wgrad_sum", &a)) != QG_OK)
+        return st;
+    karg_at(&a, ws, part_extra);
+    qg__karg_int(&a, nchunks);
+    qg__karg_int(&a, d->K);
+    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, d->R);
+    qg__karg_int(&a, d->S);
+    qg__karg_int(&a, d->stride);
+    qg__karg_int(&a, T);
+    qg__karg_int(&a, T);
+    qg__karg_int(&a, accumulate != 0);
+    qg__karg_tensor(&a, dw);
+    size_t n = (size_t)d->K * d->C * d->R * d->S, l1 = 64;
+    return qg__kargs_launch(&a, 1, &n, &l1);
+}
+
 static qg_status direct_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                                    const qg_tensor *dy, qg_tensor *dw, qg_tensor *dbias,
                                    qg_tensor *ws, int accumulate, int *done)
@@ -531,47 +579,14 @@ static qg_status direct_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_
     int max_chunks = (nb + wn - 1) / wn;
     size_t xp_extra = qg__round_up(part1 * max_chunks, 16);
     size_t dyp_extra = xp_extra + (size_t)nb * Ci * g.L;
-    char name[64];
-    snprintf(name, sizeof name, "qg_conv_direct_wgrad_%dx%d", T, T);
-    qg_kargs a;
     for (int n0 = 0; n0 < d->N; n0 += nb) {
         int cnt = d->N - n0 < nb ? d->N - n0 : nb;
-        int nchunks = (cnt + wn - 1) / wn;
         QG_TRY(dprep(ctx, x, n0, cnt, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd, ws,
                      xp_extra));
         QG_TRY(dprep(ctx, dy, n0, cnt, d->K, d->P, d->Q, 1, 1, 1, 0, &g, d->P, ws,
                      dyp_extra));
-        QG_TRY(dget(ctx, name, &a));
-        karg_at(&a, ws, xp_extra);
-        qg__karg_int(&a, Ci);
-        qg__karg_int(&a, g.L);
-        qg__karg_int(&a, g.Wd);
-        karg_at(&a, ws, dyp_extra);
-        qg__karg_int(&a, d->K);
-        qg__karg_int(&a, g.L);
-        qg__karg_int(&a, g.J);
-        qg__karg_int(&a, cnt);
-        qg__karg_int(&a, wn);
-        karg_at(&a, ws, 0);
-        size_t gl[3] = {(size_t)Ci, qg__round_up((size_t)d->K, (size_t)p.WKT) / (size_t)p.WKT,
-                        (size_t)nchunks};
-        size_t l[3] = {(size_t)p.WG, 1, 1};
-        QG_TRY(qg__kargs_launch(&a, 3, gl, l));
-
-        QG_TRY(dget(ctx, "qg_conv_direct_wgrad_sum", &a));
-        karg_at(&a, ws, 0);
-        qg__karg_int(&a, nchunks);
-        qg__karg_int(&a, d->K);
-        qg__karg_int(&a, d->C);
-        qg__karg_int(&a, d->R);
-        qg__karg_int(&a, d->S);
-        qg__karg_int(&a, stv);
-        qg__karg_int(&a, T);
-        qg__karg_int(&a, T);
-        qg__karg_int(&a, n0 > 0 || accumulate);
-        qg__karg_tensor(&a, dw);
-        size_t n = (size_t)d->K * d->C * d->R * d->S, l1 = 64;
-        QG_TRY(qg__kargs_launch(&a, 1, &n, &l1));
+        QG_TRY(dwgrad(ctx, d, &p, &g, T, Ci, cnt, wn, ws, xp_extra, dyp_extra, g.L, 0,
+                      n0 > 0 || accumulate, dw));
     }
     if (dbias)
         QG_TRY(bias_grad(ctx, dy, d->N, d->K, d->P * d->Q, dbias, accumulate));
@@ -699,7 +714,7 @@ static qg_status direct_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
     if (!b.ok || b.total > qg_tensor_numel(ws) || b.total > (size_t)INT_MAX)
         return QG_OK;
     const int N = d->N, stv = d->stride, s2 = b.s2, T = b.T, Ci = b.Ci, TD = b.TD;
-    const int Kp = b.Kp, dKo = b.dKo, Hp = b.Hp, Wp = b.Wp, wn = b.wn, nchunks = b.nchunks;
+    const int Kp = b.Kp, dKo = b.dKo, Hp = b.Hp, Wp = b.Wp, wn = b.wn;
     dgeom gw = b.gw, gy = b.gy;
     const size_t dy_off = b.dy_off, o_ph = b.o_ph, o_dy = b.o_dy, o_x = b.o_x;
     const size_t o_part = b.o_part;
@@ -722,39 +737,8 @@ static qg_status direct_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
     }
     if (dw) {
         QG_TRY(dprep(ctx, x, 0, N, d->C, d->H, d->W, stv, stv, 1, d->pad, &gw, gw.Hd, ws, o_x));
-        char name[64];
-        snprintf(name, sizeof name, "qg_conv_direct_wgrad_%dx%d", T, T);
-        qg_kargs a;
-        QG_TRY(dget(ctx, name, &a));
-        karg_at(&a, ws, o_x);
-        qg__karg_int(&a, Ci);
-        qg__karg_int(&a, gw.L);
-        qg__karg_int(&a, gw.Wd);
-        karg_at(&a, ws, o_dy + dy_off);
-        qg__karg_int(&a, d->K);
-        qg__karg_int(&a, gy.L);
-        qg__karg_int(&a, gw.J);
-        qg__karg_int(&a, N);
-        qg__karg_int(&a, wn);
-        karg_at(&a, ws, o_part);
-        size_t gl[3] = {(size_t)Ci, qg__round_up((size_t)d->K, (size_t)p.WKT) / (size_t)p.WKT,
-                        (size_t)nchunks};
-        size_t l[3] = {(size_t)p.WG, 1, 1};
-        QG_TRY(qg__kargs_launch(&a, 3, gl, l));
-        QG_TRY(dget(ctx, "qg_conv_direct_wgrad_sum", &a));
-        karg_at(&a, ws, o_part);
-        qg__karg_int(&a, nchunks);
-        qg__karg_int(&a, d->K);
-        qg__karg_int(&a, d->C);
-        qg__karg_int(&a, d->R);
-        qg__karg_int(&a, d->S);
-        qg__karg_int(&a, stv);
-        qg__karg_int(&a, T);
-        qg__karg_int(&a, T);
-        qg__karg_int(&a, acc_dw != 0);
-        qg__karg_tensor(&a, dw);
-        size_t n = (size_t)d->K * d->C * d->R * d->S, l1 = 64;
-        QG_TRY(qg__kargs_launch(&a, 1, &n, &l1));
+        QG_TRY(dwgrad(ctx, d, &p, &gw, T, Ci, N, wn, ws, o_x, o_dy + dy_off, gy.L, o_part,
+                      acc_dw, dw));
         if (dbias)
             QG_TRY(bias_grad(ctx, dy, d->N, d->K, d->P * d->Q, dbias, acc_dw));
     }
