@@ -2,7 +2,12 @@
  * in training and eval mode and backward, with an optional residual add
  * and ReLU fused behind it: z = bn(x) [+ res], y = relu(z) or z. Fusing
  * them saves two full passes over the activation in each direction (the
- * CIFAR ResNet's bn1 -> relu and bn2 -> add -> relu). Launchers:
+ * CIFAR ResNet's bn1 -> relu and bn2 -> add -> relu). The activation may
+ * also be PACT's clip to [0, alpha] (spec §1.2), which the backward pass
+ * decides from the pre-activation z, recomputed from x and the saved
+ * statistics: that is what PACT's own backward looks at (0 <= z <= alpha
+ * passes, z > alpha feeds dalpha), and the output y alone cannot tell
+ * z == alpha from z > alpha. Launchers:
  * src/ops/bn.c; C twins: src/ref/ref_layers.c (qg_ref_bn_*, composed with
  * the add and ReLU references in the tests); tests: tests/test_bn.c.
  *
@@ -10,13 +15,17 @@
  * input); gamma, beta, running and saved statistics are [C].
  *
  * Math (n = N*HW per channel):
+ * act: 0 none, 1 ReLU, 2 PACT clip (alpha[0] is the clip level).
+ *
  *   train: mean = sum x / n, var = sum (x - mean)^2 / n (biased, two
  *          passes: more accurate than E[x^2] - mean^2 when |mean| >> std),
  *          invstd = 1/sqrt(var + eps), z = (x - mean)*invstd*gamma + beta,
  *          running_mean = (1-m)*running_mean + m*mean,
  *          running_var  = (1-m)*running_var  + m*var*n/(n-1) (unbiased).
  *   eval:  the same normalisation with the running statistics.
- *   bwd:   g = dy * [y > 0] with the ReLU (else dy); dres = g;
+ *   bwd:   g = dy * [y > 0] with the ReLU, dy * [0 <= z <= alpha] with
+ *          PACT (and dalpha += sum dy * [z > alpha], summed per channel
+ *          into part[c] and then by qg_bn_part_add), else dy; dres = g;
  *          xhat = (x - mean)*invstd, dbeta = sum g, dgamma = sum g*xhat,
  *          dx = gamma*invstd/n * (n*g - dbeta - xhat*dgamma).
  * The train and backward kernels give one work-group to each channel; the
@@ -29,6 +38,15 @@
  *   WG  work-group size, power of two in 1..1024 (large on GPUs, where
  *       consecutive items then read consecutive chunks; small on CPUs).
  *   VW  values per chunk and vector width: 1, 4, 8 or 16. */
+/* z = fma(x, a, b) [+ res] with a and b formed unfused, in forward and
+ * again in backward: the PACT mask of the backward pass must see the very
+ * z the forward pass clipped. */
+#pragma OPENCL FP_CONTRACT OFF
+
+#define BN_NONE 0
+#define BN_RELU 1
+#define BN_PACT 2
+
 #ifndef WG
 #define WG 256
 #endif
@@ -79,26 +97,31 @@ float bn_group_sum(__local float *acc, float v)
     return r;
 }
 
-/* y = x*a + b (+ res) (clamped at 0) over one chunk of len <= VW values. */
+/* y = act(x*a + b (+ res)) over one chunk of len <= VW values; hi is
+ * PACT's clip level. */
 static inline void bn_apply(__global const float *xp, __global const float *rp,
                             __global float *yp, size_t at, int len, float a, float b,
-                            int has_res, int relu)
+                            int has_res, int act, float hi)
 {
     if (len == VW) {
-        vec v = VLOAD(xp + at) * a + b;
+        vec v = fma(VLOAD(xp + at), (vec)a, (vec)b);
         if (has_res)
             v += VLOAD(rp + at);
-        if (relu)
+        if (act != BN_NONE)
             v = fmax(v, (vec)0.0f);
+        if (act == BN_PACT)
+            v = fmin(v, (vec)hi);
         VSTORE(v, yp + at);
         return;
     }
     for (int i = 0; i < len; i++) {
-        float v = xp[at + i] * a + b;
+        float v = fma(xp[at + i], a, b);
         if (has_res)
             v += rp[at + i];
-        if (relu)
+        if (act != BN_NONE)
             v = fmax(v, 0.0f);
+        if (act == BN_PACT)
+            v = fmin(v, hi);
         yp[at + i] = v;
     }
 }
@@ -114,13 +137,13 @@ static inline void bn_apply(__global const float *xp, __global const float *rp,
 
 /* One work-group per channel: global = C*WG. affine == 0 ignores gamma and
  * beta (bound to any buffer); track == 0 leaves the running stats alone;
- * has_res == 0 ignores res; relu != 0 clamps the output at 0. */
+ * has_res == 0 ignores res; act as in the banner (alpha read for PACT). */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void qg_bn_fwd_train(QG_T(const float, x), int N, int C, int HW,
                      QG_T(const float, gamma), QG_T(const float, beta), int affine,
                      QG_T(float, rmean), QG_T(float, rvar), int track, float momentum,
                      float eps, QG_T(float, y), QG_T(float, smean), QG_T(float, sinvstd),
-                     QG_T(const float, res), int has_res, int relu)
+                     QG_T(const float, res), int has_res, int act, QG_T(const float, alpha))
 {
     __local float acc[WG];
     int c = get_group_id(0);
@@ -157,8 +180,9 @@ void qg_bn_fwd_train(QG_T(const float, x), int N, int C, int HW,
     float a = invstd * g, b = bt - mean * a;
     __global float *yp = QG_P(y);
     __global const float *rp = QG_P(res);
+    float hi = act == BN_PACT ? QG_P(alpha)[0] : 0.0f;
     BN_CHUNKS_BEGIN(c)
-        bn_apply(xp, rp, yp, at, len, a, b, has_res, relu);
+        bn_apply(xp, rp, yp, at, len, a, b, has_res, act, hi);
     BN_CHUNKS_END
     if (l == 0) {
         QG_P(smean)[c] = mean;
@@ -176,7 +200,8 @@ void qg_bn_fwd_train(QG_T(const float, x), int N, int C, int HW,
 __kernel void qg_bn_fwd_eval(QG_T(const float, x), int C, int HW, int planes,
                              QG_T(const float, gamma), QG_T(const float, beta), int affine,
                              QG_T(const float, rmean), QG_T(const float, rvar), float eps,
-                             QG_T(float, y), QG_T(const float, res), int has_res, int relu)
+                             QG_T(float, y), QG_T(const float, res), int has_res, int act,
+                             QG_T(const float, alpha))
 {
     int cpp = (HW + VW - 1) / VW;
     int t = get_global_id(0);
@@ -192,20 +217,25 @@ __kernel void qg_bn_fwd_eval(QG_T(const float, x), int C, int HW, int planes,
     float a = invstd * g, b = bt - QG_P(rmean)[c] * a;
     __global const float *xp = QG_P(x), *rp = QG_P(res);
     __global float *yp = QG_P(y);
-    bn_apply(xp, rp, yp, at, len, a, b, has_res, relu);
+    bn_apply(xp, rp, yp, at, len, a, b, has_res, act, act == BN_PACT ? QG_P(alpha)[0] : 0.0f);
 }
 
 /* One work-group per channel: global = C*WG. Both per-channel sums are
  * always formed (dx needs them even when affine == 0); they are stored
- * when want_dgamma / want_dbeta. accumulate adds into dx. relu != 0 masks
- * dy by y > 0 (y is the fused output). res_mode 1 writes, 2 adds the
- * masked gradient into dres; 0 leaves dres alone. */
+ * when want_dgamma / want_dbeta. accumulate adds into dx. act masks dy:
+ * ReLU by y > 0 (y is the fused output); PACT by the recomputed z (beta,
+ * res and has_res as in the forward pass), also writing the channel's
+ * sum of dy over z > alpha to part[c]. res_mode 1 writes, 2 adds the
+ * masked gradient into dres; 0 leaves dres alone. dres may be res (the
+ * option-A shortcut buffer): each value is read before it is written. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void qg_bn_bwd(QG_T(const float, x), QG_T(const float, dy), int N, int C, int HW,
                QG_T(const float, gamma), int affine, QG_T(const float, smean),
                QG_T(const float, sinvstd), QG_T(float, dx), int accumulate,
                QG_T(float, dgamma), int want_dgamma, QG_T(float, dbeta), int want_dbeta,
-               QG_T(const float, y), int relu, QG_T(float, dres), int res_mode)
+               QG_T(const float, y), int act, QG_T(float, dres), int res_mode,
+               QG_T(const float, beta), QG_T(const float, res), int has_res,
+               QG_T(const float, alpha), QG_T(float, part))
 {
     __local float acc[WG];
     int c = get_group_id(0);
@@ -213,21 +243,37 @@ void qg_bn_bwd(QG_T(const float, x), QG_T(const float, dy), int N, int C, int HW
     int n = N * HW;
     float mean = QG_P(smean)[c];
     float invstd = QG_P(sinvstd)[c];
-    __global const float *xp = QG_P(x), *dyp = QG_P(dy), *yp = QG_P(y);
-    vec s1v = (vec)0.0f, s2v = (vec)0.0f;
-    float s1 = 0.0f, s2 = 0.0f;
+    float g = affine ? QG_P(gamma)[c] : 1.0f;
+    /* the forward pass's a and b (same expressions, contraction off) */
+    float a = invstd * g, b = (affine ? QG_P(beta)[c] : 0.0f) - mean * a;
+    float hi = act == BN_PACT ? QG_P(alpha)[0] : 0.0f;
+    __global const float *xp = QG_P(x), *dyp = QG_P(dy), *yp = QG_P(y), *rp = QG_P(res);
+    vec s1v = (vec)0.0f, s2v = (vec)0.0f, s3v = (vec)0.0f;
+    float s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
     BN_CHUNKS_BEGIN(c)
         if (len == VW) {
-            vec d = VLOAD(dyp + at);
-            if (relu)
+            vec d = VLOAD(dyp + at), xv = VLOAD(xp + at);
+            if (act == BN_RELU) {
                 d = select((vec)0.0f, d, isgreater(VLOAD(yp + at), (vec)0.0f));
+            } else if (act == BN_PACT) {
+                vec z = fma(xv, (vec)a, (vec)b);
+                if (has_res)
+                    z += VLOAD(rp + at);
+                s3v += select((vec)0.0f, d, isgreater(z, (vec)hi));
+                d = select((vec)0.0f, d, isgreaterequal(z, (vec)0.0f) & islessequal(z, (vec)hi));
+            }
             s1v += d;
-            s2v += d * ((VLOAD(xp + at) - mean) * invstd);
+            s2v += d * ((xv - mean) * invstd);
         } else {
             for (int i = 0; i < len; i++) {
                 float d = dyp[at + i];
-                if (relu && !(yp[at + i] > 0.0f))
+                if (act == BN_RELU && !(yp[at + i] > 0.0f))
                     d = 0.0f;
+                if (act == BN_PACT) {
+                    float z = fma(xp[at + i], a, b) + (has_res ? rp[at + i] : 0.0f);
+                    s3 += z > hi ? d : 0.0f;
+                    d = z >= 0.0f && z <= hi ? d : 0.0f;
+                }
                 s1 += d;
                 s2 += d * ((xp[at + i] - mean) * invstd);
             }
@@ -235,21 +281,29 @@ void qg_bn_bwd(QG_T(const float, x), QG_T(const float, dy), int N, int C, int HW
     BN_CHUNKS_END
     float sdy = bn_group_sum(acc, s1 + VSUM(s1v));
     float sdyx = bn_group_sum(acc, s2 + VSUM(s2v));
+    float sda = act == BN_PACT ? bn_group_sum(acc, s3 + VSUM(s3v)) : 0.0f;
     if (l == 0) {
         if (want_dgamma)
             QG_P(dgamma)[c] = sdyx;
         if (want_dbeta)
             QG_P(dbeta)[c] = sdy;
+        if (act == BN_PACT)
+            QG_P(part)[c] = sda;
     }
-    float g = affine ? QG_P(gamma)[c] : 1.0f;
     float k = g * invstd / (float)n;
     __global float *dxp = QG_P(dx), *drp = QG_P(dres);
     BN_CHUNKS_BEGIN(c)
         if (len == VW) {
-            vec d = VLOAD(dyp + at);
-            if (relu)
+            vec d = VLOAD(dyp + at), xv = VLOAD(xp + at);
+            if (act == BN_RELU) {
                 d = select((vec)0.0f, d, isgreater(VLOAD(yp + at), (vec)0.0f));
-            vec xhat = (VLOAD(xp + at) - mean) * invstd;
+            } else if (act == BN_PACT) {
+                vec z = fma(xv, (vec)a, (vec)b);
+                if (has_res)
+                    z += VLOAD(rp + at);
+                d = select((vec)0.0f, d, isgreaterequal(z, (vec)0.0f) & islessequal(z, (vec)hi));
+            }
+            vec xhat = (xv - mean) * invstd;
             vec v = k * ((float)n * d - sdy - xhat * sdyx);
             if (accumulate)
                 v += VLOAD(dxp + at);
@@ -261,8 +315,12 @@ void qg_bn_bwd(QG_T(const float, x), QG_T(const float, dy), int N, int C, int HW
         } else {
             for (int i = 0; i < len; i++) {
                 float d = dyp[at + i];
-                if (relu && !(yp[at + i] > 0.0f))
+                if (act == BN_RELU && !(yp[at + i] > 0.0f))
                     d = 0.0f;
+                if (act == BN_PACT) {
+                    float z = fma(xp[at + i], a, b) + (has_res ? rp[at + i] : 0.0f);
+                    d = z >= 0.0f && z <= hi ? d : 0.0f;
+                }
                 float xhat = (xp[at + i] - mean) * invstd;
                 float v = k * ((float)n * d - sdy - xhat * sdyx);
                 dxp[at + i] = accumulate ? dxp[at + i] + v : v;
@@ -271,6 +329,18 @@ void qg_bn_bwd(QG_T(const float, x), QG_T(const float, dy), int N, int C, int HW
             }
         }
     BN_CHUNKS_END
+}
+
+/* out[0] += part[0] + ... + part[nparts-1], in that order (one item):
+ * PACT's dalpha from the per-channel sums of qg_bn_bwd. */
+__kernel void qg_bn_part_add(QG_T(const float, part), int nparts, QG_T(float, out))
+{
+    if (get_global_id(0) != 0)
+        return;
+    float s = 0.0f;
+    for (int i = 0; i < nparts; i++)
+        s += QG_P(part)[i];
+    QG_P(out)[0] += s;
 }
 
 /* Eval-mode batch norm folded into the convolution before it:

@@ -216,20 +216,24 @@ Test(bn, device_matches_reference)
     }
 }
 
-/* ---- fused residual add + ReLU against the composed references ---- */
+/* ---- fused residual add + ReLU / PACT against the composed references ---- */
 
-/* y = relu(bn(x) + res) (each part optional); backward g = dy*[y > 0],
- * dx = bn_bwd(g), dres = g (or dres0 + g). */
-static void run_fused_case(qg_ctx *ctx, const bn_shape *s, int use_res, int relu, int train,
+#define PACT_ALPHA 1.25f
+
+/* y = act(bn(x) + res) (each part optional; act QG_BN_NONE, RELU or PACT
+ * with alpha PACT_ALPHA); backward g = dy*[y > 0] (ReLU) or dy*[0 <= z <=
+ * alpha] (PACT, z the pre-activation), dx = bn_bwd(g), dres = g (or dres0
+ * + g), dalpha = dalpha0 + sum dy*[z > alpha]. */
+static void run_fused_case(qg_ctx *ctx, const bn_shape *s, int use_res, int act, int train,
                            const long *wg, uint32_t seed)
 {
     int HW = s->ndim == 4 ? s->H * s->W : 1, N = s->N, C = s->C;
-    int64_t sh4[4] = {N, C, s->H, s->W}, sh2[2] = {N, C}, sc[1] = {C};
+    int64_t sh4[4] = {N, C, s->H, s->W}, sh2[2] = {N, C}, sc[1] = {C}, s1[1] = {1};
     const int64_t *sh = s->ndim == 4 ? sh4 : sh2;
     size_t n = (size_t)N * C * HW;
     char label[160];
-    snprintf(label, sizeof label, "fused %dx%dx%d res=%d relu=%d train=%d WG=%ld VW=%ld", N, C,
-             HW, use_res, relu, train, wg[0], wg[1]);
+    snprintf(label, sizeof label, "fused %dx%dx%d res=%d act=%d train=%d WG=%ld VW=%ld", N, C,
+             HW, use_res, act, train, wg[0], wg[1]);
     float *x = rand_vec(n, -1.0f, 3.0f, seed), *res = rand_vec(n, -2, 1, seed + 1);
     float *dy = rand_vec(n, -1, 1, seed + 2), *dres0 = rand_vec(n, -1, 1, seed + 3);
     float *gamma = rand_vec(C, 0.5f, 1.5f, seed + 4), *beta = rand_vec(C, -0.5f, 0.5f, seed + 5);
@@ -237,6 +241,7 @@ static void run_fused_case(qg_ctx *ctx, const bn_shape *s, int use_res, int relu
     float *y = malloc(n * 4), *g = malloc(n * 4), *dx = malloc(n * 4), *dresa = malloc(n * 4);
     float *smean = malloc(C * 4), *sinv = malloc(C * 4), *dgam = malloc(C * 4);
     float *dbet = malloc(C * 4), *rm1 = malloc(C * 4), *rv1 = malloc(C * 4);
+    float alpha = PACT_ALPHA, dalpha0 = 0.5f;
     memcpy(rm1, rm, C * 4);
     memcpy(rv1, rv, C * 4);
     if (train)
@@ -245,24 +250,25 @@ static void run_fused_case(qg_ctx *ctx, const bn_shape *s, int use_res, int relu
         qg_ref_bn_fwd_eval(N, C, HW, x, gamma, beta, rm, rv, 1e-5f, y);
     for (size_t i = 0; i < n; i++) {
         y[i] += use_res ? res[i] : 0.0f;
-        if (relu)
+        if (act != QG_BN_NONE)
             y[i] = y[i] > 0 ? y[i] : 0.0f;
-        g[i] = relu && !(y[i] > 0) ? 0.0f : dy[i];
-        dresa[i] = dres0[i] + g[i];
+        if (act == QG_BN_PACT)
+            y[i] = y[i] < alpha ? y[i] : alpha;
     }
 
     dbuf tx = dbuf_new(ctx, s->ndim, sh, x), tres = dbuf_new(ctx, s->ndim, sh, res);
     dbuf tg = dbuf_new(ctx, 1, sc, gamma), tb = dbuf_new(ctx, 1, sc, beta);
     dbuf trm = dbuf_new(ctx, 1, sc, rm), trv = dbuf_new(ctx, 1, sc, rv);
-    dbuf ty = dbuf_new(ctx, s->ndim, sh, NULL);
+    dbuf ty = dbuf_new(ctx, s->ndim, sh, NULL), tal = dbuf_new(ctx, 1, s1, &alpha);
     dbuf tsm = dbuf_new(ctx, 1, sc, NULL), tsi = dbuf_new(ctx, 1, sc, NULL);
     if (train)
         QG_EXPECT_OK(qg__bn_act_fwd_train(ctx, tx.view, tg.view, tb.view, trm.view, trv.view,
-                                          0.1f, 1e-5f, use_res ? tres.view : NULL, relu,
-                                          ty.view, tsm.view, tsi.view));
+                                          0.1f, 1e-5f, use_res ? tres.view : NULL, act,
+                                          tal.view, ty.view, tsm.view, tsi.view));
     else
         QG_EXPECT_OK(qg__bn_act_fwd_eval(ctx, tx.view, tg.view, tb.view, trm.view, trv.view,
-                                         1e-5f, use_res ? tres.view : NULL, relu, ty.view));
+                                         1e-5f, use_res ? tres.view : NULL, act, tal.view,
+                                         ty.view));
     /* The device's y (its ReLU mask) drives its backward; compare first. */
     float *gy = qg_test_read(ty.view);
     cr_expect(qg_test_allclose(label, gy, y, n, 1e-4f, 1e-4f), "y [%s]", label);
@@ -270,29 +276,74 @@ static void run_fused_case(qg_ctx *ctx, const bn_shape *s, int use_res, int relu
     if (train) {
         expect_close(&trm, rm1, 1e-4f, 1e-4f, "running_mean", label);
         expect_close(&trv, rv1, 1e-4f, 1e-4f, "running_var", label);
-        /* Backward from the reference statistics and output. */
+        /* Backward from the reference statistics and output. The PACT mask
+         * comes from z formed as the kernels form it from those statistics
+         * (float, a and b unfused, then one fma), which it must match. */
+        double sda = 0;
+        for (int c = 0; c < C; c++) {
+            volatile float a = sinv[c] * gamma[c], am = smean[c] * a;
+            float b = beta[c] - am;
+            for (int nn = 0; nn < N; nn++)
+                for (int j = 0; j < HW; j++) {
+                    size_t i = ((size_t)nn * C + c) * HW + j;
+                    float z = fmaf(x[i], a, b) + (use_res ? res[i] : 0.0f);
+                    if (act == QG_BN_RELU)
+                        g[i] = y[i] > 0 ? dy[i] : 0.0f;
+                    else if (act == QG_BN_PACT)
+                        g[i] = z >= 0 && z <= alpha ? dy[i] : 0.0f;
+                    else
+                        g[i] = dy[i];
+                    if (act == QG_BN_PACT && z > alpha)
+                        sda += dy[i];
+                    dresa[i] = dres0[i] + g[i];
+                }
+        }
+        float want_dalpha = (float)(dalpha0 + sda);
         QG_EXPECT_OK(qg_tensor_write(tsm.view, smean, C * 4));
         QG_EXPECT_OK(qg_tensor_write(tsi.view, sinv, C * 4));
         QG_EXPECT_OK(qg_tensor_write(ty.view, y, n * 4));
         qg_ref_bn_bwd(N, C, HW, x, g, gamma, smean, sinv, dx, dgam, dbet, 0);
         dbuf tdy = dbuf_new(ctx, s->ndim, sh, dy), tdx = dbuf_new(ctx, s->ndim, sh, NULL);
         dbuf tdg = dbuf_new(ctx, 1, sc, NULL), tdb = dbuf_new(ctx, 1, sc, NULL);
-        dbuf tdr = dbuf_new(ctx, s->ndim, sh, NULL);
+        /* PACT with a residual: dres replaces res in place (option A's
+         * shortcut buffer), so the kernel must read each res first. */
+        int alias = act == QG_BN_PACT && use_res;
+        dbuf tdr = dbuf_new(ctx, s->ndim, sh, alias ? res : NULL);
+        dbuf tda = dbuf_new(ctx, 1, s1, &dalpha0), tpart = dbuf_new(ctx, 1, sc, NULL);
+        qg_bn_pact_bwd pact = {.alpha = tal.view, .beta = tb.view,
+                               .res = use_res ? (alias ? tdr.view : tres.view) : NULL,
+                               .dalpha = tda.view, .part = tpart.view};
         QG_EXPECT_OK(qg__bn_act_bwd(ctx, tx.view, ty.view, tdy.view, tg.view, tsm.view,
-                                    tsi.view, relu, tdx.view, tdg.view, tdb.view, 0,
-                                    use_res ? tdr.view : NULL, 0));
+                                    tsi.view, act, tdx.view, tdg.view, tdb.view, 0,
+                                    use_res ? tdr.view : NULL, 0,
+                                    act == QG_BN_PACT ? &pact : NULL));
         expect_close(&tdx, dx, 1e-4f, 1e-4f, "dx", label);
         expect_close(&tdg, dgam, 1e-4f, 1e-4f, "dgamma", label);
         expect_close(&tdb, dbet, 1e-4f, 1e-4f, "dbeta", label);
+        if (act == QG_BN_PACT) {
+            expect_close(&tda, &want_dalpha, 1e-4f, 1e-4f, "dalpha", label);
+            cr_expect(sda != 0, "no value above alpha: the dalpha check is empty [%s]", label);
+        } else {
+            dbuf_free(&tda);
+        }
+        dbuf_free(&tpart);
         if (use_res) {
             expect_close(&tdr, g, 0, 0, "dres", label);
             /* Accumulating into an existing residual gradient. */
             tdr = dbuf_new(ctx, s->ndim, sh, dres0);
             tdx = dbuf_new(ctx, s->ndim, sh, NULL);
+            tda = dbuf_new(ctx, 1, s1, &dalpha0);
+            tpart = dbuf_new(ctx, 1, sc, NULL);
+            pact.res = tres.view;
+            pact.dalpha = tda.view;
+            pact.part = tpart.view;
             QG_EXPECT_OK(qg__bn_act_bwd(ctx, tx.view, ty.view, tdy.view, tg.view, tsm.view,
-                                        tsi.view, relu, tdx.view, NULL, NULL, 0, tdr.view, 1));
+                                        tsi.view, act, tdx.view, NULL, NULL, 0, tdr.view, 1,
+                                        act == QG_BN_PACT ? &pact : NULL));
             expect_close(&tdr, dresa, 0, 0, "dres accumulate", label);
             dbuf_free(&tdx);
+            dbuf_free(&tda);
+            dbuf_free(&tpart);
         } else {
             float *u = dbuf_read(&tdr, "dres unused");
             cr_expect(isnan(u[0]) && isnan(u[n - 1]), "dres written without being asked [%s]",
@@ -305,7 +356,7 @@ static void run_fused_case(qg_ctx *ctx, const bn_shape *s, int use_res, int relu
         dbuf_free(&trm);
         dbuf_free(&trv);
     }
-    dbuf *all[] = {&tx, &tres, &tg, &tb, &ty, &tsm, &tsi};
+    dbuf *all[] = {&tx, &tres, &tg, &tb, &ty, &tsm, &tsi, &tal};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         dbuf_free(all[i]);
     float *hs[] = {x, res, dy, dres0, gamma, beta, rm, rv, y, g, dx, dresa, smean, sinv, dgam,
@@ -322,8 +373,24 @@ Test(bn, fused_residual_relu_matches_composed_references)
         QG_EXPECT_OK(qg__program_override(ctx, "bn", params[w]));
         for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
             for (int mode = 0; mode < 6; mode++)
-                run_fused_case(ctx, &shapes[si], mode & 1, (mode >> 1) & 1 || mode == 4,
+                run_fused_case(ctx, &shapes[si], mode & 1,
+                               (mode >> 1) & 1 || mode == 4 ? QG_BN_RELU : QG_BN_NONE,
                                mode < 4, params[w], 500 + 7 * (uint32_t)(si * 6 + mode));
+    }
+}
+
+/* PACT's clip fused behind the norm (and the residual add): forward in
+ * training and eval, backward with dalpha, the option-A in-place dres. */
+Test(bn, fused_pact_matches_composed_references)
+{
+    static const bn_shape shapes[] = {{4, 3, 5, 7, 5}, {4, 2, 3, 16, 16}, {2, 17, 4, 1, 1}};
+    qg_ctx *ctx = qg_test_ctx();
+    for (size_t w = 0; w < NPARAMS; w++) {
+        QG_EXPECT_OK(qg__program_override(ctx, "bn", params[w]));
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+            for (int mode = 0; mode < 3; mode++)
+                run_fused_case(ctx, &shapes[si], mode & 1, QG_BN_PACT, mode < 2, params[w],
+                               900 + 5 * (uint32_t)(si * 3 + mode));
     }
 }
 
@@ -372,9 +439,14 @@ Test(bn, fused_relu_without_output_is_an_error)
     int64_t sh[2] = {3, 4}, s4[1] = {4};
     qg_tensor *x = qg_test_tensor(ctx, 2, sh, NULL), *c4 = qg_test_tensor(ctx, 1, s4, NULL);
     qg_tensor *d4 = qg_test_tensor(ctx, 1, s4, NULL), *dx = qg_test_tensor(ctx, 2, sh, NULL);
-    cr_expect_eq(qg__bn_act_bwd(ctx, x, NULL, x, NULL, c4, d4, 1, dx, NULL, NULL, 0, NULL, 0),
+    cr_expect_eq(qg__bn_act_bwd(ctx, x, NULL, x, NULL, c4, d4, QG_BN_RELU, dx, NULL, NULL, 0,
+                                NULL, 0, NULL),
                  QG_ERR_INVALID_ARG);
     cr_expect(strstr(qg_last_error(), "ReLU") != NULL, "message: %s", qg_last_error());
+    cr_expect_eq(qg__bn_act_bwd(ctx, x, NULL, x, NULL, c4, d4, QG_BN_PACT, dx, NULL, NULL, 0,
+                                NULL, 0, NULL),
+                 QG_ERR_INVALID_ARG);
+    cr_expect(strstr(qg_last_error(), "alpha") != NULL, "message: %s", qg_last_error());
     qg_tensor *ts[] = {x, c4, d4, dx};
     for (size_t i = 0; i < 4; i++)
         qg_tensor_free(ts[i]);

@@ -10,6 +10,7 @@
 
 #include "support/support.h"
 #include "cl/ctx.h"
+#include "model/nodes.h"
 #include "model/resnet.h"
 #include "model/safetensors.h"
 #include "ops/layers.h"
@@ -142,6 +143,75 @@ static void gradcheck(char shortcut)
 
 Test(model, gradients_match_finite_differences_option_a) { gradcheck('A'); }
 Test(model, gradients_match_finite_differences_option_b) { gradcheck('B'); }
+
+/* Logits and every parameter gradient of a training step of the quantized
+ * PACT ResNet (option-A shortcuts: the fused backward rewrites the padded
+ * shortcut in place) with PACT fused into the batch norms, against the
+ * graph with PACT as separate nodes. alpha = 0.8 clips about a fifth of
+ * the activations, so the alpha gradients are far from 0. Same kernels
+ * and summation order apart from the fusion: 1e-5 relative. */
+Test(model, fused_pact_matches_separate_pact_nodes)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    qg_resnet_opts o = {.depth = 8, .shortcut = 'A', .in_c = 2, .in_h = 7, .in_w = 5,
+                        .classes = 4, .seed = 5, .pact = 1, .quant = 1,
+                        .cfg = {.wbits = 8, .abits = 4}};
+    qg_model *ms[2];
+    float *logits[2];
+    int32_t lab[3] = {2, 0, 3};
+    int64_t s3[1] = {3}, s1[1] = {1};
+    qg_tensor *labels, *ls, *cor;
+    QG_EXPECT_OK(qg_tensor_new(ctx, 1, s3, QG_DTYPE_I32, "labels", &labels));
+    QG_EXPECT_OK(qg_tensor_write(labels, lab, sizeof lab));
+    QG_EXPECT_OK(qg_tensor_new(ctx, 1, s1, QG_DTYPE_F32, "loss", &ls));
+    QG_EXPECT_OK(qg_tensor_new(ctx, 1, s1, QG_DTYPE_I32, "correct", &cor));
+    for (int k = 0; k < 2; k++) {
+        o.pact_unfused = k;
+        QG_EXPECT_OK(qg__model_resnet_cifar(ctx, &o, &ms[k]));
+        QG_EXPECT_OK(qg__model_setup(ms[k], 3));
+        qg_model *m = ms[k];
+        for (int i = 0; i < m->nparams; i++)
+            if (m->params[i]->kind == QG_PARAM_CLIP)
+                QG_EXPECT_OK(qg__param_init_const(m->params[i], 0.8f));
+        size_t nx = qg_tensor_numel(qg__model_input(m));
+        float *x = malloc(nx * sizeof *x);
+        qg_test_fill(x, nx, -1, 1, 21);
+        QG_EXPECT_OK(qg_tensor_write(qg__model_input(m), x, nx * sizeof *x));
+        free(x);
+        device_loss(ctx, m, labels, ls, cor, qg__model_logits_grad(m));
+        QG_EXPECT_OK(qg__model_backward(m));
+        logits[k] = qg_test_read(qg__model_logits(m));
+    }
+    cr_expect_eq(ms[0]->nnodes + 4 * 2 - 1, ms[1]->nnodes, "a PACT node per activation");
+    size_t nl = qg_tensor_numel(qg__model_logits(ms[0]));
+    cr_expect(qg_test_allclose("logits", logits[0], logits[1], nl, 1e-6f, 1e-5f));
+    cr_expect_eq(ms[0]->nparams, ms[1]->nparams);
+    int alphas = 0;
+    for (int i = 0; i < ms[0]->nparams && i < ms[1]->nparams; i++) {
+        qg_param *a = ms[0]->params[i], *b = ms[1]->params[i];
+        cr_assert_str_eq(a->name, b->name);
+        if (!a->grad)
+            continue;          /* running statistics */
+        float *ga = qg_test_read(a->grad), *gb = qg_test_read(b->grad);
+        size_t n = qg_tensor_numel(a->grad);
+        cr_expect(qg_test_allclose(a->name, ga, gb, n, 1e-6f, 1e-5f), "grad %s", a->name);
+        if (a->kind == QG_PARAM_CLIP) {
+            alphas++;
+            cr_expect(fabsf(gb[0]) > 1e-3f, "%s: dalpha %g is ~0, the check is empty",
+                      a->name, gb[0]);
+        }
+        free(ga);
+        free(gb);
+    }
+    cr_expect_eq(alphas, 4, "stem + 3 blocks have an alpha each");
+    for (int k = 0; k < 2; k++) {
+        free(logits[k]);
+        qg__model_free(ms[k]);
+    }
+    qg_tensor_free(labels);
+    qg_tensor_free(ls);
+    qg_tensor_free(cor);
+}
 
 /* Eval forward with each conv+BN(+residual+ReLU) folded into one conv
  * equals the node-by-node eval forward, after a few training steps have

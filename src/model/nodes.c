@@ -210,6 +210,8 @@ typedef struct bn_priv {
     qg_param *gamma, *beta, *mean, *var;
     qg_tensor *save_mean, *save_invstd;
     int relu;
+    qg_param *alpha;         /* PACT's clip level instead of the ReLU, or NULL */
+    qg_tensor *part;         /* [C] PACT: per-channel sums of its gradient */
     int stride;              /* option-A shortcut stride */
     int option_a;
     qg_tensor *sc;
@@ -225,6 +227,8 @@ static qg_status bn_setup(qg_node *n, qg_model *m, size_t *ws)
         QG_TRY(qg_tensor_new(m->ctx, 1, c, QG_DTYPE_F32, "bn.save_mean", &p->save_mean));
         QG_TRY(qg_tensor_new(m->ctx, 1, c, QG_DTYPE_F32, "bn.save_invstd", &p->save_invstd));
     }
+    if (p->alpha && !p->part)
+        QG_TRY(qg_tensor_new(m->ctx, 1, c, QG_DTYPE_F32, "bn.pact_part", &p->part));
     if (p->option_a) {
         qg_act *y = OUT(n, m);
         int64_t sh[4] = {m->batch, y->shape[1], y->shape[2], y->shape[3]};
@@ -234,6 +238,11 @@ static qg_status bn_setup(qg_node *n, qg_model *m, size_t *ws)
     }
 fail:
     return st;
+}
+
+static int bn_act_kind(const bn_priv *p)
+{
+    return p->alpha ? QG_BN_PACT : p->relu ? QG_BN_RELU : QG_BN_NONE;
 }
 
 static qg_status bn_forward(qg_node *n, qg_model *m, int train)
@@ -252,12 +261,14 @@ static qg_status bn_forward(qg_node *n, qg_model *m, int train)
             res = p->sc;
         }
     }
+    const qg_tensor *alpha = p->alpha ? p->alpha->value : NULL;
     if (train)
         return qg__bn_act_fwd_train(m->ctx, IN0(n, m)->value, p->gamma->value, p->beta->value,
-                                    p->mean->value, p->var->value, 0.1f, 1e-5f, res, p->relu,
-                                    OUT(n, m)->value, p->save_mean, p->save_invstd);
+                                    p->mean->value, p->var->value, 0.1f, 1e-5f, res,
+                                    bn_act_kind(p), alpha, OUT(n, m)->value, p->save_mean,
+                                    p->save_invstd);
     return qg__bn_act_fwd_eval(m->ctx, IN0(n, m)->value, p->gamma->value, p->beta->value,
-                               p->mean->value, p->var->value, 1e-5f, res, p->relu,
+                               p->mean->value, p->var->value, 1e-5f, res, bn_act_kind(p), alpha,
                                OUT(n, m)->value);
 fail:
     return st;
@@ -268,18 +279,28 @@ static qg_status bn_backward(qg_node *n, qg_model *m)
     bn_priv *p = n->priv;
     qg_tensor *dres = NULL;
     int res_acc = 0;
+    /* PACT recomputes the forward's pre-activation, residual included
+     * (option A: the padded shortcut still in sc, which dres overwrites). */
+    qg_bn_pact_bwd pact = {.beta = p->beta->value, .part = p->part};
     if (n->in[1] >= 0) {
         if (p->option_a) {
             dres = p->sc;
+            pact.res = p->sc;
         } else {
             dres = IN1(n, m)->grad;
             res_acc = qg__act_grad_begin(m, n->in[1]);
+            pact.res = IN1(n, m)->value;
         }
     }
+    if (p->alpha) {
+        pact.alpha = p->alpha->value;
+        pact.dalpha = p->alpha->grad;
+    }
     qg_status st = qg__bn_act_bwd(m->ctx, IN0(n, m)->value, OUT(n, m)->value, OUT(n, m)->grad,
-                                  p->gamma->value, p->save_mean, p->save_invstd, p->relu,
-                                  IN0(n, m)->grad, p->gamma->grad, p->beta->grad,
-                                  qg__act_grad_begin(m, n->in[0]), dres, res_acc);
+                                  p->gamma->value, p->save_mean, p->save_invstd,
+                                  bn_act_kind(p), IN0(n, m)->grad, p->gamma->grad,
+                                  p->beta->grad, qg__act_grad_begin(m, n->in[0]), dres, res_acc,
+                                  p->alpha ? &pact : NULL);
     if (st == QG_OK && p->option_a)
         st = qg__shortcut_a_bwd(m->ctx, p->sc, p->stride, IN1(n, m)->grad,
                                 qg__act_grad_begin(m, n->in[1]));
@@ -293,6 +314,7 @@ static void bn_destroy(qg_node *n)
         qg_tensor_free(p->save_mean);
         qg_tensor_free(p->save_invstd);
         qg_tensor_free(p->sc);
+        qg_tensor_free(p->part);
     }
     destroy_free(n);
 }
@@ -323,7 +345,8 @@ static int shortcut_kind(qg_model *m, const char *name, int main_in, int x_in, i
     return 1;
 }
 
-int qg__node_bn_act(qg_model *m, const char *name, int in, int res_in, int stride, int relu)
+static int add_bn(qg_model *m, const char *name, int in, int res_in, int stride, int relu,
+                  const char *alpha_name)
 {
     qg_act *x = qg__act(m, in);
     int c = (int)x->shape[1];
@@ -354,9 +377,15 @@ int qg__node_bn_act(qg_model *m, const char *name, int in, int res_in, int strid
     if (qg__model_add_param(m, pn, QG_PARAM_BUFFER, 1, cs, &p->var) != QG_OK ||
         fill_const(p->var, 1.0f) != QG_OK)
         goto fail;
+    if (alpha_name && !(p->alpha = qg__model_find_param(m, alpha_name))) {
+        int64_t one[1] = {1};
+        if (qg__model_add_param(m, alpha_name, QG_PARAM_CLIP, 1, one, &p->alpha) != QG_OK ||
+            qg__param_init_const(p->alpha, 6.0f) != QG_OK)
+            goto fail;
+    }
     int out = x->ndim == 4 ? qg__model_add_act(m, c, (int)x->shape[2], (int)x->shape[3])
                            : qg__model_add_act(m, c, 0, 0);
-    const qg_node_ops *ops = relu || res_in >= 0 ? &bn_act_ops : &bn_ops;
+    const qg_node_ops *ops = relu || alpha_name || res_in >= 0 ? &bn_act_ops : &bn_ops;
     if (out < 0 || qg__model_add_node(m, ops, name, in, res_in, out, p) < 0)
         goto fail;
     return out;
@@ -365,9 +394,20 @@ fail:
     return -1;
 }
 
+int qg__node_bn_act(qg_model *m, const char *name, int in, int res_in, int stride, int relu)
+{
+    return add_bn(m, name, in, res_in, stride, relu, NULL);
+}
+
+int qg__node_bn_pact(qg_model *m, const char *name, int in, int res_in, int stride,
+                     const char *alpha_name)
+{
+    return add_bn(m, name, in, res_in, stride, 0, alpha_name);
+}
+
 int qg__node_bn(qg_model *m, const char *name, int in)
 {
-    return qg__node_bn_act(m, name, in, -1, 1, 0);
+    return add_bn(m, name, in, -1, 1, 0, NULL);
 }
 
 /* ---- eval-mode conv + BN (+ residual + ReLU) fold ------------------------- */
@@ -419,8 +459,9 @@ qg_status qg__nodes_link_eval_folds(qg_model *m)
                     uses++;
                     bn = &m->nodes[j];
                 }
+        /* (the conv epilogue has the ReLU but not PACT's clip) */
         if (uses != 1 || (bn->ops != &bn_ops && bn->ops != &bn_act_ops) ||
-            bn->in[0] != c->out || !qg__conv2d_fwd_fusable(&p->d))
+            ((bn_priv *)bn->priv)->alpha || bn->in[0] != c->out || !qg__conv2d_fwd_fusable(&p->d))
             continue;
         qg_status st = QG_OK;
         if (!p->wf) {

@@ -16,6 +16,11 @@ int qg__node_bn(qg_model *m, const char *name, int in);
  * qg__node_residual, stride for option A); relu 0 for no clamp. The
  * parameters are named as qg__node_bn's. */
 int qg__node_bn_act(qg_model *m, const char *name, int in, int res_in, int stride, int relu);
+/* The same with PACT's clip to [0, alpha] instead of the ReLU: alpha is the
+ * parameter `alpha_name` (shared when it exists, else added, init 6.0, as
+ * qg__node_pact's). Equals qg__node_bn_act(.., relu 0) then qg__node_pact. */
+int qg__node_bn_pact(qg_model *m, const char *name, int in, int res_in, int stride,
+                     const char *alpha_name);
 int qg__node_relu(qg_model *m, const char *name, int in);
 /* out = main + shortcut(x): identity when shapes match, else option A
  * (stride-2 subsample, zero-padded channels). */

@@ -8,26 +8,21 @@
 #include "model/nodes_quant.h"
 #include "model/resnet.h"
 
-/* ReLU, or PACT with the block's shared alpha. */
-static int activation(qg_model *m, const qg_resnet_opts *o, const char *block, const char *node,
-                      int x)
-{
-    char n[96], a[112];
-    snprintf(n, sizeof n, "%s%s%s", block, *block ? "." : "", node);
-    if (!o->pact)
-        return qg__node_relu(m, n, x);
-    snprintf(a, sizeof a, "%s%srelu.upper_bound", block, *block ? "." : "");
-    return qg__node_pact(m, n, x, a);
-}
-
-/* Batch norm then the activation: one fused node for the ReLU. */
+/* Batch norm [+ residual] then the activation, as one fused node: the
+ * ReLU, or PACT's clip with the block's shared alpha (the stem's own). */
 static int bn_activation(qg_model *m, const qg_resnet_opts *o, const char *bn_name, int x,
-                         const char *block, const char *act_node)
+                         int res, int stride, const char *block)
 {
+    char a[112];
     if (!o->pact)
-        return qg__node_bn_act(m, bn_name, x, -1, 1, 1);
-    x = qg__node_bn(m, bn_name, x);
-    return x >= 0 ? activation(m, o, block, act_node, x) : x;
+        return qg__node_bn_act(m, bn_name, x, res, stride, 1);
+    snprintf(a, sizeof a, "%s%srelu.upper_bound", block, *block ? "." : "");
+    if (!o->pact_unfused)
+        return qg__node_bn_pact(m, bn_name, x, res, stride, a);
+    char n[112];
+    snprintf(n, sizeof n, "%s.pact", bn_name);
+    x = qg__node_bn_act(m, bn_name, x, res, stride, 0);
+    return x >= 0 ? qg__node_pact(m, n, x, a) : x;
 }
 
 static int block_conv(qg_model *m, const qg_resnet_opts *o, const char *n, int x, int planes,
@@ -51,7 +46,7 @@ static int basic_block(qg_model *m, const qg_resnet_opts *o, const char *name, i
     int h = block_conv(m, o, n, x, planes, stride, 1, rng);
     snprintf(n, sizeof n, "%s.bn1", name);
     if (h >= 0)
-        h = bn_activation(m, o, n, h, name, "relu1");
+        h = bn_activation(m, o, n, h, -1, 1, name);
     snprintf(n, sizeof n, "%s.conv2", name);
     if (h >= 0)
         h = block_conv(m, o, n, h, planes, 1, o->postact, rng);
@@ -69,18 +64,14 @@ static int basic_block(qg_model *m, const qg_resnet_opts *o, const char *name, i
     if (o->postact) {
         /* Post-activated: relu(bn2(conv2)) + shortcut, no ReLU after the add. */
         if (h >= 0)
-            h = bn_activation(m, o, n, h, name, "relu2");
+            h = bn_activation(m, o, n, h, -1, 1, name);
         snprintf(n, sizeof n, "%s.add", name);
         if (h >= 0)
             h = qg__node_residual(m, n, h, sc, stride);
         return h;
     }
-    /* bn2, the residual add and (without PACT) the ReLU in one node. */
-    if (h >= 0)
-        h = qg__node_bn_act(m, n, h, sc, stride, !o->pact);
-    if (h >= 0 && o->pact)
-        h = activation(m, o, name, "relu2", h);
-    return h;
+    /* bn2, the residual add and the ReLU or PACT in one node. */
+    return h >= 0 ? bn_activation(m, o, n, h, sc, stride, name) : h;
 }
 
 qg_status qg__model_resnet_cifar(qg_ctx *ctx, const qg_resnet_opts *o, qg_model **out)
@@ -122,7 +113,7 @@ qg_status qg__model_resnet_cifar(qg_ctx *ctx, const qg_resnet_opts *o, qg_model 
     int blocks = (o->depth - 2) / 6;
     int x = qg__node_conv(m, "conv1", 0, 16, 3, 1, 1, 1, 0, &rng);
     if (x >= 0)
-        x = bn_activation(m, o, "bn1", x, "", "relu");
+        x = bn_activation(m, o, "bn1", x, -1, 1, "");
     static const int planes[3] = {16, 32, 64};
     for (int s = 0; s < 3 && x >= 0; s++)
         for (int b = 0; b < blocks && x >= 0; b++) {

@@ -22,6 +22,8 @@ typedef struct qg_resnet_opts {
     int pg;             /* each block's conv1 is a PGConv2d (implies quant) */
     int pact;           /* PACT clips instead of ReLU: one alpha per block, one
                            for the stem, named <block>.relu.upper_bound */
+    int pact_unfused;   /* PACT as its own node after the batch norm, not
+                           fused into it (tests compare the two graphs) */
     qg_pg_cfg cfg;
     /* Channel gating (spec §3.2): each block's conv1 is a CGConv2d; with
      * postact the block is relu(bn1(conv1 x)) -> relu(bn2(conv2 .)) + the

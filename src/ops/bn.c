@@ -80,11 +80,20 @@ static qg_status check_affine(qg_ctx *ctx, const char *op, const qg_tensor *gamm
     return st;
 }
 
+static qg_status check_act(qg_ctx *ctx, const char *op, int act, const qg_tensor *alpha)
+{
+    if (act != QG_BN_NONE && act != QG_BN_RELU && act != QG_BN_PACT)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: unknown activation %d", op, act);
+    if (act == QG_BN_PACT && !alpha)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: the PACT clip needs alpha", op);
+    return check(ctx, op, "alpha", act == QG_BN_PACT ? alpha : NULL, 1, 1);
+}
+
 qg_status qg__bn_act_fwd_train(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamma,
                                const qg_tensor *beta, qg_tensor *running_mean,
                                qg_tensor *running_var, float momentum, float eps,
-                               const qg_tensor *res, int relu, qg_tensor *y,
-                               qg_tensor *save_mean, qg_tensor *save_invstd)
+                               const qg_tensor *res, int act, const qg_tensor *alpha,
+                               qg_tensor *y, qg_tensor *save_mean, qg_tensor *save_invstd)
 {
     const char *op = "bn_fwd_train";
     bn_dims d;
@@ -114,6 +123,8 @@ qg_status qg__bn_act_fwd_train(qg_ctx *ctx, const qg_tensor *x, const qg_tensor 
     if (st == QG_OK)
         st = check(ctx, op, "res", res, qg_tensor_numel(x), 1);
     if (st == QG_OK)
+        st = check_act(ctx, op, act, alpha);
+    if (st == QG_OK)
         st = get(ctx, "qg_bn_fwd_train", &a, &wg, &vw);
     if (st != QG_OK)
         return st;
@@ -134,7 +145,8 @@ qg_status qg__bn_act_fwd_train(qg_ctx *ctx, const qg_tensor *x, const qg_tensor 
     qg__karg_tensor(&a, save_invstd);
     qg__karg_tensor(&a, res ? res : x);
     qg__karg_int(&a, res != NULL);
-    qg__karg_int(&a, relu != 0);
+    qg__karg_int(&a, act);
+    qg__karg_tensor(&a, alpha ? alpha : x);
     size_t g = (size_t)d.C * wg;
     return qg__kargs_launch(&a, 1, &g, &wg);
 }
@@ -145,13 +157,13 @@ qg_status qg__bn_fwd_train(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gam
                            qg_tensor *save_mean, qg_tensor *save_invstd)
 {
     return qg__bn_act_fwd_train(ctx, x, gamma, beta, running_mean, running_var, momentum, eps,
-                                NULL, 0, y, save_mean, save_invstd);
+                                NULL, QG_BN_NONE, NULL, y, save_mean, save_invstd);
 }
 
 qg_status qg__bn_act_fwd_eval(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamma,
                               const qg_tensor *beta, const qg_tensor *running_mean,
                               const qg_tensor *running_var, float eps, const qg_tensor *res,
-                              int relu, qg_tensor *y)
+                              int act, const qg_tensor *alpha, qg_tensor *y)
 {
     const char *op = "bn_fwd_eval";
     bn_dims d;
@@ -169,6 +181,8 @@ qg_status qg__bn_act_fwd_eval(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *
         st = check(ctx, op, "y", y, qg_tensor_numel(x), 0);
     if (st == QG_OK)
         st = check(ctx, op, "res", res, qg_tensor_numel(x), 1);
+    if (st == QG_OK)
+        st = check_act(ctx, op, act, alpha);
     if (st == QG_OK)
         st = get(ctx, "qg_bn_fwd_eval", &a, &wg, &vw);
     if (st != QG_OK)
@@ -188,7 +202,8 @@ qg_status qg__bn_act_fwd_eval(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *
     qg__karg_tensor(&a, y);
     qg__karg_tensor(&a, res ? res : x);
     qg__karg_int(&a, res != NULL);
-    qg__karg_int(&a, relu != 0);
+    qg__karg_int(&a, act);
+    qg__karg_tensor(&a, alpha ? alpha : x);
     return qg__kargs_launch(&a, 1, &total, &wg);
 }
 
@@ -196,14 +211,15 @@ qg_status qg__bn_fwd_eval(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamm
                           const qg_tensor *beta, const qg_tensor *running_mean,
                           const qg_tensor *running_var, float eps, qg_tensor *y)
 {
-    return qg__bn_act_fwd_eval(ctx, x, gamma, beta, running_mean, running_var, eps, NULL, 0, y);
+    return qg__bn_act_fwd_eval(ctx, x, gamma, beta, running_mean, running_var, eps, NULL,
+                               QG_BN_NONE, NULL, y);
 }
 
 qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
                          const qg_tensor *dy, const qg_tensor *gamma,
-                         const qg_tensor *save_mean, const qg_tensor *save_invstd, int relu,
+                         const qg_tensor *save_mean, const qg_tensor *save_invstd, int act,
                          qg_tensor *dx, qg_tensor *dgamma, qg_tensor *dbeta, int accumulate,
-                         qg_tensor *dres, int res_accumulate)
+                         qg_tensor *dres, int res_accumulate, const qg_bn_pact_bwd *pact)
 {
     const char *op = "bn_bwd";
     bn_dims d;
@@ -225,12 +241,26 @@ qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
         st = check(ctx, op, "dgamma", dgamma, (size_t)d.C, 1);
     if (st == QG_OK)
         st = check(ctx, op, "dbeta", dbeta, (size_t)d.C, 1);
-    if (st == QG_OK && relu && !y)
+    if (st == QG_OK && act == QG_BN_RELU && !y)
         st = qg__error(ctx, QG_ERR_INVALID_ARG, "%s: the fused ReLU needs the output y", op);
     if (st == QG_OK)
         st = check(ctx, op, "y", y, qg_tensor_numel(x), 1);
     if (st == QG_OK)
         st = check(ctx, op, "dres", dres, qg_tensor_numel(x), 1);
+    if (st == QG_OK)
+        st = check_act(ctx, op, act, pact ? pact->alpha : NULL);
+    if (st == QG_OK && act == QG_BN_PACT) {
+        st = check(ctx, op, "beta", pact->beta, (size_t)d.C, gamma == NULL);
+        if (st == QG_OK)
+            st = check(ctx, op, "res", pact->res, qg_tensor_numel(x), 1);
+        if (st == QG_OK)
+            st = check(ctx, op, "dalpha", pact->dalpha, 1, 0);
+        if (st == QG_OK)
+            st = check(ctx, op, "part", pact->part, (size_t)d.C, 0);
+        if (st == QG_OK && pact->res && pact->res == dres && res_accumulate)
+            st = qg__error(ctx, QG_ERR_INVALID_ARG, "%s: dres may replace res, not add to it",
+                           op);
+    }
     if (st == QG_OK)
         st = get(ctx, "qg_bn_bwd", &a, &wg, &vw);
     if (st != QG_OK)
@@ -251,11 +281,27 @@ qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
     qg__karg_tensor(&a, dbeta ? dbeta : dx);
     qg__karg_int(&a, dbeta != NULL);
     qg__karg_tensor(&a, y ? y : x);
-    qg__karg_int(&a, relu != 0);
+    qg__karg_int(&a, act);
     qg__karg_tensor(&a, dres ? dres : dx);
     qg__karg_int(&a, dres ? (res_accumulate ? 2 : 1) : 0);
+    int pa = act == QG_BN_PACT;
+    qg__karg_tensor(&a, pa && gamma ? pact->beta : x);
+    qg__karg_tensor(&a, pa && pact->res ? pact->res : x);
+    qg__karg_int(&a, pa && pact->res);
+    qg__karg_tensor(&a, pa ? pact->alpha : x);
+    qg__karg_tensor(&a, pa ? pact->part : dx);
     size_t g = (size_t)d.C * wg;
-    return qg__kargs_launch(&a, 1, &g, &wg);
+    st = qg__kargs_launch(&a, 1, &g, &wg);
+    if (st != QG_OK || !pa)
+        return st;
+    /* dalpha += the channels' sums, in channel order. */
+    if ((st = get(ctx, "qg_bn_part_add", &a, &wg, &vw)) != QG_OK)
+        return st;
+    qg__karg_tensor(&a, pact->part);
+    qg__karg_int(&a, d.C);
+    qg__karg_tensor(&a, pact->dalpha);
+    size_t one = 1;
+    return qg__kargs_launch(&a, 1, &one, NULL);
 }
 
 qg_status qg__bn_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *dy,
@@ -263,8 +309,8 @@ qg_status qg__bn_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *dy,
                      const qg_tensor *save_invstd, qg_tensor *dx, qg_tensor *dgamma,
                      qg_tensor *dbeta, int accumulate)
 {
-    return qg__bn_act_bwd(ctx, x, NULL, dy, gamma, save_mean, save_invstd, 0, dx, dgamma,
-                          dbeta, accumulate, NULL, 0);
+    return qg__bn_act_bwd(ctx, x, NULL, dy, gamma, save_mean, save_invstd, QG_BN_NONE, dx,
+                          dgamma, dbeta, accumulate, NULL, 0, NULL);
 }
 
 qg_status qg__bn_fold(qg_ctx *ctx, const qg_tensor *w, const qg_tensor *b,

@@ -27,25 +27,38 @@ qg_status qg__bn_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *dy,
                      const qg_tensor *save_invstd, qg_tensor *dx, qg_tensor *dgamma,
                      qg_tensor *dbeta, int accumulate);
 
-/* Batch norm with a residual add and ReLU fused behind it:
- * y = relu(bn(x) + res) (res NULL: no add; relu 0: no clamp). The backward
- * masks dy by y > 0 when relu (y is then required), writes the batch-norm
- * gradients as qg__bn_bwd and, when dres is given, the gradient of res
- * (= the masked dy), added to dres when res_accumulate. */
+/* Batch norm with a residual add and an activation fused behind it:
+ * y = act(bn(x) + res) (res NULL: no add). act: QG_BN_NONE, QG_BN_RELU,
+ * or QG_BN_PACT, PACT's clip to [0, alpha[0]] (spec §1.2). The backward
+ * masks dy by y > 0 for the ReLU (y is then required); for PACT by
+ * 0 <= z <= alpha with z = bn(x) + res recomputed from x and the saved
+ * statistics exactly as the forward pass formed it, and adds the sum of
+ * dy over z > alpha to dalpha (pact: the tensors that takes). It writes
+ * the batch-norm gradients as qg__bn_bwd and, when dres is given, the
+ * gradient of res (= the masked dy), added to dres when res_accumulate. */
+enum { QG_BN_NONE = 0, QG_BN_RELU = 1, QG_BN_PACT = 2 };
+typedef struct qg_bn_pact_bwd {
+    const qg_tensor *alpha;  /* [1] clip level */
+    const qg_tensor *beta;   /* the forward's beta (NULL when gamma is) */
+    const qg_tensor *res;    /* the forward's residual, or NULL; dres may be
+                                the same tensor when not accumulating */
+    qg_tensor *dalpha;       /* [1], added to */
+    qg_tensor *part;         /* [C] scratch: per-channel sums */
+} qg_bn_pact_bwd;
 qg_status qg__bn_act_fwd_train(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamma,
                                const qg_tensor *beta, qg_tensor *running_mean,
                                qg_tensor *running_var, float momentum, float eps,
-                               const qg_tensor *res, int relu, qg_tensor *y,
-                               qg_tensor *save_mean, qg_tensor *save_invstd);
+                               const qg_tensor *res, int act, const qg_tensor *alpha,
+                               qg_tensor *y, qg_tensor *save_mean, qg_tensor *save_invstd);
 qg_status qg__bn_act_fwd_eval(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamma,
                               const qg_tensor *beta, const qg_tensor *running_mean,
                               const qg_tensor *running_var, float eps, const qg_tensor *res,
-                              int relu, qg_tensor *y);
+                              int act, const qg_tensor *alpha, qg_tensor *y);
 qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
                          const qg_tensor *dy, const qg_tensor *gamma,
-                         const qg_tensor *save_mean, const qg_tensor *save_invstd, int relu,
+                         const qg_tensor *save_mean, const qg_tensor *save_invstd, int act,
                          qg_tensor *dx, qg_tensor *dgamma, qg_tensor *dbeta, int accumulate,
-                         qg_tensor *dres, int res_accumulate);
+                         qg_tensor *dres, int res_accumulate, const qg_bn_pact_bwd *pact);
 
 /* Eval-mode batch norm folded into the convolution w [K, ...] (bias b [K]
  * or NULL) before it: wf = w*a, bf = beta + (b - running_mean)*a with
