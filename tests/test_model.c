@@ -37,6 +37,22 @@ Test(model, resnet20_has_pytorch_names_and_counts)
     cr_expect_not_null(qg__model_find_param(m, "layer3.2.bn2.bias"));
     cr_expect_not_null(qg__model_find_param(m, "linear.weight"));
     cr_expect_null(qg__model_find_param(m, "layer2.0.shortcut.0.weight"));
+    /* 40.55 M multiply-adds per image (the speed issue's count), and the
+     * same for the quantized and PG graphs, whose convs are other nodes. */
+    for (int v = 0; v < 3; v++) {
+        if (v) {
+            qg__model_free(m);
+            o.quant = v == 1;
+            o.pg = v == 2;
+            o.pact = 1;
+            o.cfg = (qg_pg_cfg){.wbits = 8, .abits = 3, .pred_bits = 2};
+            QG_EXPECT_OK(qg__model_resnet_cifar(ctx, &o, &m));
+        }
+        double macs = 0;
+        for (int i = 0; i < m->nnodes; i++)
+            macs += qg__node_macs(m, &m->nodes[i]);
+        cr_expect(fabs(macs - 40.55e6) < 0.01e6, "variant %d: %.0f MACs/image", v, macs);
+    }
     qg__model_free(m);
 
     o.shortcut = 'B';

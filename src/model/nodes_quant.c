@@ -223,13 +223,23 @@ static void qconv_destroy(qg_node *n)
     free(p);
 }
 
+/* The layer's multiply-adds per image (one conv: the architecture's
+ * count, whatever precision passes PG splits it into). */
+static double qconv_macs(const qg_model *m, const qg_node *n)
+{
+    const qconv_priv *p = n->priv;
+    const qg_act *x = &m->acts[n->in[0]], *y = &m->acts[n->out];
+    return (double)p->cout * y->shape[2] * y->shape[3] * x->shape[1] * p->k * p->k;
+}
+
 static const qg_node_ops qconv_ops = {.type = "qconv2d", .setup = qconv_setup,
                                       .forward = qconv_forward, .backward = qconv_backward,
-                                      .destroy = qconv_destroy};
+                                      .destroy = qconv_destroy, .macs = qconv_macs};
 static const qg_node_ops pgconv_ops = {.type = "pgconv2d", .setup = qconv_setup,
                                        .forward = qconv_forward, .backward = qconv_backward,
                                        .destroy = qconv_destroy, .aux_loss = qconv_aux,
-                                       .gate_counts = qconv_counts, .gate_reset = qconv_reset};
+                                       .gate_counts = qconv_counts, .gate_reset = qconv_reset,
+                                       .macs = qconv_macs};
 
 static int add_qconv(qg_model *m, const char *name, int in, int cout, int k, int stride, int pad,
                      const qg_pg_cfg *cfg, int pg, qg_rng *rng)
