@@ -2,6 +2,9 @@
 # Never run by make check; see README "Benchmarks".
 EXTRA_DIST += bench/compare_pytorch.sh bench/pytorch_resnet.py bench/pytorch_pg_resnet.py \
 	bench/speed_report.sh
+# Example shapes files for qgate tune --shapes FILE: ResNet-20's 3x3 convs
+# on 1x28x28 (Fashion-MNIST, qgate train's default) and 3x32x32 (CIFAR).
+EXTRA_DIST += bench/shapes/resnet20.json bench/shapes/resnet20_cifar.json
 
 # Kernel-level probes, always built so they cannot rot, never run by make
 # check: the device's peak FMA rate and the ResNet-20 convolutions.

@@ -23,6 +23,12 @@ tests_test_tune_LDADD = $(TEST_LDADD)
 
 TESTS += tests/test_device tests/test_program tests/test_eltwise tests/test_tune
 
+check_PROGRAMS += tests/test_tune_shapes
+tests_test_tune_shapes_SOURCES = tests/test_tune_shapes.c
+tests_test_tune_shapes_CFLAGS = $(TEST_CFLAGS)
+tests_test_tune_shapes_LDADD = $(TEST_LDADD)
+TESTS += tests/test_tune_shapes
+
 # Kernel caches stay inside the build tree (distcheck's srcdir is
 # read-only, and a user's ~/.cache must not be touched by tests).
 AM_TESTS_ENVIRONMENT = \

@@ -202,6 +202,17 @@ Test(cli, bench_train_takes_the_method_flags_of_train)
                "--input 1x8x8 --eval", 0, "(quantized w4 a4), input 1x8x8, batch 4, inference");
 }
 
+Test(cli, tune_shapes_file_flag)
+{
+    expect_cli("./qgate tune --help", 0, "--shapes model|FILE");
+    expect_cli("./qgate tune --help", 0, "\"schema\": 1, \"conv\"");
+    /* A bad file stops before any device work, naming the file. */
+    expect_cli("./qgate tune --shapes no-such-shapes.json", 2,
+               "shapes file 'no-such-shapes.json': cannot open");
+    expect_cli("./qgate tune --shapes \"$QG_TEST_DATA/../../bench/shapes/resnet20.json\" "
+               "--kernel bn --dry-run", 1, "only conv_direct has per-shape cases");
+}
+
 Test(cli, bench_kernels_help_and_errors)
 {
     expect_cli("./qgate bench --help", 0, "bench kernels");

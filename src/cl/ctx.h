@@ -102,6 +102,12 @@ const qg_program_desc *qg__program_at(size_t i);
 /* Current parameter values of a program for this context (override, else
  * tuned, else defaults), in tunables order. */
 qg_status qg__program_params(qg_ctx *ctx, const char *program, long *values, int *n);
+/* The same for one shape class of the program's work (e.g. a conv's
+ * "c16k16h32w32s1", see qg__conv_shape_class): override, else the
+ * databases' entry for that class, else their "*" entry, else defaults.
+ * A shape_class of NULL is qg__program_params. */
+qg_status qg__program_params_shape(qg_ctx *ctx, const char *program, const char *shape_class,
+                                   long *values, int *n);
 /* Overrides the parameters of `program` (values in tunables order), after
  * checking candidates' ranges and the program's constraints; NULL values
  * clears the override. */

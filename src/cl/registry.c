@@ -111,6 +111,12 @@ static struct qg_param_override *find_override(qg_ctx *ctx, const qg_program_des
 
 qg_status qg__program_params(qg_ctx *ctx, const char *program, long *values, int *n)
 {
+    return qg__program_params_shape(ctx, program, NULL, values, n);
+}
+
+qg_status qg__program_params_shape(qg_ctx *ctx, const char *program, const char *shape_class,
+                                   long *values, int *n)
+{
     const qg_program_desc *d = qg__program_find(program);
     if (!d)
         return qg__error(ctx, QG_ERR_NOT_FOUND, "no kernel program '%s' in the registry",
@@ -121,7 +127,8 @@ qg_status qg__program_params(qg_ctx *ctx, const char *program, long *values, int
         memcpy(values, o->values, (size_t)d->ntunables * sizeof *values);
         return QG_OK;
     }
-    if (qg__tunedb_lookup(ctx, program, NULL, values))
+    /* The database tries the shape class first, then its "*" entry. */
+    if (qg__tunedb_lookup(ctx, program, shape_class, values))
         return QG_OK;
     for (int i = 0; i < d->ntunables; i++)
         values[i] = qg__tunable_default(ctx, &d->tunables[i]);

@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "cl/ctx.h"
 #include "tune/tunedb.h"
+#include "tune/shapes_file.h"
 #include "tune/tuner.h"
 
 static void usage(FILE *f)
@@ -27,10 +28,24 @@ static void usage(FILE *f)
 "not. CLBlast's Xgemm is tuned through CLBlastOverrideParameters against its\n"
 "built-in parameters. Compare the result with qgate bench kernels.\n"
 "\n"
+"With --shapes FILE, the direct 3x3 convolution (conv_direct) is tuned once\n"
+"per shape the file lists, and each winner is stored under that shape's class\n"
+"(c<C>k<K>h<H>w<W>s<stride>; the batch is not part of it). At run time a conv\n"
+"uses its class's entry, else the program's \"*\" entry, else the defaults.\n"
+"Other programs have no per-shape cases and are not tuned in this mode.\n"
+"FILE is JSON, every field required, 3x3 kernels with padding 1:\n"
+"  {\"schema\": 1, \"conv\": [{\"n\": 128, \"c\": 16, \"k\": 16, \"h\": 32, \"w\": 32,\n"
+"                            \"stride\": 1}, ...]}\n"
+"(n images of c x h x w into k channels, stride 1 or 2; example:\n"
+"bench/shapes/resnet20.json).\n"
+"\n"
 "  --kernel NAME         tune one program only (quant, pool, clblast_xgemm, ...;\n"
 "                        a wrong name lists them)\n"
-"  --shapes model        shape class to tune for (resnet20 shapes; default)\n"
-"  --budget SECONDS      search time per program (default 60; 0 = none),\n"
+"  --shapes model|FILE   model: every program on ResNet-20 shapes, stored for\n"
+"                        all shapes (default); FILE: conv_direct per shape\n"
+"                        class of the file's convolutions (see above)\n"
+"  --budget SECONDS      search time per program, or per shape with --shapes\n"
+"                        FILE (default 60; 0 = none),\n"
 "                        checked between candidates (on PoCL a CLBlast\n"
 "                        candidate alone compiles for ~15 s)\n"
 "  --strategy S          exhaustive (default) | random | anneal\n"
@@ -57,11 +72,10 @@ int qg_cli_tune(int argc, char **argv)
         switch (c) {
         case 'k': o.kernel = optarg; break;
         case 's':
-            if (strcmp(optarg, "model") != 0 && strcmp(optarg, "resnet20") != 0) {
-                fprintf(stderr, "qgate tune: --shapes supports 'model' (ResNet-20 shapes), got "
-                        "'%s'\n", optarg);
-                return 2;
-            }
+            /* "model" and "resnet20" name the built-in cases; anything
+             * else is a shapes file. */
+            o.shapes_file = strcmp(optarg, "model") != 0 && strcmp(optarg, "resnet20") != 0
+                                ? optarg : NULL;
             break;
         case 'b': o.budget_s = atof(optarg); break;
         case 'S':
@@ -88,6 +102,15 @@ int qg_cli_tune(int argc, char **argv)
     if (o.runs < 1 || o.budget_s < 0) {
         fprintf(stderr, "qgate tune: --runs must be >= 1 and --budget >= 0\n");
         return 2;
+    }
+    if (o.shapes_file) {
+        /* A bad file is reported before any device work. */
+        qg_tune_shapes sh;
+        if (qg__tune_shapes_load(NULL, o.shapes_file, &sh) != QG_OK) {
+            fprintf(stderr, "qgate tune: --shapes: %s\n", qg_last_error());
+            return 2;
+        }
+        qg__tune_shapes_free(&sh);
     }
     qg_ctx *ctx;
     if (qg_ctx_new(&co, &ctx) != QG_OK) {

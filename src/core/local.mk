@@ -10,6 +10,7 @@ libqgate_la_SOURCES += \
 	src/ref/ref_eltwise.h src/ref/ref_eltwise.c \
 	src/tune/tunedb.h src/tune/tunedb.c src/tune/tuner.h src/tune/tuner.c src/tune/cases.c \
 	src/tune/cases.h src/tune/case_util.c src/tune/cases_quant.c src/tune/cases_layers.c src/tune/cases_cg.c \
-	src/tune/bench_kernels.c
+	src/tune/bench_kernels.c src/tune/case_conv.c src/tune/shapes_file.h src/tune/shapes_file.c \
+	src/tune/cases_shapes.c
 qgateinc_HEADERS += include/qgate/status.h include/qgate/device.h include/qgate/tensor.h
 CL_FILES += cl/eltwise.cl cl/reduce.cl

@@ -263,11 +263,15 @@ typedef struct dparams {
     long WG, VW, JT, KT, WKT, WN;
 } dparams;
 
-static qg_status direct_params(qg_ctx *ctx, dparams *p)
+/* The set tuned for d's shape class when there is one (qgate tune
+ * --shapes FILE), else the program-wide one. */
+static qg_status direct_params(qg_ctx *ctx, const qg_conv_desc *d, dparams *p)
 {
     long v[QG_MAX_TUNABLES];
+    char shape[QG_CONV_SHAPE_CLASS_MAX];
     int n = 0;
-    qg_status st = qg__program_params(ctx, "conv_direct", v, &n);
+    qg__conv_shape_class(d, shape, sizeof shape);
+    qg_status st = qg__program_params_shape(ctx, "conv_direct", shape, v, &n);
     if (st != QG_OK)
         return st;
     if (n != 6)
@@ -342,10 +346,17 @@ static int direct_wn(const dparams *p, int J, int nb)
     return wn < nb ? (int)wn : (nb > 0 ? nb : 1);
 }
 
-static qg_status dget(qg_ctx *ctx, const char *kernel, qg_kargs *a)
+/* Built from the p its caller looked up (a lookup per launch could mix
+ * sets within one conv, and the geometry follows p). */
+static qg_status dget(qg_ctx *ctx, const dparams *p, const char *kernel, qg_kargs *a)
 {
+    const qg_program_desc *pd = qg__program_find("conv_direct");
+    const long v[6] = {p->WG, p->VW, p->JT, p->KT, p->WKT, p->WN};
+    qg_kparam kp[6];
+    for (int i = 0; i < 6; i++)
+        kp[i] = (qg_kparam){pd->tunables[i].name, v[i]};
     cl_kernel k;
-    qg_status st = qg__kernel_current(ctx, "conv_direct", kernel, &k, NULL, NULL);
+    qg_status st = qg__kernel_get(ctx, "conv_direct", kp, 6, kernel, &k);
     if (st != QG_OK)
         return st;
     qg__kargs_init(a, ctx, k, kernel);
@@ -354,12 +365,12 @@ static qg_status dget(qg_ctx *ctx, const char *kernel, qg_kargs *a)
 
 /* Planes dst (at dst_extra in ws) from images n0..n0+nb-1 of src [N][Cs][Hs][Ws]; see
  * qg_conv_direct_prep for mul, div and the offsets. */
-static qg_status dprep(qg_ctx *ctx, const qg_tensor *src, int n0, int nb, int Cs, int Hs,
-                       int Ws, int PH, int mul, int div, int off, const dgeom *g, int Hd,
-                       const qg_tensor *ws, size_t dst_extra)
+static qg_status dprep(qg_ctx *ctx, const dparams *p, const qg_tensor *src, int n0, int nb,
+                       int Cs, int Hs, int Ws, int PH, int mul, int div, int off,
+                       const dgeom *g, int Hd, const qg_tensor *ws, size_t dst_extra)
 {
     qg_kargs a;
-    qg_status st = dget(ctx, "qg_conv_direct_prep", &a);
+    qg_status st = dget(ctx, p, "qg_conv_direct_prep", &a);
     if (st != QG_OK)
         return st;
     int planes = nb * Cs * PH * PH;
@@ -381,11 +392,11 @@ static qg_status dprep(qg_ctx *ctx, const qg_tensor *src, int n0, int nb, int Cs
 }
 
 /* wp [Kp][Ci][T][T] at offset 0 of ws; see qg_conv_direct_wprep. */
-static qg_status dwprep(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *w, int T, int flip,
-                        int Kp, int Ci, const qg_tensor *ws)
+static qg_status dwprep(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d,
+                        const qg_tensor *w, int T, int flip, int Kp, int Ci, const qg_tensor *ws)
 {
     qg_kargs a;
-    qg_status st = dget(ctx, "qg_conv_direct_wprep", &a);
+    qg_status st = dget(ctx, p, "qg_conv_direct_wprep", &a);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, w);
@@ -414,7 +425,7 @@ static qg_status dfwd(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int
     qg_kargs a;
     char name[64];
     snprintf(name, sizeof name, "qg_conv_direct_fwd_%dx%d", g->T, g->T);
-    qg_status st = dget(ctx, name, &a);
+    qg_status st = dget(ctx, p, name, &a);
     if (st != QG_OK)
         return st;
     karg_at(&a, ws, xp_extra);
@@ -447,7 +458,7 @@ static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
                             qg_tensor *ws, int accumulate, int relu, int *done)
 {
     dparams p;
-    qg_status st = direct_params(ctx, &p);
+    qg_status st = direct_params(ctx, d, &p);
     if (st != QG_OK)
         return st;
     int stv = d->stride, T = (d->R + stv - 1) / stv, Ci = d->C * stv * stv;
@@ -460,10 +471,10 @@ static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
     if (nb < 1)
         return QG_OK;
     size_t PQ = (size_t)d->P * d->Q;
-    QG_TRY(dwprep(ctx, d, w, T, 0, Kp, Ci, ws));
+    QG_TRY(dwprep(ctx, &p, d, w, T, 0, Kp, Ci, ws));
     for (int n0 = 0; n0 < d->N; n0 += nb) {
         int cnt = d->N - n0 < nb ? d->N - n0 : nb;
-        QG_TRY(dprep(ctx, x, n0, cnt, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd, ws,
+        QG_TRY(dprep(ctx, &p, x, n0, cnt, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd, ws,
                      wsz));
         QG_TRY(dfwd(ctx, &p, &g, Ci, cnt, ws, wsz, bias, d->K, d->P, d->Q, accumulate, relu, y,
                     (size_t)n0 * d->K * PQ));
@@ -479,7 +490,7 @@ static qg_status direct_bwd_data(qg_ctx *ctx, const qg_conv_desc *d, const qg_te
                                  int accumulate, int *done)
 {
     dparams p;
-    qg_status st = direct_params(ctx, &p);
+    qg_status st = direct_params(ctx, d, &p);
     if (st != QG_OK)
         return st;
     /* dy dilated by the stride and padded by R-1-pad, flipped weights */
@@ -492,10 +503,10 @@ static qg_status direct_bwd_data(qg_ctx *ctx, const qg_conv_desc *d, const qg_te
     if (nb < 1)
         return QG_OK;
     size_t HW = (size_t)d->H * d->W;
-    QG_TRY(dwprep(ctx, d, w, d->R, 1, Kp, d->K, ws));
+    QG_TRY(dwprep(ctx, &p, d, w, d->R, 1, Kp, d->K, ws));
     for (int n0 = 0; n0 < d->N; n0 += nb) {
         int cnt = d->N - n0 < nb ? d->N - n0 : nb;
-        QG_TRY(dprep(ctx, dy, n0, cnt, d->K, d->P, d->Q, 1, 1, d->stride, d->R - 1 - d->pad,
+        QG_TRY(dprep(ctx, &p, dy, n0, cnt, d->K, d->P, d->Q, 1, 1, d->stride, d->R - 1 - d->pad,
                      &g, g.Hd, ws, wsz));
         QG_TRY(dfwd(ctx, &p, &g, d->K, cnt, ws, wsz, NULL, d->C, d->H, d->W, accumulate, 0, dx,
                     (size_t)n0 * d->C * HW));
@@ -521,7 +532,7 @@ static qg_status dwgrad(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, co
     qg_kargs a;
     int nchunks = (nb + wn - 1) / wn;
     snprintf(name, sizeof name, "qg_conv_direct_wgrad_%dx%d", T, T);
-    qg_status st = dget(ctx, name, &a);
+    qg_status st = dget(ctx, p, name, &a);
     if (st != QG_OK)
         return st;
     karg_at(&a, ws, xp_extra);
@@ -540,7 +551,7 @@ static qg_status dwgrad(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, co
     size_t l[3] = {(size_t)p->WG, 1, 1};
     if ((st = qg__kargs_launch(&a, 3, gl, l)) != QG_OK)
         return st;
-    if ((st = dget(ctx, "qg_conv_direct_wgrad_sum", &a)) != QG_OK)
+    if ((st = dget(ctx, p, "qg_conv_direct_wgrad_sum", &a)) != QG_OK)
         return st;
     karg_at(&a, ws, part_extra);
     qg__karg_int(&a, nchunks);
@@ -562,7 +573,7 @@ static qg_status direct_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_
                                    qg_tensor *ws, int accumulate, int *done)
 {
     dparams p;
-    qg_status st = direct_params(ctx, &p);
+    qg_status st = direct_params(ctx, d, &p);
     if (st != QG_OK)
         return st;
     int stv = d->stride, T = (d->R + stv - 1) / stv, Ci = d->C * stv * stv;
@@ -581,9 +592,9 @@ static qg_status direct_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_
     size_t dyp_extra = xp_extra + (size_t)nb * Ci * g.L;
     for (int n0 = 0; n0 < d->N; n0 += nb) {
         int cnt = d->N - n0 < nb ? d->N - n0 : nb;
-        QG_TRY(dprep(ctx, x, n0, cnt, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd, ws,
+        QG_TRY(dprep(ctx, &p, x, n0, cnt, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd, ws,
                      xp_extra));
-        QG_TRY(dprep(ctx, dy, n0, cnt, d->K, d->P, d->Q, 1, 1, 1, 0, &g, d->P, ws,
+        QG_TRY(dprep(ctx, &p, dy, n0, cnt, d->K, d->P, d->Q, 1, 1, 1, 0, &g, d->P, ws,
                      dyp_extra));
         QG_TRY(dwgrad(ctx, d, &p, &g, T, Ci, cnt, wn, ws, xp_extra, dyp_extra, g.L, 0,
                       n0 > 0 || accumulate, dw));
@@ -598,11 +609,11 @@ fail:
 
 /* dx (+)= the phases ph [nb][4C][Hp][Wp] of a stride-2 data gradient put
  * back in place (qg_conv_direct_unphase). */
-static qg_status dunphase(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *ws,
+static qg_status dunphase(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d, const qg_tensor *ws,
                           size_t ph_extra, int Hp, int Wp, int nb, qg_tensor *dx, int accumulate)
 {
     qg_kargs a;
-    qg_status st = dget(ctx, "qg_conv_direct_unphase", &a);
+    qg_status st = dget(ctx, p, "qg_conv_direct_unphase", &a);
     if (st != QG_OK)
         return st;
     int rows = nb * d->C * d->H;
@@ -705,7 +716,7 @@ static qg_status direct_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
 {
     dparams p;
     *done = 0;
-    qg_status st = direct_params(ctx, &p);
+    qg_status st = direct_params(ctx, d, &p);
     if (st != QG_OK)
         return st;
     if (!ws || ws->dtype != QG_DTYPE_F32)
@@ -720,23 +731,23 @@ static qg_status direct_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
     const size_t o_part = b.o_part;
 
     if (s2)
-        QG_TRY(dprep(ctx, dy, 0, N, d->K, d->P, d->Q, 1, 1, 1, 0, &gy, d->P, ws, o_dy));
+        QG_TRY(dprep(ctx, &p, dy, 0, N, d->K, d->P, d->Q, 1, 1, 1, 0, &gy, d->P, ws, o_dy));
     else
-        QG_TRY(dprep(ctx, dy, 0, N, d->K, d->P, d->Q, 1, 1, 1, d->R - 1 - d->pad, &gy, gy.Hd,
+        QG_TRY(dprep(ctx, &p, dy, 0, N, d->K, d->P, d->Q, 1, 1, 1, d->R - 1 - d->pad, &gy, gy.Hd,
                      ws, o_dy));
     if (dx) {
-        QG_TRY(dwprep(ctx, d, w, TD, s2 ? 2 : 1, Kp, d->K, ws));
+        QG_TRY(dwprep(ctx, &p, d, w, TD, s2 ? 2 : 1, Kp, d->K, ws));
         gy.T = TD;
         if (s2) {
             QG_TRY(dfwd(ctx, &p, &gy, d->K, N, ws, o_dy, NULL, dKo, Hp, Wp, 0, 0, ws, o_ph));
-            QG_TRY(dunphase(ctx, d, ws, o_ph, Hp, Wp, N, dx, acc_dx));
+            QG_TRY(dunphase(ctx, &p, d, ws, o_ph, Hp, Wp, N, dx, acc_dx));
         } else {
             QG_TRY(dfwd(ctx, &p, &gy, d->K, N, ws, o_dy, NULL, d->C, d->H, d->W, acc_dx, 0, dx,
                         0));
         }
     }
     if (dw) {
-        QG_TRY(dprep(ctx, x, 0, N, d->C, d->H, d->W, stv, stv, 1, d->pad, &gw, gw.Hd, ws, o_x));
+        QG_TRY(dprep(ctx, &p, x, 0, N, d->C, d->H, d->W, stv, stv, 1, d->pad, &gw, gw.Hd, ws, o_x));
         QG_TRY(dwgrad(ctx, d, &p, &gw, T, Ci, N, wn, ws, o_x, o_dy + dy_off, gy.L, o_part,
                       acc_dw, dw));
         if (dbias)

@@ -24,6 +24,12 @@ typedef struct qg_conv_desc {
 qg_status qg__conv_desc_init(qg_ctx *ctx, qg_conv_desc *d, int N, int C, int H, int W, int K,
                              int R, int S, int stride, int pad, int groups);
 
+/* "c16k16h32w32s1": input channels, output channels, input height and
+ * width, stride; the key of per-shape tuned parameters of the direct
+ * 3x3 kernels (batch, kernel size and padding are not part of it). */
+#define QG_CONV_SHAPE_CLASS_MAX 64
+void qg__conv_shape_class(const qg_conv_desc *d, char *buf, size_t cap);
+
 /* Scratch floats the conv calls need (im2col buffer etc.); the caller
  * owns one workspace tensor of at least this many F32 elements and may
  * share it between layers (calls are sequential on one queue). */

@@ -2,6 +2,8 @@
 # their C oracles and their test (see Makefile.am).
 libqgate_la_SOURCES += src/ops/conv.h src/ops/conv.c src/ref/ref_conv.h src/ref/ref_conv.c
 CL_FILES += cl/im2col.cl cl/conv_direct.cl
+# Shape classes of per-shape tuned parameters (qgate tune --shapes FILE).
+libqgate_la_SOURCES += src/ops/conv_shape.c
 
 check_PROGRAMS += tests/test_conv
 tests_test_conv_SOURCES = tests/test_conv.c

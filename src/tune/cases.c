@@ -10,11 +10,9 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "gemm/gemm.h"
-#include "ops/conv.h"
 #include "ops/eltwise.h"
 #include "ops/layers.h"
 #include "ops/reduce.h"
-#include "ref/ref_conv.h"
 #include "ref/ref_eltwise.h"
 #include "ref/ref_layers.h"
 #include "tensor/tensor_impl.h"
@@ -155,105 +153,23 @@ static qg_status red_check(qg_ctx *ctx, void *state, double *err)
     return st;
 }
 
-/* Convolutions of CV_N images on ResNet-20 stage-1 maps: conv_direct
- * times the 3x3 16->16 conv (forward, data and weight gradients); im2col
- * times the 1x1 stride-2 16->32 option-B shortcut, which takes the
- * im2col + CLBlast path. */
-typedef struct conv_state {
-    bufs *b;
-    qg_conv_desc d;
-    qg_tensor *w, *ws, *x, *y, *dx, *dw;   /* x, y, dx: views of CV_N images */
-    int k, stride, cout;
-    float *hw;
-} conv_state;
-
+/* Convolutions of CV_N images on ResNet-20 stage-1 maps (case_conv.c):
+ * conv_direct times the 3x3 16->16 conv; im2col times the 1x1 stride-2
+ * 16->32 option-B shortcut, which takes the im2col + CLBlast path. */
 enum { CV_N = 32 };
-
-static void conv_release(void *p)
-{
-    conv_state *c = p;
-    if (!c)
-        return;
-    qg_tensor_free(c->x);
-    qg_tensor_free(c->y);
-    qg_tensor_free(c->dx);
-    qg_tensor_free(c->dw);
-    bufs_free(c->b);
-    qg_tensor_free(c->w);
-    qg_tensor_free(c->ws);
-    free(c->hw);
-    free(c);
-}
-
-static qg_status conv_prepare_shape(qg_ctx *ctx, void **state, int k, int stride, int cout)
-{
-    qg_status st = QG_OK;
-    conv_state *c = calloc(1, sizeof *c);
-    if (!c)
-        return qg__error(ctx, QG_ERR_NOMEM, "out of memory");
-    c->k = k;
-    c->stride = stride;
-    c->cout = cout;
-    QG_TRY(bufs_new(ctx, &c->b));
-    QG_TRY(qg__conv_desc_init(ctx, &c->d, CV_N, RN_C, 32, 32, cout, k, k, stride, k / 2, 1));
-    size_t nw = (size_t)cout * RN_C * k * k;
-    int64_t wsh[4] = {cout, RN_C, k, k}, wss[1] = {(int64_t)qg__conv_workspace_floats(&c->d)};
-    c->hw = malloc(sizeof(float) * nw);
-    if (!c->hw) {
-        st = qg__error(ctx, QG_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    qg_rng r = {5};
-    for (size_t i = 0; i < nw; i++)
-        c->hw[i] = (float)qg__rng_normal(&r) * 0.1f;
-    QG_TRY(qg_tensor_new(ctx, 4, wsh, QG_DTYPE_F32, "w", &c->w));
-    QG_TRY(qg_tensor_new(ctx, 4, wsh, QG_DTYPE_F32, "dw", &c->dw));
-    QG_TRY(qg_tensor_write(c->w, c->hw, sizeof(float) * nw));
-    QG_TRY(qg_tensor_new(ctx, 1, wss, QG_DTYPE_F32, "ws", &c->ws));
-    int64_t vs[4] = {CV_N, RN_C, 32, 32}, ys[4] = {CV_N, cout, c->d.P, c->d.Q};
-    QG_TRY(qg_tensor_view(c->b->a, 0, 4, vs, &c->x));
-    QG_TRY(qg_tensor_view(c->b->y, 0, 4, ys, &c->y));
-    QG_TRY(qg_tensor_view(c->b->z, 0, 4, vs, &c->dx));
-    qg_ref_conv2d_fwd(&c->d, c->b->ha, c->hw, NULL, c->b->ref1);
-    *state = c;
-    return QG_OK;
-fail:
-    conv_release(c);
-    return st;
-}
 
 static qg_status direct_prepare(qg_ctx *ctx, void **state)
 {
-    return conv_prepare_shape(ctx, state, 3, 1, RN_C);
+    const qg_tune_conv_shape s = {.n = CV_N, .c = RN_C, .k = RN_C, .h = 32, .w = 32, .r = 3,
+                                  .stride = 1, .pad = 1};
+    return qg__tune_conv_prepare(ctx, &s, state);
 }
 
 static qg_status im2col_prepare(qg_ctx *ctx, void **state)
 {
-    return conv_prepare_shape(ctx, state, 1, 2, 2 * RN_C);
-}
-
-static qg_status conv_run(qg_ctx *ctx, void *state)
-{
-    conv_state *c = state;
-    qg_status st = qg__conv2d_fwd(ctx, &c->d, c->x, c->w, NULL, c->y, c->ws);
-    if (st == QG_OK)
-        st = qg__conv2d_bwd_data(ctx, &c->d, c->y, c->w, c->dx, c->ws, 0);
-    if (st == QG_OK)
-        st = qg__conv2d_bwd_weight(ctx, &c->d, c->x, c->y, c->dw, NULL, c->ws, 0);
-    return st;
-}
-
-static qg_status conv_check(qg_ctx *ctx, void *state, double *err)
-{
-    conv_state *c = state;
-    size_t n = (size_t)CV_N * c->cout * c->d.P * c->d.Q;
-    float *g = malloc(n * sizeof *g);
-    if (!g)
-        return qg__error(ctx, QG_ERR_NOMEM, "out of memory");
-    qg_status st = qg_tensor_read(c->y, g, n * sizeof *g);
-    *err = st == QG_OK ? qg__tune_max_rel_err(g, c->b->ref1, n, 1e-2) : 0;
-    free(g);
-    return st;
+    const qg_tune_conv_shape s = {.n = CV_N, .c = RN_C, .k = 2 * RN_C, .h = 32, .w = 32, .r = 1,
+                                  .stride = 2, .pad = 0};
+    return qg__tune_conv_prepare(ctx, &s, state);
 }
 
 /* clblast_xgemm: the GEMM of a ResNet-20 stage-1 conv forward for a
@@ -420,12 +336,13 @@ static const qg_tune_case cases[] = {
      .desc = qg__gemm_program_desc, .apply = qg__gemm_override,
      .builtin = qg__gemm_use_builtin,
      .work = 2.0 * GM * GN * GK, .work_is_flops = 1},
-    {.program = "conv_direct", .shape = "resnet20", .prepare = direct_prepare, .run = conv_run,
-     .check = conv_check, .release = conv_release, .tolerance = 1e-3,
-     .work = 3 * 2.0 * CV_N * RN_C * RN_HW * RN_C * 9, .work_is_flops = 1},
-    {.program = "im2col", .shape = "resnet20", .prepare = im2col_prepare, .run = conv_run,
-     .check = conv_check, .release = conv_release, .tolerance = 1e-3,
-     .work = 3 * 2.0 * CV_N * RN_C * (RN_HW / 4) * 2 * RN_C, .work_is_flops = 1},
+    {.program = "conv_direct", .shape = "resnet20", .prepare = direct_prepare,
+     .run = qg__tune_conv_run, .check = qg__tune_conv_check, .release = qg__tune_conv_release,
+     .tolerance = 1e-3, .work = 3 * 2.0 * CV_N * RN_C * RN_HW * RN_C * 9, .work_is_flops = 1},
+    {.program = "im2col", .shape = "resnet20", .prepare = im2col_prepare,
+     .run = qg__tune_conv_run, .check = qg__tune_conv_check, .release = qg__tune_conv_release,
+     .tolerance = 1e-3, .work = 3 * 2.0 * CV_N * RN_C * (RN_HW / 4) * 2 * RN_C,
+     .work_is_flops = 1},
     {.program = "bn", .shape = "resnet20", .prepare = bn_prepare, .run = bn_run,
      .check = bn_check, .release = bn_release, .tolerance = 1e-3,
      .work = (double)RN_NUMEL * 4 * 6},

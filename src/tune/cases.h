@@ -18,6 +18,21 @@ const qg_tune_case *qg__tune_cases_quant(size_t *n);
 const qg_tune_case *qg__tune_cases_layers(size_t *n);
 const qg_tune_case *qg__tune_cases_cg(size_t *n);
 
+/* The convolution case on any shape (case_conv.c): n images of c x h x w,
+ * k output channels, r x r kernel, ungrouped. It times the forward pass
+ * and both gradients (qg__conv2d_bwd, as training calls it) and checks
+ * all three outputs against src/ref/ref_conv.c. */
+typedef struct qg_tune_conv_shape {
+    int n, c, k, h, w, r, stride, pad;
+} qg_tune_conv_shape;
+
+qg_status qg__tune_conv_prepare(qg_ctx *ctx, const qg_tune_conv_shape *s, void **state);
+qg_status qg__tune_conv_run(qg_ctx *ctx, void *state);
+qg_status qg__tune_conv_check(qg_ctx *ctx, void *state, double *err);
+void qg__tune_conv_release(void *state);
+/* Multiply-adds times two of one run (forward and both gradients). */
+double qg__tune_conv_flops(const qg_tune_conv_shape *s);
+
 /* max_i |got_i - ref_i| / (floor + |ref_i|); INFINITY when a value is NaN.
  * `floor` sets the scale below which errors count as absolute. */
 double qg__tune_max_rel_err(const float *got, const float *ref, size_t n, double floor_);

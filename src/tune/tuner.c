@@ -110,6 +110,11 @@ void qg__tune_case_names(char *buf, size_t cap)
                                 qg__tune_case_at(i)->program);
 }
 
+qg_status qg__tune_case_prepare(qg_ctx *ctx, const qg_tune_case *c, void **state)
+{
+    return c->prepare_arg ? c->prepare_arg(ctx, c->arg, state) : c->prepare(ctx, state);
+}
+
 const qg_program_desc *qg__tune_case_desc(const qg_tune_case *c)
 {
     return c->desc ? c->desc() : qg__program_find(c->program);
@@ -274,7 +279,7 @@ static int confirm(qg_ctx *ctx, const qg_tune_case *c, const qg_program_desc *d,
     return win;
 }
 
-static qg_status tune_case(qg_ctx *ctx, const qg_tune_case *c, const qg_tune_opts *o)
+qg_status qg__tune_case_run(qg_ctx *ctx, const qg_tune_case *c, const qg_tune_opts *o)
 {
     const qg_program_desc *d = qg__tune_case_desc(c);
     FILE *log = o->log ? o->log : stderr;
@@ -289,7 +294,7 @@ static qg_status tune_case(qg_ctx *ctx, const qg_tune_case *c, const qg_tune_opt
         return qg__error(ctx, QG_ERR_NOMEM, "out of memory enumerating candidates");
     fprintf(log, "%s [%s]: %zu candidates (%zu dropped by constraints), budget %.0f s\n",
             c->program, c->shape, n, dropped, o->budget_s);
-    st = c->prepare(ctx, &state);
+    st = qg__tune_case_prepare(ctx, c, &state);
     if (st != QG_OK) {
         free(cands);
         return st;
@@ -394,7 +399,8 @@ static qg_status tune_case(qg_ctx *ctx, const qg_tune_case *c, const qg_tune_opt
             def_ms, def_ms / best_ms, builtin ? "min times" : "medians of the confirmation");
     qg_status st2 = QG_OK;
     if (!o->dry_run)
-        st2 = qg__tunedb_store(ctx, c->program, "*", best, best_ms, def_ms);
+        st2 = qg__tunedb_store(ctx, c->program, c->db_shape ? c->db_shape : "*", best, best_ms,
+                               def_ms);
     /* Leave the context running with the winner (CLBlast keeps the last
      * override; registry programs read it from the database). */
     if (st2 == QG_OK && builtin)
@@ -404,12 +410,14 @@ static qg_status tune_case(qg_ctx *ctx, const qg_tune_case *c, const qg_tune_opt
 
 qg_status qg__tune_run(qg_ctx *ctx, const qg_tune_opts *o)
 {
+    if (o->shapes_file)
+        return qg__tune_run_shapes(ctx, o);
     size_t done = 0;
     for (size_t i = 0; i < qg__tune_case_count(); i++) {
         const qg_tune_case *c = qg__tune_case_at(i);
         if (o->kernel && strcmp(o->kernel, c->program) != 0)
             continue;
-        qg_status st = tune_case(ctx, c, o);
+        qg_status st = qg__tune_case_run(ctx, c, o);
         if (st != QG_OK)
             return st;
         done++;

@@ -11,9 +11,16 @@
 /* A benchmark case of one program on one shape class. */
 typedef struct qg_tune_case {
     const char *program;
-    const char *shape;         /* shape class name, e.g. "resnet20" */
+    const char *shape;         /* shape label for the output, e.g. "resnet20" */
     /* Allocates inputs and computes the reference output once. */
     qg_status (*prepare)(qg_ctx *ctx, void **state);
+    /* Instead of prepare, for cases built at run time from a shapes file:
+     * prepares from `arg` (see qg__tune_case_prepare). */
+    qg_status (*prepare_arg)(qg_ctx *ctx, const void *arg, void **state);
+    const void *arg;
+    /* Shape class the winner is stored under; NULL = "*", every shape
+     * (the built-in ResNet-20 cases stand for the whole program). */
+    const char *db_shape;
     /* Enqueues the work being timed (all kernels of the program). */
     qg_status (*run)(qg_ctx *ctx, void *state);
     /* Compares the device output with the reference: max relative error. */
@@ -41,6 +48,10 @@ typedef enum qg_tune_strategy {
 
 typedef struct qg_tune_opts {
     const char *kernel;        /* NULL = every program that has a case */
+    /* NULL: the built-in cases (ResNet-20 shapes, stored for every shape);
+     * else a shapes file (tune/shapes_file.h): per-shape cases of the
+     * programs that have them, each stored under its shape class. */
+    const char *shapes_file;
     double budget_s;           /* per program; 0 = unlimited */
     qg_tune_strategy strategy;
     int runs;                  /* timed runs per candidate (min is kept) */
@@ -55,6 +66,9 @@ const qg_tune_case *qg__tune_case_at(size_t i);
 
 /* "clblast_xgemm, conv_direct, ...": the case names, for messages. */
 void qg__tune_case_names(char *buf, size_t cap);
+
+/* Runs c's prepare or prepare_arg. */
+qg_status qg__tune_case_prepare(qg_ctx *ctx, const qg_tune_case *c, void **state);
 
 /* The parameter description of a case: its registry program, or the
  * case's own (CLBlast). NULL when the program is unknown. */
@@ -80,6 +94,13 @@ int qg__tune_verify(qg_ctx *ctx, const qg_tune_case *c, const qg_program_desc *d
                     const long *values, char *note, size_t cap);
 
 qg_status qg__tune_run(qg_ctx *ctx, const qg_tune_opts *o);
+
+/* Searches one case (o->kernel is not consulted) and stores its winner
+ * unless o->dry_run. */
+qg_status qg__tune_case_run(qg_ctx *ctx, const qg_tune_case *c, const qg_tune_opts *o);
+
+/* qg__tune_run for o->shapes_file (cases_shapes.c). */
+qg_status qg__tune_run_shapes(qg_ctx *ctx, const qg_tune_opts *o);
 
 /* `qgate bench kernels`: per case, one line with the program's default
  * parameters (CLBlast: its built-in ones) and one with the tuned set the

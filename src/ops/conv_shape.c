@@ -1,0 +1,18 @@
+/* src/ops/conv_shape.c: the shape class of a convolution, the key under
+ * which `qgate tune --shapes FILE` stores per-shape parameters of the
+ * direct kernels (cl/conv_direct.cl) and under which src/ops/conv.c looks
+ * them up. Tests: tests/test_tune_shapes.c. */
+#include "config.h"
+
+#include <stdio.h>
+
+#include "ops/conv.h"
+
+/* The batch is left out: the kernels' best tiling follows the map and
+ * channel sizes, and a class per batch size would split one layer's
+ * tuning between training and evaluation. Kernel size and padding are
+ * left out because the direct kernels take only 3x3 (pad 1 in ResNets). */
+void qg__conv_shape_class(const qg_conv_desc *d, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "c%dk%dh%dw%ds%d", d->C, d->K, d->H, d->W, d->stride);
+}
