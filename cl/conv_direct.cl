@@ -198,9 +198,9 @@ __kernel void qg_conv_direct_unphase(QG_T(const float, ph), int C, int H, int W,
  *         and is written with one vector store (lanes past Qo are dropped).
  *         No per-lane epilogue; best when Qo is a multiple of VW.
  * Range (items, Kp/KT, nb) with items = J/(VW*JT) or ceil(Po*QV/JT). */
-#define QG_CONV_FWD(TR, TS)                                                                 \
+#define QG_CONV_FWD(NAME, TR, TS, PPC, TAP)                                                  \
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))                                    \
-void qg_conv_direct_fwd_##TR##x##TS(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,   \
+void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,                             \
                                     QG_T(const float, wp), QG_T(const float, bias),         \
                                     int has_bias, int Ko, int Po, int Qo, int accumulate,   \
                                     int QV, int relu, QG_T(float, y))                       \
@@ -224,7 +224,7 @@ void qg_conv_direct_fwd_##TR##x##TS(QG_T(const float, xp), int Ci, int Lx, int W
         _Pragma("unroll") for (int jt = 0; jt < JT; jt++)                                   \
             base[jt] = (g0 * JT + jt) * VW;                                                 \
     }                                                                                       \
-    __global const float *xb = QG_P(xp) + (size_t)n * Ci * Lx;                              \
+    __global const float *xb = QG_P(xp) + (size_t)n * Ci * (PPC) * Lx;                      \
     __global const float *wb = QG_P(wp) + (size_t)k0 * Ci * (TR * TS);                      \
     const int wstride = Ci * (TR * TS);                                                     \
     vec acc[KT][JT];                                                                        \
@@ -236,7 +236,7 @@ void qg_conv_direct_fwd_##TR##x##TS(QG_T(const float, xp), int Ci, int Lx, int W
             _Pragma("unroll") for (int s = 0; s < TS; s++) {                                \
                 vec xv[JT];                                                                 \
                 _Pragma("unroll") for (int jt = 0; jt < JT; jt++)                           \
-                    xv[jt] = vload_v(0, xb + base[jt] + r * Wd + s);                        \
+                    xv[jt] = vload_v(0, xb + base[jt] + TAP(r, s));                         \
                 _Pragma("unroll") for (int kt = 0; kt < KT; kt++) {                         \
                     float wv = wb[kt * wstride + r * TS + s];                               \
                     _Pragma("unroll") for (int jt = 0; jt < JT; jt++)                       \
@@ -244,7 +244,7 @@ void qg_conv_direct_fwd_##TR##x##TS(QG_T(const float, xp), int Ci, int Lx, int W
                 }                                                                           \
             }                                                                               \
         }                                                                                   \
-        xb += Lx;                                                                           \
+        xb += (PPC) * Lx;                                                                   \
         wb += TR * TS;                                                                      \
     }                                                                                       \
     int PQ = Po * Qo;                                                                       \
@@ -303,17 +303,27 @@ void qg_conv_direct_fwd_##TR##x##TS(QG_T(const float, xp), int Ci, int Lx, int W
     }                                                                                       \
 }
 
-QG_CONV_FWD(3, 3)
-QG_CONV_FWD(2, 2)
+/* Where tap (r, s) of an output position sits in the prepared planes of
+ * one input channel: one plane (stride 1), or the four phase planes of a
+ * stride-2 conv, tap (r, s) in plane (r%2, s%2) at (r/2, s/2). */
+#define QG_TAP_PLANE(r, s) ((r) * Wd + (s))
+#define QG_TAP_PHASE(r, s) ((((r) & 1) * 2 + ((s) & 1)) * Lx + ((r) >> 1) * Wd + ((s) >> 1))
+
+QG_CONV_FWD(qg_conv_direct_fwd_3x3, 3, 3, 1, QG_TAP_PLANE)
+QG_CONV_FWD(qg_conv_direct_fwd_2x2, 2, 2, 1, QG_TAP_PLANE)
+/* Stride-2 3x3 over phase planes: Ci channels of four planes each, weights
+ * wp[Kp][Ci][3][3] as they are; 9 taps of work per channel where the 2x2
+ * conv over the 4Ci phase channels does 16. */
+QG_CONV_FWD(qg_conv_direct_fwd_s2_3x3, 3, 3, 4, QG_TAP_PHASE)
 
 /* part[chunk][k][ci][TR][TS] = sum over images n of the chunk (wn per
  * chunk, n < nb) and positions j < J of dyp[n][k][j] * xp[n][ci][j +
  * r*Wd + s]; dyp holds zeros past each row's Q and past P rows, so no
  * position outside the output contributes. Range (Ci, ceil(K/WKT),
  * nchunks). */
-#define QG_CONV_WGRAD(TR, TS)                                                               \
+#define QG_CONV_WGRAD(NAME, TR, TS, PPC, TAP)                                                \
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))                                    \
-void qg_conv_direct_wgrad_##TR##x##TS(QG_T(const float, xp), int Ci, int Lx, int Wd,        \
+void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd,                                    \
                                       QG_T(const float, dyp), int K, int Ly, int J, int nb, \
                                       int wn, QG_T(float, part))                            \
 {                                                                                           \
@@ -329,7 +339,7 @@ void qg_conv_direct_wgrad_##TR##x##TS(QG_T(const float, xp), int Ci, int Lx, int
         _Pragma("unroll") for (int t = 0; t < TR * TS; t++)                                 \
             acc[kt][t] = (vec)0.0f;                                                         \
     for (int n = n0; n < n1; n++) {                                                         \
-        __global const float *xb = QG_P(xp) + ((size_t)n * Ci + ci) * Lx;                   \
+        __global const float *xb = QG_P(xp) + ((size_t)n * Ci + ci) * (PPC) * Lx;           \
         __global const float *db[WKT];                                                      \
         _Pragma("unroll") for (int kt = 0; kt < WKT; kt++)                                  \
             db[kt] = QG_P(dyp) + ((size_t)n * K + min(k0 + kt, K - 1)) * Ly;                \
@@ -339,7 +349,7 @@ void qg_conv_direct_wgrad_##TR##x##TS(QG_T(const float, xp), int Ci, int Lx, int
                 dv[kt] = vload_v(0, db[kt] + j);                                            \
             _Pragma("unroll") for (int r = 0; r < TR; r++)                                  \
                 _Pragma("unroll") for (int s = 0; s < TS; s++) {                            \
-                    vec xv = vload_v(0, xb + j + r * Wd + s);                               \
+                    vec xv = vload_v(0, xb + j + TAP(r, s));                                \
                     _Pragma("unroll") for (int kt = 0; kt < WKT; kt++)                      \
                         acc[kt][r * TS + s] = fma(dv[kt], xv, acc[kt][r * TS + s]);         \
                 }                                                                           \
@@ -355,8 +365,71 @@ void qg_conv_direct_wgrad_##TR##x##TS(QG_T(const float, xp), int Ci, int Lx, int
     }                                                                                       \
 }
 
-QG_CONV_WGRAD(3, 3)
-QG_CONV_WGRAD(2, 2)
+QG_CONV_WGRAD(qg_conv_direct_wgrad_3x3, 3, 3, 1, QG_TAP_PLANE)
+/* Stride-2 3x3 from phase planes: part[chunk][k][ci][3][3] directly. */
+QG_CONV_WGRAD(qg_conv_direct_wgrad_s2_3x3, 3, 3, 4, QG_TAP_PHASE)
+
+/* The same partials for a stride-1 3x3 conv, walking each column strip
+ * of VW positions down the rows: row p's taps read x rows p, p+1, p+2,
+ * and the next row reuses two of them from registers, so an output row
+ * costs 3 x loads (and WKT dy loads) for 9*WKT FMAs where the flat walk
+ * above loads all 9. Strip c0 = cb*VW covers columns c0..c0+VW-1 of one
+ * row, so the host takes this kernel only when QB*VW <= Wd (the lanes past
+ * Q read dy's zero columns). Range (Ci, ceil(K/WKT), nchunks). */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_conv_direct_wgrad_rows_3x3(QG_T(const float, xp), int Ci, int Lx, int Wd,
+                                   QG_T(const float, dyp), int K, int Ly, int J, int nb,
+                                   int wn, QG_T(float, part), int Po, int QB)
+{
+    int ci = get_global_id(0);
+    int k0 = get_global_id(1) * WKT;
+    int chunk = get_global_id(2);
+    int n0 = chunk * wn;
+    if (ci >= Ci || k0 >= K || n0 >= nb)
+        return;
+    int n1 = min(n0 + wn, nb);
+    vec acc[WKT][9];
+    _Pragma("unroll") for (int kt = 0; kt < WKT; kt++)
+        _Pragma("unroll") for (int t = 0; t < 9; t++)
+            acc[kt][t] = (vec)0.0f;
+    for (int n = n0; n < n1; n++) {
+        __global const float *xb = QG_P(xp) + ((size_t)n * Ci + ci) * Lx;
+        __global const float *db[WKT];
+        _Pragma("unroll") for (int kt = 0; kt < WKT; kt++)
+            db[kt] = QG_P(dyp) + ((size_t)n * K + min(k0 + kt, K - 1)) * Ly;
+        for (int c0 = 0; c0 < QB * VW; c0 += VW) {
+            vec x0[3], x1[3];
+            _Pragma("unroll") for (int s = 0; s < 3; s++) {
+                x0[s] = vload_v(0, xb + c0 + s);
+                x1[s] = vload_v(0, xb + Wd + c0 + s);
+            }
+            for (int p = 0; p < Po; p++) {
+                vec x2[3], dv[WKT];
+                _Pragma("unroll") for (int s = 0; s < 3; s++)
+                    x2[s] = vload_v(0, xb + (p + 2) * Wd + c0 + s);
+                _Pragma("unroll") for (int kt = 0; kt < WKT; kt++)
+                    dv[kt] = vload_v(0, db[kt] + p * Wd + c0);
+                _Pragma("unroll") for (int kt = 0; kt < WKT; kt++)
+                    _Pragma("unroll") for (int s = 0; s < 3; s++) {
+                        acc[kt][s] = fma(dv[kt], x0[s], acc[kt][s]);
+                        acc[kt][3 + s] = fma(dv[kt], x1[s], acc[kt][3 + s]);
+                        acc[kt][6 + s] = fma(dv[kt], x2[s], acc[kt][6 + s]);
+                    }
+                _Pragma("unroll") for (int s = 0; s < 3; s++) {
+                    x0[s] = x1[s];
+                    x1[s] = x2[s];
+                }
+            }
+        }
+    }
+    _Pragma("unroll") for (int kt = 0; kt < WKT; kt++) {
+        if (k0 + kt < K) {
+            __global float *o = QG_P(part) + (((size_t)chunk * K + k0 + kt) * Ci + ci) * 9;
+            _Pragma("unroll") for (int t = 0; t < 9; t++)
+                o[t] = hsum(acc[kt][t]);
+        }
+    }
+}
 
 /* dw[k][c][r][s] (= or += when accumulate) the sum over the nchunks
  * partials of part[chunk][k][ci][r/st][s/st] with ci = c*st*st +

@@ -64,6 +64,7 @@ static const shape shapes[] = {
     {3, 5, 7, 5, 7, 3, 3, 2, 1, 1, "3x3 s2 p1, K=7 (direct)"},
     {3, 5, 7, 5, 7, 3, 3, 1, 0, 1, "3x3 s1 p0, K=7 (direct)"},
     {3, 1, 9, 8, 16, 3, 3, 1, 1, 1, "3x3 stem C=1 (direct)"},
+    {2, 5, 6, 14, 7, 3, 3, 1, 1, 1, "3x3 s1 p1, 14 wide (row-walk wgrad; 2 strips at VW 8)"},
     {2, 3, 8, 8, 3, 3, 3, 1, 3, 1, "3x3 p3 (pad > 2: GEMM)"},
 };
 

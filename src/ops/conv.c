@@ -297,6 +297,7 @@ static int use_direct(const qg_conv_desc *d)
  * most VW - 1 past it, inside the zero rows that close the plane. */
 typedef struct dgeom {
     int T, Hd, Wd, J, L, QV;
+    int ph;     /* phase planes of a stride-2 3x3 conv, read tap by tap */
 } dgeom;
 
 static dgeom direct_geom(int T, int Po, int Qo, int jm, int vw)
@@ -404,7 +405,7 @@ static qg_status dwprep(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d,
     qg__karg_int(&a, d->C);
     qg__karg_int(&a, d->R);
     qg__karg_int(&a, d->S);
-    qg__karg_int(&a, flip ? 1 : d->stride);
+    qg__karg_int(&a, 1); /* stride-2 forwards read phase planes tap by tap */
     qg__karg_int(&a, T);
     qg__karg_int(&a, T);
     qg__karg_int(&a, flip);
@@ -424,7 +425,10 @@ static qg_status dfwd(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int
 {
     qg_kargs a;
     char name[64];
-    snprintf(name, sizeof name, "qg_conv_direct_fwd_%dx%d", g->T, g->T);
+    if (g->ph)
+        snprintf(name, sizeof name, "qg_conv_direct_fwd_s2_3x3");
+    else
+        snprintf(name, sizeof name, "qg_conv_direct_fwd_%dx%d", g->T, g->T);
     qg_status st = dget(ctx, p, name, &a);
     if (st != QG_OK)
         return st;
@@ -461,22 +465,26 @@ static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
     qg_status st = direct_params(ctx, d, &p);
     if (st != QG_OK)
         return st;
+    /* stride 2: the 3x3 kernel over the four phase planes of each channel
+     * (planes of a 2x2 tile's geometry) */
     int stv = d->stride, T = (d->R + stv - 1) / stv, Ci = d->C * stv * stv;
     dgeom g = direct_geom(T, d->P, d->Q, (int)(p.VW * p.JT), (int)p.VW);
     g.QV = direct_slots(&g, d->P, d->Q, (int)p.VW);
+    g.ph = stv == 2;
+    int Tw = g.ph ? d->R : T, Cw = g.ph ? d->C : Ci;
     int Kp = (int)qg__round_up((size_t)d->K, (size_t)p.KT);
-    size_t wsz = qg__round_up((size_t)Kp * Ci * T * T, 16), per = (size_t)Ci * g.L;
+    size_t wsz = qg__round_up((size_t)Kp * Cw * Tw * Tw, 16), per = (size_t)Ci * g.L;
     int nb = direct_nb(d, ws, wsz, per);
     *done = 0;
     if (nb < 1)
         return QG_OK;
     size_t PQ = (size_t)d->P * d->Q;
-    QG_TRY(dwprep(ctx, &p, d, w, T, 0, Kp, Ci, ws));
+    QG_TRY(dwprep(ctx, &p, d, w, Tw, 0, Kp, Cw, ws));
     for (int n0 = 0; n0 < d->N; n0 += nb) {
         int cnt = d->N - n0 < nb ? d->N - n0 : nb;
         QG_TRY(dprep(ctx, &p, x, n0, cnt, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd, ws,
                      wsz));
-        QG_TRY(dfwd(ctx, &p, &g, Ci, cnt, ws, wsz, bias, d->K, d->P, d->Q, accumulate, relu, y,
+        QG_TRY(dfwd(ctx, &p, &g, Cw, cnt, ws, wsz, bias, d->K, d->P, d->Q, accumulate, relu, y,
                     (size_t)n0 * d->K * PQ));
     }
     *done = 1;
@@ -531,12 +539,22 @@ static qg_status dwgrad(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, co
     char name[64];
     qg_kargs a;
     int nchunks = (nb + wn - 1) / wn;
-    snprintf(name, sizeof name, "qg_conv_direct_wgrad_%dx%d", T, T);
+    /* g->ph: Ci = 4C phase planes read as C channels of 3x3 taps */
+    int Ck = g->ph ? d->C : Ci, Tk = g->ph ? d->R : T, stk = g->ph ? 1 : d->stride;
+    /* stride-1 3x3 whose rows take whole column strips: the row walk */
+    int QB = (d->Q + (int)p->VW - 1) / (int)p->VW;
+    int rows = !g->ph && T == 3 && d->stride == 1 && QB * (int)p->VW <= g->Wd;
+    if (g->ph)
+        snprintf(name, sizeof name, "qg_conv_direct_wgrad_s2_3x3");
+    else if (rows)
+        snprintf(name, sizeof name, "qg_conv_direct_wgrad_rows_3x3");
+    else
+        snprintf(name, sizeof name, "qg_conv_direct_wgrad_%dx%d", T, T);
     qg_status st = dget(ctx, p, name, &a);
     if (st != QG_OK)
         return st;
     karg_at(&a, ws, xp_extra);
-    qg__karg_int(&a, Ci);
+    qg__karg_int(&a, Ck);
     qg__karg_int(&a, g->L);
     qg__karg_int(&a, g->Wd);
     karg_at(&a, ws, dyp_extra);
@@ -546,7 +564,11 @@ static qg_status dwgrad(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, co
     qg__karg_int(&a, nb);
     qg__karg_int(&a, wn);
     karg_at(&a, ws, part_extra);
-    size_t gl[3] = {(size_t)Ci, qg__round_up((size_t)d->K, (size_t)p->WKT) / (size_t)p->WKT,
+    if (rows) {
+        qg__karg_int(&a, d->P);
+        qg__karg_int(&a, QB);
+    }
+    size_t gl[3] = {(size_t)Ck, qg__round_up((size_t)d->K, (size_t)p->WKT) / (size_t)p->WKT,
                     (size_t)nchunks};
     size_t l[3] = {(size_t)p->WG, 1, 1};
     if ((st = qg__kargs_launch(&a, 3, gl, l)) != QG_OK)
@@ -559,9 +581,9 @@ static qg_status dwgrad(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, co
     qg__karg_int(&a, d->C);
     qg__karg_int(&a, d->R);
     qg__karg_int(&a, d->S);
-    qg__karg_int(&a, d->stride);
-    qg__karg_int(&a, T);
-    qg__karg_int(&a, T);
+    qg__karg_int(&a, stk);
+    qg__karg_int(&a, Tk);
+    qg__karg_int(&a, Tk);
     qg__karg_int(&a, accumulate != 0);
     qg__karg_tensor(&a, dw);
     size_t n = (size_t)d->K * d->C * d->R * d->S, l1 = 64;
@@ -578,8 +600,9 @@ static qg_status direct_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_
         return st;
     int stv = d->stride, T = (d->R + stv - 1) / stv, Ci = d->C * stv * stv;
     dgeom g = direct_geom(T, d->P, d->Q, (int)p.VW, (int)p.VW);
+    g.ph = stv == 2;
     int Ly = g.L;
-    size_t part1 = (size_t)d->K * Ci * T * T; /* one chunk's partials */
+    size_t part1 = (size_t)d->K * d->C * d->R * d->S; /* one chunk's partials */
     size_t per = (size_t)Ci * g.L + (size_t)d->K * Ly + part1;
     int nb = direct_nb(d, ws, 0, per);
     *done = 0;
@@ -664,6 +687,7 @@ static bwd_layout direct_bwd_layout(const qg_conv_desc *d, const dparams *p, int
     b.Hp = (d->H + 1) / 2;
     b.Wp = (d->W + 1) / 2;
     b.gw = direct_geom(b.T, d->P, d->Q, VW, VW);
+    b.gw.ph = b.s2;
     dgeom gd = b.s2 ? direct_geom(2, b.Hp, b.Wp, (int)(p->VW * p->JT), VW)
                     : direct_geom(d->R, d->H, d->W, (int)(p->VW * p->JT), VW);
     b.dKo = b.s2 ? 4 * d->C : d->C;
@@ -679,7 +703,7 @@ static bwd_layout direct_bwd_layout(const qg_conv_desc *d, const dparams *p, int
     b.Kp = (int)qg__round_up((size_t)b.dKo, (size_t)p->KT);
     b.wn = direct_wn(p, b.gw.J, N);
     b.nchunks = (N + b.wn - 1) / b.wn;
-    b.part1 = (size_t)d->K * b.Ci * b.T * b.T;
+    b.part1 = (size_t)d->K * d->C * d->R * d->S;
     b.o_ph = qg__round_up((size_t)b.Kp * d->K * b.TD * b.TD, 16);
     b.o_dy = b.o_ph + (b.s2 && want_dx ? qg__round_up((size_t)N * b.dKo * b.Hp * b.Wp, 16) : 0);
     b.o_x = b.o_dy + qg__round_up((size_t)N * d->K * b.gy.L, 16);
