@@ -26,7 +26,8 @@
  *   VW   vector width along j, 8 or 16.
  *   JT   vectors along j per item in fwd (1..4): JT*VW outputs per channel.
  *   KT   output channels per item in fwd (1..8): KT*JT accumulators.
- *   WKT  output channels per item in wgrad (1..3): WKT*taps accumulators.
+ *   WKT  output channels per item in wgrad (1..3): WKT*taps accumulators
+ *        (the row-walk wgrad caps it at 2).
  *   WN   images per wgrad partial sum at least (1..16); the host raises
  *        it on small maps so an item has enough work to pay for itself
  *        (the kernel takes the count as its argument wn); partials are summed in a
@@ -375,27 +376,30 @@ QG_CONV_WGRAD(qg_conv_direct_wgrad_s2_3x3, 3, 3, 4, QG_TAP_PHASE)
  * costs 3 x loads (and WKT dy loads) for 9*WKT FMAs where the flat walk
  * above loads all 9. Strip c0 = cb*VW covers columns c0..c0+VW-1 of one
  * row, so the host takes this kernel only when QB*VW <= Wd (the lanes past
- * Q read dy's zero columns). Range (Ci, ceil(K/WKT), nchunks). */
+ * Q read dy's zero columns). It takes at most 2 output channels per item
+ * (RKT): with 3, its 27 accumulators and 9 x rows spill (measured 1.6x
+ * slower), while the flat walk wants 3. Range (Ci, ceil(K/RKT), nchunks). */
+#define RKT (WKT < 2 ? WKT : 2)
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void qg_conv_direct_wgrad_rows_3x3(QG_T(const float, xp), int Ci, int Lx, int Wd,
                                    QG_T(const float, dyp), int K, int Ly, int J, int nb,
                                    int wn, QG_T(float, part), int Po, int QB)
 {
     int ci = get_global_id(0);
-    int k0 = get_global_id(1) * WKT;
+    int k0 = get_global_id(1) * RKT;
     int chunk = get_global_id(2);
     int n0 = chunk * wn;
     if (ci >= Ci || k0 >= K || n0 >= nb)
         return;
     int n1 = min(n0 + wn, nb);
-    vec acc[WKT][9];
-    _Pragma("unroll") for (int kt = 0; kt < WKT; kt++)
+    vec acc[RKT][9];
+    _Pragma("unroll") for (int kt = 0; kt < RKT; kt++)
         _Pragma("unroll") for (int t = 0; t < 9; t++)
             acc[kt][t] = (vec)0.0f;
     for (int n = n0; n < n1; n++) {
         __global const float *xb = QG_P(xp) + ((size_t)n * Ci + ci) * Lx;
-        __global const float *db[WKT];
-        _Pragma("unroll") for (int kt = 0; kt < WKT; kt++)
+        __global const float *db[RKT];
+        _Pragma("unroll") for (int kt = 0; kt < RKT; kt++)
             db[kt] = QG_P(dyp) + ((size_t)n * K + min(k0 + kt, K - 1)) * Ly;
         for (int c0 = 0; c0 < QB * VW; c0 += VW) {
             vec x0[3], x1[3];
@@ -404,12 +408,12 @@ void qg_conv_direct_wgrad_rows_3x3(QG_T(const float, xp), int Ci, int Lx, int Wd
                 x1[s] = vload_v(0, xb + Wd + c0 + s);
             }
             for (int p = 0; p < Po; p++) {
-                vec x2[3], dv[WKT];
+                vec x2[3], dv[RKT];
                 _Pragma("unroll") for (int s = 0; s < 3; s++)
                     x2[s] = vload_v(0, xb + (p + 2) * Wd + c0 + s);
-                _Pragma("unroll") for (int kt = 0; kt < WKT; kt++)
+                _Pragma("unroll") for (int kt = 0; kt < RKT; kt++)
                     dv[kt] = vload_v(0, db[kt] + p * Wd + c0);
-                _Pragma("unroll") for (int kt = 0; kt < WKT; kt++)
+                _Pragma("unroll") for (int kt = 0; kt < RKT; kt++)
                     _Pragma("unroll") for (int s = 0; s < 3; s++) {
                         acc[kt][s] = fma(dv[kt], x0[s], acc[kt][s]);
                         acc[kt][3 + s] = fma(dv[kt], x1[s], acc[kt][3 + s]);
@@ -422,7 +426,7 @@ void qg_conv_direct_wgrad_rows_3x3(QG_T(const float, xp), int Ci, int Lx, int Wd
             }
         }
     }
-    _Pragma("unroll") for (int kt = 0; kt < WKT; kt++) {
+    _Pragma("unroll") for (int kt = 0; kt < RKT; kt++) {
         if (k0 + kt < K) {
             __global float *o = QG_P(part) + (((size_t)chunk * K + k0 + kt) * Ci + ci) * 9;
             _Pragma("unroll") for (int t = 0; t < 9; t++)

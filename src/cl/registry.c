@@ -68,7 +68,7 @@ static const qg_program_desc programs[] = {
      {{"WG", 1, {1, 2, 4, 8}, 4, "local size"}, {"VW", 16, {8, 16}, 2, "vector width"},
       {"JT", 2, {1, 2, 3, 4}, 4, "fwd vectors per item"},
       {"KT", 8, {2, 4, 6, 8}, 4, "fwd channels per item"},
-      {"WKT", 2, {1, 2, 3}, 3, "wgrad channels per item"},
+      {"WKT", 2, {1, 2, 3}, 3, "wgrad channels per item", 3},
       {"WN", 4, {1, 2, 4, 8, 16}, 5, "wgrad images per partial"}}, 6, valid_wg},
 };
 

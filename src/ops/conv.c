@@ -568,8 +568,8 @@ static qg_status dwgrad(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, co
         qg__karg_int(&a, d->P);
         qg__karg_int(&a, QB);
     }
-    size_t gl[3] = {(size_t)Ck, qg__round_up((size_t)d->K, (size_t)p->WKT) / (size_t)p->WKT,
-                    (size_t)nchunks};
+    size_t kt = rows && p->WKT > 2 ? 2 : (size_t)p->WKT; /* RKT of the .cl */
+    size_t gl[3] = {(size_t)Ck, qg__round_up((size_t)d->K, kt) / kt, (size_t)nchunks};
     size_t l[3] = {(size_t)p->WG, 1, 1};
     if ((st = qg__kargs_launch(&a, 3, gl, l)) != QG_OK)
         return st;
