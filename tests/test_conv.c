@@ -552,11 +552,12 @@ Test(conv, bad_shapes_are_errors)
     cr_expect_eq(qg__conv_desc_init(ctx, &d, 1, 1, 3, 3, 1, 5, 5, 1, 0, 1), QG_ERR_SHAPE);
     cr_expect_eq(qg__conv_desc_init(ctx, &d, 1, 1, 3, 3, 1, 1, 1, 0, 0, 1), QG_ERR_SHAPE);
 
-    /* a workspace below one image, and a tensor of the wrong size */
+    /* a workspace below one image of every path (one image's im2col
+     * columns are 3*9*25 floats, its direct planes 3*7*7 plus the
+     * weights), and a tensor of the wrong size */
     QG_EXPECT_OK(qg__conv_desc_init(ctx, &d, 2, 3, 5, 5, 4, 3, 3, 1, 1, 1));
-    size_t per = qg__conv_workspace_floats(&d) / 2;
     int64_t sx[4] = {2, 3, 5, 5}, sw[4] = {4, 3, 3, 3}, sy[4] = {2, 4, 5, 5};
-    int64_t sws[1] = {(int64_t)per - 1}, sbad[4] = {2, 4, 5, 4};
+    int64_t sws[1] = {3 * 7 * 7}, sbad[4] = {2, 4, 5, 4};
     qg_tensor *x = qg_test_tensor(ctx, 4, sx, NULL), *w = qg_test_tensor(ctx, 4, sw, NULL);
     qg_tensor *y = qg_test_tensor(ctx, 4, sy, NULL), *ws = qg_test_tensor(ctx, 1, sws, NULL);
     qg_tensor *ybad = qg_test_tensor(ctx, 4, sbad, NULL);

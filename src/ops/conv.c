@@ -392,9 +392,11 @@ static qg_status dprep(qg_ctx *ctx, const dparams *p, const qg_tensor *src, int 
     return qg__kargs_launch(&a, 1, &gl, &l);
 }
 
-/* wp [Kp][Ci][T][T] at offset 0 of ws; see qg_conv_direct_wprep. */
-static qg_status dwprep(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d,
-                        const qg_tensor *w, int T, int flip, int Kp, int Ci, const qg_tensor *ws)
+/* wp [Kp][Ci][T][T] (trans: [Ci][T][T][Kp]) at offset 0 of ws; see
+ * qg_conv_direct_wprep. */
+static qg_status dwprep_t(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d,
+                          const qg_tensor *w, int T, int flip, int Kp, int Ci, int trans,
+                          const qg_tensor *ws)
 {
     qg_kargs a;
     qg_status st = dget(ctx, p, "qg_conv_direct_wprep", &a);
@@ -411,9 +413,70 @@ static qg_status dwprep(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d,
     qg__karg_int(&a, flip);
     qg__karg_int(&a, Kp);
     qg__karg_int(&a, Ci);
+    qg__karg_int(&a, trans);
     karg_at(&a, ws, 0);
     size_t n = (size_t)Kp * Ci * T * T, l = 64;
     return qg__kargs_launch(&a, 1, &n, &l);
+}
+
+static qg_status dwprep(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d,
+                        const qg_tensor *w, int T, int flip, int Kp, int Ci, const qg_tensor *ws)
+{
+    return dwprep_t(ctx, p, d, w, T, flip, Kp, Ci, 0, ws);
+}
+
+/* Output channels per fwd_kv item (KVN vectors of 16 in the .cl). */
+#define QG_KV_CH 32
+
+/* out[n0..][Ko][Po][Qo] (=/+=, + bias, ReLU) by qg_conv_direct_fwd_kv
+ * from plain padded planes (geometry g, stride st) at xp_extra in ws and
+ * wk [Ci][3][3][Kp] at 0. */
+static qg_status dfwd_kv(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int st, int nb,
+                         const qg_tensor *ws, size_t xp_extra, int Kp, const qg_tensor *bias,
+                         int Ko, int Po, int Qo, int accumulate, int relu, const qg_tensor *out,
+                         size_t out_extra)
+{
+    qg_kargs a;
+    qg_status st_ = dget(ctx, p, "qg_conv_direct_fwd_kv", &a);
+    if (st_ != QG_OK)
+        return st_;
+    karg_at(&a, ws, xp_extra);
+    qg__karg_int(&a, Ci);
+    qg__karg_int(&a, g->L);
+    qg__karg_int(&a, g->Wd);
+    qg__karg_int(&a, st);
+    karg_at(&a, ws, 0);
+    qg__karg_int(&a, Kp);
+    qg__karg_tensor(&a, bias ? bias : ws); /* not read without bias */
+    qg__karg_int(&a, bias != NULL);
+    qg__karg_int(&a, Ko);
+    qg__karg_int(&a, Po);
+    qg__karg_int(&a, Qo);
+    qg__karg_int(&a, accumulate != 0);
+    qg__karg_int(&a, relu != 0);
+    karg_at(&a, out, out_extra);
+    size_t gl[3] = {((size_t)Po * Qo + 7) / 8, (size_t)Kp / QG_KV_CH, (size_t)nb};
+    size_t l[3] = {(size_t)p->WG, 1, 1};
+    return qg__kargs_launch(&a, 3, gl, l);
+}
+
+/* The channel-vectorised forward takes 3x3 convs on maps at most 8
+ * wide, where a 16-lane position vector is mostly padding (ResNet-20's
+ * 8x8 stage and its stride-2 entry: measured 1.3-1.6x faster there, but
+ * slower on 16x16 outputs, so not beyond). */
+static int use_kv(const qg_conv_desc *d)
+{
+    return d->R == 3 && d->S == 3 && d->Q <= 8;
+}
+
+/* Plain padded planes (whole rows) of the input for fwd_kv; *Kp the
+ * output channels padded to its tile. */
+static dgeom kv_geom(const qg_conv_desc *d, int *Kp)
+{
+    dgeom g = {.T = 3, .Hd = d->H + 2 * d->pad, .Wd = d->W + 2 * d->pad};
+    g.L = g.Hd * g.Wd;
+    *Kp = (int)qg__round_up((size_t)d->K, QG_KV_CH);
+    return g;
 }
 
 /* out[n0..][Ko][Po][Qo] (=/+=, + bias) from the planes at xp_extra in ws and
@@ -465,6 +528,26 @@ static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
     qg_status st = direct_params(ctx, d, &p);
     if (st != QG_OK)
         return st;
+    if (use_kv(d)) {
+        int Kp;
+        dgeom g = kv_geom(d, &Kp);
+        size_t wsz = qg__round_up((size_t)Kp * d->C * 9, 16), per = (size_t)d->C * g.L;
+        int nb = direct_nb(d, ws, wsz, per);
+        *done = 0;
+        if (nb < 1)
+            return QG_OK;
+        size_t PQ = (size_t)d->P * d->Q;
+        QG_TRY(dwprep_t(ctx, &p, d, w, 3, 0, Kp, d->C, 1, ws));
+        for (int n0 = 0; n0 < d->N; n0 += nb) {
+            int cnt = d->N - n0 < nb ? d->N - n0 : nb;
+            QG_TRY(dprep(ctx, &p, x, n0, cnt, d->C, d->H, d->W, 1, 1, 1, d->pad, &g, g.Hd, ws,
+                         wsz));
+            QG_TRY(dfwd_kv(ctx, &p, &g, d->C, d->stride, cnt, ws, wsz, Kp, bias, d->K, d->P,
+                           d->Q, accumulate, relu, y, (size_t)n0 * d->K * PQ));
+        }
+        *done = 1;
+        return QG_OK;
+    }
     /* stride 2: the 3x3 kernel over the four phase planes of each channel
      * (planes of a 2x2 tile's geometry) */
     int stv = d->stride, T = (d->R + stv - 1) / stv, Ci = d->C * stv * stv;
@@ -668,7 +751,7 @@ static qg_status dunphase(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d, 
 /* Where direct_bwd keeps what in its workspace, for all N images; ok = 0
  * when the shape has no shared-dy form. */
 typedef struct bwd_layout {
-    int ok, s2, T, Ci, TD, Kp, dKo, Hp, Wp, wn, nchunks;
+    int ok, s2, kv, T, Ci, TD, Kp, dKo, Hp, Wp, wn, nchunks;
     dgeom gw, gy;
     size_t dy_off, part1, o_ph, o_dy, o_x, o_part, total;
 } bwd_layout;
@@ -700,7 +783,8 @@ static bwd_layout direct_bwd_layout(const qg_conv_desc *d, const dparams *p, int
     if ((size_t)b.gy.L < need)
         b.gy.L = (int)qg__round_up(need, (size_t)b.gy.Wd);
     b.TD = b.s2 ? 2 : d->R;
-    b.Kp = (int)qg__round_up((size_t)b.dKo, (size_t)p->KT);
+    b.kv = !b.s2 && use_kv(d);
+    b.Kp = (int)qg__round_up((size_t)b.dKo, b.kv ? QG_KV_CH : (size_t)p->KT);
     b.wn = direct_wn(p, b.gw.J, N);
     b.nchunks = (N + b.wn - 1) / b.wn;
     b.part1 = (size_t)d->K * d->C * d->R * d->S;
@@ -727,6 +811,15 @@ static size_t direct_ws_bound(const qg_conv_desc *d)
     dgeom g = direct_geom(T, d->P, d->Q, (int)(wp.VW * wp.JT), (int)wp.VW);
     size_t wsz = qg__round_up(qg__round_up((size_t)d->K, 8) * Ci * T * T, 16);
     size_t one = wsz + (size_t)Ci * g.L, all = wsz + (size_t)d->N * Ci * g.L;
+    if (use_kv(d)) {
+        int Kp;
+        dgeom gk = kv_geom(d, &Kp);
+        size_t kw = qg__round_up((size_t)Kp * d->C * 9, 16), per = (size_t)d->C * gk.L;
+        if (kw + per > one)
+            one = kw + per;
+        if (kw + (size_t)d->N * per > all)
+            all = kw + (size_t)d->N * per;
+    }
     bwd_layout b = direct_bwd_layout(d, &wp, 1, 1);
     if (b.ok && b.total > all)
         all = b.total;
@@ -760,9 +853,12 @@ static qg_status direct_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
         QG_TRY(dprep(ctx, &p, dy, 0, N, d->K, d->P, d->Q, 1, 1, 1, d->R - 1 - d->pad, &gy, gy.Hd,
                      ws, o_dy));
     if (dx) {
-        QG_TRY(dwprep(ctx, &p, d, w, TD, s2 ? 2 : 1, Kp, d->K, ws));
+        QG_TRY(dwprep_t(ctx, &p, d, w, TD, s2 ? 2 : 1, Kp, d->K, b.kv, ws));
         gy.T = TD;
-        if (s2) {
+        if (b.kv) {
+            QG_TRY(dfwd_kv(ctx, &p, &gy, d->K, 1, N, ws, o_dy, Kp, NULL, d->C, d->H, d->W,
+                           acc_dx, 0, dx, 0));
+        } else if (s2) {
             QG_TRY(dfwd(ctx, &p, &gy, d->K, N, ws, o_dy, NULL, dKo, Hp, Wp, 0, 0, ws, o_ph));
             QG_TRY(dunphase(ctx, &p, d, ws, o_ph, Hp, Wp, N, dx, acc_dx));
         } else {
