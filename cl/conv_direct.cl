@@ -328,12 +328,12 @@ QG_CONV_FWD(qg_conv_direct_fwd_2x2, 2, 2, 1, QG_TAP_PLANE)
  * conv over the 4Ci phase channels does 16. */
 QG_CONV_FWD(qg_conv_direct_fwd_s2_3x3, 3, 3, 4, QG_TAP_PHASE)
 
-/* y[n][k][p][q] (as qg_conv_direct_fwd: =/+=, + bias, ReLU) of a 3x3
+/* y[n][k][p][q] (as qg_conv_direct_fwd: =/+=, + bias, ReLU) of a TRxTS
  * convolution with stride st over plain padded planes xp[n][Ci][Lx] (row
  * stride Wd; output (p, q) reads rows p*st.., columns q*st..), vectorised
  * over output channels instead of positions: an item holds KVN vectors of
  * 16 channels at KPT consecutive output positions, and each tap costs KVN
- * weight loads (wk[Ci][3][3][Kp], channels innermost) and KPT broadcast
+ * weight loads (wk[Ci][TR][TS][Kp], channels innermost) and KPT broadcast
  * loads for KPT*KVN FMAs. The position kernels waste lanes where a row is
  * narrower than the vector (8x8 maps: 80 of 96 computed positions are
  * padding or past the row) and, at stride 2, taps (16 for 9 useful or
@@ -341,65 +341,70 @@ QG_CONV_FWD(qg_conv_direct_fwd_s2_3x3, 3, 3, 4, QG_TAP_PHASE)
  * 16*KVN. Range (ceil(Po*Qo/KPT), Kp/(16*KVN), nb). */
 #define KVN 2
 #define KPT 8
-__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void qg_conv_direct_fwd_kv(QG_T(const float, xp), int Ci, int Lx, int Wd, int st,
-                           QG_T(const float, wk), int Kp, QG_T(const float, bias), int has_bias,
-                           int Ko, int Po, int Qo, int accumulate, int relu, QG_T(float, y))
-{
-    int o0 = get_global_id(0) * KPT;
-    int k0 = get_global_id(1) * (16 * KVN);
-    int n = get_global_id(2);
-    int PQ = Po * Qo;
-    if (o0 >= PQ || k0 >= Ko)
-        return;
-    int base[KPT];
-    _Pragma("unroll") for (int pt = 0; pt < KPT; pt++) {
-        int o = min(o0 + pt, PQ - 1);
-        int p = o / Qo, q = o - p * Qo;
-        base[pt] = p * st * Wd + q * st;
-    }
-    __global const float *xb = QG_P(xp) + (size_t)n * Ci * Lx;
-    __global const float *wb = QG_P(wk) + k0;
-    float16 acc[KPT][KVN];
-    _Pragma("unroll") for (int pt = 0; pt < KPT; pt++)
-        _Pragma("unroll") for (int kv = 0; kv < KVN; kv++)
-            acc[pt][kv] = (float16)0.0f;
-    for (int ci = 0; ci < Ci; ci++) {
-        _Pragma("unroll") for (int r = 0; r < 3; r++) {
-            _Pragma("unroll") for (int s = 0; s < 3; s++) {
-                float16 wv[KVN];
-                _Pragma("unroll") for (int kv = 0; kv < KVN; kv++)
-                    wv[kv] = vload16(0, wb + (r * 3 + s) * Kp + 16 * kv);
-                _Pragma("unroll") for (int pt = 0; pt < KPT; pt++) {
-                    float xv = xb[base[pt] + r * Wd + s];
-                    _Pragma("unroll") for (int kv = 0; kv < KVN; kv++)
-                        acc[pt][kv] = fma((float16)xv, wv[kv], acc[pt][kv]);
-                }
-            }
-        }
-        xb += Lx;
-        wb += 9 * Kp;
-    }
-    __global float *yb = QG_P(y) + (size_t)n * Ko * PQ;
-    _Pragma("unroll") for (int pt = 0; pt < KPT; pt++) {
-        int o = o0 + pt;
-        if (o >= PQ)
-            break;
-        _Pragma("unroll") for (int kv = 0; kv < KVN; kv++) {
-            float t[16];
-            vstore16(acc[pt][kv], 0, t);
-            for (int l = 0; l < 16; l++) {
-                int k = k0 + 16 * kv + l;
-                if (k >= Ko)
-                    break;
-                __global float *d = yb + (size_t)k * PQ + o;
-                float v = t[l] + (has_bias ? QG_P(bias)[k] : 0.0f);
-                v = accumulate ? *d + v : v;
-                *d = relu ? fmax(v, 0.0f) : v;
-            }
-        }
-    }
+#define QG_CONV_FWD_KV(NAME, TR, TS)                                                        \
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))                                    \
+void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int st,                            \
+                           QG_T(const float, wk), int Kp, QG_T(const float, bias), int has_bias,\
+                           int Ko, int Po, int Qo, int accumulate, int relu, QG_T(float, y))\
+{                                                                                           \
+    int o0 = get_global_id(0) * KPT;                                                        \
+    int k0 = get_global_id(1) * (16 * KVN);                                                 \
+    int n = get_global_id(2);                                                               \
+    int PQ = Po * Qo;                                                                       \
+    if (o0 >= PQ || k0 >= Ko)                                                               \
+        return;                                                                             \
+    int base[KPT];                                                                          \
+    _Pragma("unroll") for (int pt = 0; pt < KPT; pt++) {                                    \
+        int o = min(o0 + pt, PQ - 1);                                                       \
+        int p = o / Qo, q = o - p * Qo;                                                     \
+        base[pt] = p * st * Wd + q * st;                                                    \
+    }                                                                                       \
+    __global const float *xb = QG_P(xp) + (size_t)n * Ci * Lx;                              \
+    __global const float *wb = QG_P(wk) + k0;                                               \
+    float16 acc[KPT][KVN];                                                                  \
+    _Pragma("unroll") for (int pt = 0; pt < KPT; pt++)                                      \
+        _Pragma("unroll") for (int kv = 0; kv < KVN; kv++)                                  \
+            acc[pt][kv] = (float16)0.0f;                                                    \
+    for (int ci = 0; ci < Ci; ci++) {                                                       \
+        _Pragma("unroll") for (int r = 0; r < TR; r++) {                                    \
+            _Pragma("unroll") for (int s = 0; s < TS; s++) {                                \
+                float16 wv[KVN];                                                            \
+                _Pragma("unroll") for (int kv = 0; kv < KVN; kv++)                          \
+                    wv[kv] = vload16(0, wb + (r * TS + s) * Kp + 16 * kv);                  \
+                _Pragma("unroll") for (int pt = 0; pt < KPT; pt++) {                        \
+                    float xv = xb[base[pt] + r * Wd + s];                                   \
+                    _Pragma("unroll") for (int kv = 0; kv < KVN; kv++)                      \
+                        acc[pt][kv] = fma((float16)xv, wv[kv], acc[pt][kv]);                \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
+        xb += Lx;                                                                           \
+        wb += TR * TS * Kp;                                                                 \
+    }                                                                                       \
+    __global float *yb = QG_P(y) + (size_t)n * Ko * PQ;                                     \
+    _Pragma("unroll") for (int pt = 0; pt < KPT; pt++) {                                    \
+        int o = o0 + pt;                                                                    \
+        if (o >= PQ)                                                                        \
+            break;                                                                          \
+        _Pragma("unroll") for (int kv = 0; kv < KVN; kv++) {                                \
+            float t[16];                                                                    \
+            vstore16(acc[pt][kv], 0, t);                                                    \
+            for (int l = 0; l < 16; l++) {                                                  \
+                int k = k0 + 16 * kv + l;                                                   \
+                if (k >= Ko)                                                                \
+                    break;                                                                  \
+                __global float *d = yb + (size_t)k * PQ + o;                                \
+                float v = t[l] + (has_bias ? QG_P(bias)[k] : 0.0f);                         \
+                v = accumulate ? *d + v : v;                                                \
+                *d = relu ? fmax(v, 0.0f) : v;                                              \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
 }
+
+QG_CONV_FWD_KV(qg_conv_direct_fwd_kv_3x3, 3, 3)
+/* The stride-2 data gradient's output phases (2x2 taps). */
+QG_CONV_FWD_KV(qg_conv_direct_fwd_kv_2x2, 2, 2)
 
 /* part[chunk][k][ci][TR][TS] = sum over images n of the chunk (wn per
  * chunk, n < nb) and positions j < J of dyp[n][k][j] * xp[n][ci][j +

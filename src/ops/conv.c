@@ -428,16 +428,18 @@ static qg_status dwprep(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d,
 /* Output channels per fwd_kv item (KVN vectors of 16 in the .cl). */
 #define QG_KV_CH 32
 
-/* out[n0..][Ko][Po][Qo] (=/+=, + bias, ReLU) by qg_conv_direct_fwd_kv
- * from plain padded planes (geometry g, stride st) at xp_extra in ws and
- * wk [Ci][3][3][Kp] at 0. */
+/* out[n0..][Ko][Po][Qo] (=/+=, + bias, ReLU) by qg_conv_direct_fwd_kv_TxT
+ * (T = g->T) from plain padded planes (geometry g, stride st) at xp_extra
+ * in ws and wk [Ci][T][T][Kp] at 0. */
 static qg_status dfwd_kv(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int st, int nb,
                          const qg_tensor *ws, size_t xp_extra, int Kp, const qg_tensor *bias,
                          int Ko, int Po, int Qo, int accumulate, int relu, const qg_tensor *out,
                          size_t out_extra)
 {
     qg_kargs a;
-    qg_status st_ = dget(ctx, p, "qg_conv_direct_fwd_kv", &a);
+    char name[64];
+    snprintf(name, sizeof name, "qg_conv_direct_fwd_kv_%dx%d", g->T, g->T);
+    qg_status st_ = dget(ctx, p, name, &a);
     if (st_ != QG_OK)
         return st_;
     karg_at(&a, ws, xp_extra);
@@ -783,7 +785,9 @@ static bwd_layout direct_bwd_layout(const qg_conv_desc *d, const dparams *p, int
     if ((size_t)b.gy.L < need)
         b.gy.L = (int)qg__round_up(need, (size_t)b.gy.Wd);
     b.TD = b.s2 ? 2 : d->R;
-    b.kv = !b.s2 && use_kv(d);
+    /* channel-vectorised data gradient: 3x3 on narrow maps, or the stride-2
+     * phases (2x2) when they are that narrow */
+    b.kv = b.s2 ? b.Wp <= 8 : use_kv(d);
     b.Kp = (int)qg__round_up((size_t)b.dKo, b.kv ? QG_KV_CH : (size_t)p->KT);
     b.wn = direct_wn(p, b.gw.J, N);
     b.nchunks = (N + b.wn - 1) / b.wn;
@@ -855,7 +859,11 @@ static qg_status direct_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
     if (dx) {
         QG_TRY(dwprep_t(ctx, &p, d, w, TD, s2 ? 2 : 1, Kp, d->K, b.kv, ws));
         gy.T = TD;
-        if (b.kv) {
+        if (b.kv && s2) {
+            QG_TRY(dfwd_kv(ctx, &p, &gy, d->K, 1, N, ws, o_dy, Kp, NULL, dKo, Hp, Wp, 0, 0, ws,
+                           o_ph));
+            QG_TRY(dunphase(ctx, &p, d, ws, o_ph, Hp, Wp, N, dx, acc_dx));
+        } else if (b.kv) {
             QG_TRY(dfwd_kv(ctx, &p, &gy, d->K, 1, N, ws, o_dy, Kp, NULL, d->C, d->H, d->W,
                            acc_dx, 0, dx, 0));
         } else if (s2) {
