@@ -177,9 +177,11 @@ __kernel void qg_conv_direct_wprep(QG_T(const float, w), int K, int C, int R, in
 
 /* dx[n][c][h][w] (= or += when accumulate) = ph[n][c*4 + (h%2)*2 + w%2]
  * [h/2][w/2], the phases of a stride-2 backward data pass (flip = 2 above)
- * put back in place. One item per row of dx: range nb*C*H. */
+ * put back in place, zero where mask is 0 when has_mask (a quantizer's
+ * straight-through mask). One item per row of dx: range nb*C*H. */
 __kernel void qg_conv_direct_unphase(QG_T(const float, ph), int C, int H, int W, int Hp,
-                                     int Wp, int rows, int accumulate, QG_T(float, dx))
+                                     int Wp, int rows, int accumulate, QG_T(float, dx),
+                                     QG_T(const float, mask), int has_mask)
 {
     int row = get_global_id(0);
     if (row >= rows)
@@ -190,8 +192,11 @@ __kernel void qg_conv_direct_unphase(QG_T(const float, ph), int C, int H, int W,
                                (h / 2) * Wp;
     __global const float *p1 = p0 + Hp * Wp;
     __global float *d = QG_P(dx) + (size_t)row * W;
+    __global const float *m = QG_P(mask) + (size_t)row * W;
     for (int w = 0; w < W; w++) {
         float v = (w % 2 ? p1 : p0)[w / 2];
+        if (has_mask && m[w] == 0.0f)
+            v = 0.0f;
         d[w] = accumulate ? d[w] + v : v;
     }
 }
@@ -209,13 +214,17 @@ __kernel void qg_conv_direct_unphase(QG_T(const float, ph), int C, int H, int W,
  *         columns q0 = (v % QV)*VW ..+VW, so a vector never leaves its row
  *         and is written with one vector store (lanes past Qo are dropped).
  *         No per-lane epilogue; best when Qo is a multiple of VW.
+ * With has_mask, a value is zeroed where mask (y's layout) is 0 before it
+ * is stored or added: a quantizer's straight-through mask on a data
+ * gradient, fused into its store (fwd_kv and unphase do the same).
  * Range (items, Kp/KT, nb) with items = J/(VW*JT) or ceil(Po*QV/JT). */
 #define QG_CONV_FWD(NAME, TR, TS, PPC, TAP)                                                  \
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))                                    \
 void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,                             \
                                     QG_T(const float, wp), QG_T(const float, bias),         \
                                     int has_bias, int Ko, int Po, int Qo, int accumulate,   \
-                                    int QV, int relu, QG_T(float, y))                       \
+                                    int QV, int relu, QG_T(float, y),                       \
+                                    QG_T(const float, mask), int has_mask)                  \
 {                                                                                           \
     int g0 = get_global_id(0);                                                              \
     int k0 = get_global_id(1) * KT;                                                         \
@@ -261,6 +270,7 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,                 
     }                                                                                       \
     int PQ = Po * Qo;                                                                       \
     __global float *yb = QG_P(y) + (size_t)n * Ko * PQ;                                     \
+    __global const float *mb = QG_P(mask) + (size_t)n * Ko * PQ;                            \
     if (QV > 0) {                                                                           \
         _Pragma("unroll") for (int kt = 0; kt < KT; kt++) {                                 \
             if (k0 + kt >= Ko)                                                              \
@@ -269,9 +279,12 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,                 
             _Pragma("unroll") for (int jt = 0; jt < JT; jt++) {                             \
                 if (vp[jt] >= Po)                                                           \
                     continue;                                                               \
-                __global float *d = yb + (size_t)(k0 + kt) * PQ + vp[jt] * Qo + vq[jt];     \
+                size_t at = (size_t)(k0 + kt) * PQ + vp[jt] * Qo + vq[jt];                  \
+                __global float *d = yb + at;                                                \
                 vec v = acc[kt][jt] + bv;                                                   \
                 if (vq[jt] + VW <= Qo) {                                                    \
+                    if (has_mask)                                                           \
+                        v = select((vec)0.0f, v, isnotequal(vload_v(0, mb + at), (vec)0.0f));\
                     if (accumulate)                                                         \
                         v += vload_v(0, d);                                                 \
                     if (relu)                                                               \
@@ -281,7 +294,8 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,                 
                     float t[VW];                                                            \
                     vstore_v(v, 0, t);                                                      \
                     for (int l = 0; l < Qo - vq[jt]; l++) {                                 \
-                        float u = accumulate ? d[l] + t[l] : t[l];                          \
+                        float tl = has_mask && mb[at + l] == 0.0f ? 0.0f : t[l];            \
+                        float u = accumulate ? d[l] + tl : tl;                              \
                         d[l] = relu ? fmax(u, 0.0f) : u;                                    \
                     }                                                                       \
                 }                                                                           \
@@ -303,6 +317,8 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,                 
                 float v = out[kt][l];                                                       \
                 if (has_bias)                                                               \
                     v += QG_P(bias)[k0 + kt];                                               \
+                if (has_mask && mb[(k0 + kt) * PQ + o] == 0.0f)                             \
+                    v = 0.0f;                                                               \
                 __global float *d = yb + (k0 + kt) * PQ + o;                                \
                 v = accumulate ? *d + v : v;                                                \
                 *d = relu ? fmax(v, 0.0f) : v;                                              \
@@ -345,7 +361,8 @@ QG_CONV_FWD(qg_conv_direct_fwd_s2_3x3, 3, 3, 4, QG_TAP_PHASE)
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))                                    \
 void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int st,                            \
                            QG_T(const float, wk), int Kp, QG_T(const float, bias), int has_bias,\
-                           int Ko, int Po, int Qo, int accumulate, int relu, QG_T(float, y))\
+                           int Ko, int Po, int Qo, int accumulate, int relu, QG_T(float, y),\
+                           QG_T(const float, mask), int has_mask)                           \
 {                                                                                           \
     int o0 = get_global_id(0) * KPT;                                                        \
     int k0 = get_global_id(1) * (16 * KVN);                                                 \
@@ -395,6 +412,8 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int st,                
                     break;                                                                  \
                 __global float *d = yb + (size_t)k * PQ + o;                                \
                 float v = t[l] + (has_bias ? QG_P(bias)[k] : 0.0f);                         \
+                if (has_mask && QG_P(mask)[(size_t)n * Ko * PQ + (size_t)k * PQ + o] == 0.0f)\
+                    v = 0.0f;                                                               \
                 v = accumulate ? *d + v : v;                                                \
                 *d = relu ? fmax(v, 0.0f) : v;                                              \
             }                                                                               \

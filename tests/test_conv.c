@@ -65,6 +65,7 @@ static const shape shapes[] = {
     {3, 5, 7, 5, 7, 3, 3, 1, 0, 1, "3x3 s1 p0, K=7 (direct)"},
     {3, 1, 9, 8, 16, 3, 3, 1, 1, 1, "3x3 stem C=1 (direct)"},
     {2, 5, 6, 14, 7, 3, 3, 1, 1, 1, "3x3 s1 p1, 14 wide (row-walk wgrad; 2 strips at VW 8)"},
+    {2, 3, 4, 17, 5, 3, 3, 1, 1, 1, "3x3 s1 p1, 17 wide (flat position mode at VW 16)"},
     {2, 3, 8, 8, 3, 3, 3, 1, 3, 1, "3x3 p3 (pad > 2: GEMM)"},
 };
 
@@ -171,6 +172,12 @@ static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
     buf tdy = buf_new(ctx, ny, dy, 0);
     buf ty = buf_new(ctx, ny, NULL, NAN), tdx = buf_new(ctx, nx, NULL, NAN);
     buf tdw = buf_new(ctx, nw, NULL, NAN), tdb = buf_new(ctx, nk, NULL, NAN);
+    float *mask = malloc(nx * 4), *dx_masked = malloc(nx * 4);
+    for (size_t i = 0; i < nx; i++) {
+        mask[i] = i % 3 == 1 ? 0.0f : x[i];
+        dx_masked[i] = mask[i] != 0.0f ? dx_ref[i] : 0.0f;
+    }
+    buf tmask = buf_new(ctx, nx, mask, 0);
 
     for (size_t wi = 0; wi < sizeof wgs / sizeof *wgs; wi++) {
         set_wg(ctx, wgs[wi]);
@@ -253,6 +260,34 @@ static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
         LABEL("bwd dx overwrite, dw accumulate");
         expect_buf(&tdx, dx_ref, NULL, l);
         expect_buf(&tdw, dw_ref, base_w, l);
+        /* The data gradient masked by a quantizer's STE (mask = x with a
+         * third of it zeroed): fused where the shared-dy direct form runs
+         * (surely the 3x3 "same" and stride-2 pad-1 convs with the full
+         * workspace), else refused with nothing written. */
+        for (int acc = 0; acc < 2; acc++) {
+            buf_set(&tdx, acc ? base_x : NULL, NAN);
+            buf_set(&tdw, NULL, NAN);
+            qg_status mst = qg__conv2d_bwd_masked(ctx, &d, tx.view, tdy.view, tw.view, tdx.view,
+                                                  acc, tmask.view, tdw.view, 0, tws.view);
+            LABEL(acc ? "bwd masked, dx accumulate" : "bwd masked");
+            int sure = wi == 0 && d.groups == 1 && d.R == 3 && d.S == 3 && d.pad == 1 &&
+                       (d.stride == 1 || d.stride == 2);
+            if (mst == QG_ERR_UNSUPPORTED && !sure) {
+                float *u = buf_get(&tdx, l), *v = buf_get(&tdw, l);
+                size_t changed = 0;
+                for (size_t i = 0; i < nx; i++)
+                    changed += acc ? u[i] != base_x[i] : !isnan(u[i]);
+                for (size_t i = 0; i < nw; i++)
+                    changed += !isnan(v[i]);
+                cr_expect_eq(changed, 0, "%s: refused but wrote %zu values", l, changed);
+                free(u);
+                free(v);
+                continue;
+            }
+            cr_expect_eq(mst, QG_OK, "%s: %s", l, qg_last_error());
+            expect_buf(&tdx, dx_masked, acc ? base_x : NULL, l);
+            expect_buf(&tdw, dw_ref, NULL, l);
+        }
 #undef LABEL
         /* The eval-fold epilogue: y = relu(y0 + conv + bias), or without
          * the residual / the clamp. */
@@ -301,10 +336,11 @@ static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
     QG_EXPECT_OK(qg__program_override(ctx, "im2col", NULL));
     set_direct(ctx, 0);
 
-    buf *all[] = {&tx, &tw, &tb, &tdy, &ty, &tdx, &tdw, &tdb};
+    buf *all[] = {&tx, &tw, &tb, &tdy, &ty, &tdx, &tdw, &tdb, &tmask};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         buf_free(all[i]);
-    float *hs[] = {x, w, b, dy, base_x, base_w, base_b, y_ref, y_ref_nb, dx_ref, dw_ref, db_ref};
+    float *hs[] = {x,      w,      b,        dy,     base_x, base_w, base_b,
+                   y_ref, y_ref_nb, dx_ref, dw_ref, db_ref, mask,   dx_masked};
     for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
         free(hs[i]);
 }

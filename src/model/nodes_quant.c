@@ -177,12 +177,23 @@ static qg_status qconv_backward(qg_node *n, qg_model *m)
         dy_msb = p->dmsb;
     }
     /* Input: only through the MSB (or fully quantized) path; the STE of
-     * sign-magnitude rounding and truncation is 1 where x != 0. */
+     * sign-magnitude rounding and truncation is 1 where x != 0, fused into
+     * the data gradient's store where the conv path has that epilogue. */
     /* Weights: through both convs; then the weight quantizer's STE. */
-    QG_TRY(qg__conv2d_bwd(m->ctx, &p->d, p->xq, dy_msb, p->wq, p->dxq, 0, p->w->grad, NULL, 0,
-                          m->workspace));
-    QG_TRY(qg__quant_ste_bwd(m->ctx, IN0(n, m)->value, p->dxq, IN0(n, m)->grad,
-                             qg__quant_ste(p->cfg.abits), qg__act_grad_begin(m, n->in[0])));
+    const qg_tensor *x = IN0(n, m)->value;
+    qg_tensor *dx = IN0(n, m)->grad;
+    int acc = qg__act_grad_begin(m, n->in[0]);
+    qg_ste ste = qg__quant_ste(p->cfg.abits);
+    st = ste == QG_STE_NONZERO ? qg__conv2d_bwd_masked(m->ctx, &p->d, p->xq, dy_msb, p->wq, dx,
+                                                       acc, x, p->w->grad, 0, m->workspace)
+                               : QG_ERR_UNSUPPORTED;
+    if (st == QG_ERR_UNSUPPORTED) {
+        QG_TRY(qg__conv2d_bwd(m->ctx, &p->d, p->xq, dy_msb, p->wq, p->dxq, 0, p->w->grad, NULL,
+                              0, m->workspace));
+        QG_TRY(qg__quant_ste_bwd(m->ctx, x, p->dxq, dx, ste, acc));
+    } else if (st != QG_OK) {
+        goto fail;
+    }
     if (p->pg)
         QG_TRY(qg__conv2d_bwd_weight(m->ctx, &p->d, p->xlsb, p->dlsb, p->w->grad, NULL,
                                      m->workspace, 1));

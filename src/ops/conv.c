@@ -434,7 +434,7 @@ static qg_status dwprep(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d,
 static qg_status dfwd_kv(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int st, int nb,
                          const qg_tensor *ws, size_t xp_extra, int Kp, const qg_tensor *bias,
                          int Ko, int Po, int Qo, int accumulate, int relu, const qg_tensor *out,
-                         size_t out_extra)
+                         size_t out_extra, const qg_tensor *mask)
 {
     qg_kargs a;
     char name[64];
@@ -457,6 +457,8 @@ static qg_status dfwd_kv(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, 
     qg__karg_int(&a, accumulate != 0);
     qg__karg_int(&a, relu != 0);
     karg_at(&a, out, out_extra);
+    karg_at(&a, mask ? mask : out, mask ? out_extra : 0);
+    qg__karg_int(&a, mask != NULL);
     size_t gl[3] = {((size_t)Po * Qo + 7) / 8, (size_t)Kp / QG_KV_CH, (size_t)nb};
     size_t l[3] = {(size_t)p->WG, 1, 1};
     return qg__kargs_launch(&a, 3, gl, l);
@@ -486,7 +488,7 @@ static dgeom kv_geom(const qg_conv_desc *d, int *Kp)
 static qg_status dfwd(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int nb,
                       const qg_tensor *ws, size_t xp_extra, const qg_tensor *bias, int Ko,
                       int Po, int Qo, int accumulate, int relu, const qg_tensor *out,
-                      size_t out_extra)
+                      size_t out_extra, const qg_tensor *mask)
 {
     qg_kargs a;
     char name[64];
@@ -512,6 +514,8 @@ static qg_status dfwd(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int
     qg__karg_int(&a, g->QV);
     qg__karg_int(&a, relu != 0);
     karg_at(&a, out, out_extra);
+    karg_at(&a, mask ? mask : out, mask ? out_extra : 0); /* dx's shape, as out */
+    qg__karg_int(&a, mask != NULL);
     size_t items = g->QV ? ((size_t)Po * g->QV + (size_t)p->JT - 1) / (size_t)p->JT
                          : (size_t)g->J / (size_t)(p->VW * p->JT);
     size_t gl[3] = {items,
@@ -545,7 +549,7 @@ static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
             QG_TRY(dprep(ctx, &p, x, n0, cnt, d->C, d->H, d->W, 1, 1, 1, d->pad, &g, g.Hd, ws,
                          wsz));
             QG_TRY(dfwd_kv(ctx, &p, &g, d->C, d->stride, cnt, ws, wsz, Kp, bias, d->K, d->P,
-                           d->Q, accumulate, relu, y, (size_t)n0 * d->K * PQ));
+                           d->Q, accumulate, relu, y, (size_t)n0 * d->K * PQ, NULL));
         }
         *done = 1;
         return QG_OK;
@@ -570,7 +574,7 @@ static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
         QG_TRY(dprep(ctx, &p, x, n0, cnt, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd, ws,
                      wsz));
         QG_TRY(dfwd(ctx, &p, &g, Cw, cnt, ws, wsz, bias, d->K, d->P, d->Q, accumulate, relu, y,
-                    (size_t)n0 * d->K * PQ));
+                    (size_t)n0 * d->K * PQ, NULL));
     }
     *done = 1;
     return QG_OK;
@@ -602,7 +606,7 @@ static qg_status direct_bwd_data(qg_ctx *ctx, const qg_conv_desc *d, const qg_te
         QG_TRY(dprep(ctx, &p, dy, n0, cnt, d->K, d->P, d->Q, 1, 1, d->stride, d->R - 1 - d->pad,
                      &g, g.Hd, ws, wsz));
         QG_TRY(dfwd(ctx, &p, &g, d->K, cnt, ws, wsz, NULL, d->C, d->H, d->W, accumulate, 0, dx,
-                    (size_t)n0 * d->C * HW));
+                    (size_t)n0 * d->C * HW, NULL));
     }
     *done = 1;
     return QG_OK;
@@ -718,7 +722,8 @@ fail:
 /* dx (+)= the phases ph [nb][4C][Hp][Wp] of a stride-2 data gradient put
  * back in place (qg_conv_direct_unphase). */
 static qg_status dunphase(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d, const qg_tensor *ws,
-                          size_t ph_extra, int Hp, int Wp, int nb, qg_tensor *dx, int accumulate)
+                          size_t ph_extra, int Hp, int Wp, int nb, qg_tensor *dx, int accumulate,
+                          const qg_tensor *mask)
 {
     qg_kargs a;
     qg_status st = dget(ctx, p, "qg_conv_direct_unphase", &a);
@@ -734,6 +739,8 @@ static qg_status dunphase(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d, 
     qg__karg_int(&a, rows);
     qg__karg_int(&a, accumulate != 0);
     qg__karg_tensor(&a, dx);
+    qg__karg_tensor(&a, mask ? mask : dx);
+    qg__karg_int(&a, mask != NULL);
     size_t gl = (size_t)rows, l = 16;
     return qg__kargs_launch(&a, 1, &gl, &l);
 }
@@ -832,8 +839,8 @@ static size_t direct_ws_bound(const qg_conv_desc *d)
 
 static qg_status direct_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                             const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx, int acc_dx,
-                            qg_tensor *dw, qg_tensor *dbias, int acc_dw, qg_tensor *ws,
-                            int *done)
+                            const qg_tensor *mask, qg_tensor *dw, qg_tensor *dbias, int acc_dw,
+                            qg_tensor *ws, int *done)
 {
     dparams p;
     *done = 0;
@@ -861,17 +868,18 @@ static qg_status direct_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
         gy.T = TD;
         if (b.kv && s2) {
             QG_TRY(dfwd_kv(ctx, &p, &gy, d->K, 1, N, ws, o_dy, Kp, NULL, dKo, Hp, Wp, 0, 0, ws,
-                           o_ph));
-            QG_TRY(dunphase(ctx, &p, d, ws, o_ph, Hp, Wp, N, dx, acc_dx));
+                           o_ph, NULL));
+            QG_TRY(dunphase(ctx, &p, d, ws, o_ph, Hp, Wp, N, dx, acc_dx, mask));
         } else if (b.kv) {
             QG_TRY(dfwd_kv(ctx, &p, &gy, d->K, 1, N, ws, o_dy, Kp, NULL, d->C, d->H, d->W,
-                           acc_dx, 0, dx, 0));
+                           acc_dx, 0, dx, 0, mask));
         } else if (s2) {
-            QG_TRY(dfwd(ctx, &p, &gy, d->K, N, ws, o_dy, NULL, dKo, Hp, Wp, 0, 0, ws, o_ph));
-            QG_TRY(dunphase(ctx, &p, d, ws, o_ph, Hp, Wp, N, dx, acc_dx));
+            QG_TRY(dfwd(ctx, &p, &gy, d->K, N, ws, o_dy, NULL, dKo, Hp, Wp, 0, 0, ws, o_ph,
+                        NULL));
+            QG_TRY(dunphase(ctx, &p, d, ws, o_ph, Hp, Wp, N, dx, acc_dx, mask));
         } else {
             QG_TRY(dfwd(ctx, &p, &gy, d->K, N, ws, o_dy, NULL, d->C, d->H, d->W, acc_dx, 0, dx,
-                        0));
+                        0, mask));
         }
     }
     if (dw) {
@@ -994,7 +1002,7 @@ qg_status qg__conv2d_bwd_data(qg_ctx *ctx, const qg_conv_desc *d, const qg_tenso
         /* same workspace contract as the GEMM path */
         int done = 0, nb_gemm = 0;
         QG_TRY(chunk_images(ctx, op, d, ws, &nb_gemm));
-        QG_TRY(direct_bwd(ctx, d, NULL, dy, w, dx, accumulate, NULL, NULL, 0, ws, &done));
+        QG_TRY(direct_bwd(ctx, d, NULL, dy, w, dx, accumulate, NULL, NULL, NULL, 0, ws, &done));
         if (!done)
             QG_TRY(direct_bwd_data(ctx, d, dy, w, dx, ws, accumulate, &done));
         if (done)
@@ -1121,7 +1129,7 @@ qg_status qg__conv2d_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
         if (dbias)
             QG_TRY(check_t(ctx, op, "dbias", dbias, (size_t)d->K));
         QG_TRY(chunk_images(ctx, op, d, ws, &nb_gemm));
-        QG_TRY(direct_bwd(ctx, d, x, dy, w, dx, acc_dx, dw, dbias, acc_dw, ws, &done));
+        QG_TRY(direct_bwd(ctx, d, x, dy, w, dx, acc_dx, NULL, dw, dbias, acc_dw, ws, &done));
         if (done)
             return QG_OK;
     }
@@ -1129,6 +1137,35 @@ qg_status qg__conv2d_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
         QG_TRY(qg__conv2d_bwd_data(ctx, d, dy, w, dx, ws, acc_dx));
     if (dw)
         QG_TRY(qg__conv2d_bwd_weight(ctx, d, x, dy, dw, dbias, ws, acc_dw));
+    return QG_OK;
+fail:
+    return st;
+}
+
+qg_status qg__conv2d_bwd_masked(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
+                                const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx,
+                                int acc_dx, const qg_tensor *mask, qg_tensor *dw,
+                                int acc_dw, qg_tensor *ws)
+{
+    static const char op[] = "conv2d_bwd_masked";
+    qg_status st = check_desc(ctx, op, d);
+    if (st != QG_OK)
+        return st;
+    const size_t HW = (size_t)d->H * d->W, PQ = (size_t)d->P * d->Q;
+    int done = 0;
+    if (use_direct(d)) {
+        QG_TRY(check_t(ctx, op, "x", x, (size_t)d->N * d->C * HW));
+        QG_TRY(check_t(ctx, op, "dy", dy, (size_t)d->N * d->K * PQ));
+        QG_TRY(check_t(ctx, op, "w", w, (size_t)d->K * d->C * d->R * d->S));
+        QG_TRY(check_t(ctx, op, "dx", dx, (size_t)d->N * d->C * HW));
+        QG_TRY(check_t(ctx, op, "mask", mask, (size_t)d->N * d->C * HW));
+        QG_TRY(check_t(ctx, op, "dw", dw, (size_t)d->K * d->C * d->R * d->S));
+        QG_TRY(direct_bwd(ctx, d, x, dy, w, dx, acc_dx, mask, dw, NULL, acc_dw, ws, &done));
+    }
+    if (!done)
+        return qg__error(ctx, QG_ERR_UNSUPPORTED, "%s: this %dx%d stride-%d conv or workspace "
+                         "'%s' takes a path without the mask epilogue", op, d->R, d->S,
+                         d->stride, ws ? ws->name : "(none)");
     return QG_OK;
 fail:
     return st;

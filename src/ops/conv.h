@@ -63,6 +63,17 @@ qg_status qg__conv2d_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                          const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx, int acc_dx,
                          qg_tensor *dw, qg_tensor *dbias, int acc_dw, qg_tensor *ws);
 
+/* qg__conv2d_bwd (dx and dw both given, no bias) with the data gradient
+ * zeroed where mask (dx's shape) is 0 before it is stored or added: the
+ * straight-through estimator of a quantizer in front of the conv, fused
+ * into the store instead of a pass of its own. Only the direct kernels
+ * have that epilogue: QG_ERR_UNSUPPORTED, with nothing written, for other
+ * shapes or a workspace too small for their shared-dy form. */
+qg_status qg__conv2d_bwd_masked(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
+                                const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx,
+                                int acc_dx, const qg_tensor *mask, qg_tensor *dw,
+                                int acc_dw, qg_tensor *ws);
+
 /* Linear: x [N, I], w [O, I], b [O] (optional), y [N, O] = x w^T + b. */
 qg_status qg__linear_fwd(qg_ctx *ctx, int N, int I, int O, const qg_tensor *x,
                          const qg_tensor *w, const qg_tensor *b, qg_tensor *y);
