@@ -216,7 +216,9 @@ __kernel void qg_conv_direct_unphase(QG_T(const float, ph), int C, int H, int W,
  *         No per-lane epilogue; best when Qo is a multiple of VW.
  * With has_mask, a value is zeroed where mask (y's layout) is 0 before it
  * is stored or added: a quantizer's straight-through mask on a data
- * gradient, fused into its store (fwd_kv and unphase do the same).
+ * gradient, fused into its store (fwd_kv and unphase do the same). With
+ * has_add, add (y's layout) is added before the ReLU: the residual of the
+ * eval-mode conv+BN+add+ReLU fold, read in place of a copy into y.
  * Range (items, Kp/KT, nb) with items = J/(VW*JT) or ceil(Po*QV/JT). */
 #define QG_CONV_FWD(NAME, TR, TS, PPC, TAP)                                                  \
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))                                    \
@@ -224,7 +226,8 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,                 
                                     QG_T(const float, wp), QG_T(const float, bias),         \
                                     int has_bias, int Ko, int Po, int Qo, int accumulate,   \
                                     int QV, int relu, QG_T(float, y),                       \
-                                    QG_T(const float, mask), int has_mask)                  \
+                                    QG_T(const float, mask), int has_mask,                  \
+                                    QG_T(const float, add), int has_add)                    \
 {                                                                                           \
     int g0 = get_global_id(0);                                                              \
     int k0 = get_global_id(1) * KT;                                                         \
@@ -271,6 +274,7 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,                 
     int PQ = Po * Qo;                                                                       \
     __global float *yb = QG_P(y) + (size_t)n * Ko * PQ;                                     \
     __global const float *mb = QG_P(mask) + (size_t)n * Ko * PQ;                            \
+    __global const float *ab = QG_P(add) + (size_t)n * Ko * PQ;                             \
     if (QV > 0) {                                                                           \
         _Pragma("unroll") for (int kt = 0; kt < KT; kt++) {                                 \
             if (k0 + kt >= Ko)                                                              \
@@ -283,6 +287,8 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,                 
                 __global float *d = yb + at;                                                \
                 vec v = acc[kt][jt] + bv;                                                   \
                 if (vq[jt] + VW <= Qo) {                                                    \
+                    if (has_add)                                                            \
+                        v += vload_v(0, ab + at);                                           \
                     if (has_mask)                                                           \
                         v = select((vec)0.0f, v, isnotequal(vload_v(0, mb + at), (vec)0.0f));\
                     if (accumulate)                                                         \
@@ -295,6 +301,7 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,                 
                     vstore_v(v, 0, t);                                                      \
                     for (int l = 0; l < Qo - vq[jt]; l++) {                                 \
                         float tl = has_mask && mb[at + l] == 0.0f ? 0.0f : t[l];            \
+                        tl += has_add ? ab[at + l] : 0.0f;                                  \
                         float u = accumulate ? d[l] + tl : tl;                              \
                         d[l] = relu ? fmax(u, 0.0f) : u;                                    \
                     }                                                                       \
@@ -319,6 +326,8 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,                 
                     v += QG_P(bias)[k0 + kt];                                               \
                 if (has_mask && mb[(k0 + kt) * PQ + o] == 0.0f)                             \
                     v = 0.0f;                                                               \
+                if (has_add)                                                                \
+                    v += ab[(k0 + kt) * PQ + o];                                            \
                 __global float *d = yb + (k0 + kt) * PQ + o;                                \
                 v = accumulate ? *d + v : v;                                                \
                 *d = relu ? fmax(v, 0.0f) : v;                                              \
@@ -362,7 +371,8 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))                        
 void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int st,                            \
                            QG_T(const float, wk), int Kp, QG_T(const float, bias), int has_bias,\
                            int Ko, int Po, int Qo, int accumulate, int relu, QG_T(float, y),\
-                           QG_T(const float, mask), int has_mask)                           \
+                           QG_T(const float, mask), int has_mask,                           \
+                           QG_T(const float, add), int has_add)                             \
 {                                                                                           \
     int o0 = get_global_id(0) * KPT;                                                        \
     int k0 = get_global_id(1) * (16 * KVN);                                                 \
@@ -412,8 +422,11 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int st,                
                     break;                                                                  \
                 __global float *d = yb + (size_t)k * PQ + o;                                \
                 float v = t[l] + (has_bias ? QG_P(bias)[k] : 0.0f);                         \
-                if (has_mask && QG_P(mask)[(size_t)n * Ko * PQ + (size_t)k * PQ + o] == 0.0f)\
+                size_t at = (size_t)n * Ko * PQ + (size_t)k * PQ + o;                       \
+                if (has_mask && QG_P(mask)[at] == 0.0f)                                     \
                     v = 0.0f;                                                               \
+                if (has_add)                                                                \
+                    v += QG_P(add)[at];                                                     \
                 v = accumulate ? *d + v : v;                                                \
                 *d = relu ? fmax(v, 0.0f) : v;                                              \
             }                                                                               \

@@ -178,6 +178,8 @@ static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
         dx_masked[i] = mask[i] != 0.0f ? dx_ref[i] : 0.0f;
     }
     buf tmask = buf_new(ctx, nx, mask, 0);
+    float *res = rand_vec(ny, seed + 7);
+    buf tres = buf_new(ctx, ny, res, 0);
 
     for (size_t wi = 0; wi < sizeof wgs / sizeof *wgs; wi++) {
         set_wg(ctx, wgs[wi]);
@@ -289,22 +291,23 @@ static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
             expect_buf(&tdw, dw_ref, NULL, l);
         }
 #undef LABEL
-        /* The eval-fold epilogue: y = relu(y0 + conv + bias), or without
-         * the residual / the clamp. */
+        /* The eval-fold epilogue: y = relu(y0 + conv + bias + res), each
+         * of y0 (accumulate), res and the clamp optional. */
         if (qg__conv2d_fwd_fusable(&d)) {
             float *want = malloc(ny * 4);
-            for (int mode = 0; mode < 4; mode++) {
-                int acc = mode & 1, relu = mode >> 1;
+            for (int mode = 0; mode < 8; mode++) {
+                int acc = mode & 1, relu = (mode >> 1) & 1, use_res = mode >> 2;
                 for (size_t i = 0; i < ny; i++) {
-                    float v = y_ref[i] + (acc ? dy[i] : 0.0f);
+                    float v = y_ref[i] + (acc ? dy[i] : 0.0f) + (use_res ? res[i] : 0.0f);
                     want[i] = relu && v < 0 ? 0.0f : v;
                 }
                 buf_set(&ty, acc ? dy : NULL, acc ? 0 : NAN);
                 qg_status fst = qg__conv2d_fwd_fused(ctx, &d, tx.view, tw.view, tb.view, ty.view,
-                                                     tws.view, acc, relu);
+                                                     tws.view, acc, use_res ? tres.view : NULL,
+                                                     relu);
                 char lf[220];
-                snprintf(lf, sizeof lf, "fwd fused acc=%d relu=%d [%s] set %zu", acc, relu,
-                         s->what, wi);
+                snprintf(lf, sizeof lf, "fwd fused acc=%d res=%d relu=%d [%s] set %zu", acc,
+                         use_res, relu, s->what, wi);
                 /* A workspace below one image's planes may refuse (and must
                  * then leave y alone); the full one must not. */
                 if (fst == QG_ERR_UNSUPPORTED && wi > 0) {
@@ -326,7 +329,8 @@ static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
             free(want);
         } else {
             cr_expect_eq(qg__conv2d_fwd_fused(ctx, &d, tx.view, tw.view, tb.view, ty.view,
-                                              tws.view, 0, 1), QG_ERR_UNSUPPORTED, "%s", s->what);
+                                              tws.view, 0, NULL, 1),
+                         QG_ERR_UNSUPPORTED, "%s", s->what);
         }
 
         float *wsh = buf_get(&tws, "workspace");
@@ -336,11 +340,11 @@ static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
     QG_EXPECT_OK(qg__program_override(ctx, "im2col", NULL));
     set_direct(ctx, 0);
 
-    buf *all[] = {&tx, &tw, &tb, &tdy, &ty, &tdx, &tdw, &tdb, &tmask};
+    buf *all[] = {&tx, &tw, &tb, &tdy, &ty, &tdx, &tdw, &tdb, &tmask, &tres};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         buf_free(all[i]);
     float *hs[] = {x,      w,      b,        dy,     base_x, base_w, base_b,
-                   y_ref, y_ref_nb, dx_ref, dw_ref, db_ref, mask,   dx_masked};
+                   y_ref, y_ref_nb, dx_ref, dw_ref, db_ref, mask,   dx_masked, res};
     for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
         free(hs[i]);
 }

@@ -412,10 +412,11 @@ int qg__node_bn(qg_model *m, const char *name, int in)
 
 /* ---- eval-mode conv + BN (+ residual + ReLU) fold ------------------------- */
 
-/* relu(bn_eval(conv(x, w)) + shortcut(res)) as one conv: the residual goes
- * into the output first, then the conv adds conv(x, wf) + bf and clamps.
- * QG_ERR_UNSUPPORTED (nothing written) when the conv has no such epilogue;
- * the caller then runs the nodes one by one. */
+/* relu(bn_eval(conv(x, w)) + shortcut(res)) as one conv: the conv's
+ * epilogue reads an identity residual where it is; an option-A shortcut
+ * (subsampled, zero-padded channels) goes into the output first and is
+ * added to. QG_ERR_UNSUPPORTED when the conv has no such epilogue; the
+ * caller then runs the nodes one by one (which rewrite the output). */
 static qg_status conv_fold_forward(qg_node *n, qg_model *m)
 {
     conv_priv *p = n->priv;
@@ -427,16 +428,16 @@ static qg_status conv_fold_forward(qg_node *n, qg_model *m)
                                p->bf);
     if (st != QG_OK)
         return st;
-    int has_res = bn->in[1] >= 0;
-    if (has_res) {
-        const qg_tensor *res = IN1(bn, m)->value;
-        st = b->option_a ? qg__shortcut_a_fwd(m->ctx, res, b->stride, y, 0)
-                         : qg__eltwise_axpby(m->ctx, 1.0f, res, 0.0f, y);
-        if (st != QG_OK)
+    const qg_tensor *res = bn->in[1] >= 0 ? IN1(bn, m)->value : NULL;
+    int acc = 0;
+    if (res && b->option_a) {
+        if ((st = qg__shortcut_a_fwd(m->ctx, res, b->stride, y, 0)) != QG_OK)
             return st;
+        res = NULL;
+        acc = 1;
     }
     st = qg__conv2d_fwd_fused(m->ctx, &p->d, IN0(n, m)->value, p->wf, p->bf, y, m->workspace,
-                              has_res, b->relu);
+                              acc, res, b->relu);
     if (st == QG_OK)
         b->eval_done = 1;
     return st;

@@ -434,7 +434,7 @@ static qg_status dwprep(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d,
 static qg_status dfwd_kv(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int st, int nb,
                          const qg_tensor *ws, size_t xp_extra, int Kp, const qg_tensor *bias,
                          int Ko, int Po, int Qo, int accumulate, int relu, const qg_tensor *out,
-                         size_t out_extra, const qg_tensor *mask)
+                         size_t out_extra, const qg_tensor *mask, const qg_tensor *add)
 {
     qg_kargs a;
     char name[64];
@@ -459,6 +459,8 @@ static qg_status dfwd_kv(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, 
     karg_at(&a, out, out_extra);
     karg_at(&a, mask ? mask : out, mask ? out_extra : 0);
     qg__karg_int(&a, mask != NULL);
+    karg_at(&a, add ? add : out, add ? out_extra : 0);
+    qg__karg_int(&a, add != NULL);
     size_t gl[3] = {((size_t)Po * Qo + 7) / 8, (size_t)Kp / QG_KV_CH, (size_t)nb};
     size_t l[3] = {(size_t)p->WG, 1, 1};
     return qg__kargs_launch(&a, 3, gl, l);
@@ -488,7 +490,7 @@ static dgeom kv_geom(const qg_conv_desc *d, int *Kp)
 static qg_status dfwd(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int nb,
                       const qg_tensor *ws, size_t xp_extra, const qg_tensor *bias, int Ko,
                       int Po, int Qo, int accumulate, int relu, const qg_tensor *out,
-                      size_t out_extra, const qg_tensor *mask)
+                      size_t out_extra, const qg_tensor *mask, const qg_tensor *add)
 {
     qg_kargs a;
     char name[64];
@@ -514,8 +516,10 @@ static qg_status dfwd(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int
     qg__karg_int(&a, g->QV);
     qg__karg_int(&a, relu != 0);
     karg_at(&a, out, out_extra);
-    karg_at(&a, mask ? mask : out, mask ? out_extra : 0); /* dx's shape, as out */
+    karg_at(&a, mask ? mask : out, mask ? out_extra : 0); /* out's shape */
     qg__karg_int(&a, mask != NULL);
+    karg_at(&a, add ? add : out, add ? out_extra : 0);
+    qg__karg_int(&a, add != NULL);
     size_t items = g->QV ? ((size_t)Po * g->QV + (size_t)p->JT - 1) / (size_t)p->JT
                          : (size_t)g->J / (size_t)(p->VW * p->JT);
     size_t gl[3] = {items,
@@ -528,7 +532,8 @@ static qg_status dfwd(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int
  * image's planes (the caller then takes the GEMM path). */
 static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                             const qg_tensor *w, const qg_tensor *bias, qg_tensor *y,
-                            qg_tensor *ws, int accumulate, int relu, int *done)
+                            qg_tensor *ws, int accumulate, const qg_tensor *add, int relu,
+                            int *done)
 {
     dparams p;
     qg_status st = direct_params(ctx, d, &p);
@@ -549,7 +554,7 @@ static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
             QG_TRY(dprep(ctx, &p, x, n0, cnt, d->C, d->H, d->W, 1, 1, 1, d->pad, &g, g.Hd, ws,
                          wsz));
             QG_TRY(dfwd_kv(ctx, &p, &g, d->C, d->stride, cnt, ws, wsz, Kp, bias, d->K, d->P,
-                           d->Q, accumulate, relu, y, (size_t)n0 * d->K * PQ, NULL));
+                           d->Q, accumulate, relu, y, (size_t)n0 * d->K * PQ, NULL, add));
         }
         *done = 1;
         return QG_OK;
@@ -574,7 +579,7 @@ static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
         QG_TRY(dprep(ctx, &p, x, n0, cnt, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd, ws,
                      wsz));
         QG_TRY(dfwd(ctx, &p, &g, Cw, cnt, ws, wsz, bias, d->K, d->P, d->Q, accumulate, relu, y,
-                    (size_t)n0 * d->K * PQ, NULL));
+                    (size_t)n0 * d->K * PQ, NULL, add));
     }
     *done = 1;
     return QG_OK;
@@ -606,7 +611,7 @@ static qg_status direct_bwd_data(qg_ctx *ctx, const qg_conv_desc *d, const qg_te
         QG_TRY(dprep(ctx, &p, dy, n0, cnt, d->K, d->P, d->Q, 1, 1, d->stride, d->R - 1 - d->pad,
                      &g, g.Hd, ws, wsz));
         QG_TRY(dfwd(ctx, &p, &g, d->K, cnt, ws, wsz, NULL, d->C, d->H, d->W, accumulate, 0, dx,
-                    (size_t)n0 * d->C * HW, NULL));
+                    (size_t)n0 * d->C * HW, NULL, NULL));
     }
     *done = 1;
     return QG_OK;
@@ -868,18 +873,18 @@ static qg_status direct_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
         gy.T = TD;
         if (b.kv && s2) {
             QG_TRY(dfwd_kv(ctx, &p, &gy, d->K, 1, N, ws, o_dy, Kp, NULL, dKo, Hp, Wp, 0, 0, ws,
-                           o_ph, NULL));
+                           o_ph, NULL, NULL));
             QG_TRY(dunphase(ctx, &p, d, ws, o_ph, Hp, Wp, N, dx, acc_dx, mask));
         } else if (b.kv) {
             QG_TRY(dfwd_kv(ctx, &p, &gy, d->K, 1, N, ws, o_dy, Kp, NULL, d->C, d->H, d->W,
-                           acc_dx, 0, dx, 0, mask));
+                           acc_dx, 0, dx, 0, mask, NULL));
         } else if (s2) {
             QG_TRY(dfwd(ctx, &p, &gy, d->K, N, ws, o_dy, NULL, dKo, Hp, Wp, 0, 0, ws, o_ph,
-                        NULL));
+                        NULL, NULL));
             QG_TRY(dunphase(ctx, &p, d, ws, o_ph, Hp, Wp, N, dx, acc_dx, mask));
         } else {
             QG_TRY(dfwd(ctx, &p, &gy, d->K, N, ws, o_dy, NULL, d->C, d->H, d->W, acc_dx, 0, dx,
-                        0, mask));
+                        0, mask, NULL));
         }
     }
     if (dw) {
@@ -918,7 +923,7 @@ qg_status qg__conv2d_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
         /* same workspace contract as the GEMM path */
         int done = 0, nb_gemm = 0;
         QG_TRY(chunk_images(ctx, op, d, ws, &nb_gemm));
-        QG_TRY(direct_fwd(ctx, d, x, w, bias, y, ws, 0, 0, &done));
+        QG_TRY(direct_fwd(ctx, d, x, w, bias, y, ws, 0, NULL, 0, &done));
         if (done)
             return QG_OK;
     }
@@ -960,7 +965,7 @@ int qg__conv2d_fwd_fusable(const qg_conv_desc *d)
 
 qg_status qg__conv2d_fwd_fused(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                                const qg_tensor *w, const qg_tensor *bias, qg_tensor *y,
-                               qg_tensor *ws, int accumulate, int relu)
+                               qg_tensor *ws, int accumulate, const qg_tensor *res, int relu)
 {
     static const char op[] = "conv2d_fwd_fused";
     qg_status st = check_desc(ctx, op, d);
@@ -974,8 +979,10 @@ qg_status qg__conv2d_fwd_fused(qg_ctx *ctx, const qg_conv_desc *d, const qg_tens
     QG_TRY(check_t(ctx, op, "y", y, (size_t)d->N * d->K * d->P * d->Q));
     if (bias)
         QG_TRY(check_t(ctx, op, "bias", bias, (size_t)d->K));
+    if (res)
+        QG_TRY(check_t(ctx, op, "res", res, (size_t)d->N * d->K * d->P * d->Q));
     int done = 0;
-    QG_TRY(direct_fwd(ctx, d, x, w, bias, y, ws, accumulate, relu, &done));
+    QG_TRY(direct_fwd(ctx, d, x, w, bias, y, ws, accumulate, res, relu, &done));
     if (!done)
         return qg__error(ctx, QG_ERR_UNSUPPORTED, "%s: workspace '%s' cannot hold one image's "
                          "planes", op, ws ? ws->name : "(none)");

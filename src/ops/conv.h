@@ -39,14 +39,16 @@ size_t qg__conv_workspace_floats(const qg_conv_desc *d);
 qg_status qg__conv2d_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                          const qg_tensor *w, const qg_tensor *bias, qg_tensor *y,
                          qg_tensor *ws);
-/* y (= or += when accumulate) conv(x, w) + bias, then clamped at 0 when
- * relu: the epilogue an eval-mode conv+BN(+residual)+ReLU fold needs.
+/* y (= or += when accumulate) conv(x, w) + bias (+ res, y's shape, when
+ * not NULL), then clamped at 0 when relu: the epilogue an eval-mode
+ * conv+BN(+residual)+ReLU fold needs.
  * Only shapes for which qg__conv2d_fwd_fusable is true; otherwise (or
  * when the workspace is too small) QG_ERR_UNSUPPORTED with y untouched. */
 int qg__conv2d_fwd_fusable(const qg_conv_desc *d);
 qg_status qg__conv2d_fwd_fused(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                                const qg_tensor *w, const qg_tensor *bias, qg_tensor *y,
-                               qg_tensor *ws, int accumulate, int relu);
+                               qg_tensor *ws, int accumulate, const qg_tensor *res,
+                               int relu);
 /* dx = conv_transpose(dy, w); overwritten, or added to when accumulate. */
 qg_status qg__conv2d_bwd_data(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *dy,
                               const qg_tensor *w, qg_tensor *dx, qg_tensor *ws, int accumulate);
