@@ -5,8 +5,9 @@
 # against PyTorch (bench/compare_pytorch.sh) for full-precision, quantized
 # (w8 a3 PACT) and Precision-Gated (w8 a3 pb2 PACT spbp) ResNet-20,
 # training and inference, batch 128. Prints a summary table at the end.
-# Run it on an otherwise idle machine; other load skews every number. Not
-# run by make check.
+# Run it on an otherwise idle machine; other load skews every number
+# (compare_pytorch.sh takes each side's best of ROUNDS runs, default 3,
+# against a neighbour's load on a shared VM). Not run by make check.
 set -eu
 build=${1:-build}
 here=$(dirname "$0")
