@@ -74,7 +74,10 @@ static double measure(qg_ctx *ctx, int vw, int runs)
     }
     cl_kernel k = clCreateKernel(prog, "peak", &e);
     CHECK(e);
-    size_t items = (size_t)ctx->info.compute_units * 64;
+    /* ~10 ms a launch at the peak: a launch of well under a millisecond
+     * can finish on one PoCL worker before the other has woken up, which
+     * read as half the peak in some runs. */
+    size_t items = (size_t)ctx->info.compute_units * 2048;
     cl_mem out = clCreateBuffer(ctx->context, CL_MEM_WRITE_ONLY, items * sizeof(float), NULL, &e);
     CHECK(e);
     float a = 0.999f, b = 0.001f;
@@ -82,8 +85,8 @@ static double measure(qg_ctx *ctx, int vw, int runs)
     CHECK(clSetKernelArg(k, 1, sizeof a, &a));
     CHECK(clSetKernelArg(k, 2, sizeof b, &b));
     double best = 1e30;
-    /* Explicit small work-groups: left to the driver, PoCL sometimes made
-     * all items one group, which runs on one core (half the peak). */
+    /* explicit small work-groups: left to the driver, PoCL may make all
+     * items one group, which one core runs */
     size_t local = 4;
     for (int r = 0; r < runs + 1; r++) {
         double t0 = now();
