@@ -622,6 +622,31 @@ fail:
 static qg_status bias_grad(qg_ctx *ctx, const qg_tensor *dy, int N, int K, int PQ,
                            qg_tensor *db, int accumulate);
 
+/* dw (=|+=) the fixed-order sum of nchunks partials [chunk][K][C*st*st]
+ * [T][T] at part_extra (qg_conv_direct_wgrad_sum). */
+static qg_status dwsum(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p,
+                       const qg_tensor *ws, size_t part_extra, int nchunks, int st, int T,
+                       int accumulate, qg_tensor *dw)
+{
+    qg_kargs a;
+    qg_status s = dget(ctx, p, "qg_conv_direct_wgrad_sum", &a);
+    if (s != QG_OK)
+        return s;
+    karg_at(&a, ws, part_extra);
+    qg__karg_int(&a, nchunks);
+    qg__karg_int(&a, d->K);
+    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, d->R);
+    qg__karg_int(&a, d->S);
+    qg__karg_int(&a, st);
+    qg__karg_int(&a, T);
+    qg__karg_int(&a, T);
+    qg__karg_int(&a, accumulate != 0);
+    qg__karg_tensor(&a, dw);
+    size_t n = (size_t)d->K * d->C * d->R * d->S, l1 = 64;
+    return qg__kargs_launch(&a, 1, &n, &l1);
+}
+
 /* dw (=|+= when accumulate) from the x planes (xp_extra in ws, geometry g)
  * and the dy planes (dyp_extra, plane length Ly) of nb images: per-chunk
  * partials at part_extra (wn images each), then their fixed-order sum. */
@@ -667,21 +692,51 @@ static qg_status dwgrad(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, co
     size_t l[3] = {(size_t)p->WG, 1, 1};
     if ((st = qg__kargs_launch(&a, 3, gl, l)) != QG_OK)
         return st;
-    if ((st = dget(ctx, p, "qg_conv_direct_wgrad_sum", &a)) != QG_OK)
+    return dwsum(ctx, d, p, ws, part_extra, nchunks, stk, Tk, accumulate, dw);
+}
+
+/* dw (=|+=) the weight gradient of a stride-1 3x3 conv on a narrow map by
+ * the channel-vectorised kernel: dy transposed to channels-innermost at
+ * dyt_extra, partials from the x planes (xp_extra, geometry g) at
+ * part_extra, then their sum. */
+static qg_status dwgrad_kv(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, const dgeom *g,
+                           const qg_tensor *dy, int nb, int wn, const qg_tensor *ws,
+                           size_t xp_extra, size_t dyt_extra, int Kt, size_t part_extra,
+                           int accumulate, qg_tensor *dw)
+{
+    qg_kargs a;
+    int PQ = d->P * d->Q, nchunks = (nb + wn - 1) / wn;
+    qg_status st = dget(ctx, p, "qg_conv_direct_prep_t", &a);
+    if (st != QG_OK)
         return st;
-    karg_at(&a, ws, part_extra);
-    qg__karg_int(&a, nchunks);
+    qg__karg_tensor(&a, dy);
     qg__karg_int(&a, d->K);
+    qg__karg_int(&a, PQ);
+    qg__karg_int(&a, Kt);
+    qg__karg_int(&a, nb * PQ);
+    karg_at(&a, ws, dyt_extra);
+    size_t n = (size_t)nb * PQ, l = 16;
+    if ((st = qg__kargs_launch(&a, 1, &n, &l)) != QG_OK)
+        return st;
+    if ((st = dget(ctx, p, "qg_conv_direct_wgrad_kv", &a)) != QG_OK)
+        return st;
+    karg_at(&a, ws, xp_extra);
     qg__karg_int(&a, d->C);
-    qg__karg_int(&a, d->R);
-    qg__karg_int(&a, d->S);
-    qg__karg_int(&a, stk);
-    qg__karg_int(&a, Tk);
-    qg__karg_int(&a, Tk);
-    qg__karg_int(&a, accumulate != 0);
-    qg__karg_tensor(&a, dw);
-    size_t n = (size_t)d->K * d->C * d->R * d->S, l1 = 64;
-    return qg__kargs_launch(&a, 1, &n, &l1);
+    qg__karg_int(&a, g->L);
+    qg__karg_int(&a, g->Wd);
+    karg_at(&a, ws, dyt_extra);
+    qg__karg_int(&a, Kt);
+    qg__karg_int(&a, d->K);
+    qg__karg_int(&a, d->P);
+    qg__karg_int(&a, d->Q);
+    qg__karg_int(&a, nb);
+    qg__karg_int(&a, wn);
+    karg_at(&a, ws, part_extra);
+    size_t gl[3] = {(size_t)d->C, (size_t)Kt / QG_KV_CH, (size_t)nchunks};
+    size_t lw[3] = {(size_t)p->WG, 1, 1};
+    if ((st = qg__kargs_launch(&a, 3, gl, lw)) != QG_OK)
+        return st;
+    return dwsum(ctx, d, p, ws, part_extra, nchunks, 1, 3, accumulate, dw);
 }
 
 static qg_status direct_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
@@ -765,9 +820,9 @@ static qg_status dunphase(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d, 
 /* Where direct_bwd keeps what in its workspace, for all N images; ok = 0
  * when the shape has no shared-dy form. */
 typedef struct bwd_layout {
-    int ok, s2, kv, T, Ci, TD, Kp, dKo, Hp, Wp, wn, nchunks;
+    int ok, s2, kv, kvw, Kt, T, Ci, TD, Kp, dKo, Hp, Wp, wn, nchunks;
     dgeom gw, gy;
-    size_t dy_off, part1, o_ph, o_dy, o_x, o_part, total;
+    size_t dy_off, part1, o_ph, o_dy, o_x, o_part, o_dyt, total;
 } bwd_layout;
 
 static bwd_layout direct_bwd_layout(const qg_conv_desc *d, const dparams *p, int want_dx,
@@ -808,7 +863,12 @@ static bwd_layout direct_bwd_layout(const qg_conv_desc *d, const dparams *p, int
     b.o_dy = b.o_ph + (b.s2 && want_dx ? qg__round_up((size_t)N * b.dKo * b.Hp * b.Wp, 16) : 0);
     b.o_x = b.o_dy + qg__round_up((size_t)N * d->K * b.gy.L, 16);
     b.o_part = b.o_x + (want_dw ? qg__round_up((size_t)N * b.Ci * b.gw.L, 16) : 0);
-    b.total = b.o_part + (want_dw ? (size_t)b.nchunks * b.part1 : 0);
+    b.o_dyt = b.o_part + (want_dw ? qg__round_up((size_t)b.nchunks * b.part1, 16) : 0);
+    /* channel-vectorised weight gradient on the same narrow stride-1 maps,
+     * from dy transposed to channels-innermost */
+    b.kvw = want_dw && !b.s2 && use_kv(d) && d->R == 3;
+    b.Kt = (int)qg__round_up((size_t)d->K, QG_KV_CH);
+    b.total = b.o_dyt + (b.kvw ? (size_t)N * d->P * d->Q * b.Kt : 0);
     b.ok = 1;
     return b;
 }
@@ -865,7 +925,7 @@ static qg_status direct_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
 
     if (s2)
         QG_TRY(dprep(ctx, &p, dy, 0, N, d->K, d->P, d->Q, 1, 1, 1, 0, &gy, d->P, ws, o_dy));
-    else
+    else if (dx || !b.kvw) /* (the channel-vectorised wgrad reads dy itself) */
         QG_TRY(dprep(ctx, &p, dy, 0, N, d->K, d->P, d->Q, 1, 1, 1, d->R - 1 - d->pad, &gy, gy.Hd,
                      ws, o_dy));
     if (dx) {
@@ -889,8 +949,12 @@ static qg_status direct_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
     }
     if (dw) {
         QG_TRY(dprep(ctx, &p, x, 0, N, d->C, d->H, d->W, stv, stv, 1, d->pad, &gw, gw.Hd, ws, o_x));
-        QG_TRY(dwgrad(ctx, d, &p, &gw, T, Ci, N, wn, ws, o_x, o_dy + dy_off, gy.L, o_part,
-                      acc_dw, dw));
+        if (b.kvw)
+            QG_TRY(dwgrad_kv(ctx, d, &p, &gw, dy, N, wn, ws, o_x, b.o_dyt, b.Kt, o_part, acc_dw,
+                             dw));
+        else
+            QG_TRY(dwgrad(ctx, d, &p, &gw, T, Ci, N, wn, ws, o_x, o_dy + dy_off, gy.L, o_part,
+                          acc_dw, dw));
         if (dbias)
             QG_TRY(bias_grad(ctx, dy, d->N, d->K, d->P * d->Q, dbias, acc_dw));
     }
@@ -1094,7 +1158,11 @@ qg_status qg__conv2d_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_ten
         /* same workspace contract as the GEMM path */
         int done = 0, nb_gemm = 0;
         QG_TRY(chunk_images(ctx, op, d, ws, &nb_gemm));
-        QG_TRY(direct_bwd_weight(ctx, d, x, dy, dw, dbias, ws, accumulate, &done));
+        /* the whole-batch form first (it has the channel-vectorised kernel
+         * for narrow maps), then image chunks */
+        QG_TRY(direct_bwd(ctx, d, x, dy, NULL, NULL, 0, NULL, dw, dbias, accumulate, ws, &done));
+        if (!done)
+            QG_TRY(direct_bwd_weight(ctx, d, x, dy, dw, dbias, ws, accumulate, &done));
         if (done)
             return QG_OK;
     }
