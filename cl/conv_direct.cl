@@ -572,68 +572,60 @@ __kernel void qg_conv_direct_prep_t(QG_T(const float, dy), int K, int PQ, int Kp
         d[k] = k < K ? s[(size_t)k * PQ] : 0.0f;
 }
 
-/* The weight-gradient partials of a stride-1 3x3 conv on narrow maps,
- * vectorised over 16*KVN output channels like fwd_kv: per output position
- * KVN vector loads of dyt (qg_conv_direct_prep_t) and three new x values
- * (a 3x3 window slid along the row keeps the other six) feed 9*KVN FMAs,
- * with no lane spent on padding columns. Writes part[chunk][k][ci][3][3]
- * as qg_conv_direct_wgrad_3x3. Range (Ci, Kp/(16*KVN), nchunks). */
-__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void qg_conv_direct_wgrad_kv(QG_T(const float, xp), int Ci, int Lx, int Wd,
-                             QG_T(const float, dyt), int Kp, int K, int Po, int Qo, int nb,
-                             int wn, QG_T(float, part))
-{
-    int ci = get_global_id(0);
-    int k0 = get_global_id(1) * (16 * KVN);
-    int chunk = get_global_id(2);
-    int n0 = chunk * wn;
-    if (ci >= Ci || k0 >= K || n0 >= nb)
-        return;
-    int n1 = min(n0 + wn, nb);
-    int PQ = Po * Qo;
-    float16 acc[9][KVN];
-    _Pragma("unroll") for (int t = 0; t < 9; t++)
-        _Pragma("unroll") for (int kv = 0; kv < KVN; kv++)
-            acc[t][kv] = (float16)0.0f;
-    for (int n = n0; n < n1; n++) {
-        __global const float *xb = QG_P(xp) + ((size_t)n * Ci + ci) * Lx;
-        __global const float *db = QG_P(dyt) + (size_t)n * PQ * Kp + k0;
-        for (int p = 0; p < Po; p++) {
-            __global const float *xr = xb + p * Wd;
-            __global const float *dr = db + (size_t)p * Qo * Kp;
-            float w0[3], w1[3];
-            _Pragma("unroll") for (int r = 0; r < 3; r++) {
-                w0[r] = xr[r * Wd];
-                w1[r] = xr[r * Wd + 1];
-            }
-            for (int q = 0; q < Qo; q++) {
-                float w2[3];
-                float16 dv[KVN];
-                _Pragma("unroll") for (int r = 0; r < 3; r++)
-                    w2[r] = xr[r * Wd + q + 2];
-                _Pragma("unroll") for (int kv = 0; kv < KVN; kv++)
-                    dv[kv] = vload16(0, dr + (size_t)q * Kp + 16 * kv);
-                _Pragma("unroll") for (int r = 0; r < 3; r++)
-                    _Pragma("unroll") for (int kv = 0; kv < KVN; kv++) {
-                        acc[r * 3][kv] = fma((float16)w0[r], dv[kv], acc[r * 3][kv]);
-                        acc[r * 3 + 1][kv] = fma((float16)w1[r], dv[kv], acc[r * 3 + 1][kv]);
-                        acc[r * 3 + 2][kv] = fma((float16)w2[r], dv[kv], acc[r * 3 + 2][kv]);
-                    }
-                _Pragma("unroll") for (int r = 0; r < 3; r++) {
-                    w0[r] = w1[r];
-                    w1[r] = w2[r];
-                }
-            }
-        }
-    }
-    _Pragma("unroll") for (int t = 0; t < 9; t++)
-        _Pragma("unroll") for (int kv = 0; kv < KVN; kv++) {
-            float v[16];
-            vstore16(acc[t][kv], 0, v);
-            for (int l = 0; l < 16 && k0 + 16 * kv + l < K; l++)
-                QG_P(part)[(((size_t)chunk * K + k0 + 16 * kv + l) * Ci + ci) * 9 + t] = v[l];
-        }
+/* The weight-gradient partials of a 3x3 conv on narrow maps, vectorised
+ * over 16*KVN output channels like fwd_kv: per output position KVN vector
+ * loads of dyt (qg_conv_direct_prep_t) and 9 broadcast x loads feed 9*KVN
+ * FMAs, with no lane spent on padding columns. Stride 1 reads plain padded
+ * planes; stride 2 the four phase planes per channel (QG_TAP_PHASE, output
+ * (p, q) at phase row p, column q). Writes part[chunk][k][ci][3][3] as
+ * qg_conv_direct_wgrad_3x3. Range (Ci, Kp/(16*KVN), nchunks). */
+#define QG_CONV_WGRAD_KV(NAME, PPC, TAP)                                                    \
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))                                    \
+void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, QG_T(const float, dyt), int Kp,    \
+          int K, int Po, int Qo, int nb, int wn, QG_T(float, part))                         \
+{                                                                                           \
+    int ci = get_global_id(0);                                                              \
+    int k0 = get_global_id(1) * (16 * KVN);                                                 \
+    int chunk = get_global_id(2);                                                           \
+    int n0 = chunk * wn;                                                                    \
+    if (ci >= Ci || k0 >= K || n0 >= nb)                                                    \
+        return;                                                                             \
+    int n1 = min(n0 + wn, nb);                                                              \
+    int PQ = Po * Qo;                                                                       \
+    float16 acc[9][KVN];                                                                    \
+    _Pragma("unroll") for (int t = 0; t < 9; t++)                                           \
+        _Pragma("unroll") for (int kv = 0; kv < KVN; kv++)                                  \
+            acc[t][kv] = (float16)0.0f;                                                     \
+    for (int n = n0; n < n1; n++) {                                                         \
+        __global const float *xb = QG_P(xp) + ((size_t)n * Ci + ci) * (PPC) * Lx;           \
+        __global const float *db = QG_P(dyt) + (size_t)n * PQ * Kp + k0;                    \
+        for (int p = 0; p < Po; p++) {                                                      \
+            __global const float *xr = xb + p * Wd;                                         \
+            __global const float *dr = db + (size_t)p * Qo * Kp;                            \
+            for (int q = 0; q < Qo; q++) {                                                  \
+                float16 dv[KVN];                                                            \
+                _Pragma("unroll") for (int kv = 0; kv < KVN; kv++)                          \
+                    dv[kv] = vload16(0, dr + (size_t)q * Kp + 16 * kv);                     \
+                _Pragma("unroll") for (int r = 0; r < 3; r++)                               \
+                    _Pragma("unroll") for (int s = 0; s < 3; s++) {                         \
+                        float xv = xr[q + TAP(r, s)];                                       \
+                        _Pragma("unroll") for (int kv = 0; kv < KVN; kv++)                  \
+                            acc[r * 3 + s][kv] = fma((float16)xv, dv[kv], acc[r * 3 + s][kv]);\
+                    }                                                                       \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+    _Pragma("unroll") for (int t = 0; t < 9; t++)                                           \
+        _Pragma("unroll") for (int kv = 0; kv < KVN; kv++) {                                \
+            float v[16];                                                                    \
+            vstore16(acc[t][kv], 0, v);                                                     \
+            for (int l = 0; l < 16 && k0 + 16 * kv + l < K; l++)                            \
+                QG_P(part)[(((size_t)chunk * K + k0 + 16 * kv + l) * Ci + ci) * 9 + t] = v[l];\
+        }                                                                                   \
 }
+
+QG_CONV_WGRAD_KV(qg_conv_direct_wgrad_kv, 1, QG_TAP_PLANE)
+QG_CONV_WGRAD_KV(qg_conv_direct_wgrad_kv_s2, 4, QG_TAP_PHASE)
 
 /* dw[k][c][r][s] (= or += when accumulate) the sum over the nchunks
  * partials of part[chunk][k][ci][r/st][s/st] with ci = c*st*st +

@@ -695,10 +695,10 @@ static qg_status dwgrad(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, co
     return dwsum(ctx, d, p, ws, part_extra, nchunks, stk, Tk, accumulate, dw);
 }
 
-/* dw (=|+=) the weight gradient of a stride-1 3x3 conv on a narrow map by
- * the channel-vectorised kernel: dy transposed to channels-innermost at
- * dyt_extra, partials from the x planes (xp_extra, geometry g) at
- * part_extra, then their sum. */
+/* dw (=|+=) the weight gradient of a 3x3 conv on a narrow map by the
+ * channel-vectorised kernel: dy transposed to channels-innermost at
+ * dyt_extra, partials from the x planes (xp_extra, geometry g; phase
+ * planes when g->ph) at part_extra, then their sum. */
 static qg_status dwgrad_kv(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, const dgeom *g,
                            const qg_tensor *dy, int nb, int wn, const qg_tensor *ws,
                            size_t xp_extra, size_t dyt_extra, int Kt, size_t part_extra,
@@ -718,7 +718,8 @@ static qg_status dwgrad_kv(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p,
     size_t n = (size_t)nb * PQ, l = 16;
     if ((st = qg__kargs_launch(&a, 1, &n, &l)) != QG_OK)
         return st;
-    if ((st = dget(ctx, p, "qg_conv_direct_wgrad_kv", &a)) != QG_OK)
+    if ((st = dget(ctx, p, g->ph ? "qg_conv_direct_wgrad_kv_s2" : "qg_conv_direct_wgrad_kv",
+                    &a)) != QG_OK)
         return st;
     karg_at(&a, ws, xp_extra);
     qg__karg_int(&a, d->C);
@@ -864,9 +865,9 @@ static bwd_layout direct_bwd_layout(const qg_conv_desc *d, const dparams *p, int
     b.o_x = b.o_dy + qg__round_up((size_t)N * d->K * b.gy.L, 16);
     b.o_part = b.o_x + (want_dw ? qg__round_up((size_t)N * b.Ci * b.gw.L, 16) : 0);
     b.o_dyt = b.o_part + (want_dw ? qg__round_up((size_t)b.nchunks * b.part1, 16) : 0);
-    /* channel-vectorised weight gradient on the same narrow stride-1 maps,
+    /* channel-vectorised weight gradient on the same narrow output maps,
      * from dy transposed to channels-innermost */
-    b.kvw = want_dw && !b.s2 && use_kv(d) && d->R == 3;
+    b.kvw = want_dw && use_kv(d);
     b.Kt = (int)qg__round_up((size_t)d->K, QG_KV_CH);
     b.total = b.o_dyt + (b.kvw ? (size_t)N * d->P * d->Q * b.Kt : 0);
     b.ok = 1;
