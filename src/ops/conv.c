@@ -392,6 +392,19 @@ static qg_status dprep(qg_ctx *ctx, const dparams *p, const qg_tensor *src, int 
     return qg__kargs_launch(&a, 1, &gl, &l);
 }
 
+/* The forward kernels' last arguments: the output (at out_extra) and the
+ * optional mask and addend of its epilogue, both in the output's layout
+ * and offset (bound to the output, and ignored, when NULL). */
+static void karg_out(qg_kargs *a, const qg_tensor *out, size_t out_extra,
+                     const qg_tensor *mask, const qg_tensor *add)
+{
+    karg_at(a, out, out_extra);
+    karg_at(a, mask ? mask : out, mask ? out_extra : 0);
+    qg__karg_int(a, mask != NULL);
+    karg_at(a, add ? add : out, add ? out_extra : 0);
+    qg__karg_int(a, add != NULL);
+}
+
 /* wp [Kp][Ci][T][T] (trans: [Ci][T][T][Kp]) at offset 0 of ws; see
  * qg_conv_direct_wprep. */
 static qg_status dwprep_t(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d,
@@ -456,11 +469,7 @@ static qg_status dfwd_kv(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, 
     qg__karg_int(&a, Qo);
     qg__karg_int(&a, accumulate != 0);
     qg__karg_int(&a, relu != 0);
-    karg_at(&a, out, out_extra);
-    karg_at(&a, mask ? mask : out, mask ? out_extra : 0);
-    qg__karg_int(&a, mask != NULL);
-    karg_at(&a, add ? add : out, add ? out_extra : 0);
-    qg__karg_int(&a, add != NULL);
+    karg_out(&a, out, out_extra, mask, add);
     size_t gl[3] = {((size_t)Po * Qo + 7) / 8, (size_t)Kp / QG_KV_CH, (size_t)nb};
     size_t l[3] = {(size_t)p->WG, 1, 1};
     return qg__kargs_launch(&a, 3, gl, l);
@@ -515,11 +524,7 @@ static qg_status dfwd(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int
     qg__karg_int(&a, accumulate != 0);
     qg__karg_int(&a, g->QV);
     qg__karg_int(&a, relu != 0);
-    karg_at(&a, out, out_extra);
-    karg_at(&a, mask ? mask : out, mask ? out_extra : 0); /* out's shape */
-    qg__karg_int(&a, mask != NULL);
-    karg_at(&a, add ? add : out, add ? out_extra : 0);
-    qg__karg_int(&a, add != NULL);
+    karg_out(&a, out, out_extra, mask, add);
     size_t items = g->QV ? ((size_t)Po * g->QV + (size_t)p->JT - 1) / (size_t)p->JT
                          : (size_t)g->J / (size_t)(p->VW * p->JT);
     size_t gl[3] = {items,
