@@ -27,22 +27,6 @@ static char *tmp(const char *name)
     return b;
 }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static qg_ctx *ctx_with_db(const char *db)
-{
-    qg_ctx *ctx;
-    qg_ctx_opts o = {.tune_db = db, .profiling = 1};
-    QG_EXPECT_OK(qg_ctx_new(&o, &ctx));
-    return ctx;
-}
-
 static long current_wg(qg_ctx *ctx, const char *program)
 {
     long v[QG_MAX_TUNABLES];
@@ -54,7 +38,7 @@ static long current_wg(qg_ctx *ctx, const char *program)
 Test(tune, lookup_prefers_user_db_then_defaults)
 {
     char *db = tmp("user.json");
-    qg_ctx *ctx = ctx_with_db(db);
+    qg_ctx *ctx = qg_test_ctx_with_db(db);
     unlink(db);
     cr_expect_eq(current_wg(ctx, "eltwise"), 64, "default from the registry");
     char text[1024];
@@ -62,7 +46,7 @@ Test(tune, lookup_prefers_user_db_then_defaults)
              "\"program\": \"eltwise\", \"shape\": \"*\", \"params\": {\"WG\": 256}}, "
              "{\"device\": \"some-other-gpu|1.0\", \"program\": \"reduce\", \"shape\": \"*\", "
              "\"params\": {\"WG\": 16}}]}", qg_ctx_device(ctx)->key);
-    write_file(db, text);
+    qg_test_write_text(db, text);
     qg__tunedb_reset(ctx);
     cr_expect_eq(current_wg(ctx, "eltwise"), 256, "user DB entry for this device");
     cr_expect_eq(current_wg(ctx, "reduce"), 64, "another device's entry must not apply");
@@ -75,16 +59,16 @@ Test(tune, lookup_prefers_user_db_then_defaults)
 Test(tune, corrupt_and_foreign_databases_are_reported_and_ignored)
 {
     char *db = tmp("corrupt.json");
-    write_file(db, "{\"schema\": 1, \"entries\": [ {oops");
-    qg_ctx *ctx = ctx_with_db(db);
+    qg_test_write_text(db, "{\"schema\": 1, \"entries\": [ {oops");
+    qg_ctx *ctx = qg_test_ctx_with_db(db);
     cr_expect_eq(current_wg(ctx, "eltwise"), 64);
     cr_expect_neq(strstr(qg__tunedb_warnings(ctx), "corrupt"), NULL, "%s",
                   qg__tunedb_warnings(ctx));
     cr_expect_neq(strstr(qg__tunedb_warnings(ctx), db), NULL);
     qg_ctx_free(ctx);
 
-    write_file(db, "{\"schema\": 99, \"entries\": []}");
-    ctx = ctx_with_db(db);
+    qg_test_write_text(db, "{\"schema\": 99, \"entries\": []}");
+    ctx = qg_test_ctx_with_db(db);
     cr_expect_eq(current_wg(ctx, "eltwise"), 64);
     cr_expect_neq(strstr(qg__tunedb_warnings(ctx), "schema"), NULL, "%s",
                   qg__tunedb_warnings(ctx));
@@ -94,11 +78,11 @@ Test(tune, corrupt_and_foreign_databases_are_reported_and_ignored)
 Test(tune, invalid_entry_is_ignored)
 {
     char *db = tmp("invalid.json");
-    qg_ctx *ctx = ctx_with_db(db);
+    qg_ctx *ctx = qg_test_ctx_with_db(db);
     char text[512];
     snprintf(text, sizeof text, "{\"schema\": 1, \"entries\": [{\"device\": \"%s\", "
              "\"program\": \"reduce\", \"params\": {\"WG\": 48}}]}", qg_ctx_device(ctx)->key);
-    write_file(db, text);
+    qg_test_write_text(db, text);
     qg__tunedb_reset(ctx);
     cr_expect_eq(current_wg(ctx, "reduce"), 64, "WG=48 violates the constraint");
     qg_ctx_free(ctx);
@@ -108,7 +92,7 @@ Test(tune, store_then_lookup_round_trip)
 {
     char *db = tmp("store.json");
     unlink(db);
-    qg_ctx *ctx = ctx_with_db(db);
+    qg_ctx *ctx = qg_test_ctx_with_db(db);
     long v = 128;
     QG_EXPECT_OK(qg__tunedb_store(ctx, "reduce", "*", &v, 1.5, 2.0));
     cr_expect_eq(current_wg(ctx, "reduce"), 128);
@@ -116,7 +100,7 @@ Test(tune, store_then_lookup_round_trip)
     QG_EXPECT_OK(qg__tunedb_store(ctx, "reduce", "*", &v, 1.0, 2.0));
     cr_expect_eq(current_wg(ctx, "reduce"), 256, "a new result replaces the old entry");
     qg_ctx_free(ctx);
-    ctx = ctx_with_db(db);
+    ctx = qg_test_ctx_with_db(db);
     cr_expect_eq(current_wg(ctx, "reduce"), 256, "persisted across contexts");
     qg_ctx_free(ctx);
 }
@@ -205,19 +189,19 @@ Test(tune, shipped_database_is_used_after_the_user_db)
     char *db = tmp("empty-user.json");
     unlink(db);
     setenv("QGATE_DATA_DIR", dir, 1);
-    qg_ctx *ctx = ctx_with_db(db);
+    qg_ctx *ctx = qg_test_ctx_with_db(db);
     char text[1024];
     snprintf(text, sizeof text, "{\"schema\": 1, \"entries\": [{\"device\": \"%s\", "
              "\"program\": \"reduce\", \"params\": {\"WG\": 128}}, {\"device\": \"%s\", "
              "\"program\": \"eltwise\", \"params\": {\"WG\": 32}}]}", qg_ctx_device(ctx)->key,
              qg_ctx_device(ctx)->key);
     snprintf(file, sizeof file, "%s/pocl.json", sub);
-    write_file(file, text);
+    qg_test_write_text(file, text);
     qg__tunedb_reset(ctx);
     cr_expect_eq(current_wg(ctx, "reduce"), 128, "shipped entry applies");
     snprintf(text, sizeof text, "{\"schema\": 1, \"entries\": [{\"device\": \"%s\", "
              "\"program\": \"eltwise\", \"params\": {\"WG\": 256}}]}", qg_ctx_device(ctx)->key);
-    write_file(db, text);
+    qg_test_write_text(db, text);
     qg__tunedb_reset(ctx);
     cr_expect_eq(current_wg(ctx, "eltwise"), 256, "the user DB wins over the shipped one");
     cr_expect_eq(current_wg(ctx, "reduce"), 128);
@@ -272,7 +256,7 @@ static int two_other_sets(qg_ctx *ctx, const qg_program_desc *d, long sets[2][QG
  * the kernels' own tests sweep odd sizes, this checks the tuner's checks. */
 Test(tune, cases_verify_under_default_and_two_other_sets, .timeout = 600)
 {
-    qg_ctx *ctx = ctx_with_db(tmp("cases.json"));
+    qg_ctx *ctx = qg_test_ctx_with_db(tmp("cases.json"));
     for (size_t i = 0; i < qg__tune_case_count(); i++) {
         const qg_tune_case *c = qg__tune_case_at(i);
         if (c->desc)
@@ -303,7 +287,7 @@ Test(tune, gemm_baseline_is_the_builtin_set_until_overridden)
 {
     char *db = tmp("gemm.json");
     unlink(db);
-    qg_ctx *ctx = ctx_with_db(db);
+    qg_ctx *ctx = qg_test_ctx_with_db(db);
     const qg_program_desc *d = qg__gemm_program_desc();
     long v[QG_MAX_TUNABLES];
     for (int i = 0; i < d->ntunables; i++)

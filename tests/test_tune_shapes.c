@@ -30,22 +30,6 @@ static char *tmp(const char *name)
     return qg_test_tmp_path("tune-shapes", name);
 }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f, "cannot write %s", path);
-    fputs(text, f);
-    fclose(f);
-}
-
-static qg_ctx *ctx_with_db(const char *db)
-{
-    qg_ctx *ctx;
-    qg_ctx_opts o = {.tune_db = db, .profiling = 1};
-    QG_EXPECT_OK(qg_ctx_new(&o, &ctx));
-    return ctx;
-}
-
 static void params_of(qg_ctx *ctx, const char *shape_class, long *v)
 {
     int n = 0;
@@ -132,7 +116,7 @@ Test(tune_shapes, malformed_files_are_rejected_naming_the_file)
     };
     char *path = tmp("bad.json");
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        write_file(path, bad[i].text);
+        qg_test_write_text(path, bad[i].text);
         qg_tune_shapes sh = {0};
         qg_status st = qg__tune_shapes_load(NULL, path, &sh);
         const char *msg = qg_last_error();
@@ -234,10 +218,10 @@ static void other_set(qg_ctx *ctx, const long *a, const long *b, long *out)
 Test(tune_shapes, tuner_stores_under_the_class_and_lookup_falls_back, .timeout = 300)
 {
     char *shapes = tmp("one.json"), *db = tmp("db.json");
-    write_file(shapes, "{\"schema\": 1, \"conv\": [{\"n\": 2, \"c\": 4, \"k\": 8, \"h\": 8, "
+    qg_test_write_text(shapes, "{\"schema\": 1, \"conv\": [{\"n\": 2, \"c\": 4, \"k\": 8, \"h\": 8, "
                        "\"w\": 8, \"stride\": 1}]}");
     unlink(db);
-    qg_ctx *ctx = ctx_with_db(db);
+    qg_ctx *ctx = qg_test_ctx_with_db(db);
     char *log = NULL;
     size_t loglen = 0;
     FILE *lf = open_memstream(&log, &loglen);
@@ -291,7 +275,7 @@ Test(tune_shapes, tuner_stores_under_the_class_and_lookup_falls_back, .timeout =
     /* A dry run stores nothing, and --kernel other than conv_direct is
      * refused in this mode. */
     unlink(db);
-    ctx = ctx_with_db(db);
+    ctx = qg_test_ctx_with_db(db);
     lf = open_memstream(&log, &loglen);
     to.dry_run = 1;
     to.log = lf;
@@ -405,7 +389,7 @@ Test(tune_shapes, convs_under_stored_class_sets_match_the_reference, .timeout = 
 {
     char *db = tmp("classes.json");
     unlink(db);
-    qg_ctx *ctx = ctx_with_db(db);
+    qg_ctx *ctx = qg_test_ctx_with_db(db);
     static const long sets[3][6] = {
         {4, 8, 1, 2, 1, 1},  /* class of s1 */
         {2, 16, 3, 6, 3, 2}, /* class of s2 */

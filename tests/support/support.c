@@ -174,6 +174,22 @@ int qg_test_json_int(json_t *root, const char *key)
     return (int)json_integer_value(v);
 }
 
+void qg_test_write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+qg_ctx *qg_test_ctx_with_db(const char *db)
+{
+    qg_ctx *ctx;
+    qg_ctx_opts o = {.tune_db = db, .profiling = 1};
+    QG_EXPECT_OK(qg_ctx_new(&o, &ctx));
+    return ctx;
+}
+
 char *qg_test_tmp_path(const char *prefix, const char *name)
 {
     static char buf[4][512];

@@ -56,6 +56,13 @@ json_t *qg_test_golden(const char *name);
 float *qg_test_json_floats(json_t *root, const char *key, size_t *n);
 int qg_test_json_int(json_t *root, const char *key);
 
+/* Writes text to path (fails the test when it cannot). */
+void qg_test_write_text(const char *path, const char *text);
+
+/* A new context (the caller frees it) whose user tuning database is db,
+ * with profiling on, as the tuner wants. */
+qg_ctx *qg_test_ctx_with_db(const char *db);
+
 /* "$TMPDIR/qgate-<prefix>-<pid>-<name>" in one of four rotating static
  * buffers (valid until the fourth next call). */
 char *qg_test_tmp_path(const char *prefix, const char *name);
