@@ -62,6 +62,12 @@
 #define vec QG_CAT(float, VW)
 #define vload_v QG_CAT(vload, VW)
 #define vstore_v QG_CAT(vstore, VW)
+#define ivec QG_CAT(int, VW)
+#if VW == 16
+#define QG_LANES ((ivec)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+#else
+#define QG_LANES ((ivec)(0, 1, 2, 3, 4, 5, 6, 7))
+#endif
 
 static inline float hsum8(float8 v)
 {
@@ -496,15 +502,16 @@ QG_CONV_WGRAD(qg_conv_direct_wgrad_s2_3x3, 3, 3, 4, QG_TAP_PHASE)
  * and the next row reuses two of them from registers, so an output row
  * costs 3 x loads (and WKT dy loads) for 9*WKT FMAs where the flat walk
  * above loads all 9. Strip c0 = cb*VW covers columns c0..c0+VW-1 of one
- * row, so the host takes this kernel only when QB*VW <= Wd (the lanes past
- * Q read dy's zero columns). It takes at most 2 output channels per item
+ * row; lanes at columns >= Q are masked off (past the row's padding they
+ * would read the next row's dy), and the reads stay inside the planes'
+ * slack (QB*VW < Q + VW). It takes at most 2 output channels per item
  * (RKT): with 3, its 27 accumulators and 9 x rows spill (measured 1.6x
  * slower), while the flat walk wants 3. Range (Ci, ceil(K/RKT), nchunks). */
 #define RKT (WKT < 2 ? WKT : 2)
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void qg_conv_direct_wgrad_rows_3x3(QG_T(const float, xp), int Ci, int Lx, int Wd,
                                    QG_T(const float, dyp), int K, int Ly, int J, int nb,
-                                   int wn, QG_T(float, part), int Po, int QB)
+                                   int wn, QG_T(float, part), int Po, int QB, int Q)
 {
     int ci = get_global_id(0);
     int k0 = get_global_id(1) * RKT;
@@ -523,6 +530,7 @@ void qg_conv_direct_wgrad_rows_3x3(QG_T(const float, xp), int Ci, int Lx, int Wd
         _Pragma("unroll") for (int kt = 0; kt < RKT; kt++)
             db[kt] = QG_P(dyp) + ((size_t)n * K + min(k0 + kt, K - 1)) * Ly;
         for (int c0 = 0; c0 < QB * VW; c0 += VW) {
+            ivec live = (c0 + QG_LANES) < (ivec)Q;
             vec x0[3], x1[3];
             _Pragma("unroll") for (int s = 0; s < 3; s++) {
                 x0[s] = vload_v(0, xb + c0 + s);
@@ -533,7 +541,7 @@ void qg_conv_direct_wgrad_rows_3x3(QG_T(const float, xp), int Ci, int Lx, int Wd
                 _Pragma("unroll") for (int s = 0; s < 3; s++)
                     x2[s] = vload_v(0, xb + (p + 2) * Wd + c0 + s);
                 _Pragma("unroll") for (int kt = 0; kt < RKT; kt++)
-                    dv[kt] = vload_v(0, db[kt] + p * Wd + c0);
+                    dv[kt] = select((vec)0.0f, vload_v(0, db[kt] + p * Wd + c0), live);
                 _Pragma("unroll") for (int kt = 0; kt < RKT; kt++)
                     _Pragma("unroll") for (int s = 0; s < 3; s++) {
                         acc[kt][s] = fma(dv[kt], x0[s], acc[kt][s]);

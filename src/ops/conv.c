@@ -665,9 +665,9 @@ static qg_status dwgrad(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, co
     int nchunks = (nb + wn - 1) / wn;
     /* g->ph: Ci = 4C phase planes read as C channels of 3x3 taps */
     int Ck = g->ph ? d->C : Ci, Tk = g->ph ? d->R : T, stk = g->ph ? 1 : d->stride;
-    /* stride-1 3x3 whose rows take whole column strips: the row walk */
+    /* stride-1 3x3: the row walk over column strips */
     int QB = (d->Q + (int)p->VW - 1) / (int)p->VW;
-    int rows = !g->ph && T == 3 && d->stride == 1 && QB * (int)p->VW <= g->Wd;
+    int rows = !g->ph && T == 3 && d->stride == 1;
     if (g->ph)
         snprintf(name, sizeof name, "qg_conv_direct_wgrad_s2_3x3");
     else if (rows)
@@ -691,6 +691,7 @@ static qg_status dwgrad(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, co
     if (rows) {
         qg__karg_int(&a, d->P);
         qg__karg_int(&a, QB);
+        qg__karg_int(&a, d->Q);
     }
     size_t kt = rows && p->WKT > 2 ? 2 : (size_t)p->WKT; /* RKT of the .cl */
     size_t gl[3] = {(size_t)Ck, qg__round_up((size_t)d->K, kt) / kt, (size_t)nchunks};
