@@ -17,8 +17,11 @@
  * Math (n = N*HW per channel):
  * act: 0 none, 1 ReLU, 2 PACT clip (alpha[0] is the clip level).
  *
- *   train: mean = sum x / n, var = sum (x - mean)^2 / n (biased, two
- *          passes: more accurate than E[x^2] - mean^2 when |mean| >> std),
+ *   train: mean = sum x / n, var = sum (x - mean)^2 / n (biased), both
+ *          from one pass of shifted sums: with k = x[0][c][0], m = sum (x-k)
+ *          / n, var = sum (x-k)^2 / n - m^2, mean = k + m (k is a sample of
+ *          the channel, so this keeps the accuracy of two passes where plain
+ *          E[x^2] - mean^2 loses it to |mean| >> std),
  *          invstd = 1/sqrt(var + eps), z = (x - mean)*invstd*gamma + beta,
  *          running_mean = (1-m)*running_mean + m*mean,
  *          running_var  = (1-m)*running_var  + m*var*n/(n-1) (unbiased).
@@ -150,30 +153,28 @@ void qg_bn_fwd_train(QG_T(const float, x), int N, int C, int HW,
     int l = get_local_id(0);
     int n = N * HW;
     __global const float *xp = QG_P(x);
-    vec sv = (vec)0.0f;
-    float s = 0.0f;
-    BN_CHUNKS_BEGIN(c)
-        if (len == VW)
-            sv += VLOAD(xp + at);
-        else
-            for (int i = 0; i < len; i++)
-                s += xp[at + i];
-    BN_CHUNKS_END
-    float mean = bn_group_sum(acc, s + VSUM(sv)) / (float)n;
-    vec qv = (vec)0.0f;
-    float q = 0.0f;
+    /* one pass: sums of x - k and its square, k = the channel's first value
+     * (a sample of it, so the shifted sums do not cancel the way E[x^2] -
+     * mean^2 does when |mean| >> std) */
+    float k = xp[(size_t)c * HW];
+    vec sv = (vec)0.0f, qv = (vec)0.0f;
+    float s = 0.0f, q = 0.0f;
     BN_CHUNKS_BEGIN(c)
         if (len == VW) {
-            vec d = VLOAD(xp + at) - mean;
+            vec d = VLOAD(xp + at) - k;
+            sv += d;
             qv += d * d;
         } else {
             for (int i = 0; i < len; i++) {
-                float d = xp[at + i] - mean;
+                float d = xp[at + i] - k;
+                s += d;
                 q += d * d;
             }
         }
     BN_CHUNKS_END
-    float var = bn_group_sum(acc, q + VSUM(qv)) / (float)n;
+    float ms = bn_group_sum(acc, s + VSUM(sv)) / (float)n;
+    float var = fmax(bn_group_sum(acc, q + VSUM(qv)) / (float)n - ms * ms, 0.0f);
+    float mean = k + ms;
     float invstd = 1.0f / sqrt(var + eps);
     float g = affine ? QG_P(gamma)[c] : 1.0f;
     float bt = affine ? QG_P(beta)[c] : 0.0f;

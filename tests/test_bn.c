@@ -484,6 +484,46 @@ Test(bn, running_stats_follow_pytorch_on_a_worked_example)
         qg_tensor_free(ts[i]);
 }
 
+/* Channels whose mean is far from 0 next to their spread (1000 +- 1 and
+ * -300 +- 0.1): the one-pass statistics must keep the variance, where
+ * float E[x^2] - mean^2 would lose most of it (1e6 and 9e4 times 2^-24
+ * against variances of 0.33 and 0.0033). invstd and y within 1e-3 of the
+ * double reference (the float mean's own rounding, half an ulp of 300,
+ * moves y by 3e-4). */
+Test(bn, statistics_survive_a_large_mean)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    enum { N = 4, C = 2, HW = 64 };
+    float x[N * C * HW], y[N * C * HW], rm[C] = {0, 0}, rv[C] = {1, 1}, sm[C], si[C];
+    float *u = rand_vec(N * C * HW, -1.0f, 1.0f, 77);
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < HW; i++) {
+            x[(n * C + 0) * HW + i] = 1000.0f + u[(n * C + 0) * HW + i];
+            x[(n * C + 1) * HW + i] = -300.0f + 0.1f * u[(n * C + 1) * HW + i];
+        }
+    free(u);
+    qg_ref_bn_fwd_train(N, C, HW, x, NULL, NULL, rm, rv, 0.1f, 1e-5f, y, sm, si);
+    int64_t sh[4] = {N, C, 8, 8}, sc[1] = {C};
+    qg_tensor *tx = qg_test_tensor(ctx, 4, sh, x), *ty = qg_test_tensor(ctx, 4, sh, NULL);
+    qg_tensor *tsm = qg_test_tensor(ctx, 1, sc, NULL), *tsi = qg_test_tensor(ctx, 1, sc, NULL);
+    for (size_t w = 0; w < NPARAMS; w++) {
+        QG_EXPECT_OK(qg__program_override(ctx, "bn", params[w]));
+        QG_EXPECT_OK(qg__bn_fwd_train(ctx, tx, NULL, NULL, NULL, NULL, 0.1f, 1e-5f, ty, tsm, tsi));
+        float *gi = qg_test_read(tsi), *gy = qg_test_read(ty);
+        char l[64];
+        snprintf(l, sizeof l, "large mean invstd WG=%ld VW=%ld", params[w][0], params[w][1]);
+        cr_expect(qg_test_allclose(l, gi, si, C, 0, 1e-3f), "%s", l);
+        snprintf(l, sizeof l, "large mean y WG=%ld VW=%ld", params[w][0], params[w][1]);
+        cr_expect(qg_test_allclose(l, gy, y, N * C * HW, 1e-3f, 1e-3f), "%s", l);
+        free(gi);
+        free(gy);
+    }
+    QG_EXPECT_OK(qg__program_override(ctx, "bn", NULL));
+    qg_tensor *ts[] = {tx, ty, tsm, tsi};
+    for (size_t i = 0; i < 4; i++)
+        qg_tensor_free(ts[i]);
+}
+
 Test(bn, bad_arguments_are_errors)
 {
     qg_ctx *ctx = qg_test_ctx();
