@@ -118,7 +118,7 @@ static void run_case(qg_ctx *ctx, const bn_shape *s, int affine, const long *wg,
     snprintf(label, sizeof label, "%s %dx%dx%d affine=%d WG=%ld VW=%ld",
              s->ndim == 4 ? "NCHW" : "NC", N, C, HW, affine, wg[0], wg[1]);
 
-    /* Offset inputs: a mean far from 0 checks the two-pass variance. */
+    /* Offset inputs: a mean away from 0 (see also statistics_survive_a_large_mean). */
     float *x = rand_vec(n, 1.0f, 4.0f, seed), *dy = rand_vec(n, -1, 1, seed + 1);
     float *gamma = rand_vec(C, 0.5f, 1.5f, seed + 2), *beta = rand_vec(C, -0.5f, 0.5f, seed + 3);
     float *rm0 = rand_vec(C, -0.2f, 0.2f, seed + 4), *rv0 = rand_vec(C, 0.5f, 2.0f, seed + 5);
