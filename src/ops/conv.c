@@ -442,24 +442,25 @@ static qg_status dwprep(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d,
 #define QG_KV_CH 32
 
 /* out[n0..][Ko][Po][Qo] (=/+=, + bias, ReLU) by qg_conv_direct_fwd_kv_TxT
- * (T = g->T) from plain padded planes (geometry g, stride st) at xp_extra
- * in ws and wk [Ci][T][T][Kp] at 0. */
-static qg_status dfwd_kv(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int st, int nb,
-                         const qg_tensor *ws, size_t xp_extra, int Kp, const qg_tensor *bias,
-                         int Ko, int Po, int Qo, int accumulate, int relu, const qg_tensor *out,
-                         size_t out_extra, const qg_tensor *mask, const qg_tensor *add)
+ * (T = g->T) from plain padded planes (geometry g, read at `stride`) at
+ * xp_extra in ws and wk [Ci][T][T][Kp] at 0. */
+static qg_status dfwd_kv(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int stride,
+                         int nb, const qg_tensor *ws, size_t xp_extra, int Kp,
+                         const qg_tensor *bias, int Ko, int Po, int Qo, int accumulate, int relu,
+                         const qg_tensor *out, size_t out_extra, const qg_tensor *mask,
+                         const qg_tensor *add)
 {
     qg_kargs a;
     char name[64];
     snprintf(name, sizeof name, "qg_conv_direct_fwd_kv_%dx%d", g->T, g->T);
-    qg_status st_ = dget(ctx, p, name, &a);
-    if (st_ != QG_OK)
-        return st_;
+    qg_status st = dget(ctx, p, name, &a);
+    if (st != QG_OK)
+        return st;
     karg_at(&a, ws, xp_extra);
     qg__karg_int(&a, Ci);
     qg__karg_int(&a, g->L);
     qg__karg_int(&a, g->Wd);
-    qg__karg_int(&a, st);
+    qg__karg_int(&a, stride);
     karg_at(&a, ws, 0);
     qg__karg_int(&a, Kp);
     qg__karg_tensor(&a, bias ? bias : ws); /* not read without bias */
