@@ -221,6 +221,38 @@ __kernel void qg_bn_fwd_eval(QG_T(const float, x), int C, int HW, int planes,
     bn_apply(xp, rp, yp, at, len, a, b, has_res, act, act == BN_PACT ? QG_P(alpha)[0] : 0.0f);
 }
 
+/* dy masked by the fused activation's derivative, for a chunk of VW
+ * values at `at` (x values xv) and for one value: ReLU by y > 0; PACT by
+ * 0 <= z <= hi with z = fma(x, a, b) [+ res] formed as in the forward
+ * pass, adding dy over z > hi to *over (dalpha's share). */
+static inline vec bn_mask_v(vec d, vec xv, __global const float *yp,
+                            __global const float *rp, size_t at, int act, int has_res,
+                            float a, float b, float hi, vec *over)
+{
+    if (act == BN_RELU)
+        return select((vec)0.0f, d, isgreater(VLOAD(yp + at), (vec)0.0f));
+    if (act != BN_PACT)
+        return d;
+    vec z = fma(xv, (vec)a, (vec)b);
+    if (has_res)
+        z += VLOAD(rp + at);
+    *over += select((vec)0.0f, d, isgreater(z, (vec)hi));
+    return select((vec)0.0f, d, isgreaterequal(z, (vec)0.0f) & islessequal(z, (vec)hi));
+}
+
+static inline float bn_mask_s(float d, __global const float *xp, __global const float *yp,
+                              __global const float *rp, size_t i, int act, int has_res,
+                              float a, float b, float hi, float *over)
+{
+    if (act == BN_RELU)
+        return yp[i] > 0.0f ? d : 0.0f;
+    if (act != BN_PACT)
+        return d;
+    float z = fma(xp[i], a, b) + (has_res ? rp[i] : 0.0f);
+    *over += z > hi ? d : 0.0f;
+    return z >= 0.0f && z <= hi ? d : 0.0f;
+}
+
 /* One work-group per channel: global = C*WG. Both per-channel sums are
  * always formed (dx needs them even when affine == 0); they are stored
  * when want_dgamma / want_dbeta. accumulate adds into dx. act masks dy:
@@ -253,28 +285,13 @@ void qg_bn_bwd(QG_T(const float, x), QG_T(const float, dy), int N, int C, int HW
     float s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
     BN_CHUNKS_BEGIN(c)
         if (len == VW) {
-            vec d = VLOAD(dyp + at), xv = VLOAD(xp + at);
-            if (act == BN_RELU) {
-                d = select((vec)0.0f, d, isgreater(VLOAD(yp + at), (vec)0.0f));
-            } else if (act == BN_PACT) {
-                vec z = fma(xv, (vec)a, (vec)b);
-                if (has_res)
-                    z += VLOAD(rp + at);
-                s3v += select((vec)0.0f, d, isgreater(z, (vec)hi));
-                d = select((vec)0.0f, d, isgreaterequal(z, (vec)0.0f) & islessequal(z, (vec)hi));
-            }
+            vec xv = VLOAD(xp + at);
+            vec d = bn_mask_v(VLOAD(dyp + at), xv, yp, rp, at, act, has_res, a, b, hi, &s3v);
             s1v += d;
             s2v += d * ((xv - mean) * invstd);
         } else {
             for (int i = 0; i < len; i++) {
-                float d = dyp[at + i];
-                if (act == BN_RELU && !(yp[at + i] > 0.0f))
-                    d = 0.0f;
-                if (act == BN_PACT) {
-                    float z = fma(xp[at + i], a, b) + (has_res ? rp[at + i] : 0.0f);
-                    s3 += z > hi ? d : 0.0f;
-                    d = z >= 0.0f && z <= hi ? d : 0.0f;
-                }
+                float d = bn_mask_s(dyp[at + i], xp, yp, rp, at + i, act, has_res, a, b, hi, &s3);
                 s1 += d;
                 s2 += d * ((xp[at + i] - mean) * invstd);
             }
@@ -295,15 +312,8 @@ void qg_bn_bwd(QG_T(const float, x), QG_T(const float, dy), int N, int C, int HW
     __global float *dxp = QG_P(dx), *drp = QG_P(dres);
     BN_CHUNKS_BEGIN(c)
         if (len == VW) {
-            vec d = VLOAD(dyp + at), xv = VLOAD(xp + at);
-            if (act == BN_RELU) {
-                d = select((vec)0.0f, d, isgreater(VLOAD(yp + at), (vec)0.0f));
-            } else if (act == BN_PACT) {
-                vec z = fma(xv, (vec)a, (vec)b);
-                if (has_res)
-                    z += VLOAD(rp + at);
-                d = select((vec)0.0f, d, isgreaterequal(z, (vec)0.0f) & islessequal(z, (vec)hi));
-            }
+            vec xv = VLOAD(xp + at), unused = (vec)0.0f;
+            vec d = bn_mask_v(VLOAD(dyp + at), xv, yp, rp, at, act, has_res, a, b, hi, &unused);
             vec xhat = (xv - mean) * invstd;
             vec v = k * ((float)n * d - sdy - xhat * sdyx);
             if (accumulate)
@@ -315,13 +325,9 @@ void qg_bn_bwd(QG_T(const float, x), QG_T(const float, dy), int N, int C, int HW
                 VSTORE(d, drp + at);
         } else {
             for (int i = 0; i < len; i++) {
-                float d = dyp[at + i];
-                if (act == BN_RELU && !(yp[at + i] > 0.0f))
-                    d = 0.0f;
-                if (act == BN_PACT) {
-                    float z = fma(xp[at + i], a, b) + (has_res ? rp[at + i] : 0.0f);
-                    d = z >= 0.0f && z <= hi ? d : 0.0f;
-                }
+                float unused = 0.0f;
+                float d = bn_mask_s(dyp[at + i], xp, yp, rp, at + i, act, has_res, a, b, hi,
+                                    &unused);
                 float xhat = (xp[at + i] - mean) * invstd;
                 float v = k * ((float)n * d - sdy - xhat * sdyx);
                 dxp[at + i] = accumulate ? dxp[at + i] + v : v;
