@@ -192,13 +192,7 @@ static int bench_train(int argc, char **argv)
     }
     if (!qg_cli_model_flags_finish(cmd, &mf))
         return 2;
-    c.quant = mf.quant;
-    c.pg = mf.pg;
-    c.pact = mf.pact;
-    c.qcfg = mf.qcfg;
-    c.cg = mf.cg;
-    c.postact = mf.postact;
-    c.cgcfg = mf.cgcfg;
+    QG_CLI_COPY_METHOD(c, mf);
     qg_bench_result res;
     qg_status st = qg__bench_train(&c, &res);
     if (st != QG_OK) {

@@ -237,13 +237,7 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
     }
     if (!qg_cli_model_flags_finish(cmd, &mf))
         return 2;
-    c->quant = mf.quant;
-    c->pg = mf.pg;
-    c->pact = mf.pact;
-    c->qcfg = mf.qcfg;
-    c->cg = mf.cg;
-    c->postact = mf.postact;
-    c->cgcfg = mf.cgcfg;
+    QG_CLI_COPY_METHOD(*c, mf);
     /* The CG reference decays only parameters with >= 2 dims whose name
      * lacks "threshold": conv and linear weights (DG:cg-cifar10.py). */
     if (c->cg)

@@ -58,13 +58,7 @@ void qg_cli_model_flags_init(qg_cli_model_flags *f)
     qg_train_cfg c;
     qg__train_cfg_defaults(&c);
     memset(f, 0, sizeof *f);
-    f->quant = c.quant;
-    f->pg = c.pg;
-    f->pact = c.pact;
-    f->qcfg = c.qcfg;
-    f->cg = c.cg;
-    f->postact = c.postact;
-    f->cgcfg = c.cgcfg;
+    QG_CLI_COPY_METHOD(*f, c);
 }
 
 int qg_cli_options_join(struct option *out, size_t cap, const struct option *cmd)

@@ -89,6 +89,20 @@ int qg_cli_model_flag(const char *cmd, int opt, const char *arg, qg_cli_model_fl
  * combination is invalid. */
 int qg_cli_model_flags_finish(const char *cmd, qg_cli_model_flags *f);
 
+/* Copies the method fields (quant, pg, pact, qcfg, cg, postact, cgcfg)
+ * from src to dst, any two structs that name them alike: the flags, the
+ * training configuration, the bench configuration. */
+#define QG_CLI_COPY_METHOD(dst, src)                                                      \
+    do {                                                                                \
+        (dst).quant = (src).quant;                                                      \
+        (dst).pg = (src).pg;                                                            \
+        (dst).pact = (src).pact;                                                        \
+        (dst).qcfg = (src).qcfg;                                                        \
+        (dst).cg = (src).cg;                                                            \
+        (dst).postact = (src).postact;                                                  \
+        (dst).cgcfg = (src).cgcfg;                                                      \
+    } while (0)
+
 /* Strict number parsing for flags: the whole string must be a number in
  * the range; otherwise a message naming the flag is printed and 0 is
  * returned. */
