@@ -7,9 +7,11 @@ EXTRA_DIST += bench/compare_pytorch.sh bench/pytorch_resnet.py bench/pytorch_pg_
 EXTRA_DIST += bench/shapes/resnet20.json bench/shapes/resnet20_cifar.json
 
 # Kernel-level probes, always built so they cannot rot, never run by make
-# check: the device's peak FMA rate and the ResNet-20 convolutions.
-noinst_PROGRAMS += bench/peak_flops bench/bench_conv
+# check: the device's peak FMA rate, the ResNet-20 convolutions and batch norms.
+noinst_PROGRAMS += bench/peak_flops bench/bench_conv bench/bench_bn
 bench_peak_flops_SOURCES = bench/peak_flops.c
 bench_peak_flops_LDADD = libqgate.la $(OPENCL_LIBS) -lm
 bench_bench_conv_SOURCES = bench/bench_conv.c
 bench_bench_conv_LDADD = libqgate.la $(OPENCL_LIBS) -lm
+bench_bench_bn_SOURCES = bench/bench_bn.c
+bench_bench_bn_LDADD = libqgate.la $(OPENCL_LIBS)

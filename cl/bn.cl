@@ -37,10 +37,15 @@
  * The summation order therefore differs from the double-precision C
  * reference; tests allow for that.
  *
+ * With PARTS > 0 the host runs the partial-sums kernels at the end of
+ * this file instead (the CPU default; see there).
+ *
  * Tunables:
- *   WG  work-group size, power of two in 1..1024 (large on GPUs, where
- *       consecutive items then read consecutive chunks; small on CPUs).
- *   VW  values per chunk and vector width: 1, 4, 8 or 16. */
+ *   WG     work-group size, power of two in 1..1024 (large on GPUs, where
+ *          consecutive items then read consecutive chunks; small on CPUs).
+ *   VW     values per chunk and vector width: 1, 4, 8 or 16.
+ *   PARTS  read by the host only: 0 for the work-group-per-channel kernels,
+ *          else the number of image ranges (at most N) of the partial sums. */
 /* z = fma(x, a, b) [+ res] with a and b formed unfused, in forward and
  * again in backward: the PACT mask of the backward pass must see the very
  * z the forward pass clipped. */
@@ -253,6 +258,14 @@ static inline float bn_mask_s(float d, __global const float *xp, __global const 
     return z >= 0.0f && z <= hi ? d : 0.0f;
 }
 
+/* The per-channel values of the backward passes: the saved statistics
+ * and the forward pass's a and b (the same expressions, contraction off,
+ * so a PACT mask sees the very z the forward pass clipped). */
+#define BN_BWD_CHANNEL(c)                                                               \
+    float mean = QG_P(smean)[c], invstd = QG_P(sinvstd)[c];                           \
+    float g = affine ? QG_P(gamma)[c] : 1.0f;                                           \
+    float a = invstd * g, b = (affine ? QG_P(beta)[c] : 0.0f) - mean * a;
+
 /* One work-group per channel: global = C*WG. Both per-channel sums are
  * always formed (dx needs them even when affine == 0); they are stored
  * when want_dgamma / want_dbeta. accumulate adds into dx. act masks dy:
@@ -274,11 +287,7 @@ void qg_bn_bwd(QG_T(const float, x), QG_T(const float, dy), int N, int C, int HW
     int c = get_group_id(0);
     int l = get_local_id(0);
     int n = N * HW;
-    float mean = QG_P(smean)[c];
-    float invstd = QG_P(sinvstd)[c];
-    float g = affine ? QG_P(gamma)[c] : 1.0f;
-    /* the forward pass's a and b (same expressions, contraction off) */
-    float a = invstd * g, b = (affine ? QG_P(beta)[c] : 0.0f) - mean * a;
+    BN_BWD_CHANNEL(c)
     float hi = act == BN_PACT ? QG_P(alpha)[0] : 0.0f;
     __global const float *xp = QG_P(x), *dyp = QG_P(dy), *yp = QG_P(y), *rp = QG_P(res);
     vec s1v = (vec)0.0f, s2v = (vec)0.0f, s3v = (vec)0.0f;
@@ -348,6 +357,231 @@ __kernel void qg_bn_part_add(QG_T(const float, part), int nparts, QG_T(float, ou
     for (int i = 0; i < nparts; i++)
         s += QG_P(part)[i];
     QG_P(out)[0] += s;
+}
+
+/* ---- The partial-sums path (host tunable PARTS > 0; CPU default) ----
+ * The kernels above give each channel a work-group that walks the
+ * channel's N planes, HW values each, C*HW apart: on a CPU one thread
+ * then streams page-sized pieces from all over the tensor, which the
+ * hardware prefetchers serve at a third of the memory's bandwidth once
+ * the tensor has left the caches (bench/bench_bn --cold). Here each of
+ * nparts items takes a contiguous range of whole images and adds the
+ * sums of every channel into its own row of part[]; a per-channel item
+ * sums the rows in part order (so the result does not depend on the
+ * thread schedule); and the elementwise pass runs one item per plane,
+ * consecutive planes being consecutive memory. Same math as above. */
+
+/* part[(p*C + c)*2 + {0, 1}] = sums of x - k and (x - k)^2 over item p's
+ * images of channel c, k = x[0][c][0]. Global = nparts items. */
+__kernel void qg_bn_stats_part(QG_T(const float, x), int N, int C, int HW, int nparts,
+                               QG_T(float, part))
+{
+    int p = get_global_id(0);
+    if (p >= nparts)
+        return;
+    __global const float *xp = QG_P(x);
+    __global float *pp = QG_P(part) + (size_t)p * C * 2;
+    for (int c = 0; c < 2 * C; c++)
+        pp[c] = 0.0f;
+    int n0 = p * N / nparts, n1 = (p + 1) * N / nparts;
+    for (int nn = n0; nn < n1; nn++)
+        for (int c = 0; c < C; c++) {
+            __global const float *v = xp + ((size_t)nn * C + c) * HW;
+            float k = xp[(size_t)c * HW];
+            vec sv = (vec)0.0f, qv = (vec)0.0f;
+            float s = 0.0f, q = 0.0f;
+            int j = 0;
+            for (; j + VW <= HW; j += VW) {
+                vec d = VLOAD(v + j) - k;
+                sv += d;
+                qv += d * d;
+            }
+            for (; j < HW; j++) {
+                float d = v[j] - k;
+                s += d;
+                q += d * d;
+            }
+            pp[2 * c] += s + VSUM(sv);
+            pp[2 * c + 1] += q + VSUM(qv);
+        }
+}
+
+/* Per channel (global = C items): the statistics from the parts, as
+ * qg_bn_fwd_train forms them; coef[c] = a, coef[C + c] = b for the
+ * elementwise pass (y = act(x*a + b [+ res])). */
+__kernel void qg_bn_stats_final(QG_T(const float, part), int nparts, QG_T(const float, x),
+                                int N, int C, int HW, QG_T(const float, gamma),
+                                QG_T(const float, beta), int affine, QG_T(float, rmean),
+                                QG_T(float, rvar), int track, float momentum, float eps,
+                                QG_T(float, smean), QG_T(float, sinvstd), QG_T(float, coef))
+{
+    int c = get_global_id(0);
+    if (c >= C)
+        return;
+    float s = 0.0f, q = 0.0f;
+    for (int p = 0; p < nparts; p++) {
+        s += QG_P(part)[((size_t)p * C + c) * 2];
+        q += QG_P(part)[((size_t)p * C + c) * 2 + 1];
+    }
+    int n = N * HW;
+    float ms = s / (float)n;
+    float var = fmax(q / (float)n - ms * ms, 0.0f);
+    float mean = QG_P(x)[(size_t)c * HW] + ms;
+    float invstd = 1.0f / sqrt(var + eps);
+    float g = affine ? QG_P(gamma)[c] : 1.0f;
+    float bt = affine ? QG_P(beta)[c] : 0.0f;
+    float a = invstd * g;
+    QG_P(coef)[c] = a;
+    QG_P(coef)[C + c] = bt - mean * a;
+    QG_P(smean)[c] = mean;
+    QG_P(sinvstd)[c] = invstd;
+    if (track) {
+        float unbiased = var * ((float)n / (float)(n - 1));
+        QG_P(rmean)[c] = (1.0f - momentum) * QG_P(rmean)[c] + momentum * mean;
+        QG_P(rvar)[c] = (1.0f - momentum) * QG_P(rvar)[c] + momentum * unbiased;
+    }
+}
+
+/* y = act(x*coef[c] + coef[C + c] [+ res]), one item per plane (global =
+ * N*C items). */
+__kernel void qg_bn_apply(QG_T(const float, x), int C, int HW, int planes,
+                          QG_T(const float, coef), QG_T(float, y), QG_T(const float, res),
+                          int has_res, int act, QG_T(const float, alpha))
+{
+    int plane = get_global_id(0);
+    if (plane >= planes)
+        return;
+    int c = plane % C;
+    float a = QG_P(coef)[c], b = QG_P(coef)[C + c];
+    float hi = act == BN_PACT ? QG_P(alpha)[0] : 0.0f;
+    size_t at = (size_t)plane * HW;
+    __global const float *xp = QG_P(x), *rp = QG_P(res);
+    __global float *yp = QG_P(y);
+    for (int j = 0; j < HW; j += VW)
+        bn_apply(xp, rp, yp, at + j, min(VW, HW - j), a, b, has_res, act, hi);
+}
+
+/* part[(p*C + c)*3 + {0, 1, 2}] = sums over item p's images of channel c
+ * of the masked dy, of it times xhat and (PACT) of dy over z > alpha.
+ * Arguments as qg_bn_bwd's. Global = nparts items. */
+__kernel void qg_bn_bwd_part(QG_T(const float, x), QG_T(const float, dy), int N, int C, int HW,
+                             int nparts, QG_T(const float, gamma), int affine,
+                             QG_T(const float, smean), QG_T(const float, sinvstd),
+                             QG_T(const float, y), int act, QG_T(const float, beta),
+                             QG_T(const float, res), int has_res, QG_T(const float, alpha),
+                             QG_T(float, part))
+{
+    int p = get_global_id(0);
+    if (p >= nparts)
+        return;
+    float hi = act == BN_PACT ? QG_P(alpha)[0] : 0.0f;
+    __global const float *xp = QG_P(x), *dyp = QG_P(dy), *yp = QG_P(y), *rp = QG_P(res);
+    __global float *pp = QG_P(part) + (size_t)p * C * 3;
+    for (int c = 0; c < 3 * C; c++)
+        pp[c] = 0.0f;
+    int n0 = p * N / nparts, n1 = (p + 1) * N / nparts;
+    for (int nn = n0; nn < n1; nn++)
+        for (int c = 0; c < C; c++) {
+            BN_BWD_CHANNEL(c)
+            size_t at0 = ((size_t)nn * C + c) * HW;
+            vec s1v = (vec)0.0f, s2v = (vec)0.0f, s3v = (vec)0.0f;
+            float s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+            int j = 0;
+            for (; j + VW <= HW; j += VW) {
+                size_t at = at0 + j;
+                vec xv = VLOAD(xp + at);
+                vec d = bn_mask_v(VLOAD(dyp + at), xv, yp, rp, at, act, has_res, a, b, hi,
+                                  &s3v);
+                s1v += d;
+                s2v += d * ((xv - mean) * invstd);
+            }
+            for (; j < HW; j++) {
+                size_t i = at0 + j;
+                float d = bn_mask_s(dyp[i], xp, yp, rp, i, act, has_res, a, b, hi, &s3);
+                s1 += d;
+                s2 += d * ((xp[i] - mean) * invstd);
+            }
+            pp[3 * c] += s1 + VSUM(s1v);
+            pp[3 * c + 1] += s2 + VSUM(s2v);
+            pp[3 * c + 2] += s3 + VSUM(s3v);
+        }
+}
+
+/* Per channel (global = C items): the parts' sums in part order; dgamma,
+ * dbeta and PACT's pact_part[c] as qg_bn_bwd writes them; coef[c] = sum
+ * of the masked dy, coef[C + c] = its sum times xhat. */
+__kernel void qg_bn_bwd_final(QG_T(const float, part), int nparts, int C,
+                              QG_T(float, dgamma), int want_dgamma, QG_T(float, dbeta),
+                              int want_dbeta, int act, QG_T(float, pact_part),
+                              QG_T(float, coef))
+{
+    int c = get_global_id(0);
+    if (c >= C)
+        return;
+    float s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    for (int p = 0; p < nparts; p++) {
+        __global const float *pp = QG_P(part) + ((size_t)p * C + c) * 3;
+        s1 += pp[0];
+        s2 += pp[1];
+        s3 += pp[2];
+    }
+    if (want_dgamma)
+        QG_P(dgamma)[c] = s2;
+    if (want_dbeta)
+        QG_P(dbeta)[c] = s1;
+    if (act == BN_PACT)
+        QG_P(pact_part)[c] = s3;
+    QG_P(coef)[c] = s1;
+    QG_P(coef)[C + c] = s2;
+}
+
+/* dx (and dres) as qg_bn_bwd writes them, one item per plane (global =
+ * N*C items); coef from qg_bn_bwd_final. */
+__kernel void qg_bn_bwd_apply(QG_T(const float, x), QG_T(const float, dy), int N, int C,
+                              int HW, QG_T(const float, gamma), int affine,
+                              QG_T(const float, smean), QG_T(const float, sinvstd),
+                              QG_T(const float, coef), QG_T(float, dx), int accumulate,
+                              QG_T(const float, y), int act, QG_T(float, dres), int res_mode,
+                              QG_T(const float, beta), QG_T(const float, res), int has_res,
+                              QG_T(const float, alpha))
+{
+    int plane = get_global_id(0);
+    if (plane >= N * C)
+        return;
+    int c = plane % C;
+    BN_BWD_CHANNEL(c)
+    float hi = act == BN_PACT ? QG_P(alpha)[0] : 0.0f;
+    int n = N * HW;
+    float sdy = QG_P(coef)[c], sdyx = QG_P(coef)[C + c];
+    float k = g * invstd / (float)n;
+    __global const float *xp = QG_P(x), *dyp = QG_P(dy), *yp = QG_P(y), *rp = QG_P(res);
+    __global float *dxp = QG_P(dx), *drp = QG_P(dres);
+    size_t at0 = (size_t)plane * HW;
+    int j = 0;
+    for (; j + VW <= HW; j += VW) {
+        size_t at = at0 + j;
+        vec xv = VLOAD(xp + at), unused = (vec)0.0f;
+        vec d = bn_mask_v(VLOAD(dyp + at), xv, yp, rp, at, act, has_res, a, b, hi, &unused);
+        vec xhat = (xv - mean) * invstd;
+        vec v = k * ((float)n * d - sdy - xhat * sdyx);
+        if (accumulate)
+            v += VLOAD(dxp + at);
+        VSTORE(v, dxp + at);
+        if (res_mode == 2)
+            d += VLOAD(drp + at);
+        if (res_mode)
+            VSTORE(d, drp + at);
+    }
+    for (; j < HW; j++) {
+        size_t i = at0 + j;
+        float unused = 0.0f;
+        float d = bn_mask_s(dyp[i], xp, yp, rp, i, act, has_res, a, b, hi, &unused);
+        float xhat = (xp[i] - mean) * invstd;
+        float v = k * ((float)n * d - sdy - xhat * sdyx);
+        dxp[i] = accumulate ? dxp[i] + v : v;
+        if (res_mode)
+            drp[i] = res_mode == 2 ? drp[i] + d : d;
+    }
 }
 
 /* Eval-mode batch norm folded into the convolution before it:

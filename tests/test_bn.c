@@ -30,8 +30,10 @@
 
 TestSuite(bn, .fini = qg_test_ctx_free);
 
-/* (WG, VW) sets: the GPU default, the CPU default and others. */
-static const long params[][2] = {{256, 1}, {2, 16}, {16, 4}, {1, 8}, {64, 16}};
+/* (WG, VW, PARTS) sets: the GPU default, the CPU default and others; the
+ * training passes by work-group per channel (PARTS 0) and by image ranges
+ * (PARTS 3 splits N = 4 unevenly; PARTS 16 is cut to N). */
+static const long params[][3] = {{256, 1, 0}, {2, 16, 16}, {16, 4, 3}, {1, 8, 1}, {64, 16, 0}};
 #define NPARAMS (sizeof params / sizeof *params)
 
 /* ---- device buffers with sentinel margins ---- */
@@ -114,9 +116,9 @@ static void run_case(qg_ctx *ctx, const bn_shape *s, int affine, const long *wg,
     const int64_t *sh = s->ndim == 4 ? sh4 : sh2;
     size_t n = (size_t)N * C * HW;
     const float momentum = 0.1f, eps = 1e-5f;
-    char label[128];
-    snprintf(label, sizeof label, "%s %dx%dx%d affine=%d WG=%ld VW=%ld",
-             s->ndim == 4 ? "NCHW" : "NC", N, C, HW, affine, wg[0], wg[1]);
+    char label[160];
+    snprintf(label, sizeof label, "%s %dx%dx%d affine=%d WG=%ld VW=%ld PARTS=%ld",
+             s->ndim == 4 ? "NCHW" : "NC", N, C, HW, affine, wg[0], wg[1], wg[2]);
 
     /* Offset inputs: a mean away from 0 (see also statistics_survive_a_large_mean). */
     float *x = rand_vec(n, 1.0f, 4.0f, seed), *dy = rand_vec(n, -1, 1, seed + 1);
@@ -232,8 +234,8 @@ static void run_fused_case(qg_ctx *ctx, const bn_shape *s, int use_res, int act,
     const int64_t *sh = s->ndim == 4 ? sh4 : sh2;
     size_t n = (size_t)N * C * HW;
     char label[160];
-    snprintf(label, sizeof label, "fused %dx%dx%d res=%d act=%d train=%d WG=%ld VW=%ld", N, C,
-             HW, use_res, act, train, wg[0], wg[1]);
+    snprintf(label, sizeof label, "fused %dx%dx%d res=%d act=%d train=%d WG=%ld VW=%ld PARTS=%ld",
+             N, C, HW, use_res, act, train, wg[0], wg[1], wg[2]);
     float *x = rand_vec(n, -1.0f, 3.0f, seed), *res = rand_vec(n, -2, 1, seed + 1);
     float *dy = rand_vec(n, -1, 1, seed + 2), *dres0 = rand_vec(n, -1, 1, seed + 3);
     float *gamma = rand_vec(C, 0.5f, 1.5f, seed + 4), *beta = rand_vec(C, -0.5f, 0.5f, seed + 5);
@@ -510,10 +512,12 @@ Test(bn, statistics_survive_a_large_mean)
         QG_EXPECT_OK(qg__program_override(ctx, "bn", params[w]));
         QG_EXPECT_OK(qg__bn_fwd_train(ctx, tx, NULL, NULL, NULL, NULL, 0.1f, 1e-5f, ty, tsm, tsi));
         float *gi = qg_test_read(tsi), *gy = qg_test_read(ty);
-        char l[64];
-        snprintf(l, sizeof l, "large mean invstd WG=%ld VW=%ld", params[w][0], params[w][1]);
+        char l[96];
+        snprintf(l, sizeof l, "large mean invstd WG=%ld VW=%ld PARTS=%ld", params[w][0],
+                 params[w][1], params[w][2]);
         cr_expect(qg_test_allclose(l, gi, si, C, 0, 1e-3f), "%s", l);
-        snprintf(l, sizeof l, "large mean y WG=%ld VW=%ld", params[w][0], params[w][1]);
+        snprintf(l, sizeof l, "large mean y WG=%ld VW=%ld PARTS=%ld", params[w][0], params[w][1],
+                 params[w][2]);
         cr_expect(qg_test_allclose(l, gy, y, N * C * HW, 1e-3f, 1e-3f), "%s", l);
         free(gi);
         free(gy);

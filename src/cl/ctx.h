@@ -50,7 +50,15 @@ struct qg_ctx {
     void (*tune_state_free)(void *);
     struct qg_param_override *overrides; /* set by tests and the tuner */
     struct qg_kprof *kprof;     /* per-kernel device times (QGATE_PROFILE_KERNELS) */
+    cl_mem scratch;             /* qg__ctx_scratch's buffer */
+    size_t scratch_bytes;
 };
+
+/* A device buffer of at least `bytes` for values that live only between
+ * the launches of one operation (partial sums): owned by the context,
+ * grown when too small, so a training step allocates nothing once warm.
+ * Valid until the next call; the in-order queue keeps users apart. */
+qg_status qg__ctx_scratch(qg_ctx *ctx, size_t bytes, cl_mem *out);
 
 /* Kernel profile: with QGATE_PROFILE_KERNELS set, every launch waits for
  * its event and adds the device time to its kernel's row; the table is

@@ -349,11 +349,34 @@ void qg_ctx_free(qg_ctx *ctx)
         free(p->options);
         free(p);
     }
+    if (ctx->scratch)
+        clReleaseMemObject(ctx->scratch);
     if (ctx->queue)
         clReleaseCommandQueue(ctx->queue);
     if (ctx->context)
         clReleaseContext(ctx->context);
     free(ctx);
+}
+
+qg_status qg__ctx_scratch(qg_ctx *ctx, size_t bytes, cl_mem *out)
+{
+    if (bytes > ctx->scratch_bytes) {
+        /* commands already queued keep the old buffer alive until done */
+        if (ctx->scratch)
+            clReleaseMemObject(ctx->scratch);
+        ctx->scratch = NULL;
+        ctx->scratch_bytes = 0;
+        cl_int e;
+        cl_mem m = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, bytes, NULL, &e);
+        if (e != CL_SUCCESS)
+            return qg__error(ctx, QG_ERR_CL, "clCreateBuffer(%zu bytes) for the scratch buffer "
+                             "failed with %s on device '%s'", bytes, qg_cl_error_name(e),
+                             ctx->info.name);
+        ctx->scratch = m;
+        ctx->scratch_bytes = bytes;
+    }
+    *out = ctx->scratch;
+    return QG_OK;
 }
 
 const qg_device_info *qg_ctx_device(const qg_ctx *ctx)

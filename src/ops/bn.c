@@ -61,11 +61,102 @@ static qg_status get(qg_ctx *ctx, const char *kernel, qg_kargs *a, size_t *wg, i
         st = qg__kernel_current(ctx, "bn", kernel, &k, NULL, NULL);
     if (st != QG_OK)
         return st;
-    QG_ASSERT(nv == 2);
+    QG_ASSERT(nv == 3);
     qg__kargs_init(a, ctx, k, kernel);
     *wg = (size_t)v[0];
     *vw = (int)v[1];
     return QG_OK;
+}
+
+/* The training passes' layout: 0 (a work-group per channel) or the number
+ * of image ranges of the partial-sums path, at most N. */
+static qg_status parts_of(qg_ctx *ctx, int N, int *parts)
+{
+    long v[QG_MAX_TUNABLES];
+    int nv = 0;
+    qg_status st = qg__program_params(ctx, "bn", v, &nv);
+    if (st != QG_OK)
+        return st;
+    *parts = v[2] < N ? (int)v[2] : N;
+    return QG_OK;
+}
+
+/* Scratch for the partial-sums path: per-part rows of `per` sums per
+ * channel, then 2*C per-channel coefficients at *coef_off. */
+static qg_status part_scratch(qg_ctx *ctx, int parts, int C, int per, cl_mem *m, int *coef_off)
+{
+    *coef_off = parts * C * per;
+    return qg__ctx_scratch(ctx, ((size_t)*coef_off + 2 * (size_t)C) * sizeof(float), m);
+}
+
+static void karg_at(qg_kargs *a, cl_mem m, int off)
+{
+    qg__karg_mem(a, m);
+    qg__karg_int(a, off);
+}
+
+/* Forward training by parts: stats_part, stats_final, apply (cl/bn.cl). */
+static qg_status fwd_train_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_tensor *x,
+                                 const qg_tensor *gamma, const qg_tensor *beta,
+                                 qg_tensor *running_mean, qg_tensor *running_var,
+                                 float momentum, float eps, const qg_tensor *res, int act,
+                                 const qg_tensor *alpha, qg_tensor *y, qg_tensor *save_mean,
+                                 qg_tensor *save_invstd)
+{
+    qg_kargs a;
+    size_t wg;
+    int vw, coef;
+    cl_mem m;
+    qg_status st = part_scratch(ctx, parts, d->C, 2, &m, &coef);
+    if (st == QG_OK)
+        st = get(ctx, "qg_bn_stats_part", &a, &wg, &vw);
+    if (st != QG_OK)
+        return st;
+    qg__karg_tensor(&a, x);
+    qg__karg_int(&a, d->N);
+    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, d->HW);
+    qg__karg_int(&a, parts);
+    karg_at(&a, m, 0);
+    size_t g = (size_t)parts;
+    if ((st = qg__kargs_launch(&a, 1, &g, NULL)) != QG_OK)
+        return st;
+    if ((st = get(ctx, "qg_bn_stats_final", &a, &wg, &vw)) != QG_OK)
+        return st;
+    karg_at(&a, m, 0);
+    qg__karg_int(&a, parts);
+    qg__karg_tensor(&a, x);
+    qg__karg_int(&a, d->N);
+    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, d->HW);
+    qg__karg_tensor(&a, gamma ? gamma : x);
+    qg__karg_tensor(&a, beta ? beta : x);
+    qg__karg_int(&a, gamma != NULL);
+    qg__karg_tensor(&a, running_mean ? running_mean : save_mean);
+    qg__karg_tensor(&a, running_var ? running_var : save_invstd);
+    qg__karg_int(&a, running_mean != NULL);
+    qg__karg_float(&a, momentum);
+    qg__karg_float(&a, eps);
+    qg__karg_tensor(&a, save_mean);
+    qg__karg_tensor(&a, save_invstd);
+    karg_at(&a, m, coef);
+    g = (size_t)d->C;
+    if ((st = qg__kargs_launch(&a, 1, &g, NULL)) != QG_OK)
+        return st;
+    if ((st = get(ctx, "qg_bn_apply", &a, &wg, &vw)) != QG_OK)
+        return st;
+    g = (size_t)d->N * d->C;
+    qg__karg_tensor(&a, x);
+    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, d->HW);
+    qg__karg_int(&a, (int)g);
+    karg_at(&a, m, coef);
+    qg__karg_tensor(&a, y);
+    qg__karg_tensor(&a, res ? res : x);
+    qg__karg_int(&a, res != NULL);
+    qg__karg_int(&a, act);
+    qg__karg_tensor(&a, alpha ? alpha : x);
+    return qg__kargs_launch(&a, 1, &g, NULL);
 }
 
 static qg_status check_affine(qg_ctx *ctx, const char *op, const qg_tensor *gamma,
@@ -124,6 +215,12 @@ qg_status qg__bn_act_fwd_train(qg_ctx *ctx, const qg_tensor *x, const qg_tensor 
         st = check(ctx, op, "res", res, qg_tensor_numel(x), 1);
     if (st == QG_OK)
         st = check_act(ctx, op, act, alpha);
+    int parts = 0;
+    if (st == QG_OK)
+        st = parts_of(ctx, d.N, &parts);
+    if (st == QG_OK && parts > 0)
+        return fwd_train_parts(ctx, &d, parts, x, gamma, beta, running_mean, running_var,
+                               momentum, eps, res, act, alpha, y, save_mean, save_invstd);
     if (st == QG_OK)
         st = get(ctx, "qg_bn_fwd_train", &a, &wg, &vw);
     if (st != QG_OK)
@@ -215,6 +312,87 @@ qg_status qg__bn_fwd_eval(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamm
                                QG_BN_NONE, NULL, y);
 }
 
+/* Backward by parts: bwd_part, bwd_final, bwd_apply (cl/bn.cl); pact
+ * NULL unless act is PACT. */
+static qg_status bwd_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_tensor *x,
+                           const qg_tensor *y, const qg_tensor *dy, const qg_tensor *gamma,
+                           const qg_tensor *save_mean, const qg_tensor *save_invstd, int act,
+                           qg_tensor *dx, qg_tensor *dgamma, qg_tensor *dbeta, int accumulate,
+                           qg_tensor *dres, int res_accumulate, const qg_bn_pact_bwd *pact)
+{
+    qg_kargs a;
+    size_t wg;
+    int vw, coef;
+    cl_mem m;
+    const qg_tensor *beta = pact && gamma ? pact->beta : x;
+    const qg_tensor *res = pact && pact->res ? pact->res : x;
+    int has_res = pact && pact->res;
+    qg_status st = part_scratch(ctx, parts, d->C, 3, &m, &coef);
+    if (st == QG_OK)
+        st = get(ctx, "qg_bn_bwd_part", &a, &wg, &vw);
+    if (st != QG_OK)
+        return st;
+    qg__karg_tensor(&a, x);
+    qg__karg_tensor(&a, dy);
+    qg__karg_int(&a, d->N);
+    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, d->HW);
+    qg__karg_int(&a, parts);
+    qg__karg_tensor(&a, gamma ? gamma : save_mean);
+    qg__karg_int(&a, gamma != NULL);
+    qg__karg_tensor(&a, save_mean);
+    qg__karg_tensor(&a, save_invstd);
+    qg__karg_tensor(&a, y ? y : x);
+    qg__karg_int(&a, act);
+    qg__karg_tensor(&a, beta);
+    qg__karg_tensor(&a, res);
+    qg__karg_int(&a, has_res);
+    qg__karg_tensor(&a, pact ? pact->alpha : x);
+    karg_at(&a, m, 0);
+    size_t g = (size_t)parts;
+    if ((st = qg__kargs_launch(&a, 1, &g, NULL)) != QG_OK)
+        return st;
+    if ((st = get(ctx, "qg_bn_bwd_final", &a, &wg, &vw)) != QG_OK)
+        return st;
+    karg_at(&a, m, 0);
+    qg__karg_int(&a, parts);
+    qg__karg_int(&a, d->C);
+    qg__karg_tensor(&a, dgamma ? dgamma : dx);
+    qg__karg_int(&a, dgamma != NULL);
+    qg__karg_tensor(&a, dbeta ? dbeta : dx);
+    qg__karg_int(&a, dbeta != NULL);
+    qg__karg_int(&a, act);
+    qg__karg_tensor(&a, pact ? pact->part : dx);
+    karg_at(&a, m, coef);
+    g = (size_t)d->C;
+    if ((st = qg__kargs_launch(&a, 1, &g, NULL)) != QG_OK)
+        return st;
+    if ((st = get(ctx, "qg_bn_bwd_apply", &a, &wg, &vw)) != QG_OK)
+        return st;
+    qg__karg_tensor(&a, x);
+    qg__karg_tensor(&a, dy);
+    qg__karg_int(&a, d->N);
+    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, d->HW);
+    qg__karg_tensor(&a, gamma ? gamma : save_mean);
+    qg__karg_int(&a, gamma != NULL);
+    qg__karg_tensor(&a, save_mean);
+    qg__karg_tensor(&a, save_invstd);
+    karg_at(&a, m, coef);
+    qg__karg_tensor(&a, dx);
+    qg__karg_int(&a, accumulate != 0);
+    qg__karg_tensor(&a, y ? y : x);
+    qg__karg_int(&a, act);
+    qg__karg_tensor(&a, dres ? dres : dx);
+    qg__karg_int(&a, dres ? (res_accumulate ? 2 : 1) : 0);
+    qg__karg_tensor(&a, beta);
+    qg__karg_tensor(&a, res);
+    qg__karg_int(&a, has_res);
+    qg__karg_tensor(&a, pact ? pact->alpha : x);
+    g = (size_t)d->N * d->C;
+    return qg__kargs_launch(&a, 1, &g, NULL);
+}
+
 qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
                          const qg_tensor *dy, const qg_tensor *gamma,
                          const qg_tensor *save_mean, const qg_tensor *save_invstd, int act,
@@ -261,6 +439,14 @@ qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
             st = qg__error(ctx, QG_ERR_INVALID_ARG, "%s: dres may replace res, not add to it",
                            op);
     }
+    int parts = 0, pa = act == QG_BN_PACT;
+    if (st == QG_OK)
+        st = parts_of(ctx, d.N, &parts);
+    if (st == QG_OK && parts > 0) {
+        st = bwd_parts(ctx, &d, parts, x, y, dy, gamma, save_mean, save_invstd, act, dx, dgamma,
+                       dbeta, accumulate, dres, res_accumulate, pa ? pact : NULL);
+        goto pact_sum;
+    }
     if (st == QG_OK)
         st = get(ctx, "qg_bn_bwd", &a, &wg, &vw);
     if (st != QG_OK)
@@ -284,7 +470,6 @@ qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
     qg__karg_int(&a, act);
     qg__karg_tensor(&a, dres ? dres : dx);
     qg__karg_int(&a, dres ? (res_accumulate ? 2 : 1) : 0);
-    int pa = act == QG_BN_PACT;
     qg__karg_tensor(&a, pa && gamma ? pact->beta : x);
     qg__karg_tensor(&a, pa && pact->res ? pact->res : x);
     qg__karg_int(&a, pa && pact->res);
@@ -292,6 +477,7 @@ qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
     qg__karg_tensor(&a, pa ? pact->part : dx);
     size_t g = (size_t)d.C * wg;
     st = qg__kargs_launch(&a, 1, &g, &wg);
+pact_sum:
     if (st != QG_OK || !pa)
         return st;
     /* dalpha += the channels' sums, in channel order. */
