@@ -4,6 +4,7 @@
  * Fashion-MNIST. */
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "model/safetensors.h"
 #include "ops/layers.h"
 #include "train/optim.h"
+#include "tensor/tensor_impl.h"
 #include "train/trainer.h"
 
 TestSuite(model, .fini = qg_test_ctx_free);
@@ -155,6 +157,65 @@ static void gradcheck(char shortcut)
     qg_tensor_free(ls);
     qg_tensor_free(cor);
     qg__model_free(m);
+}
+
+/* The gradient plan (grad_plan.c), checked from the graph itself: two
+ * gradients may overlap in the arena only if no node's backward can touch
+ * both (a node touches the gradients of its inputs and its output; the
+ * input's gradient is read after backward, the logits' written before
+ * it). And the sharing must pay: ResNet-20's gradients in at most a
+ * quarter of the floats one buffer each would take. */
+static void node_range(const qg_model *m, int a, int *lo, int *hi)
+{
+    *lo = a == 0 ? -1 : m->nnodes;
+    *hi = a == m->nacts - 1 ? m->nnodes : -1;
+    for (int k = 0; k < m->nnodes; k++) {
+        const qg_node *n = &m->nodes[k];
+        if (n->out == a || n->in[0] == a || n->in[1] == a) {
+            *lo = k < *lo ? k : *lo;
+            *hi = k > *hi ? k : *hi;
+        }
+    }
+}
+
+Test(model, gradients_share_memory_only_when_never_live_together)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    for (int variant = 0; variant < 2; variant++) {
+        qg_model *m;
+        qg_resnet_opts o = {.depth = 20, .shortcut = variant ? 'B' : 'A', .in_c = 3,
+                            .in_h = 32, .in_w = 32, .classes = 10, .seed = 1};
+        QG_EXPECT_OK(qg__model_resnet_cifar(ctx, &o, &m));
+        QG_EXPECT_OK(qg__model_setup(m, 2));
+        size_t sum = 0, lo_off = SIZE_MAX, hi_end = 0;
+        int clashes = 0;
+        for (int i = 0; i < m->nacts; i++) {
+            const qg_tensor *gi = m->acts[i].grad;
+            size_t ni = qg_tensor_numel(gi);
+            sum += ni;
+            lo_off = gi->offset < lo_off ? gi->offset : lo_off;
+            hi_end = gi->offset + ni > hi_end ? gi->offset + ni : hi_end;
+            int ilo, ihi;
+            node_range(m, i, &ilo, &ihi);
+            for (int j = 0; j < i; j++) {
+                const qg_tensor *gj = m->acts[j].grad;
+                int jlo, jhi;
+                node_range(m, j, &jlo, &jhi);
+                int overlap = gi->offset < gj->offset + qg_tensor_numel(gj) &&
+                              gj->offset < gi->offset + ni;
+                if (overlap && ilo <= jhi && jlo <= ihi) {
+                    clashes++;
+                    cr_log_error("variant %c: gradients of activations %d and %d overlap "
+                                 "but are both live at nodes %d..%d", o.shortcut, i, j,
+                                 ilo > jlo ? ilo : jlo, ihi < jhi ? ihi : jhi);
+                }
+            }
+        }
+        cr_expect_eq(clashes, 0);
+        cr_expect_leq((hi_end - lo_off) * 4, sum, "variant %c: gradients take %zu of %zu floats",
+                      o.shortcut, hi_end - lo_off, sum);
+        qg__model_free(m);
+    }
 }
 
 Test(model, gradients_match_finite_differences_option_a) { gradcheck('A'); }

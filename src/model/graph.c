@@ -183,17 +183,28 @@ qg_status qg__model_setup(qg_model *m, int batch)
                 ws = need;
         }
     }
-    /* One arena: every activation value, then every gradient. Offsets are
-     * aligned to 64 floats so views start on cache lines. */
+    /* One arena: every activation value, then the gradients, which share
+     * memory where their lifetimes in backward allow (grad_plan.c).
+     * Offsets are aligned to 64 floats so views start on cache lines. */
     size_t total = 0;
-    size_t *off = calloc((size_t)m->nacts * 2, sizeof *off);
+    size_t *off = calloc((size_t)m->nacts * 3, sizeof *off);
     if (!off)
         return qg__error(m->ctx, QG_ERR_NOMEM, "out of memory sizing the arena");
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < m->nacts; i++) {
-            off[k * m->nacts + i] = total;
-            total += (act_numel(&m->acts[i], batch) + 63) / 64 * 64;
-        }
+    size_t *sizes = off + 2 * m->nacts;
+    for (int i = 0; i < m->nacts; i++) {
+        sizes[i] = (act_numel(&m->acts[i], batch) + 63) / 64 * 64;
+        off[i] = total;
+        total += sizes[i];
+    }
+    size_t grads = qg__grad_plan(m, sizes, off + m->nacts);
+    if (grads == 0) {
+        free(off);
+        return qg__error(m->ctx, QG_ERR_NOMEM, "out of memory planning the gradients");
+    }
+    for (int i = 0; i < m->nacts; i++)
+        off[m->nacts + i] += total;
+    total += grads;
+    m->arena_floats = total;
     if (total > (size_t)0x7fffffff) {
         free(off);
         st = qg__error(m->ctx, QG_ERR_NOMEM, "activation arena of %zu floats exceeds 2^31; "

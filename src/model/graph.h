@@ -6,7 +6,9 @@
  * gradient of its inputs (the first writer of a gradient overwrites, later
  * writers accumulate, so fan-out such as a residual input needs no zeroing
  * pass). Activation values and gradients are views into one device arena
- * sized once by qg__model_setup, so a training step allocates nothing.
+ * sized once by qg__model_setup, so a training step allocates nothing;
+ * gradients not live at the same time in backward share memory, so a node
+ * may touch only the gradients of its own inputs and output.
  * Parameters belong to their node and carry PyTorch state-dict names. */
 #ifndef QG_MODEL_GRAPH_H
 #define QG_MODEL_GRAPH_H
@@ -90,6 +92,7 @@ struct qg_model {
     qg_param **params;       /* each allocated alone: pointers stay valid */
     int nparams, cap_params;
     cl_mem arena;            /* activations and their gradients */
+    size_t arena_floats;
     qg_tensor *workspace;    /* shared scratch (im2col...) */
     int train_mode;          /* forward(train) was the last forward */
     qg_tensor *grad_norm_acc; /* 1 float, for gradient clipping */
@@ -114,6 +117,10 @@ qg_status qg__model_add_param(qg_model *m, const char *name, qg_param_kind kind,
                               const int64_t *shape, qg_param **p);
 qg_param *qg__model_find_param(qg_model *m, const char *name);
 
+/* Gradient offsets (floats, from 0) for activations of `sizes` floats,
+ * sharing memory between gradients that are never live at once in
+ * backward; returns the floats needed (0: out of memory). grad_plan.c. */
+size_t qg__grad_plan(const qg_model *m, const size_t *sizes, size_t *off);
 /* Sizes the arena and the workspace for `batch` samples. Idempotent for
  * the same batch; a different batch reallocates. */
 qg_status qg__model_setup(qg_model *m, int batch);

@@ -1,7 +1,7 @@
 # Models: graph of nodes over an activation arena, node types, builders.
 libqgate_la_SOURCES += \
 	src/core/rng.h src/core/rng.c \
-	src/model/graph.h src/model/graph.c src/model/nodes.h src/model/nodes.c \
+	src/model/graph.h src/model/graph.c src/model/grad_plan.c src/model/nodes.h src/model/nodes.c \
 	src/model/nodes_quant.h src/model/nodes_quant.c \
 	src/model/nodes_cg.h src/model/nodes_cg.c \
 	src/model/resnet.h src/model/resnet.c \

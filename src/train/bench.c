@@ -123,9 +123,12 @@ qg_status qg__bench_train(const qg_bench_cfg *cfg, qg_bench_result *out)
     out->ms_per_step_min = times[0] * 1e3;
     out->ms_per_step_median = times[cfg->steps / 2] * 1e3;
     out->img_per_s = cfg->steps * (double)cfg->batch / t_all;
+    /* the arena as allocated (gradients share memory; eval needs none) */
     double bytes = 0;
-    for (int i = 0; i < m->nacts; i++)
-        bytes += tensor_bytes(m->acts[i].value) + (cfg->eval ? 0 : tensor_bytes(m->acts[i].grad));
+    for (int i = 0; i < m->nacts && cfg->eval; i++)
+        bytes += tensor_bytes(m->acts[i].value);
+    if (!cfg->eval)
+        bytes = (double)m->arena_floats * sizeof(float);
     bytes += tensor_bytes(m->workspace);
     for (int i = 0; i < m->nparams; i++)
         bytes += tensor_bytes(m->params[i]->value) + tensor_bytes(m->params[i]->grad) +
