@@ -270,7 +270,7 @@ static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
             buf_set(&tdx, acc ? base_x : NULL, NAN);
             buf_set(&tdw, NULL, NAN);
             qg_status mst = qg__conv2d_bwd_masked(ctx, &d, tx.view, tdy.view, tw.view, tdx.view,
-                                                  acc, tmask.view, tdw.view, 0, tws.view);
+                                                  acc, tmask.view, tdw.view, 0, tws.view, NULL);
             LABEL(acc ? "bwd masked, dx accumulate" : "bwd masked");
             int sure = wi == 0 && d.groups == 1 && d.R == 3 && d.S == 3 && d.pad == 1 &&
                        (d.stride == 1 || d.stride == 2);
@@ -354,6 +354,107 @@ Test(conv, device_matches_reference)
     qg_ctx *ctx = qg_test_ctx();
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
         run_conv_case(ctx, &shapes[i], 100 + 10 * (uint32_t)i);
+}
+
+/* The forward's planes kept for the weight gradient (qg__conv2d_fwd_keep,
+ * qg__conv2d_bwd_kept, qg__conv2d_bwd_masked): y, dx and dw match the
+ * references under every direct parameter set, and where the shared-dy
+ * backward runs it really reads the kept planes: it is handed a zero x,
+ * so a weight gradient prepared from x instead would be 0. Shapes: stride 1 on a wide map
+ * (position kernels) and a narrow one (channel-vectorised), stride 2 on
+ * a wide map (phase planes); at stride 2 on a narrow map the forward reads
+ * plain planes and the weight gradient phase planes, so nothing is kept
+ * there (keep_floats 0, and the calls run as the plain ones). */
+Test(conv, kept_planes_serve_the_weight_gradient)
+{
+    static const shape ks[] = {
+        {2, 3, 6, 20, 5, 3, 3, 1, 1, 1, "s1 wide"},
+        {3, 5, 7, 5, 4, 3, 3, 1, 1, 1, "s1 narrow"},
+        {2, 4, 12, 18, 6, 3, 3, 2, 1, 1, "s2 wide"},
+        {2, 4, 8, 6, 5, 3, 3, 2, 1, 1, "s2 narrow"},
+    };
+    static const int expect_keep[] = {1, 1, 1, 0};
+    qg_ctx *ctx = qg_test_ctx();
+    for (size_t si = 0; si < sizeof ks / sizeof *ks; si++) {
+        const shape *s = &ks[si];
+        qg_conv_desc d;
+        QG_EXPECT_OK(qg__conv_desc_init(ctx, &d, s->N, s->C, s->H, s->W, s->K, 3, 3, s->stride,
+                                        s->pad, 1));
+        size_t nx = (size_t)d.N * d.C * d.H * d.W, ny = (size_t)d.N * d.K * d.P * d.Q;
+        size_t nw = (size_t)d.K * d.C * 9;
+        uint32_t seed = 700 + 10 * (uint32_t)si;
+        float *x = rand_vec(nx, seed), *w = rand_vec(nw, seed + 1), *dy = rand_vec(ny, seed + 2);
+        float *y_ref = malloc(ny * 4), *dx_ref = malloc(nx * 4), *dw_ref = malloc(nw * 4);
+        float *db = malloc((size_t)d.K * 4), *mask = malloc(nx * 4), *dxm = malloc(nx * 4);
+        qg_ref_conv2d_fwd(&d, x, w, NULL, y_ref);
+        qg_ref_conv2d_bwd_data(&d, dy, w, dx_ref);
+        qg_ref_conv2d_bwd_weight(&d, x, dy, dw_ref, db);
+        for (size_t i = 0; i < nx; i++) {
+            mask[i] = i % 3 == 1 ? 0.0f : 1.0f;
+            dxm[i] = mask[i] != 0.0f ? dx_ref[i] : 0.0f;
+        }
+        buf tx = buf_new(ctx, nx, x, 0), tz = buf_new(ctx, nx, NULL, 0), tw = buf_new(ctx, nw, w, 0);
+        buf tdy = buf_new(ctx, ny, dy, 0), tm = buf_new(ctx, nx, mask, 0);
+        buf ty = buf_new(ctx, ny, NULL, NAN), tdx = buf_new(ctx, nx, NULL, NAN);
+        buf tdw = buf_new(ctx, nw, NULL, NAN);
+        buf tws = buf_new(ctx, qg__conv_workspace_floats(&d), NULL, NAN);
+        for (size_t set = 0; set < sizeof direct_sets / sizeof *direct_sets; set++) {
+            set_direct(ctx, set);
+            size_t kf = 0;
+            QG_EXPECT_OK(qg__conv_keep_floats(ctx, &d, &kf));
+            cr_expect_eq(kf > 0, expect_keep[si], "[%s] set %zu: keep_floats %zu", s->what, set,
+                         kf);
+            buf tk = buf_new(ctx, kf ? kf : 1, NULL, NAN);
+            /* Some parameter sets leave this shape to the separate passes
+             * (no shared-dy form in the workspace), which read x. */
+            QG_EXPECT_OK(qg__conv2d_fwd_keep(ctx, &d, tx.view, tw.view, NULL, ty.view, tws.view,
+                                             tk.view));
+            qg_status ms = qg__conv2d_bwd_masked(ctx, &d, tx.view, tdy.view, tw.view, tdx.view,
+                                                 0, tm.view, tdw.view, 0, tws.view, tk.view);
+            cr_expect(ms == QG_OK || ms == QG_ERR_UNSUPPORTED, "[%s] set %zu: %s", s->what, set,
+                      qg_last_error());
+            int shared = ms == QG_OK;
+            for (int masked = 0; masked < 1 + shared; masked++) {
+                char l[160];
+                buf_set(&ty, NULL, NAN);
+                QG_EXPECT_OK(qg__conv2d_fwd_keep(ctx, &d, tx.view, tw.view, NULL, ty.view,
+                                                 tws.view, tk.view));
+                snprintf(l, sizeof l, "kept fwd [%s] set %zu", s->what, set);
+                expect_buf(&ty, y_ref, NULL, l);
+                buf_set(&tdx, NULL, NAN);
+                buf_set(&tdw, NULL, NAN);
+                /* x as the forward saw it where nothing is kept, else zeros */
+                const qg_tensor *xb = kf && shared ? tz.view : tx.view;
+                if (masked)
+                    QG_EXPECT_OK(qg__conv2d_bwd_masked(ctx, &d, xb, tdy.view, tw.view, tdx.view,
+                                                       0, tm.view, tdw.view, 0, tws.view,
+                                                       tk.view));
+                else
+                    QG_EXPECT_OK(qg__conv2d_bwd_kept(ctx, &d, xb, tdy.view, tw.view, tdx.view, 0,
+                                                     tdw.view, NULL, 0, tws.view, tk.view));
+                snprintf(l, sizeof l, "kept bwd%s dx [%s] set %zu", masked ? " masked" : "",
+                         s->what, set);
+                expect_buf(&tdx, masked ? dxm : dx_ref, NULL, l);
+                snprintf(l, sizeof l, "kept bwd%s dw [%s] set %zu", masked ? " masked" : "",
+                         s->what, set);
+                expect_buf(&tdw, dw_ref, NULL, l);
+            }
+            buf_free(&tk);
+        }
+        set_direct(ctx, 0);
+        buf *bs[] = {&tx, &tz, &tw, &tdy, &tm, &ty, &tdx, &tdw, &tws};
+        for (size_t i = 0; i < sizeof bs / sizeof *bs; i++)
+            buf_free(bs[i]);
+        free(x);
+        free(w);
+        free(dy);
+        free(y_ref);
+        free(dx_ref);
+        free(dw_ref);
+        free(db);
+        free(mask);
+        free(dxm);
+    }
 }
 
 static int program_built(const qg_ctx *ctx, const char *name)

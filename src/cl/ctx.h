@@ -52,7 +52,12 @@ struct qg_ctx {
     struct qg_kprof *kprof;     /* per-kernel device times (QGATE_PROFILE_KERNELS) */
     cl_mem scratch;             /* qg__ctx_scratch's buffer */
     size_t scratch_bytes;
+    size_t mem_bytes, mem_peak; /* device buffers qgate holds now / at most */
 };
+
+/* Accounts a device buffer of `bytes` created (+) or released (-): what
+ * bench train reports as the device memory of a step. */
+void qg__ctx_mem(qg_ctx *ctx, size_t bytes, int sign);
 
 /* A device buffer of at least `bytes` for values that live only between
  * the launches of one operation (partial sums): owned by the context,

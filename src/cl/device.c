@@ -358,12 +358,25 @@ void qg_ctx_free(qg_ctx *ctx)
     free(ctx);
 }
 
+void qg__ctx_mem(qg_ctx *ctx, size_t bytes, int sign)
+{
+    if (sign < 0) {
+        ctx->mem_bytes -= bytes < ctx->mem_bytes ? bytes : ctx->mem_bytes;
+        return;
+    }
+    ctx->mem_bytes += bytes;
+    if (ctx->mem_bytes > ctx->mem_peak)
+        ctx->mem_peak = ctx->mem_bytes;
+}
+
 qg_status qg__ctx_scratch(qg_ctx *ctx, size_t bytes, cl_mem *out)
 {
     if (bytes > ctx->scratch_bytes) {
         /* commands already queued keep the old buffer alive until done */
-        if (ctx->scratch)
+        if (ctx->scratch) {
             clReleaseMemObject(ctx->scratch);
+            qg__ctx_mem(ctx, ctx->scratch_bytes, -1);
+        }
         ctx->scratch = NULL;
         ctx->scratch_bytes = 0;
         cl_int e;
@@ -374,6 +387,7 @@ qg_status qg__ctx_scratch(qg_ctx *ctx, size_t bytes, cl_mem *out)
                              ctx->info.name);
         ctx->scratch = m;
         ctx->scratch_bytes = bytes;
+        qg__ctx_mem(ctx, bytes, 1);
     }
     *out = ctx->scratch;
     return QG_OK;

@@ -216,7 +216,8 @@ static int bench_train(int argc, char **argv)
            method, c.in_c, c.in_h, c.in_w, c.batch, c.eval ? "inference" : "training",
            res.macs_per_image / 1e6);
     printf("ms/step: min %.2f median %.2f\n", res.ms_per_step_min, res.ms_per_step_median);
-    printf("device memory: %.1f MiB (activations, gradients, workspace, parameters, optimizer)\n",
+    printf("device memory: %.1f MiB (peak of qgate's device buffers: activations, gradients, "
+           "node buffers, workspace, parameters, optimizer)\n",
            res.device_bytes / 1048576.0);
     printf("img/s: %.1f\n", res.img_per_s);
     return 0;

@@ -58,9 +58,12 @@ static void free_arena(qg_model *m)
     }
     qg_tensor_free(m->workspace);
     m->workspace = NULL;
-    if (m->arena)
+    if (m->arena) {
         clReleaseMemObject(m->arena);
+        qg__ctx_mem(m->ctx, m->arena_floats * sizeof(float), -1);
+    }
     m->arena = NULL;
+    m->arena_floats = 0;
     m->batch = 0;
 }
 
@@ -204,7 +207,6 @@ qg_status qg__model_setup(qg_model *m, int batch)
     for (int i = 0; i < m->nacts; i++)
         off[m->nacts + i] += total;
     total += grads;
-    m->arena_floats = total;
     if (total > (size_t)0x7fffffff) {
         free(off);
         st = qg__error(m->ctx, QG_ERR_NOMEM, "activation arena of %zu floats exceeds 2^31; "
@@ -213,6 +215,10 @@ qg_status qg__model_setup(qg_model *m, int batch)
     }
     m->arena = clCreateBuffer(m->ctx->context, CL_MEM_READ_WRITE, total * sizeof(float), NULL,
                               &e);
+    if (e == CL_SUCCESS) {
+        m->arena_floats = total;
+        qg__ctx_mem(m->ctx, total * sizeof(float), 1);
+    }
     if (e != CL_SUCCESS) {
         free(off);
         st = qg__error(m->ctx, QG_ERR_CL, "clCreateBuffer(%zu MiB) for the activation arena "

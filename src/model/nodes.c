@@ -71,6 +71,18 @@ qg_status qg__node_tensor_like(qg_model *m, const qg_act *a, const char *name, q
     return qg_tensor_new(m->ctx, a->ndim, a->shape, QG_DTYPE_F32, name, t);
 }
 
+qg_status qg__node_keep_planes(qg_model *m, const qg_conv_desc *d, qg_tensor **keep)
+{
+    size_t n = 0;
+    if (*keep)
+        return QG_OK;
+    qg_status st = qg__conv_keep_floats(m->ctx, d, &n);
+    if (st != QG_OK || n == 0)
+        return st;
+    int64_t sh[1] = {(int64_t)n};
+    return qg_tensor_new(m->ctx, 1, sh, QG_DTYPE_F32, "conv planes", keep);
+}
+
 qg_status qg__node_scalar(qg_model *m, qg_dtype dt, const char *name, qg_tensor **t)
 {
     int64_t one[1] = {1};
@@ -108,6 +120,8 @@ typedef struct conv_priv {
     qg_param *w, *b;
     qg_node *fold;           /* the BN node folded in at eval, or NULL */
     qg_tensor *wf, *bf;      /* folded weights and bias */
+    qg_tensor *keep;         /* x's planes from the training forward, or NULL */
+    int kept;                /* keep holds this step's planes */
 } conv_priv;
 
 static qg_status conv_fold_forward(qg_node *n, qg_model *m);
@@ -121,19 +135,31 @@ static qg_status conv_setup(qg_node *n, qg_model *m, size_t *ws)
                                       p->stride, p->pad, p->groups);
     if (st == QG_OK)
         *ws = qg__conv_workspace_floats(&p->d);
+    qg_tensor_free(p->keep);
+    p->keep = NULL;
+    p->kept = 0;
     return st;
 }
 
 static qg_status conv_forward(qg_node *n, qg_model *m, int train)
 {
     conv_priv *p = n->priv;
+    p->kept = 0;
     if (!train && p->fold && !m->no_eval_fold) {
         qg_status st = conv_fold_forward(n, m);
         if (st != QG_ERR_UNSUPPORTED)
             return st;
     }
-    return qg__conv2d_fwd(m->ctx, &p->d, IN0(n, m)->value, p->w->value,
-                          p->b ? p->b->value : NULL, OUT(n, m)->value, m->workspace);
+    /* the network input needs no gradient, so its conv keeps nothing */
+    if (train && n->in[0] != 0) {
+        qg_status st = qg__node_keep_planes(m, &p->d, &p->keep);
+        if (st != QG_OK)
+            return st;
+    }
+    p->kept = train && p->keep;
+    return qg__conv2d_fwd_keep(m->ctx, &p->d, IN0(n, m)->value, p->w->value,
+                               p->b ? p->b->value : NULL, OUT(n, m)->value, m->workspace,
+                               p->kept ? p->keep : NULL);
 }
 
 static qg_status conv_backward(qg_node *n, qg_model *m)
@@ -141,10 +167,11 @@ static qg_status conv_backward(qg_node *n, qg_model *m)
     conv_priv *p = n->priv;
     /* The network input needs no gradient. */
     int want_dx = n->in[0] != 0;
-    return qg__conv2d_bwd(m->ctx, &p->d, IN0(n, m)->value, OUT(n, m)->grad, p->w->value,
-                          want_dx ? IN0(n, m)->grad : NULL,
-                          want_dx ? qg__act_grad_begin(m, n->in[0]) : 0, p->w->grad,
-                          p->b ? p->b->grad : NULL, 0, m->workspace);
+    return qg__conv2d_bwd_kept(m->ctx, &p->d, IN0(n, m)->value, OUT(n, m)->grad, p->w->value,
+                               want_dx ? IN0(n, m)->grad : NULL,
+                               want_dx ? qg__act_grad_begin(m, n->in[0]) : 0, p->w->grad,
+                               p->b ? p->b->grad : NULL, 0, m->workspace,
+                               p->kept ? p->keep : NULL);
 }
 
 static void conv_destroy(qg_node *n)
@@ -153,6 +180,7 @@ static void conv_destroy(qg_node *n)
     if (p) {
         qg_tensor_free(p->wf);
         qg_tensor_free(p->bf);
+        qg_tensor_free(p->keep);
     }
     destroy_free(n);
 }

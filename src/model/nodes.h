@@ -7,6 +7,7 @@
 
 #include "core/rng.h"
 #include "model/graph.h"
+#include "ops/conv.h"
 
 int qg__node_conv(qg_model *m, const char *name, int in, int cout, int k, int stride, int pad,
                   int groups, int bias, qg_rng *rng);
@@ -37,6 +38,11 @@ qg_status qg__param_init_const(qg_param *p, float v);
  * reallocates), and a 1-element tensor of dtype dt (kept if it exists). */
 qg_status qg__node_tensor_like(qg_model *m, const qg_act *a, const char *name, qg_tensor **t);
 qg_status qg__node_scalar(qg_model *m, qg_dtype dt, const char *name, qg_tensor **t);
+/* The buffer a conv keeps its input's planes in from the training forward
+ * to the weight gradient (qg__conv2d_fwd_keep), created on the first
+ * training forward, so inference never holds one; *keep stays NULL where
+ * the shape cannot keep them. */
+qg_status qg__node_keep_planes(qg_model *m, const qg_conv_desc *d, qg_tensor **keep);
 
 /* Counters of a gated node: outputs gated since the last reset (host)
  * and outputs computed in full (an I32 device tensor the gate kernels add

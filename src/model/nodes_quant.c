@@ -101,8 +101,11 @@ typedef struct qconv_priv {
     qg_param *w, *delta;
     qg_tensor *wq, *sw, *sx;
     qg_tensor *xq, *xlsb;    /* input sized: quantized (or MSB) and LSB parts */
-    qg_tensor *dxq;          /* input sized: gradient before the STE mask */
+    qg_tensor *dxq;          /* input sized: gradient before the STE mask, where
+                                the conv cannot mask its store (else NULL) */
     qg_tensor *omsb, *olsb, *dmsb, *dlsb;   /* output sized (PG only) */
+    qg_tensor *keep;         /* xq's planes from the training forward, or NULL */
+    int kept;                /* keep holds this step's planes */
     qg_gate_counter gc;      /* outputs gated / updated in full precision */
 } qconv_priv;
 
@@ -120,7 +123,12 @@ static qg_status qconv_setup(qg_node *n, qg_model *m, size_t *ws)
     QG_TRY(qg__node_scalar(m, QG_DTYPE_F32, "sw", &p->sw));
     QG_TRY(qg__node_scalar(m, QG_DTYPE_F32, "sx", &p->sx));
     QG_TRY(qg__node_tensor_like(m, x, "xq", &p->xq));
-    QG_TRY(qg__node_tensor_like(m, x, "dxq", &p->dxq));
+    /* dxq only where the conv has no masked store (created then) */
+    qg_tensor_free(p->dxq);
+    p->dxq = NULL;
+    qg_tensor_free(p->keep);
+    p->keep = NULL;
+    p->kept = 0;
     if (p->pg) {
         QG_TRY(qg__node_tensor_like(m, x, "xlsb", &p->xlsb));
         QG_TRY(qg__node_tensor_like(m, y, "omsb", &p->omsb));
@@ -145,18 +153,22 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
     if (st != QG_OK)
         return st;
     const qg_tensor *x = IN0(n, m)->value;
+    if (train)
+        QG_TRY(qg__node_keep_planes(m, &p->d, &p->keep));
+    p->kept = train && p->keep;
+    qg_tensor *keep = p->kept ? p->keep : NULL;
     if (!p->pg) {
         st = qg__quant_fwd(m->ctx, x, p->cfg.abits, QG_QSCALE_PG, p->sx, p->xq);
         if (st == QG_OK)
-            st = qg__conv2d_fwd(m->ctx, &p->d, p->xq, p->wq, NULL, OUT(n, m)->value,
-                                m->workspace);
+            st = qg__conv2d_fwd_keep(m->ctx, &p->d, p->xq, p->wq, NULL, OUT(n, m)->value,
+                                     m->workspace, keep);
         return st;
     }
     /* PG: MSB and LSB parts from one pass with one scale (spec §1.1). */
     QG_TRY(qg__quant_scale(m->ctx, x, QG_QSCALE_PG, p->sx));
     QG_TRY(qg__quant_apply(m->ctx, x, p->sx, p->cfg.abits, p->cfg.pred_bits, NULL, p->xq,
                            p->xlsb, NULL));
-    QG_TRY(qg__conv2d_fwd(m->ctx, &p->d, p->xq, p->wq, NULL, p->omsb, m->workspace));
+    QG_TRY(qg__conv2d_fwd_keep(m->ctx, &p->d, p->xq, p->wq, NULL, p->omsb, m->workspace, keep));
     QG_TRY(qg__conv2d_fwd(m->ctx, &p->d, p->xlsb, p->wq, NULL, p->olsb, m->workspace));
     QG_TRY(qg__pg_gate_fwd(m->ctx, p->omsb, p->delta->value, p->olsb, 5.0f, OUT(n, m)->value,
                            p->gc.count));
@@ -184,12 +196,16 @@ static qg_status qconv_backward(qg_node *n, qg_model *m)
     qg_tensor *dx = IN0(n, m)->grad;
     int acc = qg__act_grad_begin(m, n->in[0]);
     qg_ste ste = qg__quant_ste(p->cfg.abits);
+    const qg_tensor *keep = p->kept ? p->keep : NULL;
     st = ste == QG_STE_NONZERO ? qg__conv2d_bwd_masked(m->ctx, &p->d, p->xq, dy_msb, p->wq, dx,
-                                                       acc, x, p->w->grad, 0, m->workspace)
+                                                       acc, x, p->w->grad, 0, m->workspace,
+                                                       keep)
                                : QG_ERR_UNSUPPORTED;
     if (st == QG_ERR_UNSUPPORTED) {
-        QG_TRY(qg__conv2d_bwd(m->ctx, &p->d, p->xq, dy_msb, p->wq, p->dxq, 0, p->w->grad, NULL,
-                              0, m->workspace));
+        if (!p->dxq)
+            QG_TRY(qg__node_tensor_like(m, IN0(n, m), "dxq", &p->dxq));
+        QG_TRY(qg__conv2d_bwd_kept(m->ctx, &p->d, p->xq, dy_msb, p->wq, p->dxq, 0, p->w->grad,
+                                   NULL, 0, m->workspace, keep));
         QG_TRY(qg__quant_ste_bwd(m->ctx, x, p->dxq, dx, ste, acc));
     } else if (st != QG_OK) {
         goto fail;
@@ -228,7 +244,7 @@ static void qconv_destroy(qg_node *n)
     if (!p)
         return;
     qg_tensor *ts[] = {p->wq, p->sw, p->sx, p->xq, p->xlsb, p->dxq, p->omsb, p->olsb,
-                       p->dmsb, p->dlsb, p->gc.count};
+                       p->dmsb, p->dlsb, p->gc.count, p->keep};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
         qg_tensor_free(ts[i]);
     free(p);

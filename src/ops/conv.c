@@ -330,6 +330,8 @@ static int direct_nb(const qg_conv_desc *d, const qg_tensor *ws, size_t fixed, s
     size_t have = qg_tensor_numel(ws);
     if (have < fixed + per)
         return 0;
+    if (per == 0) /* the planes live elsewhere (kept for the backward) */
+        return d->N;
     size_t n = (have - fixed) / per;
     if (n > (size_t)INT_MAX / per)
         n = (size_t)INT_MAX / per;
@@ -445,7 +447,7 @@ static qg_status dwprep(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d,
  * (T = g->T) from plain padded planes (geometry g, read at `stride`) at
  * xp_extra in ws and wk [Ci][T][T][Kp] at 0. */
 static qg_status dfwd_kv(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int stride,
-                         int nb, const qg_tensor *ws, size_t xp_extra, int Kp,
+                         int nb, const qg_tensor *ws, const qg_tensor *xs, size_t xp_extra, int Kp,
                          const qg_tensor *bias, int Ko, int Po, int Qo, int accumulate, int relu,
                          const qg_tensor *out, size_t out_extra, const qg_tensor *mask,
                          const qg_tensor *add)
@@ -456,7 +458,7 @@ static qg_status dfwd_kv(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, 
     qg_status st = dget(ctx, p, name, &a);
     if (st != QG_OK)
         return st;
-    karg_at(&a, ws, xp_extra);
+    karg_at(&a, xs, xp_extra);
     qg__karg_int(&a, Ci);
     qg__karg_int(&a, g->L);
     qg__karg_int(&a, g->Wd);
@@ -498,7 +500,8 @@ static dgeom kv_geom(const qg_conv_desc *d, int *Kp)
 /* out[n0..][Ko][Po][Qo] (=/+=, + bias) from the planes at xp_extra in ws and
  * the weights at 0. */
 static qg_status dfwd(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int nb,
-                      const qg_tensor *ws, size_t xp_extra, const qg_tensor *bias, int Ko,
+                      const qg_tensor *ws, const qg_tensor *xs, size_t xp_extra,
+                      const qg_tensor *bias, int Ko,
                       int Po, int Qo, int accumulate, int relu, const qg_tensor *out,
                       size_t out_extra, const qg_tensor *mask, const qg_tensor *add)
 {
@@ -511,7 +514,7 @@ static qg_status dfwd(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int
     qg_status st = dget(ctx, p, name, &a);
     if (st != QG_OK)
         return st;
-    karg_at(&a, ws, xp_extra);
+    karg_at(&a, xs, xp_extra);
     qg__karg_int(&a, Ci);
     qg__karg_int(&a, g->L);
     qg__karg_int(&a, g->Wd);
@@ -534,297 +537,6 @@ static qg_status dfwd(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int
     return qg__kargs_launch(&a, 3, gl, l);
 }
 
-/* Forward: returns QG_OK with *done = 0 when the workspace cannot hold one
- * image's planes (the caller then takes the GEMM path). */
-static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
-                            const qg_tensor *w, const qg_tensor *bias, qg_tensor *y,
-                            qg_tensor *ws, int accumulate, const qg_tensor *add, int relu,
-                            int *done)
-{
-    dparams p;
-    qg_status st = direct_params(ctx, d, &p);
-    if (st != QG_OK)
-        return st;
-    if (use_kv(d)) {
-        int Kp;
-        dgeom g = kv_geom(d, &Kp);
-        size_t wsz = qg__round_up((size_t)Kp * d->C * 9, 16), per = (size_t)d->C * g.L;
-        int nb = direct_nb(d, ws, wsz, per);
-        *done = 0;
-        if (nb < 1)
-            return QG_OK;
-        size_t PQ = (size_t)d->P * d->Q;
-        QG_TRY(dwprep_t(ctx, &p, d, w, 3, 0, Kp, d->C, 1, ws));
-        for (int n0 = 0; n0 < d->N; n0 += nb) {
-            int cnt = d->N - n0 < nb ? d->N - n0 : nb;
-            QG_TRY(dprep(ctx, &p, x, n0, cnt, d->C, d->H, d->W, 1, 1, 1, d->pad, &g, g.Hd, ws,
-                         wsz));
-            QG_TRY(dfwd_kv(ctx, &p, &g, d->C, d->stride, cnt, ws, wsz, Kp, bias, d->K, d->P,
-                           d->Q, accumulate, relu, y, (size_t)n0 * d->K * PQ, NULL, add));
-        }
-        *done = 1;
-        return QG_OK;
-    }
-    /* stride 2: the 3x3 kernel over the four phase planes of each channel
-     * (planes of a 2x2 tile's geometry) */
-    int stv = d->stride, T = (d->R + stv - 1) / stv, Ci = d->C * stv * stv;
-    dgeom g = direct_geom(T, d->P, d->Q, (int)(p.VW * p.JT), (int)p.VW);
-    g.QV = direct_slots(&g, d->P, d->Q, (int)p.VW);
-    g.ph = stv == 2;
-    int Tw = g.ph ? d->R : T, Cw = g.ph ? d->C : Ci;
-    int Kp = (int)qg__round_up((size_t)d->K, (size_t)p.KT);
-    size_t wsz = qg__round_up((size_t)Kp * Cw * Tw * Tw, 16), per = (size_t)Ci * g.L;
-    int nb = direct_nb(d, ws, wsz, per);
-    *done = 0;
-    if (nb < 1)
-        return QG_OK;
-    size_t PQ = (size_t)d->P * d->Q;
-    QG_TRY(dwprep(ctx, &p, d, w, Tw, 0, Kp, Cw, ws));
-    for (int n0 = 0; n0 < d->N; n0 += nb) {
-        int cnt = d->N - n0 < nb ? d->N - n0 : nb;
-        QG_TRY(dprep(ctx, &p, x, n0, cnt, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd, ws,
-                     wsz));
-        QG_TRY(dfwd(ctx, &p, &g, Cw, cnt, ws, wsz, bias, d->K, d->P, d->Q, accumulate, relu, y,
-                    (size_t)n0 * d->K * PQ, NULL, add));
-    }
-    *done = 1;
-    return QG_OK;
-fail:
-    return st;
-}
-
-static qg_status direct_bwd_data(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *dy,
-                                 const qg_tensor *w, qg_tensor *dx, qg_tensor *ws,
-                                 int accumulate, int *done)
-{
-    dparams p;
-    qg_status st = direct_params(ctx, d, &p);
-    if (st != QG_OK)
-        return st;
-    /* dy dilated by the stride and padded by R-1-pad, flipped weights */
-    dgeom g = direct_geom(d->R, d->H, d->W, (int)(p.VW * p.JT), (int)p.VW);
-    g.QV = direct_slots(&g, d->H, d->W, (int)p.VW);
-    int Kp = (int)qg__round_up((size_t)d->C, (size_t)p.KT);
-    size_t wsz = qg__round_up((size_t)Kp * d->K * d->R * d->S, 16), per = (size_t)d->K * g.L;
-    int nb = direct_nb(d, ws, wsz, per);
-    *done = 0;
-    if (nb < 1)
-        return QG_OK;
-    size_t HW = (size_t)d->H * d->W;
-    QG_TRY(dwprep(ctx, &p, d, w, d->R, 1, Kp, d->K, ws));
-    for (int n0 = 0; n0 < d->N; n0 += nb) {
-        int cnt = d->N - n0 < nb ? d->N - n0 : nb;
-        QG_TRY(dprep(ctx, &p, dy, n0, cnt, d->K, d->P, d->Q, 1, 1, d->stride, d->R - 1 - d->pad,
-                     &g, g.Hd, ws, wsz));
-        QG_TRY(dfwd(ctx, &p, &g, d->K, cnt, ws, wsz, NULL, d->C, d->H, d->W, accumulate, 0, dx,
-                    (size_t)n0 * d->C * HW, NULL, NULL));
-    }
-    *done = 1;
-    return QG_OK;
-fail:
-    return st;
-}
-
-static qg_status bias_grad(qg_ctx *ctx, const qg_tensor *dy, int N, int K, int PQ,
-                           qg_tensor *db, int accumulate);
-
-/* dw (=|+=) the fixed-order sum of nchunks partials [chunk][K][C*st*st]
- * [T][T] at part_extra (qg_conv_direct_wgrad_sum). */
-static qg_status dwsum(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p,
-                       const qg_tensor *ws, size_t part_extra, int nchunks, int st, int T,
-                       int accumulate, qg_tensor *dw)
-{
-    qg_kargs a;
-    qg_status s = dget(ctx, p, "qg_conv_direct_wgrad_sum", &a);
-    if (s != QG_OK)
-        return s;
-    karg_at(&a, ws, part_extra);
-    qg__karg_int(&a, nchunks);
-    qg__karg_int(&a, d->K);
-    qg__karg_int(&a, d->C);
-    qg__karg_int(&a, d->R);
-    qg__karg_int(&a, d->S);
-    qg__karg_int(&a, st);
-    qg__karg_int(&a, T);
-    qg__karg_int(&a, T);
-    qg__karg_int(&a, accumulate != 0);
-    qg__karg_tensor(&a, dw);
-    size_t n = (size_t)d->K * d->C * d->R * d->S, l1 = 64;
-    return qg__kargs_launch(&a, 1, &n, &l1);
-}
-
-/* dw (=|+= when accumulate) from the x planes (xp_extra in ws, geometry g)
- * and the dy planes (dyp_extra, plane length Ly) of nb images: per-chunk
- * partials at part_extra (wn images each), then their fixed-order sum. */
-static qg_status dwgrad(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, const dgeom *g,
-                        int T, int Ci, int nb, int wn, const qg_tensor *ws, size_t xp_extra,
-                        size_t dyp_extra, int Ly, size_t part_extra, int accumulate,
-                        qg_tensor *dw)
-{
-    char name[64];
-    qg_kargs a;
-    int nchunks = (nb + wn - 1) / wn;
-    /* g->ph: Ci = 4C phase planes read as C channels of 3x3 taps */
-    int Ck = g->ph ? d->C : Ci, Tk = g->ph ? d->R : T, stk = g->ph ? 1 : d->stride;
-    /* stride-1 3x3: the row walk over column strips */
-    int QB = (d->Q + (int)p->VW - 1) / (int)p->VW;
-    int rows = !g->ph && T == 3 && d->stride == 1;
-    if (g->ph)
-        snprintf(name, sizeof name, "qg_conv_direct_wgrad_s2_3x3");
-    else if (rows)
-        snprintf(name, sizeof name, "qg_conv_direct_wgrad_rows_3x3");
-    else
-        snprintf(name, sizeof name, "qg_conv_direct_wgrad_%dx%d", T, T);
-    qg_status st = dget(ctx, p, name, &a);
-    if (st != QG_OK)
-        return st;
-    karg_at(&a, ws, xp_extra);
-    qg__karg_int(&a, Ck);
-    qg__karg_int(&a, g->L);
-    qg__karg_int(&a, g->Wd);
-    karg_at(&a, ws, dyp_extra);
-    qg__karg_int(&a, d->K);
-    qg__karg_int(&a, Ly);
-    qg__karg_int(&a, g->J);
-    qg__karg_int(&a, nb);
-    qg__karg_int(&a, wn);
-    karg_at(&a, ws, part_extra);
-    if (rows) {
-        qg__karg_int(&a, d->P);
-        qg__karg_int(&a, QB);
-        qg__karg_int(&a, d->Q);
-    }
-    size_t kt = rows && p->WKT > 2 ? 2 : (size_t)p->WKT; /* RKT of the .cl */
-    size_t gl[3] = {(size_t)Ck, qg__round_up((size_t)d->K, kt) / kt, (size_t)nchunks};
-    size_t l[3] = {(size_t)p->WG, 1, 1};
-    if ((st = qg__kargs_launch(&a, 3, gl, l)) != QG_OK)
-        return st;
-    return dwsum(ctx, d, p, ws, part_extra, nchunks, stk, Tk, accumulate, dw);
-}
-
-/* dw (=|+=) the weight gradient of a 3x3 conv on a narrow map by the
- * channel-vectorised kernel: dy transposed to channels-innermost at
- * dyt_extra, partials from the x planes (xp_extra, geometry g; phase
- * planes when g->ph) at part_extra, then their sum. */
-static qg_status dwgrad_kv(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, const dgeom *g,
-                           const qg_tensor *dy, int nb, int wn, const qg_tensor *ws,
-                           size_t xp_extra, size_t dyt_extra, int Kt, size_t part_extra,
-                           int accumulate, qg_tensor *dw)
-{
-    qg_kargs a;
-    int PQ = d->P * d->Q, nchunks = (nb + wn - 1) / wn;
-    qg_status st = dget(ctx, p, "qg_conv_direct_prep_t", &a);
-    if (st != QG_OK)
-        return st;
-    qg__karg_tensor(&a, dy);
-    qg__karg_int(&a, d->K);
-    qg__karg_int(&a, PQ);
-    qg__karg_int(&a, Kt);
-    qg__karg_int(&a, nb * PQ);
-    karg_at(&a, ws, dyt_extra);
-    size_t n = (size_t)nb * PQ, l = 16;
-    if ((st = qg__kargs_launch(&a, 1, &n, &l)) != QG_OK)
-        return st;
-    if ((st = dget(ctx, p, g->ph ? "qg_conv_direct_wgrad_kv_s2" : "qg_conv_direct_wgrad_kv",
-                    &a)) != QG_OK)
-        return st;
-    karg_at(&a, ws, xp_extra);
-    qg__karg_int(&a, d->C);
-    qg__karg_int(&a, g->L);
-    qg__karg_int(&a, g->Wd);
-    karg_at(&a, ws, dyt_extra);
-    qg__karg_int(&a, Kt);
-    qg__karg_int(&a, d->K);
-    qg__karg_int(&a, d->P);
-    qg__karg_int(&a, d->Q);
-    qg__karg_int(&a, nb);
-    qg__karg_int(&a, wn);
-    karg_at(&a, ws, part_extra);
-    size_t gl[3] = {(size_t)d->C, (size_t)Kt / QG_KV_CH, (size_t)nchunks};
-    size_t lw[3] = {(size_t)p->WG, 1, 1};
-    if ((st = qg__kargs_launch(&a, 3, gl, lw)) != QG_OK)
-        return st;
-    return dwsum(ctx, d, p, ws, part_extra, nchunks, 1, 3, accumulate, dw);
-}
-
-static qg_status direct_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
-                                   const qg_tensor *dy, qg_tensor *dw, qg_tensor *dbias,
-                                   qg_tensor *ws, int accumulate, int *done)
-{
-    dparams p;
-    qg_status st = direct_params(ctx, d, &p);
-    if (st != QG_OK)
-        return st;
-    int stv = d->stride, T = (d->R + stv - 1) / stv, Ci = d->C * stv * stv;
-    dgeom g = direct_geom(T, d->P, d->Q, (int)p.VW, (int)p.VW);
-    g.ph = stv == 2;
-    int Ly = g.L;
-    size_t part1 = (size_t)d->K * d->C * d->R * d->S; /* one chunk's partials */
-    size_t per = (size_t)Ci * g.L + (size_t)d->K * Ly + part1;
-    int nb = direct_nb(d, ws, 0, per);
-    *done = 0;
-    if (nb < 1)
-        return QG_OK;
-    /* partials first, then the x planes, then the dy planes */
-    int wn = direct_wn(&p, g.J, nb);
-    int max_chunks = (nb + wn - 1) / wn;
-    size_t xp_extra = qg__round_up(part1 * max_chunks, 16);
-    size_t dyp_extra = xp_extra + (size_t)nb * Ci * g.L;
-    for (int n0 = 0; n0 < d->N; n0 += nb) {
-        int cnt = d->N - n0 < nb ? d->N - n0 : nb;
-        QG_TRY(dprep(ctx, &p, x, n0, cnt, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd, ws,
-                     xp_extra));
-        QG_TRY(dprep(ctx, &p, dy, n0, cnt, d->K, d->P, d->Q, 1, 1, 1, 0, &g, d->P, ws,
-                     dyp_extra));
-        QG_TRY(dwgrad(ctx, d, &p, &g, T, Ci, cnt, wn, ws, xp_extra, dyp_extra, g.L, 0,
-                      n0 > 0 || accumulate, dw));
-    }
-    if (dbias)
-        QG_TRY(bias_grad(ctx, dy, d->N, d->K, d->P * d->Q, dbias, accumulate));
-    *done = 1;
-    return QG_OK;
-fail:
-    return st;
-}
-
-/* dx (+)= the phases ph [nb][4C][Hp][Wp] of a stride-2 data gradient put
- * back in place (qg_conv_direct_unphase). */
-static qg_status dunphase(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d, const qg_tensor *ws,
-                          size_t ph_extra, int Hp, int Wp, int nb, qg_tensor *dx, int accumulate,
-                          const qg_tensor *mask)
-{
-    qg_kargs a;
-    qg_status st = dget(ctx, p, "qg_conv_direct_unphase", &a);
-    if (st != QG_OK)
-        return st;
-    int rows = nb * d->C * d->H;
-    karg_at(&a, ws, ph_extra);
-    qg__karg_int(&a, d->C);
-    qg__karg_int(&a, d->H);
-    qg__karg_int(&a, d->W);
-    qg__karg_int(&a, Hp);
-    qg__karg_int(&a, Wp);
-    qg__karg_int(&a, rows);
-    qg__karg_int(&a, accumulate != 0);
-    qg__karg_tensor(&a, dx);
-    qg__karg_tensor(&a, mask ? mask : dx);
-    qg__karg_int(&a, mask != NULL);
-    size_t gl = (size_t)rows, l = 16;
-    return qg__kargs_launch(&a, 1, &gl, &l);
-}
-
-/* Backward through the direct kernels, all N images at once, with one dy
- * preparation serving both passes. The data gradient of a "same" stride-1
- * conv (pad = (R-1)/2) reads dy padded by pad in planes of row stride
- * W + R - 1 = Q + R - 1, which is the weight gradient's row stride, so the
- * weight gradient reads the same planes pad rows and columns in. A 3x3
- * stride-2 conv with pad 1 takes its data gradient by output phases: dx
- * at (2i+a, 2j+b) is a 2x2 stride-1 conv of dy (unpadded, one zero row
- * and column after) with a subset of the weights, 4C "channels" in one
- * launch, then put in place; those dy planes are the weight gradient's as
- * they are. The phases do 16 taps' work for the 9 useful ones, where the
- * dilated-dy form did 36. dx or dw may be NULL. *done = 0 when the shape
- * or the workspace does not allow it (the caller runs the passes alone). */
 /* Where direct_bwd keeps what in its workspace, for all N images; ok = 0
  * when the shape has no shared-dy form. */
 typedef struct bwd_layout {
@@ -881,6 +593,364 @@ static bwd_layout direct_bwd_layout(const qg_conv_desc *d, const dparams *p, int
     return b;
 }
 
+/* The forward's input planes kept for the backward's weight gradient:
+ * both read the same planes (same phases, row stride and rows) and differ
+ * only in the zero rows that close a plane, so a kept plane takes the
+ * longer of the two. The plane length, or 0 where the two passes read
+ * different planes (the channel-vectorised forward at stride 2 reads
+ * plain planes, the weight gradient phase planes) or the backward has no
+ * shared-dy form. */
+static int keep_plane(const qg_conv_desc *d, const dparams *p)
+{
+    if (!use_direct(d))
+        return 0;
+    bwd_layout b = direct_bwd_layout(d, p, 1, 1);
+    if (!b.ok)
+        return 0;
+    dgeom g;
+    if (use_kv(d)) {
+        int Kp;
+        if (d->stride != 1)
+            return 0;
+        g = kv_geom(d, &Kp);
+    } else {
+        int T = (d->R + d->stride - 1) / d->stride;
+        g = direct_geom(T, d->P, d->Q, (int)(p->VW * p->JT), (int)p->VW);
+    }
+    if (g.Wd != b.gw.Wd || g.Hd != b.gw.Hd)
+        return 0;
+    return g.L > b.gw.L ? g.L : b.gw.L;
+}
+
+static size_t keep_floats(const qg_conv_desc *d, int L)
+{
+    return L ? (size_t)d->N * d->C * d->stride * d->stride * (size_t)L : 0;
+}
+
+qg_status qg__conv_keep_floats(qg_ctx *ctx, const qg_conv_desc *d, size_t *n)
+{
+    dparams p;
+    *n = 0;
+    qg_status st = use_direct(d) ? direct_params(ctx, d, &p) : QG_OK;
+    if (st == QG_OK && use_direct(d))
+        *n = keep_floats(d, keep_plane(d, &p));
+    return st;
+}
+
+/* Forward: returns QG_OK with *done = 0 when the workspace cannot hold one
+ * image's planes (the caller then takes the GEMM path). */
+static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
+                            const qg_tensor *w, const qg_tensor *bias, qg_tensor *y,
+                            qg_tensor *ws, int accumulate, const qg_tensor *add, int relu,
+                            const qg_tensor *keep, int *done)
+{
+    dparams p;
+    qg_status st = direct_params(ctx, d, &p);
+    if (st != QG_OK)
+        return st;
+    int Lk = keep_plane(d, &p);
+    if (!keep || qg_tensor_numel(keep) < keep_floats(d, Lk))
+        Lk = 0;
+    if (use_kv(d)) {
+        int Kp;
+        dgeom g = kv_geom(d, &Kp);
+        size_t wsz = qg__round_up((size_t)Kp * d->C * 9, 16), per = (size_t)d->C * g.L;
+        int nb = direct_nb(d, ws, wsz, Lk ? 0 : per);
+        *done = 0;
+        if (nb < 1)
+            return QG_OK;
+        size_t PQ = (size_t)d->P * d->Q;
+        QG_TRY(dwprep_t(ctx, &p, d, w, 3, 0, Kp, d->C, 1, ws));
+        if (Lk) {
+            g.L = Lk;
+            QG_TRY(dprep(ctx, &p, x, 0, d->N, d->C, d->H, d->W, 1, 1, 1, d->pad, &g, g.Hd, keep,
+                         0));
+            QG_TRY(dfwd_kv(ctx, &p, &g, d->C, d->stride, d->N, ws, keep, 0, Kp, bias, d->K,
+                           d->P, d->Q, accumulate, relu, y, 0, NULL, add));
+            *done = 1;
+            return QG_OK;
+        }
+        for (int n0 = 0; n0 < d->N; n0 += nb) {
+            int cnt = d->N - n0 < nb ? d->N - n0 : nb;
+            QG_TRY(dprep(ctx, &p, x, n0, cnt, d->C, d->H, d->W, 1, 1, 1, d->pad, &g, g.Hd, ws,
+                         wsz));
+            QG_TRY(dfwd_kv(ctx, &p, &g, d->C, d->stride, cnt, ws, ws, wsz, Kp, bias, d->K, d->P,
+                           d->Q, accumulate, relu, y, (size_t)n0 * d->K * PQ, NULL, add));
+        }
+        *done = 1;
+        return QG_OK;
+    }
+    /* stride 2: the 3x3 kernel over the four phase planes of each channel
+     * (planes of a 2x2 tile's geometry) */
+    int stv = d->stride, T = (d->R + stv - 1) / stv, Ci = d->C * stv * stv;
+    dgeom g = direct_geom(T, d->P, d->Q, (int)(p.VW * p.JT), (int)p.VW);
+    g.QV = direct_slots(&g, d->P, d->Q, (int)p.VW);
+    g.ph = stv == 2;
+    int Tw = g.ph ? d->R : T, Cw = g.ph ? d->C : Ci;
+    int Kp = (int)qg__round_up((size_t)d->K, (size_t)p.KT);
+    size_t wsz = qg__round_up((size_t)Kp * Cw * Tw * Tw, 16), per = (size_t)Ci * g.L;
+    int nb = direct_nb(d, ws, wsz, Lk ? 0 : per);
+    *done = 0;
+    if (nb < 1)
+        return QG_OK;
+    size_t PQ = (size_t)d->P * d->Q;
+    QG_TRY(dwprep(ctx, &p, d, w, Tw, 0, Kp, Cw, ws));
+    if (Lk) {
+        g.L = Lk;
+        QG_TRY(dprep(ctx, &p, x, 0, d->N, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd, keep,
+                     0));
+        QG_TRY(dfwd(ctx, &p, &g, Cw, d->N, ws, keep, 0, bias, d->K, d->P, d->Q, accumulate, relu,
+                    y, 0, NULL, add));
+        *done = 1;
+        return QG_OK;
+    }
+    for (int n0 = 0; n0 < d->N; n0 += nb) {
+        int cnt = d->N - n0 < nb ? d->N - n0 : nb;
+        QG_TRY(dprep(ctx, &p, x, n0, cnt, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd, ws,
+                     wsz));
+        QG_TRY(dfwd(ctx, &p, &g, Cw, cnt, ws, ws, wsz, bias, d->K, d->P, d->Q, accumulate, relu, y,
+                    (size_t)n0 * d->K * PQ, NULL, add));
+    }
+    *done = 1;
+    return QG_OK;
+fail:
+    return st;
+}
+
+static qg_status direct_bwd_data(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *dy,
+                                 const qg_tensor *w, qg_tensor *dx, qg_tensor *ws,
+                                 int accumulate, int *done)
+{
+    dparams p;
+    qg_status st = direct_params(ctx, d, &p);
+    if (st != QG_OK)
+        return st;
+    /* dy dilated by the stride and padded by R-1-pad, flipped weights */
+    dgeom g = direct_geom(d->R, d->H, d->W, (int)(p.VW * p.JT), (int)p.VW);
+    g.QV = direct_slots(&g, d->H, d->W, (int)p.VW);
+    int Kp = (int)qg__round_up((size_t)d->C, (size_t)p.KT);
+    size_t wsz = qg__round_up((size_t)Kp * d->K * d->R * d->S, 16), per = (size_t)d->K * g.L;
+    int nb = direct_nb(d, ws, wsz, per);
+    *done = 0;
+    if (nb < 1)
+        return QG_OK;
+    size_t HW = (size_t)d->H * d->W;
+    QG_TRY(dwprep(ctx, &p, d, w, d->R, 1, Kp, d->K, ws));
+    for (int n0 = 0; n0 < d->N; n0 += nb) {
+        int cnt = d->N - n0 < nb ? d->N - n0 : nb;
+        QG_TRY(dprep(ctx, &p, dy, n0, cnt, d->K, d->P, d->Q, 1, 1, d->stride, d->R - 1 - d->pad,
+                     &g, g.Hd, ws, wsz));
+        QG_TRY(dfwd(ctx, &p, &g, d->K, cnt, ws, ws, wsz, NULL, d->C, d->H, d->W, accumulate, 0, dx,
+                    (size_t)n0 * d->C * HW, NULL, NULL));
+    }
+    *done = 1;
+    return QG_OK;
+fail:
+    return st;
+}
+
+static qg_status bias_grad(qg_ctx *ctx, const qg_tensor *dy, int N, int K, int PQ,
+                           qg_tensor *db, int accumulate);
+
+/* dw (=|+=) the fixed-order sum of nchunks partials [chunk][K][C*st*st]
+ * [T][T] at part_extra (qg_conv_direct_wgrad_sum). */
+static qg_status dwsum(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p,
+                       const qg_tensor *ws, size_t part_extra, int nchunks, int st, int T,
+                       int accumulate, qg_tensor *dw)
+{
+    qg_kargs a;
+    qg_status s = dget(ctx, p, "qg_conv_direct_wgrad_sum", &a);
+    if (s != QG_OK)
+        return s;
+    karg_at(&a, ws, part_extra);
+    qg__karg_int(&a, nchunks);
+    qg__karg_int(&a, d->K);
+    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, d->R);
+    qg__karg_int(&a, d->S);
+    qg__karg_int(&a, st);
+    qg__karg_int(&a, T);
+    qg__karg_int(&a, T);
+    qg__karg_int(&a, accumulate != 0);
+    qg__karg_tensor(&a, dw);
+    size_t n = (size_t)d->K * d->C * d->R * d->S, l1 = 64;
+    return qg__kargs_launch(&a, 1, &n, &l1);
+}
+
+/* dw (=|+= when accumulate) from the x planes (xp_extra in ws, geometry g)
+ * and the dy planes (dyp_extra, plane length Ly) of nb images: per-chunk
+ * partials at part_extra (wn images each), then their fixed-order sum. */
+static qg_status dwgrad(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, const dgeom *g,
+                        int T, int Ci, int nb, int wn, const qg_tensor *ws,
+                        const qg_tensor *xs, size_t xp_extra, size_t dyp_extra, int Ly,
+                        size_t part_extra, int accumulate,
+                        qg_tensor *dw)
+{
+    char name[64];
+    qg_kargs a;
+    int nchunks = (nb + wn - 1) / wn;
+    /* g->ph: Ci = 4C phase planes read as C channels of 3x3 taps */
+    int Ck = g->ph ? d->C : Ci, Tk = g->ph ? d->R : T, stk = g->ph ? 1 : d->stride;
+    /* stride-1 3x3: the row walk over column strips */
+    int QB = (d->Q + (int)p->VW - 1) / (int)p->VW;
+    int rows = !g->ph && T == 3 && d->stride == 1;
+    if (g->ph)
+        snprintf(name, sizeof name, "qg_conv_direct_wgrad_s2_3x3");
+    else if (rows)
+        snprintf(name, sizeof name, "qg_conv_direct_wgrad_rows_3x3");
+    else
+        snprintf(name, sizeof name, "qg_conv_direct_wgrad_%dx%d", T, T);
+    qg_status st = dget(ctx, p, name, &a);
+    if (st != QG_OK)
+        return st;
+    karg_at(&a, xs, xp_extra);
+    qg__karg_int(&a, Ck);
+    qg__karg_int(&a, g->L);
+    qg__karg_int(&a, g->Wd);
+    karg_at(&a, ws, dyp_extra);
+    qg__karg_int(&a, d->K);
+    qg__karg_int(&a, Ly);
+    qg__karg_int(&a, g->J);
+    qg__karg_int(&a, nb);
+    qg__karg_int(&a, wn);
+    karg_at(&a, ws, part_extra);
+    if (rows) {
+        qg__karg_int(&a, d->P);
+        qg__karg_int(&a, QB);
+        qg__karg_int(&a, d->Q);
+    }
+    size_t kt = rows && p->WKT > 2 ? 2 : (size_t)p->WKT; /* RKT of the .cl */
+    size_t gl[3] = {(size_t)Ck, qg__round_up((size_t)d->K, kt) / kt, (size_t)nchunks};
+    size_t l[3] = {(size_t)p->WG, 1, 1};
+    if ((st = qg__kargs_launch(&a, 3, gl, l)) != QG_OK)
+        return st;
+    return dwsum(ctx, d, p, ws, part_extra, nchunks, stk, Tk, accumulate, dw);
+}
+
+/* dw (=|+=) the weight gradient of a 3x3 conv on a narrow map by the
+ * channel-vectorised kernel: dy transposed to channels-innermost at
+ * dyt_extra, partials from the x planes (xp_extra, geometry g; phase
+ * planes when g->ph) at part_extra, then their sum. */
+static qg_status dwgrad_kv(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, const dgeom *g,
+                           const qg_tensor *dy, int nb, int wn, const qg_tensor *ws,
+                           const qg_tensor *xs, size_t xp_extra, size_t dyt_extra, int Kt,
+                           size_t part_extra,
+                           int accumulate, qg_tensor *dw)
+{
+    qg_kargs a;
+    int PQ = d->P * d->Q, nchunks = (nb + wn - 1) / wn;
+    qg_status st = dget(ctx, p, "qg_conv_direct_prep_t", &a);
+    if (st != QG_OK)
+        return st;
+    qg__karg_tensor(&a, dy);
+    qg__karg_int(&a, d->K);
+    qg__karg_int(&a, PQ);
+    qg__karg_int(&a, Kt);
+    qg__karg_int(&a, nb * PQ);
+    karg_at(&a, ws, dyt_extra);
+    size_t n = (size_t)nb * PQ, l = 16;
+    if ((st = qg__kargs_launch(&a, 1, &n, &l)) != QG_OK)
+        return st;
+    if ((st = dget(ctx, p, g->ph ? "qg_conv_direct_wgrad_kv_s2" : "qg_conv_direct_wgrad_kv",
+                    &a)) != QG_OK)
+        return st;
+    karg_at(&a, xs, xp_extra);
+    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, g->L);
+    qg__karg_int(&a, g->Wd);
+    karg_at(&a, ws, dyt_extra);
+    qg__karg_int(&a, Kt);
+    qg__karg_int(&a, d->K);
+    qg__karg_int(&a, d->P);
+    qg__karg_int(&a, d->Q);
+    qg__karg_int(&a, nb);
+    qg__karg_int(&a, wn);
+    karg_at(&a, ws, part_extra);
+    size_t gl[3] = {(size_t)d->C, (size_t)Kt / QG_KV_CH, (size_t)nchunks};
+    size_t lw[3] = {(size_t)p->WG, 1, 1};
+    if ((st = qg__kargs_launch(&a, 3, gl, lw)) != QG_OK)
+        return st;
+    return dwsum(ctx, d, p, ws, part_extra, nchunks, 1, 3, accumulate, dw);
+}
+
+static qg_status direct_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
+                                   const qg_tensor *dy, qg_tensor *dw, qg_tensor *dbias,
+                                   qg_tensor *ws, int accumulate, int *done)
+{
+    dparams p;
+    qg_status st = direct_params(ctx, d, &p);
+    if (st != QG_OK)
+        return st;
+    int stv = d->stride, T = (d->R + stv - 1) / stv, Ci = d->C * stv * stv;
+    dgeom g = direct_geom(T, d->P, d->Q, (int)p.VW, (int)p.VW);
+    g.ph = stv == 2;
+    int Ly = g.L;
+    size_t part1 = (size_t)d->K * d->C * d->R * d->S; /* one chunk's partials */
+    size_t per = (size_t)Ci * g.L + (size_t)d->K * Ly + part1;
+    int nb = direct_nb(d, ws, 0, per);
+    *done = 0;
+    if (nb < 1)
+        return QG_OK;
+    /* partials first, then the x planes, then the dy planes */
+    int wn = direct_wn(&p, g.J, nb);
+    int max_chunks = (nb + wn - 1) / wn;
+    size_t xp_extra = qg__round_up(part1 * max_chunks, 16);
+    size_t dyp_extra = xp_extra + (size_t)nb * Ci * g.L;
+    for (int n0 = 0; n0 < d->N; n0 += nb) {
+        int cnt = d->N - n0 < nb ? d->N - n0 : nb;
+        QG_TRY(dprep(ctx, &p, x, n0, cnt, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd, ws,
+                     xp_extra));
+        QG_TRY(dprep(ctx, &p, dy, n0, cnt, d->K, d->P, d->Q, 1, 1, 1, 0, &g, d->P, ws,
+                     dyp_extra));
+        QG_TRY(dwgrad(ctx, d, &p, &g, T, Ci, cnt, wn, ws, ws, xp_extra, dyp_extra, g.L, 0,
+                      n0 > 0 || accumulate, dw));
+    }
+    if (dbias)
+        QG_TRY(bias_grad(ctx, dy, d->N, d->K, d->P * d->Q, dbias, accumulate));
+    *done = 1;
+    return QG_OK;
+fail:
+    return st;
+}
+
+/* dx (+)= the phases ph [nb][4C][Hp][Wp] of a stride-2 data gradient put
+ * back in place (qg_conv_direct_unphase). */
+static qg_status dunphase(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d, const qg_tensor *ws,
+                          size_t ph_extra, int Hp, int Wp, int nb, qg_tensor *dx, int accumulate,
+                          const qg_tensor *mask)
+{
+    qg_kargs a;
+    qg_status st = dget(ctx, p, "qg_conv_direct_unphase", &a);
+    if (st != QG_OK)
+        return st;
+    int rows = nb * d->C * d->H;
+    karg_at(&a, ws, ph_extra);
+    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, d->H);
+    qg__karg_int(&a, d->W);
+    qg__karg_int(&a, Hp);
+    qg__karg_int(&a, Wp);
+    qg__karg_int(&a, rows);
+    qg__karg_int(&a, accumulate != 0);
+    qg__karg_tensor(&a, dx);
+    qg__karg_tensor(&a, mask ? mask : dx);
+    qg__karg_int(&a, mask != NULL);
+    size_t gl = (size_t)rows, l = 16;
+    return qg__kargs_launch(&a, 1, &gl, &l);
+}
+
+/* Backward through the direct kernels, all N images at once, with one dy
+ * preparation serving both passes. The data gradient of a "same" stride-1
+ * conv (pad = (R-1)/2) reads dy padded by pad in planes of row stride
+ * W + R - 1 = Q + R - 1, which is the weight gradient's row stride, so the
+ * weight gradient reads the same planes pad rows and columns in. A 3x3
+ * stride-2 conv with pad 1 takes its data gradient by output phases: dx
+ * at (2i+a, 2j+b) is a 2x2 stride-1 conv of dy (unpadded, one zero row
+ * and column after) with a subset of the weights, 4C "channels" in one
+ * launch, then put in place; those dy planes are the weight gradient's as
+ * they are. The phases do 16 taps' work for the 9 useful ones, where the
+ * dilated-dy form did 36. dx or dw may be NULL. *done = 0 when the shape
+ * or the workspace does not allow it (the caller runs the passes alone). */
 /* Workspace floats the direct kernels want for the whole batch under any
  * valid parameters (the widest tiles): the forward planes and the shared-dy
  * backward, so neither falls back to slower paths for want of room; when
@@ -913,7 +983,7 @@ static size_t direct_ws_bound(const qg_conv_desc *d)
 static qg_status direct_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                             const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx, int acc_dx,
                             const qg_tensor *mask, qg_tensor *dw, qg_tensor *dbias, int acc_dw,
-                            qg_tensor *ws, int *done)
+                            qg_tensor *ws, const qg_tensor *keep, int *done)
 {
     dparams p;
     *done = 0;
@@ -940,28 +1010,39 @@ static qg_status direct_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
         QG_TRY(dwprep_t(ctx, &p, d, w, TD, s2 ? 2 : 1, Kp, d->K, b.kv, ws));
         gy.T = TD;
         if (b.kv && s2) {
-            QG_TRY(dfwd_kv(ctx, &p, &gy, d->K, 1, N, ws, o_dy, Kp, NULL, dKo, Hp, Wp, 0, 0, ws,
+            QG_TRY(dfwd_kv(ctx, &p, &gy, d->K, 1, N, ws, ws, o_dy, Kp, NULL, dKo, Hp, Wp, 0, 0, ws,
                            o_ph, NULL, NULL));
             QG_TRY(dunphase(ctx, &p, d, ws, o_ph, Hp, Wp, N, dx, acc_dx, mask));
         } else if (b.kv) {
-            QG_TRY(dfwd_kv(ctx, &p, &gy, d->K, 1, N, ws, o_dy, Kp, NULL, d->C, d->H, d->W,
+            QG_TRY(dfwd_kv(ctx, &p, &gy, d->K, 1, N, ws, ws, o_dy, Kp, NULL, d->C, d->H, d->W,
                            acc_dx, 0, dx, 0, mask, NULL));
         } else if (s2) {
-            QG_TRY(dfwd(ctx, &p, &gy, d->K, N, ws, o_dy, NULL, dKo, Hp, Wp, 0, 0, ws, o_ph,
+            QG_TRY(dfwd(ctx, &p, &gy, d->K, N, ws, ws, o_dy, NULL, dKo, Hp, Wp, 0, 0, ws, o_ph,
                         NULL, NULL));
             QG_TRY(dunphase(ctx, &p, d, ws, o_ph, Hp, Wp, N, dx, acc_dx, mask));
         } else {
-            QG_TRY(dfwd(ctx, &p, &gy, d->K, N, ws, o_dy, NULL, d->C, d->H, d->W, acc_dx, 0, dx,
+            QG_TRY(dfwd(ctx, &p, &gy, d->K, N, ws, ws, o_dy, NULL, d->C, d->H, d->W, acc_dx, 0, dx,
                         0, mask, NULL));
         }
     }
     if (dw) {
-        QG_TRY(dprep(ctx, &p, x, 0, N, d->C, d->H, d->W, stv, stv, 1, d->pad, &gw, gw.Hd, ws, o_x));
+        /* x's planes as the forward left them in keep, or prepared here */
+        int Lk = keep ? keep_plane(d, &p) : 0;
+        const qg_tensor *xs = ws;
+        size_t xo = o_x;
+        if (Lk && qg_tensor_numel(keep) >= keep_floats(d, Lk)) {
+            gw.L = Lk;
+            xs = keep;
+            xo = 0;
+        } else {
+            QG_TRY(dprep(ctx, &p, x, 0, N, d->C, d->H, d->W, stv, stv, 1, d->pad, &gw, gw.Hd, ws,
+                         o_x));
+        }
         if (b.kvw)
-            QG_TRY(dwgrad_kv(ctx, d, &p, &gw, dy, N, wn, ws, o_x, b.o_dyt, b.Kt, o_part, acc_dw,
-                             dw));
+            QG_TRY(dwgrad_kv(ctx, d, &p, &gw, dy, N, wn, ws, xs, xo, b.o_dyt, b.Kt, o_part,
+                             acc_dw, dw));
         else
-            QG_TRY(dwgrad(ctx, d, &p, &gw, T, Ci, N, wn, ws, o_x, o_dy + dy_off, gy.L, o_part,
+            QG_TRY(dwgrad(ctx, d, &p, &gw, T, Ci, N, wn, ws, xs, xo, o_dy + dy_off, gy.L, o_part,
                           acc_dw, dw));
         if (dbias)
             QG_TRY(bias_grad(ctx, dy, d->N, d->K, d->P * d->Q, dbias, acc_dw));
@@ -975,6 +1056,13 @@ fail:
 qg_status qg__conv2d_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                          const qg_tensor *w, const qg_tensor *bias, qg_tensor *y,
                          qg_tensor *ws)
+{
+    return qg__conv2d_fwd_keep(ctx, d, x, w, bias, y, ws, NULL);
+}
+
+qg_status qg__conv2d_fwd_keep(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
+                              const qg_tensor *w, const qg_tensor *bias, qg_tensor *y,
+                              qg_tensor *ws, qg_tensor *keep)
 {
     static const char op[] = "conv2d_fwd";
     qg_status st = check_desc(ctx, op, d);
@@ -995,7 +1083,7 @@ qg_status qg__conv2d_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
         /* same workspace contract as the GEMM path */
         int done = 0, nb_gemm = 0;
         QG_TRY(chunk_images(ctx, op, d, ws, &nb_gemm));
-        QG_TRY(direct_fwd(ctx, d, x, w, bias, y, ws, 0, NULL, 0, &done));
+        QG_TRY(direct_fwd(ctx, d, x, w, bias, y, ws, 0, NULL, 0, keep, &done));
         if (done)
             return QG_OK;
     }
@@ -1054,7 +1142,7 @@ qg_status qg__conv2d_fwd_fused(qg_ctx *ctx, const qg_conv_desc *d, const qg_tens
     if (res)
         QG_TRY(check_t(ctx, op, "res", res, (size_t)d->N * d->K * d->P * d->Q));
     int done = 0;
-    QG_TRY(direct_fwd(ctx, d, x, w, bias, y, ws, accumulate, res, relu, &done));
+    QG_TRY(direct_fwd(ctx, d, x, w, bias, y, ws, accumulate, res, relu, NULL, &done));
     if (!done)
         return qg__error(ctx, QG_ERR_UNSUPPORTED, "%s: workspace '%s' cannot hold one image's "
                          "planes", op, ws ? ws->name : "(none)");
@@ -1081,7 +1169,7 @@ qg_status qg__conv2d_bwd_data(qg_ctx *ctx, const qg_conv_desc *d, const qg_tenso
         /* same workspace contract as the GEMM path */
         int done = 0, nb_gemm = 0;
         QG_TRY(chunk_images(ctx, op, d, ws, &nb_gemm));
-        QG_TRY(direct_bwd(ctx, d, NULL, dy, w, dx, accumulate, NULL, NULL, NULL, 0, ws, &done));
+        QG_TRY(direct_bwd(ctx, d, NULL, dy, w, dx, accumulate, NULL, NULL, NULL, 0, ws, NULL, &done));
         if (!done)
             QG_TRY(direct_bwd_data(ctx, d, dy, w, dx, ws, accumulate, &done));
         if (done)
@@ -1168,7 +1256,7 @@ qg_status qg__conv2d_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_ten
         QG_TRY(chunk_images(ctx, op, d, ws, &nb_gemm));
         /* the whole-batch form first (it has the channel-vectorised kernel
          * for narrow maps), then image chunks */
-        QG_TRY(direct_bwd(ctx, d, x, dy, NULL, NULL, 0, NULL, dw, dbias, accumulate, ws, &done));
+        QG_TRY(direct_bwd(ctx, d, x, dy, NULL, NULL, 0, NULL, dw, dbias, accumulate, ws, NULL, &done));
         if (!done)
             QG_TRY(direct_bwd_weight(ctx, d, x, dy, dw, dbias, ws, accumulate, &done));
         if (done)
@@ -1197,6 +1285,14 @@ qg_status qg__conv2d_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                          const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx, int acc_dx,
                          qg_tensor *dw, qg_tensor *dbias, int acc_dw, qg_tensor *ws)
 {
+    return qg__conv2d_bwd_kept(ctx, d, x, dy, w, dx, acc_dx, dw, dbias, acc_dw, ws, NULL);
+}
+
+qg_status qg__conv2d_bwd_kept(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
+                              const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx, int acc_dx,
+                              qg_tensor *dw, qg_tensor *dbias, int acc_dw, qg_tensor *ws,
+                              const qg_tensor *keep)
+{
     static const char op[] = "conv2d_bwd";
     qg_status st = check_desc(ctx, op, d);
     if (st != QG_OK)
@@ -1212,7 +1308,7 @@ qg_status qg__conv2d_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
         if (dbias)
             QG_TRY(check_t(ctx, op, "dbias", dbias, (size_t)d->K));
         QG_TRY(chunk_images(ctx, op, d, ws, &nb_gemm));
-        QG_TRY(direct_bwd(ctx, d, x, dy, w, dx, acc_dx, NULL, dw, dbias, acc_dw, ws, &done));
+        QG_TRY(direct_bwd(ctx, d, x, dy, w, dx, acc_dx, NULL, dw, dbias, acc_dw, ws, keep, &done));
         if (done)
             return QG_OK;
     }
@@ -1228,7 +1324,7 @@ fail:
 qg_status qg__conv2d_bwd_masked(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                                 const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx,
                                 int acc_dx, const qg_tensor *mask, qg_tensor *dw,
-                                int acc_dw, qg_tensor *ws)
+                                int acc_dw, qg_tensor *ws, const qg_tensor *keep)
 {
     static const char op[] = "conv2d_bwd_masked";
     qg_status st = check_desc(ctx, op, d);
@@ -1243,7 +1339,7 @@ qg_status qg__conv2d_bwd_masked(qg_ctx *ctx, const qg_conv_desc *d, const qg_ten
         QG_TRY(check_t(ctx, op, "dx", dx, (size_t)d->N * d->C * HW));
         QG_TRY(check_t(ctx, op, "mask", mask, (size_t)d->N * d->C * HW));
         QG_TRY(check_t(ctx, op, "dw", dw, (size_t)d->K * d->C * d->R * d->S));
-        QG_TRY(direct_bwd(ctx, d, x, dy, w, dx, acc_dx, mask, dw, NULL, acc_dw, ws, &done));
+        QG_TRY(direct_bwd(ctx, d, x, dy, w, dx, acc_dx, mask, dw, NULL, acc_dw, ws, keep, &done));
     }
     if (!done)
         return qg__error(ctx, QG_ERR_UNSUPPORTED, "%s: this %dx%d stride-%d conv or workspace "

@@ -39,6 +39,17 @@ size_t qg__conv_workspace_floats(const qg_conv_desc *d);
 qg_status qg__conv2d_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                          const qg_tensor *w, const qg_tensor *bias, qg_tensor *y,
                          qg_tensor *ws);
+/* Training keeps x's prepared planes from the forward for the weight
+ * gradient instead of preparing them again (a third of the preparation
+ * passes of a step, for about the activations' size in memory): *n floats
+ * of a caller-owned buffer `keep`, 0 where this shape's kernels cannot
+ * share them. qg__conv2d_fwd_keep fills keep as it runs (keep NULL or too
+ * small: plain qg__conv2d_fwd); qg__conv2d_bwd_kept and
+ * qg__conv2d_bwd_masked read it, so x must be what the forward saw. */
+qg_status qg__conv_keep_floats(qg_ctx *ctx, const qg_conv_desc *d, size_t *n);
+qg_status qg__conv2d_fwd_keep(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
+                              const qg_tensor *w, const qg_tensor *bias, qg_tensor *y,
+                              qg_tensor *ws, qg_tensor *keep);
 /* y (= or += when accumulate) conv(x, w) + bias (+ res, y's shape, when
  * not NULL), then clamped at 0 when relu: the epilogue an eval-mode
  * conv+BN(+residual)+ReLU fold needs.
@@ -64,6 +75,10 @@ qg_status qg__conv2d_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_ten
 qg_status qg__conv2d_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                          const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx, int acc_dx,
                          qg_tensor *dw, qg_tensor *dbias, int acc_dw, qg_tensor *ws);
+qg_status qg__conv2d_bwd_kept(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
+                              const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx, int acc_dx,
+                              qg_tensor *dw, qg_tensor *dbias, int acc_dw, qg_tensor *ws,
+                              const qg_tensor *keep);
 
 /* qg__conv2d_bwd (dx and dw both given, no bias) with the data gradient
  * zeroed where mask (dx's shape) is 0 before it is stored or added: the
@@ -74,7 +89,7 @@ qg_status qg__conv2d_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
 qg_status qg__conv2d_bwd_masked(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                                 const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx,
                                 int acc_dx, const qg_tensor *mask, qg_tensor *dw,
-                                int acc_dw, qg_tensor *ws);
+                                int acc_dw, qg_tensor *ws, const qg_tensor *keep);
 
 /* Linear: x [N, I], w [O, I], b [O] (optional), y [N, O] = x w^T + b. */
 qg_status qg__linear_fwd(qg_ctx *ctx, int N, int I, int O, const qg_tensor *x,

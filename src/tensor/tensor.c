@@ -86,6 +86,7 @@ qg_status qg_tensor_new(qg_ctx *ctx, int ndim, const int64_t *shape, qg_dtype dt
     }
     QG_TRY(qg__tensor_wrap(ctx, mem, 0, ndim, shape, dtype, name, out));
     (*out)->owns = 1;
+    qg__ctx_mem(ctx, alloc, 1);
     mem = NULL;
     st = qg_tensor_zero(*out);
     if (st != QG_OK) {
@@ -116,8 +117,11 @@ void qg_tensor_free(qg_tensor *t)
 {
     if (!t)
         return;
-    if (t->owns && t->mem)
+    if (t->owns && t->mem) {
+        size_t bytes = qg__numel(t->ndim, t->shape) * qg_dtype_size(t->dtype);
         clReleaseMemObject(t->mem);
+        qg__ctx_mem(t->ctx, bytes ? bytes : qg_dtype_size(t->dtype), -1);
+    }
     free(t);
 }
 

@@ -31,11 +31,6 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double tensor_bytes(const qg_tensor *t)
-{
-    return t ? (double)qg_tensor_numel(t) * qg_dtype_size(qg_tensor_dtype(t)) : 0;
-}
-
 qg_status qg__bench_train(const qg_bench_cfg *cfg, qg_bench_result *out)
 {
     qg_status st = QG_OK;
@@ -123,17 +118,10 @@ qg_status qg__bench_train(const qg_bench_cfg *cfg, qg_bench_result *out)
     out->ms_per_step_min = times[0] * 1e3;
     out->ms_per_step_median = times[cfg->steps / 2] * 1e3;
     out->img_per_s = cfg->steps * (double)cfg->batch / t_all;
-    /* the arena as allocated (gradients share memory; eval needs none) */
-    double bytes = 0;
-    for (int i = 0; i < m->nacts && cfg->eval; i++)
-        bytes += tensor_bytes(m->acts[i].value);
-    if (!cfg->eval)
-        bytes = (double)m->arena_floats * sizeof(float);
-    bytes += tensor_bytes(m->workspace);
-    for (int i = 0; i < m->nparams; i++)
-        bytes += tensor_bytes(m->params[i]->value) + tensor_bytes(m->params[i]->grad) +
-                 tensor_bytes(m->params[i]->state[0]) + tensor_bytes(m->params[i]->state[1]);
-    out->device_bytes = bytes;
+    /* every buffer qgate created on the device, at its peak: the arena,
+     * node buffers (kept planes, quantized copies), workspace, parameters,
+     * optimizer state (CLBlast's own temporaries not included) */
+    out->device_bytes = (double)ctx->mem_peak;
     for (int i = 0; i < m->nnodes; i++)
         out->macs_per_image += qg__node_macs(m, &m->nodes[i]);
     if (cfg->profile) {
