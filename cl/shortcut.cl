@@ -16,22 +16,41 @@
  *   ROW  0: one item per element (GPU-friendly); 1: one item per row of
  *        the output (fwd: Q values, bwd: W values), so the index
  *        arithmetic's integer divisions run once per row instead of once
- *        per element (they dominate on CPUs, which lack vector division). */
+ *        per element (they dominate on CPUs, which lack vector division);
+ *        2: one item per plane of the output, walking it with strides and
+ *        no division at all; an accumulating backward then visits only
+ *        the positions the subsample took (the others add 0). */
 #ifndef WG
 #define WG 64
 #endif
 #ifndef ROW
 #define ROW 0
 #endif
-#if ROW != 0 && ROW != 1
-#error "ROW must be 0 or 1"
+#if ROW < 0 || ROW > 2
+#error "ROW must be 0, 1 or 2"
 #endif
 
-/* Items: N*K*P*Q (ROW 0) or N*K*P (ROW 1). */
+/* Items: N*K*P*Q (ROW 0), N*K*P (ROW 1) or N*K (ROW 2). */
 __kernel void qg_shortcut_a_fwd(QG_T(const float, x), int N, int C, int H, int W, int K, int P,
                                 int Q, int stride, int pad_c, QG_T(float, y), int accumulate)
 {
     int i = get_global_id(0);
+#if ROW == 2
+    if (i >= N * K)
+        return;
+    int k = i % K, n = i / K, c = k - pad_c;
+    __global float *yp = QG_P(y) + (size_t)i * P * Q;
+    if (c < 0 || c >= C) {
+        if (!accumulate)
+            for (int j = 0; j < P * Q; j++)
+                yp[j] = 0.0f;
+        return;
+    }
+    __global const float *xp = QG_P(x) + (size_t)(n * C + c) * H * W;
+    for (int p = 0; p < P; p++, yp += Q, xp += stride * W)
+        for (int q = 0; q < Q; q++)
+            yp[q] = accumulate ? yp[q] + xp[q * stride] : xp[q * stride];
+#else
 #if ROW
     if (i >= N * K * P)
         return;
@@ -48,13 +67,27 @@ __kernel void qg_shortcut_a_fwd(QG_T(const float, x), int N, int C, int H, int W
         float v = inside ? xr[q * stride] : 0.0f;
         yr[q] = accumulate ? yr[q] + v : v;
     }
+#endif
 }
 
-/* Items: N*C*H*W (ROW 0) or N*C*H (ROW 1). */
+/* Items: N*C*H*W (ROW 0), N*C*H (ROW 1) or N*C (ROW 2). */
 __kernel void qg_shortcut_a_bwd(QG_T(const float, dy), int N, int C, int H, int W, int K, int P,
                                 int Q, int stride, int pad_c, QG_T(float, dx), int accumulate)
 {
     int i = get_global_id(0);
+#if ROW == 2
+    if (i >= N * C)
+        return;
+    int c = i % C, n = i / C;
+    __global float *xp = QG_P(dx) + (size_t)i * H * W;
+    __global const float *yp = QG_P(dy) + (size_t)(n * K + c + pad_c) * P * Q;
+    if (!accumulate)
+        for (int j = 0; j < H * W; j++)
+            xp[j] = 0.0f;
+    for (int h = 0; h < H; h += stride, xp += stride * W, yp += Q)
+        for (int q = 0; q < Q; q++)
+            xp[q * stride] += yp[q];
+#else
 #if ROW
     if (i >= N * C * H)
         return;
@@ -71,4 +104,5 @@ __kernel void qg_shortcut_a_bwd(QG_T(const float, dy), int N, int C, int H, int 
         float v = hit && w % stride == 0 ? yr[w / stride] : 0.0f;
         xr[w] = accumulate ? xr[w] + v : v;
     }
+#endif
 }

@@ -285,10 +285,11 @@ Test(pool, shortcut_matches_reference)
         {3, 3, 5, 7, 5, 1},
     };
     qg_ctx *ctx = qg_test_ctx();
-    for (size_t w = 0; w < sizeof wgs / sizeof *wgs; w++) {
-        /* The default (WG 64, one item per element) and the other two WGs
-         * with one item per row (ROW 1). */
-        long set[2] = {wgs[w], wgs[w] != 64};
+    for (size_t w = 0; w < 2 * sizeof wgs / sizeof *wgs; w++) {
+        /* Every WG with one item per element (ROW 0), then with one item
+         * per row (ROW 1) or per plane (ROW 2). */
+        size_t nw = sizeof wgs / sizeof *wgs;
+        long set[2] = {wgs[w % nw], w < nw ? 0 : 1 + (long)(w % 2)};
         QG_EXPECT_OK(qg__program_override(ctx, "shortcut", set));
         for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
             const sc_case *c = &cases[ci];

@@ -27,15 +27,26 @@ static int valid_wg(const qg_ctx *ctx, const long *v, char *why, size_t cap)
     return 1;
 }
 
-/* WG as above, then a 0/1 choice of algorithm or loop layout (quant's
- * CHUNK, shortcut's ROW). */
-static int valid_wg_flag(const qg_ctx *ctx, const long *v, char *why, size_t cap)
+/* WG as above, then a choice of algorithm or loop layout among `n`
+ * (quant's CHUNK: 2, shortcut's ROW: 3). */
+static int valid_wg_choice(const qg_ctx *ctx, const long *v, long n, char *why, size_t cap)
 {
-    if (v[1] != 0 && v[1] != 1) {
-        snprintf(why, cap, "the 0/1 choice (CHUNK, ROW) is %ld", v[1]);
+    if (v[1] < 0 || v[1] >= n) {
+        snprintf(why, cap, "the choice of layout (CHUNK, ROW) is %ld, not in 0..%ld", v[1],
+                 n - 1);
         return 0;
     }
     return valid_wg(ctx, v, why, cap);
+}
+
+static int valid_wg_flag(const qg_ctx *ctx, const long *v, char *why, size_t cap)
+{
+    return valid_wg_choice(ctx, v, 2, why, cap);
+}
+
+static int valid_wg_row(const qg_ctx *ctx, const long *v, char *why, size_t cap)
+{
+    return valid_wg_choice(ctx, v, 3, why, cap);
 }
 
 #define WG_TUNABLE(def_)                                                         \
@@ -62,8 +73,10 @@ static const qg_program_desc programs[] = {
      3, valid_wg},
     {"pool", "max/avg/global-average pooling fwd+bwd", {WG_TUNABLE(64)}, 1, valid_wg},
     {"shortcut", "option-A residual shortcut fwd+bwd",
-     {WG_TUNABLE(64), {"ROW", 0, {0, 1}, 2, "items: one per element (0) or per row (1)", 1}}, 2,
-     valid_wg_flag},
+     {WG_TUNABLE(64),
+      {"ROW", 0, {0, 1, 2}, 3, "items: one per element (0), row (1) or plane (2)", 2}},
+     2,
+     valid_wg_row},
     {"loss", "softmax cross-entropy: loss, correct, dlogits", {WG_TUNABLE(64)}, 1, valid_wg},
     {"optim", "SGD and Adam steps, sum of squares", {WG_TUNABLE(256)}, 1, valid_wg},
     {"im2col", "conv lowering: im2col, col2im, bias", {WG_TUNABLE(64)}, 1, valid_wg},

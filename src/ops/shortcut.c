@@ -63,10 +63,11 @@ static qg_status launch(qg_ctx *ctx, const char *kernel, const qg_tensor *in,
     qg__karg_int(&a, (int)((b[1] - s[1]) / 2));
     qg__karg_tensor(&a, out);
     qg__karg_int(&a, accumulate != 0);
-    /* WG, ROW (cl/shortcut.cl): ROW 1 launches one item per output row. */
+    /* WG, ROW (cl/shortcut.cl): ROW 1 launches one item per output row,
+     * ROW 2 one per output plane. */
     size_t n = qg_tensor_numel(out), wg = (size_t)v[0];
     if (nv > 1 && v[1])
-        n /= (size_t)out->shape[3];
+        n /= (size_t)out->shape[3] * (v[1] == 2 ? (size_t)out->shape[2] : 1);
     return qg__kargs_launch(&a, 1, &n, &wg);
 }
 
