@@ -279,11 +279,20 @@ static qg_status timed(qg_model *m, double *slot, double t0)
     return QG_OK;
 }
 
+void qg__model_freeze(qg_model *m, int on)
+{
+    m->frozen = on != 0;
+    if (on)
+        m->freeze_epoch++;
+}
+
 qg_status qg__model_forward(qg_model *m, int train)
 {
     if (!m->arena)
         return qg__error(m->ctx, QG_ERR_INVALID_ARG, "model forward before setup");
     m->train_mode = train;
+    if (train)
+        m->frozen = 0; /* batch-norm statistics move */
     for (int i = 0; i < m->nnodes; i++) {
         qg_node *n = &m->nodes[i];
         double t0 = now_s();

@@ -98,6 +98,8 @@ struct qg_model {
     qg_tensor *grad_norm_acc; /* 1 float, for gradient clipping */
     double *prof_fwd, *prof_bwd;  /* per-node seconds when profiling (bench) */
     int no_eval_fold;        /* keep eval-mode BN out of the convs (tests compare) */
+    int frozen;              /* parameters unchanged since qg__model_freeze(m, 1) */
+    unsigned freeze_epoch;   /* counts freezes: what eval folds cached belongs to one */
     int eval_folds;          /* convs linked to their BN (qg__nodes_link_eval_folds) */
 };
 
@@ -128,6 +130,11 @@ qg_status qg__model_setup(qg_model *m, int batch);
 qg_tensor *qg__model_input(qg_model *m);
 qg_tensor *qg__model_logits(qg_model *m);
 qg_tensor *qg__model_logits_grad(qg_model *m);
+/* Promises (on = 1) that no parameter changes until qg__model_freeze(m, 0)
+ * or a training forward: eval-mode folds then prepare their weights on the
+ * first batch and reuse them for the rest (an evaluation pass over a test
+ * set). Changing a parameter while frozen is a caller error. */
+void qg__model_freeze(qg_model *m, int on);
 /* Runs the first `n` samples' worth of the batch (n <= batch). */
 qg_status qg__model_forward(qg_model *m, int train);
 /* Backward from the logits gradient; parameter grads are overwritten. */

@@ -122,6 +122,8 @@ typedef struct conv_priv {
     qg_tensor *wf, *bf;      /* folded weights and bias */
     qg_tensor *keep;         /* x's planes from the training forward, or NULL */
     int kept;                /* keep holds this step's planes */
+    qg_tensor *wprep;        /* folded weights in the kernels' layout */
+    unsigned fold_epoch;     /* m->freeze_epoch wf, bf and wprep belong to; 0 none */
 } conv_priv;
 
 static qg_status conv_fold_forward(qg_node *n, qg_model *m);
@@ -138,6 +140,9 @@ static qg_status conv_setup(qg_node *n, qg_model *m, size_t *ws)
     qg_tensor_free(p->keep);
     p->keep = NULL;
     p->kept = 0;
+    qg_tensor_free(p->wprep); /* its layout may follow the new shape's parameters */
+    p->wprep = NULL;
+    p->fold_epoch = 0;
     return st;
 }
 
@@ -181,6 +186,7 @@ static void conv_destroy(qg_node *n)
         qg_tensor_free(p->wf);
         qg_tensor_free(p->bf);
         qg_tensor_free(p->keep);
+        qg_tensor_free(p->wprep);
     }
     destroy_free(n);
 }
@@ -451,11 +457,26 @@ static qg_status conv_fold_forward(qg_node *n, qg_model *m)
     qg_node *bn = p->fold;
     bn_priv *b = bn->priv;
     qg_tensor *y = OUT(bn, m)->value;
-    qg_status st = qg__bn_fold(m->ctx, p->w->value, p->b ? p->b->value : NULL, b->gamma->value,
-                               b->beta->value, b->mean->value, b->var->value, 1e-5f, p->wf,
-                               p->bf);
-    if (st != QG_OK)
-        return st;
+    qg_status st = QG_OK;
+    /* while the parameters are frozen, the fold of the pass's first batch
+     * serves the rest: folded and prepared weights alike */
+    int ready = m->frozen && p->fold_epoch == m->freeze_epoch;
+    p->fold_epoch = 0;
+    if (!ready) {
+        st = qg__bn_fold(m->ctx, p->w->value, p->b ? p->b->value : NULL, b->gamma->value,
+                         b->beta->value, b->mean->value, b->var->value, 1e-5f, p->wf, p->bf);
+        if (st != QG_OK)
+            return st;
+    }
+    if (!p->wprep) {
+        size_t nw = 0;
+        if ((st = qg__conv_wprep_floats(m->ctx, &p->d, &nw)) != QG_OK)
+            return st;
+        int64_t sh[1] = {(int64_t)(nw ? nw : 1)};
+        if ((st = qg_tensor_new(m->ctx, 1, sh, QG_DTYPE_F32, "folded weights", &p->wprep)) !=
+            QG_OK)
+            return st;
+    }
     const qg_tensor *res = bn->in[1] >= 0 ? IN1(bn, m)->value : NULL;
     int acc = 0;
     if (res && b->option_a) {
@@ -464,10 +485,12 @@ static qg_status conv_fold_forward(qg_node *n, qg_model *m)
         res = NULL;
         acc = 1;
     }
-    st = qg__conv2d_fwd_fused(m->ctx, &p->d, IN0(n, m)->value, p->wf, p->bf, y, m->workspace,
-                              acc, res, b->relu);
-    if (st == QG_OK)
+    st = qg__conv2d_fwd_fused_wprep(m->ctx, &p->d, IN0(n, m)->value, p->wf, p->bf, y,
+                                    m->workspace, acc, res, b->relu, p->wprep, ready);
+    if (st == QG_OK) {
         b->eval_done = 1;
+        p->fold_epoch = m->frozen ? m->freeze_epoch : 0;
+    }
     return st;
 }
 
@@ -491,6 +514,14 @@ qg_status qg__nodes_link_eval_folds(qg_model *m)
         /* (the conv epilogue has the ReLU but not PACT's clip) */
         if (uses != 1 || (bn->ops != &bn_ops && bn->ops != &bn_act_ops) ||
             ((bn_priv *)bn->priv)->alpha || bn->in[0] != c->out || !qg__conv2d_fwd_fusable(&p->d))
+            continue;
+        /* The fold adds the residual when the conv runs, so the residual
+         * must exist by then: option B's shortcut conv + BN come after the
+         * block's second conv in node order. */
+        int late = 0;
+        for (int j = i + 1; j < m->nnodes && bn->in[1] >= 0; j++)
+            late |= m->nodes[j].out == bn->in[1];
+        if (late)
             continue;
         qg_status st = QG_OK;
         if (!p->wf) {

@@ -639,33 +639,72 @@ qg_status qg__conv_keep_floats(qg_ctx *ctx, const qg_conv_desc *d, size_t *n)
 
 /* Forward: returns QG_OK with *done = 0 when the workspace cannot hold one
  * image's planes (the caller then takes the GEMM path). */
+/* What a forward may keep across calls: x's planes for the backward
+ * (keep) and the weights in the kernels' layout (wprep; prepared unless
+ * wprep_ready). NULL members: the workspace serves. */
+typedef struct fwd_cache {
+    const qg_tensor *keep, *wprep;
+    int wprep_ready;
+} fwd_cache;
+
+/* The forward kernels' weight layout: floats and output channels padded to
+ * the tile (Kp), for the channel-vectorised (kv) or the position kernels. */
+static size_t fwd_wsz(const qg_conv_desc *d, const dparams *p, int *Kp)
+{
+    if (use_kv(d)) {
+        kv_geom(d, Kp);
+        return qg__round_up((size_t)*Kp * d->C * 9, 16);
+    }
+    int stv = d->stride, T = (d->R + stv - 1) / stv;
+    int Tw = stv == 2 ? d->R : T, Cw = stv == 2 ? d->C : d->C * stv * stv;
+    *Kp = (int)qg__round_up((size_t)d->K, (size_t)p->KT);
+    return qg__round_up((size_t)*Kp * Cw * Tw * Tw, 16);
+}
+
+qg_status qg__conv_wprep_floats(qg_ctx *ctx, const qg_conv_desc *d, size_t *n)
+{
+    dparams p;
+    int Kp;
+    *n = 0;
+    qg_status st = use_direct(d) ? direct_params(ctx, d, &p) : QG_OK;
+    if (st == QG_OK && use_direct(d))
+        *n = fwd_wsz(d, &p, &Kp);
+    return st;
+}
+
 static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                             const qg_tensor *w, const qg_tensor *bias, qg_tensor *y,
                             qg_tensor *ws, int accumulate, const qg_tensor *add, int relu,
-                            const qg_tensor *keep, int *done)
+                            const fwd_cache *fc, int *done)
 {
     dparams p;
     qg_status st = direct_params(ctx, d, &p);
     if (st != QG_OK)
         return st;
+    const qg_tensor *keep = fc ? fc->keep : NULL;
     int Lk = keep_plane(d, &p);
     if (!keep || qg_tensor_numel(keep) < keep_floats(d, Lk))
         Lk = 0;
+    int Kp;
+    size_t wsz = fwd_wsz(d, &p, &Kp);
+    /* the prepared weights: in the caller's buffer when it has one */
+    const qg_tensor *wt = fc && fc->wprep && qg_tensor_numel(fc->wprep) >= wsz ? fc->wprep : ws;
+    int wready = wt != ws && fc->wprep_ready;
     if (use_kv(d)) {
-        int Kp;
         dgeom g = kv_geom(d, &Kp);
-        size_t wsz = qg__round_up((size_t)Kp * d->C * 9, 16), per = (size_t)d->C * g.L;
+        size_t per = (size_t)d->C * g.L;
         int nb = direct_nb(d, ws, wsz, Lk ? 0 : per);
         *done = 0;
         if (nb < 1)
             return QG_OK;
         size_t PQ = (size_t)d->P * d->Q;
-        QG_TRY(dwprep_t(ctx, &p, d, w, 3, 0, Kp, d->C, 1, ws));
+        if (!wready)
+            QG_TRY(dwprep_t(ctx, &p, d, w, 3, 0, Kp, d->C, 1, wt));
         if (Lk) {
             g.L = Lk;
             QG_TRY(dprep(ctx, &p, x, 0, d->N, d->C, d->H, d->W, 1, 1, 1, d->pad, &g, g.Hd, keep,
                          0));
-            QG_TRY(dfwd_kv(ctx, &p, &g, d->C, d->stride, d->N, ws, keep, 0, Kp, bias, d->K,
+            QG_TRY(dfwd_kv(ctx, &p, &g, d->C, d->stride, d->N, wt, keep, 0, Kp, bias, d->K,
                            d->P, d->Q, accumulate, relu, y, 0, NULL, add));
             *done = 1;
             return QG_OK;
@@ -674,7 +713,7 @@ static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
             int cnt = d->N - n0 < nb ? d->N - n0 : nb;
             QG_TRY(dprep(ctx, &p, x, n0, cnt, d->C, d->H, d->W, 1, 1, 1, d->pad, &g, g.Hd, ws,
                          wsz));
-            QG_TRY(dfwd_kv(ctx, &p, &g, d->C, d->stride, cnt, ws, ws, wsz, Kp, bias, d->K, d->P,
+            QG_TRY(dfwd_kv(ctx, &p, &g, d->C, d->stride, cnt, wt, ws, wsz, Kp, bias, d->K, d->P,
                            d->Q, accumulate, relu, y, (size_t)n0 * d->K * PQ, NULL, add));
         }
         *done = 1;
@@ -687,19 +726,19 @@ static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
     g.QV = direct_slots(&g, d->P, d->Q, (int)p.VW);
     g.ph = stv == 2;
     int Tw = g.ph ? d->R : T, Cw = g.ph ? d->C : Ci;
-    int Kp = (int)qg__round_up((size_t)d->K, (size_t)p.KT);
-    size_t wsz = qg__round_up((size_t)Kp * Cw * Tw * Tw, 16), per = (size_t)Ci * g.L;
+    size_t per = (size_t)Ci * g.L;
     int nb = direct_nb(d, ws, wsz, Lk ? 0 : per);
     *done = 0;
     if (nb < 1)
         return QG_OK;
     size_t PQ = (size_t)d->P * d->Q;
-    QG_TRY(dwprep(ctx, &p, d, w, Tw, 0, Kp, Cw, ws));
+    if (!wready)
+        QG_TRY(dwprep(ctx, &p, d, w, Tw, 0, Kp, Cw, wt));
     if (Lk) {
         g.L = Lk;
         QG_TRY(dprep(ctx, &p, x, 0, d->N, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd, keep,
                      0));
-        QG_TRY(dfwd(ctx, &p, &g, Cw, d->N, ws, keep, 0, bias, d->K, d->P, d->Q, accumulate, relu,
+        QG_TRY(dfwd(ctx, &p, &g, Cw, d->N, wt, keep, 0, bias, d->K, d->P, d->Q, accumulate, relu,
                     y, 0, NULL, add));
         *done = 1;
         return QG_OK;
@@ -708,7 +747,7 @@ static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
         int cnt = d->N - n0 < nb ? d->N - n0 : nb;
         QG_TRY(dprep(ctx, &p, x, n0, cnt, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd, ws,
                      wsz));
-        QG_TRY(dfwd(ctx, &p, &g, Cw, cnt, ws, ws, wsz, bias, d->K, d->P, d->Q, accumulate, relu, y,
+        QG_TRY(dfwd(ctx, &p, &g, Cw, cnt, wt, ws, wsz, bias, d->K, d->P, d->Q, accumulate, relu, y,
                     (size_t)n0 * d->K * PQ, NULL, add));
     }
     *done = 1;
@@ -1083,7 +1122,8 @@ qg_status qg__conv2d_fwd_keep(qg_ctx *ctx, const qg_conv_desc *d, const qg_tenso
         /* same workspace contract as the GEMM path */
         int done = 0, nb_gemm = 0;
         QG_TRY(chunk_images(ctx, op, d, ws, &nb_gemm));
-        QG_TRY(direct_fwd(ctx, d, x, w, bias, y, ws, 0, NULL, 0, keep, &done));
+        fwd_cache fc = {.keep = keep};
+        QG_TRY(direct_fwd(ctx, d, x, w, bias, y, ws, 0, NULL, 0, &fc, &done));
         if (done)
             return QG_OK;
     }
@@ -1127,6 +1167,15 @@ qg_status qg__conv2d_fwd_fused(qg_ctx *ctx, const qg_conv_desc *d, const qg_tens
                                const qg_tensor *w, const qg_tensor *bias, qg_tensor *y,
                                qg_tensor *ws, int accumulate, const qg_tensor *res, int relu)
 {
+    return qg__conv2d_fwd_fused_wprep(ctx, d, x, w, bias, y, ws, accumulate, res, relu, NULL,
+                                      0);
+}
+
+qg_status qg__conv2d_fwd_fused_wprep(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
+                                     const qg_tensor *w, const qg_tensor *bias, qg_tensor *y,
+                                     qg_tensor *ws, int accumulate, const qg_tensor *res,
+                                     int relu, qg_tensor *wprep, int wprep_ready)
+{
     static const char op[] = "conv2d_fwd_fused";
     qg_status st = check_desc(ctx, op, d);
     if (st != QG_OK)
@@ -1142,7 +1191,8 @@ qg_status qg__conv2d_fwd_fused(qg_ctx *ctx, const qg_conv_desc *d, const qg_tens
     if (res)
         QG_TRY(check_t(ctx, op, "res", res, (size_t)d->N * d->K * d->P * d->Q));
     int done = 0;
-    QG_TRY(direct_fwd(ctx, d, x, w, bias, y, ws, accumulate, res, relu, NULL, &done));
+    fwd_cache fc = {.wprep = wprep, .wprep_ready = wprep_ready};
+    QG_TRY(direct_fwd(ctx, d, x, w, bias, y, ws, accumulate, res, relu, &fc, &done));
     if (!done)
         return qg__error(ctx, QG_ERR_UNSUPPORTED, "%s: workspace '%s' cannot hold one image's "
                          "planes", op, ws ? ws->name : "(none)");

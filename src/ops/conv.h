@@ -60,6 +60,15 @@ qg_status qg__conv2d_fwd_fused(qg_ctx *ctx, const qg_conv_desc *d, const qg_tens
                                const qg_tensor *w, const qg_tensor *bias, qg_tensor *y,
                                qg_tensor *ws, int accumulate, const qg_tensor *res,
                                int relu);
+/* qg__conv2d_fwd_fused with the weights in the kernels' layout kept in
+ * `wprep` (qg__conv_wprep_floats floats, caller-owned) across calls:
+ * prepared from w unless wprep_ready, which promises that a previous call
+ * prepared them from the same w (an evaluation pass with fixed weights). */
+qg_status qg__conv_wprep_floats(qg_ctx *ctx, const qg_conv_desc *d, size_t *n);
+qg_status qg__conv2d_fwd_fused_wprep(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
+                                     const qg_tensor *w, const qg_tensor *bias, qg_tensor *y,
+                                     qg_tensor *ws, int accumulate, const qg_tensor *res,
+                                     int relu, qg_tensor *wprep, int wprep_ready);
 /* dx = conv_transpose(dy, w); overwritten, or added to when accumulate. */
 qg_status qg__conv2d_bwd_data(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *dy,
                               const qg_tensor *w, qg_tensor *dx, qg_tensor *ws, int accumulate);

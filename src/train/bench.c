@@ -97,6 +97,8 @@ qg_status qg__bench_train(const qg_bench_cfg *cfg, qg_bench_result *out)
         goto fail;
     }
     double t_all = 0;
+    /* inference times an evaluation pass: parameters fixed throughout */
+    qg__model_freeze(m, cfg->eval);
     for (int s = 0; s < total; s++) {
         double t0 = now_s();
         QG_TRY(qg__model_forward(m, !cfg->eval));

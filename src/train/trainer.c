@@ -265,6 +265,7 @@ qg_status qg__evaluate(qg_model *m, const qg_dataset *ds, int batch, const qg_lo
         goto fail;
     }
     QG_TRY(qg__loader_start_epoch(ld, 0));
+    qg__model_freeze(m, 1);
     const float *img;
     const int32_t *lab;
     int n;
@@ -281,6 +282,7 @@ qg_status qg__evaluate(qg_model *m, const qg_dataset *ds, int batch, const qg_lo
     *loss = total ? lsum / (double)total : 0;
     *acc = total ? (double)csum / (double)total : 0;
 fail:
+    qg__model_freeze(m, 0);
     qg__loader_free(ld);
     step_io_free(&io);
     return st;
