@@ -54,6 +54,9 @@
 #define BN_NONE 0
 #define BN_RELU 1
 #define BN_PACT 2
+/* backward only: the ReLU (no residual) with its mask z > 0 recomputed
+ * from x, so the pass reads two tensors instead of three */
+#define BN_RELU_Z 3
 
 #ifndef WG
 #define WG 256
@@ -236,6 +239,8 @@ static inline vec bn_mask_v(vec d, vec xv, __global const float *yp,
 {
     if (act == BN_RELU)
         return select((vec)0.0f, d, isgreater(VLOAD(yp + at), (vec)0.0f));
+    if (act == BN_RELU_Z)
+        return select((vec)0.0f, d, isgreater(fma(xv, (vec)a, (vec)b), (vec)0.0f));
     if (act != BN_PACT)
         return d;
     vec z = fma(xv, (vec)a, (vec)b);
@@ -251,6 +256,8 @@ static inline float bn_mask_s(float d, __global const float *xp, __global const 
 {
     if (act == BN_RELU)
         return yp[i] > 0.0f ? d : 0.0f;
+    if (act == BN_RELU_Z)
+        return fma(xp[i], a, b) > 0.0f ? d : 0.0f;
     if (act != BN_PACT)
         return d;
     float z = fma(xp[i], a, b) + (has_res ? rp[i] : 0.0f);

@@ -322,6 +322,19 @@ static void run_fused_case(qg_ctx *ctx, const bn_shape *s, int use_res, int act,
         expect_close(&tdx, dx, 1e-4f, 1e-4f, "dx", label);
         expect_close(&tdg, dgam, 1e-4f, 1e-4f, "dgamma", label);
         expect_close(&tdb, dbet, 1e-4f, 1e-4f, "dbeta", label);
+        if (act == QG_BN_RELU && !use_res) {
+            /* without y: the mask recomputed from x and beta */
+            qg_bn_pact_bwd rz = {.beta = tb.view};
+            tdx = dbuf_new(ctx, s->ndim, sh, NULL);
+            tdg = dbuf_new(ctx, 1, sc, NULL);
+            tdb = dbuf_new(ctx, 1, sc, NULL);
+            QG_EXPECT_OK(qg__bn_act_bwd(ctx, tx.view, NULL, tdy.view, tg.view, tsm.view,
+                                        tsi.view, act, tdx.view, tdg.view, tdb.view, 0, NULL, 0,
+                                        &rz));
+            expect_close(&tdx, dx, 1e-4f, 1e-4f, "dx, mask from x", label);
+            expect_close(&tdg, dgam, 1e-4f, 1e-4f, "dgamma, mask from x", label);
+            expect_close(&tdb, dbet, 1e-4f, 1e-4f, "dbeta, mask from x", label);
+        }
         if (act == QG_BN_PACT) {
             expect_close(&tda, &want_dalpha, 1e-4f, 1e-4f, "dalpha", label);
             cr_expect(sda != 0, "no value above alpha: the dalpha check is empty [%s]", label);

@@ -330,11 +330,15 @@ static qg_status bn_backward(qg_node *n, qg_model *m)
         pact.alpha = p->alpha->value;
         pact.dalpha = p->alpha->grad;
     }
-    qg_status st = qg__bn_act_bwd(m->ctx, IN0(n, m)->value, OUT(n, m)->value, OUT(n, m)->grad,
-                                  p->gamma->value, p->save_mean, p->save_invstd,
-                                  bn_act_kind(p), IN0(n, m)->grad, p->gamma->grad,
-                                  p->beta->grad, qg__act_grad_begin(m, n->in[0]), dres, res_acc,
-                                  p->alpha ? &pact : NULL);
+    /* a ReLU without a residual recomputes its mask from x and beta
+     * rather than reading y: one tensor less to stream, twice */
+    int relu_z = bn_act_kind(p) == QG_BN_RELU && n->in[1] < 0;
+    qg_status st = qg__bn_act_bwd(m->ctx, IN0(n, m)->value, relu_z ? NULL : OUT(n, m)->value,
+                                  OUT(n, m)->grad, p->gamma->value, p->save_mean,
+                                  p->save_invstd, bn_act_kind(p), IN0(n, m)->grad,
+                                  p->gamma->grad, p->beta->grad,
+                                  qg__act_grad_begin(m, n->in[0]), dres, res_acc,
+                                  p->alpha || relu_z ? &pact : NULL);
     if (st == QG_OK && p->option_a)
         st = qg__shortcut_a_bwd(m->ctx, p->sc, p->stride, IN1(n, m)->grad,
                                 qg__act_grad_begin(m, n->in[1]));

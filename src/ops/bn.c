@@ -15,6 +15,9 @@
 #include "ops/layers.h"
 #include "tensor/tensor_impl.h"
 
+/* cl/bn.cl's backward-only activation code: the ReLU, its mask from x. */
+#define BN_RELU_Z 3
+
 typedef struct bn_dims {
     int N, C, HW;
 } bn_dims;
@@ -312,21 +315,27 @@ qg_status qg__bn_fwd_eval(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamm
                                QG_BN_NONE, NULL, y);
 }
 
-/* Backward by parts: bwd_part, bwd_final, bwd_apply (cl/bn.cl); pact
- * NULL unless act is PACT. */
+/* What the backward kernels bind besides the tensors every call has: the
+ * kernel's activation code (BN_RELU_Z: the ReLU's mask recomputed from x),
+ * and beta, res, alpha and part, bound to x (or dx) where unused. */
+typedef struct bwd_binds {
+    int act, has_res;
+    const qg_tensor *beta, *res, *alpha;
+    qg_tensor *part;
+} bwd_binds;
+
+/* Backward by parts: bwd_part, bwd_final, bwd_apply (cl/bn.cl). */
 static qg_status bwd_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_tensor *x,
                            const qg_tensor *y, const qg_tensor *dy, const qg_tensor *gamma,
-                           const qg_tensor *save_mean, const qg_tensor *save_invstd, int act,
-                           qg_tensor *dx, qg_tensor *dgamma, qg_tensor *dbeta, int accumulate,
-                           qg_tensor *dres, int res_accumulate, const qg_bn_pact_bwd *pact)
+                           const qg_tensor *save_mean, const qg_tensor *save_invstd,
+                           const bwd_binds *k, qg_tensor *dx, qg_tensor *dgamma,
+                           qg_tensor *dbeta, int accumulate, qg_tensor *dres,
+                           int res_accumulate)
 {
     qg_kargs a;
     size_t wg;
     int vw, coef;
     cl_mem m;
-    const qg_tensor *beta = pact && gamma ? pact->beta : x;
-    const qg_tensor *res = pact && pact->res ? pact->res : x;
-    int has_res = pact && pact->res;
     qg_status st = part_scratch(ctx, parts, d->C, 3, &m, &coef);
     if (st == QG_OK)
         st = get(ctx, "qg_bn_bwd_part", &a, &wg, &vw);
@@ -343,11 +352,11 @@ static qg_status bwd_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_te
     qg__karg_tensor(&a, save_mean);
     qg__karg_tensor(&a, save_invstd);
     qg__karg_tensor(&a, y ? y : x);
-    qg__karg_int(&a, act);
-    qg__karg_tensor(&a, beta);
-    qg__karg_tensor(&a, res);
-    qg__karg_int(&a, has_res);
-    qg__karg_tensor(&a, pact ? pact->alpha : x);
+    qg__karg_int(&a, k->act);
+    qg__karg_tensor(&a, k->beta);
+    qg__karg_tensor(&a, k->res);
+    qg__karg_int(&a, k->has_res);
+    qg__karg_tensor(&a, k->alpha);
     karg_at(&a, m, 0);
     size_t g = (size_t)parts;
     if ((st = qg__kargs_launch(&a, 1, &g, NULL)) != QG_OK)
@@ -361,8 +370,8 @@ static qg_status bwd_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_te
     qg__karg_int(&a, dgamma != NULL);
     qg__karg_tensor(&a, dbeta ? dbeta : dx);
     qg__karg_int(&a, dbeta != NULL);
-    qg__karg_int(&a, act);
-    qg__karg_tensor(&a, pact ? pact->part : dx);
+    qg__karg_int(&a, k->act);
+    qg__karg_tensor(&a, k->part);
     karg_at(&a, m, coef);
     g = (size_t)d->C;
     if ((st = qg__kargs_launch(&a, 1, &g, NULL)) != QG_OK)
@@ -382,13 +391,13 @@ static qg_status bwd_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_te
     qg__karg_tensor(&a, dx);
     qg__karg_int(&a, accumulate != 0);
     qg__karg_tensor(&a, y ? y : x);
-    qg__karg_int(&a, act);
+    qg__karg_int(&a, k->act);
     qg__karg_tensor(&a, dres ? dres : dx);
     qg__karg_int(&a, dres ? (res_accumulate ? 2 : 1) : 0);
-    qg__karg_tensor(&a, beta);
-    qg__karg_tensor(&a, res);
-    qg__karg_int(&a, has_res);
-    qg__karg_tensor(&a, pact ? pact->alpha : x);
+    qg__karg_tensor(&a, k->beta);
+    qg__karg_tensor(&a, k->res);
+    qg__karg_int(&a, k->has_res);
+    qg__karg_tensor(&a, k->alpha);
     g = (size_t)d->N * d->C;
     return qg__kargs_launch(&a, 1, &g, NULL);
 }
@@ -419,8 +428,13 @@ qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
         st = check(ctx, op, "dgamma", dgamma, (size_t)d.C, 1);
     if (st == QG_OK)
         st = check(ctx, op, "dbeta", dbeta, (size_t)d.C, 1);
-    if (st == QG_OK && act == QG_BN_RELU && !y)
-        st = qg__error(ctx, QG_ERR_INVALID_ARG, "%s: the fused ReLU needs the output y", op);
+    /* the ReLU's mask from y, or recomputed from x (needs beta, no residual) */
+    int rz = act == QG_BN_RELU && !y;
+    if (st == QG_OK && rz && (!pact || (gamma && !pact->beta) || pact->res || dres))
+        st = qg__error(ctx, QG_ERR_INVALID_ARG, "%s: the fused ReLU needs the output y, or "
+                       "beta and no residual to recompute its mask", op);
+    if (st == QG_OK && rz)
+        st = check(ctx, op, "beta", pact->beta, (size_t)d.C, 1);
     if (st == QG_OK)
         st = check(ctx, op, "y", y, qg_tensor_numel(x), 1);
     if (st == QG_OK)
@@ -440,11 +454,16 @@ qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
                            op);
     }
     int parts = 0, pa = act == QG_BN_PACT;
+    const qg_bn_pact_bwd none = {0}, *pp = pact && st == QG_OK ? pact : &none;
+    bwd_binds k = {.act = rz ? BN_RELU_Z : act, .has_res = pa && pp->res,
+                   .beta = (pa || rz) && gamma && pp->beta ? pp->beta : x,
+                   .res = pa && pp->res ? pp->res : x, .alpha = pa && pp->alpha ? pp->alpha : x,
+                   .part = pa && pp->part ? pp->part : dx};
     if (st == QG_OK)
         st = parts_of(ctx, d.N, &parts);
     if (st == QG_OK && parts > 0) {
-        st = bwd_parts(ctx, &d, parts, x, y, dy, gamma, save_mean, save_invstd, act, dx, dgamma,
-                       dbeta, accumulate, dres, res_accumulate, pa ? pact : NULL);
+        st = bwd_parts(ctx, &d, parts, x, y, dy, gamma, save_mean, save_invstd, &k, dx, dgamma,
+                       dbeta, accumulate, dres, res_accumulate);
         goto pact_sum;
     }
     if (st == QG_OK)
@@ -467,14 +486,14 @@ qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
     qg__karg_tensor(&a, dbeta ? dbeta : dx);
     qg__karg_int(&a, dbeta != NULL);
     qg__karg_tensor(&a, y ? y : x);
-    qg__karg_int(&a, act);
+    qg__karg_int(&a, k.act);
     qg__karg_tensor(&a, dres ? dres : dx);
     qg__karg_int(&a, dres ? (res_accumulate ? 2 : 1) : 0);
-    qg__karg_tensor(&a, pa && gamma ? pact->beta : x);
-    qg__karg_tensor(&a, pa && pact->res ? pact->res : x);
-    qg__karg_int(&a, pa && pact->res);
-    qg__karg_tensor(&a, pa ? pact->alpha : x);
-    qg__karg_tensor(&a, pa ? pact->part : dx);
+    qg__karg_tensor(&a, k.beta);
+    qg__karg_tensor(&a, k.res);
+    qg__karg_int(&a, k.has_res);
+    qg__karg_tensor(&a, k.alpha);
+    qg__karg_tensor(&a, k.part);
     size_t g = (size_t)d.C * wg;
     st = qg__kargs_launch(&a, 1, &g, &wg);
 pact_sum:
