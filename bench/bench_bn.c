@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "qgate.h"
+#include "bench/bench_util.h"
 #include "cl/ctx.h"
 #include "ops/layers.h"
 
@@ -33,44 +34,9 @@ static const shape shapes[] = {
     {"stage3 64x8x8", 64, 8, 0, 3},    {"stage3 64x8x8 +res", 64, 8, 1, 3},
 };
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "bench_bn: %s: %s\n", what, qg_last_error());
-    exit(1);
-}
-
-static qg_tensor *tensor(qg_ctx *ctx, int ndim, const int64_t *sh, const char *name, float base)
-{
-    qg_tensor *t;
-    if (qg_tensor_new(ctx, ndim, sh, QG_DTYPE_F32, name, &t) != QG_OK)
-        die("allocating tensors");
-    size_t n = qg_tensor_numel(t);
-    float *h = malloc(n * sizeof *h);
-    if (!h)
-        die("out of memory");
-    for (size_t i = 0; i < n; i++)
-        h[i] = base + (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
-    if (qg_tensor_write(t, h, n * sizeof *h) != QG_OK)
-        die("writing tensors");
-    free(h);
-    return t;
-}
-
 int main(int argc, char **argv)
 {
+    bench_prog = "bench_bn";
     qg_ctx_opts o = {0};
     int batch = 128, runs = 20, cold = 0;
     for (int i = 1; i < argc; i++) {
@@ -93,48 +59,54 @@ int main(int argc, char **argv)
     }
     qg_ctx *ctx;
     if (qg_ctx_new(&o, &ctx) != QG_OK)
-        die("creating the context");
+        bench_die("creating the context");
     printf("device: %s (driver %s), batch %d, %s operands, min/median of %d runs\n",
            ctx->info.name, ctx->info.driver, batch, cold ? "cold" : "warm", runs);
     printf("%-22s %-4s %9s %9s %8s\n", "shape", "pass", "min ms", "med ms", "GB/s");
     /* rewritten before each cold run: larger than the last-level caches */
     size_t flush_n = (size_t)16 << 20;
     int64_t fs[1] = {(int64_t)flush_n};
-    qg_tensor *flush = cold ? tensor(ctx, 1, fs, "flush", 0.0f) : NULL;
+    qg_tensor *flush = cold ? bench_tensor(ctx, 1, fs, "flush", 0.0f) : NULL;
     float *flush_h = cold ? calloc(flush_n, sizeof(float)) : NULL;
     if (cold && !flush_h)
-        die("out of memory");
+        bench_die("out of memory");
     double *t = malloc((size_t)runs * sizeof *t);
     double step_ms = 0;
     for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
         const shape *s = &shapes[si];
         int64_t xs[4] = {batch, s->c, s->hw, s->hw}, cs[1] = {s->c};
-        qg_tensor *x = tensor(ctx, 4, xs, "x", 0.3f), *y = tensor(ctx, 4, xs, "y", 0.0f);
-        qg_tensor *dy = tensor(ctx, 4, xs, "dy", 0.0f), *dx = tensor(ctx, 4, xs, "dx", 0.0f);
-        qg_tensor *res = s->res ? tensor(ctx, 4, xs, "res", 0.1f) : NULL;
-        qg_tensor *dres = s->res ? tensor(ctx, 4, xs, "dres", 0.0f) : NULL;
-        qg_tensor *gamma = tensor(ctx, 1, cs, "gamma", 1.0f), *beta = tensor(ctx, 1, cs, "beta", 0.0f);
-        qg_tensor *rm = tensor(ctx, 1, cs, "rm", 0.0f), *rv = tensor(ctx, 1, cs, "rv", 1.0f);
-        qg_tensor *sm = tensor(ctx, 1, cs, "sm", 0.0f), *si_ = tensor(ctx, 1, cs, "si", 0.0f);
-        qg_tensor *dg = tensor(ctx, 1, cs, "dg", 0.0f), *db = tensor(ctx, 1, cs, "db", 0.0f);
+        qg_tensor *x = bench_tensor(ctx, 4, xs, "x", 0.3f);
+        qg_tensor *y = bench_tensor(ctx, 4, xs, "y", 0.0f);
+        qg_tensor *dy = bench_tensor(ctx, 4, xs, "dy", 0.0f);
+        qg_tensor *dx = bench_tensor(ctx, 4, xs, "dx", 0.0f);
+        qg_tensor *res = s->res ? bench_tensor(ctx, 4, xs, "res", 0.1f) : NULL;
+        qg_tensor *dres = s->res ? bench_tensor(ctx, 4, xs, "dres", 0.0f) : NULL;
+        qg_tensor *gamma = bench_tensor(ctx, 1, cs, "gamma", 1.0f);
+        qg_tensor *beta = bench_tensor(ctx, 1, cs, "beta", 0.0f);
+        qg_tensor *rm = bench_tensor(ctx, 1, cs, "rm", 0.0f);
+        qg_tensor *rv = bench_tensor(ctx, 1, cs, "rv", 1.0f);
+        qg_tensor *sm = bench_tensor(ctx, 1, cs, "sm", 0.0f);
+        qg_tensor *si_ = bench_tensor(ctx, 1, cs, "si", 0.0f);
+        qg_tensor *dg = bench_tensor(ctx, 1, cs, "dg", 0.0f);
+        qg_tensor *db = bench_tensor(ctx, 1, cs, "db", 0.0f);
         double mb = (double)qg_tensor_numel(x) * sizeof(float) * 1e-6;
         for (int pass = 0; pass < 2; pass++) {
             for (int r = -1; r < runs; r++) {
                 if (cold && (qg_tensor_write(flush, flush_h, flush_n * sizeof(float)) != QG_OK ||
                              qg_ctx_finish(ctx) != QG_OK))
-                    die("flushing the caches");
-                double t0 = now();
+                    bench_die("flushing the caches");
+                double t0 = bench_now();
                 qg_status st =
                     pass == 0 ? qg__bn_act_fwd_train(ctx, x, gamma, beta, rm, rv, 0.1f, 1e-5f, res,
                                                      QG_BN_RELU, NULL, y, sm, si_)
                               : qg__bn_act_bwd(ctx, x, y, dy, gamma, sm, si_, QG_BN_RELU, dx, dg,
                                                db, 0, dres, 0, NULL);
                 if (st != QG_OK || qg_ctx_finish(ctx) != QG_OK)
-                    die(pass ? "backward" : "forward");
+                    bench_die(pass ? "backward" : "forward");
                 if (r >= 0) /* the first call builds and warms up */
-                    t[r] = (now() - t0) * 1e3;
+                    t[r] = (bench_now() - t0) * 1e3;
             }
-            qsort(t, (size_t)runs, sizeof *t, cmp);
+            qsort(t, (size_t)runs, sizeof *t, bench_cmp);
             /* fwd: x (+ res) in, y out; bwd: x, y, dy in, dx (+ dres) out */
             double bytes = mb * (pass == 0 ? 2 + s->res : 4 + s->res);
             printf("%-22s %-4s %9.3f %9.3f %8.1f\n", s->what, pass ? "bwd" : "fwd", t[0],

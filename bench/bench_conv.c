@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "qgate.h"
+#include "bench/bench_util.h"
 #include "cl/ctx.h"
 #include "ops/conv.h"
 
@@ -35,42 +36,9 @@ static const shape shapes[] = {
     {"stage3 3x3 64-64", 64, 64, 1, 4, 5},
 };
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "bench_conv: %s: %s\n", what, qg_last_error());
-    exit(1);
-}
-
-static qg_tensor *tensor(qg_ctx *ctx, int ndim, const int64_t *sh, const char *name)
-{
-    qg_tensor *t;
-    if (qg_tensor_new(ctx, ndim, sh, QG_DTYPE_F32, name, &t) != QG_OK)
-        die("allocating tensors");
-    size_t n = qg_tensor_numel(t);
-    float *h = malloc(n * sizeof *h);
-    for (size_t i = 0; i < n; i++)
-        h[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
-    if (qg_tensor_write(t, h, n * sizeof *h) != QG_OK)
-        die("writing tensors");
-    free(h);
-    return t;
-}
-
 int main(int argc, char **argv)
 {
+    bench_prog = "bench_conv";
     qg_ctx_opts o = {0};
     int batch = 128, runs = 10, in_c = 3, in_h = 32, in_w = 32;
     double peak = 0;
@@ -98,7 +66,7 @@ int main(int argc, char **argv)
     }
     qg_ctx *ctx;
     if (qg_ctx_new(&o, &ctx) != QG_OK)
-        die("creating the context");
+        bench_die("creating the context");
     printf("device: %s (driver %s), batch %d, input %dx%dx%d, min/median of %d runs\n",
            ctx->info.name, ctx->info.driver, batch, in_c, in_h, in_w, runs);
     printf("%-22s %-6s %9s %9s %9s %7s\n", "shape", "pass", "min ms", "med ms", "GFLOP/s",
@@ -110,19 +78,22 @@ int main(int argc, char **argv)
         int c = s->c ? s->c : in_c, h = in_h / s->hdiv, w = in_w / s->hdiv;
         qg_conv_desc d;
         if (qg__conv_desc_init(ctx, &d, batch, c, h, w, s->k, 3, 3, s->stride, 1, 1) != QG_OK)
-            die(s->what);
+            bench_die(s->what);
         int64_t xs[4] = {batch, c, h, w}, ys[4] = {batch, s->k, d.P, d.Q};
         int64_t wsz[4] = {s->k, c, 3, 3}, wss[1] = {(int64_t)qg__conv_workspace_floats(&d)};
-        qg_tensor *x = tensor(ctx, 4, xs, "x"), *y = tensor(ctx, 4, ys, "y");
-        qg_tensor *dx = tensor(ctx, 4, xs, "dx"), *wt = tensor(ctx, 4, wsz, "w");
-        qg_tensor *dw = tensor(ctx, 4, wsz, "dw"), *ws = tensor(ctx, 1, wss, "ws");
+        qg_tensor *x = bench_tensor(ctx, 4, xs, "x", 0.0f);
+        qg_tensor *y = bench_tensor(ctx, 4, ys, "y", 0.0f);
+        qg_tensor *dx = bench_tensor(ctx, 4, xs, "dx", 0.0f);
+        qg_tensor *wt = bench_tensor(ctx, 4, wsz, "w", 0.0f);
+        qg_tensor *dw = bench_tensor(ctx, 4, wsz, "dw", 0.0f);
+        qg_tensor *ws = bench_tensor(ctx, 1, wss, "ws", 0.0f);
         double flop = 2.0 * batch * s->k * d.P * d.Q * c * 9;
         static const char *passes[4] = {"fwd", "dgrad", "wgrad", "bwd"};
         for (int pass = 0; pass < 4; pass++) {
             if (pass == 1 && s->c == 0)
                 continue; /* the stem needs no input gradient */
             for (int r = -1; r < runs; r++) {
-                double t0 = now();
+                double t0 = bench_now();
                 qg_status st =
                     pass == 0   ? qg__conv2d_fwd(ctx, &d, x, wt, NULL, y, ws)
                     : pass == 1 ? qg__conv2d_bwd_data(ctx, &d, y, wt, dx, ws, 0)
@@ -130,11 +101,11 @@ int main(int argc, char **argv)
                                 : qg__conv2d_bwd(ctx, &d, x, y, wt, s->c ? dx : NULL, 0, dw, NULL,
                                                  0, ws);
                 if (st != QG_OK || qg_ctx_finish(ctx) != QG_OK)
-                    die(passes[pass]);
+                    bench_die(passes[pass]);
                 if (r >= 0) /* the first call builds and warms up */
-                    t[r] = (now() - t0) * 1e3;
+                    t[r] = (bench_now() - t0) * 1e3;
             }
-            qsort(t, (size_t)runs, sizeof *t, cmp);
+            qsort(t, (size_t)runs, sizeof *t, bench_cmp);
             /* bwd = both gradients (the stem's weight gradient only) */
             double f = pass == 3 ? (s->c ? 2 : 1) * flop : flop;
             double g = f / (t[0] * 1e-3) * 1e-9;

@@ -137,6 +137,21 @@ static inline void bn_apply(__global const float *xp, __global const float *rp,
     }
 }
 
+/* Saved statistics of channel c and, when track, its running ones
+ * (running_var from the unbiased variance, as PyTorch). */
+static inline void bn_store_stats(__global float *smean, __global float *sinvstd,
+                                  __global float *rmean, __global float *rvar, int c, float mean,
+                                  float invstd, float var, int n, int track, float momentum)
+{
+    smean[c] = mean;
+    sinvstd[c] = invstd;
+    if (track) {
+        float unbiased = var * ((float)n / (float)(n - 1));
+        rmean[c] = (1.0f - momentum) * rmean[c] + momentum * mean;
+        rvar[c] = (1.0f - momentum) * rvar[c] + momentum * unbiased;
+    }
+}
+
 /* The chunks of channel c: chunk t covers plane t / cpp at offset
  * (t % cpp)*VW, `len` (<= VW) values. */
 #define BN_CHUNKS_BEGIN(c)                                                              \
@@ -193,15 +208,9 @@ void qg_bn_fwd_train(QG_T(const float, x), int N, int C, int HW,
     BN_CHUNKS_BEGIN(c)
         bn_apply(xp, rp, yp, at, len, a, b, has_res, act, hi);
     BN_CHUNKS_END
-    if (l == 0) {
-        QG_P(smean)[c] = mean;
-        QG_P(sinvstd)[c] = invstd;
-        if (track) {
-            float unbiased = var * ((float)n / (float)(n - 1));
-            QG_P(rmean)[c] = (1.0f - momentum) * QG_P(rmean)[c] + momentum * mean;
-            QG_P(rvar)[c] = (1.0f - momentum) * QG_P(rvar)[c] + momentum * unbiased;
-        }
-    }
+    if (l == 0)
+        bn_store_stats(QG_P(smean), QG_P(sinvstd), QG_P(rmean), QG_P(rvar), c, mean, invstd, var,
+                       n, track, momentum);
 }
 
 /* Elementwise over the N*C planes cut into chunks of VW: global =
@@ -265,6 +274,64 @@ static inline float bn_mask_s(float d, __global const float *xp, __global const 
     return z >= 0.0f && z <= hi ? d : 0.0f;
 }
 
+/* Over a run of len <= VW values at `at` (a vector when len == VW):
+ * bn_bwd_sums adds the masked dy to *s1, it times xhat to *s2 and PACT's
+ * dy over z > alpha to *s3 (vector accumulators for full runs, scalar
+ * ones for the rest); bn_bwd_dx writes dx = k*(n*d - sdy - xhat*sdyx)
+ * (added to dx when accumulate) and, by res_mode, the masked dy to dres.
+ * Both backward layouts run their loops through these two. */
+static inline void bn_bwd_sums(__global const float *xp, __global const float *dyp,
+                               __global const float *yp, __global const float *rp, size_t at,
+                               int len, int act, int has_res, float mean, float invstd,
+                               float a, float b, float hi, vec *s1v, vec *s2v, vec *s3v,
+                               float *s1, float *s2, float *s3)
+{
+    if (len == VW) {
+        vec xv = VLOAD(xp + at);
+        vec d = bn_mask_v(VLOAD(dyp + at), xv, yp, rp, at, act, has_res, a, b, hi, s3v);
+        *s1v += d;
+        *s2v += d * ((xv - mean) * invstd);
+        return;
+    }
+    for (int i = 0; i < len; i++) {
+        float d = bn_mask_s(dyp[at + i], xp, yp, rp, at + i, act, has_res, a, b, hi, s3);
+        *s1 += d;
+        *s2 += d * ((xp[at + i] - mean) * invstd);
+    }
+}
+
+static inline void bn_bwd_dx(__global const float *xp, __global const float *dyp,
+                             __global const float *yp, __global const float *rp,
+                             __global float *dxp, __global float *drp, size_t at, int len,
+                             int act, int has_res, float mean, float invstd, float a, float b,
+                             float hi, float k, float nf, float sdy, float sdyx, int accumulate,
+                             int res_mode)
+{
+    if (len == VW) {
+        vec xv = VLOAD(xp + at), unused = (vec)0.0f;
+        vec d = bn_mask_v(VLOAD(dyp + at), xv, yp, rp, at, act, has_res, a, b, hi, &unused);
+        vec xhat = (xv - mean) * invstd;
+        vec v = k * (nf * d - sdy - xhat * sdyx);
+        if (accumulate)
+            v += VLOAD(dxp + at);
+        VSTORE(v, dxp + at);
+        if (res_mode == 2)
+            d += VLOAD(drp + at);
+        if (res_mode)
+            VSTORE(d, drp + at);
+        return;
+    }
+    for (int i = 0; i < len; i++) {
+        float unused = 0.0f;
+        float d = bn_mask_s(dyp[at + i], xp, yp, rp, at + i, act, has_res, a, b, hi, &unused);
+        float xhat = (xp[at + i] - mean) * invstd;
+        float v = k * (nf * d - sdy - xhat * sdyx);
+        dxp[at + i] = accumulate ? dxp[at + i] + v : v;
+        if (res_mode)
+            drp[at + i] = res_mode == 2 ? drp[at + i] + d : d;
+    }
+}
+
 /* The per-channel values of the backward passes: the saved statistics
  * and the forward pass's a and b (the same expressions, contraction off,
  * so a PACT mask sees the very z the forward pass clipped). */
@@ -300,18 +367,8 @@ void qg_bn_bwd(QG_T(const float, x), QG_T(const float, dy), int N, int C, int HW
     vec s1v = (vec)0.0f, s2v = (vec)0.0f, s3v = (vec)0.0f;
     float s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
     BN_CHUNKS_BEGIN(c)
-        if (len == VW) {
-            vec xv = VLOAD(xp + at);
-            vec d = bn_mask_v(VLOAD(dyp + at), xv, yp, rp, at, act, has_res, a, b, hi, &s3v);
-            s1v += d;
-            s2v += d * ((xv - mean) * invstd);
-        } else {
-            for (int i = 0; i < len; i++) {
-                float d = bn_mask_s(dyp[at + i], xp, yp, rp, at + i, act, has_res, a, b, hi, &s3);
-                s1 += d;
-                s2 += d * ((xp[at + i] - mean) * invstd);
-            }
-        }
+        bn_bwd_sums(xp, dyp, yp, rp, at, len, act, has_res, mean, invstd, a, b, hi, &s1v, &s2v,
+                    &s3v, &s1, &s2, &s3);
     BN_CHUNKS_END
     float sdy = bn_group_sum(acc, s1 + VSUM(s1v));
     float sdyx = bn_group_sum(acc, s2 + VSUM(s2v));
@@ -327,30 +384,8 @@ void qg_bn_bwd(QG_T(const float, x), QG_T(const float, dy), int N, int C, int HW
     float k = g * invstd / (float)n;
     __global float *dxp = QG_P(dx), *drp = QG_P(dres);
     BN_CHUNKS_BEGIN(c)
-        if (len == VW) {
-            vec xv = VLOAD(xp + at), unused = (vec)0.0f;
-            vec d = bn_mask_v(VLOAD(dyp + at), xv, yp, rp, at, act, has_res, a, b, hi, &unused);
-            vec xhat = (xv - mean) * invstd;
-            vec v = k * ((float)n * d - sdy - xhat * sdyx);
-            if (accumulate)
-                v += VLOAD(dxp + at);
-            VSTORE(v, dxp + at);
-            if (res_mode == 2)
-                d += VLOAD(drp + at);
-            if (res_mode)
-                VSTORE(d, drp + at);
-        } else {
-            for (int i = 0; i < len; i++) {
-                float unused = 0.0f;
-                float d = bn_mask_s(dyp[at + i], xp, yp, rp, at + i, act, has_res, a, b, hi,
-                                    &unused);
-                float xhat = (xp[at + i] - mean) * invstd;
-                float v = k * ((float)n * d - sdy - xhat * sdyx);
-                dxp[at + i] = accumulate ? dxp[at + i] + v : v;
-                if (res_mode)
-                    drp[at + i] = res_mode == 2 ? drp[at + i] + d : d;
-            }
-        }
+        bn_bwd_dx(xp, dyp, yp, rp, dxp, drp, at, len, act, has_res, mean, invstd, a, b, hi, k,
+                  (float)n, sdy, sdyx, accumulate, res_mode);
     BN_CHUNKS_END
 }
 
@@ -440,13 +475,8 @@ __kernel void qg_bn_stats_final(QG_T(const float, part), int nparts, QG_T(const 
     float a = invstd * g;
     QG_P(coef)[c] = a;
     QG_P(coef)[C + c] = bt - mean * a;
-    QG_P(smean)[c] = mean;
-    QG_P(sinvstd)[c] = invstd;
-    if (track) {
-        float unbiased = var * ((float)n / (float)(n - 1));
-        QG_P(rmean)[c] = (1.0f - momentum) * QG_P(rmean)[c] + momentum * mean;
-        QG_P(rvar)[c] = (1.0f - momentum) * QG_P(rvar)[c] + momentum * unbiased;
-    }
+    bn_store_stats(QG_P(smean), QG_P(sinvstd), QG_P(rmean), QG_P(rvar), c, mean, invstd, var, n,
+                   track, momentum);
 }
 
 /* y = act(x*coef[c] + coef[C + c] [+ res]), one item per plane (global =
@@ -493,21 +523,9 @@ __kernel void qg_bn_bwd_part(QG_T(const float, x), QG_T(const float, dy), int N,
             size_t at0 = ((size_t)nn * C + c) * HW;
             vec s1v = (vec)0.0f, s2v = (vec)0.0f, s3v = (vec)0.0f;
             float s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-            int j = 0;
-            for (; j + VW <= HW; j += VW) {
-                size_t at = at0 + j;
-                vec xv = VLOAD(xp + at);
-                vec d = bn_mask_v(VLOAD(dyp + at), xv, yp, rp, at, act, has_res, a, b, hi,
-                                  &s3v);
-                s1v += d;
-                s2v += d * ((xv - mean) * invstd);
-            }
-            for (; j < HW; j++) {
-                size_t i = at0 + j;
-                float d = bn_mask_s(dyp[i], xp, yp, rp, i, act, has_res, a, b, hi, &s3);
-                s1 += d;
-                s2 += d * ((xp[i] - mean) * invstd);
-            }
+            for (int j = 0; j < HW; j += VW)
+                bn_bwd_sums(xp, dyp, yp, rp, at0 + j, min(VW, HW - j), act, has_res, mean,
+                            invstd, a, b, hi, &s1v, &s2v, &s3v, &s1, &s2, &s3);
             pp[3 * c] += s1 + VSUM(s1v);
             pp[3 * c + 1] += s2 + VSUM(s2v);
             pp[3 * c + 2] += s3 + VSUM(s3v);
@@ -564,31 +582,9 @@ __kernel void qg_bn_bwd_apply(QG_T(const float, x), QG_T(const float, dy), int N
     __global const float *xp = QG_P(x), *dyp = QG_P(dy), *yp = QG_P(y), *rp = QG_P(res);
     __global float *dxp = QG_P(dx), *drp = QG_P(dres);
     size_t at0 = (size_t)plane * HW;
-    int j = 0;
-    for (; j + VW <= HW; j += VW) {
-        size_t at = at0 + j;
-        vec xv = VLOAD(xp + at), unused = (vec)0.0f;
-        vec d = bn_mask_v(VLOAD(dyp + at), xv, yp, rp, at, act, has_res, a, b, hi, &unused);
-        vec xhat = (xv - mean) * invstd;
-        vec v = k * ((float)n * d - sdy - xhat * sdyx);
-        if (accumulate)
-            v += VLOAD(dxp + at);
-        VSTORE(v, dxp + at);
-        if (res_mode == 2)
-            d += VLOAD(drp + at);
-        if (res_mode)
-            VSTORE(d, drp + at);
-    }
-    for (; j < HW; j++) {
-        size_t i = at0 + j;
-        float unused = 0.0f;
-        float d = bn_mask_s(dyp[i], xp, yp, rp, i, act, has_res, a, b, hi, &unused);
-        float xhat = (xp[i] - mean) * invstd;
-        float v = k * ((float)n * d - sdy - xhat * sdyx);
-        dxp[i] = accumulate ? dxp[i] + v : v;
-        if (res_mode)
-            drp[i] = res_mode == 2 ? drp[i] + d : d;
-    }
+    for (int j = 0; j < HW; j += VW)
+        bn_bwd_dx(xp, dyp, yp, rp, dxp, drp, at0 + j, min(VW, HW - j), act, has_res, mean,
+                  invstd, a, b, hi, k, (float)n, sdy, sdyx, accumulate, res_mode);
 }
 
 /* Eval-mode batch norm folded into the convolution before it:

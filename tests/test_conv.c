@@ -393,7 +393,8 @@ Test(conv, kept_planes_serve_the_weight_gradient)
             mask[i] = i % 3 == 1 ? 0.0f : 1.0f;
             dxm[i] = mask[i] != 0.0f ? dx_ref[i] : 0.0f;
         }
-        buf tx = buf_new(ctx, nx, x, 0), tz = buf_new(ctx, nx, NULL, 0), tw = buf_new(ctx, nw, w, 0);
+        buf tx = buf_new(ctx, nx, x, 0), tz = buf_new(ctx, nx, NULL, 0);
+        buf tw = buf_new(ctx, nw, w, 0);
         buf tdy = buf_new(ctx, ny, dy, 0), tm = buf_new(ctx, nx, mask, 0);
         buf ty = buf_new(ctx, ny, NULL, NAN), tdx = buf_new(ctx, nx, NULL, NAN);
         buf tdw = buf_new(ctx, nw, NULL, NAN);

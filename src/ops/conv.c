@@ -1219,7 +1219,8 @@ qg_status qg__conv2d_bwd_data(qg_ctx *ctx, const qg_conv_desc *d, const qg_tenso
         /* same workspace contract as the GEMM path */
         int done = 0, nb_gemm = 0;
         QG_TRY(chunk_images(ctx, op, d, ws, &nb_gemm));
-        QG_TRY(direct_bwd(ctx, d, NULL, dy, w, dx, accumulate, NULL, NULL, NULL, 0, ws, NULL, &done));
+        QG_TRY(direct_bwd(ctx, d, NULL, dy, w, dx, accumulate, NULL, NULL, NULL, 0, ws, NULL,
+                          &done));
         if (!done)
             QG_TRY(direct_bwd_data(ctx, d, dy, w, dx, ws, accumulate, &done));
         if (done)
@@ -1306,7 +1307,8 @@ qg_status qg__conv2d_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_ten
         QG_TRY(chunk_images(ctx, op, d, ws, &nb_gemm));
         /* the whole-batch form first (it has the channel-vectorised kernel
          * for narrow maps), then image chunks */
-        QG_TRY(direct_bwd(ctx, d, x, dy, NULL, NULL, 0, NULL, dw, dbias, accumulate, ws, NULL, &done));
+        QG_TRY(direct_bwd(ctx, d, x, dy, NULL, NULL, 0, NULL, dw, dbias, accumulate, ws, NULL,
+                          &done));
         if (!done)
             QG_TRY(direct_bwd_weight(ctx, d, x, dy, dw, dbias, ws, accumulate, &done));
         if (done)
