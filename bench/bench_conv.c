@@ -17,7 +17,7 @@
 #include <time.h>
 
 #include "qgate.h"
-#include "bench/bench_util.h"
+#include "bench_util.h"
 #include "cl/ctx.h"
 #include "ops/conv.h"
 
