@@ -978,18 +978,6 @@ static qg_status dunphase(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d, 
     return qg__kargs_launch(&a, 1, &gl, &l);
 }
 
-/* Backward through the direct kernels, all N images at once, with one dy
- * preparation serving both passes. The data gradient of a "same" stride-1
- * conv (pad = (R-1)/2) reads dy padded by pad in planes of row stride
- * W + R - 1 = Q + R - 1, which is the weight gradient's row stride, so the
- * weight gradient reads the same planes pad rows and columns in. A 3x3
- * stride-2 conv with pad 1 takes its data gradient by output phases: dx
- * at (2i+a, 2j+b) is a 2x2 stride-1 conv of dy (unpadded, one zero row
- * and column after) with a subset of the weights, 4C "channels" in one
- * launch, then put in place; those dy planes are the weight gradient's as
- * they are. The phases do 16 taps' work for the 9 useful ones, where the
- * dilated-dy form did 36. dx or dw may be NULL. *done = 0 when the shape
- * or the workspace does not allow it (the caller runs the passes alone). */
 /* Workspace floats the direct kernels want for the whole batch under any
  * valid parameters (the widest tiles): the forward planes and the shared-dy
  * backward, so neither falls back to slower paths for want of room; when
@@ -1019,6 +1007,20 @@ static size_t direct_ws_bound(const qg_conv_desc *d)
     return all <= 4 * QG_CONV_WS_TARGET ? all : one;
 }
 
+/* Backward through the direct kernels, all N images at once, with one dy
+ * preparation serving both passes. The data gradient of a "same" stride-1
+ * conv (pad = (R-1)/2) reads dy padded by pad in planes of row stride
+ * W + R - 1 = Q + R - 1, which is the weight gradient's row stride, so the
+ * weight gradient reads the same planes pad rows and columns in. A 3x3
+ * stride-2 conv with pad 1 takes its data gradient by output phases: dx
+ * at (2i+a, 2j+b) is a 2x2 stride-1 conv of dy (unpadded, one zero row
+ * and column after) with a subset of the weights, 4C "channels" in one
+ * launch, then put in place; those dy planes are the weight gradient's as
+ * they are. The phases do 16 taps' work for the 9 useful ones, where the
+ * dilated-dy form did 36. dx or dw may be NULL. With keep, the weight
+ * gradient reads x's planes as the forward kept them there instead of
+ * preparing them. *done = 0 when the shape or the workspace does not allow
+ * it (the caller runs the passes alone). */
 static qg_status direct_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                             const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx, int acc_dx,
                             const qg_tensor *mask, qg_tensor *dw, qg_tensor *dbias, int acc_dw,
