@@ -324,6 +324,25 @@ typedef struct bwd_binds {
     qg_tensor *part;
 } bwd_binds;
 
+/* The backward kernels' gamma (and its flag) and saved statistics. */
+static void karg_saved(qg_kargs *a, const qg_tensor *gamma, const qg_tensor *save_mean,
+                       const qg_tensor *save_invstd)
+{
+    qg__karg_tensor(a, gamma ? gamma : save_mean);
+    qg__karg_int(a, gamma != NULL);
+    qg__karg_tensor(a, save_mean);
+    qg__karg_tensor(a, save_invstd);
+}
+
+/* beta, res (and its flag) and alpha, in the kernels' order. */
+static void karg_binds(qg_kargs *a, const bwd_binds *k)
+{
+    qg__karg_tensor(a, k->beta);
+    qg__karg_tensor(a, k->res);
+    qg__karg_int(a, k->has_res);
+    qg__karg_tensor(a, k->alpha);
+}
+
 /* Backward by parts: bwd_part, bwd_final, bwd_apply (cl/bn.cl). */
 static qg_status bwd_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_tensor *x,
                            const qg_tensor *y, const qg_tensor *dy, const qg_tensor *gamma,
@@ -347,16 +366,10 @@ static qg_status bwd_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_te
     qg__karg_int(&a, d->C);
     qg__karg_int(&a, d->HW);
     qg__karg_int(&a, parts);
-    qg__karg_tensor(&a, gamma ? gamma : save_mean);
-    qg__karg_int(&a, gamma != NULL);
-    qg__karg_tensor(&a, save_mean);
-    qg__karg_tensor(&a, save_invstd);
+    karg_saved(&a, gamma, save_mean, save_invstd);
     qg__karg_tensor(&a, y ? y : x);
     qg__karg_int(&a, k->act);
-    qg__karg_tensor(&a, k->beta);
-    qg__karg_tensor(&a, k->res);
-    qg__karg_int(&a, k->has_res);
-    qg__karg_tensor(&a, k->alpha);
+    karg_binds(&a, k);
     karg_at(&a, m, 0);
     size_t g = (size_t)parts;
     if ((st = qg__kargs_launch(&a, 1, &g, NULL)) != QG_OK)
@@ -383,10 +396,7 @@ static qg_status bwd_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_te
     qg__karg_int(&a, d->N);
     qg__karg_int(&a, d->C);
     qg__karg_int(&a, d->HW);
-    qg__karg_tensor(&a, gamma ? gamma : save_mean);
-    qg__karg_int(&a, gamma != NULL);
-    qg__karg_tensor(&a, save_mean);
-    qg__karg_tensor(&a, save_invstd);
+    karg_saved(&a, gamma, save_mean, save_invstd);
     karg_at(&a, m, coef);
     qg__karg_tensor(&a, dx);
     qg__karg_int(&a, accumulate != 0);
@@ -394,10 +404,7 @@ static qg_status bwd_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_te
     qg__karg_int(&a, k->act);
     qg__karg_tensor(&a, dres ? dres : dx);
     qg__karg_int(&a, dres ? (res_accumulate ? 2 : 1) : 0);
-    qg__karg_tensor(&a, k->beta);
-    qg__karg_tensor(&a, k->res);
-    qg__karg_int(&a, k->has_res);
-    qg__karg_tensor(&a, k->alpha);
+    karg_binds(&a, k);
     g = (size_t)d->N * d->C;
     return qg__kargs_launch(&a, 1, &g, NULL);
 }
@@ -475,10 +482,7 @@ qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
     qg__karg_int(&a, d.N);
     qg__karg_int(&a, d.C);
     qg__karg_int(&a, d.HW);
-    qg__karg_tensor(&a, gamma ? gamma : save_mean);
-    qg__karg_int(&a, gamma != NULL);
-    qg__karg_tensor(&a, save_mean);
-    qg__karg_tensor(&a, save_invstd);
+    karg_saved(&a, gamma, save_mean, save_invstd);
     qg__karg_tensor(&a, dx);
     qg__karg_int(&a, accumulate != 0);
     qg__karg_tensor(&a, dgamma ? dgamma : dx);
@@ -489,10 +493,7 @@ qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
     qg__karg_int(&a, k.act);
     qg__karg_tensor(&a, dres ? dres : dx);
     qg__karg_int(&a, dres ? (res_accumulate ? 2 : 1) : 0);
-    qg__karg_tensor(&a, k.beta);
-    qg__karg_tensor(&a, k.res);
-    qg__karg_int(&a, k.has_res);
-    qg__karg_tensor(&a, k.alpha);
+    karg_binds(&a, &k);
     qg__karg_tensor(&a, k.part);
     size_t g = (size_t)d.C * wg;
     st = qg__kargs_launch(&a, 1, &g, &wg);
