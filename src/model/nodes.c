@@ -71,11 +71,13 @@ qg_status qg__node_tensor_like(qg_model *m, const qg_act *a, const char *name, q
     return qg_tensor_new(m->ctx, a->ndim, a->shape, QG_DTYPE_F32, name, t);
 }
 
-qg_status qg__node_keep_planes(qg_model *m, const qg_conv_desc *d, qg_tensor **keep)
+qg_status qg__node_keep_planes(qg_model *m, const qg_conv_desc *d, qg_tensor **keep,
+                               int *asked)
 {
     size_t n = 0;
-    if (*keep)
+    if (*keep || *asked)
         return QG_OK;
+    *asked = 1;
     qg_status st = qg__conv_keep_floats(m->ctx, d, &n);
     if (st != QG_OK || n == 0)
         return st;
@@ -121,6 +123,7 @@ typedef struct conv_priv {
     qg_node *fold;           /* the BN node folded in at eval, or NULL */
     qg_tensor *wf, *bf;      /* folded weights and bias */
     qg_tensor *keep;         /* x's planes from the training forward, or NULL */
+    int keep_asked;          /* the shape was asked whether it can keep them */
     int kept;                /* keep holds this step's planes */
     qg_tensor *wprep;        /* folded weights in the kernels' layout */
     unsigned fold_epoch;     /* m->freeze_epoch wf, bf and wprep belong to; 0 none */
@@ -139,7 +142,7 @@ static qg_status conv_setup(qg_node *n, qg_model *m, size_t *ws)
         *ws = qg__conv_workspace_floats(&p->d);
     qg_tensor_free(p->keep);
     p->keep = NULL;
-    p->kept = 0;
+    p->keep_asked = p->kept = 0;
     qg_tensor_free(p->wprep); /* its layout may follow the new shape's parameters */
     p->wprep = NULL;
     p->fold_epoch = 0;
@@ -157,7 +160,7 @@ static qg_status conv_forward(qg_node *n, qg_model *m, int train)
     }
     /* the network input needs no gradient, so its conv keeps nothing */
     if (train && n->in[0] != 0) {
-        qg_status st = qg__node_keep_planes(m, &p->d, &p->keep);
+        qg_status st = qg__node_keep_planes(m, &p->d, &p->keep, &p->keep_asked);
         if (st != QG_OK)
             return st;
     }

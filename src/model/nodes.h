@@ -41,8 +41,10 @@ qg_status qg__node_scalar(qg_model *m, qg_dtype dt, const char *name, qg_tensor 
 /* The buffer a conv keeps its input's planes in from the training forward
  * to the weight gradient (qg__conv2d_fwd_keep), created on the first
  * training forward, so inference never holds one; *keep stays NULL where
- * the shape cannot keep them. */
-qg_status qg__node_keep_planes(qg_model *m, const qg_conv_desc *d, qg_tensor **keep);
+ * the shape cannot keep them. *asked (0 after setup) makes it ask the conv
+ * once, not every step. */
+qg_status qg__node_keep_planes(qg_model *m, const qg_conv_desc *d, qg_tensor **keep,
+                               int *asked);
 
 /* Counters of a gated node: outputs gated since the last reset (host)
  * and outputs computed in full (an I32 device tensor the gate kernels add

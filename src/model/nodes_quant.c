@@ -105,6 +105,7 @@ typedef struct qconv_priv {
                                 the conv cannot mask its store (else NULL) */
     qg_tensor *omsb, *olsb, *dmsb, *dlsb;   /* output sized (PG only) */
     qg_tensor *keep;         /* xq's planes from the training forward, or NULL */
+    int keep_asked;          /* the shape was asked whether it can keep them */
     int kept;                /* keep holds this step's planes */
     qg_gate_counter gc;      /* outputs gated / updated in full precision */
 } qconv_priv;
@@ -128,7 +129,7 @@ static qg_status qconv_setup(qg_node *n, qg_model *m, size_t *ws)
     p->dxq = NULL;
     qg_tensor_free(p->keep);
     p->keep = NULL;
-    p->kept = 0;
+    p->keep_asked = p->kept = 0;
     if (p->pg) {
         QG_TRY(qg__node_tensor_like(m, x, "xlsb", &p->xlsb));
         QG_TRY(qg__node_tensor_like(m, y, "omsb", &p->omsb));
@@ -154,7 +155,7 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
         return st;
     const qg_tensor *x = IN0(n, m)->value;
     if (train)
-        QG_TRY(qg__node_keep_planes(m, &p->d, &p->keep));
+        QG_TRY(qg__node_keep_planes(m, &p->d, &p->keep, &p->keep_asked));
     p->kept = train && p->keep;
     qg_tensor *keep = p->kept ? p->keep : NULL;
     if (!p->pg) {
