@@ -7,8 +7,12 @@
  * time of one training step. Kernel parameters come from the tuning
  * database as in training.
  *
+ * With --quant BITS, two more lines per shape: the quantized forward of a
+ * training step as two passes (qg__quant_apply, then the conv keeping its
+ * planes) and as one (qg__conv2d_fwd_quant, rounding while it prepares).
+ *
  * usage: bench/bench_conv [--batch N] [--input CxHxW] [--runs N] [--peak GFLOPS]
- *                         [--device N|NAME] */
+ *                         [--quant BITS] [--device N|NAME] */
 #include "config.h"
 
 #include <stdio.h>
@@ -20,6 +24,7 @@
 #include "bench_util.h"
 #include "cl/ctx.h"
 #include "ops/conv.h"
+#include "quant/quant.h"
 
 typedef struct shape {
     const char *what;
@@ -36,11 +41,59 @@ static const shape shapes[] = {
     {"stage3 3x3 64-64", 64, 64, 1, 4, 5},
 };
 
+/* The quantized forward as training runs it: "q2pass" quantizes x into a
+ * copy, then the conv prepares (and keeps) its planes from the copy;
+ * "q1pass" rounds while preparing. The scale pass precedes both and is
+ * not timed. */
+static void quant_passes(qg_ctx *ctx, const qg_conv_desc *d, const char *what, int bits,
+                         int runs, const qg_tensor *x, const qg_tensor *w, qg_tensor *y,
+                         qg_tensor *ws, double *t)
+{
+    size_t kf = 0;
+    int64_t one[1] = {1}, xs[4] = {d->N, d->C, d->H, d->W};
+    if (qg__conv_keep_floats(ctx, d, &kf) != QG_OK)
+        bench_die("keep_floats");
+    int64_t ks[1] = {(int64_t)(kf ? kf : 1)};
+    qg_tensor *s = bench_tensor(ctx, 1, one, "scale", 0.0f), *xq = bench_tensor(ctx, 4, xs, "xq", 0.0f);
+    qg_tensor *keep = kf ? bench_tensor(ctx, 1, ks, "keep", 0.0f) : NULL;
+    if (qg__quant_scale(ctx, x, QG_QSCALE_PG, s) != QG_OK)
+        bench_die("quant_scale");
+    static const char *names[2] = {"q2pass", "q1pass"};
+    for (int fused = 0; fused < 2; fused++) {
+        for (int r = -1; r < runs; r++) {
+            double t0 = bench_now();
+            qg_status st;
+            if (fused) {
+                st = qg__conv2d_fwd_quant(ctx, d, x, s, bits, w, y, ws, keep);
+            } else {
+                st = qg__quant_apply(ctx, x, s, bits, 0, xq, NULL, NULL, NULL);
+                if (st == QG_OK)
+                    st = qg__conv2d_fwd_keep(ctx, d, xq, w, NULL, y, ws, keep);
+            }
+            if (st == QG_ERR_UNSUPPORTED) {
+                printf("%-22s %-6s (not fused for this shape or bit width)\n", what, names[1]);
+                break;
+            }
+            if (st != QG_OK || qg_ctx_finish(ctx) != QG_OK)
+                bench_die(names[fused]);
+            if (r >= 0)
+                t[r] = (bench_now() - t0) * 1e3;
+            if (r == runs - 1) {
+                qsort(t, (size_t)runs, sizeof *t, bench_cmp);
+                printf("%-22s %-6s %9.3f %9.3f\n", what, names[fused], t[0], t[runs / 2]);
+            }
+        }
+    }
+    qg_tensor_free(s);
+    qg_tensor_free(xq);
+    qg_tensor_free(keep);
+}
+
 int main(int argc, char **argv)
 {
     bench_prog = "bench_conv";
     qg_ctx_opts o = {0};
-    int batch = 128, runs = 10, in_c = 3, in_h = 32, in_w = 32;
+    int batch = 128, runs = 10, in_c = 3, in_h = 32, in_w = 32, qbits = 0;
     double peak = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
@@ -49,6 +102,8 @@ int main(int argc, char **argv)
             batch = atoi(argv[++i]);
         else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
             runs = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--quant") == 0 && i + 1 < argc)
+            qbits = atoi(argv[++i]);
         else if (strcmp(argv[i], "--peak") == 0 && i + 1 < argc)
             peak = atof(argv[++i]);
         else if (strcmp(argv[i], "--input") == 0 && i + 1 < argc &&
@@ -56,12 +111,12 @@ int main(int argc, char **argv)
             i++;
         else {
             fprintf(stderr, "usage: bench_conv [--batch N] [--input CxHxW] [--runs N] "
-                            "[--peak GFLOPS] [--device N|NAME]\n");
+                            "[--peak GFLOPS] [--quant BITS] [--device N|NAME]\n");
             return 2;
         }
     }
-    if (batch < 1 || runs < 1) {
-        fprintf(stderr, "bench_conv: --batch and --runs must be positive\n");
+    if (batch < 1 || runs < 1 || (qbits && (qbits < 2 || qbits > 16))) {
+        fprintf(stderr, "bench_conv: --batch and --runs must be positive, --quant 2..16\n");
         return 2;
     }
     qg_ctx *ctx;
@@ -118,6 +173,8 @@ int main(int argc, char **argv)
                 step_flop += s->count * f;
             }
         }
+        if (qbits)
+            quant_passes(ctx, &d, s->what, qbits, runs, x, wt, y, ws, t);
         qg_tensor *all[] = {x, y, dx, wt, dw, ws};
         for (int i = 0; i < 6; i++)
             qg_tensor_free(all[i]);

@@ -82,16 +82,80 @@ static inline float hsum(float16 v) { return hsum8(v.lo + v.hi); }
 static inline float hsum(float8 v) { return hsum8(v); }
 #endif
 
+/* Rounding to at most QG_QT_MAX levels without a division per element:
+ * the level q(a) = rint(min(max(a/sc, 0), 1)*L) of a = |v| never falls as
+ * a grows, so q(a) = #{k : a >= T[k]} with T[k-1] the least float whose
+ * level reaches k, and the rounded value is V[q] * sign(v), V[q] = q/L*sc.
+ * Found by bisection over float bit patterns with the very operations of
+ * qg_quant_level, the table reproduces it bit for bit (NaN where no float
+ * reaches k: a >= NaN never holds). Layout: T in t[0..15], V in t[16..31].
+ * One item. */
+#define QG_QT_MAX 15
+
+static inline float qt_level(float a, float sc, float L)
+{
+    return rint(fmin(fmax(a / sc, 0.0f), 1.0f) * L);
+}
+
+__kernel void qg_conv_direct_qtable(QG_T(const float, s), int L, QG_T(float, t))
+{
+    if (get_global_id(0) != 0)
+        return;
+    float sc = QG_P(s)[0], Lf = (float)L;
+    __global float *tp = QG_P(t);
+    for (int k = 1; k <= 16; k++) {
+        float T = NAN;
+        if (k <= L && qt_level(INFINITY, sc, Lf) >= (float)k) {
+            uint lo = 0, hi = 0x7f800000u;
+            while (lo < hi) {
+                uint mid = lo + (hi - lo) / 2;
+                if (qt_level(as_float(mid), sc, Lf) >= (float)k)
+                    hi = mid;
+                else
+                    lo = mid + 1;
+            }
+            T = as_float(lo);
+        }
+        tp[k - 1] = T;
+        tp[16 + k - 1] = k - 1 <= L ? (float)(k - 1) / Lf * sc : 0.0f;
+    }
+}
+
+/* qt_round below on W lanes (a select per level: PoCL lowers shuffle()
+ * element by element) */
+#define QT_ROUND_W(W)                                                                     \
+    static inline float##W qt_round##W(float##W v, const float *T, const float *V, int L) \
+    {                                                                                     \
+        float##W a = fabs(v), r = (float##W)V[0];                                         \
+        for (int k = 0; k < L; k++)                                                       \
+            r = select(r, (float##W)V[k + 1], isgreaterequal(a, (float##W)T[k]));         \
+        float##W sg = select((float##W)0.0f, (float##W)1.0f, isgreater(v, (float##W)0.0f)); \
+        return r * select(sg, (float##W)-1.0f, isless(v, (float##W)0.0f));               \
+    }
+QT_ROUND_W(16)
+QT_ROUND_W(8)
+QT_ROUND_W(4)
+
+static inline float qt_round(float v, const float *T, const float *V, int L)
+{
+    float a = fabs(v), r = V[0];
+    for (int k = 0; k < L; k++)
+        r = a >= T[k] ? V[k + 1] : r;
+    return r * qg_sign(v);
+}
+
 /* dst[plane][i*Wd + j] for plane = (n*Cs + c)*PH*PH + a*PH + b, i < Lr,
  * j < Wd: with th = i*mul + a - off_h (tw alike), the source element
  * src[n][c][th/div][tw/div] when i < Hd, th and tw are non-negative
- * multiples of div and in range; 0 otherwise. One item per plane (range
- * nb*Cs*PH*PH): per-element items cost more in scheduling and integer
- * division than the copy itself. Without dilation (div = 1) each row is
- * zeros, a run of source elements, zeros. */
+ * multiples of div and in range; 0 otherwise. qL in 1..QG_QT_MAX rounds
+ * each source element to qL levels by the table qt of qg_conv_direct_qtable
+ * on the way (a quantized conv's input then needs no quantized copy). One item per plane (range nb*Cs*PH*PH):
+ * per-element items cost more in scheduling and integer division than the
+ * copy itself. Without dilation (div = 1) each row is zeros, a run of
+ * source elements, zeros. */
 __kernel void qg_conv_direct_prep(QG_T(const float, src), int Hs, int Ws, int PH, int mul,
                                   int div, int off_h, int off_w, int Hd, int Wd, int Lr,
-                                  int planes, QG_T(float, dst))
+                                  int planes, QG_T(float, dst), QG_T(const float, qt), int qL)
 {
     int plane = get_global_id(0);
     if (plane >= planes)
@@ -101,6 +165,12 @@ __kernel void qg_conv_direct_prep(QG_T(const float, src), int Hs, int Ws, int PH
     int a = ph / PH, b = ph - a * PH;
     __global const float *sp = QG_P(src) + (size_t)nc * Hs * Ws;
     __global float *dp = QG_P(dst) + (size_t)plane * Lr * Wd;
+    float T[16], V[16];
+    for (int k = 0; k < 16 && qL; k++) {
+        T[k] = QG_P(qt)[k];
+        V[k] = QG_P(qt)[16 + k];
+    }
+#define QX(v) (qL ? qt_round((v), T, V, qL) : (v))
     /* columns j in [jlo, jhi) read tw = j*mul + b - off_w in [0, Ws) (div = 1) */
     int jlo = off_w - b > 0 ? (off_w - b + mul - 1) / mul : 0;
     int jhi = (Ws - 1 + off_w - b) / mul + 1;
@@ -115,22 +185,49 @@ __kernel void qg_conv_direct_prep(QG_T(const float, src), int Hs, int Ws, int PH
             __global const float *sr = sp + th * Ws + b - off_w;
             for (int j = 0; j < jlo; j++)
                 dp[j] = 0.0f;
-            if (mul == 1)
-                for (int j = jlo; j < jhi; j++)
+            int j = jlo;
+            if (qL) {
+                /* in vectors where the row allows (PoCL leaves the loop
+                 * scalar otherwise); stride 2 reads the odd element after
+                 * the last, so only while that is in the row */
+                int rest = Ws - (b - off_w); /* readable from sr in this row */
+                if (mul == 1) {
+                    for (; j + 16 <= jhi; j += 16)
+                        vstore16(qt_round16(vload16(0, sr + j), T, V, qL), 0, dp + j);
+                    for (; j + 8 <= jhi; j += 8)
+                        vstore8(qt_round8(vload8(0, sr + j), T, V, qL), 0, dp + j);
+                    for (; j + 4 <= jhi; j += 4)
+                        vstore4(qt_round4(vload4(0, sr + j), T, V, qL), 0, dp + j);
+                } else if (mul == 2) {
+                    for (; j + 16 <= jhi && 2 * j + 32 <= rest; j += 16)
+                        vstore16(qt_round16((float16)(vload16(0, sr + 2 * j).even,
+                                                      vload16(0, sr + 2 * j + 16).even),
+                                            T, V, qL), 0, dp + j);
+                    for (; j + 8 <= jhi && 2 * j + 16 <= rest; j += 8)
+                        vstore8(qt_round8(vload16(0, sr + 2 * j).even, T, V, qL), 0, dp + j);
+                    for (; j + 4 <= jhi && 2 * j + 8 <= rest; j += 4)
+                        vstore4(qt_round4(vload8(0, sr + 2 * j).even, T, V, qL), 0, dp + j);
+                }
+                for (; j < jhi; j++)
+                    dp[j] = qt_round(sr[j * mul], T, V, qL);
+            } else if (mul == 1) {
+                for (; j < jhi; j++)
                     dp[j] = sr[j];
-            else
-                for (int j = jlo; j < jhi; j++)
+            } else {
+                for (; j < jhi; j++)
                     dp[j] = sr[j * mul];
+            }
             for (int j = jhi; j < Wd; j++)
                 dp[j] = 0.0f;
         } else {
             __global const float *sr = sp + th / div * Ws;
             for (int j = 0; j < Wd; j++) {
                 int tw = j * mul + b - off_w;
-                dp[j] = tw >= 0 && tw % div == 0 && tw / div < Ws ? sr[tw / div] : 0.0f;
+                dp[j] = tw >= 0 && tw % div == 0 && tw / div < Ws ? QX(sr[tw / div]) : 0.0f;
             }
         }
     }
+#undef QX
 }
 
 /* Weights for the fwd kernel, dst[Kp][Ci][TR][TS]. flip = 0 (forward):

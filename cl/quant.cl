@@ -126,11 +126,6 @@ static inline vec qg_vsign(vec v)
         }                                                     \
     } while (0)
 
-static inline float qg_sign(float v)
-{
-    return v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : 0.0f);
-}
-
 /* ---- scales ---- */
 
 /* s[seg] = max(s[seg], max |f(x)| over segment seg), f = tanh if use_tanh

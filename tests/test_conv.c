@@ -27,7 +27,9 @@
 #include "support/support.h"
 #include "cl/ctx.h"
 #include "ops/conv.h"
+#include "quant/quant.h"
 #include "ref/ref_conv.h"
+#include "ref/ref_quant.h"
 
 TestSuite(conv, .fini = qg_test_ctx_free);
 
@@ -455,6 +457,141 @@ Test(conv, kept_planes_serve_the_weight_gradient)
         free(db);
         free(mask);
         free(dxm);
+    }
+}
+
+/* The least float whose code reaches k at `bits` with scale sc, by the
+ * reference quantizer (bisection over non-negative float bit patterns). */
+static float first_reaching(float sc, int bits, int k)
+{
+    uint32_t lo = 0, hi = 0x7f800000u;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        float t;
+        int32_t code;
+        memcpy(&t, &mid, sizeof t);
+        qg_ref_quant_apply(1, 1, &t, &sc, bits, 0, NULL, NULL, NULL, &code);
+        if (code >= k)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    float t;
+    memcpy(&t, &lo, sizeof t);
+    return t;
+}
+
+/* A conv that rounds its input while preparing it (qg__conv2d_fwd_quant)
+ * gives exactly what the separate quantizer pass + conv give: the same
+ * floats into the same kernels, so bit for bit; and both match the host
+ * reference within the conv tolerance. Where planes are kept, they are
+ * the quantized ones: the weight gradient read from them (x passed as
+ * zeros) is the reference's on the quantized input. Shapes of the GEMM
+ * path and more than 15 levels answer QG_ERR_UNSUPPORTED and leave y
+ * alone. */
+Test(conv, quantizing_forward_matches_quantize_then_conv)
+{
+    static const shape qs[] = {
+        {2, 3, 6, 20, 5, 3, 3, 1, 1, 1, "s1 wide"},
+        {2, 4, 12, 18, 6, 3, 3, 2, 1, 1, "s2 wide"},
+        {2, 4, 8, 6, 5, 3, 3, 2, 1, 1, "s2 narrow"},
+        {3, 1, 9, 8, 16, 3, 3, 1, 1, 1, "stem C=1"},
+        {3, 5, 7, 5, 3, 1, 1, 1, 0, 1, "1x1 (GEMM path)"},
+    };
+    /* 2..4 bits (up to QG_QT_MAX levels) take the fused path, 8 does not */
+    static const int bits[] = {2, 3, 4, 8};
+    qg_ctx *ctx = qg_test_ctx();
+    for (size_t si = 0; si < sizeof qs / sizeof *qs; si++) {
+        const shape *s = &qs[si];
+        qg_conv_desc d;
+        QG_EXPECT_OK(qg__conv_desc_init(ctx, &d, s->N, s->C, s->H, s->W, s->K, s->R, s->S,
+                                        s->stride, s->pad, 1));
+        size_t nx = (size_t)d.N * d.C * d.H * d.W, ny = (size_t)d.N * d.K * d.P * d.Q;
+        size_t nw = (size_t)d.K * d.C * d.R * d.S;
+        uint32_t seed = 900 + 10 * (uint32_t)si;
+        float *x = rand_vec(nx, seed), *w = rand_vec(nw, seed + 1), *dy = rand_vec(ny, seed + 2);
+        float *xq = malloc(nx * 4), *y_ref = malloc(ny * 4), *dw_ref = malloc(nw * 4);
+        float *db = malloc((size_t)d.K * 4), *ones = malloc(nx * 4), sc;
+        for (size_t i = 0; i < nx; i++)
+            ones[i] = 1.0f;
+        /* zeros, and max |x| = 1 so that the scale is known here: then
+         * every level's first float and the float below it, both signs,
+         * for 2, 3 and 4 bits (where an off-by-one-ulp table would show) */
+        x[0] = 1.0f;
+        x[1] = 0.0f;
+        x[2] = -0.0f;
+        qg_ref_quant_scale(nx, 1, x, QG_QSCALE_PG, &sc);
+        size_t at = 3;
+        for (int b = 2; b <= 4; b++)
+            for (int k = 1; k < (1 << b) && at + 4 <= nx; k++, at += 4) {
+                x[at] = first_reaching(sc, b, k);
+                x[at + 1] = nextafterf(x[at], 0.0f);
+                x[at + 2] = -x[at];
+                x[at + 3] = -x[at + 1];
+            }
+        buf tx = buf_new(ctx, nx, x, 0), tz = buf_new(ctx, nx, NULL, 0);
+        buf txq = buf_new(ctx, nx, NULL, NAN), tw = buf_new(ctx, nw, w, 0);
+        buf tdy = buf_new(ctx, ny, dy, 0), tm = buf_new(ctx, nx, ones, 0);
+        buf tsc = buf_new(ctx, 1, &sc, 0);
+        buf ty = buf_new(ctx, ny, NULL, NAN), ty2 = buf_new(ctx, ny, NULL, NAN);
+        buf tdx = buf_new(ctx, nx, NULL, NAN), tdw = buf_new(ctx, nw, NULL, NAN);
+        buf tws = buf_new(ctx, qg__conv_workspace_floats(&d), NULL, NAN);
+        for (size_t bi = 0; bi < sizeof bits / sizeof *bits; bi++) {
+            qg_ref_quant_apply(nx, 1, x, &sc, bits[bi], 0, xq, NULL, NULL, NULL);
+            qg_ref_conv2d_fwd(&d, xq, w, NULL, y_ref);
+            qg_ref_conv2d_bwd_weight(&d, xq, dy, dw_ref, db);
+            QG_EXPECT_OK(qg__quant_apply(ctx, tx.view, tsc.view, bits[bi], 0, txq.view, NULL,
+                                         NULL, NULL));
+            for (size_t set = 0; set < sizeof direct_sets / sizeof *direct_sets; set++) {
+                char l[160];
+                set_direct(ctx, set);
+                size_t kf = 0;
+                QG_EXPECT_OK(qg__conv_keep_floats(ctx, &d, &kf));
+                buf tk = buf_new(ctx, kf ? kf : 1, NULL, NAN);
+                for (int kept = 0; kept < 1 + (kf > 0); kept++) {
+                    snprintf(l, sizeof l, "fwd_quant [%s] %d bits set %zu%s", s->what, bits[bi],
+                             set, kept ? " kept" : "");
+                    buf_set(&ty, NULL, NAN);
+                    qg_status st = qg__conv2d_fwd_quant(ctx, &d, tx.view, tsc.view, bits[bi],
+                                                        tw.view, ty.view, tws.view,
+                                                        kept ? tk.view : NULL);
+                    if (s->R == 1 || bits[bi] > 4) {
+                        cr_expect_eq(st, QG_ERR_UNSUPPORTED, "%s: %d", l, (int)st);
+                        float *got = buf_get(&ty, l);
+                        cr_expect(isnan(got[0]) && isnan(got[ny - 1]), "%s: y written", l);
+                        free(got);
+                        continue;
+                    }
+                    QG_EXPECT_OK(st);
+                    expect_buf(&ty, y_ref, NULL, l);
+                    buf_set(&ty2, NULL, NAN);
+                    QG_EXPECT_OK(qg__conv2d_fwd(ctx, &d, txq.view, tw.view, NULL, ty2.view,
+                                                tws.view));
+                    float *a = buf_get(&ty, l), *b = buf_get(&ty2, l);
+                    cr_expect(memcmp(a, b, ny * 4) == 0, "%s: not bit-equal to quantize + conv",
+                              l);
+                    free(a);
+                    free(b);
+                    if (!kept)
+                        continue;
+                    buf_set(&tdw, NULL, NAN);
+                    st = qg__conv2d_bwd_masked(ctx, &d, tz.view, tdy.view, tw.view, tdx.view, 0,
+                                               tm.view, tdw.view, 0, tws.view, tk.view);
+                    cr_expect(st == QG_OK || st == QG_ERR_UNSUPPORTED, "%s: %s", l,
+                              qg_last_error());
+                    if (st == QG_OK)
+                        expect_buf(&tdw, dw_ref, NULL, l);
+                }
+                buf_free(&tk);
+            }
+        }
+        set_direct(ctx, 0);
+        buf *bs[] = {&tx, &tz, &txq, &tw, &tdy, &tm, &tsc, &ty, &ty2, &tdx, &tdw, &tws};
+        for (size_t i = 0; i < sizeof bs / sizeof *bs; i++)
+            buf_free(bs[i]);
+        float *hs[] = {x, w, dy, xq, y_ref, dw_ref, db, ones};
+        for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
+            free(hs[i]);
     }
 }
 

@@ -4,15 +4,21 @@
  * gradients, with and without sparse back-prop, stride 1 and 2, odd
  * shapes. Tolerance atol 2e-4 + rtol 1e-3: convolutions sum in another
  * order than oneDNN; gate decisions are chosen (by the generator) at
- * least 1e-3 away from the sigmoid's 0.5 edge, so none can flip. */
+ * least 1e-3 away from the sigmoid's 0.5 edge, so none can flip. At the
+ * end, the QuantizedConv2d node against the host references. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "support/support.h"
 #include "model/nodes_quant.h"
+#include "ops/conv.h"
+#include "quant/quant.h"
+#include "ref/ref_conv.h"
+#include "ref/ref_quant.h"
 
 TestSuite(pgconv, .fini = qg_test_ctx_free);
+TestSuite(qconv, .fini = qg_test_ctx_free);
 
 /* Golden fields (tests/support). */
 #define array qg_test_json_floats
@@ -76,3 +82,72 @@ Test(pgconv, golden_stride1_dense) { run_golden("pgconv_s1_dense"); }
 Test(pgconv, golden_stride1_spbp) { run_golden("pgconv_s1_spbp"); }
 Test(pgconv, golden_stride2_dense) { run_golden("pgconv_s2_dense"); }
 Test(pgconv, golden_stride2_spbp) { run_golden("pgconv_s2_spbp"); }
+
+/* The QuantizedConv2d node against the host references, training and
+ * eval forward and the training backward: y = conv(q_a(x), q_w(w)), dx =
+ * the data gradient where x != 0 (the STE), dw = q_w's STE of the weight
+ * gradient on q_a(x). At 3 bits the conv rounds x itself while preparing
+ * it (no quantized copy; where it keeps its planes, the weight gradient
+ * reads them); at 8 bits, and in training at the narrow stride-2 shape
+ * that keeps nothing, the node quantizes into a copy first. Both must
+ * give the reference within the conv tolerance. */
+static void run_qconv_case(int N, int C, int H, int W, int K, int stride, int abits,
+                           uint32_t seed)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    qg_pg_cfg cfg = {.wbits = 8, .abits = abits};
+    qg_model *m;
+    QG_EXPECT_OK(qg__model_new(ctx, "qconv", C, H, W, K, &m));
+    qg_rng rng = {seed};
+    int out = qg__node_qconv(m, "conv", 0, K, 3, stride, 1, &cfg, &rng);
+    cr_assert_geq(out, 0, "%s", qg_last_error());
+    QG_EXPECT_OK(qg__model_setup(m, N));
+    qg_conv_desc d;
+    QG_EXPECT_OK(qg__conv_desc_init(ctx, &d, N, C, H, W, K, 3, 3, stride, 1, 1));
+    size_t nx = (size_t)N * C * H * W, nw = (size_t)K * C * 9, ny = (size_t)N * K * d.P * d.Q;
+    float *x = malloc(nx * 4), *w = malloc(nw * 4), *dy = malloc(ny * 4);
+    qg_test_fill(x, nx, -1, 1, seed);
+    qg_test_fill(w, nw, -0.5f, 0.5f, seed + 1);
+    qg_test_fill(dy, ny, -1, 1, seed + 2);
+    for (size_t i = 0; i < nx; i += 5)
+        x[i] = 0.0f; /* where the STE blocks */
+    float *xq = malloc(nx * 4), *wq = malloc(nw * 4), *y = malloc(ny * 4), *dx = malloc(nx * 4);
+    float *dw = malloc(nw * 4), *db = malloc((size_t)K * 4), sx, sw;
+    qg_ref_quant_fwd(nx, N, x, abits, QG_QSCALE_PG, &sx, xq);
+    qg_ref_quant_fwd(nw, K, w, 8, QG_QSCALE_PG, &sw, wq);
+    qg_ref_conv2d_fwd(&d, xq, wq, NULL, y);
+    qg_ref_conv2d_bwd_data(&d, dy, wq, dx);
+    for (size_t i = 0; i < nx; i++)
+        dx[i] = x[i] != 0.0f ? dx[i] : 0.0f;
+    qg_ref_conv2d_bwd_weight(&d, xq, dy, dw, db);
+    qg_ref_quant_ste_bwd(nw, w, dw, dw, qg__quant_ste(8), 0);
+    qg_param *pw = qg__model_find_param(m, "conv.weight");
+    cr_assert_not_null(pw);
+    QG_EXPECT_OK(qg_tensor_write(pw->value, w, nw * 4));
+    QG_EXPECT_OK(qg_tensor_write(qg__model_input(m), x, nx * 4));
+    char l[96];
+    for (int train = 0; train < 2; train++) {
+        QG_EXPECT_OK(qg__model_forward(m, train));
+        float *gy = qg_test_read(qg__model_logits(m));
+        snprintf(l, sizeof l, "qconv y (%s, %d bits, stride %d)", train ? "train" : "eval",
+                 abits, stride);
+        cr_expect(qg_test_allclose(l, gy, y, ny, 1e-4f, 1e-4f), "%s", l);
+        free(gy);
+    }
+    QG_EXPECT_OK(qg_tensor_write(qg__model_logits_grad(m), dy, ny * 4));
+    QG_EXPECT_OK(qg__model_backward(m));
+    float *gdx = qg_test_read(m->acts[0].grad), *gdw = qg_test_read(pw->grad);
+    snprintf(l, sizeof l, "qconv dx (%d bits, stride %d)", abits, stride);
+    cr_expect(qg_test_allclose(l, gdx, dx, nx, 1e-4f, 1e-4f), "%s", l);
+    snprintf(l, sizeof l, "qconv dw (%d bits, stride %d)", abits, stride);
+    cr_expect(qg_test_allclose(l, gdw, dw, nw, 1e-4f, 1e-4f), "%s", l);
+    float *all[] = {x, w, dy, xq, wq, y, dx, dw, db, gdx, gdw};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        free(all[i]);
+    qg__model_free(m);
+}
+
+Test(qconv, matches_reference_s1_fused) { run_qconv_case(2, 3, 6, 20, 5, 1, 3, 41); }
+Test(qconv, matches_reference_s1_copy) { run_qconv_case(2, 3, 6, 20, 5, 1, 8, 42); }
+Test(qconv, matches_reference_s2_wide_fused) { run_qconv_case(2, 4, 12, 18, 6, 2, 3, 43); }
+Test(qconv, matches_reference_s2_narrow_keeps_nothing) { run_qconv_case(2, 4, 8, 6, 5, 2, 3, 44); }

@@ -100,7 +100,10 @@ typedef struct qconv_priv {
     qg_conv_desc d;
     qg_param *w, *delta;
     qg_tensor *wq, *sw, *sx;
-    qg_tensor *xq, *xlsb;    /* input sized: quantized (or MSB) and LSB parts */
+    qg_tensor *xq, *xlsb;    /* input sized: quantized (or MSB) and LSB parts; xq
+                                created where the conv cannot quantize its input
+                                itself (always with PG) */
+    int xq_fresh;            /* xq holds this step's quantized input */
     qg_tensor *dxq;          /* input sized: gradient before the STE mask, where
                                 the conv cannot mask its store (else NULL) */
     qg_tensor *omsb, *olsb, *dmsb, *dlsb;   /* output sized (PG only) */
@@ -123,14 +126,16 @@ static qg_status qconv_setup(qg_node *n, qg_model *m, size_t *ws)
                              "wq", &p->wq));
     QG_TRY(qg__node_scalar(m, QG_DTYPE_F32, "sw", &p->sw));
     QG_TRY(qg__node_scalar(m, QG_DTYPE_F32, "sx", &p->sx));
-    QG_TRY(qg__node_tensor_like(m, x, "xq", &p->xq));
-    /* dxq only where the conv has no masked store (created then) */
+    /* xq and dxq only where the conv path needs them (created then) */
+    qg_tensor_free(p->xq);
     qg_tensor_free(p->dxq);
-    p->dxq = NULL;
+    p->xq = p->dxq = NULL;
+    p->xq_fresh = 0;
     qg_tensor_free(p->keep);
     p->keep = NULL;
     p->keep_asked = p->kept = 0;
     if (p->pg) {
+        QG_TRY(qg__node_tensor_like(m, x, "xq", &p->xq));
         QG_TRY(qg__node_tensor_like(m, x, "xlsb", &p->xlsb));
         QG_TRY(qg__node_tensor_like(m, y, "omsb", &p->omsb));
         QG_TRY(qg__node_tensor_like(m, y, "olsb", &p->olsb));
@@ -147,6 +152,21 @@ static qg_status quantize_weights(qconv_priv *p, qg_model *m)
     return qg__quant_fwd(m->ctx, p->w->value, p->cfg.wbits, QG_QSCALE_PG, p->sw, p->wq);
 }
 
+/* xq = the input quantized by this step's scale sx, unless already there. */
+static qg_status xq_store(qconv_priv *p, qg_node *n, qg_model *m)
+{
+    qg_status st = QG_OK;
+    if (p->xq_fresh)
+        return QG_OK;
+    if (!p->xq)
+        QG_TRY(qg__node_tensor_like(m, IN0(n, m), "xq", &p->xq));
+    QG_TRY(qg__quant_apply(m->ctx, IN0(n, m)->value, p->sx, p->cfg.abits, 0, p->xq, NULL, NULL,
+                           NULL));
+    p->xq_fresh = 1;
+fail:
+    return st;
+}
+
 static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
 {
     qconv_priv *p = n->priv;
@@ -157,18 +177,29 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
     if (train)
         QG_TRY(qg__node_keep_planes(m, &p->d, &p->keep, &p->keep_asked));
     p->kept = train && p->keep;
+    p->xq_fresh = 0;
     qg_tensor *keep = p->kept ? p->keep : NULL;
     if (!p->pg) {
-        st = qg__quant_fwd(m->ctx, x, p->cfg.abits, QG_QSCALE_PG, p->sx, p->xq);
-        if (st == QG_OK)
+        QG_TRY(qg__quant_scale(m->ctx, x, QG_QSCALE_PG, p->sx));
+        /* The conv rounds x as it prepares it, so no quantized copy is
+         * stored, where the backward will not need one: its weight
+         * gradient reads the kept (quantized) planes. */
+        st = train && !p->kept ? QG_ERR_UNSUPPORTED
+                               : qg__conv2d_fwd_quant(m->ctx, &p->d, x, p->sx, p->cfg.abits,
+                                                      p->wq, OUT(n, m)->value, m->workspace,
+                                                      keep);
+        if (st == QG_ERR_UNSUPPORTED) {
+            QG_TRY(xq_store(p, n, m));
             st = qg__conv2d_fwd_keep(m->ctx, &p->d, p->xq, p->wq, NULL, OUT(n, m)->value,
                                      m->workspace, keep);
+        }
         return st;
     }
     /* PG: MSB and LSB parts from one pass with one scale (spec §1.1). */
     QG_TRY(qg__quant_scale(m->ctx, x, QG_QSCALE_PG, p->sx));
     QG_TRY(qg__quant_apply(m->ctx, x, p->sx, p->cfg.abits, p->cfg.pred_bits, NULL, p->xq,
                            p->xlsb, NULL));
+    p->xq_fresh = 1;
     QG_TRY(qg__conv2d_fwd_keep(m->ctx, &p->d, p->xq, p->wq, NULL, p->omsb, m->workspace, keep));
     QG_TRY(qg__conv2d_fwd(m->ctx, &p->d, p->xlsb, p->wq, NULL, p->olsb, m->workspace));
     QG_TRY(qg__pg_gate_fwd(m->ctx, p->omsb, p->delta->value, p->olsb, 5.0f, OUT(n, m)->value,
@@ -198,11 +229,14 @@ static qg_status qconv_backward(qg_node *n, qg_model *m)
     int acc = qg__act_grad_begin(m, n->in[0]);
     qg_ste ste = qg__quant_ste(p->cfg.abits);
     const qg_tensor *keep = p->kept ? p->keep : NULL;
-    st = ste == QG_STE_NONZERO ? qg__conv2d_bwd_masked(m->ctx, &p->d, p->xq, dy_msb, p->wq, dx,
-                                                       acc, x, p->w->grad, 0, m->workspace,
-                                                       keep)
+    /* Without xq the kept planes are its only copy; the masked path reads
+     * them and not its x argument (any other path stores xq first). */
+    st = ste == QG_STE_NONZERO ? qg__conv2d_bwd_masked(m->ctx, &p->d, p->xq_fresh ? p->xq : x,
+                                                       dy_msb, p->wq, dx, acc, x, p->w->grad, 0,
+                                                       m->workspace, keep)
                                : QG_ERR_UNSUPPORTED;
     if (st == QG_ERR_UNSUPPORTED) {
+        QG_TRY(xq_store(p, n, m));
         if (!p->dxq)
             QG_TRY(qg__node_tensor_like(m, IN0(n, m), "dxq", &p->dxq));
         QG_TRY(qg__conv2d_bwd_kept(m->ctx, &p->d, p->xq, dy_msb, p->wq, p->dxq, 0, p->w->grad,

@@ -366,11 +366,21 @@ static qg_status dget(qg_ctx *ctx, const dparams *p, const char *kernel, qg_karg
     return QG_OK;
 }
 
-/* Planes dst (at dst_extra in ws) from images n0..n0+nb-1 of src [N][Cs][Hs][Ws]; see
- * qg_conv_direct_prep for mul, div and the offsets. */
-static qg_status dprep(qg_ctx *ctx, const dparams *p, const qg_tensor *src, int n0, int nb,
-                       int Cs, int Hs, int Ws, int PH, int mul, int div, int off,
-                       const dgeom *g, int Hd, const qg_tensor *ws, size_t dst_extra)
+/* A forward's input quantizer, applied while its planes are prepared: the
+ * table of qg_conv_direct_qtable (32 floats at 0 of t) and the levels L =
+ * 2^bits - 1 (at most QG_QT_MAX); L = 0: none. */
+#define QG_QT_MAX 15
+typedef struct dquant {
+    cl_mem t;
+    int L;
+} dquant;
+
+/* Planes dst (at dst_extra in ws) from images n0..n0+nb-1 of src [N][Cs][Hs][Ws], rounded
+ * by q when q->L > 0; see qg_conv_direct_prep for mul, div and the offsets. */
+static qg_status dprep_q(qg_ctx *ctx, const dparams *p, const qg_tensor *src, int n0, int nb,
+                         int Cs, int Hs, int Ws, int PH, int mul, int div, int off,
+                         const dgeom *g, int Hd, const qg_tensor *ws, size_t dst_extra,
+                         dquant q)
 {
     qg_kargs a;
     qg_status st = dget(ctx, p, "qg_conv_direct_prep", &a);
@@ -390,8 +400,23 @@ static qg_status dprep(qg_ctx *ctx, const dparams *p, const qg_tensor *src, int 
     qg__karg_int(&a, g->L / g->Wd);
     qg__karg_int(&a, planes);
     karg_at(&a, ws, dst_extra);
+    if (q.L > 0) {
+        qg__karg_mem(&a, q.t);
+        qg__karg_int(&a, 0);
+    } else {
+        karg_at(&a, ws, 0); /* not read */
+    }
+    qg__karg_int(&a, q.L);
     size_t gl = (size_t)planes, l = 1;
     return qg__kargs_launch(&a, 1, &gl, &l);
+}
+
+static qg_status dprep(qg_ctx *ctx, const dparams *p, const qg_tensor *src, int n0, int nb,
+                       int Cs, int Hs, int Ws, int PH, int mul, int div, int off,
+                       const dgeom *g, int Hd, const qg_tensor *ws, size_t dst_extra)
+{
+    return dprep_q(ctx, p, src, n0, nb, Cs, Hs, Ws, PH, mul, div, off, g, Hd, ws, dst_extra,
+                   (dquant){0, 0});
 }
 
 /* The forward kernels' last arguments: the output (at out_extra) and the
@@ -645,6 +670,7 @@ qg_status qg__conv_keep_floats(qg_ctx *ctx, const qg_conv_desc *d, size_t *n)
 typedef struct fwd_cache {
     const qg_tensor *keep, *wprep;
     int wprep_ready;
+    dquant q;   /* x's quantizer, applied in the preparation */
 } fwd_cache;
 
 /* The forward kernels' weight layout: floats and output channels padded to
@@ -690,6 +716,7 @@ static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
     /* the prepared weights: in the caller's buffer when it has one */
     const qg_tensor *wt = fc && fc->wprep && qg_tensor_numel(fc->wprep) >= wsz ? fc->wprep : ws;
     int wready = wt != ws && fc->wprep_ready;
+    dquant q = fc ? fc->q : (dquant){0, 0};
     if (use_kv(d)) {
         dgeom g = kv_geom(d, &Kp);
         size_t per = (size_t)d->C * g.L;
@@ -702,8 +729,8 @@ static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
             QG_TRY(dwprep_t(ctx, &p, d, w, 3, 0, Kp, d->C, 1, wt));
         if (Lk) {
             g.L = Lk;
-            QG_TRY(dprep(ctx, &p, x, 0, d->N, d->C, d->H, d->W, 1, 1, 1, d->pad, &g, g.Hd, keep,
-                         0));
+            QG_TRY(dprep_q(ctx, &p, x, 0, d->N, d->C, d->H, d->W, 1, 1, 1, d->pad, &g, g.Hd,
+                           keep, 0, q));
             QG_TRY(dfwd_kv(ctx, &p, &g, d->C, d->stride, d->N, wt, keep, 0, Kp, bias, d->K,
                            d->P, d->Q, accumulate, relu, y, 0, NULL, add));
             *done = 1;
@@ -711,8 +738,8 @@ static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
         }
         for (int n0 = 0; n0 < d->N; n0 += nb) {
             int cnt = d->N - n0 < nb ? d->N - n0 : nb;
-            QG_TRY(dprep(ctx, &p, x, n0, cnt, d->C, d->H, d->W, 1, 1, 1, d->pad, &g, g.Hd, ws,
-                         wsz));
+            QG_TRY(dprep_q(ctx, &p, x, n0, cnt, d->C, d->H, d->W, 1, 1, 1, d->pad, &g, g.Hd,
+                           ws, wsz, q));
             QG_TRY(dfwd_kv(ctx, &p, &g, d->C, d->stride, cnt, wt, ws, wsz, Kp, bias, d->K, d->P,
                            d->Q, accumulate, relu, y, (size_t)n0 * d->K * PQ, NULL, add));
         }
@@ -736,8 +763,8 @@ static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
         QG_TRY(dwprep(ctx, &p, d, w, Tw, 0, Kp, Cw, wt));
     if (Lk) {
         g.L = Lk;
-        QG_TRY(dprep(ctx, &p, x, 0, d->N, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd, keep,
-                     0));
+        QG_TRY(dprep_q(ctx, &p, x, 0, d->N, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd,
+                       keep, 0, q));
         QG_TRY(dfwd(ctx, &p, &g, Cw, d->N, wt, keep, 0, bias, d->K, d->P, d->Q, accumulate, relu,
                     y, 0, NULL, add));
         *done = 1;
@@ -745,8 +772,8 @@ static qg_status direct_fwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
     }
     for (int n0 = 0; n0 < d->N; n0 += nb) {
         int cnt = d->N - n0 < nb ? d->N - n0 : nb;
-        QG_TRY(dprep(ctx, &p, x, n0, cnt, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd, ws,
-                     wsz));
+        QG_TRY(dprep_q(ctx, &p, x, n0, cnt, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd,
+                       ws, wsz, q));
         QG_TRY(dfwd(ctx, &p, &g, Cw, cnt, wt, ws, wsz, bias, d->K, d->P, d->Q, accumulate, relu, y,
                     (size_t)n0 * d->K * PQ, NULL, add));
     }
@@ -1156,6 +1183,44 @@ qg_status qg__conv2d_fwd_keep(qg_ctx *ctx, const qg_conv_desc *d, const qg_tenso
         QG_TRY(launch2d(&a, PQ, (size_t)cnt * K, wg));
     }
     return QG_OK;
+fail:
+    return st;
+}
+
+qg_status qg__conv2d_fwd_quant(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
+                               const qg_tensor *s, int bits, const qg_tensor *w, qg_tensor *y,
+                               qg_tensor *ws, qg_tensor *keep)
+{
+    static const char op[] = "conv2d_fwd_quant";
+    qg_status st = check_desc(ctx, op, d);
+    if (st != QG_OK)
+        return st;
+    if (bits < 2 || bits > 16)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: %d bits (2..16)", op, bits);
+    int L = (1 << bits) - 1;
+    if (!use_direct(d) || L > QG_QT_MAX)
+        return QG_ERR_UNSUPPORTED;
+    QG_TRY(check_t(ctx, op, "x", x, (size_t)d->N * d->C * d->H * d->W));
+    QG_TRY(check_t(ctx, op, "scale", s, 1));
+    QG_TRY(check_t(ctx, op, "w", w, (size_t)d->K * d->C * d->R * d->S));
+    QG_TRY(check_t(ctx, op, "y", y, (size_t)d->N * d->K * d->P * d->Q));
+    int done = 0, nb_gemm = 0;
+    QG_TRY(chunk_images(ctx, op, d, ws, &nb_gemm));
+    dparams p;
+    qg_kargs a;
+    cl_mem t;
+    QG_TRY(direct_params(ctx, d, &p));
+    QG_TRY(qg__ctx_scratch(ctx, 32 * sizeof(float), &t));
+    QG_TRY(dget(ctx, &p, "qg_conv_direct_qtable", &a));
+    qg__karg_tensor(&a, s);
+    qg__karg_int(&a, L);
+    qg__karg_mem(&a, t);
+    qg__karg_int(&a, 0);
+    size_t one = 1;
+    QG_TRY(qg__kargs_launch(&a, 1, &one, &one));
+    fwd_cache fc = {.keep = keep, .q = {t, L}};
+    QG_TRY(direct_fwd(ctx, d, x, w, NULL, y, ws, 0, NULL, 0, &fc, &done));
+    return done ? QG_OK : QG_ERR_UNSUPPORTED;
 fail:
     return st;
 }

@@ -50,6 +50,15 @@ qg_status qg__conv_keep_floats(qg_ctx *ctx, const qg_conv_desc *d, size_t *n);
 qg_status qg__conv2d_fwd_keep(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                               const qg_tensor *w, const qg_tensor *bias, qg_tensor *y,
                               qg_tensor *ws, qg_tensor *keep);
+/* y = conv(q(x), w) with q x's rounding to `bits` by the scale s (one
+ * float, as qg__quant_apply), applied while the conv prepares x: the
+ * quantized copy of x is never stored (keep, as above, receives the
+ * quantized planes). QG_ERR_UNSUPPORTED, with nothing launched and no
+ * error recorded, for shapes or workspaces of the GEMM path: the caller
+ * then quantizes x itself. */
+qg_status qg__conv2d_fwd_quant(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
+                               const qg_tensor *s, int bits, const qg_tensor *w, qg_tensor *y,
+                               qg_tensor *ws, qg_tensor *keep);
 /* y (= or += when accumulate) conv(x, w) + bias (+ res, y's shape, when
  * not NULL), then clamped at 0 when relu: the epilogue an eval-mode
  * conv+BN(+residual)+ReLU fold needs.
