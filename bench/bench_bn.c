@@ -98,7 +98,7 @@ int main(int argc, char **argv)
                 double t0 = bench_now();
                 qg_status st =
                     pass == 0 ? qg__bn_act_fwd_train(ctx, x, gamma, beta, rm, rv, 0.1f, 1e-5f, res,
-                                                     QG_BN_RELU, NULL, y, sm, si_)
+                                                     QG_BN_RELU, NULL, y, sm, si_, NULL, 0.0f)
                               : qg__bn_act_bwd(ctx, x, y, dy, gamma, sm, si_, QG_BN_RELU, dx, dg,
                                                db, 0, dres, 0, NULL);
                 if (st != QG_OK || qg_ctx_finish(ctx) != QG_OK)

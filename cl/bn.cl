@@ -73,6 +73,7 @@
 #define VLOAD(p) (*(p))
 #define VSTORE(v, p) (*(p) = (v))
 #define VSUM(v) (v)
+#define VMAXH(v) (v)
 #elif VW == 4 || VW == 8 || VW == 16
 #define BN_CAT_(a, b) a##b
 #define BN_CAT(a, b) BN_CAT_(a, b)
@@ -80,12 +81,16 @@
 #define VLOAD(p) BN_CAT(vload, VW)(0, (p))
 #define VSTORE(v, p) BN_CAT(vstore, VW)((v), 0, (p))
 static inline float bn_hsum4(float4 v) { return (v.s0 + v.s1) + (v.s2 + v.s3); }
+static inline float bn_hmax4(float4 v) { return fmax(fmax(v.s0, v.s1), fmax(v.s2, v.s3)); }
 #if VW == 4
 #define VSUM(v) bn_hsum4(v)
+#define VMAXH(v) bn_hmax4(v)
 #elif VW == 8
 #define VSUM(v) bn_hsum4((v).lo + (v).hi)
+#define VMAXH(v) bn_hmax4(fmax((v).lo, (v).hi))
 #else
 #define VSUM(v) bn_hsum4(((v).lo.lo + (v).lo.hi) + ((v).hi.lo + (v).hi.hi))
+#define VMAXH(v) bn_hmax4(fmax(fmax((v).lo.lo, (v).lo.hi), fmax((v).hi.lo, (v).hi.hi)))
 #endif
 #else
 #error "VW must be 1, 4, 8 or 16"
@@ -108,11 +113,12 @@ float bn_group_sum(__local float *acc, float v)
     return r;
 }
 
-/* y = act(x*a + b (+ res)) over one chunk of len <= VW values; hi is
- * PACT's clip level. */
-static inline void bn_apply(__global const float *xp, __global const float *rp,
-                            __global float *yp, size_t at, int len, float a, float b,
-                            int has_res, int act, float hi)
+/* y = act(x*a + b (+ res)) over one chunk of len <= VW values at `at`; hi
+ * is PACT's clip level. Returns |y| (a whole vector) or their max in every
+ * lane (the rest), for a running max. */
+static inline vec bn_apply(__global const float *xp, __global const float *rp,
+                           __global float *yp, size_t at, int len, float a, float b,
+                           int has_res, int act, float hi)
 {
     if (len == VW) {
         vec v = fma(VLOAD(xp + at), (vec)a, (vec)b);
@@ -123,8 +129,9 @@ static inline void bn_apply(__global const float *xp, __global const float *rp,
         if (act == BN_PACT)
             v = fmin(v, (vec)hi);
         VSTORE(v, yp + at);
-        return;
+        return fabs(v);
     }
+    float m = 0.0f;
     for (int i = 0; i < len; i++) {
         float v = fma(xp[at + i], a, b);
         if (has_res)
@@ -134,7 +141,23 @@ static inline void bn_apply(__global const float *xp, __global const float *rp,
         if (act == BN_PACT)
             v = fmin(v, hi);
         yp[at + i] = v;
+        m = fmax(m, fabs(v));
     }
+    return (vec)m;
+}
+
+/* ymax[0] = max(ymax[0], max of vm + add) (ymax zeroed before the launch): the
+ * quantizer's scale max |y| + eps in one atomic per item, as float
+ * addition never reorders and the bit patterns of non-negative floats
+ * order as the floats do. */
+static inline void bn_ymax(__global float *ymax, int want, vec vm, float add)
+{
+    volatile __global uint *p = (volatile __global uint *)ymax;
+    uint v = as_uint(VMAXH(vm) + add);
+    /* (a plain read first: most items find the max already there, and
+     * contended atomics cost PoCL's threads ~0.2 ms a batch norm) */
+    if (want && v > *p)
+        atomic_max(p, v);
 }
 
 /* Saved statistics of channel c and, when track, its running ones
@@ -169,7 +192,8 @@ void qg_bn_fwd_train(QG_T(const float, x), int N, int C, int HW,
                      QG_T(const float, gamma), QG_T(const float, beta), int affine,
                      QG_T(float, rmean), QG_T(float, rvar), int track, float momentum,
                      float eps, QG_T(float, y), QG_T(float, smean), QG_T(float, sinvstd),
-                     QG_T(const float, res), int has_res, int act, QG_T(const float, alpha))
+                     QG_T(const float, res), int has_res, int act, QG_T(const float, alpha),
+                     QG_T(float, ymax), int want_ymax, float ymax_add)
 {
     __local float acc[WG];
     int c = get_group_id(0);
@@ -205,9 +229,11 @@ void qg_bn_fwd_train(QG_T(const float, x), int N, int C, int HW,
     __global float *yp = QG_P(y);
     __global const float *rp = QG_P(res);
     float hi = act == BN_PACT ? QG_P(alpha)[0] : 0.0f;
+    vec ym = (vec)0.0f;
     BN_CHUNKS_BEGIN(c)
-        bn_apply(xp, rp, yp, at, len, a, b, has_res, act, hi);
+        ym = fmax(ym, bn_apply(xp, rp, yp, at, len, a, b, has_res, act, hi));
     BN_CHUNKS_END
+    bn_ymax(QG_P(ymax), want_ymax, ym, ymax_add);
     if (l == 0)
         bn_store_stats(QG_P(smean), QG_P(sinvstd), QG_P(rmean), QG_P(rvar), c, mean, invstd, var,
                        n, track, momentum);
@@ -483,7 +509,8 @@ __kernel void qg_bn_stats_final(QG_T(const float, part), int nparts, QG_T(const 
  * N*C items). */
 __kernel void qg_bn_apply(QG_T(const float, x), int C, int HW, int planes,
                           QG_T(const float, coef), QG_T(float, y), QG_T(const float, res),
-                          int has_res, int act, QG_T(const float, alpha))
+                          int has_res, int act, QG_T(const float, alpha),
+                          QG_T(float, ymax), int want_ymax, float ymax_add)
 {
     int plane = get_global_id(0);
     if (plane >= planes)
@@ -494,8 +521,10 @@ __kernel void qg_bn_apply(QG_T(const float, x), int C, int HW, int planes,
     size_t at = (size_t)plane * HW;
     __global const float *xp = QG_P(x), *rp = QG_P(res);
     __global float *yp = QG_P(y);
+    vec ym = (vec)0.0f;
     for (int j = 0; j < HW; j += VW)
-        bn_apply(xp, rp, yp, at + j, min(VW, HW - j), a, b, has_res, act, hi);
+        ym = fmax(ym, bn_apply(xp, rp, yp, at + j, min(VW, HW - j), a, b, has_res, act, hi));
+    bn_ymax(QG_P(ymax), want_ymax, ym, ymax_add);
 }
 
 /* part[(p*C + c)*3 + {0, 1, 2}] = sums over item p's images of channel c

@@ -263,10 +263,13 @@ static void run_fused_case(qg_ctx *ctx, const bn_shape *s, int use_res, int act,
     dbuf trm = dbuf_new(ctx, 1, sc, rm), trv = dbuf_new(ctx, 1, sc, rv);
     dbuf ty = dbuf_new(ctx, s->ndim, sh, NULL), tal = dbuf_new(ctx, 1, s1, &alpha);
     dbuf tsm = dbuf_new(ctx, 1, sc, NULL), tsi = dbuf_new(ctx, 1, sc, NULL);
+    float stale = 1e9f;   /* ymax must be reset, not max'ed into */
+    dbuf tym = dbuf_new(ctx, 1, s1, &stale);
     if (train)
         QG_EXPECT_OK(qg__bn_act_fwd_train(ctx, tx.view, tg.view, tb.view, trm.view, trv.view,
                                           0.1f, 1e-5f, use_res ? tres.view : NULL, act,
-                                          tal.view, ty.view, tsm.view, tsi.view));
+                                          tal.view, ty.view, tsm.view, tsi.view, tym.view,
+                                          1e-7f));
     else
         QG_EXPECT_OK(qg__bn_act_fwd_eval(ctx, tx.view, tg.view, tb.view, trm.view, trv.view,
                                          1e-5f, use_res ? tres.view : NULL, act, tal.view,
@@ -274,6 +277,14 @@ static void run_fused_case(qg_ctx *ctx, const bn_shape *s, int use_res, int act,
     /* The device's y (its ReLU mask) drives its backward; compare first. */
     float *gy = qg_test_read(ty.view);
     cr_expect(qg_test_allclose(label, gy, y, n, 1e-4f, 1e-4f), "y [%s]", label);
+    if (train) {
+        /* max |y| + add over the y it stored, exactly */
+        float m = 0.0f, *got = qg_test_read(tym.view);
+        for (size_t i = 0; i < n; i++)
+            m = fmaxf(m, fabsf(gy[i]));
+        cr_expect(got[0] == m + 1e-7f, "ymax %.9g, want %.9g [%s]", got[0], m + 1e-7f, label);
+        free(got);
+    }
     free(gy);
     if (train) {
         expect_close(&trm, rm1, 1e-4f, 1e-4f, "running_mean", label);
@@ -371,7 +382,7 @@ static void run_fused_case(qg_ctx *ctx, const bn_shape *s, int use_res, int act,
         dbuf_free(&trm);
         dbuf_free(&trv);
     }
-    dbuf *all[] = {&tx, &tres, &tg, &tb, &ty, &tsm, &tsi, &tal};
+    dbuf *all[] = {&tx, &tres, &tg, &tb, &ty, &tsm, &tsi, &tal, &tym};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         dbuf_free(all[i]);
     float *hs[] = {x, res, dy, dres0, gamma, beta, rm, rv, y, g, dx, dresa, smean, sinv, dgam,

@@ -13,6 +13,7 @@
 #include "model/nodes.h"
 #include "ops/conv.h"
 #include "ops/eltwise.h"
+#include "quant/quant.h"
 #include "ops/layers.h"
 #include "tensor/tensor_impl.h"
 
@@ -253,6 +254,8 @@ typedef struct bn_priv {
     int option_a;
     qg_tensor *sc;
     int eval_done;           /* the conv before wrote this eval forward's output */
+    qg_tensor *ymax;         /* a consumer's scale: max |y| + eps, or NULL */
+    int *ymax_fresh;         /* set when a training forward wrote ymax */
 } bn_priv;
 
 static qg_status bn_setup(qg_node *n, qg_model *m, size_t *ws)
@@ -299,11 +302,15 @@ static qg_status bn_forward(qg_node *n, qg_model *m, int train)
         }
     }
     const qg_tensor *alpha = p->alpha ? p->alpha->value : NULL;
-    if (train)
-        return qg__bn_act_fwd_train(m->ctx, IN0(n, m)->value, p->gamma->value, p->beta->value,
+    if (train) {
+        QG_TRY(qg__bn_act_fwd_train(m->ctx, IN0(n, m)->value, p->gamma->value, p->beta->value,
                                     p->mean->value, p->var->value, 0.1f, 1e-5f, res,
                                     bn_act_kind(p), alpha, OUT(n, m)->value, p->save_mean,
-                                    p->save_invstd);
+                                    p->save_invstd, p->ymax, QG_QUANT_EPS));
+        if (p->ymax)
+            *p->ymax_fresh = 1;
+        return QG_OK;
+    }
     return qg__bn_act_fwd_eval(m->ctx, IN0(n, m)->value, p->gamma->value, p->beta->value,
                                p->mean->value, p->var->value, 1e-5f, res, bn_act_kind(p), alpha,
                                OUT(n, m)->value);
@@ -444,6 +451,23 @@ int qg__node_bn_pact(qg_model *m, const char *name, int in, int res_in, int stri
                      const char *alpha_name)
 {
     return add_bn(m, name, in, res_in, stride, 0, alpha_name);
+}
+
+int qg__node_bn_offer_ymax(qg_model *m, int act, qg_tensor *ymax, int *fresh)
+{
+    for (int i = 0; i < m->nnodes; i++) {
+        qg_node *n = &m->nodes[i];
+        if (n->out != act || (n->ops != &bn_ops && n->ops != &bn_act_ops))
+            continue;
+        bn_priv *p = n->priv;
+        if (p->ymax && p->ymax_fresh != fresh)
+            return 0; /* another consumer's */
+        p->ymax = ymax;
+        p->ymax_fresh = fresh;
+        *fresh = 0;
+        return 1;
+    }
+    return 0;
 }
 
 int qg__node_bn(qg_model *m, const char *name, int in)

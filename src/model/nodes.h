@@ -12,6 +12,14 @@
 int qg__node_conv(qg_model *m, const char *name, int in, int cout, int k, int stride, int pad,
                   int groups, int bias, qg_rng *rng);
 int qg__node_bn(qg_model *m, const char *name, int in);
+/* Asks the batch norm node that produces activation `act` to write max |y|
+ * + QG_QUANT_EPS (the PG scale of its output) into ymax in each training
+ * forward and set *fresh then; the consumer clears *fresh when it has used
+ * the value, and computes the scale itself when *fresh is 0 (eval, where
+ * the BN may be folded away). 1 when accepted; 0 when `act` has no such
+ * producer or it already serves another tensor. Call again after each
+ * setup that recreates ymax. */
+int qg__node_bn_offer_ymax(qg_model *m, int act, qg_tensor *ymax, int *fresh);
 /* Batch norm with the block's residual add and ReLU fused in:
  * relu(bn(in) + shortcut(res_in)); res_in -1 for none (shapes as in
  * qg__node_residual, stride for option A); relu 0 for no clamp. The

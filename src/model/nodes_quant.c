@@ -104,6 +104,7 @@ typedef struct qconv_priv {
                                 created where the conv cannot quantize its input
                                 itself (always with PG) */
     int xq_fresh;            /* xq holds this step's quantized input */
+    int sx_fresh;            /* the BN before wrote this step's scale into sx */
     qg_tensor *dxq;          /* input sized: gradient before the STE mask, where
                                 the conv cannot mask its store (else NULL) */
     qg_tensor *omsb, *olsb, *dmsb, *dlsb;   /* output sized (PG only) */
@@ -126,6 +127,8 @@ static qg_status qconv_setup(qg_node *n, qg_model *m, size_t *ws)
                              "wq", &p->wq));
     QG_TRY(qg__node_scalar(m, QG_DTYPE_F32, "sw", &p->sw));
     QG_TRY(qg__node_scalar(m, QG_DTYPE_F32, "sx", &p->sx));
+    /* the scale from the pass that writes x, where a BN does */
+    qg__node_bn_offer_ymax(m, n->in[0], p->sx, &p->sx_fresh);
     /* xq and dxq only where the conv path needs them (created then) */
     qg_tensor_free(p->xq);
     qg_tensor_free(p->dxq);
@@ -179,8 +182,10 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
     p->kept = train && p->keep;
     p->xq_fresh = 0;
     qg_tensor *keep = p->kept ? p->keep : NULL;
-    if (!p->pg) {
+    if (!p->sx_fresh)
         QG_TRY(qg__quant_scale(m->ctx, x, QG_QSCALE_PG, p->sx));
+    p->sx_fresh = 0;
+    if (!p->pg) {
         /* The conv rounds x as it prepares it, so no quantized copy is
          * stored, where the backward will not need one: its weight
          * gradient reads the kept (quantized) planes. */
@@ -196,7 +201,6 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
         return st;
     }
     /* PG: MSB and LSB parts from one pass with one scale (spec §1.1). */
-    QG_TRY(qg__quant_scale(m->ctx, x, QG_QSCALE_PG, p->sx));
     QG_TRY(qg__quant_apply(m->ctx, x, p->sx, p->cfg.abits, p->cfg.pred_bits, NULL, p->xq,
                            p->xlsb, NULL));
     p->xq_fresh = 1;

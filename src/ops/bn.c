@@ -99,12 +99,21 @@ static void karg_at(qg_kargs *a, cl_mem m, int off)
 }
 
 /* Forward training by parts: stats_part, stats_final, apply (cl/bn.cl). */
+/* The apply kernels' last arguments: where max |y| + add goes, if anywhere
+ * (bound to y, and ignored, when NULL). */
+static void karg_ymax(qg_kargs *a, qg_tensor *ymax, float add, const qg_tensor *y)
+{
+    qg__karg_tensor(a, ymax ? ymax : y);
+    qg__karg_int(a, ymax != NULL);
+    qg__karg_float(a, add);
+}
+
 static qg_status fwd_train_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_tensor *x,
                                  const qg_tensor *gamma, const qg_tensor *beta,
                                  qg_tensor *running_mean, qg_tensor *running_var,
                                  float momentum, float eps, const qg_tensor *res, int act,
                                  const qg_tensor *alpha, qg_tensor *y, qg_tensor *save_mean,
-                                 qg_tensor *save_invstd)
+                                 qg_tensor *save_invstd, qg_tensor *ymax, float ymax_add)
 {
     qg_kargs a;
     size_t wg;
@@ -159,6 +168,7 @@ static qg_status fwd_train_parts(qg_ctx *ctx, const bn_dims *d, int parts, const
     qg__karg_int(&a, res != NULL);
     qg__karg_int(&a, act);
     qg__karg_tensor(&a, alpha ? alpha : x);
+    karg_ymax(&a, ymax, ymax_add, y);
     return qg__kargs_launch(&a, 1, &g, NULL);
 }
 
@@ -187,7 +197,8 @@ qg_status qg__bn_act_fwd_train(qg_ctx *ctx, const qg_tensor *x, const qg_tensor 
                                const qg_tensor *beta, qg_tensor *running_mean,
                                qg_tensor *running_var, float momentum, float eps,
                                const qg_tensor *res, int act, const qg_tensor *alpha,
-                               qg_tensor *y, qg_tensor *save_mean, qg_tensor *save_invstd)
+                               qg_tensor *y, qg_tensor *save_mean, qg_tensor *save_invstd,
+                               qg_tensor *ymax, float ymax_add)
 {
     const char *op = "bn_fwd_train";
     bn_dims d;
@@ -218,12 +229,17 @@ qg_status qg__bn_act_fwd_train(qg_ctx *ctx, const qg_tensor *x, const qg_tensor 
         st = check(ctx, op, "res", res, qg_tensor_numel(x), 1);
     if (st == QG_OK)
         st = check_act(ctx, op, act, alpha);
+    if (st == QG_OK)
+        st = check(ctx, op, "ymax", ymax, 1, 1);
+    if (st == QG_OK && ymax)
+        st = qg_tensor_zero(ymax);
     int parts = 0;
     if (st == QG_OK)
         st = parts_of(ctx, d.N, &parts);
     if (st == QG_OK && parts > 0)
         return fwd_train_parts(ctx, &d, parts, x, gamma, beta, running_mean, running_var,
-                               momentum, eps, res, act, alpha, y, save_mean, save_invstd);
+                               momentum, eps, res, act, alpha, y, save_mean, save_invstd,
+                               ymax, ymax_add);
     if (st == QG_OK)
         st = get(ctx, "qg_bn_fwd_train", &a, &wg, &vw);
     if (st != QG_OK)
@@ -247,6 +263,7 @@ qg_status qg__bn_act_fwd_train(qg_ctx *ctx, const qg_tensor *x, const qg_tensor 
     qg__karg_int(&a, res != NULL);
     qg__karg_int(&a, act);
     qg__karg_tensor(&a, alpha ? alpha : x);
+    karg_ymax(&a, ymax, ymax_add, y);
     size_t g = (size_t)d.C * wg;
     return qg__kargs_launch(&a, 1, &g, &wg);
 }
@@ -257,7 +274,7 @@ qg_status qg__bn_fwd_train(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gam
                            qg_tensor *save_mean, qg_tensor *save_invstd)
 {
     return qg__bn_act_fwd_train(ctx, x, gamma, beta, running_mean, running_var, momentum, eps,
-                                NULL, QG_BN_NONE, NULL, y, save_mean, save_invstd);
+                                NULL, QG_BN_NONE, NULL, y, save_mean, save_invstd, NULL, 0.0f);
 }
 
 qg_status qg__bn_act_fwd_eval(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamma,

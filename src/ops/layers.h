@@ -48,11 +48,15 @@ typedef struct qg_bn_pact_bwd {
     qg_tensor *dalpha;       /* [1], added to */
     qg_tensor *part;         /* [C] scratch: per-channel sums */
 } qg_bn_pact_bwd;
+/* ymax (1 float, or NULL) receives max |y| + ymax_add: with the
+ * quantizer's eps, the scale a quantized consumer of y needs, without a
+ * pass of its own over y. */
 qg_status qg__bn_act_fwd_train(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamma,
                                const qg_tensor *beta, qg_tensor *running_mean,
                                qg_tensor *running_var, float momentum, float eps,
                                const qg_tensor *res, int act, const qg_tensor *alpha,
-                               qg_tensor *y, qg_tensor *save_mean, qg_tensor *save_invstd);
+                               qg_tensor *y, qg_tensor *save_mean, qg_tensor *save_invstd,
+                               qg_tensor *ymax, float ymax_add);
 qg_status qg__bn_act_fwd_eval(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *gamma,
                               const qg_tensor *beta, const qg_tensor *running_mean,
                               const qg_tensor *running_var, float eps, const qg_tensor *res,
