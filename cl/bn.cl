@@ -146,9 +146,9 @@ static inline vec bn_apply(__global const float *xp, __global const float *rp,
     return (vec)m;
 }
 
-/* ymax[0] = max(ymax[0], max of vm + add) (ymax zeroed before the launch): the
- * quantizer's scale max |y| + eps in one atomic per item, as float
- * addition never reorders and the bit patterns of non-negative floats
+/* ymax[0] = max(ymax[0], max of vm + add) (ymax zeroed before the launch):
+ * the quantizer's scale max |y| + eps with at most one atomic per item, as
+ * float addition never reorders and the bit patterns of non-negative floats
  * order as the floats do. */
 static inline void bn_ymax(__global float *ymax, int want, vec vm, float add)
 {

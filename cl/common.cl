@@ -13,12 +13,3 @@ static inline float qg_sign(float v)
 {
     return v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : 0.0f);
 }
-
-/* v rounded to L levels of scale sc (spec §1.1), in qg_quant_apply's order
- * of operations, so that a conv that quantizes its input while preparing
- * it gets the very floats the separate pass would have stored. */
-static inline float qg_quant_level(float v, float sc, float L)
-{
-    float a = fmin(fmax(fabs(v) / sc, 0.0f), 1.0f);
-    return rint(a * L) / L * sc * qg_sign(v);
-}

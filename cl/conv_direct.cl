@@ -86,10 +86,10 @@ static inline float hsum(float8 v) { return hsum8(v); }
  * the level q(a) = rint(min(max(a/sc, 0), 1)*L) of a = |v| never falls as
  * a grows, so q(a) = #{k : a >= T[k]} with T[k-1] the least float whose
  * level reaches k, and the rounded value is V[q] * sign(v), V[q] = q/L*sc.
- * Found by bisection over float bit patterns with the very operations of
- * qg_quant_level, the table reproduces it bit for bit (NaN where no float
- * reaches k: a >= NaN never holds). Layout: T in t[0..15], V in t[16..31].
- * One item. */
+ * Found by bisection over float bit patterns with qg_quant_apply's own
+ * operations (qt_level), the table reproduces that pass bit for bit (NaN
+ * where no float reaches k: a >= NaN never holds). Layout: T in t[0..15],
+ * V in t[16..31]. One item. QG_QT_MAX is conv.c's too. */
 #define QG_QT_MAX 15
 
 static inline float qt_level(float a, float sc, float L)
@@ -149,10 +149,10 @@ static inline float qt_round(float v, const float *T, const float *V, int L)
  * src[n][c][th/div][tw/div] when i < Hd, th and tw are non-negative
  * multiples of div and in range; 0 otherwise. qL in 1..QG_QT_MAX rounds
  * each source element to qL levels by the table qt of qg_conv_direct_qtable
- * on the way (a quantized conv's input then needs no quantized copy). One item per plane (range nb*Cs*PH*PH):
- * per-element items cost more in scheduling and integer division than the
- * copy itself. Without dilation (div = 1) each row is zeros, a run of
- * source elements, zeros. */
+ * on the way (a quantized conv's input then needs no quantized copy). One
+ * item per plane (range nb*Cs*PH*PH): per-element items cost more in
+ * scheduling and integer division than the copy itself. Without dilation
+ * (div = 1) each row is zeros, a run of source elements, zeros. */
 __kernel void qg_conv_direct_prep(QG_T(const float, src), int Hs, int Ws, int PH, int mul,
                                   int div, int off_h, int off_w, int Hd, int Wd, int Lr,
                                   int planes, QG_T(float, dst), QG_T(const float, qt), int qL)

@@ -141,6 +141,28 @@ static void run_qconv_case(int N, int C, int H, int W, int K, int stride, int ab
     cr_expect(qg_test_allclose(l, gdx, dx, nx, 1e-4f, 1e-4f), "%s", l);
     snprintf(l, sizeof l, "qconv dw (%d bits, stride %d)", abits, stride);
     cr_expect(qg_test_allclose(l, gdw, dw, nw, 1e-4f, 1e-4f), "%s", l);
+    /* Evaluation passes (frozen parameters) quantize the weights once per
+     * pass: two batches of one pass, then a pass after the weights were
+     * halved, which must see them. */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) {
+            for (size_t i = 0; i < nw; i++)
+                w[i] *= 0.5f;
+            QG_EXPECT_OK(qg_tensor_write(pw->value, w, nw * 4));
+            qg_ref_quant_fwd(nw, K, w, 8, QG_QSCALE_PG, &sw, wq);
+            qg_ref_conv2d_fwd(&d, xq, wq, NULL, y);
+        }
+        qg__model_freeze(m, 1);
+        for (int batch = 0; batch < 2; batch++) {
+            QG_EXPECT_OK(qg__model_forward(m, 0));
+            float *gy = qg_test_read(qg__model_logits(m));
+            snprintf(l, sizeof l, "qconv frozen eval y (pass %d batch %d, %d bits, stride %d)",
+                     pass, batch, abits, stride);
+            cr_expect(qg_test_allclose(l, gy, y, ny, 1e-4f, 1e-4f), "%s", l);
+            free(gy);
+        }
+        qg__model_freeze(m, 0);
+    }
     float *all[] = {x, w, dy, xq, wq, y, dx, dw, db, gdx, gdw};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         free(all[i]);

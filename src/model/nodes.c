@@ -13,8 +13,8 @@
 #include "model/nodes.h"
 #include "ops/conv.h"
 #include "ops/eltwise.h"
-#include "quant/quant.h"
 #include "ops/layers.h"
+#include "quant/quant.h"
 #include "tensor/tensor_impl.h"
 
 #define IN0(n, m) qg__act((m), (n)->in[0])

@@ -105,6 +105,7 @@ typedef struct qconv_priv {
                                 itself (always with PG) */
     int xq_fresh;            /* xq holds this step's quantized input */
     int sx_fresh;            /* the BN before wrote this step's scale into sx */
+    unsigned wq_epoch;       /* m->freeze_epoch wq was quantized in; 0: none */
     qg_tensor *dxq;          /* input sized: gradient before the STE mask, where
                                 the conv cannot mask its store (else NULL) */
     qg_tensor *omsb, *olsb, *dmsb, *dlsb;   /* output sized (PG only) */
@@ -137,6 +138,7 @@ static qg_status qconv_setup(qg_node *n, qg_model *m, size_t *ws)
     qg_tensor_free(p->keep);
     p->keep = NULL;
     p->keep_asked = p->kept = 0;
+    p->wq_epoch = 0;
     if (p->pg) {
         QG_TRY(qg__node_tensor_like(m, x, "xq", &p->xq));
         QG_TRY(qg__node_tensor_like(m, x, "xlsb", &p->xlsb));
@@ -173,9 +175,12 @@ fail:
 static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
 {
     qconv_priv *p = n->priv;
-    qg_status st = quantize_weights(p, m);
-    if (st != QG_OK)
-        return st;
+    qg_status st = QG_OK;
+    /* an evaluation pass (frozen parameters) quantizes the weights once */
+    int frozen = !train && m->frozen;
+    if (!frozen || p->wq_epoch != m->freeze_epoch)
+        QG_TRY(quantize_weights(p, m));
+    p->wq_epoch = frozen ? m->freeze_epoch : 0;
     const qg_tensor *x = IN0(n, m)->value;
     if (train)
         QG_TRY(qg__node_keep_planes(m, &p->d, &p->keep, &p->keep_asked));

@@ -98,7 +98,6 @@ static void karg_at(qg_kargs *a, cl_mem m, int off)
     qg__karg_int(a, off);
 }
 
-/* Forward training by parts: stats_part, stats_final, apply (cl/bn.cl). */
 /* The apply kernels' last arguments: where max |y| + add goes, if anywhere
  * (bound to y, and ignored, when NULL). */
 static void karg_ymax(qg_kargs *a, qg_tensor *ymax, float add, const qg_tensor *y)
@@ -108,6 +107,7 @@ static void karg_ymax(qg_kargs *a, qg_tensor *ymax, float add, const qg_tensor *
     qg__karg_float(a, add);
 }
 
+/* Forward training by parts: stats_part, stats_final, apply (cl/bn.cl). */
 static qg_status fwd_train_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_tensor *x,
                                  const qg_tensor *gamma, const qg_tensor *beta,
                                  qg_tensor *running_mean, qg_tensor *running_var,

@@ -369,7 +369,7 @@ static qg_status dget(qg_ctx *ctx, const dparams *p, const char *kernel, qg_karg
 /* A forward's input quantizer, applied while its planes are prepared: the
  * table of qg_conv_direct_qtable (32 floats at 0 of t) and the levels L =
  * 2^bits - 1 (at most QG_QT_MAX); L = 0: none. */
-#define QG_QT_MAX 15
+#define QG_QT_MAX 15 /* as cl/conv_direct.cl */
 typedef struct dquant {
     cl_mem t;
     int L;
