@@ -54,7 +54,8 @@ static void quant_passes(qg_ctx *ctx, const qg_conv_desc *d, const char *what, i
     if (qg__conv_keep_floats(ctx, d, &kf) != QG_OK)
         bench_die("keep_floats");
     int64_t ks[1] = {(int64_t)(kf ? kf : 1)};
-    qg_tensor *s = bench_tensor(ctx, 1, one, "scale", 0.0f), *xq = bench_tensor(ctx, 4, xs, "xq", 0.0f);
+    qg_tensor *s = bench_tensor(ctx, 1, one, "scale", 0.0f);
+    qg_tensor *xq = bench_tensor(ctx, 4, xs, "xq", 0.0f);
     qg_tensor *keep = kf ? bench_tensor(ctx, 1, ks, "keep", 0.0f) : NULL;
     if (qg__quant_scale(ctx, x, QG_QSCALE_PG, s) != QG_OK)
         bench_die("quant_scale");
