@@ -29,9 +29,6 @@ tests_test_tune_shapes_CFLAGS = $(TEST_CFLAGS)
 tests_test_tune_shapes_LDADD = $(TEST_LDADD)
 TESTS += tests/test_tune_shapes
 
-LOG_COMPILER = $(SHELL) $(top_srcdir)/tests/run_serial.sh
-EXTRA_DIST += tests/run_serial.sh
-
 # Kernel caches stay inside the build tree (distcheck's srcdir is
 # read-only, and a user's ~/.cache must not be touched by tests).
 AM_TESTS_ENVIRONMENT = \

@@ -332,6 +332,13 @@ void qg_ctx_free(qg_ctx *ctx)
 {
     if (!ctx)
         return;
+    /* Work still queued must end before the context goes: PoCL compiles a
+     * kernel on its first run in a worker thread, and a process that exits
+     * while that compile runs crashes in LLVM's teardown (a test freeing
+     * its context right after a first launch did, now and then, with a
+     * cold kernel cache). */
+    if (ctx->queue)
+        clFinish(ctx->queue);
     qg__kprof_print(ctx);
     if (ctx->tune_state_free)
         ctx->tune_state_free(ctx->tune_state);
