@@ -85,6 +85,28 @@ static void quant_passes(qg_ctx *ctx, const qg_conv_desc *d, const char *what, i
             }
         }
     }
+    /* the backward as training runs it, with and without the STE mask */
+    static const char *bnames[2] = {"bwd", "bwdmsk"};
+    int64_t ws4[4] = {d->K, d->C, d->R, d->S};
+    qg_tensor *dx = bench_tensor(ctx, 4, xs, "dx", 0.0f);
+    qg_tensor *dw = bench_tensor(ctx, 4, ws4, "dw", 0.0f);
+    for (int masked = 0; masked < 2; masked++) {
+        for (int r = -1; r < runs; r++) {
+            double t0 = bench_now();
+            qg_status st = masked ? qg__conv2d_bwd_masked(ctx, d, x, y, w, dx, 0, x, dw, 0, ws,
+                                                          keep)
+                                  : qg__conv2d_bwd_kept(ctx, d, x, y, w, dx, 0, dw, NULL, 0, ws,
+                                                        keep);
+            if (st != QG_OK || qg_ctx_finish(ctx) != QG_OK)
+                bench_die(bnames[masked]);
+            if (r >= 0)
+                t[r] = (bench_now() - t0) * 1e3;
+        }
+        qsort(t, (size_t)runs, sizeof *t, bench_cmp);
+        printf("%-22s %-6s %9.3f %9.3f\n", what, bnames[masked], t[0], t[runs / 2]);
+    }
+    qg_tensor_free(dx);
+    qg_tensor_free(dw);
     qg_tensor_free(s);
     qg_tensor_free(xq);
     qg_tensor_free(keep);

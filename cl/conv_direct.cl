@@ -468,7 +468,7 @@ QG_CONV_FWD(qg_conv_direct_fwd_s2_3x3, 3, 3, 4, QG_TAP_PHASE)
  * phase planes); here every lane is a real channel. Kp is a multiple of
  * 16*KVN. Range (ceil(Po*Qo/KPT), Kp/(16*KVN), nb). */
 #define KVN 2
-#define KPT 8
+#define KPT 8 /* the whole-tile store below spells out float8 */
 #define QG_CONV_FWD_KV(NAME, TR, TS)                                                        \
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))                                    \
 void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int st,                            \
@@ -512,6 +512,33 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int st,                
         wb += TR * TS * Kp;                                                                 \
     }                                                                                       \
     __global float *yb = QG_P(y) + (size_t)n * Ko * PQ;                                     \
+    if (o0 + KPT <= PQ && k0 + 16 * KVN <= Ko) {                                            \
+        /* a full tile: each channel's KPT positions are contiguous in y */                 \
+        _Pragma("unroll") for (int kv = 0; kv < KVN; kv++) {                                \
+            float t[KPT][16];                                                               \
+            _Pragma("unroll") for (int pt = 0; pt < KPT; pt++)                              \
+                vstore16(acc[pt][kv], 0, t[pt]);                                            \
+            _Pragma("unroll") for (int l = 0; l < 16; l++) {                                \
+                int k = k0 + 16 * kv + l;                                                   \
+                size_t at = (size_t)n * Ko * PQ + (size_t)k * PQ + o0;                      \
+                float8 v = (float8)(t[0][l], t[1][l], t[2][l], t[3][l], t[4][l], t[5][l],   \
+                                    t[6][l], t[7][l]);                                      \
+                if (has_bias)                                                               \
+                    v += QG_P(bias)[k];                                                     \
+                if (has_mask)                                                               \
+                    v = select((float8)0.0f, v,                                             \
+                               isnotequal(vload8(0, QG_P(mask) + at), (float8)0.0f));       \
+                if (has_add)                                                                \
+                    v += vload8(0, QG_P(add) + at);                                         \
+                if (accumulate)                                                             \
+                    v += vload8(0, QG_P(y) + at);                                           \
+                if (relu)                                                                   \
+                    v = fmax(v, (float8)0.0f);                                              \
+                vstore8(v, 0, QG_P(y) + at);                                                \
+            }                                                                               \
+        }                                                                                   \
+        return;                                                                             \
+    }                                                                                       \
     _Pragma("unroll") for (int pt = 0; pt < KPT; pt++) {                                    \
         int o = o0 + pt;                                                                    \
         if (o >= PQ)                                                                        \

@@ -69,6 +69,10 @@ static const shape shapes[] = {
     {2, 5, 6, 14, 7, 3, 3, 1, 1, 1, "3x3 s1 p1, 14 wide (row-walk wgrad; 2 strips at VW 8)"},
     {2, 3, 4, 17, 5, 3, 3, 1, 1, 1, "3x3 s1 p1, 17 wide (flat position mode at VW 16)"},
     {2, 3, 8, 8, 3, 3, 3, 1, 3, 1, "3x3 p3 (pad > 2: GEMM)"},
+    /* narrow maps with channels for the channel-vectorised kernels' whole
+     * tiles (32 channels by 8 positions) and a part tile after them */
+    {2, 32, 6, 6, 33, 3, 3, 1, 1, 1, "3x3 s1 p1 narrow, 32 -> 33 channels (whole tiles)"},
+    {2, 8, 8, 6, 5, 3, 3, 2, 1, 1, "3x3 s2 p1 narrow, 8 channels (whole phase tiles)"},
 };
 
 /* A tensor of n floats at offset PAD inside a buffer of n + 2*PAD. */
