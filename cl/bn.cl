@@ -57,6 +57,12 @@
 /* backward only: the ReLU (no residual) with its mask z > 0 recomputed
  * from x, so the pass reads two tensors instead of three */
 #define BN_RELU_Z 3
+/* backward only: PACT whose one reader passes gradient only where y != 0
+ * (a quantizer's straight-through estimator): 0 < z <= alpha, and z >
+ * alpha feeds dalpha only when alpha != 0 (there y = alpha). The reader's
+ * masked store is then not needed. */
+#define BN_PACT_NZ 4
+#define BN_IS_PACT(act) ((act) == BN_PACT || (act) == BN_PACT_NZ)
 
 #ifndef WG
 #define WG 256
@@ -276,13 +282,18 @@ static inline vec bn_mask_v(vec d, vec xv, __global const float *yp,
         return select((vec)0.0f, d, isgreater(VLOAD(yp + at), (vec)0.0f));
     if (act == BN_RELU_Z)
         return select((vec)0.0f, d, isgreater(fma(xv, (vec)a, (vec)b), (vec)0.0f));
-    if (act != BN_PACT)
+    if (!BN_IS_PACT(act))
         return d;
     vec z = fma(xv, (vec)a, (vec)b);
     if (has_res)
         z += VLOAD(rp + at);
-    *over += select((vec)0.0f, d, isgreater(z, (vec)hi));
-    return select((vec)0.0f, d, isgreaterequal(z, (vec)0.0f) & islessequal(z, (vec)hi));
+    if (act == BN_PACT) {
+        *over += select((vec)0.0f, d, isgreater(z, (vec)hi));
+        return select((vec)0.0f, d, isgreaterequal(z, (vec)0.0f) & islessequal(z, (vec)hi));
+    }
+    if (hi != 0.0f)
+        *over += select((vec)0.0f, d, isgreater(z, (vec)hi));
+    return select((vec)0.0f, d, isgreater(z, (vec)0.0f) & islessequal(z, (vec)hi));
 }
 
 static inline float bn_mask_s(float d, __global const float *xp, __global const float *yp,
@@ -293,11 +304,12 @@ static inline float bn_mask_s(float d, __global const float *xp, __global const 
         return yp[i] > 0.0f ? d : 0.0f;
     if (act == BN_RELU_Z)
         return fma(xp[i], a, b) > 0.0f ? d : 0.0f;
-    if (act != BN_PACT)
+    if (!BN_IS_PACT(act))
         return d;
     float z = fma(xp[i], a, b) + (has_res ? rp[i] : 0.0f);
-    *over += z > hi ? d : 0.0f;
-    return z >= 0.0f && z <= hi ? d : 0.0f;
+    int nz = act == BN_PACT_NZ;
+    *over += z > hi && (!nz || hi != 0.0f) ? d : 0.0f;
+    return (nz ? z > 0.0f : z >= 0.0f) && z <= hi ? d : 0.0f;
 }
 
 /* Over a run of len <= VW values at `at` (a vector when len == VW):
@@ -388,7 +400,7 @@ void qg_bn_bwd(QG_T(const float, x), QG_T(const float, dy), int N, int C, int HW
     int l = get_local_id(0);
     int n = N * HW;
     BN_BWD_CHANNEL(c)
-    float hi = act == BN_PACT ? QG_P(alpha)[0] : 0.0f;
+    float hi = BN_IS_PACT(act) ? QG_P(alpha)[0] : 0.0f;
     __global const float *xp = QG_P(x), *dyp = QG_P(dy), *yp = QG_P(y), *rp = QG_P(res);
     vec s1v = (vec)0.0f, s2v = (vec)0.0f, s3v = (vec)0.0f;
     float s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
@@ -398,13 +410,13 @@ void qg_bn_bwd(QG_T(const float, x), QG_T(const float, dy), int N, int C, int HW
     BN_CHUNKS_END
     float sdy = bn_group_sum(acc, s1 + VSUM(s1v));
     float sdyx = bn_group_sum(acc, s2 + VSUM(s2v));
-    float sda = act == BN_PACT ? bn_group_sum(acc, s3 + VSUM(s3v)) : 0.0f;
+    float sda = BN_IS_PACT(act) ? bn_group_sum(acc, s3 + VSUM(s3v)) : 0.0f;
     if (l == 0) {
         if (want_dgamma)
             QG_P(dgamma)[c] = sdyx;
         if (want_dbeta)
             QG_P(dbeta)[c] = sdy;
-        if (act == BN_PACT)
+        if (BN_IS_PACT(act))
             QG_P(part)[c] = sda;
     }
     float k = g * invstd / (float)n;
@@ -540,7 +552,7 @@ __kernel void qg_bn_bwd_part(QG_T(const float, x), QG_T(const float, dy), int N,
     int p = get_global_id(0);
     if (p >= nparts)
         return;
-    float hi = act == BN_PACT ? QG_P(alpha)[0] : 0.0f;
+    float hi = BN_IS_PACT(act) ? QG_P(alpha)[0] : 0.0f;
     __global const float *xp = QG_P(x), *dyp = QG_P(dy), *yp = QG_P(y), *rp = QG_P(res);
     __global float *pp = QG_P(part) + (size_t)p * C * 3;
     for (int c = 0; c < 3 * C; c++)
@@ -583,7 +595,7 @@ __kernel void qg_bn_bwd_final(QG_T(const float, part), int nparts, int C,
         QG_P(dgamma)[c] = s2;
     if (want_dbeta)
         QG_P(dbeta)[c] = s1;
-    if (act == BN_PACT)
+    if (BN_IS_PACT(act))
         QG_P(pact_part)[c] = s3;
     QG_P(coef)[c] = s1;
     QG_P(coef)[C + c] = s2;
@@ -604,7 +616,7 @@ __kernel void qg_bn_bwd_apply(QG_T(const float, x), QG_T(const float, dy), int N
         return;
     int c = plane % C;
     BN_BWD_CHANNEL(c)
-    float hi = act == BN_PACT ? QG_P(alpha)[0] : 0.0f;
+    float hi = BN_IS_PACT(act) ? QG_P(alpha)[0] : 0.0f;
     int n = N * HW;
     float sdy = QG_P(coef)[c], sdyx = QG_P(coef)[C + c];
     float k = g * invstd / (float)n;

@@ -420,6 +420,103 @@ Test(bn, fused_pact_matches_composed_references)
     }
 }
 
+/* PACT for a reader whose STE passes only y != 0 (pact.nonzero): the
+ * backward with dy equals the plain PACT backward with dy already zeroed
+ * where y == 0 -- bit for bit, both kernel families, with and without a
+ * residual, for alpha > 0, alpha == 0 (y = 0 everywhere: no gradient and no
+ * dalpha at all) and alpha < 0 (y = alpha). Channel 0 is all zeros with
+ * beta 0, so z == 0 exactly there: plain PACT passes it, the STE does not. */
+Test(bn, pact_nonzero_equals_masking_dy_where_y_is_zero)
+{
+    enum { N = 4, C = 3, H = 5, W = 7 };
+    const size_t n = (size_t)N * C * H * W, HW = H * W;
+    int64_t sh[4] = {N, C, H, W}, sc[1] = {C}, s1[1] = {1};
+    static const float alphas[] = {0.6f, 0.0f, -0.5f};
+    qg_ctx *ctx = qg_test_ctx();
+    float *x = rand_vec(n, -1, 1, 1201), *res = rand_vec(n, -0.5f, 0.5f, 1202);
+    float *dy = rand_vec(n, -1, 1, 1203), *gamma = rand_vec(C, 0.5f, 1.5f, 1204);
+    float beta[C] = {0.0f, 0.1f, -0.2f}, zero1 = 0.0f, dal0 = 0.25f;
+    const float zeros3[C] = {0}, ones3[C] = {1, 1, 1};
+    for (int nn = 0; nn < N; nn++)
+        for (size_t j = 0; j < HW; j++)
+            x[(size_t)nn * C * HW + j] = res[(size_t)nn * C * HW + j] = 0.0f;
+    for (size_t w = 0; w < NPARAMS; w++) {
+        QG_EXPECT_OK(qg__program_override(ctx, "bn", params[w]));
+        for (size_t ai = 0; ai < sizeof alphas / sizeof *alphas; ai++) {
+            for (int use_res = 0; use_res < 2; use_res++) {
+                char l[160];
+                snprintf(l, sizeof l, "alpha %g res %d WG=%ld VW=%ld PARTS=%ld", alphas[ai],
+                         use_res, params[w][0], params[w][1], params[w][2]);
+                dbuf tx = dbuf_new(ctx, 4, sh, x), tr = dbuf_new(ctx, 4, sh, res);
+                dbuf tg = dbuf_new(ctx, 1, sc, gamma), tb = dbuf_new(ctx, 1, sc, beta);
+                dbuf trm = dbuf_new(ctx, 1, sc, zeros3), trv = dbuf_new(ctx, 1, sc, ones3);
+                dbuf tal = dbuf_new(ctx, 1, s1, &alphas[ai]), ty = dbuf_new(ctx, 4, sh, NULL);
+                dbuf tsm = dbuf_new(ctx, 1, sc, NULL), tsi = dbuf_new(ctx, 1, sc, NULL);
+                dbuf tym = dbuf_new(ctx, 1, s1, &zero1);
+                QG_EXPECT_OK(qg__bn_act_fwd_train(ctx, tx.view, tg.view, tb.view, trm.view,
+                                                  trv.view, 0.1f, 1e-5f,
+                                                  use_res ? tr.view : NULL, QG_BN_PACT,
+                                                  tal.view, ty.view, tsm.view, tsi.view,
+                                                  tym.view, 1e-7f));
+                float *y = dbuf_read(&ty, l), *dym = malloc(n * sizeof *dym);
+                size_t zeros = 0;
+                for (size_t i = 0; i < n; i++) {
+                    dym[i] = y[i] != 0.0f ? dy[i] : 0.0f;
+                    zeros += y[i] == 0.0f && dy[i] != 0.0f;
+                }
+                if (alphas[ai] >= 0.0f)
+                    cr_expect(zeros >= (size_t)N * HW, "%zu zeros of y: the check is empty [%s]",
+                              zeros, l);
+                float *got[2][5];
+                for (int nz = 0; nz < 2; nz++) {
+                    dbuf tdy = dbuf_new(ctx, 4, sh, nz ? dy : dym);
+                    dbuf tdx = dbuf_new(ctx, 4, sh, NULL), tdr = dbuf_new(ctx, 4, sh, NULL);
+                    dbuf tdg = dbuf_new(ctx, 1, sc, NULL), tdb = dbuf_new(ctx, 1, sc, NULL);
+                    dbuf tda = dbuf_new(ctx, 1, s1, &dal0), tp = dbuf_new(ctx, 1, sc, NULL);
+                    qg_bn_pact_bwd pact = {.alpha = tal.view, .beta = tb.view,
+                                           .res = use_res ? tr.view : NULL,
+                                           .dalpha = tda.view, .part = tp.view,
+                                           .nonzero = nz};
+                    QG_EXPECT_OK(qg__bn_act_bwd(ctx, tx.view, ty.view, tdy.view, tg.view,
+                                                tsm.view, tsi.view, QG_BN_PACT, tdx.view,
+                                                tdg.view, tdb.view, 0,
+                                                use_res ? tdr.view : NULL, 0, &pact));
+                    dbuf *outs[5] = {&tdx, &tdg, &tdb, &tda, &tdr};
+                    for (int k = 0; k < 5; k++)
+                        got[nz][k] = k < 4 || use_res ? dbuf_read(outs[k], l) : NULL;
+                    dbuf *all[] = {&tdy, &tdx, &tdr, &tdg, &tdb, &tda, &tp};
+                    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+                        dbuf_free(all[i]);
+                }
+                static const char *what[5] = {"dx", "dgamma", "dbeta", "dalpha", "dres"};
+                const size_t len[5] = {n, C, C, 1, n};
+                for (int k = 0; k < 5; k++) {
+                    if (!got[0][k])
+                        continue;
+                    size_t diff = 0;
+                    for (size_t i = 0; i < len[k]; i++)
+                        diff += memcmp(&got[0][k][i], &got[1][k][i], sizeof(float)) != 0;
+                    cr_expect_eq(diff, 0, "%s: %zu of %zu values differ [%s]", what[k], diff,
+                                 len[k], l);
+                    if (alphas[ai] == 0.0f && k == 3)
+                        cr_expect_eq(got[1][k][0], dal0, "alpha 0: dalpha moved [%s]", l);
+                    free(got[0][k]);
+                    free(got[1][k]);
+                }
+                free(y);
+                free(dym);
+                dbuf *all[] = {&tx, &tr, &tg, &tb, &trm, &trv, &tal, &ty, &tsm, &tsi, &tym};
+                for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+                    dbuf_free(all[i]);
+            }
+        }
+    }
+    free(x);
+    free(res);
+    free(dy);
+    free(gamma);
+}
+
 /* Eval BN folded into conv weights: device vs the double-precision
  * reference, |got - want| <= 1e-6 + 1e-5*|want|, with and without a conv
  * bias and affine parameters, K = 5 channels of 3x3x3 weights. */

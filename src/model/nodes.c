@@ -256,6 +256,7 @@ typedef struct bn_priv {
     int eval_done;           /* the conv before wrote this eval forward's output */
     qg_tensor *ymax;         /* a consumer's scale: max |y| + eps, or NULL */
     int *ymax_fresh;         /* set when a training forward wrote ymax */
+    int ste_nz;              /* the one reader's STE (y != 0) is in the mask */
 } bn_priv;
 
 static qg_status bn_setup(qg_node *n, qg_model *m, size_t *ws)
@@ -339,6 +340,7 @@ static qg_status bn_backward(qg_node *n, qg_model *m)
     if (p->alpha) {
         pact.alpha = p->alpha->value;
         pact.dalpha = p->alpha->grad;
+        pact.nonzero = p->ste_nz;
     }
     /* a ReLU without a residual recomputes its mask from x and beta
      * rather than reading y: one tensor less to stream, twice */
@@ -468,6 +470,25 @@ int qg__node_bn_offer_ymax(qg_model *m, int act, qg_tensor *ymax, int *fresh)
         return 1;
     }
     return 0;
+}
+
+int qg__node_bn_take_ste(qg_model *m, int act)
+{
+    qg_node *bn = NULL;
+    int readers = 0;
+    for (int i = 0; i < m->nnodes; i++) {
+        qg_node *n = &m->nodes[i];
+        readers += (n->in[0] == act) + (n->in[1] == act);
+        if (n->out == act && (n->ops == &bn_ops || n->ops == &bn_act_ops))
+            bn = n;
+    }
+    bn_priv *p = bn ? bn->priv : NULL;
+    if (!p || readers != 1 || (!p->alpha && !p->relu))
+        return 0;
+    /* The ReLU's mask y > 0 already passes only y != 0; PACT's 0 <= z
+     * passes z = 0, where y = 0. */
+    p->ste_nz = p->alpha != NULL;
+    return 1;
 }
 
 int qg__node_bn(qg_model *m, const char *name, int in)

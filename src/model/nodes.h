@@ -20,6 +20,12 @@ int qg__node_bn(qg_model *m, const char *name, int in);
  * producer or it already serves another tensor. Call again after each
  * setup that recreates ymax. */
 int qg__node_bn_offer_ymax(qg_model *m, int act, qg_tensor *ymax, int *fresh);
+/* Asks the batch norm node that produces activation `act`, when its fused
+ * ReLU or PACT writes it and the asker is its only reader, to pass
+ * gradient only where act != 0 (the asker's quantizer STE) in its own
+ * backward mask. 1 when it does (the asker then stores its data gradient
+ * unmasked), 0 otherwise. */
+int qg__node_bn_take_ste(qg_model *m, int act);
 /* Batch norm with the block's residual add and ReLU fused in:
  * relu(bn(in) + shortcut(res_in)); res_in -1 for none (shapes as in
  * qg__node_residual, stride for option A); relu 0 for no clamp. The

@@ -105,6 +105,7 @@ typedef struct qconv_priv {
                                 itself (always with PG) */
     int xq_fresh;            /* xq holds this step's quantized input */
     int sx_fresh;            /* the BN before wrote this step's scale into sx */
+    int ste_in_bn;           /* the BN before applies the input STE (x != 0) */
     unsigned wq_epoch;       /* m->freeze_epoch wq was quantized in; 0: none */
     qg_tensor *dxq;          /* input sized: gradient before the STE mask, where
                                 the conv cannot mask its store (else NULL) */
@@ -130,6 +131,9 @@ static qg_status qconv_setup(qg_node *n, qg_model *m, size_t *ws)
     QG_TRY(qg__node_scalar(m, QG_DTYPE_F32, "sx", &p->sx));
     /* the scale from the pass that writes x, where a BN does */
     qg__node_bn_offer_ymax(m, n->in[0], p->sx, &p->sx_fresh);
+    /* and the input's STE in its backward mask, where x is ours alone */
+    p->ste_in_bn = qg__quant_ste(p->cfg.abits) == QG_STE_NONZERO &&
+                   qg__node_bn_take_ste(m, n->in[0]);
     /* xq and dxq only where the conv path needs them (created then) */
     qg_tensor_free(p->xq);
     qg_tensor_free(p->dxq);
@@ -230,8 +234,9 @@ static qg_status qconv_backward(qg_node *n, qg_model *m)
         dy_msb = p->dmsb;
     }
     /* Input: only through the MSB (or fully quantized) path; the STE of
-     * sign-magnitude rounding and truncation is 1 where x != 0, fused into
-     * the data gradient's store where the conv path has that epilogue. */
+     * sign-magnitude rounding and truncation is 1 where x != 0, applied
+     * by the BN that wrote x where it can (ste_in_bn), else fused into the
+     * data gradient's store where the conv path has that epilogue. */
     /* Weights: through both convs; then the weight quantizer's STE. */
     const qg_tensor *x = IN0(n, m)->value;
     qg_tensor *dx = IN0(n, m)->grad;
@@ -240,11 +245,16 @@ static qg_status qconv_backward(qg_node *n, qg_model *m)
     const qg_tensor *keep = p->kept ? p->keep : NULL;
     /* Without xq the kept planes are its only copy; the masked path reads
      * them and not its x argument (any other path stores xq first). */
+    const qg_tensor *mask = p->ste_in_bn ? NULL : x;
     st = ste == QG_STE_NONZERO ? qg__conv2d_bwd_masked(m->ctx, &p->d, p->xq_fresh ? p->xq : x,
-                                                       dy_msb, p->wq, dx, acc, x, p->w->grad, 0,
-                                                       m->workspace, keep)
+                                                       dy_msb, p->wq, dx, acc, mask, p->w->grad,
+                                                       0, m->workspace, keep)
                                : QG_ERR_UNSUPPORTED;
-    if (st == QG_ERR_UNSUPPORTED) {
+    if (st == QG_ERR_UNSUPPORTED && p->ste_in_bn) {
+        QG_TRY(xq_store(p, n, m));
+        QG_TRY(qg__conv2d_bwd_kept(m->ctx, &p->d, p->xq, dy_msb, p->wq, dx, acc, p->w->grad,
+                                   NULL, 0, m->workspace, keep));
+    } else if (st == QG_ERR_UNSUPPORTED) {
         QG_TRY(xq_store(p, n, m));
         if (!p->dxq)
             QG_TRY(qg__node_tensor_like(m, IN0(n, m), "dxq", &p->dxq));

@@ -15,8 +15,10 @@
 #include "ops/layers.h"
 #include "tensor/tensor_impl.h"
 
-/* cl/bn.cl's backward-only activation code: the ReLU, its mask from x. */
+/* cl/bn.cl's backward-only activation codes: the ReLU, its mask from x;
+ * PACT for a reader that passes gradient only where y != 0. */
 #define BN_RELU_Z 3
+#define BN_PACT_NZ 4
 
 typedef struct bn_dims {
     int N, C, HW;
@@ -479,7 +481,8 @@ qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
     }
     int parts = 0, pa = act == QG_BN_PACT;
     const qg_bn_pact_bwd none = {0}, *pp = pact && st == QG_OK ? pact : &none;
-    bwd_binds k = {.act = rz ? BN_RELU_Z : act, .has_res = pa && pp->res,
+    bwd_binds k = {.act = rz ? BN_RELU_Z : pa && pp->nonzero ? BN_PACT_NZ : act,
+                   .has_res = pa && pp->res,
                    .beta = (pa || rz) && gamma && pp->beta ? pp->beta : x,
                    .res = pa && pp->res ? pp->res : x, .alpha = pa && pp->alpha ? pp->alpha : x,
                    .part = pa && pp->part ? pp->part : dx};

@@ -1456,7 +1456,8 @@ qg_status qg__conv2d_bwd_masked(qg_ctx *ctx, const qg_conv_desc *d, const qg_ten
         QG_TRY(check_t(ctx, op, "dy", dy, (size_t)d->N * d->K * PQ));
         QG_TRY(check_t(ctx, op, "w", w, (size_t)d->K * d->C * d->R * d->S));
         QG_TRY(check_t(ctx, op, "dx", dx, (size_t)d->N * d->C * HW));
-        QG_TRY(check_t(ctx, op, "mask", mask, (size_t)d->N * d->C * HW));
+        if (mask)
+            QG_TRY(check_t(ctx, op, "mask", mask, (size_t)d->N * d->C * HW));
         QG_TRY(check_t(ctx, op, "dw", dw, (size_t)d->K * d->C * d->R * d->S));
         QG_TRY(direct_bwd(ctx, d, x, dy, w, dx, acc_dx, mask, dw, NULL, acc_dw, ws, keep, &done));
     }

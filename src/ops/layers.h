@@ -47,6 +47,10 @@ typedef struct qg_bn_pact_bwd {
                                 the same tensor when not accumulating */
     qg_tensor *dalpha;       /* [1], added to */
     qg_tensor *part;         /* [C] scratch: per-channel sums */
+    int nonzero;             /* dy counts only where y != 0 (the one reader's
+                                quantizer STE, folded in here): the mask is
+                                0 < z <= alpha, and z > alpha adds to dalpha
+                                only when alpha != 0 */
 } qg_bn_pact_bwd;
 /* ymax (1 float, or NULL) receives max |y| + ymax_add: with the
  * quantizer's eps, the scale a quantized consumer of y needs, without a
