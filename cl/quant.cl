@@ -235,6 +235,60 @@ __kernel void qg_quant_apply(QG_T(const float, x), int n, int seg_len, QG_T(cons
     }
 }
 
+/* A small tensor's PG quantization in one launch (a conv's weights, every
+ * step): s[0] = max |x| + eps, then full = the rounding of qg_quant_apply
+ * (msb 0, one segment) by that scale, which qg_quant_absmax,
+ * qg_quant_scale_eps and qg_quant_apply give in three launches and a fill.
+ * Same values bit for bit: the max is exact in any order and each element
+ * is rounded by the same expressions. One work-group of WG: global = WG. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_quant_small_pg(QG_T(const float, x), int n, int bits, float eps, QG_T(float, s),
+                       QG_T(float, full))
+{
+    __local float acc[WG];
+    int l = get_local_id(0);
+    __global const float *xp = QG_P(x);
+    __global float *fp = QG_P(full);
+    int items = (n + VW - 1) / VW;
+    float m = 0.0f;
+    vec mv = (vec)0.0f;
+    QG_SHARE(t, l, WG, items) {
+        int i0 = t * VW;
+        if (i0 + VW <= n) {
+            mv = fmax(mv, fabs(VLOAD(xp + i0)));
+        } else {
+            for (int i = i0; i < n; i++)
+                m = fmax(m, fabs(xp[i]));
+        }
+    }
+    acc[l] = fmax(m, VMAX(mv));
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int w = WG / 2; w > 0; w >>= 1) {
+        if (l < w)
+            acc[l] = fmax(acc[l], acc[l + w]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float sc = acc[0] + eps;
+    if (l == 0)
+        QG_P(s)[0] = sc;
+    float L = (float)((1 << bits) - 1);
+    QG_SHARE(t, l, WG, items) {
+        int i0 = t * VW;
+        if (i0 + VW <= n) {
+            vec v = VLOAD(xp + i0);
+            vec sgn = qg_vsign(v);
+            vec a = fmin(fmax(fabs(v) / sc, 0.0f), 1.0f);
+            VSTORE(rint(a * L) / L * sc * sgn, fp + i0);
+        } else {
+            for (int i = i0; i < n; i++) {
+                float v = xp[i];
+                float a = fmin(fmax(fabs(v) / sc, 0.0f), 1.0f);
+                fp[i] = rint(a * L) / L * sc * qg_sign(v);
+            }
+        }
+    }
+}
+
 /* bits 0: y = x; bits 1: TorchBinarize / binarize (clamp, (x+1)/2, rint, 2y-1). */
 __kernel void qg_quant_binarize(QG_T(const float, x), QG_T(float, y), int n, int bits)
 {

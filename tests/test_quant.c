@@ -777,6 +777,51 @@ Test(quant, random_round_to_bits_matches_reference)
     }
 }
 
+/* qg__quant_fwd with the PG scale on up to QG_QUANT_SMALL_MAX elements
+ * (a conv's weights) runs one launch that finds the scale and rounds: the
+ * scale and every output equal the reference bit for bit, as the launches
+ * for larger tensors do, under each work-group layout; sizes leave partial
+ * vectors and straddle the limit. */
+Test(quant, small_pg_quant_fwd_in_one_launch_matches_reference)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    static const size_t sizes[] = {1, 3, 17, 4099, 36864, QG_QUANT_SMALL_MAX,
+                                   QG_QUANT_SMALL_MAX + 5};
+    static const int bits[] = {2, 3, 8};
+    for (size_t w = 0; w < 3; w++) {
+        set_wg(ctx, wgs[w]);
+        for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+            for (size_t b = 0; b < sizeof bits / sizeof *bits; b++) {
+                size_t n = sizes[si];
+                float *x = rand_data(n, -0.3f, 0.2f, (uint32_t)(40 * si + b + 7));
+                float rs, *rf = malloc(n * 4), *rm = malloc(n * 4), *rl = malloc(n * 4);
+                int32_t *rc = malloc(n * sizeof *rc);
+                qg_ref_quant_scale(n, 1, x, QG_QSCALE_PG, &rs);
+                qg_ref_quant_apply(n, 1, x, &rs, bits[b], bits[b], rf, rm, rl, rc);
+                float stale = 1e9f;
+                buf bx = buf_flat(ctx, n, x), by = buf_flat(ctx, n, NULL);
+                buf bs = buf_flat(ctx, 1, &stale);
+                QG_EXPECT_OK(qg__quant_fwd(ctx, bx.view, bits[b], QG_QSCALE_PG, bs.view,
+                                           by.view));
+                char lab[96];
+                snprintf(lab, sizeof lab, "WG=%ld n=%zu bits %d", wgs[w], n, bits[b]);
+                float *gs = buf_get(&bs, lab), *gy = buf_get(&by, lab);
+                cr_expect(same(lab, gs, &rs, 1), "%s scale", lab);
+                cr_expect(same(lab, gy, rf, n), "%s full", lab);
+                free(gs);
+                free(gy);
+                buf_free(&bx);
+                buf_free(&by);
+                buf_free(&bs);
+                free(x);
+                free(rf);
+                free(rm);
+                free(rl);
+                free(rc);
+            }
+    }
+}
+
 Test(quant, random_ste_matches_reference_and_formula)
 {
     qg_ctx *ctx = qg_test_ctx();

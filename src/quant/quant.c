@@ -200,6 +200,22 @@ qg_status qg__quant_fwd(qg_ctx *ctx, const qg_tensor *x, int bits, qg_qscale mod
         st = need(ctx, op, "y", y, n, QG_DTYPE_F32);
     if (st != QG_OK)
         return st;
+    if (bits >= 2 && mode == QG_QSCALE_PG && n > 0 && n <= QG_QUANT_SMALL_MAX &&
+        bits_round_ok(bits)) {
+        /* a conv's weights every step: one launch instead of a fill and three */
+        qg_kargs a;
+        size_t wg;
+        if ((st = need(ctx, op, "scale", s, 1, QG_DTYPE_F32)) != QG_OK ||
+            (st = get(ctx, "qg_quant_small_pg", &a, &wg)) != QG_OK)
+            return st;
+        qg__karg_tensor(&a, x);
+        qg__karg_int(&a, (int)n);
+        qg__karg_int(&a, bits);
+        qg__karg_float(&a, QG_QUANT_EPS);
+        qg__karg_tensor(&a, s);
+        qg__karg_tensor(&a, y);
+        return qg__kargs_launch(&a, 1, &wg, &wg);
+    }
     if (bits >= 2) {
         if ((st = qg__quant_scale(ctx, x, mode, s)) != QG_OK)
             return st;

@@ -86,7 +86,10 @@ qg_status qg__quant_apply(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *s, i
 
 /* TorchQuantize(bits) / quantize_w / quantize_a: bits 0 copies x, bits 1
  * binarizes (clamp to [-1,1], rint((x+1)/2)*2-1; s is not touched and may
- * be NULL), bits >= 2 is qg__quant_scale then qg__quant_apply(full). */
+ * be NULL), bits >= 2 is qg__quant_scale then qg__quant_apply(full) -- in
+ * one launch (the same values) for the PG scale of at most
+ * QG_QUANT_SMALL_MAX elements, a conv's weights. */
+#define QG_QUANT_SMALL_MAX 65536
 qg_status qg__quant_fwd(qg_ctx *ctx, const qg_tensor *x, int bits, qg_qscale mode,
                         qg_tensor *s, qg_tensor *y);
 
