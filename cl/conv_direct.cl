@@ -296,7 +296,20 @@ __kernel void qg_conv_direct_unphase(QG_T(const float, ph), int C, int H, int W,
     __global const float *p1 = p0 + Hp * Wp;
     __global float *d = QG_P(dx) + (size_t)row * W;
     __global const float *m = QG_P(mask) + (size_t)row * W;
-    for (int w = 0; w < W; w++) {
+    int w = 0;
+    /* whole runs of 16 interleaved as vectors (element by element, PoCL
+     * left this pass at a third of the memory's speed) */
+    for (; w + 16 <= W; w += 16) {
+        float8 a = vload8(0, p0 + w / 2), b = vload8(0, p1 + w / 2);
+        float16 v = (float16)(a.s0, b.s0, a.s1, b.s1, a.s2, b.s2, a.s3, b.s3, a.s4, b.s4, a.s5,
+                              b.s5, a.s6, b.s6, a.s7, b.s7);
+        if (has_mask)
+            v = select((float16)0.0f, v, isnotequal(vload16(0, m + w), (float16)0.0f));
+        if (accumulate)
+            v += vload16(0, d + w);
+        vstore16(v, 0, d + w);
+    }
+    for (; w < W; w++) {
         float v = (w % 2 ? p1 : p0)[w / 2];
         if (has_mask && m[w] == 0.0f)
             v = 0.0f;
