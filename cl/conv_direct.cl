@@ -208,6 +208,13 @@ __kernel void qg_conv_direct_prep(QG_T(const float, src), int Hs, int Ws, int PH
                     for (; j + 4 <= jhi && 2 * j + 8 <= rest; j += 4)
                         vstore4(qt_round4(vload8(0, sr + 2 * j).even, T, V, qL), 0, dp + j);
                 }
+                /* (stride 2 leaves about a quarter of each row here: fours
+                 * gathered into a vector, as the compare loop per element
+                 * branches on every level) */
+                for (; j + 4 <= jhi; j += 4)
+                    vstore4(qt_round4((float4)(sr[j * mul], sr[(j + 1) * mul], sr[(j + 2) * mul],
+                                               sr[(j + 3) * mul]),
+                                      T, V, qL), 0, dp + j);
                 for (; j < jhi; j++)
                     dp[j] = qt_round(sr[j * mul], T, V, qL);
             } else if (mul == 1) {

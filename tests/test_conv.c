@@ -499,6 +499,7 @@ Test(conv, quantizing_forward_matches_quantize_then_conv)
     static const shape qs[] = {
         {2, 3, 6, 20, 5, 3, 3, 1, 1, 1, "s1 wide"},
         {2, 4, 12, 18, 6, 3, 3, 2, 1, 1, "s2 wide"},
+        {2, 3, 6, 32, 4, 3, 3, 2, 1, 1, "s2 32 wide (rows end in gathered fours)"},
         {2, 4, 8, 6, 5, 3, 3, 2, 1, 1, "s2 narrow"},
         {3, 1, 9, 8, 16, 3, 3, 1, 1, 1, "stem C=1"},
         {3, 5, 7, 5, 3, 1, 1, 1, 0, 1, "1x1 (GEMM path)"},
