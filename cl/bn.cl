@@ -602,18 +602,28 @@ __kernel void qg_bn_bwd_final(QG_T(const float, part), int nparts, int C,
 }
 
 /* dx (and dres) as qg_bn_bwd writes them, one item per plane (global =
- * N*C items); coef from qg_bn_bwd_final. */
+ * N*C items); coef from qg_bn_bwd_final. want_dalpha: the first item also
+ * adds PACT's per-channel sums (qg_bn_bwd_final's pact_part) to dalpha,
+ * as qg_bn_part_add does after qg_bn_bwd. */
 __kernel void qg_bn_bwd_apply(QG_T(const float, x), QG_T(const float, dy), int N, int C,
                               int HW, QG_T(const float, gamma), int affine,
                               QG_T(const float, smean), QG_T(const float, sinvstd),
                               QG_T(const float, coef), QG_T(float, dx), int accumulate,
                               QG_T(const float, y), int act, QG_T(float, dres), int res_mode,
                               QG_T(const float, beta), QG_T(const float, res), int has_res,
-                              QG_T(const float, alpha))
+                              QG_T(const float, alpha), QG_T(const float, pact_part),
+                              QG_T(float, dalpha), int want_dalpha)
 {
     int plane = get_global_id(0);
     if (plane >= N * C)
         return;
+    if (want_dalpha && plane == 0) {
+        /* dalpha += pact_part[0] + ... + pact_part[C-1], as qg_bn_part_add */
+        float s = 0.0f;
+        for (int i = 0; i < C; i++)
+            s += QG_P(pact_part)[i];
+        QG_P(dalpha)[0] += s;
+    }
     int c = plane % C;
     BN_BWD_CHANNEL(c)
     float hi = BN_IS_PACT(act) ? QG_P(alpha)[0] : 0.0f;

@@ -368,7 +368,7 @@ static qg_status bwd_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_te
                            const qg_tensor *save_mean, const qg_tensor *save_invstd,
                            const bwd_binds *k, qg_tensor *dx, qg_tensor *dgamma,
                            qg_tensor *dbeta, int accumulate, qg_tensor *dres,
-                           int res_accumulate)
+                           int res_accumulate, qg_tensor *dalpha)
 {
     qg_kargs a;
     size_t wg;
@@ -424,6 +424,10 @@ static qg_status bwd_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_te
     qg__karg_tensor(&a, dres ? dres : dx);
     qg__karg_int(&a, dres ? (res_accumulate ? 2 : 1) : 0);
     karg_binds(&a, k);
+    /* PACT: dalpha += the channels' sums, by the first item */
+    qg__karg_tensor(&a, k->part);
+    qg__karg_tensor(&a, dalpha ? dalpha : dx);
+    qg__karg_int(&a, dalpha != NULL);
     g = (size_t)d->N * d->C;
     return qg__kargs_launch(&a, 1, &g, NULL);
 }
@@ -489,9 +493,10 @@ qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
     if (st == QG_OK)
         st = parts_of(ctx, d.N, &parts);
     if (st == QG_OK && parts > 0) {
-        st = bwd_parts(ctx, &d, parts, x, y, dy, gamma, save_mean, save_invstd, &k, dx, dgamma,
-                       dbeta, accumulate, dres, res_accumulate);
-        goto pact_sum;
+        /* (the PACT sum rides on the last pass: one launch less) */
+        return bwd_parts(ctx, &d, parts, x, y, dy, gamma, save_mean, save_invstd, &k, dx,
+                         dgamma, dbeta, accumulate, dres, res_accumulate,
+                         st == QG_OK && pa ? pact->dalpha : NULL);
     }
     if (st == QG_OK)
         st = get(ctx, "qg_bn_bwd", &a, &wg, &vw);
@@ -517,7 +522,6 @@ qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
     qg__karg_tensor(&a, k.part);
     size_t g = (size_t)d.C * wg;
     st = qg__kargs_launch(&a, 1, &g, &wg);
-pact_sum:
     if (st != QG_OK || !pa)
         return st;
     /* dalpha += the channels' sums, in channel order. */
