@@ -246,43 +246,50 @@ __kernel void qg_conv_direct_prep(QG_T(const float, src), int Hs, int Ws, int PH
  * phase (a, b) of dx), in channel ci = k, tap (u, v) -> w[k][c][a+1-2u]
  * [b+1-2v] (0 outside the kernel): dx[2i+a][2j+b] = sum over k, u, v of
  * that weight times dy[i+u][j+v]. trans = 1 writes the same values in the
- * order [Ci][TR][TS][Kp] instead. Range Kp*Ci*TR*TS. */
+ * order [Ci][TR][TS][Kp] instead. Range Kp*Ci (an item writes its taps). */
 __kernel void qg_conv_direct_wprep(QG_T(const float, w), int K, int C, int R, int S, int st,
                                    int TR, int TS, int flip, int Kp, int Ci, int trans,
                                    QG_T(float, dst))
 {
+    /* one item per (ko, ci) and its TR*TS taps: integer division per
+     * value cost more than the copy */
     int idx = get_global_id(0);
-    if (idx >= Kp * Ci * TR * TS)
+    if (idx >= Kp * Ci)
         return;
-    int t, ci, ko;
+    int ci, ko;
     if (trans) { /* dst[Ci][TR][TS][Kp]: output channels innermost (fwd_kv) */
         ko = idx % Kp;
-        t = (idx / Kp) % (TR * TS);
-        ci = idx / (Kp * TR * TS);
+        ci = idx / Kp;
     } else {
-        t = idx % (TR * TS);
-        int rest = idx / (TR * TS);
-        ci = rest % Ci;
-        ko = rest / Ci;
+        ci = idx % Ci;
+        ko = idx / Ci;
     }
-    int rr = t / TS, ss = t - rr * TS;
-    float v = 0.0f;
-    if (flip == 2) {
-        int c = ko / 4, a = (ko / 2) % 2, b = ko % 2;
-        int r = a + 1 - 2 * rr, s = b + 1 - 2 * ss;
-        if (c < C && r >= 0 && r < R && s >= 0 && s < S)
-            v = QG_P(w)[((ci * C + c) * R + r) * S + s];
-    } else if (flip) {
-        if (ko < C)
-            v = QG_P(w)[((ci * C + ko) * R + R - 1 - rr) * S + S - 1 - ss];
-    } else {
-        int pp = st * st, c = ci / pp, ph = ci - c * pp;
-        int a = ph / st, b = ph - a * st;
-        int r = rr * st + a, s = ss * st + b;
-        if (ko < K && r < R && s < S)
-            v = QG_P(w)[((ko * C + c) * R + r) * S + s];
+    int pp = st * st, c = ci / pp, ph = ci - c * pp;
+    int a = ph / st, b = ph - a * st;
+    __global const float *wp = QG_P(w);
+    __global float *dp = QG_P(dst);
+    for (int rr = 0; rr < TR; rr++) {
+        for (int ss = 0; ss < TS; ss++) {
+            int t = rr * TS + ss;
+            float v = 0.0f;
+            if (flip == 2) {
+                int cc = ko / 4, pa = (ko / 2) % 2, pb = ko % 2;
+                int r = pa + 1 - 2 * rr, s = pb + 1 - 2 * ss;
+                if (cc < C && r >= 0 && r < R && s >= 0 && s < S)
+                    v = wp[((ci * C + cc) * R + r) * S + s];
+            } else if (flip) {
+                if (ko < C)
+                    v = wp[((ci * C + ko) * R + R - 1 - rr) * S + S - 1 - ss];
+            } else {
+                int r = rr * st + a, s = ss * st + b;
+                if (ko < K && r < R && s < S)
+                    v = wp[((ko * C + c) * R + r) * S + s];
+            }
+            size_t at = trans ? ((size_t)ci * TR * TS + t) * Kp + ko
+                              : ((size_t)ko * Ci + ci) * TR * TS + t;
+            dp[at] = v;
+        }
     }
-    QG_P(dst)[idx] = v;
 }
 
 /* dx[n][c][h][w] (= or += when accumulate) = ph[n][c*4 + (h%2)*2 + w%2]

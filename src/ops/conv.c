@@ -455,7 +455,7 @@ static qg_status dwprep_t(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d,
     qg__karg_int(&a, Ci);
     qg__karg_int(&a, trans);
     karg_at(&a, ws, 0);
-    size_t n = (size_t)Kp * Ci * T * T, l = 64;
+    size_t l = 64, n = qg__round_up((size_t)Kp * Ci, l);
     return qg__kargs_launch(&a, 1, &n, &l);
 }
 
