@@ -177,7 +177,8 @@ __kernel void qg_conv_direct_prep(QG_T(const float, src), int Hs, int Ws, int PH
     jhi = min(max(jhi, jlo), Wd);
     for (int i = 0; i < Lr; i++, dp += Wd) {
         int th = i * mul + a - off_h;
-        int row = i < Hd && th >= 0 && th % div == 0 && th / div < Hs;
+        /* (div 1 spelled out: an integer division per row showed in profiles) */
+        int row = i < Hd && th >= 0 && (div == 1 ? th < Hs : th % div == 0 && th / div < Hs);
         if (!row) {
             for (int j = 0; j < Wd; j++)
                 dp[j] = 0.0f;
