@@ -43,6 +43,47 @@ __kernel void qg_optim_sgd(QG_T(float, w), QG_T(const float, grad), QG_T(float, 
     QG_P(w)[i] = wi - lr * g;
 }
 
+/* qg_optim_sgd over up to four tensors in one launch (a model has dozens
+ * of parameters, many tiny; a launch each costs more than their update).
+ * Item i updates element i of tensor 0, then i - n0 of tensor 1, and so
+ * on; n_t = 0 for unused slots. Per element exactly qg_optim_sgd. Global =
+ * n0 + n1 + n2 + n3 (or more). */
+#define QG_SGD_SLOT(t) QG_T(float, w##t), QG_T(const float, g##t), QG_T(float, b##t), int n##t, \
+                       float wd##t
+#define QG_SGD_PICK(t)                                                                    \
+    if (i >= 0 && i < n##t) {                                                             \
+        w = QG_P(w##t) + i;                                                               \
+        g = QG_P(g##t) + i;                                                               \
+        b = QG_P(b##t) + i;                                                               \
+        wd = wd##t;                                                                       \
+    }                                                                                     \
+    i -= n##t;
+__kernel void qg_optim_sgd4(QG_SGD_SLOT(0), QG_SGD_SLOT(1), QG_SGD_SLOT(2), QG_SGD_SLOT(3),
+                            float lr, float momentum, int nesterov, int first, float grad_scale,
+                            int has_buf)
+{
+    int i = get_global_id(0);
+    __global float *w = 0, *b = 0;
+    __global const float *g = 0;
+    float wd = 0.0f;
+    QG_SGD_PICK(0)
+    QG_SGD_PICK(1)
+    QG_SGD_PICK(2)
+    QG_SGD_PICK(3)
+    if (!w)
+        return;
+    float wi = *w;
+    float gi = *g * grad_scale;
+    if (wd != 0.0f)
+        gi = gi + wd * wi;
+    if (has_buf) {
+        float bi = first ? gi : momentum * *b + gi;
+        *b = bi;
+        gi = nesterov ? gi + momentum * bi : bi;
+    }
+    *w = wi - lr * gi;
+}
+
 /* Elementwise, global = n. */
 __kernel void qg_optim_adam(QG_T(float, w), QG_T(const float, grad), QG_T(float, m),
                             QG_T(float, v), int n, float step_size, float bc2_sqrt, float beta1,

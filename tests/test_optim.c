@@ -184,6 +184,63 @@ Test(optim, device_matches_reference)
     }
 }
 
+/* Several tensors per launch (qg__sgd_step_many) give the values of one
+ * qg__sgd_step per tensor bit for bit: five tensors of odd sizes (a full
+ * launch of four, then one with three slots unused), each with its own
+ * weight decay, three steps of every SGD case. */
+Test(optim, sgd_many_equals_one_call_per_tensor)
+{
+    enum { T = 5 };
+    static const size_t sizes[T] = {1, 300, 17, 4099, 64};
+    static const float wds[T] = {0.1f, 0.0f, 0.05f, 0.1f, 0.0f};
+    qg_ctx *ctx = qg_test_ctx();
+    for (size_t c = 0; c < sizeof sgd_cases / sizeof *sgd_cases; c++) {
+        const sgd_cfg *s = &sgd_cases[c];
+        qg_tensor *w[2][T], *b[2][T], *g[T];
+        for (int k = 0; k < T; k++) {
+            float *h = malloc(sizes[k] * 4);
+            qg_test_fill(h, sizes[k], -1, 1, 300 + (uint32_t)k);
+            for (int v = 0; v < 2; v++) {
+                w[v][k] = upload(ctx, sizes[k], h);
+                b[v][k] = upload(ctx, sizes[k], NULL);
+            }
+            g[k] = upload(ctx, sizes[k], NULL);
+            free(h);
+        }
+        for (int t = 0; t < 3; t++) {
+            for (int k = 0; k < T; k++) {
+                float *h = malloc(sizes[k] * 4);
+                qg_test_fill(h, sizes[k], -2, 2, 400 + 10 * (uint32_t)t + (uint32_t)k);
+                QG_EXPECT_OK(qg_tensor_write(g[k], h, sizes[k] * 4));
+                free(h);
+                QG_EXPECT_OK(qg__sgd_step(ctx, w[0][k], g[k], b[0][k], s->lr, s->momentum,
+                                          wds[k], s->nesterov, t == 0, s->scale));
+            }
+            QG_EXPECT_OK(qg__sgd_step_many(ctx, T, w[1], (const qg_tensor *const *)g, b[1], wds,
+                                           s->lr, s->momentum, s->nesterov, t == 0, s->scale));
+            for (int k = 0; k < T; k++) {
+                float *a0 = qg_test_read(w[0][k]), *a1 = qg_test_read(w[1][k]);
+                float *b0 = qg_test_read(b[0][k]), *b1 = qg_test_read(b[1][k]);
+                size_t n = sizes[k], bad = memcmp(a0, a1, n * 4) != 0;
+                bad += s->momentum != 0.0f && memcmp(b0, b1, n * 4) != 0;
+                cr_expect_eq(bad, 0, "%s step %d tensor %d (n=%zu): w or buf differ", s->what, t,
+                             k, n);
+                free(a0);
+                free(a1);
+                free(b0);
+                free(b1);
+            }
+        }
+        for (int k = 0; k < T; k++) {
+            qg_tensor_free(w[0][k]);
+            qg_tensor_free(w[1][k]);
+            qg_tensor_free(b[0][k]);
+            qg_tensor_free(b[1][k]);
+            qg_tensor_free(g[k]);
+        }
+    }
+}
+
 Test(optim, device_follows_torch_optim_by_hand)
 {
     /* The device path alone against the hand-worked values. */

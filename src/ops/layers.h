@@ -123,6 +123,13 @@ qg_status qg__softmax_ce(qg_ctx *ctx, const qg_tensor *logits, const qg_tensor *
 qg_status qg__sgd_step(qg_ctx *ctx, qg_tensor *w, const qg_tensor *grad, qg_tensor *buf,
                        float lr, float momentum, float wd, int nesterov, int first,
                        float grad_scale);
+/* qg__sgd_step on count tensors (w[i], grad[i], buf[i] with weight decay
+ * wd[i]; buf ignored when momentum is 0), four to a launch: the same
+ * values as a call per tensor. */
+qg_status qg__sgd_step_many(qg_ctx *ctx, int count, qg_tensor *const *w,
+                            const qg_tensor *const *grad, qg_tensor *const *buf,
+                            const float *wd, float lr, float momentum, int nesterov, int first,
+                            float grad_scale);
 /* Adam (L2 weight decay added to the gradient as torch.optim.Adam):
  * m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; w -= lr * (m/(1-b1^t)) /
  * (sqrt(v/(1-b2^t)) + eps), t >= 1 the step count. */

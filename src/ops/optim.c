@@ -71,6 +71,53 @@ qg_status qg__sgd_step(qg_ctx *ctx, qg_tensor *w, const qg_tensor *grad, qg_tens
     return qg__kargs_launch(&a, 1, &n, &wg);
 }
 
+qg_status qg__sgd_step_many(qg_ctx *ctx, int count, qg_tensor *const *w,
+                            const qg_tensor *const *grad, qg_tensor *const *buf,
+                            const float *wd, float lr, float momentum, int nesterov, int first,
+                            float grad_scale)
+{
+    const char *op = "sgd_step_many";
+    int has_buf = momentum != 0.0f;
+    if (nesterov && !has_buf)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: nesterov needs a non-zero momentum", op);
+    for (int i0 = 0; i0 < count; i0 += 4) {
+        qg_kargs a;
+        size_t wg, total = 0;
+        qg_status st = get(ctx, "qg_optim_sgd4", &a, &wg);
+        for (int t = i0; t < i0 + 4 && t < count && st == QG_OK; t++) {
+            size_t n = w[t] ? qg_tensor_numel(w[t]) : 0;
+            st = check(ctx, op, "w", w[t], n);
+            if (st == QG_OK)
+                st = check(ctx, op, "grad", grad[t], n);
+            if (st == QG_OK && has_buf)
+                st = check(ctx, op, "momentum buffer", buf[t], n);
+            total += n;
+        }
+        if (st == QG_OK && total > INT_MAX)
+            st = qg__error(ctx, QG_ERR_SHAPE, "%s: %zu elements in one launch", op, total);
+        if (st != QG_OK)
+            return st;
+        for (int t = i0; t < i0 + 4; t++) {
+            int live = t < count;
+            qg_tensor *wt = w[live ? t : i0];
+            qg__karg_tensor(&a, wt);
+            qg__karg_tensor(&a, grad[live ? t : i0]);
+            qg__karg_tensor(&a, has_buf ? buf[live ? t : i0] : wt);
+            qg__karg_int(&a, live ? (int)qg_tensor_numel(wt) : 0);
+            qg__karg_float(&a, live ? wd[t] : 0.0f);
+        }
+        qg__karg_float(&a, lr);
+        qg__karg_float(&a, momentum);
+        qg__karg_int(&a, nesterov != 0);
+        qg__karg_int(&a, first != 0);
+        qg__karg_float(&a, grad_scale);
+        qg__karg_int(&a, has_buf);
+        if ((st = qg__kargs_launch(&a, 1, &total, &wg)) != QG_OK)
+            return st;
+    }
+    return QG_OK;
+}
+
 qg_status qg__adam_step(qg_ctx *ctx, qg_tensor *w, const qg_tensor *grad, qg_tensor *m,
                         qg_tensor *v, float lr, float beta1, float beta2, float eps, float wd,
                         int t, float grad_scale)

@@ -100,6 +100,43 @@ fail:
     return st;
 }
 
+static float param_wd(const qg_optim_cfg *cfg, const qg_param *p)
+{
+    return (cfg->decay_kinds & (1u << p->kind)) ? cfg->weight_decay : 0.0f;
+}
+
+/* Every trained parameter's SGD step, four to a launch (ResNet-20 has 65
+ * parameters, most of them small: a launch each cost more than the
+ * updates). */
+static qg_status sgd_all(qg_model *m, const qg_optim_cfg *cfg, float lr, long t, float scale)
+{
+    int n = 0;
+    qg_tensor **w = malloc((size_t)m->nparams * sizeof *w);
+    const qg_tensor **g = malloc((size_t)m->nparams * sizeof *g);
+    qg_tensor **b = malloc((size_t)m->nparams * sizeof *b);
+    float *wd = malloc((size_t)m->nparams * sizeof *wd);
+    qg_status st = w && g && b && wd ? QG_OK : qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < m->nparams && st == QG_OK; i++) {
+        qg_param *p = m->params[i];
+        if (p->kind == QG_PARAM_BUFFER)
+            continue;
+        w[n] = p->value;
+        g[n] = p->grad;
+        b[n] = p->state[0];
+        wd[n++] = param_wd(cfg, p);
+    }
+    if (st == QG_OK)
+        st = qg__sgd_step_many(m->ctx, n, w, g, b, wd, lr, cfg->momentum, cfg->nesterov, t == 1,
+                               scale);
+    if (st != QG_OK)
+        qg__error_append(m->ctx, "optimizer step");
+    free(w);
+    free(g);
+    free(b);
+    free(wd);
+    return st;
+}
+
 qg_status qg__optim_step(qg_model *m, const qg_optim_cfg *cfg, float lr, long t)
 {
     qg_status st = qg__optim_ensure_state(m, cfg);
@@ -115,17 +152,14 @@ qg_status qg__optim_step(qg_model *m, const qg_optim_cfg *cfg, float lr, long t)
         if (norm > cfg->clip_norm)
             scale = cfg->clip_norm / (norm + 1e-6f);
     }
+    if (cfg->kind != QG_OPTIM_ADAM)
+        return sgd_all(m, cfg, lr, t, scale);
     for (int i = 0; i < m->nparams && st == QG_OK; i++) {
         qg_param *p = m->params[i];
         if (p->kind == QG_PARAM_BUFFER)
             continue;
-        float wd = (cfg->decay_kinds & (1u << p->kind)) ? cfg->weight_decay : 0.0f;
-        if (cfg->kind == QG_OPTIM_ADAM)
-            st = qg__adam_step(m->ctx, p->value, p->grad, p->state[0], p->state[1], lr,
-                               cfg->beta1, cfg->beta2, cfg->eps, wd, (int)t, scale);
-        else
-            st = qg__sgd_step(m->ctx, p->value, p->grad, p->state[0], lr, cfg->momentum, wd,
-                              cfg->nesterov, t == 1, scale);
+        st = qg__adam_step(m->ctx, p->value, p->grad, p->state[0], p->state[1], lr, cfg->beta1,
+                           cfg->beta2, cfg->eps, param_wd(cfg, p), (int)t, scale);
         if (st != QG_OK)
             qg__error_append(m->ctx, "optimizer step of '%s'", p->name);
     }
