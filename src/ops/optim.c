@@ -35,6 +35,15 @@ static qg_status check(qg_ctx *ctx, const char *op, const char *what, const qg_t
     return QG_OK;
 }
 
+/* The SGD kernels' last arguments. */
+static void karg_sgd_tail(qg_kargs *a, int nesterov, int first, float grad_scale, int has_buf)
+{
+    qg__karg_int(a, nesterov != 0);
+    qg__karg_int(a, first != 0);
+    qg__karg_float(a, grad_scale);
+    qg__karg_int(a, has_buf);
+}
+
 qg_status qg__sgd_step(qg_ctx *ctx, qg_tensor *w, const qg_tensor *grad, qg_tensor *buf,
                        float lr, float momentum, float wd, int nesterov, int first,
                        float grad_scale)
@@ -64,10 +73,7 @@ qg_status qg__sgd_step(qg_ctx *ctx, qg_tensor *w, const qg_tensor *grad, qg_tens
     qg__karg_float(&a, lr);
     qg__karg_float(&a, momentum);
     qg__karg_float(&a, wd);
-    qg__karg_int(&a, nesterov != 0);
-    qg__karg_int(&a, first != 0);
-    qg__karg_float(&a, grad_scale);
-    qg__karg_int(&a, has_buf);
+    karg_sgd_tail(&a, nesterov, first, grad_scale, has_buf);
     return qg__kargs_launch(&a, 1, &n, &wg);
 }
 
@@ -108,10 +114,7 @@ qg_status qg__sgd_step_many(qg_ctx *ctx, int count, qg_tensor *const *w,
         }
         qg__karg_float(&a, lr);
         qg__karg_float(&a, momentum);
-        qg__karg_int(&a, nesterov != 0);
-        qg__karg_int(&a, first != 0);
-        qg__karg_float(&a, grad_scale);
-        qg__karg_int(&a, has_buf);
+        karg_sgd_tail(&a, nesterov, first, grad_scale, has_buf);
         if ((st = qg__kargs_launch(&a, 1, &total, &wg)) != QG_OK)
             return st;
     }
