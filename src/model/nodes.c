@@ -455,33 +455,38 @@ int qg__node_bn_pact(qg_model *m, const char *name, int in, int res_in, int stri
     return add_bn(m, name, in, res_in, stride, 0, alpha_name);
 }
 
-int qg__node_bn_offer_ymax(qg_model *m, int act, qg_tensor *ymax, int *fresh)
+/* The BN node that writes activation act, or NULL; *readers: how many
+ * node inputs read act. */
+static qg_node *bn_writing(qg_model *m, int act, int *readers)
 {
+    qg_node *bn = NULL;
+    *readers = 0;
     for (int i = 0; i < m->nnodes; i++) {
         qg_node *n = &m->nodes[i];
-        if (n->out != act || (n->ops != &bn_ops && n->ops != &bn_act_ops))
-            continue;
-        bn_priv *p = n->priv;
-        if (p->ymax && p->ymax_fresh != fresh)
-            return 0; /* another consumer's */
-        p->ymax = ymax;
-        p->ymax_fresh = fresh;
-        *fresh = 0;
-        return 1;
+        *readers += (n->in[0] == act) + (n->in[1] == act);
+        if (n->out == act && (n->ops == &bn_ops || n->ops == &bn_act_ops))
+            bn = n;
     }
-    return 0;
+    return bn;
+}
+
+int qg__node_bn_offer_ymax(qg_model *m, int act, qg_tensor *ymax, int *fresh)
+{
+    int readers;
+    qg_node *bn = bn_writing(m, act, &readers);
+    bn_priv *p = bn ? bn->priv : NULL;
+    if (!p || (p->ymax && p->ymax_fresh != fresh))
+        return 0; /* none, or another consumer's */
+    p->ymax = ymax;
+    p->ymax_fresh = fresh;
+    *fresh = 0;
+    return 1;
 }
 
 int qg__node_bn_take_ste(qg_model *m, int act)
 {
-    qg_node *bn = NULL;
-    int readers = 0;
-    for (int i = 0; i < m->nnodes; i++) {
-        qg_node *n = &m->nodes[i];
-        readers += (n->in[0] == act) + (n->in[1] == act);
-        if (n->out == act && (n->ops == &bn_ops || n->ops == &bn_act_ops))
-            bn = n;
-    }
+    int readers;
+    qg_node *bn = bn_writing(m, act, &readers);
     bn_priv *p = bn ? bn->priv : NULL;
     if (!p || readers != 1 || (!p->alpha && !p->relu))
         return 0;

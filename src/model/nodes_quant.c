@@ -250,17 +250,16 @@ static qg_status qconv_backward(qg_node *n, qg_model *m)
                                                        dy_msb, p->wq, dx, acc, mask, p->w->grad,
                                                        0, m->workspace, keep)
                                : QG_ERR_UNSUPPORTED;
-    if (st == QG_ERR_UNSUPPORTED && p->ste_in_bn) {
+    if (st == QG_ERR_UNSUPPORTED) {
+        /* the separate passes; the STE a pass of its own unless the BN has it */
         QG_TRY(xq_store(p, n, m));
-        QG_TRY(qg__conv2d_bwd_kept(m->ctx, &p->d, p->xq, dy_msb, p->wq, dx, acc, p->w->grad,
-                                   NULL, 0, m->workspace, keep));
-    } else if (st == QG_ERR_UNSUPPORTED) {
-        QG_TRY(xq_store(p, n, m));
-        if (!p->dxq)
+        if (!p->ste_in_bn && !p->dxq)
             QG_TRY(qg__node_tensor_like(m, IN0(n, m), "dxq", &p->dxq));
-        QG_TRY(qg__conv2d_bwd_kept(m->ctx, &p->d, p->xq, dy_msb, p->wq, p->dxq, 0, p->w->grad,
-                                   NULL, 0, m->workspace, keep));
-        QG_TRY(qg__quant_ste_bwd(m->ctx, x, p->dxq, dx, ste, acc));
+        QG_TRY(qg__conv2d_bwd_kept(m->ctx, &p->d, p->xq, dy_msb, p->wq,
+                                   p->ste_in_bn ? dx : p->dxq, p->ste_in_bn ? acc : 0,
+                                   p->w->grad, NULL, 0, m->workspace, keep));
+        if (!p->ste_in_bn)
+            QG_TRY(qg__quant_ste_bwd(m->ctx, x, p->dxq, dx, ste, acc));
     } else if (st != QG_OK) {
         goto fail;
     }

@@ -496,7 +496,7 @@ qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
         /* (the PACT sum rides on the last pass: one launch less) */
         return bwd_parts(ctx, &d, parts, x, y, dy, gamma, save_mean, save_invstd, &k, dx,
                          dgamma, dbeta, accumulate, dres, res_accumulate,
-                         st == QG_OK && pa ? pact->dalpha : NULL);
+                         pa ? pact->dalpha : NULL);
     }
     if (st == QG_OK)
         st = get(ctx, "qg_bn_bwd", &a, &wg, &vw);

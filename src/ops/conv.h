@@ -104,9 +104,8 @@ qg_status qg__conv2d_bwd_kept(qg_ctx *ctx, const qg_conv_desc *d, const qg_tenso
  * into the store instead of a pass of its own. Only the direct kernels
  * have that epilogue: QG_ERR_UNSUPPORTED, with nothing written, for other
  * shapes or a workspace too small for their shared-dy form. mask NULL:
- * no mask (the STE applied elsewhere), with the same contract: the direct
- * kernels or QG_ERR_UNSUPPORTED, so a weight gradient never silently
- * reads x where keep could not serve it. */
+ * no mask (the STE applied elsewhere), with the same contract (the direct
+ * kernels, or QG_ERR_UNSUPPORTED with nothing written). */
 qg_status qg__conv2d_bwd_masked(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                                 const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx,
                                 int acc_dx, const qg_tensor *mask, qg_tensor *dw,

@@ -107,33 +107,31 @@ static float param_wd(const qg_optim_cfg *cfg, const qg_param *p)
 
 /* Every trained parameter's SGD step, four to a launch (ResNet-20 has 65
  * parameters, most of them small: a launch each cost more than the
- * updates). */
+ * updates); the batches live on the stack, nothing is allocated a step. */
 static qg_status sgd_all(qg_model *m, const qg_optim_cfg *cfg, float lr, long t, float scale)
 {
+    enum { B = 4 };
+    qg_tensor *w[B], *b[B];
+    const qg_tensor *g[B];
+    float wd[B];
     int n = 0;
-    qg_tensor **w = malloc((size_t)m->nparams * sizeof *w);
-    const qg_tensor **g = malloc((size_t)m->nparams * sizeof *g);
-    qg_tensor **b = malloc((size_t)m->nparams * sizeof *b);
-    float *wd = malloc((size_t)m->nparams * sizeof *wd);
-    qg_status st = w && g && b && wd ? QG_OK : qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < m->nparams && st == QG_OK; i++) {
-        qg_param *p = m->params[i];
-        if (p->kind == QG_PARAM_BUFFER)
+    qg_status st = QG_OK;
+    for (int i = 0; i <= m->nparams && st == QG_OK; i++) {
+        if (n == B || (i == m->nparams && n > 0)) {
+            st = qg__sgd_step_many(m->ctx, n, w, g, b, wd, lr, cfg->momentum, cfg->nesterov,
+                                   t == 1, scale);
+            n = 0;
+        }
+        if (i == m->nparams || m->params[i]->kind == QG_PARAM_BUFFER)
             continue;
+        qg_param *p = m->params[i];
         w[n] = p->value;
         g[n] = p->grad;
         b[n] = p->state[0];
         wd[n++] = param_wd(cfg, p);
     }
-    if (st == QG_OK)
-        st = qg__sgd_step_many(m->ctx, n, w, g, b, wd, lr, cfg->momentum, cfg->nesterov, t == 1,
-                               scale);
     if (st != QG_OK)
         qg__error_append(m->ctx, "optimizer step");
-    free(w);
-    free(g);
-    free(b);
-    free(wd);
     return st;
 }
 
