@@ -427,16 +427,21 @@ void qg_bn_bwd(QG_T(const float, x), QG_T(const float, dy), int N, int C, int HW
     BN_CHUNKS_END
 }
 
-/* out[0] += part[0] + ... + part[nparts-1], in that order (one item):
- * PACT's dalpha from the per-channel sums of qg_bn_bwd. */
+/* *out += part[0] + ... + part[n-1], summed in that order first (PACT's
+ * dalpha from per-channel sums: the same value whichever kernel adds it). */
+static inline void bn_add_parts(__global const float *part, int n, __global float *out)
+{
+    float s = 0.0f;
+    for (int i = 0; i < n; i++)
+        s += part[i];
+    *out += s;
+}
+
+/* bn_add_parts by one item, after qg_bn_bwd. */
 __kernel void qg_bn_part_add(QG_T(const float, part), int nparts, QG_T(float, out))
 {
-    if (get_global_id(0) != 0)
-        return;
-    float s = 0.0f;
-    for (int i = 0; i < nparts; i++)
-        s += QG_P(part)[i];
-    QG_P(out)[0] += s;
+    if (get_global_id(0) == 0)
+        bn_add_parts(QG_P(part), nparts, QG_P(out));
 }
 
 /* ---- The partial-sums path (host tunable PARTS > 0; CPU default) ----
@@ -617,13 +622,8 @@ __kernel void qg_bn_bwd_apply(QG_T(const float, x), QG_T(const float, dy), int N
     int plane = get_global_id(0);
     if (plane >= N * C)
         return;
-    if (want_dalpha && plane == 0) {
-        /* dalpha += pact_part[0] + ... + pact_part[C-1], as qg_bn_part_add */
-        float s = 0.0f;
-        for (int i = 0; i < C; i++)
-            s += QG_P(pact_part)[i];
-        QG_P(dalpha)[0] += s;
-    }
+    if (want_dalpha && plane == 0)
+        bn_add_parts(QG_P(pact_part), C, QG_P(dalpha));
     int c = plane % C;
     BN_BWD_CHANNEL(c)
     float hi = BN_IS_PACT(act) ? QG_P(alpha)[0] : 0.0f;

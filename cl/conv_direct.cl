@@ -87,15 +87,10 @@ static inline float hsum(float8 v) { return hsum8(v); }
  * a grows, so q(a) = #{k : a >= T[k]} with T[k-1] the least float whose
  * level reaches k, and the rounded value is V[q] * sign(v), V[q] = q/L*sc.
  * Found by bisection over float bit patterns with qg_quant_apply's own
- * operations (qt_level), the table reproduces that pass bit for bit (NaN
+ * operations (common.cl's qg_code), the table reproduces that pass bit for bit (NaN
  * where no float reaches k: a >= NaN never holds). Layout: T in t[0..15],
  * V in t[16..31]. One item. QG_QT_MAX is conv.c's too. */
 #define QG_QT_MAX 15
-
-static inline float qt_level(float a, float sc, float L)
-{
-    return rint(fmin(fmax(a / sc, 0.0f), 1.0f) * L);
-}
 
 __kernel void qg_conv_direct_qtable(QG_T(const float, s), int L, QG_T(float, t))
 {
@@ -105,11 +100,11 @@ __kernel void qg_conv_direct_qtable(QG_T(const float, s), int L, QG_T(float, t))
     __global float *tp = QG_P(t);
     for (int k = 1; k <= 16; k++) {
         float T = NAN;
-        if (k <= L && qt_level(INFINITY, sc, Lf) >= (float)k) {
+        if (k <= L && qg_code(INFINITY, sc, Lf) >= (float)k) {
             uint lo = 0, hi = 0x7f800000u;
             while (lo < hi) {
                 uint mid = lo + (hi - lo) / 2;
-                if (qt_level(as_float(mid), sc, Lf) >= (float)k)
+                if (qg_code(as_float(mid), sc, Lf) >= (float)k)
                     hi = mid;
                 else
                     lo = mid + 1;

@@ -23,31 +23,11 @@
 #error "WG must be a power of two in 1..1024"
 #endif
 
-/* Elementwise, global = n. has_buf == 0 (momentum 0) ignores buf. */
-__kernel void qg_optim_sgd(QG_T(float, w), QG_T(const float, grad), QG_T(float, buf), int n,
-                           float lr, float momentum, float wd, int nesterov, int first,
-                           float grad_scale, int has_buf)
-{
-    int i = get_global_id(0);
-    if (i >= n)
-        return;
-    float wi = QG_P(w)[i];
-    float g = QG_P(grad)[i] * grad_scale;
-    if (wd != 0.0f)
-        g = g + wd * wi;
-    if (has_buf) {
-        float b = first ? g : momentum * QG_P(buf)[i] + g;
-        QG_P(buf)[i] = b;
-        g = nesterov ? g + momentum * b : b;
-    }
-    QG_P(w)[i] = wi - lr * g;
-}
-
-/* qg_optim_sgd over up to four tensors in one launch (a model has dozens
- * of parameters, many tiny; a launch each costs more than their update).
- * Item i updates element i of tensor 0, then i - n0 of tensor 1, and so
- * on; n_t = 0 for unused slots. Per element exactly qg_optim_sgd. Global =
- * n0 + n1 + n2 + n3 (or more). */
+/* SGD (torch.optim.SGD, see ops/layers.h) over up to four tensors in one
+ * launch (a model has dozens of parameters, many tiny; a launch each cost
+ * more than their update). Item i updates element i of tensor 0, then
+ * i - n0 of tensor 1, and so on; n_t = 0 for unused slots. has_buf == 0
+ * (momentum 0) ignores the buffers. Global = n0 + n1 + n2 + n3 (or more). */
 #define QG_SGD_SLOT(t) QG_T(float, w##t), QG_T(const float, g##t), QG_T(float, b##t), int n##t, \
                        float wd##t
 #define QG_SGD_PICK(t)                                                                    \

@@ -180,6 +180,12 @@ __kernel void qg_quant_scale_eps(QG_T(float, s), int nseg, float eps)
 #define QG_OUT_LSB 4
 #define QG_OUT_CODES 8
 
+/* common.cl's qg_code on VW lanes. */
+static inline vec qg_code_v(vec v, float sc, float L)
+{
+    return rint(fmin(fmax(fabs(v) / sc, 0.0f), 1.0f) * L);
+}
+
 /* Spec §1.1 / §2.1 with scale s[i / seg_len]; shift = bits - msb_bits.
  * A zero scale gives 0/0 = NaN, which fmax maps to 0 (code 0, output 0). */
 /* One item per VW consecutive elements: global = ceil(n/VW). A run that
@@ -198,8 +204,7 @@ __kernel void qg_quant_apply(QG_T(const float, x), int n, int seg_len, QG_T(cons
         float sc = QG_P(s)[seg];
         vec v = VLOAD(QG_P(x) + i0);
         vec sgn = qg_vsign(v);
-        vec a = fmin(fmax(fabs(v) / sc, 0.0f), 1.0f);
-        vec q = rint(a * L);
+        vec q = qg_code_v(v, sc, L);
         vec f = q / L * sc * sgn;
         if (outs & QG_OUT_FULL)
             VSTORE(f, QG_P(full) + i0);
@@ -218,8 +223,7 @@ __kernel void qg_quant_apply(QG_T(const float, x), int n, int seg_len, QG_T(cons
         float v = QG_P(x)[i];
         float sc = QG_P(s)[i / seg_len];
         float sgn = qg_sign(v);
-        float a = fmin(fmax(fabs(v) / sc, 0.0f), 1.0f);
-        float q = rint(a * L);
+        float q = qg_code(v, sc, L);
         float f = q / L * sc * sgn;
         if (outs & QG_OUT_FULL)
             QG_P(full)[i] = f;
@@ -276,14 +280,11 @@ void qg_quant_small_pg(QG_T(const float, x), int n, int bits, float eps, QG_T(fl
         int i0 = t * VW;
         if (i0 + VW <= n) {
             vec v = VLOAD(xp + i0);
-            vec sgn = qg_vsign(v);
-            vec a = fmin(fmax(fabs(v) / sc, 0.0f), 1.0f);
-            VSTORE(rint(a * L) / L * sc * sgn, fp + i0);
+            VSTORE(qg_code_v(v, sc, L) / L * sc * qg_vsign(v), fp + i0);
         } else {
             for (int i = i0; i < n; i++) {
                 float v = xp[i];
-                float a = fmin(fmax(fabs(v) / sc, 0.0f), 1.0f);
-                fp[i] = rint(a * L) / L * sc * qg_sign(v);
+                fp[i] = qg_code(v, sc, L) / L * sc * qg_sign(v);
             }
         }
     }

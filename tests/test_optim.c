@@ -185,9 +185,10 @@ Test(optim, device_matches_reference)
 }
 
 /* Several tensors per launch (qg__sgd_step_many) give the values of one
- * qg__sgd_step per tensor bit for bit: five tensors of odd sizes (a full
- * launch of four, then one with three slots unused), each with its own
- * weight decay, three steps of every SGD case. */
+ * qg__sgd_step (a launch with one slot) per tensor bit for bit, so a
+ * tensor's update does not depend on its slot or its neighbours: five
+ * tensors of odd sizes (a full launch of four, then one with three slots
+ * unused), each with its own weight decay, three steps of every SGD case. */
 Test(optim, sgd_many_equals_one_call_per_tensor)
 {
     enum { T = 5 };

@@ -124,8 +124,8 @@ qg_status qg__sgd_step(qg_ctx *ctx, qg_tensor *w, const qg_tensor *grad, qg_tens
                        float lr, float momentum, float wd, int nesterov, int first,
                        float grad_scale);
 /* qg__sgd_step on count tensors (w[i], grad[i], buf[i] with weight decay
- * wd[i]; buf ignored when momentum is 0), four to a launch: the same
- * values as a call per tensor. */
+ * wd[i]; buf ignored when momentum is 0), four to a launch (qg__sgd_step
+ * is the one-tensor case). */
 qg_status qg__sgd_step_many(qg_ctx *ctx, int count, qg_tensor *const *w,
                             const qg_tensor *const *grad, qg_tensor *const *buf,
                             const float *wd, float lr, float momentum, int nesterov, int first,

@@ -35,46 +35,12 @@ static qg_status check(qg_ctx *ctx, const char *op, const char *what, const qg_t
     return QG_OK;
 }
 
-/* The SGD kernels' last arguments. */
-static void karg_sgd_tail(qg_kargs *a, int nesterov, int first, float grad_scale, int has_buf)
-{
-    qg__karg_int(a, nesterov != 0);
-    qg__karg_int(a, first != 0);
-    qg__karg_float(a, grad_scale);
-    qg__karg_int(a, has_buf);
-}
-
 qg_status qg__sgd_step(qg_ctx *ctx, qg_tensor *w, const qg_tensor *grad, qg_tensor *buf,
                        float lr, float momentum, float wd, int nesterov, int first,
                        float grad_scale)
 {
-    const char *op = "sgd_step";
-    qg_kargs a;
-    size_t wg;
-    if (!w)
-        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: w is NULL", op);
-    size_t n = qg_tensor_numel(w);
-    int has_buf = momentum != 0.0f;
-    if (nesterov && !has_buf)
-        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: nesterov needs a non-zero momentum", op);
-    qg_status st = check(ctx, op, "w", w, n);
-    if (st == QG_OK)
-        st = check(ctx, op, "grad", grad, n);
-    if (st == QG_OK && has_buf)
-        st = check(ctx, op, "momentum buffer", buf, n);
-    if (st == QG_OK)
-        st = get(ctx, "qg_optim_sgd", &a, &wg);
-    if (st != QG_OK)
-        return st;
-    qg__karg_tensor(&a, w);
-    qg__karg_tensor(&a, grad);
-    qg__karg_tensor(&a, has_buf ? buf : w);
-    qg__karg_int(&a, (int)n);
-    qg__karg_float(&a, lr);
-    qg__karg_float(&a, momentum);
-    qg__karg_float(&a, wd);
-    karg_sgd_tail(&a, nesterov, first, grad_scale, has_buf);
-    return qg__kargs_launch(&a, 1, &n, &wg);
+    return qg__sgd_step_many(ctx, 1, &w, &grad, &buf, &wd, lr, momentum, nesterov, first,
+                             grad_scale);
 }
 
 qg_status qg__sgd_step_many(qg_ctx *ctx, int count, qg_tensor *const *w,
@@ -82,7 +48,7 @@ qg_status qg__sgd_step_many(qg_ctx *ctx, int count, qg_tensor *const *w,
                             const float *wd, float lr, float momentum, int nesterov, int first,
                             float grad_scale)
 {
-    const char *op = "sgd_step_many";
+    const char *op = "sgd_step";
     int has_buf = momentum != 0.0f;
     if (nesterov && !has_buf)
         return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: nesterov needs a non-zero momentum", op);
@@ -114,7 +80,10 @@ qg_status qg__sgd_step_many(qg_ctx *ctx, int count, qg_tensor *const *w,
         }
         qg__karg_float(&a, lr);
         qg__karg_float(&a, momentum);
-        karg_sgd_tail(&a, nesterov, first, grad_scale, has_buf);
+        qg__karg_int(&a, nesterov != 0);
+        qg__karg_int(&a, first != 0);
+        qg__karg_float(&a, grad_scale);
+        qg__karg_int(&a, has_buf);
         if ((st = qg__kargs_launch(&a, 1, &total, &wg)) != QG_OK)
             return st;
     }

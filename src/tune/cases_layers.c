@@ -322,9 +322,13 @@ static qg_status optim_run(qg_ctx *ctx, void *state)
     qg_status st = QG_OK;
     for (int i = 0; i < o->np && st == QG_OK; i++)
         st = qg__sumsq(ctx, o->vg[i], o->acc, i > 0);
-    for (int i = 0; i < o->np && st == QG_OK; i++)
-        st = qg__sgd_step(ctx, o->vw[i], o->vg[i], o->vb[i], OPT_LR, OPT_MOM, OPT_WD, 0, 0,
-                          1.0f);
+    /* as training updates them: four tensors to a launch */
+    float wd[OPT_MAX];
+    for (int i = 0; i < o->np; i++)
+        wd[i] = OPT_WD;
+    if (st == QG_OK)
+        st = qg__sgd_step_many(ctx, o->np, o->vw, (const qg_tensor *const *)o->vg, o->vb, wd,
+                               OPT_LR, OPT_MOM, 0, 0, 1.0f);
     if (st == QG_OK)
         o->steps++;
     return st;
