@@ -457,13 +457,22 @@ __kernel void qg_bn_part_add(QG_T(const float, part), int nparts, QG_T(float, ou
  * consecutive planes being consecutive memory. Same math as above. */
 
 /* part[(p*C + c)*2 + {0, 1}] = sums of x - k and (x - k)^2 over item p's
- * images of channel c, k = x[0][c][0]. Global = nparts items. */
+ * images of channel c, k = x[0][c][0]; the first item also copies the
+ * C shifts k to part[nparts*C*2 + c] (qg_bn_apply may write y over x) and
+ * zeroes ymax for qg_bn_apply's running max, when want_ymax (a fill
+ * command less). Global = nparts items. */
 __kernel void qg_bn_stats_part(QG_T(const float, x), int N, int C, int HW, int nparts,
-                               QG_T(float, part))
+                               QG_T(float, part), QG_T(float, ymax), int want_ymax)
 {
     int p = get_global_id(0);
     if (p >= nparts)
         return;
+    if (p == 0) {
+        for (int c = 0; c < C; c++)
+            QG_P(part)[(size_t)nparts * C * 2 + c] = QG_P(x)[(size_t)c * HW];
+        if (want_ymax)
+            QG_P(ymax)[0] = 0.0f;
+    }
     __global const float *xp = QG_P(x);
     __global float *pp = QG_P(part) + (size_t)p * C * 2;
     for (int c = 0; c < 2 * C; c++)
@@ -491,49 +500,53 @@ __kernel void qg_bn_stats_part(QG_T(const float, x), int N, int C, int HW, int n
         }
 }
 
-/* Per channel (global = C items): the statistics from the parts, as
- * qg_bn_fwd_train forms them; coef[c] = a, coef[C + c] = b for the
- * elementwise pass (y = act(x*a + b [+ res])). */
-__kernel void qg_bn_stats_final(QG_T(const float, part), int nparts, QG_T(const float, x),
-                                int N, int C, int HW, QG_T(const float, gamma),
-                                QG_T(const float, beta), int affine, QG_T(float, rmean),
-                                QG_T(float, rvar), int track, float momentum, float eps,
-                                QG_T(float, smean), QG_T(float, sinvstd), QG_T(float, coef))
+/* Channel c's statistics from the parts, summed in part order (so every
+ * item of qg_bn_apply that needs them forms the same bits), as
+ * qg_bn_fwd_train forms them: the mean, 1/std, the biased variance and
+ * the elementwise pass's coefficients y = act(x*a + b [+ res]). */
+static inline void bn_part_stats(__global const float *part, int nparts, int N, int C, int HW,
+                                 __global const float *gamma,
+                                 __global const float *beta, int affine, float eps, int c,
+                                 float *mean, float *invstd, float *var, float *a, float *b)
 {
-    int c = get_global_id(0);
-    if (c >= C)
-        return;
     float s = 0.0f, q = 0.0f;
     for (int p = 0; p < nparts; p++) {
-        s += QG_P(part)[((size_t)p * C + c) * 2];
-        q += QG_P(part)[((size_t)p * C + c) * 2 + 1];
+        s += part[((size_t)p * C + c) * 2];
+        q += part[((size_t)p * C + c) * 2 + 1];
     }
     int n = N * HW;
     float ms = s / (float)n;
-    float var = fmax(q / (float)n - ms * ms, 0.0f);
-    float mean = QG_P(x)[(size_t)c * HW] + ms;
-    float invstd = 1.0f / sqrt(var + eps);
-    float g = affine ? QG_P(gamma)[c] : 1.0f;
-    float bt = affine ? QG_P(beta)[c] : 0.0f;
-    float a = invstd * g;
-    QG_P(coef)[c] = a;
-    QG_P(coef)[C + c] = bt - mean * a;
-    bn_store_stats(QG_P(smean), QG_P(sinvstd), QG_P(rmean), QG_P(rvar), c, mean, invstd, var, n,
-                   track, momentum);
+    *var = fmax(q / (float)n - ms * ms, 0.0f);
+    *mean = part[(size_t)nparts * C * 2 + c] + ms;
+    *invstd = 1.0f / sqrt(*var + eps);
+    float g = affine ? gamma[c] : 1.0f;
+    float bt = affine ? beta[c] : 0.0f;
+    *a = *invstd * g;
+    *b = bt - *mean * *a;
 }
 
-/* y = act(x*coef[c] + coef[C + c] [+ res]), one item per plane (global =
- * N*C items). */
-__kernel void qg_bn_apply(QG_T(const float, x), int C, int HW, int planes,
-                          QG_T(const float, coef), QG_T(float, y), QG_T(const float, res),
-                          int has_res, int act, QG_T(const float, alpha),
-                          QG_T(float, ymax), int want_ymax, float ymax_add)
+/* y = act(x*a + b [+ res]), one item per plane (global = N*C items), a
+ * and b from qg_bn_stats_part's sums; the items of the first image also
+ * store their channel's statistics (a launch of its own for C items cost
+ * ~35 us of PoCL dispatch). */
+__kernel void qg_bn_apply(QG_T(const float, x), int N, int C, int HW, QG_T(const float, part),
+                          int nparts, QG_T(const float, gamma), QG_T(const float, beta),
+                          int affine, QG_T(float, rmean), QG_T(float, rvar), int track,
+                          float momentum, float eps, QG_T(float, smean), QG_T(float, sinvstd),
+                          QG_T(float, y), QG_T(const float, res), int has_res, int act,
+                          QG_T(const float, alpha), QG_T(float, ymax), int want_ymax,
+                          float ymax_add)
 {
     int plane = get_global_id(0);
-    if (plane >= planes)
+    if (plane >= N * C)
         return;
     int c = plane % C;
-    float a = QG_P(coef)[c], b = QG_P(coef)[C + c];
+    float mean, invstd, var, a, b;
+    bn_part_stats(QG_P(part), nparts, N, C, HW, QG_P(gamma), QG_P(beta), affine, eps, c,
+                  &mean, &invstd, &var, &a, &b);
+    if (plane < C)
+        bn_store_stats(QG_P(smean), QG_P(sinvstd), QG_P(rmean), QG_P(rvar), c, mean, invstd, var,
+                       N * HW, track, momentum);
     float hi = act == BN_PACT ? QG_P(alpha)[0] : 0.0f;
     size_t at = (size_t)plane * HW;
     __global const float *xp = QG_P(x), *rp = QG_P(res);
@@ -578,57 +591,58 @@ __kernel void qg_bn_bwd_part(QG_T(const float, x), QG_T(const float, dy), int N,
         }
 }
 
-/* Per channel (global = C items): the parts' sums in part order; dgamma,
- * dbeta and PACT's pact_part[c] as qg_bn_bwd writes them; coef[c] = sum
- * of the masked dy, coef[C + c] = its sum times xhat. */
-__kernel void qg_bn_bwd_final(QG_T(const float, part), int nparts, int C,
-                              QG_T(float, dgamma), int want_dgamma, QG_T(float, dbeta),
-                              int want_dbeta, int act, QG_T(float, pact_part),
-                              QG_T(float, coef))
+/* Channel c's sums over the parts, in part order: of the masked dy, of it
+ * times xhat and (PACT) of dy over z > alpha. */
+static inline void bn_part_sums(__global const float *part, int nparts, int C, int c, float *s1,
+                                float *s2, float *s3)
 {
-    int c = get_global_id(0);
-    if (c >= C)
-        return;
-    float s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    *s1 = *s2 = *s3 = 0.0f;
     for (int p = 0; p < nparts; p++) {
-        __global const float *pp = QG_P(part) + ((size_t)p * C + c) * 3;
-        s1 += pp[0];
-        s2 += pp[1];
-        s3 += pp[2];
+        __global const float *pp = part + ((size_t)p * C + c) * 3;
+        *s1 += pp[0];
+        *s2 += pp[1];
+        *s3 += pp[2];
     }
-    if (want_dgamma)
-        QG_P(dgamma)[c] = s2;
-    if (want_dbeta)
-        QG_P(dbeta)[c] = s1;
-    if (BN_IS_PACT(act))
-        QG_P(pact_part)[c] = s3;
-    QG_P(coef)[c] = s1;
-    QG_P(coef)[C + c] = s2;
 }
 
 /* dx (and dres) as qg_bn_bwd writes them, one item per plane (global =
- * N*C items); coef from qg_bn_bwd_final. want_dalpha: the first item also
- * adds PACT's per-channel sums (qg_bn_bwd_final's pact_part) to dalpha,
- * as qg_bn_part_add does after qg_bn_bwd. */
+ * N*C items), from qg_bn_bwd_part's sums; the items of the first image
+ * also write dgamma and dbeta (no launch of its own for C items).
+ * want_dalpha: the first item adds the channels' PACT sums to dalpha in
+ * channel order, as qg_bn_part_add does after qg_bn_bwd. */
 __kernel void qg_bn_bwd_apply(QG_T(const float, x), QG_T(const float, dy), int N, int C,
                               int HW, QG_T(const float, gamma), int affine,
                               QG_T(const float, smean), QG_T(const float, sinvstd),
-                              QG_T(const float, coef), QG_T(float, dx), int accumulate,
-                              QG_T(const float, y), int act, QG_T(float, dres), int res_mode,
-                              QG_T(const float, beta), QG_T(const float, res), int has_res,
-                              QG_T(const float, alpha), QG_T(const float, pact_part),
+                              QG_T(const float, part), int nparts, QG_T(float, dgamma),
+                              int want_dgamma, QG_T(float, dbeta), int want_dbeta,
+                              QG_T(float, dx), int accumulate, QG_T(const float, y), int act,
+                              QG_T(float, dres), int res_mode, QG_T(const float, beta),
+                              QG_T(const float, res), int has_res, QG_T(const float, alpha),
                               QG_T(float, dalpha), int want_dalpha)
 {
     int plane = get_global_id(0);
     if (plane >= N * C)
         return;
-    if (want_dalpha && plane == 0)
-        bn_add_parts(QG_P(pact_part), C, QG_P(dalpha));
+    float sdy, sdyx, s3;
+    if (want_dalpha && plane == 0) {
+        float s = 0.0f;
+        for (int cc = 0; cc < C; cc++) {
+            bn_part_sums(QG_P(part), nparts, C, cc, &sdy, &sdyx, &s3);
+            s += s3;
+        }
+        QG_P(dalpha)[0] += s;
+    }
     int c = plane % C;
+    bn_part_sums(QG_P(part), nparts, C, c, &sdy, &sdyx, &s3);
+    if (plane < C) {
+        if (want_dgamma)
+            QG_P(dgamma)[c] = sdyx;
+        if (want_dbeta)
+            QG_P(dbeta)[c] = sdy;
+    }
     BN_BWD_CHANNEL(c)
     float hi = BN_IS_PACT(act) ? QG_P(alpha)[0] : 0.0f;
     int n = N * HW;
-    float sdy = QG_P(coef)[c], sdyx = QG_P(coef)[C + c];
     float k = g * invstd / (float)n;
     __global const float *xp = QG_P(x), *dyp = QG_P(dy), *yp = QG_P(y), *rp = QG_P(res);
     __global float *dxp = QG_P(dx), *drp = QG_P(dres);

@@ -87,11 +87,10 @@ static qg_status parts_of(qg_ctx *ctx, int N, int *parts)
 }
 
 /* Scratch for the partial-sums path: per-part rows of `per` sums per
- * channel, then 2*C per-channel coefficients at *coef_off. */
-static qg_status part_scratch(qg_ctx *ctx, int parts, int C, int per, cl_mem *m, int *coef_off)
+ * channel, then C more floats (the forward's shifts). */
+static qg_status part_scratch(qg_ctx *ctx, int parts, int C, int per, cl_mem *m)
 {
-    *coef_off = parts * C * per;
-    return qg__ctx_scratch(ctx, ((size_t)*coef_off + 2 * (size_t)C) * sizeof(float), m);
+    return qg__ctx_scratch(ctx, ((size_t)parts * per + 1) * C * sizeof(float), m);
 }
 
 static void karg_at(qg_kargs *a, cl_mem m, int off)
@@ -109,7 +108,7 @@ static void karg_ymax(qg_kargs *a, qg_tensor *ymax, float add, const qg_tensor *
     qg__karg_float(a, add);
 }
 
-/* Forward training by parts: stats_part, stats_final, apply (cl/bn.cl). */
+/* Forward training by parts: stats_part, apply (cl/bn.cl). */
 static qg_status fwd_train_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_tensor *x,
                                  const qg_tensor *gamma, const qg_tensor *beta,
                                  qg_tensor *running_mean, qg_tensor *running_var,
@@ -119,9 +118,9 @@ static qg_status fwd_train_parts(qg_ctx *ctx, const bn_dims *d, int parts, const
 {
     qg_kargs a;
     size_t wg;
-    int vw, coef;
+    int vw;
     cl_mem m;
-    qg_status st = part_scratch(ctx, parts, d->C, 2, &m, &coef);
+    qg_status st = part_scratch(ctx, parts, d->C, 2, &m);
     if (st == QG_OK)
         st = get(ctx, "qg_bn_stats_part", &a, &wg, &vw);
     if (st != QG_OK)
@@ -132,17 +131,19 @@ static qg_status fwd_train_parts(qg_ctx *ctx, const bn_dims *d, int parts, const
     qg__karg_int(&a, d->HW);
     qg__karg_int(&a, parts);
     karg_at(&a, m, 0);
+    qg__karg_tensor(&a, ymax ? ymax : y);
+    qg__karg_int(&a, ymax != NULL);
     size_t g = (size_t)parts;
     if ((st = qg__kargs_launch(&a, 1, &g, NULL)) != QG_OK)
         return st;
-    if ((st = get(ctx, "qg_bn_stats_final", &a, &wg, &vw)) != QG_OK)
+    if ((st = get(ctx, "qg_bn_apply", &a, &wg, &vw)) != QG_OK)
         return st;
-    karg_at(&a, m, 0);
-    qg__karg_int(&a, parts);
     qg__karg_tensor(&a, x);
     qg__karg_int(&a, d->N);
     qg__karg_int(&a, d->C);
     qg__karg_int(&a, d->HW);
+    karg_at(&a, m, 0);
+    qg__karg_int(&a, parts);
     qg__karg_tensor(&a, gamma ? gamma : x);
     qg__karg_tensor(&a, beta ? beta : x);
     qg__karg_int(&a, gamma != NULL);
@@ -153,24 +154,13 @@ static qg_status fwd_train_parts(qg_ctx *ctx, const bn_dims *d, int parts, const
     qg__karg_float(&a, eps);
     qg__karg_tensor(&a, save_mean);
     qg__karg_tensor(&a, save_invstd);
-    karg_at(&a, m, coef);
-    g = (size_t)d->C;
-    if ((st = qg__kargs_launch(&a, 1, &g, NULL)) != QG_OK)
-        return st;
-    if ((st = get(ctx, "qg_bn_apply", &a, &wg, &vw)) != QG_OK)
-        return st;
-    g = (size_t)d->N * d->C;
-    qg__karg_tensor(&a, x);
-    qg__karg_int(&a, d->C);
-    qg__karg_int(&a, d->HW);
-    qg__karg_int(&a, (int)g);
-    karg_at(&a, m, coef);
     qg__karg_tensor(&a, y);
     qg__karg_tensor(&a, res ? res : x);
     qg__karg_int(&a, res != NULL);
     qg__karg_int(&a, act);
     qg__karg_tensor(&a, alpha ? alpha : x);
     karg_ymax(&a, ymax, ymax_add, y);
+    g = (size_t)d->N * d->C;
     return qg__kargs_launch(&a, 1, &g, NULL);
 }
 
@@ -233,11 +223,12 @@ qg_status qg__bn_act_fwd_train(qg_ctx *ctx, const qg_tensor *x, const qg_tensor 
         st = check_act(ctx, op, act, alpha);
     if (st == QG_OK)
         st = check(ctx, op, "ymax", ymax, 1, 1);
-    if (st == QG_OK && ymax)
-        st = qg_tensor_zero(ymax);
     int parts = 0;
     if (st == QG_OK)
         st = parts_of(ctx, d.N, &parts);
+    /* (the parts path zeroes ymax in its first pass) */
+    if (st == QG_OK && ymax && parts == 0)
+        st = qg_tensor_zero(ymax);
     if (st == QG_OK && parts > 0)
         return fwd_train_parts(ctx, &d, parts, x, gamma, beta, running_mean, running_var,
                                momentum, eps, res, act, alpha, y, save_mean, save_invstd,
@@ -362,7 +353,7 @@ static void karg_binds(qg_kargs *a, const bwd_binds *k)
     qg__karg_tensor(a, k->alpha);
 }
 
-/* Backward by parts: bwd_part, bwd_final, bwd_apply (cl/bn.cl). */
+/* Backward by parts: bwd_part, bwd_apply (cl/bn.cl). */
 static qg_status bwd_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_tensor *x,
                            const qg_tensor *y, const qg_tensor *dy, const qg_tensor *gamma,
                            const qg_tensor *save_mean, const qg_tensor *save_invstd,
@@ -372,9 +363,9 @@ static qg_status bwd_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_te
 {
     qg_kargs a;
     size_t wg;
-    int vw, coef;
+    int vw;
     cl_mem m;
-    qg_status st = part_scratch(ctx, parts, d->C, 3, &m, &coef);
+    qg_status st = part_scratch(ctx, parts, d->C, 3, &m);
     if (st == QG_OK)
         st = get(ctx, "qg_bn_bwd_part", &a, &wg, &vw);
     if (st != QG_OK)
@@ -393,21 +384,6 @@ static qg_status bwd_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_te
     size_t g = (size_t)parts;
     if ((st = qg__kargs_launch(&a, 1, &g, NULL)) != QG_OK)
         return st;
-    if ((st = get(ctx, "qg_bn_bwd_final", &a, &wg, &vw)) != QG_OK)
-        return st;
-    karg_at(&a, m, 0);
-    qg__karg_int(&a, parts);
-    qg__karg_int(&a, d->C);
-    qg__karg_tensor(&a, dgamma ? dgamma : dx);
-    qg__karg_int(&a, dgamma != NULL);
-    qg__karg_tensor(&a, dbeta ? dbeta : dx);
-    qg__karg_int(&a, dbeta != NULL);
-    qg__karg_int(&a, k->act);
-    qg__karg_tensor(&a, k->part);
-    karg_at(&a, m, coef);
-    g = (size_t)d->C;
-    if ((st = qg__kargs_launch(&a, 1, &g, NULL)) != QG_OK)
-        return st;
     if ((st = get(ctx, "qg_bn_bwd_apply", &a, &wg, &vw)) != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
@@ -416,7 +392,12 @@ static qg_status bwd_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_te
     qg__karg_int(&a, d->C);
     qg__karg_int(&a, d->HW);
     karg_saved(&a, gamma, save_mean, save_invstd);
-    karg_at(&a, m, coef);
+    karg_at(&a, m, 0);
+    qg__karg_int(&a, parts);
+    qg__karg_tensor(&a, dgamma ? dgamma : dx);
+    qg__karg_int(&a, dgamma != NULL);
+    qg__karg_tensor(&a, dbeta ? dbeta : dx);
+    qg__karg_int(&a, dbeta != NULL);
     qg__karg_tensor(&a, dx);
     qg__karg_int(&a, accumulate != 0);
     qg__karg_tensor(&a, y ? y : x);
@@ -425,7 +406,6 @@ static qg_status bwd_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_te
     qg__karg_int(&a, dres ? (res_accumulate ? 2 : 1) : 0);
     karg_binds(&a, k);
     /* PACT: dalpha += the channels' sums, by the first item */
-    qg__karg_tensor(&a, k->part);
     qg__karg_tensor(&a, dalpha ? dalpha : dx);
     qg__karg_int(&a, dalpha != NULL);
     g = (size_t)d->N * d->C;
