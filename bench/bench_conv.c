@@ -93,8 +93,8 @@ static void quant_passes(qg_ctx *ctx, const qg_conv_desc *d, const char *what, i
     for (int masked = 0; masked < 2; masked++) {
         for (int r = -1; r < runs; r++) {
             double t0 = bench_now();
-            qg_status st = masked ? qg__conv2d_bwd_masked(ctx, d, x, y, w, dx, 0, x, dw, 0, ws,
-                                                          keep)
+            qg_status st = masked ? qg__conv2d_bwd_masked(ctx, d, x, y, w, dx, 0, x, dw, 0, NULL,
+                                                          ws, keep)
                                   : qg__conv2d_bwd_kept(ctx, d, x, y, w, dx, 0, dw, NULL, 0, ws,
                                                         keep);
             if (st != QG_OK || qg_ctx_finish(ctx) != QG_OK)

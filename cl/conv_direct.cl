@@ -784,10 +784,12 @@ QG_CONV_WGRAD_KV(qg_conv_direct_wgrad_kv_s2, 4, QG_TAP_PHASE)
 
 /* dw[k][c][r][s] (= or += when accumulate) the sum over the nchunks
  * partials of part[chunk][k][ci][r/st][s/st] with ci = c*st*st +
- * (r%st)*st + s%st (the phase plane that held tap r, s). Range K*C*R*S. */
+ * (r%st)*st + s%st (the phase plane that held tap r, s), then 0 where
+ * masked and wmask (K*C*R*S floats) is 0. Range K*C*R*S. */
 __kernel void qg_conv_direct_wgrad_sum(QG_T(const float, part), int nchunks, int K, int C,
                                        int R, int S, int st, int TR, int TS,
-                                       int accumulate, QG_T(float, dw))
+                                       int accumulate, QG_T(float, dw),
+                                       QG_T(const float, wmask), int masked)
 {
     int idx = get_global_id(0);
     if (idx >= K * C * R * S)
@@ -804,5 +806,7 @@ __kernel void qg_conv_direct_wgrad_sum(QG_T(const float, part), int nchunks, int
     for (int ch = 0; ch < nchunks; ch++)
         v += QG_P(part)[ch * step + off];
     __global float *d = QG_P(dw) + idx;
-    *d = accumulate ? *d + v : v;
+    v = accumulate ? *d + v : v;
+    /* a weight quantizer's STE (x != 0) on the way, where asked */
+    *d = masked && QG_P(wmask)[idx] == 0.0f ? 0.0f : v;
 }

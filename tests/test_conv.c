@@ -277,7 +277,8 @@ static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
             buf_set(&tdx, acc ? base_x : NULL, NAN);
             buf_set(&tdw, NULL, NAN);
             qg_status mst = qg__conv2d_bwd_masked(ctx, &d, tx.view, tdy.view, tw.view, tdx.view,
-                                                  acc, tmask.view, tdw.view, 0, tws.view, NULL);
+                                                  acc, tmask.view, tdw.view, 0, NULL, tws.view,
+                                                  NULL);
             LABEL(acc ? "bwd masked, dx accumulate" : "bwd masked");
             int sure = wi == 0 && d.groups == 1 && d.R == 3 && d.S == 3 && d.pad == 1 &&
                        (d.stride == 1 || d.stride == 2);
@@ -393,6 +394,7 @@ Test(conv, kept_planes_serve_the_weight_gradient)
         float *x = rand_vec(nx, seed), *w = rand_vec(nw, seed + 1), *dy = rand_vec(ny, seed + 2);
         float *y_ref = malloc(ny * 4), *dx_ref = malloc(nx * 4), *dw_ref = malloc(nw * 4);
         float *db = malloc((size_t)d.K * 4), *mask = malloc(nx * 4), *dxm = malloc(nx * 4);
+        float *wmask = malloc(nw * 4), *dwm = malloc(nw * 4);
         qg_ref_conv2d_fwd(&d, x, w, NULL, y_ref);
         qg_ref_conv2d_bwd_data(&d, dy, w, dx_ref);
         qg_ref_conv2d_bwd_weight(&d, x, dy, dw_ref, db);
@@ -400,8 +402,13 @@ Test(conv, kept_planes_serve_the_weight_gradient)
             mask[i] = i % 3 == 1 ? 0.0f : 1.0f;
             dxm[i] = mask[i] != 0.0f ? dx_ref[i] : 0.0f;
         }
+        /* the weights' STE mask: zeros at taps of every kind */
+        for (size_t i = 0; i < nw; i++) {
+            wmask[i] = i % 4 == 2 ? 0.0f : w[i];
+            dwm[i] = i % 4 == 2 ? 0.0f : dw_ref[i];
+        }
         buf tx = buf_new(ctx, nx, x, 0), tz = buf_new(ctx, nx, NULL, 0);
-        buf tw = buf_new(ctx, nw, w, 0);
+        buf tw = buf_new(ctx, nw, w, 0), twm = buf_new(ctx, nw, wmask, 0);
         buf tdy = buf_new(ctx, ny, dy, 0), tm = buf_new(ctx, nx, mask, 0);
         buf ty = buf_new(ctx, ny, NULL, NAN), tdx = buf_new(ctx, nx, NULL, NAN);
         buf tdw = buf_new(ctx, nw, NULL, NAN);
@@ -418,7 +425,8 @@ Test(conv, kept_planes_serve_the_weight_gradient)
             QG_EXPECT_OK(qg__conv2d_fwd_keep(ctx, &d, tx.view, tw.view, NULL, ty.view, tws.view,
                                              tk.view));
             qg_status ms = qg__conv2d_bwd_masked(ctx, &d, tx.view, tdy.view, tw.view, tdx.view,
-                                                 0, tm.view, tdw.view, 0, tws.view, tk.view);
+                                                 0, tm.view, tdw.view, 0, NULL, tws.view,
+                                                 tk.view);
             cr_expect(ms == QG_OK || ms == QG_ERR_UNSUPPORTED, "[%s] set %zu: %s", s->what, set,
                       qg_last_error());
             int shared = ms == QG_OK;
@@ -433,10 +441,10 @@ Test(conv, kept_planes_serve_the_weight_gradient)
                 buf_set(&tdw, NULL, NAN);
                 /* x as the forward saw it where nothing is kept, else zeros */
                 const qg_tensor *xb = kf && shared ? tz.view : tx.view;
-                if (masked)
+                if (masked) /* (and the weights' mask) */
                     QG_EXPECT_OK(qg__conv2d_bwd_masked(ctx, &d, xb, tdy.view, tw.view, tdx.view,
-                                                       0, tm.view, tdw.view, 0, tws.view,
-                                                       tk.view));
+                                                       0, tm.view, tdw.view, 0, twm.view,
+                                                       tws.view, tk.view));
                 else
                     QG_EXPECT_OK(qg__conv2d_bwd_kept(ctx, &d, xb, tdy.view, tw.view, tdx.view, 0,
                                                      tdw.view, NULL, 0, tws.view, tk.view));
@@ -445,12 +453,12 @@ Test(conv, kept_planes_serve_the_weight_gradient)
                 expect_buf(&tdx, masked ? dxm : dx_ref, NULL, l);
                 snprintf(l, sizeof l, "kept bwd%s dw [%s] set %zu", masked ? " masked" : "",
                          s->what, set);
-                expect_buf(&tdw, dw_ref, NULL, l);
+                expect_buf(&tdw, masked ? dwm : dw_ref, NULL, l);
             }
             buf_free(&tk);
         }
         set_direct(ctx, 0);
-        buf *bs[] = {&tx, &tz, &tw, &tdy, &tm, &ty, &tdx, &tdw, &tws};
+        buf *bs[] = {&tx, &tz, &tw, &twm, &tdy, &tm, &ty, &tdx, &tdw, &tws};
         for (size_t i = 0; i < sizeof bs / sizeof *bs; i++)
             buf_free(bs[i]);
         free(x);
@@ -462,6 +470,8 @@ Test(conv, kept_planes_serve_the_weight_gradient)
         free(db);
         free(mask);
         free(dxm);
+        free(wmask);
+        free(dwm);
     }
 }
 
@@ -582,7 +592,7 @@ Test(conv, quantizing_forward_matches_quantize_then_conv)
                         continue;
                     buf_set(&tdw, NULL, NAN);
                     st = qg__conv2d_bwd_masked(ctx, &d, tz.view, tdy.view, tw.view, tdx.view, 0,
-                                               tm.view, tdw.view, 0, tws.view, tk.view);
+                                               tm.view, tdw.view, 0, NULL, tws.view, tk.view);
                     cr_expect(st == QG_OK || st == QG_ERR_UNSUPPORTED, "%s: %s", l,
                               qg_last_error());
                     if (st == QG_OK)

@@ -246,9 +246,13 @@ static qg_status qconv_backward(qg_node *n, qg_model *m)
     /* Without xq the kept planes are its only copy; the masked path reads
      * them and not its x argument (any other path stores xq first). */
     const qg_tensor *mask = p->ste_in_bn ? NULL : x;
+    /* the weights' STE in the weight gradient's last pass, unless PG's
+     * LSB pass adds to it after */
+    qg_ste wste = qg__quant_ste(p->cfg.wbits);
+    const qg_tensor *wmask = !p->pg && wste == QG_STE_NONZERO ? p->w->value : NULL;
     st = ste == QG_STE_NONZERO ? qg__conv2d_bwd_masked(m->ctx, &p->d, p->xq_fresh ? p->xq : x,
                                                        dy_msb, p->wq, dx, acc, mask, p->w->grad,
-                                                       0, m->workspace, keep)
+                                                       0, wmask, m->workspace, keep)
                                : QG_ERR_UNSUPPORTED;
     if (st == QG_ERR_UNSUPPORTED) {
         /* the separate passes; the STE a pass of its own unless the BN has it */
@@ -260,14 +264,15 @@ static qg_status qconv_backward(qg_node *n, qg_model *m)
                                    p->w->grad, NULL, 0, m->workspace, keep));
         if (!p->ste_in_bn)
             QG_TRY(qg__quant_ste_bwd(m->ctx, x, p->dxq, dx, ste, acc));
+        wmask = NULL;
     } else if (st != QG_OK) {
         goto fail;
     }
     if (p->pg)
         QG_TRY(qg__conv2d_bwd_weight(m->ctx, &p->d, p->xlsb, p->dlsb, p->w->grad, NULL,
                                      m->workspace, 1));
-    QG_TRY(qg__quant_ste_bwd(m->ctx, p->w->value, p->w->grad, p->w->grad,
-                             qg__quant_ste(p->cfg.wbits), 0));
+    if (!wmask)
+        QG_TRY(qg__quant_ste_bwd(m->ctx, p->w->value, p->w->grad, p->w->grad, wste, 0));
 fail:
     return st;
 }

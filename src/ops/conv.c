@@ -819,10 +819,11 @@ static qg_status bias_grad(qg_ctx *ctx, const qg_tensor *dy, int N, int K, int P
                            qg_tensor *db, int accumulate);
 
 /* dw (=|+=) the fixed-order sum of nchunks partials [chunk][K][C*st*st]
- * [T][T] at part_extra (qg_conv_direct_wgrad_sum). */
+ * [T][T] at part_extra (qg_conv_direct_wgrad_sum), then 0 where wmask (w's
+ * shape, or NULL) is 0. */
 static qg_status dwsum(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p,
                        const qg_tensor *ws, size_t part_extra, int nchunks, int st, int T,
-                       int accumulate, qg_tensor *dw)
+                       int accumulate, qg_tensor *dw, const qg_tensor *wmask)
 {
     qg_kargs a;
     qg_status s = dget(ctx, p, "qg_conv_direct_wgrad_sum", &a);
@@ -839,6 +840,8 @@ static qg_status dwsum(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p,
     qg__karg_int(&a, T);
     qg__karg_int(&a, accumulate != 0);
     qg__karg_tensor(&a, dw);
+    qg__karg_tensor(&a, wmask ? wmask : dw);
+    qg__karg_int(&a, wmask != NULL);
     size_t n = (size_t)d->K * d->C * d->R * d->S, l1 = 64;
     return qg__kargs_launch(&a, 1, &n, &l1);
 }
@@ -850,7 +853,7 @@ static qg_status dwgrad(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, co
                         int T, int Ci, int nb, int wn, const qg_tensor *ws,
                         const qg_tensor *xs, size_t xp_extra, size_t dyp_extra, int Ly,
                         size_t part_extra, int accumulate,
-                        qg_tensor *dw)
+                        qg_tensor *dw, const qg_tensor *wmask)
 {
     char name[64];
     qg_kargs a;
@@ -890,7 +893,7 @@ static qg_status dwgrad(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, co
     size_t l[3] = {(size_t)p->WG, 1, 1};
     if ((st = qg__kargs_launch(&a, 3, gl, l)) != QG_OK)
         return st;
-    return dwsum(ctx, d, p, ws, part_extra, nchunks, stk, Tk, accumulate, dw);
+    return dwsum(ctx, d, p, ws, part_extra, nchunks, stk, Tk, accumulate, dw, wmask);
 }
 
 /* dw (=|+=) the weight gradient of a 3x3 conv on a narrow map by the
@@ -901,7 +904,7 @@ static qg_status dwgrad_kv(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p,
                            const qg_tensor *dy, int nb, int wn, const qg_tensor *ws,
                            const qg_tensor *xs, size_t xp_extra, size_t dyt_extra, int Kt,
                            size_t part_extra,
-                           int accumulate, qg_tensor *dw)
+                           int accumulate, qg_tensor *dw, const qg_tensor *wmask)
 {
     qg_kargs a;
     int PQ = d->P * d->Q, nchunks = (nb + wn - 1) / wn;
@@ -936,7 +939,7 @@ static qg_status dwgrad_kv(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p,
     size_t lw[3] = {(size_t)p->WG, 1, 1};
     if ((st = qg__kargs_launch(&a, 3, gl, lw)) != QG_OK)
         return st;
-    return dwsum(ctx, d, p, ws, part_extra, nchunks, 1, 3, accumulate, dw);
+    return dwsum(ctx, d, p, ws, part_extra, nchunks, 1, 3, accumulate, dw, wmask);
 }
 
 static qg_status direct_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
@@ -969,7 +972,7 @@ static qg_status direct_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_
         QG_TRY(dprep(ctx, &p, dy, n0, cnt, d->K, d->P, d->Q, 1, 1, 1, 0, &g, d->P, ws,
                      dyp_extra));
         QG_TRY(dwgrad(ctx, d, &p, &g, T, Ci, cnt, wn, ws, ws, xp_extra, dyp_extra, g.L, 0,
-                      n0 > 0 || accumulate, dw));
+                      n0 > 0 || accumulate, dw, NULL));
     }
     if (dbias)
         QG_TRY(bias_grad(ctx, dy, d->N, d->K, d->P * d->Q, dbias, accumulate));
@@ -1051,7 +1054,8 @@ static size_t direct_ws_bound(const qg_conv_desc *d)
 static qg_status direct_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                             const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx, int acc_dx,
                             const qg_tensor *mask, qg_tensor *dw, qg_tensor *dbias, int acc_dw,
-                            qg_tensor *ws, const qg_tensor *keep, int *done)
+                            const qg_tensor *wmask, qg_tensor *ws, const qg_tensor *keep,
+                            int *done)
 {
     dparams p;
     *done = 0;
@@ -1108,10 +1112,10 @@ static qg_status direct_bwd(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor 
         }
         if (b.kvw)
             QG_TRY(dwgrad_kv(ctx, d, &p, &gw, dy, N, wn, ws, xs, xo, b.o_dyt, b.Kt, o_part,
-                             acc_dw, dw));
+                             acc_dw, dw, wmask));
         else
             QG_TRY(dwgrad(ctx, d, &p, &gw, T, Ci, N, wn, ws, xs, xo, o_dy + dy_off, gy.L, o_part,
-                          acc_dw, dw));
+                          acc_dw, dw, wmask));
         if (dbias)
             QG_TRY(bias_grad(ctx, dy, d->N, d->K, d->P * d->Q, dbias, acc_dw));
     }
@@ -1286,8 +1290,8 @@ qg_status qg__conv2d_bwd_data(qg_ctx *ctx, const qg_conv_desc *d, const qg_tenso
         /* same workspace contract as the GEMM path */
         int done = 0, nb_gemm = 0;
         QG_TRY(chunk_images(ctx, op, d, ws, &nb_gemm));
-        QG_TRY(direct_bwd(ctx, d, NULL, dy, w, dx, accumulate, NULL, NULL, NULL, 0, ws, NULL,
-                          &done));
+        QG_TRY(direct_bwd(ctx, d, NULL, dy, w, dx, accumulate, NULL, NULL, NULL, 0, NULL, ws,
+                          NULL, &done));
         if (!done)
             QG_TRY(direct_bwd_data(ctx, d, dy, w, dx, ws, accumulate, &done));
         if (done)
@@ -1374,8 +1378,8 @@ qg_status qg__conv2d_bwd_weight(qg_ctx *ctx, const qg_conv_desc *d, const qg_ten
         QG_TRY(chunk_images(ctx, op, d, ws, &nb_gemm));
         /* the whole-batch form first (it has the channel-vectorised kernel
          * for narrow maps), then image chunks */
-        QG_TRY(direct_bwd(ctx, d, x, dy, NULL, NULL, 0, NULL, dw, dbias, accumulate, ws, NULL,
-                          &done));
+        QG_TRY(direct_bwd(ctx, d, x, dy, NULL, NULL, 0, NULL, dw, dbias, accumulate, NULL, ws,
+                          NULL, &done));
         if (!done)
             QG_TRY(direct_bwd_weight(ctx, d, x, dy, dw, dbias, ws, accumulate, &done));
         if (done)
@@ -1427,7 +1431,8 @@ qg_status qg__conv2d_bwd_kept(qg_ctx *ctx, const qg_conv_desc *d, const qg_tenso
         if (dbias)
             QG_TRY(check_t(ctx, op, "dbias", dbias, (size_t)d->K));
         QG_TRY(chunk_images(ctx, op, d, ws, &nb_gemm));
-        QG_TRY(direct_bwd(ctx, d, x, dy, w, dx, acc_dx, NULL, dw, dbias, acc_dw, ws, keep, &done));
+        QG_TRY(direct_bwd(ctx, d, x, dy, w, dx, acc_dx, NULL, dw, dbias, acc_dw, NULL, ws, keep,
+                          &done));
         if (done)
             return QG_OK;
     }
@@ -1443,7 +1448,8 @@ fail:
 qg_status qg__conv2d_bwd_masked(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                                 const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx,
                                 int acc_dx, const qg_tensor *mask, qg_tensor *dw,
-                                int acc_dw, qg_tensor *ws, const qg_tensor *keep)
+                                int acc_dw, const qg_tensor *wmask, qg_tensor *ws,
+                                const qg_tensor *keep)
 {
     static const char op[] = "conv2d_bwd_masked";
     qg_status st = check_desc(ctx, op, d);
@@ -1459,7 +1465,10 @@ qg_status qg__conv2d_bwd_masked(qg_ctx *ctx, const qg_conv_desc *d, const qg_ten
         if (mask)
             QG_TRY(check_t(ctx, op, "mask", mask, (size_t)d->N * d->C * HW));
         QG_TRY(check_t(ctx, op, "dw", dw, (size_t)d->K * d->C * d->R * d->S));
-        QG_TRY(direct_bwd(ctx, d, x, dy, w, dx, acc_dx, mask, dw, NULL, acc_dw, ws, keep, &done));
+        if (wmask)
+            QG_TRY(check_t(ctx, op, "wmask", wmask, (size_t)d->K * d->C * d->R * d->S));
+        QG_TRY(direct_bwd(ctx, d, x, dy, w, dx, acc_dx, mask, dw, NULL, acc_dw, wmask, ws, keep,
+                          &done));
     }
     if (!done)
         return qg__error(ctx, QG_ERR_UNSUPPORTED, "%s: this %dx%d stride-%d conv or workspace "

@@ -105,11 +105,14 @@ qg_status qg__conv2d_bwd_kept(qg_ctx *ctx, const qg_conv_desc *d, const qg_tenso
  * have that epilogue: QG_ERR_UNSUPPORTED, with nothing written, for other
  * shapes or a workspace too small for their shared-dy form. mask NULL:
  * no mask (the STE applied elsewhere), with the same contract (the direct
- * kernels, or QG_ERR_UNSUPPORTED with nothing written). */
+ * kernels, or QG_ERR_UNSUPPORTED with nothing written). wmask (w's shape,
+ * or NULL) does the same for the weights' quantizer: dw is 0 where wmask
+ * is (after the add, when acc_dw). */
 qg_status qg__conv2d_bwd_masked(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x,
                                 const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx,
                                 int acc_dx, const qg_tensor *mask, qg_tensor *dw,
-                                int acc_dw, qg_tensor *ws, const qg_tensor *keep);
+                                int acc_dw, const qg_tensor *wmask, qg_tensor *ws,
+                                const qg_tensor *keep);
 
 /* Linear: x [N, I], w [O, I], b [O] (optional), y [N, O] = x w^T + b. */
 qg_status qg__linear_fwd(qg_ctx *ctx, int N, int I, int O, const qg_tensor *x,
