@@ -233,7 +233,10 @@ __kernel void qg_conv_direct_prep(QG_T(const float, src), int Hs, int Ws, int PH
 #undef QX
 }
 
-/* Weights for the fwd kernel, dst[Kp][Ci][TR][TS]. flip = 0 (forward):
+/* Weights for the fwd kernel, dst[Kp/KT][Ci][TR][TS][KT] (an item's KT
+ * output channels innermost, so each tap's KT weights sit at constant
+ * offsets from one pointer: indexed per channel, PoCL kept 72 offsets on
+ * the stack and loaded one per broadcast). flip = 0 (forward):
  * out channel ko < K, in channel ci = c*st*st + a*st + b, tap (r', s') ->
  * w[ko][c][r'*st + a][s'*st + b] (0 past R, S or K). flip = 1 (backward
  * data, st = 1): out channel ko < C, in channel ci = k, tap (r', s') ->
@@ -282,7 +285,7 @@ __kernel void qg_conv_direct_wprep(QG_T(const float, w), int K, int C, int R, in
                     v = wp[((ko * C + c) * R + r) * S + s];
             }
             size_t at = trans ? ((size_t)ci * TR * TS + t) * Kp + ko
-                              : ((size_t)ko * Ci + ci) * TR * TS + t;
+                              : (((size_t)(ko / KT) * Ci + ci) * TR * TS + t) * KT + ko % KT;
             dp[at] = v;
         }
     }
@@ -330,7 +333,7 @@ __kernel void qg_conv_direct_unphase(QG_T(const float, ph), int C, int H, int W,
 /* y[n][k][p][q] (= or += when accumulate; + bias[k] when has_bias; then
  * clamped at 0 when relu: the eval-mode conv+BN+ReLU fold) the
  * TRxTS stride-1 convolution of planes xp[n][Ci][Lx] (row stride Wd) with
- * wp[Kp][Ci][TR][TS], for k < Ko, p < Po, q < Qo. An item computes KT
+ * wp[Kp/KT][Ci][TR][TS][KT], for k < Ko, p < Po, q < Qo. An item computes KT
  * output channels at JT vectors of VW positions, in one of two modes:
  *   flat  (QV == 0): vector jt starts at j = (gid0*JT + jt)*VW of the
  *         plane, so vectors run across row ends and J (a multiple of
@@ -376,7 +379,6 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,                 
     }                                                                                       \
     __global const float *xb = QG_P(xp) + (size_t)n * Ci * (PPC) * Lx;                      \
     __global const float *wb = QG_P(wp) + (size_t)k0 * Ci * (TR * TS);                      \
-    const int wstride = Ci * (TR * TS);                                                     \
     vec acc[KT][JT];                                                                        \
     _Pragma("unroll") for (int kt = 0; kt < KT; kt++)                                       \
         _Pragma("unroll") for (int jt = 0; jt < JT; jt++)                                   \
@@ -388,14 +390,14 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,                 
                 _Pragma("unroll") for (int jt = 0; jt < JT; jt++)                           \
                     xv[jt] = vload_v(0, xb + base[jt] + TAP(r, s));                         \
                 _Pragma("unroll") for (int kt = 0; kt < KT; kt++) {                         \
-                    float wv = wb[kt * wstride + r * TS + s];                               \
+                    float wv = wb[(r * TS + s) * KT + kt];                                  \
                     _Pragma("unroll") for (int jt = 0; jt < JT; jt++)                       \
                         acc[kt][jt] = fma((vec)wv, xv[jt], acc[kt][jt]);                    \
                 }                                                                           \
             }                                                                               \
         }                                                                                   \
         xb += (PPC) * Lx;                                                                   \
-        wb += TR * TS;                                                                      \
+        wb += TR * TS * KT;                                                                 \
     }                                                                                       \
     int PQ = Po * Qo;                                                                       \
     __global float *yb = QG_P(y) + (size_t)n * Ko * PQ;                                     \
@@ -475,7 +477,7 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,                 
 QG_CONV_FWD(qg_conv_direct_fwd_3x3, 3, 3, 1, QG_TAP_PLANE)
 QG_CONV_FWD(qg_conv_direct_fwd_2x2, 2, 2, 1, QG_TAP_PLANE)
 /* Stride-2 3x3 over phase planes: Ci channels of four planes each, weights
- * wp[Kp][Ci][3][3] as they are; 9 taps of work per channel where the 2x2
+ * wp[Kp/KT][Ci][3][3][KT] as they are; 9 taps of work per channel where the 2x2
  * conv over the 4Ci phase channels does 16. */
 QG_CONV_FWD(qg_conv_direct_fwd_s2_3x3, 3, 3, 4, QG_TAP_PHASE)
 
