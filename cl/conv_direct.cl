@@ -494,6 +494,23 @@ QG_CONV_FWD(qg_conv_direct_fwd_s2_3x3, 3, 3, 4, QG_TAP_PHASE)
  * 16*KVN. Range (ceil(Po*Qo/KPT), Kp/(16*KVN), nb). */
 #define KVN 2
 #define KPT 8 /* the whole-tile store below spells out float8 */
+/* fwd_kv's accumulation over channels and taps, x of position pt at tap
+ * (r, s) read from XAT (in scope: xb, wb, Ci, Lx, Kp, acc) */
+#define QG_KV_LOOP(TR, TS, XAT)                                                             \
+    for (int ci = 0; ci < Ci; ci++, xb += Lx, wb += (TR) * (TS) * Kp) {                     \
+        _Pragma("unroll") for (int r = 0; r < (TR); r++) {                                  \
+            _Pragma("unroll") for (int s = 0; s < (TS); s++) {                              \
+                float16 wv[KVN];                                                            \
+                _Pragma("unroll") for (int kv = 0; kv < KVN; kv++)                          \
+                    wv[kv] = vload16(0, wb + (r * (TS) + s) * Kp + 16 * kv);                \
+                _Pragma("unroll") for (int pt = 0; pt < KPT; pt++) {                        \
+                    float xv = *(XAT);                                                      \
+                    _Pragma("unroll") for (int kv = 0; kv < KVN; kv++)                      \
+                        acc[pt][kv] = fma((float16)xv, wv[kv], acc[pt][kv]);                \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
+    }
 #define QG_CONV_FWD_KV(NAME, TR, TS)                                                        \
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))                                    \
 void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int st,                            \
@@ -520,21 +537,17 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int st,                
     _Pragma("unroll") for (int pt = 0; pt < KPT; pt++)                                      \
         _Pragma("unroll") for (int kv = 0; kv < KVN; kv++)                                  \
             acc[pt][kv] = (float16)0.0f;                                                    \
-    for (int ci = 0; ci < Ci; ci++) {                                                       \
-        _Pragma("unroll") for (int r = 0; r < TR; r++) {                                    \
-            _Pragma("unroll") for (int s = 0; s < TS; s++) {                                \
-                float16 wv[KVN];                                                            \
-                _Pragma("unroll") for (int kv = 0; kv < KVN; kv++)                          \
-                    wv[kv] = vload16(0, wb + (r * TS + s) * Kp + 16 * kv);                  \
-                _Pragma("unroll") for (int pt = 0; pt < KPT; pt++) {                        \
-                    float xv = xb[base[pt] + r * Wd + s];                                   \
-                    _Pragma("unroll") for (int kv = 0; kv < KVN; kv++)                      \
-                        acc[pt][kv] = fma((float16)xv, wv[kv], acc[pt][kv]);                \
-                }                                                                           \
-            }                                                                               \
-        }                                                                                   \
-        xb += Lx;                                                                           \
-        wb += TR * TS * Kp;                                                                 \
+    /* A tile inside one output row reads x at constant offsets pt*st from  \
+     * one pointer per tap row; spelled out per stride so the offsets are   \
+     * constants (per-position indices ended up on the stack, one extra     \
+     * load per broadcast). */                                              \
+    int q0 = o0 - (o0 / Qo) * Qo;                                                           \
+    if (q0 + KPT <= Qo && st == 1) {                                                        \
+        QG_KV_LOOP(TR, TS, xb + base[0] + r * Wd + s + pt);                                 \
+    } else if (q0 + KPT <= Qo && st == 2) {                                                 \
+        QG_KV_LOOP(TR, TS, xb + base[0] + r * Wd + s + 2 * pt);                             \
+    } else {                                                                                \
+        QG_KV_LOOP(TR, TS, xb + base[pt] + r * Wd + s);                                     \
     }                                                                                       \
     __global float *yb = QG_P(y) + (size_t)n * Ko * PQ;                                     \
     if (o0 + KPT <= PQ && k0 + 16 * KVN <= Ko) {                                            \

@@ -74,6 +74,9 @@ static const shape shapes[] = {
     {2, 32, 6, 6, 33, 3, 3, 1, 1, 1, "3x3 s1 p1 narrow, 32 -> 33 channels (whole tiles)"},
     {2, 8, 8, 6, 5, 3, 3, 2, 1, 1, "3x3 s2 p1 narrow, 8 channels (whole phase tiles)"},
     {2, 3, 6, 18, 4, 3, 3, 2, 1, 1, "3x3 s2 p1, 18 wide (data gradient rows as vectors)"},
+    /* 8-wide outputs: the channel-vectorised tiles lie inside one row */
+    {2, 5, 3, 8, 33, 3, 3, 1, 1, 1, "3x3 s1 p1, 8 wide, 33 channels (tiles inside a row)"},
+    {2, 6, 5, 16, 33, 3, 3, 2, 1, 1, "3x3 s2 p1, 16 wide, 33 channels (tiles inside a row)"},
 };
 
 /* A tensor of n floats at offset PAD inside a buffer of n + 2*PAD. */
