@@ -537,11 +537,11 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int st,                
     _Pragma("unroll") for (int pt = 0; pt < KPT; pt++)                                      \
         _Pragma("unroll") for (int kv = 0; kv < KVN; kv++)                                  \
             acc[pt][kv] = (float16)0.0f;                                                    \
-    /* A tile inside one output row reads x at constant offsets pt*st from  \
-     * one pointer per tap row; spelled out per stride so the offsets are   \
-     * constants (per-position indices ended up on the stack, one extra     \
-     * load per broadcast). */                                              \
-    int q0 = o0 - (o0 / Qo) * Qo;                                                           \
+    /* A tile inside one output row reads x at constant offsets pt*st from                  \
+     * one pointer per tap row; spelled out per stride so the offsets are                   \
+     * constants (per-position indices ended up on the stack, one extra                     \
+     * load per broadcast). */                                                              \
+    int q0 = o0 % Qo;                                                                       \
     if (q0 + KPT <= Qo && st == 1) {                                                        \
         QG_KV_LOOP(TR, TS, xb + base[0] + r * Wd + s + pt);                                 \
     } else if (q0 + KPT <= Qo && st == 2) {                                                 \

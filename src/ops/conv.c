@@ -432,7 +432,7 @@ static void karg_out(qg_kargs *a, const qg_tensor *out, size_t out_extra,
     qg__karg_int(a, add != NULL);
 }
 
-/* wp [Kp][Ci][T][T] (trans: [Ci][T][T][Kp]) at offset 0 of ws; see
+/* wp [Kp/KT][Ci][T][T][KT] (trans: [Ci][T][T][Kp]) at offset 0 of ws; see
  * qg_conv_direct_wprep. */
 static qg_status dwprep_t(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d,
                           const qg_tensor *w, int T, int flip, int Kp, int Ci, int trans,
