@@ -224,3 +224,13 @@ Test(cli, bench_kernels_help_and_errors)
     const char *out = expect_cli("./qgate bench kernels --kernel loss --runs 2", 0, " loss ");
     cr_expect_neq(strstr(out, " default "), NULL, "%s", out);
 }
+
+/* Issue 23.2: `qgate eval /dev/zero` read without end (23 GB before it
+ * was killed); a special file is refused before anything is read. */
+Test(cli, eval_refuses_special_files, .timeout = 30)
+{
+    static char out[16384];
+    cr_expect_eq(run("./qgate eval /dev/zero", out, sizeof out), 1);
+    cr_expect_neq(strstr(out, "'/dev/zero' is a character device, not a regular file"), NULL,
+                  "%s", out);
+}

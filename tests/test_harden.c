@@ -1,0 +1,140 @@
+/* tests/test_harden.c: loading checkpoints defensively (issue 23):
+ * src/train/checkpoint.c checks each tensor's shape dimension by
+ * dimension (a [64, 10] weight used to load into a [10, 64] parameter
+ * because the element counts agree) and refuses NaN/Inf values, naming
+ * the tensor, the file and the element. Parser fuzzing lives in
+ * tests/fuzz/; the file-format tests in test_safetensors.c and
+ * test_data.c. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "support/support.h"
+#include "model/graph.h"
+#include "model/safetensors.h"
+#include "train/checkpoint.h"
+
+static void fini(void)
+{
+    qg_test_ctx_free();
+}
+
+TestSuite(harden, .fini = fini, .timeout = 60);
+
+#define EXPECT_ERR(expr, want_st, ...)                                                    \
+    do {                                                                                \
+        qg_status s_ = (expr);                                                          \
+        cr_assert_eq(s_, want_st, "%s returned %s, want %s (%s)", #expr,                \
+                     qg_status_str(s_), qg_status_str(want_st), qg_last_error());       \
+        const char *subs_[] = {__VA_ARGS__};                                            \
+        for (size_t k_ = 0; k_ < sizeof subs_ / sizeof *subs_; k_++)                    \
+            cr_assert_not_null(strstr(qg_last_error(), subs_[k_]),                      \
+                               "error \"%s\" lacks \"%s\"", qg_last_error(), subs_[k_]); \
+    } while (0)
+
+/* A model with a linear-like [10, 64] weight, a [1] PACT-like clip value
+ * and optimizer state on the weight. */
+static qg_model *small_model(qg_param **w, qg_param **alpha)
+{
+    qg_model *m = NULL;
+    QG_EXPECT_OK(qg__model_new(qg_test_ctx(), "test", 1, 8, 8, 10, &m));
+    const int64_t ws[2] = {10, 64}, one[1] = {1};
+    QG_EXPECT_OK(qg__model_add_param(m, "fc.weight", QG_PARAM_WEIGHT, 2, ws, w));
+    QG_EXPECT_OK(qg__model_add_param(m, "act.alpha", QG_PARAM_CLIP, 1, one, alpha));
+    QG_EXPECT_OK(qg_tensor_new(m->ctx, 2, ws, QG_DTYPE_F32, "m", &(*w)->state[0]));
+    return m;
+}
+
+typedef struct file_spec {
+    int64_t wshape[2];
+    int alpha_scalar;          /* store alpha as [] instead of [1] */
+    float wpoison, spoison;    /* written at element 37 of weight / state (0: none) */
+} file_spec;
+
+static const char *write_ckpt(const file_spec *s, float *wdata, float *sdata)
+{
+    static float alpha = 6.0f;
+    for (int i = 0; i < 640; i++) {
+        wdata[i] = (float)i / 64.0f - 5.0f;
+        sdata[i] = (float)i * 1e-3f;
+    }
+    if (s->wpoison != 0)
+        wdata[37] = s->wpoison;
+    if (s->spoison != 0)
+        sdata[37] = s->spoison;
+    const qg_st_tensor ts[3] = {
+        {.name = "fc.weight", .dtype = QG_DTYPE_F32, .ndim = 2,
+         .shape = {s->wshape[0], s->wshape[1]}, .data = wdata},
+        {.name = "act.alpha", .dtype = QG_DTYPE_F32, .ndim = s->alpha_scalar ? 0 : 1,
+         .shape = {1}, .data = &alpha},
+        {.name = "optimizer.fc.weight.state0", .dtype = QG_DTYPE_F32, .ndim = 2,
+         .shape = {10, 64}, .data = sdata},
+    };
+    const char *path = qg_test_tmp_path("harden", "ckpt.safetensors");
+    QG_EXPECT_OK(qg__safetensors_write(path, ts, 3, NULL, 0));
+    return path;
+}
+
+static qg_status load(qg_model *m, const char *path, int with_optimizer)
+{
+    qg_st_file *f = NULL;
+    QG_EXPECT_OK(qg__safetensors_read(path, &f));
+    qg_status st = qg__checkpoint_load(m, f, path, with_optimizer);
+    qg__safetensors_free(f);
+    return st;
+}
+
+/* Issue 23.4: shapes are compared exactly. */
+Test(harden, checkpoint_shapes_must_match_exactly)
+{
+    qg_param *w, *alpha;
+    qg_model *m = small_model(&w, &alpha);
+    float wd[640], sd[640];
+
+    const char *p = write_ckpt(&(file_spec){.wshape = {64, 10}}, wd, sd);
+    EXPECT_ERR(load(m, p, 0), QG_ERR_SHAPE, p, "'fc.weight'", "F32 [64, 10]",
+               "expects F32 [10, 64]");
+    p = write_ckpt(&(file_spec){.wshape = {640, 1}}, wd, sd);
+    EXPECT_ERR(load(m, p, 0), QG_ERR_SHAPE, "[640, 1]", "[10, 64]");
+
+    /* The right shape loads, values intact; [] and [1] are one value. */
+    for (int scalar = 0; scalar < 2; scalar++) {
+        p = write_ckpt(&(file_spec){.wshape = {10, 64}, .alpha_scalar = scalar}, wd, sd);
+        QG_EXPECT_OK(load(m, p, 1));
+        float *got = qg_test_read(w->value);
+        cr_assert_arr_eq(got, wd, sizeof wd);
+        free(got);
+        got = qg_test_read(alpha->value);
+        cr_assert_eq(got[0], 6.0f);
+        free(got);
+        got = qg_test_read(w->state[0]);
+        cr_assert_arr_eq(got, sd, sizeof sd);
+        free(got);
+    }
+    unlink(p);
+    qg__model_free(m);
+}
+
+/* Issue 23.5/23.10: NaN or Inf in a checkpoint is refused on load, naming
+ * the tensor and element, with no "lower --lr?" hint (that belongs to a
+ * run that diverges). */
+Test(harden, checkpoint_non_finite_values_are_refused)
+{
+    qg_param *w, *alpha;
+    qg_model *m = small_model(&w, &alpha);
+    float wd[640], sd[640];
+    const char *p = write_ckpt(&(file_spec){.wshape = {10, 64}, .wpoison = NAN}, wd, sd);
+    EXPECT_ERR(load(m, p, 0), QG_ERR_FORMAT, p, "tensor 'fc.weight'", "1 non-finite value",
+               "element 37");
+    cr_assert_null(strstr(qg_last_error(), "--lr"), "%s", qg_last_error());
+    cr_assert_not_null(strstr(qg_ctx_last_error(m->ctx), "fc.weight"));
+
+    p = write_ckpt(&(file_spec){.wshape = {10, 64}, .spoison = -INFINITY}, wd, sd);
+    QG_EXPECT_OK(load(m, p, 0)); /* optimizer state not read: nothing to refuse */
+    EXPECT_ERR(load(m, p, 1), QG_ERR_FORMAT, "'optimizer.fc.weight.state0'", "-inf",
+               "element 37");
+    unlink(p);
+    qg__model_free(m);
+}
