@@ -1,6 +1,6 @@
 /* src/tune/shapes_file.c: reading and validating the shapes file of
  * `qgate tune --shapes FILE` (see shapes_file.h) with jansson. Tests:
- * tests/test_tune_shapes.c. */
+ * tests/test_tune_shapes.c, tests/fuzz/fuzz_shapes.c. */
 #include "config.h"
 
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "core/error.h"
+#include "core/fileio.h"
 #include "tune/shapes_file.h"
 
 static const char *const conv_fields[] = {"n", "c", "k", "h", "w", "stride"};
@@ -115,24 +116,41 @@ static qg_status parse_root(qg_ctx *ctx, const char *path, json_t *root, qg_tune
     return QG_OK;
 }
 
-qg_status qg__tune_shapes_load(qg_ctx *ctx, const char *path, qg_tune_shapes *out)
+static qg_status parse_text(qg_ctx *ctx, const char *path, json_t *root,
+                            const json_error_t *jerr, qg_tune_shapes *out)
 {
-    *out = (qg_tune_shapes){0};
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return qg__error(ctx, QG_ERR_IO, "shapes file '%s': cannot open: %s", path,
-                         strerror(errno));
-    json_error_t jerr;
-    json_t *root = json_loadf(f, 0, &jerr);
-    fclose(f);
     if (!root)
         return qg__error(ctx, QG_ERR_FORMAT, "shapes file '%s': invalid JSON at line %d, "
-                         "column %d: %s", path, jerr.line, jerr.column, jerr.text);
+                         "column %d: %s", path, jerr->line, jerr->column, jerr->text);
     qg_status st = parse_root(ctx, path, root, out);
     json_decref(root);
     if (st != QG_OK)
         qg__tune_shapes_free(out);
     return st;
+}
+
+qg_status qg__tune_shapes_load(qg_ctx *ctx, const char *path, qg_tune_shapes *out)
+{
+    *out = (qg_tune_shapes){0};
+    unsigned char *text;
+    size_t len;
+    /* A regular file only: a directory or device is named as such. */
+    qg_status st = qg__file_read(ctx, path, &text, &len);
+    if (st != QG_OK)
+        return qg__error(ctx, st, "shapes file: %s", qg_last_error());
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)text, len, 0, &jerr);
+    free(text);
+    return parse_text(ctx, path, root, &jerr, out);
+}
+
+qg_status qg__tune_shapes_load_memory(qg_ctx *ctx, const char *name, const void *data,
+                                      size_t len, qg_tune_shapes *out)
+{
+    *out = (qg_tune_shapes){0};
+    json_error_t jerr;
+    json_t *root = json_loadb(data ? data : "", len, 0, &jerr);
+    return parse_text(ctx, name, root, &jerr, out);
 }
 
 void qg__tune_shapes_free(qg_tune_shapes *s)
