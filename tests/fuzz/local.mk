@@ -5,3 +5,51 @@ tests_test_harden_SOURCES = tests/test_harden.c
 tests_test_harden_CFLAGS = $(TEST_CFLAGS)
 tests_test_harden_LDADD = $(TEST_LDADD)
 TESTS += tests/test_harden
+
+# Fuzz targets: each is the harness plus the parser's own source, both
+# built by clang with coverage, ASan and UBSan; everything else comes from
+# the (uninstrumented) libqgate. make check runs each NAME.fuzz through
+# run-fuzz.sh for $(QG_FUZZ_SECONDS) seconds (skipped without clang).
+FUZZ_NAMES = safetensors idx cifar shapes
+TEST_EXTENSIONS = .test .fuzz
+FUZZ_LOG_COMPILER = $(SHELL) $(srcdir)/tests/fuzz/run-fuzz.sh
+TESTS += tests/fuzz/safetensors.fuzz tests/fuzz/idx.fuzz tests/fuzz/cifar.fuzz \
+	tests/fuzz/shapes.fuzz
+EXTRA_DIST += tests/fuzz/run-fuzz.sh tests/fuzz/make_corpus.py tests/fuzz/corpus \
+	tests/fuzz/safetensors.fuzz tests/fuzz/idx.fuzz tests/fuzz/cifar.fuzz \
+	tests/fuzz/shapes.fuzz tests/fuzz/fuzz_safetensors.c tests/fuzz/fuzz_idx.c \
+	tests/fuzz/fuzz_cifar.c tests/fuzz/fuzz_shapes.c
+AM_TESTS_ENVIRONMENT += QG_FUZZ_ENABLED='$(QG_FUZZ_ENABLED)'; export QG_FUZZ_ENABLED;
+
+if QG_FUZZ
+FUZZ_BINS = tests/fuzz/fuzz_safetensors tests/fuzz/fuzz_idx tests/fuzz/fuzz_cifar \
+	tests/fuzz/fuzz_shapes
+check_SCRIPTS = $(FUZZ_BINS)
+CLEANFILES += $(FUZZ_BINS)
+FUZZ_FLAGS = -std=gnu11 -g -O1 -fno-omit-frame-pointer \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_BUILD = $(FUZZ_CC) $(DEFS) $(DEFAULT_INCLUDES) $(AM_CPPFLAGS) $(CPPFLAGS) \
+	$(OPENCL_CFLAGS) $(JANSSON_CFLAGS) $(ZLIB_CFLAGS) $(FUZZ_FLAGS)
+# Linked against the shared libqgate in the build tree, found at run time
+# through the rpath; the parser's own definitions in the binary take
+# precedence over the library's.
+FUZZ_LIBS = -L$(top_builddir)/.libs -lqgate -Wl,-rpath,$(abs_top_builddir)/.libs \
+	$(JANSSON_LIBS) $(ZLIB_LIBS) $(OPENCL_LIBS) -lm
+FUZZ_DEPS = libqgate.la $(top_builddir)/config.h
+
+tests/fuzz/fuzz_safetensors: $(srcdir)/tests/fuzz/fuzz_safetensors.c \
+		$(srcdir)/src/model/safetensors.c $(FUZZ_DEPS)
+	$(AM_V_GEN)$(MKDIR_P) tests/fuzz && $(FUZZ_BUILD) -o $@ \
+		$(srcdir)/tests/fuzz/fuzz_safetensors.c $(srcdir)/src/model/safetensors.c $(FUZZ_LIBS)
+tests/fuzz/fuzz_idx: $(srcdir)/tests/fuzz/fuzz_idx.c $(srcdir)/src/data/idx.c $(FUZZ_DEPS)
+	$(AM_V_GEN)$(MKDIR_P) tests/fuzz && $(FUZZ_BUILD) -o $@ \
+		$(srcdir)/tests/fuzz/fuzz_idx.c $(srcdir)/src/data/idx.c $(FUZZ_LIBS)
+tests/fuzz/fuzz_cifar: $(srcdir)/tests/fuzz/fuzz_cifar.c $(srcdir)/src/data/cifar.c \
+		$(FUZZ_DEPS)
+	$(AM_V_GEN)$(MKDIR_P) tests/fuzz && $(FUZZ_BUILD) -o $@ \
+		$(srcdir)/tests/fuzz/fuzz_cifar.c $(srcdir)/src/data/cifar.c $(FUZZ_LIBS)
+tests/fuzz/fuzz_shapes: $(srcdir)/tests/fuzz/fuzz_shapes.c $(srcdir)/src/tune/shapes_file.c \
+		$(FUZZ_DEPS)
+	$(AM_V_GEN)$(MKDIR_P) tests/fuzz && $(FUZZ_BUILD) -o $@ \
+		$(srcdir)/tests/fuzz/fuzz_shapes.c $(srcdir)/src/tune/shapes_file.c $(FUZZ_LIBS)
+endif
