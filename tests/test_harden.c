@@ -12,9 +12,11 @@
 #include <unistd.h>
 
 #include "support/support.h"
+#include <criterion/redirect.h>
 #include "model/graph.h"
 #include "model/safetensors.h"
 #include "train/checkpoint.h"
+#include "tune/tunedb.h"
 
 static void fini(void)
 {
@@ -137,4 +139,72 @@ Test(harden, checkpoint_non_finite_values_are_refused)
                "element 37");
     unlink(p);
     qg__model_free(m);
+}
+
+/* Issue 23.9: tuning-database values that passed the host check but hit
+ * a kernel's #error (optim WG=4096 on a device allowing 4096) aborted
+ * every run, and CLBlast parameters of 0 divided by zero in the host
+ * check itself. Such entries are now dropped with a warning naming the
+ * file and the entry, valid entries beside them still apply, and the
+ * warning is printed without --verbose. */
+static void redirect_err(void)
+{
+    cr_redirect_stderr();
+}
+
+Test(harden, tunedb_entries_the_kernels_refuse_are_ignored, .init = redirect_err)
+{
+    char *db = qg_test_tmp_path("harden", "tune.json");
+    unlink(db);
+    qg_ctx *ctx = qg_test_ctx_with_db(db);
+    const char *key = qg_ctx_device(ctx)->key;
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"schema\": 1, \"entries\": ["
+             "{\"device\": \"%s\", \"program\": \"optim\", \"shape\": \"*\", "
+             "\"params\": {\"WG\": 4096}},"
+             "{\"device\": \"%s\", \"program\": \"quant\", \"params\": {\"WG\": 64, \"VW\": 3}},"
+             "{\"device\": \"%s\", \"program\": \"clblast_xgemm\", \"params\": {\"MDIMC\": 0}},"
+             "{\"device\": \"%s\", \"program\": \"eltwise\", \"params\": {\"WG\": \"big\"}},"
+             "{\"device\": \"%s\", \"program\": \"reduce\", \"params\": {\"WG\": 128}}]}",
+             key, key, key, key, key);
+    qg_test_write_text(db, text);
+    qg__tunedb_reset(ctx);
+    long v[QG_MAX_TUNABLES];
+    int n;
+    QG_EXPECT_OK(qg__program_params(ctx, "optim", v, &n));
+    cr_expect_eq(v[0], 256, "optim WG=4096 was used");
+    QG_EXPECT_OK(qg__program_params(ctx, "quant", v, &n));
+    cr_expect_eq(v[2], qg_ctx_device(ctx)->type == QG_DEVICE_TYPE_CPU ? 16 : 1,
+                 "quant VW=%ld", v[2]);
+    cr_expect_eq(qg__tunedb_lookup(ctx, "clblast_xgemm", "*", v), 0);
+    QG_EXPECT_OK(qg__program_params(ctx, "reduce", v, &n));
+    cr_expect_eq(v[0], 128, "the valid entry beside them must still apply");
+    const char *w = qg__tunedb_warnings(ctx);
+    const char *want[] = {db, "entry 0 (program 'optim', shape '*')",
+                          "WG=4096 is not a power of two in 1..1024",
+                          "entry 1 (program 'quant'", "VW=3 is not one of the values",
+                          "entry 2 (program 'clblast_xgemm'", "entry 3 (program 'eltwise'",
+                          "WG is not an integer"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        cr_expect_not_null(strstr(w, want[i]), "warnings \"%s\" lack \"%s\"", w, want[i]);
+    cr_expect_null(strstr(w, "'reduce'"), "%s", w);
+    /* The registry's own check refuses what the kernels refuse. */
+    long big = 2048;
+    cr_expect_eq(qg__program_override(ctx, "reduce", &big), QG_ERR_INVALID_ARG);
+    qg_ctx_free(ctx);
+
+    qg_test_write_text(db, "{\"schema\": 1, \"entries\": [ {oops");
+    ctx = qg_test_ctx_with_db(db); /* not verbose */
+    QG_EXPECT_OK(qg__program_params(ctx, "optim", v, &n));
+    qg_ctx_free(ctx);
+    unlink(db);
+    fflush(stderr);
+    char out[4096];
+    size_t got = fread(out, 1, sizeof out - 1, cr_get_redirected_stderr());
+    out[got] = 0;
+    cr_expect_not_null(strstr(out, "qgate: warning: ignoring entry 0 (program 'optim'"), "%s",
+                       out);
+    cr_expect_not_null(strstr(out, "qgate: warning: ignoring corrupt tuning database"), "%s",
+                       out);
 }

@@ -10,20 +10,20 @@ TESTS += tests/test_harden
 # built by clang with coverage, ASan and UBSan; everything else comes from
 # the (uninstrumented) libqgate. make check runs each NAME.fuzz through
 # run-fuzz.sh for $(QG_FUZZ_SECONDS) seconds (skipped without clang).
-FUZZ_NAMES = safetensors idx cifar shapes
 TEST_EXTENSIONS = .test .fuzz
 FUZZ_LOG_COMPILER = $(SHELL) $(srcdir)/tests/fuzz/run-fuzz.sh
 TESTS += tests/fuzz/safetensors.fuzz tests/fuzz/idx.fuzz tests/fuzz/cifar.fuzz \
-	tests/fuzz/shapes.fuzz
+	tests/fuzz/shapes.fuzz tests/fuzz/tunedb.fuzz
 EXTRA_DIST += tests/fuzz/run-fuzz.sh tests/fuzz/make_corpus.py tests/fuzz/corpus \
 	tests/fuzz/safetensors.fuzz tests/fuzz/idx.fuzz tests/fuzz/cifar.fuzz \
-	tests/fuzz/shapes.fuzz tests/fuzz/fuzz_safetensors.c tests/fuzz/fuzz_idx.c \
-	tests/fuzz/fuzz_cifar.c tests/fuzz/fuzz_shapes.c
+	tests/fuzz/shapes.fuzz tests/fuzz/tunedb.fuzz tests/fuzz/fuzz_safetensors.c \
+	tests/fuzz/fuzz_idx.c tests/fuzz/fuzz_cifar.c tests/fuzz/fuzz_shapes.c \
+	tests/fuzz/fuzz_tunedb.c
 AM_TESTS_ENVIRONMENT += QG_FUZZ_ENABLED='$(QG_FUZZ_ENABLED)'; export QG_FUZZ_ENABLED;
 
 if QG_FUZZ
 FUZZ_BINS = tests/fuzz/fuzz_safetensors tests/fuzz/fuzz_idx tests/fuzz/fuzz_cifar \
-	tests/fuzz/fuzz_shapes
+	tests/fuzz/fuzz_shapes tests/fuzz/fuzz_tunedb
 check_SCRIPTS = $(FUZZ_BINS)
 CLEANFILES += $(FUZZ_BINS)
 FUZZ_FLAGS = -std=gnu11 -g -O1 -fno-omit-frame-pointer \
@@ -52,4 +52,9 @@ tests/fuzz/fuzz_shapes: $(srcdir)/tests/fuzz/fuzz_shapes.c $(srcdir)/src/tune/sh
 		$(FUZZ_DEPS)
 	$(AM_V_GEN)$(MKDIR_P) tests/fuzz && $(FUZZ_BUILD) -o $@ \
 		$(srcdir)/tests/fuzz/fuzz_shapes.c $(srcdir)/src/tune/shapes_file.c $(FUZZ_LIBS)
+# The tuning database loader (one path to update if the file moves).
+FUZZ_TUNEDB_SRC = $(srcdir)/src/tune/tunedb.c
+tests/fuzz/fuzz_tunedb: $(srcdir)/tests/fuzz/fuzz_tunedb.c $(FUZZ_TUNEDB_SRC) $(FUZZ_DEPS)
+	$(AM_V_GEN)$(MKDIR_P) tests/fuzz && $(FUZZ_BUILD) -o $@ \
+		$(srcdir)/tests/fuzz/fuzz_tunedb.c $(FUZZ_TUNEDB_SRC) $(FUZZ_LIBS)
 endif

@@ -83,3 +83,22 @@ put("shapes", "two", json.dumps(
     {"schema": 1, "conv": [{"n": 8, "c": 3, "k": 16, "h": 32, "w": 32, "stride": 1},
                            {"n": 8, "c": 16, "k": 32, "h": 32, "w": 32, "stride": 2}]},
     indent=1).encode())
+
+
+def tunedb(entries):
+    return json.dumps({"schema": 1, "entries": entries}, indent=2).encode()
+
+
+put("tunedb", "entries", tunedb([
+    {"device": "fuzz", "program": "eltwise", "shape": "*", "params": {"WG": 128},
+     "time_ms": 1.0, "default_ms": 2.0},
+    {"device": "fuzz", "program": "quant", "shape": "*",
+     "params": {"WG": 64, "CHUNK": 1, "VW": 16}},
+    {"device": "fuzz", "program": "conv_direct", "shape": "c16_k16_h32_w32_s1",
+     "params": {"WG": 2, "VW": 16, "JT": 2, "KT": 8, "WKT": 2, "WN": 4}},
+    {"device": "other", "program": "reduce", "shape": "*", "params": {"WG": 16}}]))
+put("tunedb", "gemm", tunedb([
+    {"device": "fuzz", "program": "clblast_xgemm", "shape": "*",
+     "params": {"GEMMK": 0, "KREG": 1, "KWG": 32, "KWI": 2, "MDIMA": 8, "MDIMC": 8,
+                "MWG": 64, "NDIMB": 8, "NDIMC": 8, "NWG": 64, "SA": 0, "SB": 0,
+                "STRM": 0, "STRN": 0, "VWM": 4, "VWN": 4}}]))
