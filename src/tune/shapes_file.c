@@ -8,11 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
 #include "core/error.h"
-#include "core/fileio.h"
 #include "tune/shapes_file.h"
 
 static const char *const conv_fields[] = {"n", "c", "k", "h", "w", "stride"};
@@ -132,15 +132,19 @@ static qg_status parse_text(qg_ctx *ctx, const char *path, json_t *root,
 qg_status qg__tune_shapes_load(qg_ctx *ctx, const char *path, qg_tune_shapes *out)
 {
     *out = (qg_tune_shapes){0};
-    unsigned char *text;
-    size_t len;
-    /* A regular file only: a directory or device is named as such. */
-    qg_status st = qg__file_read(ctx, path, &text, &len);
-    if (st != QG_OK)
-        return qg__error(ctx, st, "shapes file: %s", qg_last_error());
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return qg__error(ctx, QG_ERR_IO, "shapes file '%s': cannot open: %s", path,
+                         strerror(errno));
+    /* A pipe is fine (--shapes <(...)); a directory reads as an error. */
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fclose(f);
+        return qg__error(ctx, QG_ERR_IO, "shapes file '%s' is a directory", path);
+    }
     json_error_t jerr;
-    json_t *root = json_loadb((const char *)text, len, 0, &jerr);
-    free(text);
+    json_t *root = json_loadf(f, 0, &jerr);
+    fclose(f);
     return parse_text(ctx, path, root, &jerr, out);
 }
 
