@@ -14,7 +14,8 @@ TEST_EXTENSIONS = .test .fuzz
 FUZZ_LOG_COMPILER = $(SHELL) $(srcdir)/tests/fuzz/run-fuzz.sh
 TESTS += tests/fuzz/safetensors.fuzz tests/fuzz/idx.fuzz tests/fuzz/cifar.fuzz \
 	tests/fuzz/shapes.fuzz tests/fuzz/tunedb.fuzz
-EXTRA_DIST += tests/fuzz/run-fuzz.sh tests/fuzz/make_corpus.py tests/fuzz/corpus \
+EXTRA_DIST += tests/sanitizers/lsan.supp tests/fuzz/run-fuzz.sh tests/fuzz/make_corpus.py \
+	tests/fuzz/corpus \
 	tests/fuzz/safetensors.fuzz tests/fuzz/idx.fuzz tests/fuzz/cifar.fuzz \
 	tests/fuzz/shapes.fuzz tests/fuzz/tunedb.fuzz tests/fuzz/fuzz_safetensors.c \
 	tests/fuzz/fuzz_idx.c tests/fuzz/fuzz_cifar.c tests/fuzz/fuzz_shapes.c \
