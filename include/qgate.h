@@ -17,6 +17,8 @@
 #include <qgate/status.h>
 #include <qgate/device.h>
 #include <qgate/tensor.h>
+#include <qgate/method.h>
+#include <qgate/train.h>
 
 #define QGATE_VERSION_STRING "0.1.0"
 

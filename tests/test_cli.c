@@ -98,7 +98,7 @@ Test(cli, nonsensical_channel_gating_flags_are_rejected)
         char cmd[128];
         snprintf(cmd, sizeof cmd, "./qgate train %s", alone[i]);
         cr_expect_eq(run(cmd, out, sizeof out), 2, "%s", cmd);
-        cr_expect_neq(strstr(out, "only apply with --cg"), NULL, "%s: %s", cmd, out);
+        cr_expect_neq(strstr(out, "only applies with --cg"), NULL, "%s: %s", cmd, out);
     }
     cr_expect_eq(run("./qgate train --help", out, sizeof out), 0);
     cr_expect_neq(strstr(out, "channel gating"), NULL);
@@ -192,14 +192,14 @@ Test(cli, bench_train_takes_the_method_flags_of_train)
     /* A PG step on a tiny ResNet-8 runs and reports its rate. */
     const char *out = expect_cli("./qgate bench train -w 8 -a 3 --pb 2 --pact --pg --spbp "
                                  "--gtar 1 --model resnet8 --batch 4 --steps 2 --warmup 1 "
-                                 "--input 1x8x8", 0, "(PG w8 a3 pb2 spbp pact)");
+                                 "--input 1x8x8", 0, "(quant w8 a3 pact pg pb2 spbp)");
     double rate = 0;
     const char *r = strstr(out, "img/s: ");
     cr_assert_not_null(r, "%s", out);
     cr_expect_eq(sscanf(r, "img/s: %lf", &rate), 1);
     cr_expect(rate > 0, "%s", out);
     expect_cli("./qgate bench train -w 4 -a 4 --model resnet8 --batch 4 --steps 1 --warmup 0 "
-               "--input 1x8x8 --eval", 0, "(quantized w4 a4), input 1x8x8, batch 4, inference");
+               "--input 1x8x8 --eval", 0, "(quant w4 a4), input 1x8x8, batch 4, inference");
 }
 
 Test(cli, tune_shapes_file_flag)
