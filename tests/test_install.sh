@@ -58,9 +58,9 @@ export QGATE_CACHE_DIR POCL_CACHE_DIR QGATE_TUNE_DB
 lib=$root$QG_LIBDIR/libqgate.so
 if [ -f "$lib" ] && [ -f "$root$QG_INCLUDEDIR/qgate.h" ] &&
     [ -f "$root$QG_INCLUDEDIR/qgate/version.h" ] && [ -f "$root$QG_LIBDIR/pkgconfig/qgate.pc" ]; then
-    ok "library, headers and qgate.pc installed under $root"
+    ok "library, headers and qgate.pc installed under ${root:-/}"
 else
-    bad "library, headers or qgate.pc missing under $root"
+    bad "library, headers or qgate.pc missing under ${root:-/}"
     finish
 fi
 
