@@ -41,6 +41,8 @@ else
     rm -rf "$work" && mkdir -p "$work" || exit 99
     root=$work/stage
     # A make of its own, not a job of the `make check` that runs this test.
+    # $MAKE may carry options, so it is split into words.
+    # shellcheck disable=SC2086
     if env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL $MAKE -C "$QG_BUILDDIR" install \
         DESTDIR="$root" >"$work/install.log" 2>&1; then
         ok "make install DESTDIR=$root"
