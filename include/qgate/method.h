@@ -23,6 +23,7 @@
 #define QGATE_METHOD_H
 
 #include <stddef.h>
+#include <qgate/export.h>
 #include <qgate/status.h>
 
 #ifdef __cplusplus
@@ -32,33 +33,33 @@ extern "C" {
 typedef struct qg_method_cfg qg_method_cfg;
 
 /* A new configuration with every method off (a full-precision model). */
-qg_status qg_method_cfg_new(qg_method_cfg **out);
-void qg_method_cfg_free(qg_method_cfg *cfg);
-qg_status qg_method_cfg_copy(const qg_method_cfg *src, qg_method_cfg **out);
+QG_API qg_status qg_method_cfg_new(qg_method_cfg **out);
+QG_API void qg_method_cfg_free(qg_method_cfg *cfg);
+QG_API qg_status qg_method_cfg_copy(const qg_method_cfg *src, qg_method_cfg **out);
 
 /* Turns a method on or off by name ("quant", "pact", "pg", "cg").
  * QG_ERR_NOT_FOUND for an unknown name (qg_last_error lists the known). */
-qg_status qg_method_cfg_enable(qg_method_cfg *cfg, const char *method, int on);
+QG_API qg_status qg_method_cfg_enable(qg_method_cfg *cfg, const char *method, int on);
 /* 1 when the method is on, 0 when off or unknown. */
-int qg_method_cfg_enabled(const qg_method_cfg *cfg, const char *method);
+QG_API int qg_method_cfg_enabled(const qg_method_cfg *cfg, const char *method);
 
 /* Sets option `key` (e.g. "wbits", "pred_bits", "gtar") from text. The
  * value is checked against the option's type and range (the message names
  * the option as its flag, --key). Setting an option marks it as given;
  * qg_method_cfg_check refuses options given for methods that are off. */
-qg_status qg_method_cfg_set(qg_method_cfg *cfg, const char *key, const char *value);
+QG_API qg_status qg_method_cfg_set(qg_method_cfg *cfg, const char *key, const char *value);
 /* The option's value as text into buf (as it would be stored in a
  * checkpoint), from the first enabled method that has it, else the first
  * method that has it. QG_ERR_NOT_FOUND for an unknown key. */
-qg_status qg_method_cfg_get(const qg_method_cfg *cfg, const char *key, char *buf, size_t cap);
+QG_API qg_status qg_method_cfg_get(const qg_method_cfg *cfg, const char *key, char *buf, size_t cap);
 
 /* Checks the combination: options against their methods, methods against
  * each other. On failure returns QG_ERR_INVALID_ARG and qg_last_error()
  * names the flags at fault. */
-qg_status qg_method_cfg_check(const qg_method_cfg *cfg);
+QG_API qg_status qg_method_cfg_check(const qg_method_cfg *cfg);
 
 /* A short human summary ("pg w8 a3 pb2 pact", "full precision"). */
-void qg_method_cfg_describe(const qg_method_cfg *cfg, char *buf, size_t cap);
+QG_API void qg_method_cfg_describe(const qg_method_cfg *cfg, char *buf, size_t cap);
 
 /* The known methods and options, for help texts and tools. */
 typedef struct qg_method_info {
@@ -73,10 +74,10 @@ typedef struct qg_method_option {
     const char *method;        /* the method that owns it */
     const char *help;
 } qg_method_option;
-size_t qg_method_count(void);
-const qg_method_info *qg_method_at(size_t i);
-size_t qg_method_option_count(void);
-const qg_method_option *qg_method_option_at(size_t i);
+QG_API size_t qg_method_count(void);
+QG_API const qg_method_info *qg_method_at(size_t i);
+QG_API size_t qg_method_option_count(void);
+QG_API const qg_method_option *qg_method_option_at(size_t i);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <qgate/device.h>
 #include <qgate/method.h>
+#include <qgate/export.h>
 #include <qgate/status.h>
 
 #ifdef __cplusplus
@@ -36,17 +37,17 @@ typedef struct qg_model_opts {
     const qg_method_cfg *methods;   /* NULL: full precision */
 } qg_model_opts;
 
-qg_status qg_model_new(qg_ctx *ctx, const qg_model_opts *opts, qg_model **out);
-void qg_model_free(qg_model *m);
+QG_API qg_status qg_model_new(qg_ctx *ctx, const qg_model_opts *opts, qg_model **out);
+QG_API void qg_model_free(qg_model *m);
 /* Trainable parameter count. */
-size_t qg_model_param_count(const qg_model *m);
+QG_API size_t qg_model_param_count(const qg_model *m);
 /* Loads the model's parameters (every tensor, shapes checked) from a
  * checkpoint; optimizer state is ignored. */
-qg_status qg_model_load(qg_model *m, const char *path);
+QG_API qg_status qg_model_load(qg_model *m, const char *path);
 /* Writes the parameters atomically (temp file, fsync, rename), with the
  * architecture and method configuration in the metadata so `qgate eval`
  * and qg_eval_run can rebuild the model. */
-qg_status qg_model_save(qg_model *m, const char *path);
+QG_API qg_status qg_model_save(qg_model *m, const char *path);
 
 /* ---- optimisation ---------------------------------------------------------- */
 
@@ -132,14 +133,14 @@ typedef struct qg_trainer qg_trainer;
 
 /* `batch` is the largest batch a step will get; the methods are the
  * model's own (those it was built with). */
-qg_status qg_trainer_new(qg_model *m, const qg_optim_cfg *optim, int batch, qg_trainer **out);
-void qg_trainer_free(qg_trainer *t);
+QG_API qg_status qg_trainer_new(qg_model *m, const qg_optim_cfg *optim, int batch, qg_trainer **out);
+QG_API void qg_trainer_free(qg_trainer *t);
 /* One training step on n <= batch samples at learning rate lr; loss (mean
  * cross-entropy) and correct may be NULL. */
-qg_status qg_trainer_step(qg_trainer *t, const float *images, const int32_t *labels, int n,
+QG_API qg_status qg_trainer_step(qg_trainer *t, const float *images, const int32_t *labels, int n,
                           float lr, float *loss, int *correct);
 /* Inference on n samples: summed loss and the correct count. */
-qg_status qg_trainer_eval(qg_trainer *t, const float *images, const int32_t *labels, int n,
+QG_API qg_status qg_trainer_eval(qg_trainer *t, const float *images, const int32_t *labels, int n,
                           float *loss_sum, int *correct);
 
 /* ---- training runs ------------------------------------------------------------------ */
@@ -173,12 +174,12 @@ typedef struct qg_train_cfg {
 /* The defaults of `qgate train`: ResNet-20 on Fashion-MNIST, SGD momentum
  * 0.9, lr 0.1, weight decay 1e-4 on everything, cosine schedule, batch 128,
  * 10 epochs, full precision. */
-void qg_train_cfg_defaults(qg_train_cfg *c);
+QG_API void qg_train_cfg_defaults(qg_train_cfg *c);
 
 /* Trains for cfg->epochs (from the checkpoint's position with resume_path),
  * evaluating on the test split after each epoch. Returns
  * QG_ERR_INTERRUPTED after writing a checkpoint when *stop was set. */
-qg_status qg_train_run(const qg_train_cfg *cfg);
+QG_API qg_status qg_train_run(const qg_train_cfg *cfg);
 
 /* ---- evaluation ----------------------------------------------------------------- */
 
@@ -195,8 +196,8 @@ typedef struct qg_eval_result {
  * test split of cfg->data (NULL: the checkpoint's dataset). Uses
  * cfg->device, data_dir, limit_test, eval_batch. Free the result's metrics
  * with qg_eval_result_free. */
-qg_status qg_eval_run(const qg_train_cfg *cfg, const char *checkpoint, qg_eval_result *out);
-void qg_eval_result_free(qg_eval_result *r);
+QG_API qg_status qg_eval_run(const qg_train_cfg *cfg, const char *checkpoint, qg_eval_result *out);
+QG_API void qg_eval_result_free(qg_eval_result *r);
 
 #ifdef __cplusplus
 }
