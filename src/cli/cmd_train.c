@@ -239,7 +239,7 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
         return 2;
     QG_CLI_COPY_METHOD(*c, mf);
     /* The CG reference decays only parameters with >= 2 dims whose name
-     * lacks "threshold": conv and linear weights (DG:cg-cifar10.py). */
+     * lacks "threshold": conv and linear weights (docs/methods.md §4.5). */
     if (c->cg)
         c->optim.decay_kinds = 1u << QG_PARAM_WEIGHT;
     if (!have_mile && c->sched.kind == QG_SCHED_MULTISTEP) {

@@ -167,7 +167,7 @@ int qg_cli_model_flags_finish(const char *cmd, qg_cli_model_flags *f)
     }
     if (f->cg) {
         f->quant = 0;
-        /* The reference recipe: CE + 1e-4*sum (delta - g)^2 (DG:cg-cifar10.py). */
+        /* The reference recipe: CE + 1e-4*sum (delta - g)^2 (docs/methods.md §4.5). */
         if (!f->have_sigma)
             f->qcfg.sigma = QG_CG_LOSS_COEF;
     }

@@ -30,7 +30,7 @@ typedef struct qg_cli_model_flags {
 #define QG_CLI_MODEL_SHORTOPTS "w:a:"
 
 #define QG_CLI_MODEL_HELP                                                                   \
-    "quantization and precision gating (spec: PG, Fan et al.):\n"                           \
+    "quantization and precision gating (Zhang et al.; docs/methods.md §2, §5):\n"           \
     "  -w, --wbits N         weight bits of the block convs (2..16; default 8)\n"           \
     "  -a, --abits N         activation bits of the block convs (2..16; default 8)\n"       \
     "                        (-w/-a alone train the quantized ResNet without gating)\n"     \
@@ -45,7 +45,7 @@ typedef struct qg_cli_model_flags {
     "                        factor the CG reference hard-codes)\n"                        \
     "  --spbp                sparse back-prop: gate gradients only where updated\n"        \
     "                        (--pg and --cg)\n"                                            \
-    "channel gating (spec: CG, Hua et al.; full-precision ResNet with ReLUs):\n"           \
+    "channel gating (Hua et al.; docs/methods.md §4; full-precision ResNet with ReLUs):\n" \
     "  --cg                  each block's conv1 is a CGConv2d: a base path over 1/N of\n"  \
     "                        the input channels decides per output whether the rest\n"    \
     "                        is computed. Implies the reference's weight decay: only\n"   \
@@ -59,7 +59,7 @@ typedef struct qg_cli_model_flags {
     "  --alpha X             slope of the gate's sigmoid surrogate gradient (default 2.0)\n" \
     "  --postact             post-activated blocks: both convs gated, no ReLU after the\n" \
     "                        add (the scripts: --pt 2 --gtar 0.6 --lr 0.08 --wd 3e-4)\n"  \
-    "  reference recipes (DG:scripts/train_cg*.sh), both with --group --spbp:\n"          \
+    "  reference recipes (dnn-gating scripts/train_cg*.sh), both with --group --spbp:\n"  \
     "    --cg --pt 4 --gtar 1\n"                                                          \
     "    --cg --postact --pt 2 --gtar 0.6 --lr 0.08 --wd 3e-4\n"
 

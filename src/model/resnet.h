@@ -17,7 +17,7 @@ typedef struct qg_resnet_opts {
     int in_c, in_h, in_w;
     int classes;
     uint64_t seed;      /* weight initialisation */
-    /* Quantized / gated variants (spec §1.6); all off = full precision. */
+    /* Quantized / gated variants (docs/methods.md §2.6); all off = full precision. */
     int quant;          /* block convs quantized at cfg.wbits / cfg.abits */
     int pg;             /* each block's conv1 is a PGConv2d (implies quant) */
     int pact;           /* PACT clips instead of ReLU: one alpha per block, one
@@ -25,7 +25,7 @@ typedef struct qg_resnet_opts {
     int pact_unfused;   /* PACT as its own node after the batch norm, not
                            fused into it (tests compare the two graphs) */
     qg_pg_cfg cfg;
-    /* Channel gating (spec §3.2): each block's conv1 is a CGConv2d; with
+    /* Channel gating (docs/methods.md §4.6): each block's conv1 is a CGConv2d; with
      * postact the block is relu(bn1(conv1 x)) -> relu(bn2(conv2 .)) + the
      * shortcut, no ReLU after the add, and both convs are CGConv2d.
      * Excludes quant, pg and pact (the reference's CG ResNet is full
