@@ -4,7 +4,7 @@
  * running statistics, input / weight / threshold gradients and an
  * eval-mode output, for block-diagonal and first-channels masks, with and
  * without sparse back-prop, stride 1 and 2, and channel shuffle. Then the
- * CG gating loss (oracle T8.6) through the node, and the CG ResNet-20 and
+ * CG gating loss (oracle GATE-L1) through the node, and the CG ResNet-20 and
  * its post-activated variant: state-dict names, a training step, the gate
  * counters and the FLOP accounting.
  *
@@ -142,7 +142,7 @@ Test(cgconv, golden_first_channels_dense) { run_golden("cgconv_first_dense"); }
 Test(cgconv, golden_first_channels_spbp_stride2) { run_golden("cgconv_first_spbp_s2"); }
 Test(cgconv, golden_shuffle_spbp_stride2) { run_golden("cgconv_shuffle_spbp_s2"); }
 
-/* T8.6, CG: 4 channels, delta = 0 (the -gi 0.0 init), target 1, factor
+/* GATE-L1, CG: 4 channels, delta = 0 (the -gi 0.0 init), target 1, factor
  * 1e-4: loss 1e-4 * 4 = 0.0004, d/d delta_c = 2e-4 * (0 - 1) = -2e-4. */
 Test(cgconv, oracle_t8_6_gating_loss_through_the_node)
 {
@@ -167,7 +167,7 @@ Test(cgconv, oracle_t8_6_gating_loss_through_the_node)
     QG_EXPECT_OK(qg_tensor_read(loss, &l, sizeof l));
     cr_expect(fabsf(l - 0.0004f) <= 1e-9f, "loss %.9g", l);
     const float want[4] = {-2e-4f, -2e-4f, -2e-4f, -2e-4f};
-    cr_expect(qg_test_allclose("T8.6 CG grad", gd, want, 4, 1e-10f, 1e-6f));
+    cr_expect(qg_test_allclose("GATE-L1 CG grad", gd, want, 4, 1e-10f, 1e-6f));
     free(gd);
     qg_tensor_free(loss);
     qg__model_free(m);

@@ -1,5 +1,5 @@
 /* src/method/m_cg.c: channel gating (dnn-gating's CGConv2d; docs/methods.md
- * §3): a base path over 1/N of the input channels decides per output
+ * §4): a base path over 1/N of the input channels decides per output
  * whether the rest is computed; gating loss coef*sum (delta - g)^2. The
  * node: src/model/nodes_cg.c; reporting (sparsity, FLOP reduction):
  * src/method/gating.c. */

@@ -1,6 +1,6 @@
 /* src/method/m_pact.c: PACT clipping (learned alpha) instead of ReLU, one
  * alpha per residual block and one for the stem, named
- * <block>.relu.upper_bound as in dnn-gating (docs/methods.md §4.2). The
+ * <block>.relu.upper_bound as in dnn-gating (docs/methods.md §5.3). The
  * builder fuses the clip into the batch norm before it (src/model/resnet.c,
  * src/ops/bn.c). */
 #include "config.h"

@@ -1,6 +1,6 @@
 /* src/method/m_quant.c: uniform quantization of the block convs' weights
  * and inputs (sign-magnitude, whole-tensor max scale, as the quantized
- * ResNet of dnn-gating; docs/methods.md §4). `-w N` / `-a N` turn it on;
+ * ResNet of dnn-gating; docs/methods.md §5.2). `-w N` / `-a N` turn it on;
  * precision gating turns it on too (its convs are quantized). The nodes:
  * src/model/nodes_quant.c; the weight quantizer: src/model/wquant.c. */
 #include "config.h"

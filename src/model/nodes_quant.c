@@ -1,8 +1,8 @@
 /* src/model/nodes_quant.c: PACT, QuantizedConv2d and PGConv2d nodes (see
- * nodes_quant.h). The reference (DG:utils/pg_utils.py) computes the LSB
+ * nodes_quant.h). The reference (dnn-gating utils/pg_utils.py) computes the LSB
  * conv densely and masks it; so does this first version, so Y, the
  * gradients and the counters match it; skipping gated-off work is the
- * speed roadmap's job (DESIGN.md §6.9). */
+ * speed roadmap's job (docs/methods.md §2.9). */
 #include "config.h"
 
 #include <math.h>
@@ -196,7 +196,7 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
         }
         return st;
     }
-    /* PG: MSB and LSB parts from one pass with one scale (spec §1.1). */
+    /* PG: MSB and LSB parts from one pass with one scale (docs/methods.md §2.2). */
     QG_TRY(qg__quant_apply(m->ctx, x, p->sx, p->cfg.abits, p->cfg.pred_bits, NULL, p->xq,
                            p->xlsb, NULL));
     p->xq_fresh = 1;

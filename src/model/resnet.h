@@ -21,10 +21,10 @@ typedef struct qg_resnet_opts {
     /* The methods (quantization, PACT, precision or channel gating; NULL =
      * full precision), as one configuration (qgate/method.h), validated
      * here with qg_method_cfg_check. Quantized / PG: the block convs
-     * (docs/methods.md); PACT: one alpha per block, one for the stem, named
+     * (docs/methods.md §2.6, §5); PACT: one alpha per block, one for the stem, named
      * <block>.relu.upper_bound; CG: each block's conv1 is a CGConv2d, and
      * with postact the block is relu(bn1(conv1 x)) -> relu(bn2(conv2 .)) +
-     * the shortcut, no ReLU after the add, both convs gated. Other methods
+     * the shortcut, no ReLU after the add, both convs gated (docs/methods.md §4.6). Other methods
      * act through their weight quantizers (per layer role) and hooks. */
     const qg_method_cfg *methods;
     int pact_unfused;   /* PACT as its own node after the batch norm, not
