@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -350,7 +352,7 @@ static qg_status save_model(qg_model *m, const char *arch, char shortcut, const 
                             const qg_method_cfg *mc, const char *path, int with_optimizer,
                             const qg_train_cfg *cfg, int epoch, long batch_in_epoch, long step)
 {
-    char ep[24], bt[24], sp[24], c[16], h[16], w[16], k[16], sc[4], seed[32], lr[32];
+    char ep[24], bt[24], sp[24], c[16], h[16], w[16], k[16], sc[4], seed[32], lr[32], bsz[16];
     char scratch[QG_METHOD_META_SCRATCH];
     meta_buf b = {.n = 0};
     snprintf(c, sizeof c, "%d", m->in_c);
@@ -372,11 +374,13 @@ static qg_status save_model(qg_model *m, const char *arch, char shortcut, const 
         snprintf(bt, sizeof bt, "%ld", batch_in_epoch);
         snprintf(sp, sizeof sp, "%ld", step);
         snprintf(seed, sizeof seed, "%llu", (unsigned long long)cfg->seed);
+        snprintf(bsz, sizeof bsz, "%d", cfg->batch);
         snprintf(lr, sizeof lr, "%.9g", cfg->optim.lr);
         meta_add(&b, "epoch", ep);
         meta_add(&b, "batch_in_epoch", bt);
         meta_add(&b, "step", sp);
         meta_add(&b, "seed", seed);
+        meta_add(&b, "batch_size", bsz);
         meta_add(&b, "optimizer", cfg->optim.kind == QG_OPTIM_ADAM ? "adam" : "sgd");
         meta_add(&b, "base_lr", lr);
     }
@@ -427,6 +431,71 @@ static qg_status check_resume_method(qg_ctx *ctx, const qg_st_file *f,
     return QG_OK;
 }
 
+/* The run that a resume continues must be the same run: architecture,
+ * shortcut, data, seed (data order and augmentation) and, mid-epoch, the
+ * batch size (which batches were done). */
+static qg_status check_resume_run(qg_ctx *ctx, const qg_st_file *f, const qg_train_cfg *c,
+                                  const qg_model *m)
+{
+    const char *path = c->resume_path;
+    const char *arch = qg__safetensors_meta(f, "arch"), *sc = qg__safetensors_meta(f, "shortcut");
+    const char *data = qg__safetensors_meta(f, "dataset"), *seed = qg__safetensors_meta(f, "seed");
+    const char *bs = qg__safetensors_meta(f, "batch_size");
+    char want[32];
+    if (arch && strcmp(arch, c->model) != 0)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' holds a %s, this "
+                         "run builds --model %s", path, arch, c->model);
+    if (sc && sc[0] != (c->shortcut ? c->shortcut : 'A'))
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' has --shortcut %s, "
+                         "this run %c", path, sc, c->shortcut ? c->shortcut : 'A');
+    if (data && strcmp(data, c->data) != 0)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' was trained on %s, "
+                         "this run uses --data %s", path, data, c->data);
+    snprintf(want, sizeof want, "%llu", (unsigned long long)c->seed);
+    if (seed && strcmp(seed, want) != 0)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' was trained with "
+                         "--seed %s, this run has --seed %s (the data order would change)",
+                         path, seed, want);
+    if (meta_long(f, "batch_in_epoch", 0) > 0 && bs && atol(bs) != c->batch)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' stopped inside an "
+                         "epoch at --batch %s; resuming with --batch %d would skip or repeat "
+                         "images", path, bs, c->batch);
+    (void)m;
+    return QG_OK;
+}
+
+/* Whether two paths name one file (the same inode, or the same text when
+ * neither exists yet). */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return strcmp(a, b) == 0;
+}
+
+/* A checkpoint is written as a temporary file beside its target, then
+ * renamed: try that folder now rather than after an epoch of work. */
+static qg_status check_writable_dir(qg_ctx *ctx, const char *path, const char *flag)
+{
+    char probe[4096];
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s '%s' exists and is not a regular file; "
+                         "refusing to replace it", flag, path);
+    const char *slash = strrchr(path, '/');
+    int dlen = slash ? (int)(slash - path) : 0;
+    snprintf(probe, sizeof probe, "%.*s%s.qgate-probe.%ld", dlen, path, slash ? "/" : "",
+             (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+        return qg__error(ctx, QG_ERR_IO, "%s '%s': cannot write in its folder '%.*s': %s", flag,
+                         path, slash ? dlen : 1, slash ? path : ".", strerror(errno));
+    close(fd);
+    unlink(probe);
+    return QG_OK;
+}
+
 qg_status qg_train_run(const qg_train_cfg *cfg)
 {
     qg_status st = QG_OK;
@@ -459,6 +528,18 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
         qg__dataset_truncate(train, cfg->limit_train);
     if (cfg->limit_test)
         qg__dataset_truncate(test, cfg->limit_test);
+    if (qg__dataset_channels(train) != qg__dataset_channels(test) ||
+        qg__dataset_height(train) != qg__dataset_height(test) ||
+        qg__dataset_width(train) != qg__dataset_width(test) ||
+        qg__dataset_classes(train) != qg__dataset_classes(test)) {
+        st = qg__error(ctx, QG_ERR_SHAPE, "dataset '%s': training images are %dx%dx%d (%d "
+                       "classes) but test images %dx%dx%d (%d classes)", cfg->data,
+                       qg__dataset_channels(train), qg__dataset_height(train),
+                       qg__dataset_width(train), qg__dataset_classes(train),
+                       qg__dataset_channels(test), qg__dataset_height(test),
+                       qg__dataset_width(test), qg__dataset_classes(test));
+        goto fail;
+    }
     if (qg__dataset_count(train) < (size_t)cfg->batch) {
         st = qg__error(ctx, QG_ERR_INVALID_ARG, "--batch %d is larger than the %zu training "
                        "samples", cfg->batch, qg__dataset_count(train));
@@ -475,7 +556,16 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
     QG_TRY(qg__model_build(ctx, cfg->model, cfg->shortcut, qg__dataset_channels(train),
                            qg__dataset_height(train), qg__dataset_width(train),
                            qg__dataset_classes(train), cfg->seed, mc, &m));
-    QG_TRY(qg__model_setup(m, cfg->batch));
+    /* the evaluation's size first, so a batch the device cannot hold is
+     * named before an epoch of training */
+    if (cfg->eval_batch != cfg->batch && (st = qg__model_setup(m, cfg->eval_batch)) != QG_OK) {
+        qg__error_append(ctx, "with --eval-batch %d", cfg->eval_batch);
+        goto fail;
+    }
+    if ((st = qg__model_setup(m, cfg->batch)) != QG_OK) {
+        qg__error_append(ctx, "with --batch %d", cfg->batch);
+        goto fail;
+    }
     /* a method may restrict weight decay to some parameter kinds (CG) */
     qg_optim_cfg optim = cfg->optim;
     if (optim.decay_kinds == QG_DECAY_ALL)
@@ -492,17 +582,31 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
             goto fail;
         }
         QG_TRY(check_resume_method(ctx, resume, mc, cfg->resume_path));
+        QG_TRY(check_resume_run(ctx, resume, cfg, m));
         QG_TRY(qg__checkpoint_load(m, resume, cfg->resume_path, 1));
         start_epoch = (int)meta_long(resume, "epoch", 0);
         skip_batches = meta_long(resume, "batch_in_epoch", 0);
         step = meta_long(resume, "step", 0);
+        if (start_epoch >= cfg->epochs) {
+            info(cfg, "'%s' already holds %d epochs of training (--epochs %d): nothing to do; "
+                 "raise --epochs to train on", cfg->resume_path, start_epoch, cfg->epochs);
+            goto fail; /* st is QG_OK */
+        }
         info(cfg, "resumed from '%s' at epoch %d, batch %ld (step %ld)", cfg->resume_path,
              start_epoch + 1, skip_batches, step);
     }
     /* Output folders are made before the first epoch, so a path that can
      * never be written fails now rather than after an epoch of work. */
-    if (cfg->checkpoint_path)
+    if (cfg->checkpoint_path && cfg->metrics_path &&
+        same_file(cfg->checkpoint_path, cfg->metrics_path)) {
+        st = qg__error(ctx, QG_ERR_INVALID_ARG, "--metrics and --checkpoint name the same "
+                       "file '%s'; one would overwrite the other", cfg->metrics_path);
+        goto fail;
+    }
+    if (cfg->checkpoint_path) {
         QG_TRY(qg__mkdirs_parent(ctx, cfg->checkpoint_path));
+        QG_TRY(check_writable_dir(ctx, cfg->checkpoint_path, "--checkpoint"));
+    }
     if (cfg->metrics_path) {
         QG_TRY(qg__mkdirs_parent(ctx, cfg->metrics_path));
         metrics = fopen(cfg->metrics_path, cfg->resume_path ? "a" : "w");
@@ -612,7 +716,11 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
             json_metrics(metrics, &train_m);
             json_metrics(metrics, &test_m);
             fputs("}\n", metrics);
-            fflush(metrics);
+            if (fflush(metrics) != 0 || ferror(metrics)) {
+                st = qg__error(ctx, QG_ERR_IO, "writing --metrics file '%s': %s",
+                               cfg->metrics_path, strerror(errno));
+                goto fail;
+            }
         }
         if (cfg->callback) {
             /* both phases' metrics in one list: train_* then the test ones */
@@ -635,10 +743,11 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
             QG_TRY(save_checkpoint(m, cfg, cfg->checkpoint_path, epoch + 1, 0, step));
     }
 fail:
+    if (metrics && fclose(metrics) != 0 && st == QG_OK)
+        st = qg__error(ctx, QG_ERR_IO, "closing --metrics file '%s': %s", cfg->metrics_path,
+                       strerror(errno));
     if (st != QG_OK && ctx && qg_ctx_last_error(ctx)[0] == 0)
         qg__error(ctx, st, "%s", qg_last_error());
-    if (metrics)
-        fclose(metrics);
     metric_list_free(&train_m);
     metric_list_free(&test_m);
     qg__safetensors_free(resume);
