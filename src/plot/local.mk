@@ -1,0 +1,1 @@
+# Cairo plots (PNG, SVG, PDF by extension).
