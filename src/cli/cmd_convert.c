@@ -31,7 +31,7 @@ static void usage(FILE *f)
 "accuracies and other top-level scalars go into the metadata as pth.<key>.\n"
 "The result is verified by building the model and loading it (needs an\n"
 "OpenCL device; --no-verify skips it); tensors the model does not use are\n"
-"then left out unless --keep-unused.\n"
+"then an error (a wrong --arch?) unless --drop-unused or --keep-unused.\n"
 "\n"
 "  -o, --output FILE     the safetensors checkpoint to write (required)\n"
 "  --arch NAME           resnet20, resnet32, ... (default: from layer1's blocks)\n"
@@ -47,7 +47,8 @@ static void usage(FILE *f)
 "                        'logits' [N,K]: runs the converted model on the input\n"
 "                        and fails when a logit differs by more than --tol\n"
 "  --tol X               (default 1e-4)\n"
-"  --keep-unused         keep tensors the qgate model does not use\n"
+"  --drop-unused         leave out tensors the qgate model does not use\n"
+"  --keep-unused         keep them\n"
 "  --no-verify           write without building the model\n"
 "  --device N|NAME       OpenCL device for the verification\n");
 }
@@ -67,13 +68,13 @@ int qg_cli_convert(int argc, char **argv)
         {"output", 1, 0, 'o'}, {"arch", 1, 0, 'A'}, {"shortcut", 1, 0, 's'},
         {"input", 1, 0, 'i'}, {"dataset", 1, 0, 'D'}, {"wbits", 1, 0, 'w'},
         {"abits", 1, 0, 'a'}, {"pred-bits", 1, 0, 'p'}, {"meta", 1, 0, 'm'},
-        {"check", 1, 0, 'c'}, {"tol", 1, 0, 't'}, {"keep-unused", 0, 0, 'k'},
+        {"check", 1, 0, 'c'}, {"tol", 1, 0, 't'}, {"keep-unused", 0, 0, 'k'}, {"drop-unused", 0, 0, 'u'},
         {"no-verify", 0, 0, 'n'}, {"device", 1, 0, 'd'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     qg_convert_opts co = {0};
     const char *out = NULL, *check = NULL, *device = NULL;
     const char *extra[64];
     double tol = 1e-4;
-    int keep = 0, verify = 1, c;
+    int keep = 0, drop = 0, verify = 1, c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
@@ -109,6 +110,7 @@ int qg_cli_convert(int argc, char **argv)
         case 'c': check = optarg; break;
         case 't': tol = atof(optarg); break;
         case 'k': keep = 1; break;
+        case 'u': drop = 1; break;
         case 'n': verify = 0; break;
         case 'd': device = optarg; break;
         case 'h': usage(stdout); return 0;
@@ -174,21 +176,34 @@ int qg_cli_convert(int argc, char **argv)
                 "linear)\n", qg_last_error());
         goto done;
     }
-    size_t before = r->n;
+    size_t before = r->n, unused = 0;
+    char names[300] = "";
     used_set us = {m};
-    if (!keep) {
+    for (size_t i = 0; i < r->n; i++)
+        if (!is_used(r->tensors[i].name, &us) && unused++ < 3) {
+            size_t l = strlen(names);
+            snprintf(names + l, sizeof names - l, "%s%s", l ? ", " : "", r->tensors[i].name);
+        }
+    if (unused && !keep && !drop) {
+        fprintf(stderr, "qgate convert: %zu tensors are not used by %s (%s%s): a wrong "
+                "--arch or --shortcut? (--drop-unused leaves them out, --keep-unused keeps "
+                "them)\n", unused, qg__convert_meta(r, "arch"), names, unused > 3 ? ", ..." : "");
+        remove(out);
+        goto done;
+    }
+    if (unused && drop) {
         qg__convert_filter(r, is_used, &us);
-        if (r->n != before && qg__convert_write(r, out) != QG_OK) {
+        if (qg__convert_write(r, out) != QG_OK) {
             fprintf(stderr, "qgate convert: %s\n", qg_last_error());
             goto done;
         }
     }
-    printf("verified: %s builds and loads all %d parameter tensors (%zu parameters)%s", 
-           qg__convert_meta(r, "arch"), m->nparams, qg__model_param_count(m),
-           before != r->n ? "; " : "\n");
-    if (before != r->n)
-        printf("%zu tensors the model does not use left out (--keep-unused keeps them)\n",
-               before - r->n);
+    printf("verified: %s builds and loads all %d parameter tensors (%zu parameters)\n",
+           qg__convert_meta(r, "arch"), m->nparams, qg__model_param_count(m));
+    if (unused)
+        printf("%zu tensors the model does not use %s (%s%s)\n", unused,
+               drop ? "left out" : "kept", names, unused > 3 ? ", ..." : "");
+    (void)before;
     if (check) {
         double d, ref;
         if (qg__convert_check_logits(m, check, &d, &ref) != QG_OK) {

@@ -447,6 +447,20 @@ static qg_status finish(reader *r, const qg_pk_value *root, qg_pth *p)
     if (st != QG_OK)
         return st;
     qsort(r->st, r->nst, sizeof *r->st, cmp_storage);
+    /* a tensor may repeat storage elements (stride 0), but a state dict
+     * never holds much more than its file: cap the total so a hostile
+     * size tuple cannot ask for gigabytes */
+    size_t total = 0, cap = 4 * r->len + ((size_t)16 << 20);
+    for (size_t i = 0; i < r->nt; i++) {
+        const qg_pk_value *v = r->tensors[i].v;
+        size_t n = qg__pk_dtype_size(v->u.tensor.storage->u.storage.dtype);
+        for (int d = 0; d < v->u.tensor.ndim && n <= cap; d++)
+            if (__builtin_mul_overflow(n, (size_t)v->u.tensor.size[d], &n))
+                n = SIZE_MAX;
+        if (n > cap || (total += n) > cap)
+            return ferr(r, "tensor '%s' and those before it need more than %zu bytes, far "
+                        "more than the file holds", r->tensors[i].name, cap);
+    }
     p->tensors = calloc(r->nt ? r->nt : 1, sizeof *p->tensors);
     if (!p->tensors)
         return nomem(r);
