@@ -16,3 +16,4 @@ EXTRA_DIST += tests/tools/gen_pth_fixtures.py tests/tools/check_pth_resnet32.py 
 	tests/data/pth/nested_legacy.pth tests/data/pth/nested_zip.pth \
 	tests/data/pth/evil_legacy.pth tests/data/pth/evil_zip.pth tests/data/pth/model_legacy.pth \
 	tests/data/pth/resnet32b_legacy.pth tests/data/pth/resnet32b_check.safetensors
+libqgate_la_SOURCES += src/interop/ckview.h src/interop/ckview.c
