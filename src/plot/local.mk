@@ -1,1 +1,5 @@
-# Cairo plots (PNG, SVG, PDF by extension).
+# Cairo plots (PNG, SVG, PDF by extension): training curves, per-layer
+# bars, weight histograms, bit-plane heat maps.
+libqgate_la_SOURCES += src/plot/plot.h src/plot/plot.c
+libqgate_la_LIBADD += $(CAIRO_LIBS)
+AM_CFLAGS += $(CAIRO_CFLAGS)
