@@ -212,7 +212,7 @@ static void draw_axes(fig *f, const axes *a, const char *title, const char *xlab
         text(f, a->x - fs * 0.4, y, buf, fs * 0.85, 1, 0.5, 0, 0);
     }
     if (xticks) {
-        double xs = tick_step(a->x0, a->x1, (int)fmin(8, fmax(3, a->w / (fs * 4.5))));
+        double xs = tick_step(a->x0, a->x1, (int)fmin(8, fmax(5, a->w / (fs * 4.5))));
         if (integer_x && xs < 1)
             xs = 1;
         for (double v = ceil(a->x0 / xs - 1e-9) * xs; v <= a->x1 + xs * 1e-9; v += xs) {
@@ -761,6 +761,9 @@ qg_status qg__plot_hist(const qg_plot_opts *o, const qg_ckview *ck, const char *
                   ch - fs * 4.2, -range, range, 0, (double)cmax * 1.08};
         double s = tick_step(0, cmax * 1.08, 3);
         a.y1 = ceil(cmax * 1.08 / s) * s;
+        fig tmp = f;
+        tmp.fs = fs * 0.85;
+        draw_axes(&tmp, &a, NULL, NULL, NULL, 1, 0);
         /* the grid behind the bars */
         if (bits < 32) {
             double L = ldexp(1.0, bits) - 1, sc = m + 1e-7, step = sc / L;
@@ -790,9 +793,6 @@ qg_status qg__plot_hist(const qg_plot_opts *o, const qg_ckview *ck, const char *
                 cairo_rectangle(f.cr, a.x + b * bw, y, bw * 0.92, a.y + a.h - y);
             }
         cairo_fill(f.cr);
-        fig tmp = f;
-        tmp.fs = fs * 0.85;
-        draw_axes(&tmp, &a, NULL, NULL, NULL, 1, 0);
         gray(&f, 0.05);
         text(&f, a.x + a.w / 2, a.y - fs * 0.3, title, fs * 0.85, 0.5, 1, 0, 1);
     }
