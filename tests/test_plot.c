@@ -205,6 +205,33 @@ Test(plot, bitplane_density)
     cr_expect_eq(d[2], 0.5);
 }
 
+/* BSQ's bit representation: precision from the planes, densities as BSQ
+ * prints them (share of non-zero p - n per plane), weight = sum (p - n)
+ * 2^(N-1-b) / (2^N - 1) * scale. */
+Test(plot, bsq_planes)
+{
+    qg_ckview *ck;
+    cr_assert_eq(qg__ckview_open(fixture("bsq_zip.pth"), &ck), QG_OK, "%s", qg_last_error());
+    const qg_ck_layer *ls;
+    cr_assert_eq(qg__ckview_layers(ck, &ls), 1);
+    const qg_ck_layer *l = &ls[0];
+    cr_expect_str_eq(l->name, "conv1");
+    cr_expect(l->bsq && l->bits == 3 && l->nplanes == 3 && l->params == 18);
+    cr_expect(l->ndim == 4 && l->shape[0] == 2 && l->shape[3] == 3);
+    cr_expect_float_eq(l->density[0], 4.0 / 18, 1e-12);
+    cr_expect_float_eq(l->density[1], 9.0 / 18, 1e-12);
+    cr_expect_float_eq(l->density[2], 1.0, 1e-12);
+    /* weight 0: 1 0 1 -> 5/7 * 0.7; weight 4: 0 -1 1 -> -1/7 * 0.7; weight 15: 1/7 * 0.7 */
+    cr_expect_float_eq(l->w[0], 0.5f, 1e-6);
+    cr_expect_float_eq(l->w[4], -0.1f, 1e-6);
+    cr_expect_float_eq(l->w[15], 0.1f, 1e-6);
+    cr_expect_str_eq(qg__ckview_meta(ck, "pth.Nbit_dict"), "{\"module.conv1\": [3, 0]}");
+    qg_plot_opts o = {.out = tmp("bsq.png"), .width = 600, .height = 300};
+    cr_assert_eq(qg__plot_bitplanes(&o, ck, 0), QG_OK, "%s", qg_last_error());
+    expect_image(tmp("bsq.png"), 600, 300);
+    qg__ckview_free(ck);
+}
+
 static int run(const char *cmd, char *out, size_t cap)
 {
     char full[2048];

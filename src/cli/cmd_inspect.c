@@ -102,8 +102,12 @@ static totals sum(const qg_ckview *v, const qg_ck_layer *ls, size_t n)
     return t;
 }
 
-static void method_line(const qg_ckview *v, char *buf, size_t cap)
+static void method_line(const qg_ckview *v, const qg_ck_layer *ls, size_t n, char *buf,
+                        size_t cap)
 {
+    int bsq = 0;
+    for (size_t i = 0; i < n; i++)
+        bsq |= ls[i].bsq;
     size_t k = 0;
     int wb = atoi(meta_or(v, "wbits", "32")), ab = atoi(meta_or(v, "abits", "32"));
     buf[0] = 0;
@@ -121,6 +125,8 @@ static void method_line(const qg_ckview *v, char *buf, size_t cap)
             meta_on(v, "spbp") ? ", sparse bp" : "", meta_on(v, "postact") ? ", post-activated" : "");
     if (meta_on(v, "pact"))
         ADD("%sPACT", k ? ", " : "");
+    if (bsq)
+        ADD("%sBSQ bit planes (precision per layer; sign bit not counted)", k ? ", " : "");
     if (qg__ckview_meta(v, "method"))
         ADD("%s%s", k ? ", " : "", qg__ckview_meta(v, "method"));
     if (!k)
@@ -210,7 +216,7 @@ int qg_cli_inspect(int argc, char **argv)
         return rc;
     }
     char m[512];
-    method_line(v, m, sizeof m);
+    method_line(v, ls, n, m, sizeof m);
     printf("%s\n", path);
     printf("  model    %s, shortcut %s, input %sx%sx%s, %s classes, dataset %s\n",
            meta_or(v, "arch", "?"), meta_or(v, "shortcut", "?"), meta_or(v, "in_channels", "?"),

@@ -14,6 +14,9 @@ check`; the files it writes are committed under tests/data/pth/:
   evil_{legacy,zip}.pth       the object pickle calls os.system: must be refused
   model_legacy.pth            torch.save(nn.Linear): a pickled class, refused
   tiny_expected.json          every tiny tensor's dtype, shape and values
+  bsq_zip.pth                 BSQ's bit representation of one conv: pweight,
+                              nweight [2,1,3,3,3] (last axis the bit, MSB
+                              first) and scale, with its Nbit_dict
   resnet32b_legacy.pth        ResNet-32 with option-B shortcuts, CIFAR-100
                               classes, named as PSG's ResNet-32 (fc,
                               downsample, 'module.'), float16 storages (half
@@ -81,6 +84,21 @@ def nested_obj():
            "param_groups": [{"lr": 0.1, "momentum": 0.9, "nesterov": False, "params": [0]}]}
     return {"epoch": 7, "state_dict": sd, "acc": 91.5, "best_acc": torch.tensor(92.25),
             "optimizer": opt, "Nbit_dict": {"module.conv1": [8, 0]}, "arch": "tiny"}
+
+
+def bsq_obj():
+    """Bits chosen so plane densities are 4/18, 9/18, 18/18 (p - n non-zero)."""
+    p = torch.zeros(2, 1, 3, 3, 3)
+    n = torch.zeros(2, 1, 3, 3, 3)
+    flat_p, flat_n = p.view(18, 3), n.view(18, 3)
+    flat_p[:4, 0] = 1          # MSB set on 4 weights
+    flat_n[4:13, 1] = 1        # middle bit on 9 (negative)
+    flat_p[:, 2] = 1           # LSB everywhere
+    sd = collections.OrderedDict()
+    sd["module.conv1.pweight"] = p
+    sd["module.conv1.nweight"] = n
+    sd["module.conv1.scale"] = torch.tensor([0.7])
+    return {"Nbit_dict": {"module.conv1": [3, 0]}, "epoch": 3, "state_dict": sd}
 
 
 def evil_pickle():
@@ -216,6 +234,7 @@ def main():
     nested = nested_obj()
     legacy_save(nested, os.path.join(out, "nested_legacy.pth"))
     torch.save(nested, os.path.join(out, "nested_zip.pth"))
+    torch.save(bsq_obj(), os.path.join(out, "bsq_zip.pth"))
     evil_legacy(os.path.join(out, "evil_legacy.pth"))
     evil_zip(os.path.join(out, "evil_zip.pth"))
     legacy_save(nn.Linear(2, 2), os.path.join(out, "model_legacy.pth"))
