@@ -760,6 +760,24 @@ fail:
     return st;
 }
 
+qg_status qg__model_from_meta(qg_ctx *ctx, const qg_st_file *f, const char *path, int c,
+                              int h, int w, int k, qg_model **out)
+{
+    *out = NULL;
+    const char *arch = qg__safetensors_meta(f, "arch");
+    const char *sc = qg__safetensors_meta(f, "shortcut");
+    if (!arch)
+        return qg__error(ctx, QG_ERR_FORMAT, "checkpoint '%s' has no qgate 'arch' metadata",
+                         path);
+    qg_method_cfg mc;
+    qg_status st = qg__method_cfg_from_meta(&mc, meta_get, (void *)f);
+    if (st != QG_OK)
+        return qg__error(ctx, st, "checkpoint '%s': %s", path, qg_last_error());
+    return qg__model_build(ctx, arch, sc ? sc[0] : 'A', (int)meta_long(f, "in_channels", c),
+                           (int)meta_long(f, "in_height", h), (int)meta_long(f, "in_width", w),
+                           (int)meta_long(f, "classes", k), 0, &mc, out);
+}
+
 qg_status qg_eval_run(const qg_train_cfg *cfg, const char *checkpoint, qg_eval_result *out)
 {
     qg_status st = QG_OK;
@@ -772,15 +790,12 @@ qg_status qg_eval_run(const qg_train_cfg *cfg, const char *checkpoint, qg_eval_r
 
     QG_TRY(qg__safetensors_read(checkpoint, &f));
     const char *arch = qg__safetensors_meta(f, "arch");
-    const char *sc = qg__safetensors_meta(f, "shortcut");
     const char *data = qg__safetensors_meta(f, "dataset");
     if (!arch) {
         st = qg__error(NULL, QG_ERR_FORMAT, "checkpoint '%s' has no qgate 'arch' metadata",
                        checkpoint);
         goto fail;
     }
-    qg_method_cfg mc;
-    QG_TRY(qg__method_cfg_from_meta(&mc, meta_get, f));
     qg_ctx_opts co = {.device = cfg->device, .verbose = cfg->verbose};
     QG_TRY(qg_ctx_new(&co, &ctx));
     const char *dname = cfg->data ? cfg->data : (data ? data : "fashion-mnist");
@@ -799,13 +814,13 @@ qg_status qg_eval_run(const qg_train_cfg *cfg, const char *checkpoint, qg_eval_r
                        qg__dataset_width(test));
         goto fail;
     }
-    QG_TRY(qg__model_build(ctx, arch, sc ? sc[0] : 'A', c, h, w, k, 0, &mc, &m));
+    QG_TRY(qg__model_from_meta(ctx, f, checkpoint, c, h, w, k, &m));
     QG_TRY(qg__checkpoint_load(m, f, checkpoint, 0));
     qg_loader_opts lo = {0};
     int crop, flip;
     qg__data_defaults(dname, &lo, &crop, &flip);
     QG_TRY(qg__evaluate(m, test, cfg->eval_batch, &lo, &out->loss, &out->acc));
-    QG_TRY(collect_metrics(m, &mc, "", &ml));
+    QG_TRY(collect_metrics(m, m->methods, "", &ml));
     snprintf(out->arch, sizeof out->arch, "%s", arch);
     const char *ep = qg__safetensors_meta(f, "epoch");
     snprintf(out->epoch, sizeof out->epoch, "%s", ep ? ep : "?");

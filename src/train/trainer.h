@@ -27,4 +27,11 @@ qg_status qg__model_build(qg_ctx *ctx, const char *arch, char shortcut, int c, i
                           int classes, uint64_t seed, const qg_method_cfg *methods,
                           qg_model **out);
 
+/* Rebuilds the model a checkpoint's metadata records (architecture,
+ * shortcut, input shape, classes, methods); c, h, w, k are the input shape
+ * and classes to assume where the metadata has none. */
+struct qg_st_file;
+qg_status qg__model_from_meta(qg_ctx *ctx, const struct qg_st_file *f, const char *path, int c,
+                              int h, int w, int k, qg_model **out);
+
 #endif
