@@ -16,7 +16,7 @@
 #include "model/graph.h"
 #include "model/safetensors.h"
 #include "train/checkpoint.h"
-#include "tune/tunedb.h"
+#include "cl/tunedb.h"
 
 static void fini(void)
 {
@@ -177,7 +177,7 @@ Test(harden, tunedb_entries_the_kernels_refuse_are_ignored, .init = redirect_err
     QG_EXPECT_OK(qg__program_params(ctx, "quant", v, &n));
     cr_expect_eq(v[2], qg_ctx_device(ctx)->type == QG_DEVICE_TYPE_CPU ? 16 : 1,
                  "quant VW=%ld", v[2]);
-    cr_expect_eq(qg__tunedb_lookup(ctx, "clblast_xgemm", "*", v), 0);
+    cr_expect_eq(qg__tunedb_lookup(ctx, QG_PROG_CLBLAST_XGEMM, "*", v), 0);
     QG_EXPECT_OK(qg__program_params(ctx, "reduce", v, &n));
     cr_expect_eq(v[0], 128, "the valid entry beside them must still apply");
     const char *w = qg__tunedb_warnings(ctx);

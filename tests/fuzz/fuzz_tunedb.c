@@ -1,5 +1,5 @@
 /* tests/fuzz/fuzz_tunedb.c: libFuzzer target for the tuning database
- * loader (src/tune/tunedb.c). The bytes become the user database of a
+ * loader (src/cl/tunedb.c). The bytes become the user database of a
  * context that has no OpenCL objects (lookups only read its device
  * description); every kernel program is then looked up. Whatever an
  * entry holds, a lookup either finds nothing or returns values that
@@ -11,8 +11,7 @@
 #include <unistd.h>
 
 #include "cl/ctx.h"
-#include "gemm/gemm.h"
-#include "tune/tunedb.h"
+#include "cl/tunedb.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -35,7 +34,7 @@ static void check(qg_ctx *ctx, const qg_program_desc *d)
 {
     long v[QG_MAX_TUNABLES];
     char why[256];
-    if (qg__tunedb_lookup(ctx, d->name, "c16_k16_h32_w32_s1", v) && d->valid &&
+    if (qg__tunedb_lookup(ctx, d->id, "c16_k16_h32_w32_s1", v) && d->valid &&
         !d->valid(ctx, v, why, sizeof why))
         abort(); /* an entry the registry refuses got through */
 }
@@ -58,10 +57,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     snprintf(ctx->tune_db, sizeof ctx->tune_db, "%s", g_db);
     for (size_t i = 0; i < qg__program_count(); i++)
         check(ctx, qg__program_at(i));
-    check(ctx, qg__gemm_program_desc());
     (void)qg__tunedb_warnings(ctx);
-    if (ctx->tune_state_free)
-        ctx->tune_state_free(ctx->tune_state);
+    qg__tunedb_free(ctx);
     free(ctx);
     unlink(g_db);
     return 0;
