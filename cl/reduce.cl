@@ -56,6 +56,29 @@ void qg_reduce_absmax(QG_T(const float, x), int n, QG_T(float, out))
         QG_P(out)[0] = acc[0];
 }
 
+/* out[0] = the number of NaN and Inf values of x[0..n) (as a float; exact
+ * up to 2^24). The exponent bits decide, so the count cannot be folded
+ * away by a compiler assuming finite math. Launch with
+ * global = local = WG. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_reduce_nonfinite(QG_T(const float, x), int n, QG_T(float, out))
+{
+    __local int acc[WG];
+    int l = get_local_id(0);
+    int c = 0;
+    for (int i = l; i < n; i += WG)
+        c += (as_uint(QG_P(x)[i]) & 0x7f800000u) == 0x7f800000u;
+    acc[l] = c;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int w = WG / 2; w > 0; w >>= 1) {
+        if (l < w)
+            acc[l] += acc[l + w];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (l == 0)
+        QG_P(out)[0] = (float)acc[0];
+}
+
 /* Per-channel sum and sum of squares of an NCHW tensor x[N][C][HW]:
  * sum[c], sumsq[c]. One work-group per channel: global = C*WG. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))

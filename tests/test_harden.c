@@ -17,6 +17,8 @@
 #include "model/safetensors.h"
 #include "train/checkpoint.h"
 #include "cl/tunedb.h"
+#include "ops/reduce.h"
+#include "ref/ref_eltwise.h"
 
 static void fini(void)
 {
@@ -207,4 +209,60 @@ Test(harden, tunedb_entries_the_kernels_refuse_are_ignored, .init = redirect_err
                        out);
     cr_expect_not_null(strstr(out, "qgate: warning: ignoring corrupt tuning database"), "%s",
                        out);
+}
+
+/* qg__tensor_all_finite / qg__reduce_nonfinite (cl/reduce.cl) against
+ * qg_ref_reduce_nonfinite, for the trainer's divergence check: NaN, +Inf
+ * and -Inf count, the largest finite floats and subnormals do not. The
+ * view sits inside a NaN-filled parent, so a read outside it would count;
+ * odd sizes hit partial work-groups, under three work-group sizes. */
+Test(harden, nonfinite_count_matches_the_reference)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    const size_t sizes[] = {1, 3, 31, 64, 65, 1000};
+    const long wgs[] = {16, 64, 256};
+    for (size_t w = 0; w < sizeof wgs / sizeof *wgs; w++) {
+        QG_EXPECT_OK(qg__program_override(ctx, "reduce", &wgs[w]));
+        for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+            size_t n = sizes[k], pad = 7;
+            float *host = malloc((n + 2 * pad) * sizeof *host);
+            for (size_t i = 0; i < n + 2 * pad; i++)
+                host[i] = NAN;
+            float *x = host + pad;
+            qg_test_fill(x, n, -3.0f, 3.0f, 42);
+            x[0] = 3.4028235e38f;
+            if (n > 1)
+                x[n - 1] = 1e-45f;
+            for (int variant = 0; variant < 2; variant++) {
+                if (variant == 1) {
+                    x[n - 1] = NAN;
+                    x[n / 2] = INFINITY;
+                    x[n / 3] = -INFINITY;
+                }
+                const int64_t all[1] = {(int64_t)(n + 2 * pad)}, vs[1] = {(int64_t)n},
+                              one[1] = {1};
+                qg_tensor *parent = NULL, *view = NULL, *out = NULL;
+                QG_EXPECT_OK(qg_tensor_new(ctx, 1, all, QG_DTYPE_F32, "parent", &parent));
+                QG_EXPECT_OK(qg_tensor_write(parent, host, (n + 2 * pad) * sizeof *host));
+                QG_EXPECT_OK(qg_tensor_view(parent, pad, 1, vs, &view));
+                QG_EXPECT_OK(qg_tensor_new(ctx, 1, one, QG_DTYPE_F32, "count", &out));
+                QG_EXPECT_OK(qg__reduce_nonfinite(ctx, view, out));
+                float got;
+                QG_EXPECT_OK(qg_tensor_read(out, &got, sizeof got));
+                size_t want = qg_ref_reduce_nonfinite(n, x);
+                size_t planted = 1 + (n / 2 != n - 1) + (n / 3 != n / 2 && n / 3 != n - 1);
+                cr_expect_eq(want, variant ? planted : 0u, "n=%zu", n);
+                cr_expect_eq((size_t)got, want, "n=%zu WG=%ld variant %d: %g vs %zu", n,
+                             wgs[w], variant, got, want);
+                int ok = -1;
+                QG_EXPECT_OK(qg__tensor_all_finite(ctx, view, &ok));
+                cr_expect_eq(ok, variant == 0, "n=%zu WG=%ld variant %d", n, wgs[w], variant);
+                qg_tensor_free(view);
+                qg_tensor_free(parent);
+                qg_tensor_free(out);
+            }
+            free(host);
+        }
+    }
+    QG_EXPECT_OK(qg__program_override(ctx, "reduce", NULL));
 }

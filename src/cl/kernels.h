@@ -40,6 +40,7 @@ typedef enum qg_prog_id {
     X(REDUCE, REDUCE_SUM, "qg_reduce_sum")                                       \
     X(REDUCE, REDUCE_ABSMAX, "qg_reduce_absmax")                                 \
     X(REDUCE, REDUCE_CHANNEL_STATS, "qg_reduce_channel_stats")                   \
+    X(REDUCE, REDUCE_NONFINITE, "qg_reduce_nonfinite")                           \
     X(QUANT, QUANT_ABSMAX, "qg_quant_absmax")                                    \
     X(QUANT, QUANT_SCALE_EPS, "qg_quant_scale_eps")                              \
     X(QUANT, QUANT_APPLY, "qg_quant_apply")                                      \

@@ -33,6 +33,28 @@ qg_status qg__reduce_absmax(qg_ctx *ctx, const qg_tensor *x, qg_tensor *out)
     return whole(ctx, QG_K_REDUCE_ABSMAX, x, out);
 }
 
+qg_status qg__reduce_nonfinite(qg_ctx *ctx, const qg_tensor *x, qg_tensor *out)
+{
+    return whole(ctx, QG_K_REDUCE_NONFINITE, x, out);
+}
+
+qg_status qg__tensor_all_finite(qg_ctx *ctx, const qg_tensor *t, int *ok)
+{
+    qg_tensor *count = NULL;
+    const int64_t one[1] = {1};
+    float c = 0.0f;
+    *ok = 0;
+    qg_status st = qg_tensor_new(ctx, 1, one, QG_DTYPE_F32, "nonfinite_count", &count);
+    if (st == QG_OK)
+        st = qg__reduce_nonfinite(ctx, t, count);
+    if (st == QG_OK)
+        st = qg_tensor_read(count, &c, sizeof c);
+    qg_tensor_free(count);
+    if (st == QG_OK)
+        *ok = c == 0.0f;
+    return st;
+}
+
 qg_status qg__reduce_channel_stats(qg_ctx *ctx, const qg_tensor *x, qg_tensor *sum,
                                    qg_tensor *sumsq)
 {

@@ -53,6 +53,14 @@ float qg_ref_reduce_absmax(size_t n, const float *x)
     return m;
 }
 
+size_t qg_ref_reduce_nonfinite(size_t n, const float *x)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += !isfinite(x[i]);
+    return c;
+}
+
 void qg_ref_reduce_channel_stats(int N, int C, int HW, const float *x, float *sum,
                                  float *sumsq)
 {

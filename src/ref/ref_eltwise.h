@@ -12,6 +12,8 @@ void qg_ref_relu_bwd(size_t n, const float *x, const float *dy, float *dx, int a
 /* Sums in double so the oracle is more exact than any device order. */
 float qg_ref_reduce_sum(size_t n, const float *x);
 float qg_ref_reduce_absmax(size_t n, const float *x);
+/* How many of x[0..n) are NaN or Inf (cl/reduce.cl qg_reduce_nonfinite). */
+size_t qg_ref_reduce_nonfinite(size_t n, const float *x);
 void qg_ref_reduce_channel_stats(int N, int C, int HW, const float *x, float *sum,
                                  float *sumsq);
 
