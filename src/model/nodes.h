@@ -55,8 +55,8 @@ qg_status qg__node_scalar(qg_model *m, qg_dtype dt, const char *name, qg_tensor 
 /* The buffer a conv keeps its input's planes in from the training forward
  * to the weight gradient (qg__conv_enqueue_fwd's keep), created on the first
  * training forward, so inference never holds one; *keep stays NULL where
- * the shape cannot keep them. *asked (0 after setup) makes it ask the conv
- * once, not every step. */
+ * the plan cannot keep them (no QG_CONV_CAP_KEEP_PLANES). *asked (0 after
+ * setup) makes it ask once, not every step. */
 qg_status qg__node_keep_planes(qg_model *m, const qg_conv_plan *plan, qg_tensor **keep,
                                int *asked);
 

@@ -145,8 +145,9 @@ qg_status qg__conv_enqueue_bwd_weight(const qg_conv_plan *plan, const qg_tensor 
                                       qg_tensor *ws, int accumulate);
 /* Both gradients in one call (dx or dw may be NULL; each overwritten or
  * added to by its own flag); the direct path then prepares dy once for
- * both. keep: NULL, or the buffer the forward filled (then x may be
- * anything of x's shape where the plan reads the kept planes). */
+ * both. keep: NULL, or the buffer the forward filled from this x; the
+ * weight gradient reads x's planes from it instead of preparing them
+ * where it takes the whole-batch form. */
 qg_status qg__conv_enqueue_bwd(const qg_conv_plan *plan, const qg_tensor *x,
                                const qg_tensor *dy, const qg_tensor *w, qg_tensor *dx,
                                int acc_dx, qg_tensor *dw, qg_tensor *dbias, int acc_dw,

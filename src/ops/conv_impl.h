@@ -1,7 +1,9 @@
 /* src/ops/conv_impl.h: what the conv files share (private to src/ops/):
  * the plan's layout, the direct kernels' parameters and geometry, and the
  * entry points of each path. conv_plan.c decides and dispatches,
- * conv_direct.c and conv_gemm.c run what it decided; see conv.h. */
+ * conv_direct.c (cl/conv_direct.cl) and conv_gemm.c (cl/im2col.cl) run
+ * what it decided, linear.c borrows the GEMM path's helpers; see conv.h.
+ * C twins: src/ref/ref_conv.h; tests: tests/test_conv.c. */
 #ifndef QG_OPS_CONV_IMPL_H
 #define QG_OPS_CONV_IMPL_H
 
