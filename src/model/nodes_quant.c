@@ -204,7 +204,7 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
         /* The conv rounds x as it prepares it where its plan can, so no
          * quantized copy is stored, where the backward will not need one:
          * its weight gradient reads the kept (quantized) planes. */
-        if (qg__conv_plan_caps(p->plan) & QG_CONV_CAP_FUSED_QUANT && (!train || p->kept))
+        if ((qg__conv_plan_caps(p->plan) & QG_CONV_CAP_FUSED_QUANT) && (!train || p->kept))
             return qg__conv_enqueue_fwd_quant(p->plan, x, p->sx, p->wq, OUT(n, m)->value,
                                               m->workspace, keep);
         QG_TRY(xq_store(p, n, m));
@@ -252,7 +252,7 @@ static qg_status qconv_backward(qg_node *n, qg_model *m)
      * LSB pass adds to it after */
     qg_ste wste = qg__quant_ste(p->cfg.wbits);
     const qg_tensor *wmask = !p->pg && wste == QG_STE_NONZERO ? p->w->value : NULL;
-    if (ste == QG_STE_NONZERO && qg__conv_plan_caps(p->plan) & QG_CONV_CAP_MASKED_BWD) {
+    if (ste == QG_STE_NONZERO && (qg__conv_plan_caps(p->plan) & QG_CONV_CAP_MASKED_BWD)) {
         QG_TRY(qg__conv_enqueue_bwd_masked(p->plan, p->xq_fresh ? p->xq : x, dy_msb, p->wq, dx,
                                            acc, mask, p->w->grad, 0, wmask, m->workspace, keep));
     } else {
