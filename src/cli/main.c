@@ -19,6 +19,7 @@ static const command commands[] = {
     {"eval", qg_cli_eval, "evaluate a checkpoint on the test split"},
     {"tune", qg_cli_tune, "autotune kernel parameters for this device"},
     {"bench", qg_cli_bench, "time training steps (bench train) or kernels (bench kernels)"},
+    {"export-images", qg_cli_export_images, "write a dataset as JPEG class folders"},
     {"devices", qg_cli_devices, "list OpenCL devices and their capabilities"},
     {"selfcheck", qg_cli_selfcheck, "build all kernels and check them against C references"},
 };
@@ -29,7 +30,7 @@ static void usage(FILE *f)
                "Trains and evaluates gated and quantized CNNs on OpenCL devices.\n\n"
                "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nRun 'qgate <command> --help' for the options of a command.\n"
                "Environment: QGATE_DEVICE (device index or name substring), QGATE_CACHE_DIR\n"
                "(kernel binary cache), QGATE_KERNEL_DIR (load cl/*.cl from disk).\n");

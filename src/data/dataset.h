@@ -90,6 +90,15 @@ void qg__dataset_scratch_free(const qg_dataset *ds, void *scratch);
 /* Files skipped as unreadable so far (0 for in-memory datasets). */
 size_t qg__dataset_bad_files(const qg_dataset *ds);
 
+/* Writes the first `limit` (0: all) images of an in-memory dataset as
+ * dir/split/<class>/NNNNN.jpg (NNNNN = index in the dataset), resized
+ * bilinearly to size x size, gray or RGB as the data is. Class folders
+ * are the zero-padded label, followed by "_name" when class_names is
+ * given, so sorting them by name keeps the label order. (export.c) */
+qg_status qg__dataset_export_jpeg(const qg_dataset *ds, const char *dir, const char *split,
+                                  const char *const *class_names, int size, int quality,
+                                  size_t limit, size_t *written);
+
 /* A zero-filled dataset for format readers and tests to fill in through
  * the two accessors below (pixels [count][C][H][W], labels [count]). */
 qg_status qg__dataset_new(size_t count, int channels, int height, int width, int classes,

@@ -19,7 +19,7 @@ EXTRA_DIST += tests/tools/check_safetensors_torch.py tests/tools/torch_eval_chec
 
 # JPEG class folders (folder.c) decoded with TurboJPEG (jpeg.c); fixtures
 # under tests/data/jpeg come from make_fixtures.sh there.
-libqgate_la_SOURCES += src/data/jpeg.h src/data/jpeg.c src/data/folder.c
+libqgate_la_SOURCES += src/data/jpeg.h src/data/jpeg.c src/data/folder.c src/data/export.c
 check_PROGRAMS += tests/test_jpeg
 tests_test_jpeg_SOURCES = tests/test_jpeg.c
 tests_test_jpeg_CFLAGS = $(TEST_CFLAGS)

@@ -74,6 +74,7 @@ void qg__data_defaults(const char *name, qg_loader_opts *lo, int *crop_pad, int 
         {"mnist", {0.1307f}, {0.3081f}, 2, 0},
         {"cifar10", {0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f}, 4, 1},
         {"cifar100", {0.5071f, 0.4865f, 0.4409f}, {0.2673f, 0.2564f, 0.2762f}, 4, 1},
+        {"folder", {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}, 0, 1},
     };
     for (size_t i = 0; i < sizeof table / sizeof *table; i++)
         if (strcmp(table[i].name, name) == 0) {
@@ -472,8 +473,8 @@ qg_status qg__train_run(const qg_train_cfg *cfg)
     const qg_device_info *dev = qg_ctx_device(ctx);
     fprintf(stderr, "qgate: device [%d] %s (%s)\n", dev->index, dev->name, dev->platform);
 
-    QG_TRY(qg__dataset_load(cfg->data, cfg->data_dir, 1, &train));
-    QG_TRY(qg__dataset_load(cfg->data, cfg->data_dir, 0, &test));
+    QG_TRY(qg__dataset_load_opts(cfg->data, cfg->data_dir, 1, &cfg->dopts, &train));
+    QG_TRY(qg__dataset_load_opts(cfg->data, cfg->data_dir, 0, &cfg->dopts, &test));
     if (cfg->limit_train)
         qg__dataset_truncate(train, cfg->limit_train);
     if (cfg->limit_test)
@@ -489,6 +490,7 @@ qg_status qg__train_run(const qg_train_cfg *cfg)
     qg__data_defaults(cfg->data, &lo, &crop, &flip);
     lo.crop_pad = cfg->crop_pad >= 0 ? cfg->crop_pad : crop;
     lo.flip = cfg->flip >= 0 ? cfg->flip : flip;
+    lo.workers = cfg->dopts.workers;
     QG_TRY(qg__loader_new(train, &lo, &ld));
 
     QG_TRY(build_model(ctx, cfg, cfg->model, cfg->shortcut, qg__dataset_channels(train),
@@ -620,6 +622,8 @@ qg_status qg__train_run(const qg_train_cfg *cfg)
                     now_s() - run_t0);
             gate_report test_gates;
             QG_TRY(gate_report_get(m, &test_gates));
+            fprintf(metrics, ", \"bad_files\": %zu",
+                    qg__dataset_bad_files(train) + qg__dataset_bad_files(test));
             json_gates(metrics, &train_gates, "train_", 0);
             json_gates(metrics, &test_gates, "", 1);
             gate_report_free(&test_gates);
@@ -665,7 +669,7 @@ qg_status qg__eval_run(const qg_train_cfg *cfg, const char *checkpoint, double *
     qg_ctx_opts co = {.device = cfg->device, .verbose = cfg->verbose};
     QG_TRY(qg_ctx_new(&co, &ctx));
     const char *dname = cfg->data ? cfg->data : (data ? data : "fashion-mnist");
-    QG_TRY(qg__dataset_load(dname, cfg->data_dir, 0, &test));
+    QG_TRY(qg__dataset_load_opts(dname, cfg->data_dir, 0, &cfg->dopts, &test));
     if (cfg->limit_test)
         qg__dataset_truncate(test, cfg->limit_test);
     int c = (int)meta_long(f, "in_channels", qg__dataset_channels(test));

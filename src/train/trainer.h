@@ -24,6 +24,7 @@ typedef struct qg_train_cfg {
                                    target, loss coefficient and spbp come from qcfg */
     const char *data;           /* "fashion-mnist", "mnist", "cifar10", "cifar100" */
     const char *data_dir;       /* NULL = default location */
+    qg_data_opts dopts;         /* folder data: input size, resize, normalisation, workers */
     size_t limit_train;         /* 0 = all samples */
     size_t limit_test;
     int epochs;
