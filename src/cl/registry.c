@@ -49,6 +49,18 @@ static int valid_wg_row(const qg_ctx *ctx, const long *v, char *why, size_t cap)
     return valid_wg_choice(ctx, v, 3, why, cap);
 }
 
+/* dwconv: WG and the wgrad work-group WWG, both powers of two within the
+ * device's limit; QT outputs per item. */
+static int valid_dwconv(const qg_ctx *ctx, const long *v, char *why, size_t cap)
+{
+    long wwg[1] = {v[2]};
+    if (v[1] < 1 || v[1] > 8) {
+        snprintf(why, cap, "QT=%ld is not in 1..8", v[1]);
+        return 0;
+    }
+    return valid_wg(ctx, v, why, cap) && valid_wg(ctx, wwg, why, cap);
+}
+
 #define WG_TUNABLE(def_)                                                         \
     {"WG", def_, {16, 32, 64, 128, 256, 512}, 6, "work-group size (power of two)"}
 
@@ -86,6 +98,13 @@ static const qg_program_desc programs[] = {
       {"KT", 8, {2, 4, 6, 8}, 4, "fwd channels per item"},
       {"WKT", 2, {1, 2, 3}, 3, "wgrad channels per item", 3},
       {"WN", 4, {1, 2, 4, 8, 16}, 5, "wgrad images per partial"}}, 6, valid_wg},
+    {"chan", "channel split/concat/shuffle as strided channel copies",
+     {WG_TUNABLE(64), {"EPI", 1, {1, 2, 4, 8}, 4, "consecutive elements per item", 4}}, 2,
+     valid_wg},
+    {"dwconv", "depthwise 3x3 conv fwd, data and weight gradients",
+     {WG_TUNABLE(64), {"QT", 1, {1, 2, 4, 8}, 4, "outputs of a row per item (fwd, dgrad)", 4},
+      {"WWG", 64, {16, 32, 64, 128, 256}, 5, "wgrad work-group (one per channel)", 16}}, 3,
+     valid_dwconv},
 };
 
 const qg_program_desc *qg__program_find(const char *name)
