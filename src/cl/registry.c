@@ -54,8 +54,8 @@ static int valid_wg_row(const qg_ctx *ctx, const long *v, char *why, size_t cap)
 static int valid_dwconv(const qg_ctx *ctx, const long *v, char *why, size_t cap)
 {
     long wwg[1] = {v[2]};
-    if (v[1] < 1 || v[1] > 8) {
-        snprintf(why, cap, "QT=%ld is not in 1..8", v[1]);
+    if (v[1] < 1 || v[1] > 8 || v[2] < 16) {
+        snprintf(why, cap, "QT=%ld is not in 1..8 or WWG=%ld is below 16", v[1], v[2]);
         return 0;
     }
     return valid_wg(ctx, v, why, cap) && valid_wg(ctx, wwg, why, cap);

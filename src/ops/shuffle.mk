@@ -9,3 +9,15 @@ tests_test_chan_SOURCES = tests/test_chan.c
 tests_test_chan_CFLAGS = $(TEST_CFLAGS)
 tests_test_chan_LDADD = $(TEST_LDADD)
 TESTS += tests/test_chan
+
+libqgate_la_SOURCES += src/ops/dwconv.h src/ops/dwconv.c src/ref/ref_dwconv.h \
+	src/ref/ref_dwconv.c
+CL_FILES += cl/dwconv.cl
+check_PROGRAMS += tests/test_dwconv
+tests_test_dwconv_SOURCES = tests/test_dwconv.c
+tests_test_dwconv_CFLAGS = $(TEST_CFLAGS)
+tests_test_dwconv_LDADD = $(TEST_LDADD)
+TESTS += tests/test_dwconv
+noinst_PROGRAMS += bench/bench_dwconv
+bench_bench_dwconv_SOURCES = bench/bench_dwconv.c bench/bench_util.h
+bench_bench_dwconv_LDADD = libqgate.la $(OPENCL_LIBS) -lm
