@@ -4,11 +4,11 @@
  * pass: min and median ms over --runs, and GB/s of the bytes the pass
  * must move at least (x and y, or dy and dx, or x and dy, each once; the
  * weights are negligible), with the share of the copy rate. The copy rate
- * is qg__chan_copy (cl/chan.cl) of the largest activation, the best of
- * its EPI settings: read once, written once.
+ * is the best of clEnqueueCopyBuffer and qg__chan_copy (cl/chan.cl, each
+ * EPI) on the largest activation: read once, written once.
  *
- * usage: bench/bench_dwconv [--batch N] [--runs N] [--qt N] [--wwg N]
- *                           [--device N|NAME] */
+ * usage: bench/bench_dwconv [--batch N] [--runs N] [--wg N] [--qt N] [--wwg N]
+ *                           [--row 0|1] [--device N|NAME] */
 #include "config.h"
 
 #include <stdio.h>
@@ -20,6 +20,7 @@
 #include "cl/ctx.h"
 #include "ops/chan.h"
 #include "ops/dwconv.h"
+#include "tensor/tensor_impl.h"
 
 typedef struct shape {
     const char *what;
@@ -32,7 +33,7 @@ static const shape shapes[] = {
     {"stage4 464x7x7", 464, 7, 1},
 };
 
-enum { FWD, DGRAD, WGRAD, COPY };
+enum { FWD, DGRAD, WGRAD, COPY, CLCOPY };
 
 static double run(qg_ctx *ctx, int pass, qg_tensor *x, qg_tensor *w, qg_tensor *y,
                   qg_tensor *dx, qg_tensor *dw, int stride, int runs, double *median)
@@ -43,8 +44,11 @@ static double run(qg_ctx *ctx, int pass, qg_tensor *x, qg_tensor *w, qg_tensor *
         qg_status st = pass == FWD     ? qg__dwconv_fwd(ctx, x, w, NULL, stride, 1, y)
                        : pass == DGRAD ? qg__dwconv_bwd_data(ctx, y, w, stride, 1, dx, 0)
                        : pass == WGRAD ? qg__dwconv_bwd_weight(ctx, x, y, stride, 1, dw, NULL, 0)
-                                       : qg__chan_copy(ctx, x, 0, 1, dx, 0, 1,
-                                                       (int)qg_tensor_dim(x, 1), 0);
+                       : pass == COPY  ? qg__chan_copy(ctx, x, 0, 1, dx, 0, 1,
+                                                       (int)qg_tensor_dim(x, 1), 0)
+                       : clEnqueueCopyBuffer(ctx->queue, x->mem, dx->mem, x->offset * 4,
+                                             dx->offset * 4, qg_tensor_numel(x) * 4, 0, NULL,
+                                             NULL) == CL_SUCCESS ? QG_OK : QG_ERR_CL;
         if (st != QG_OK || qg_ctx_finish(ctx) != QG_OK)
             bench_die("running");
         if (r >= 0)
@@ -62,7 +66,7 @@ int main(int argc, char **argv)
     bench_prog = "bench_dwconv";
     qg_ctx_opts o = {0};
     int batch = 32, runs = 10;
-    long qt = 0, wwg = 0;
+    long qt = 0, wwg = 0, row = -1, wg = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
             o.device = argv[++i];
@@ -74,9 +78,13 @@ int main(int argc, char **argv)
             qt = atol(argv[++i]);
         else if (strcmp(argv[i], "--wwg") == 0 && i + 1 < argc)
             wwg = atol(argv[++i]);
+        else if (strcmp(argv[i], "--row") == 0 && i + 1 < argc)
+            row = atol(argv[++i]);
+        else if (strcmp(argv[i], "--wg") == 0 && i + 1 < argc)
+            wg = atol(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_dwconv [--batch N] [--runs N] [--qt N] [--wwg N] "
-                    "[--device N|NAME]\n");
+            fprintf(stderr, "usage: bench_dwconv [--batch N] [--runs N] [--wg N] [--qt N] "
+                    "[--wwg N] [--row 0|1] [--device N|NAME]\n");
             return 2;
         }
     }
@@ -95,15 +103,23 @@ int main(int argc, char **argv)
         v[1] = qt;
     if (wwg)
         v[2] = wwg;
-    if ((qt || wwg) && qg__program_override(ctx, "dwconv", v) != QG_OK)
+    if (row >= 0)
+        v[3] = row;
+    if (wg)
+        v[0] = wg;
+    if ((qt || wwg || row >= 0 || wg) && qg__program_override(ctx, "dwconv", v) != QG_OK)
         bench_die("setting parameters");
-    printf("device: %s; batch %d; dwconv WG=%ld QT=%ld WWG=%ld\n", qg_ctx_device(ctx)->name,
-           batch, v[0], v[1], v[2]);
+    printf("device: %s; batch %d; dwconv WG=%ld QT=%ld WWG=%ld ROW=%ld\n",
+           qg_ctx_device(ctx)->name, batch, v[0], v[1], v[2], v[3]);
 
     /* Copy bandwidth: the largest activation, best EPI. */
     int64_t sc[4] = {batch, 58, 56, 56};
     qg_tensor *cx = bench_tensor(ctx, 4, sc, "cx", 0), *cy = bench_tensor(ctx, 4, sc, "cy", 0);
-    double copy_gbs = 0;
+    double copy_gbs = 0, cmed;
+    double cm = run(ctx, CLCOPY, cx, NULL, NULL, cy, NULL, 1, runs, &cmed);
+    copy_gbs = 2.0 * qg_tensor_numel(cx) * 4 / cm / 1e9;
+    printf("clEnqueueCopyBuffer %zu floats: min %.3f ms, %.2f GB/s\n", qg_tensor_numel(cx),
+           cm * 1e3, copy_gbs);
     static const long epis[] = {1, 2, 4, 8};
     for (int e = 0; e < 4; e++) {
         long cv[2] = {64, epis[e]};

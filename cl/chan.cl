@@ -22,21 +22,21 @@
 #error "EPI must be in 1..16"
 #endif
 
-/* global = ceil(N*count*HW / EPI). */
+/* 2-D launch: dimension 0 walks a plane in chunks of EPI elements
+ * (global 0 = ceil(HW/EPI) rounded up to WG), dimension 1 is the copied
+ * channel row n*count + c (global 1 = N*count). Neighbouring items touch
+ * neighbouring addresses, and the row arithmetic is per row, not per
+ * element. */
 __kernel void qg_chan_copy(QG_T(const float, x), int xC, int xc0, int xs, QG_T(float, y),
-                           int yC, int yc0, int ys, int N, int count, int HW, int accumulate)
+                           int yC, int yc0, int ys, int count, int HW, int accumulate)
 {
-    int total = N * count * HW;
-    int i0 = get_global_id(0) * EPI;
-    __global const float *xp = QG_P(x);
-    __global float *yp = QG_P(y);
+    int i0 = get_global_id(0) * EPI, r = get_global_id(1);
+    int n = r / count, c = r % count;
+    __global const float *xp = QG_P(x) + (size_t)(n * xC + xc0 + c * xs) * HW;
+    __global float *yp = QG_P(y) + (size_t)(n * yC + yc0 + c * ys) * HW;
     for (int e = 0; e < EPI; e++) {
         int i = i0 + e;
-        if (i >= total)
-            return;
-        int hw = i % HW, c = (i / HW) % count, n = i / (HW * count);
-        float v = xp[(n * xC + xc0 + c * xs) * HW + hw];
-        int d = (n * yC + yc0 + c * ys) * HW + hw;
-        yp[d] = accumulate ? yp[d] + v : v;
+        if (i < HW)
+            yp[i] = accumulate ? yp[i] + xp[i] : xp[i];
     }
 }

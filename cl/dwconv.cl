@@ -10,15 +10,24 @@
  *                 of w[c,i,j] * dy[n,c,(h+pad-i)/s,(v+pad-j)/s] (in range)
  *   dw[c,i,j]   = sum_{n,p,q} dy[n,c,p,q] * x[n,c,p*s-pad+i, q*s-pad+j]
  *   db[c]       = sum_{n,p,q} dy[n,c,p,q]
- * Out-of-range x are zero padding.
+ * Out-of-range x are zero padding. At stride 1 the data gradient is the
+ * forward pass over dy with the filter turned 180 degrees and padding
+ * 2 - pad, which the host launches as qg_dw_fwd with flipw = 1; the
+ * gathering qg_dw_bwd_data serves the other strides.
  *
  * Tunables:
  *   WG   work-group size of fwd and dgrad (power of two).
- *   QT   outputs of one row per work-item (fwd: y, dgrad: dx), 1..8;
- *        neighbouring outputs share the x (dy) loads of their windows.
- *   WWG  wgrad work-group size (power of two): one group per channel
- *        walks all N*P*Q positions and reduces 10 sums in local memory,
- *        in a fixed order (deterministic). */
+ *   QT   ROW 0: outputs of one row per work-item (fwd: y, dgrad: dx),
+ *        1..8; ROW 1: whole planes (fwd) or rows (strided dgrad) per
+ *        work-item, 1..64.
+ *   ROW  0: 2-D launch, an item per QT outputs of a row (suits GPUs);
+ *        1: 1-D launch, an item per QT whole planes (fwd) or input rows
+ *        (strided dgrad), with the window's bounds checks hoisted out of
+ *        the inner loop (suits CPU devices: PoCL spends tens of ns per
+ *        work-item and per row set-up, so items must be big).
+ *   WWG  wgrad work-group size (power of two, >= 16): one group per
+ *        channel, its items over the N*P output rows, then 10 sums reduced
+ *        in local memory in a fixed order (deterministic). */
 #ifndef WG
 #define WG 64
 #endif
@@ -28,67 +37,72 @@
 #ifndef WWG
 #define WWG 64
 #endif
-#if QT < 1 || QT > 8
-#error "QT must be in 1..8"
+#ifndef ROW
+#define ROW 0
+#endif
+#if QT < 1 || (QT > 8 && !ROW) || QT > 64
+#error "QT must be in 1..8 (ROW 0) or 1..64 (ROW 1)"
 #endif
 #if (WWG & (WWG - 1)) != 0 || WWG < 16
 #error "WWG must be a power of two >= 16 (items 0..9 write the sums)"
 #endif
 
-/* global = N*C*P*ceil(Q/QT). */
+/* Loads x[v] of a row, or 0 outside [0, W). */
+#define XAT(row, v, W) ((v) >= 0 && (v) < (W) ? (row)[v] : 0.0f)
+
+#if !ROW
+
+/* x[v] of a row of W as a clamped load times an in-range mask: no
+ * branch, so neighbouring items vectorise on CPU compilers. */
+#define XM(row, v, W) ((row)[clamp((v), 0, (W) - 1)] * (float)((v) >= 0 && (v) < (W)))
+
+/* 2-D launch: dimension 0 = blocks of QT outputs along q (global 0 =
+ * ceil(Q/QT) rounded up to the work-group), dimension 1 = the output row
+ * r = (n*C + c)*P + p (global 1 = N*C*P). Rows outside the image read a
+ * valid row with zero weights; columns are clamped and masked. */
 __kernel void qg_dw_fwd(QG_T(const float, x), QG_T(const float, w), QG_T(const float, bias),
                         int has_bias, int C, int H, int W, int P, int Q, int stride, int pad,
-                        int total, QG_T(float, y))
+                        int flipw, int accumulate, int rows, QG_T(float, y))
 {
-    int g = get_global_id(0);
-    if (g >= total)
-        return;
-    int QB = (Q + QT - 1) / QT;
-    int q0 = (g % QB) * QT, p = (g / QB) % P, nc = g / (QB * P), c = nc % C;
+    int q0 = get_global_id(0) * QT, r = get_global_id(1);
+    int p = r % P, nc = r / P, c = nc % C;
     __global const float *wc = QG_P(w) + c * 9;
-    float w0 = wc[0], w1 = wc[1], w2 = wc[2], w3 = wc[3], w4 = wc[4], w5 = wc[5], w6 = wc[6],
-          w7 = wc[7], w8 = wc[8];
-    float b = has_bias ? QG_P(bias)[c] : 0.0f;
     __global const float *xp = QG_P(x) + (size_t)nc * H * W;
-    __global float *yp = QG_P(y) + ((size_t)nc * P + p) * Q;
     int h0 = p * stride - pad;
-    float acc[QT];
-    for (int t = 0; t < QT; t++)
-        acc[t] = b;
-    for (int i = 0; i < 3; i++) {
-        int h = h0 + i;
-        if (h < 0 || h >= H)
-            continue;
-        float k0 = i == 0 ? w0 : i == 1 ? w3 : w6;
-        float k1 = i == 0 ? w1 : i == 1 ? w4 : w7;
-        float k2 = i == 0 ? w2 : i == 1 ? w5 : w8;
-        __global const float *row = xp + h * W;
-        for (int t = 0; t < QT; t++) {
-            int v0 = (q0 + t) * stride - pad;
-            float a = v0 >= 0 && v0 < W ? row[v0] : 0.0f;
-            float m = v0 + 1 >= 0 && v0 + 1 < W ? row[v0 + 1] : 0.0f;
-            float z = v0 + 2 >= 0 && v0 + 2 < W ? row[v0 + 2] : 0.0f;
-            acc[t] += k0 * a + k1 * m + k2 * z;
-        }
+    /* Row weights, zero for rows outside the image (read row 0 instead). */
+    float m0 = h0 >= 0 && h0 < H, m1 = h0 + 1 >= 0 && h0 + 1 < H, m2 = h0 + 2 < H;
+    __global const float *r0 = xp + (m0 != 0.0f ? h0 : 0) * W;
+    __global const float *r1 = xp + (m1 != 0.0f ? h0 + 1 : 0) * W;
+    __global const float *r2 = xp + (m2 != 0.0f ? h0 + 2 : 0) * W;
+    float k0 = wc[flipw ? 8 : 0] * m0, k1 = wc[flipw ? 7 : 1] * m0, k2 = wc[flipw ? 6 : 2] * m0;
+    float k3 = wc[flipw ? 5 : 3] * m1, k4 = wc[4] * m1, k5 = wc[flipw ? 3 : 5] * m1;
+    float k6 = wc[flipw ? 2 : 6] * m2, k7 = wc[flipw ? 1 : 7] * m2, k8 = wc[flipw ? 0 : 8] * m2;
+    float b = has_bias ? QG_P(bias)[c] : 0.0f;
+    __global float *yp = QG_P(y) + (size_t)r * Q;
+    for (int t = 0; t < QT; t++) {
+        int q = q0 + t, v = q * stride - pad;
+        float acc = b + k0 * XM(r0, v, W) + k1 * XM(r0, v + 1, W) + k2 * XM(r0, v + 2, W) +
+                    k3 * XM(r1, v, W) + k4 * XM(r1, v + 1, W) + k5 * XM(r1, v + 2, W) +
+                    k6 * XM(r2, v, W) + k7 * XM(r2, v + 1, W) + k8 * XM(r2, v + 2, W);
+        if (q < Q)
+            yp[q] = accumulate ? yp[q] + acc : acc;
     }
-    for (int t = 0; t < QT; t++)
-        if (q0 + t < Q)
-            yp[q0 + t] = acc[t];
 }
 
-/* global = N*C*H*ceil(W/QT). */
+/* Strides above 1 (stride 1 runs qg_dw_fwd, see the banner). 2-D launch:
+ * dimension 0 = blocks of QT along the input row (global 0 = ceil(W/QT)
+ * rounded up), dimension 1 = the input row (n*C + c)*H + h. */
 __kernel void qg_dw_bwd_data(QG_T(const float, dy), QG_T(const float, w), int C, int H, int W,
-                             int P, int Q, int stride, int pad, int total, int accumulate,
+                             int P, int Q, int stride, int pad, int accumulate, int rows,
                              QG_T(float, dx))
 {
-    int g = get_global_id(0);
-    if (g >= total)
+    int v0 = get_global_id(0) * QT, r = get_global_id(1);
+    if (v0 >= W)
         return;
-    int VB = (W + QT - 1) / QT;
-    int v0 = (g % VB) * QT, h = (g / VB) % H, nc = g / (VB * H), c = nc % C;
+    int h = r % H, nc = r / H, c = nc % C;
     __global const float *wc = QG_P(w) + c * 9;
     __global const float *gp = QG_P(dy) + (size_t)nc * P * Q;
-    __global float *dp = QG_P(dx) + ((size_t)nc * H + h) * W;
+    __global float *dp = QG_P(dx) + (size_t)r * W;
     float acc[QT];
     for (int t = 0; t < QT; t++)
         acc[t] = 0.0f;
@@ -119,7 +133,140 @@ __kernel void qg_dw_bwd_data(QG_T(const float, dy), QG_T(const float, w), int C,
         }
 }
 
-/* One work-group of WWG items per channel: global = C*WWG, local = WWG. */
+#else /* ROW */
+
+/* One output row: y[q] (+)= b + sum of the nine products, with rows
+ * r0..r2 (weights already zero for rows outside the image). Columns
+ * qa <= q < qb have their whole window inside [0, W); the interior loop
+ * has no bounds checks so the compiler can vectorise it. */
+static void dw_row(__global const float *r0, __global const float *r1,
+                   __global const float *r2, float k0, float k1, float k2, float k3, float k4,
+                   float k5, float k6, float k7, float k8, float b, int W, int Q, int stride,
+                   int pad, int qa, int qb, int accumulate, __global float *yp)
+{
+    for (int q = 0; q < Q; q++) {
+        if (q == qa && qa < qb) {
+            if (stride == 1) {
+                __global const float *a0 = r0 - pad, *a1 = r1 - pad, *a2 = r2 - pad;
+                if (accumulate)
+                    for (int u = qa; u < qb; u++)
+                        yp[u] += b + k0 * a0[u] + k1 * a0[u + 1] + k2 * a0[u + 2] +
+                                 k3 * a1[u] + k4 * a1[u + 1] + k5 * a1[u + 2] + k6 * a2[u] +
+                                 k7 * a2[u + 1] + k8 * a2[u + 2];
+                else
+                    for (int u = qa; u < qb; u++)
+                        yp[u] = b + k0 * a0[u] + k1 * a0[u + 1] + k2 * a0[u + 2] +
+                                k3 * a1[u] + k4 * a1[u + 1] + k5 * a1[u + 2] + k6 * a2[u] +
+                                k7 * a2[u + 1] + k8 * a2[u + 2];
+            } else {
+                for (int u = qa; u < qb; u++) {
+                    int v = u * stride - pad;
+                    float acc = b + k0 * r0[v] + k1 * r0[v + 1] + k2 * r0[v + 2] + k3 * r1[v] +
+                                k4 * r1[v + 1] + k5 * r1[v + 2] + k6 * r2[v] + k7 * r2[v + 1] +
+                                k8 * r2[v + 2];
+                    yp[u] = accumulate ? yp[u] + acc : acc;
+                }
+            }
+            q = qb - 1;
+            continue;
+        }
+        int v = q * stride - pad;
+        float acc = b + k0 * XAT(r0, v, W) + k1 * XAT(r0, v + 1, W) + k2 * XAT(r0, v + 2, W) +
+                    k3 * XAT(r1, v, W) + k4 * XAT(r1, v + 1, W) + k5 * XAT(r1, v + 2, W) +
+                    k6 * XAT(r2, v, W) + k7 * XAT(r2, v + 1, W) + k8 * XAT(r2, v + 2, W);
+        yp[q] = accumulate ? yp[q] + acc : acc;
+    }
+}
+
+/* 1-D launch: one item per QT planes nc = n*C + c (global =
+ * ceil(N*C / QT); rows = N*C*P). Rows of x outside the image read row 0
+ * with zero weights. */
+__kernel void qg_dw_fwd(QG_T(const float, x), QG_T(const float, w), QG_T(const float, bias),
+                        int has_bias, int C, int H, int W, int P, int Q, int stride, int pad,
+                        int flipw, int accumulate, int rows, QG_T(float, y))
+{
+    int planes = rows / P;
+    /* Columns q with the whole window inside: qa <= q < qb. */
+    int qa = (pad + stride - 1) / stride, qb = (W - 3 + pad) / stride + 1;
+    qb = min(qb, Q);
+    qa = min(qa, qb);
+    for (int pp = 0; pp < QT; pp++) {
+        int nc = get_global_id(0) * QT + pp;
+        if (nc >= planes)
+            return;
+        int c = nc % C;
+        __global const float *wc = QG_P(w) + c * 9;
+        float w0 = wc[flipw ? 8 : 0], w1 = wc[flipw ? 7 : 1], w2 = wc[flipw ? 6 : 2];
+        float w3 = wc[flipw ? 5 : 3], w4 = wc[4], w5 = wc[flipw ? 3 : 5];
+        float w6 = wc[flipw ? 2 : 6], w7 = wc[flipw ? 1 : 7], w8 = wc[flipw ? 0 : 8];
+        float b = has_bias ? QG_P(bias)[c] : 0.0f;
+        __global const float *xp = QG_P(x) + (size_t)nc * H * W;
+        __global float *yp = QG_P(y) + (size_t)nc * P * Q;
+        for (int p = 0; p < P; p++) {
+            int h0 = p * stride - pad;
+            float m0 = h0 >= 0 && h0 < H, m1 = h0 + 1 >= 0 && h0 + 1 < H,
+                  m2 = h0 + 2 >= 0 && h0 + 2 < H;
+            __global const float *r0 = xp + (m0 != 0.0f ? h0 : 0) * W;
+            __global const float *r1 = xp + (m1 != 0.0f ? h0 + 1 : 0) * W;
+            __global const float *r2 = xp + (m2 != 0.0f ? h0 + 2 : 0) * W;
+            dw_row(r0, r1, r2, w0 * m0, w1 * m0, w2 * m0, w3 * m1, w4 * m1, w5 * m1, w6 * m2,
+                   w7 * m2, w8 * m2, b, W, Q, stride, pad, qa, qb, accumulate, yp + p * Q);
+        }
+    }
+}
+
+/* Strides above 1. 1-D launch: one item per QT input rows r = (n*C + c)*H
+ * + h (global = ceil(N*C*H / QT)); the item owns its dx row, clears (or keeps) it, then
+ * adds w[i][j] * dy[p][q] at v = q*stride - pad + j for each dy row p
+ * whose window row i lands on h. */
+__kernel void qg_dw_bwd_data(QG_T(const float, dy), QG_T(const float, w), int C, int H, int W,
+                             int P, int Q, int stride, int pad, int accumulate, int rows,
+                             QG_T(float, dx))
+{
+  for (int rr = 0; rr < QT; rr++) {
+    int r = get_global_id(0) * QT + rr;
+    if (r >= rows)
+        return;
+    int h = r % H, nc = r / H, c = nc % C;
+    __global const float *wc = QG_P(w) + c * 9;
+    __global const float *gp = QG_P(dy) + (size_t)nc * P * Q;
+    __global float *dp = QG_P(dx) + (size_t)r * W;
+    if (!accumulate)
+        for (int v = 0; v < W; v++)
+            dp[v] = 0.0f;
+    for (int i = 0; i < 3; i++) {
+        int ph = h + pad - i;
+        if (ph < 0 || ph % stride)
+            continue;
+        int p = ph / stride;
+        if (p >= P)
+            continue;
+        __global const float *g = gp + p * Q;
+        float k0 = wc[3 * i], k1 = wc[3 * i + 1], k2 = wc[3 * i + 2];
+        for (int q = 0; q < Q; q++) {
+            int v = q * stride - pad;
+            float gv = g[q];
+            if (v >= 0 && v + 2 < W) {
+                dp[v] += k0 * gv;
+                dp[v + 1] += k1 * gv;
+                dp[v + 2] += k2 * gv;
+            } else {
+                if (v >= 0 && v < W)
+                    dp[v] += k0 * gv;
+                if (v + 1 >= 0 && v + 1 < W)
+                    dp[v + 1] += k1 * gv;
+                if (v + 2 >= 0 && v + 2 < W)
+                    dp[v + 2] += k2 * gv;
+            }
+        }
+    }
+  }
+}
+
+#endif /* ROW */
+
+/* One work-group of WWG items per channel: global = C*WWG, local = WWG.
+ * Item l takes output rows (n, p) l, l + WWG, ... and walks each row. */
 __kernel __attribute__((reqd_work_group_size(WWG, 1, 1)))
 void qg_dw_bwd_weight(QG_T(const float, x), QG_T(const float, dy), int N, int C, int H, int W,
                       int P, int Q, int stride, int pad, int has_bias, int accumulate,
@@ -130,23 +277,31 @@ void qg_dw_bwd_weight(QG_T(const float, x), QG_T(const float, dy), int N, int C,
     float s[10];
     for (int k = 0; k < 10; k++)
         s[k] = 0.0f;
-    int PQ = P * Q, total = N * PQ;
-    for (int idx = l; idx < total; idx += WWG) {
-        int n = idx / PQ, r = idx % PQ, p = r / Q, q = r % Q;
-        float gv = QG_P(dy)[((size_t)(n * C + c)) * PQ + r];
+    for (int rr = l; rr < N * P; rr += WWG) {
+        int n = rr / P, p = rr % P;
+        __global const float *g = QG_P(dy) + ((size_t)(n * C + c) * P + p) * Q;
         __global const float *xp = QG_P(x) + (size_t)(n * C + c) * H * W;
-        int h0 = p * stride - pad, v0 = q * stride - pad;
         for (int i = 0; i < 3; i++) {
-            int h = h0 + i;
+            int h = p * stride - pad + i;
             if (h < 0 || h >= H)
                 continue;
-            for (int j = 0; j < 3; j++) {
-                int v = v0 + j;
-                if (v >= 0 && v < W)
-                    s[i * 3 + j] += gv * xp[h * W + v];
+            __global const float *row = xp + h * W;
+            float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f;
+            for (int q = 0; q < Q; q++) {
+                float gv = g[q];
+                int v0 = q * stride - pad;
+                a0 += gv * XAT(row, v0, W);
+                a1 += gv * XAT(row, v0 + 1, W);
+                a2 += gv * XAT(row, v0 + 2, W);
             }
+            s[3 * i] += a0;
+            s[3 * i + 1] += a1;
+            s[3 * i + 2] += a2;
         }
-        s[9] += gv;
+        float gs = 0.0f;
+        for (int q = 0; q < Q; q++)
+            gs += g[q];
+        s[9] += gs;
     }
     for (int k = 0; k < 10; k++)
         red[k][l] = s[k];

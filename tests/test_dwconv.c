@@ -4,8 +4,8 @@
  *
  * Device cases: odd shapes (7x5, 8x9, 1x1, 13x7, 56x56 -> 28x28), stride 1
  * and 2, pad 0, 1, 2, with and without bias, overwriting and
- * accumulating, under the default parameters and two other (WG, QT, WWG)
- * sets. Outputs are views inside sentinel-filled buffers and start as NaN
+ * accumulating, under five (WG, QT, WWG, ROW) sets covering both
+ * launch layouts. Outputs are views inside sentinel-filled buffers and start as NaN
  * when overwritten. Tolerances (|got - want| <= atol + rtol*|want|): the
  * forward and data gradient sum at most 9 float products (device) against
  * double (oracle): atol 1e-5, rtol 1e-5; the weight gradient sums N*P*Q
@@ -104,22 +104,24 @@ static void run(qg_ctx *ctx, const dcase *d, int bias, int acc, const char *labe
     free(y), free(dx), free(dw), free(db);
 }
 
-Test(dwconv, matches_reference)
+Test(dwconv, matches_reference, .timeout = 300)
 {
     qg_ctx *ctx = qg_test_ctx();
     static const dcase cases[] = {{2, 3, 7, 5, 1, 1}, {2, 5, 8, 9, 2, 1}, {3, 2, 1, 1, 1, 1},
                                   {1, 4, 13, 7, 1, 2}, {2, 3, 6, 7, 2, 0},
                                   {2, 2, 56, 56, 2, 1}};
-    static const long params[][3] = {{64, 1, 64}, {16, 4, 16}, {128, 3, 256}};
-    for (size_t p = 0; p < 3; p++) {
+    static const long params[][4] = {
+        {64, 1, 64, 0}, {16, 4, 16, 0}, {128, 3, 256, 0}, {64, 1, 32, 1}, {4, 2, 16, 1}};
+    for (size_t p = 0; p < 5; p++) {
         QG_EXPECT_OK(qg__program_override(ctx, "dwconv", params[p]));
         for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
             for (int v = 0; v < 3; v++) {
                 const dcase *d = &cases[c];
                 char label[128];
                 snprintf(label, sizeof label, "N%d C%d %dx%d s%d p%d bias%d acc%d "
-                         "WG%ld QT%ld WWG%ld", d->N, d->C, d->H, d->W, d->stride, d->pad,
-                         v != 1, v == 2, params[p][0], params[p][1], params[p][2]);
+                         "WG%ld QT%ld WWG%ld ROW%ld", d->N, d->C, d->H, d->W, d->stride,
+                         d->pad, v != 1, v == 2, params[p][0], params[p][1], params[p][2],
+                         params[p][3]);
                 run(ctx, d, v != 1, v == 2, label);
             }
     }
@@ -137,7 +139,7 @@ Test(dwconv, bad_arguments)
     cr_expect_eq(qg__dwconv_fwd(ctx, x, w, NULL, 2, 1, y), QG_ERR_SHAPE, "y is not 3x3");
     cr_expect_eq(qg__dwconv_fwd(ctx, x, w3, NULL, 1, 1, y), QG_ERR_SHAPE);
     cr_expect_eq(qg__dwconv_fwd(ctx, x, w, NULL, 1, 3, y), QG_ERR_INVALID_ARG);
-    long bad[3] = {64, 1, 8};
+    long bad[4] = {64, 1, 8, 0};
     cr_expect_eq(qg__program_override(ctx, "dwconv", bad), QG_ERR_INVALID_ARG, "WWG 8");
     qg_tensor_free(x), qg_tensor_free(y), qg_tensor_free(w), qg_tensor_free(w3);
 }

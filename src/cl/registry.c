@@ -50,12 +50,13 @@ static int valid_wg_row(const qg_ctx *ctx, const long *v, char *why, size_t cap)
 }
 
 /* dwconv: WG and the wgrad work-group WWG, both powers of two within the
- * device's limit; QT outputs per item. */
+ * device's limit; QT outputs per item; ROW a flag. */
 static int valid_dwconv(const qg_ctx *ctx, const long *v, char *why, size_t cap)
 {
     long wwg[1] = {v[2]};
-    if (v[1] < 1 || v[1] > 8 || v[2] < 16) {
-        snprintf(why, cap, "QT=%ld is not in 1..8 or WWG=%ld is below 16", v[1], v[2]);
+    if (v[1] < 1 || v[1] > (v[3] ? 64 : 8) || v[2] < 16 || v[3] < 0 || v[3] > 1) {
+        snprintf(why, cap, "QT=%ld is not in 1..8 (1..64 with ROW 1), WWG=%ld below 16 or "
+                 "ROW=%ld not 0/1", v[1], v[2], v[3]);
         return 0;
     }
     return valid_wg(ctx, v, why, cap) && valid_wg(ctx, wwg, why, cap);
@@ -102,8 +103,9 @@ static const qg_program_desc programs[] = {
      {WG_TUNABLE(64), {"EPI", 1, {1, 2, 4, 8}, 4, "consecutive elements per item", 4}}, 2,
      valid_wg},
     {"dwconv", "depthwise 3x3 conv fwd, data and weight gradients",
-     {WG_TUNABLE(64), {"QT", 1, {1, 2, 4, 8}, 4, "outputs of a row per item (fwd, dgrad)", 4},
-      {"WWG", 64, {16, 32, 64, 128, 256}, 5, "wgrad work-group (one per channel)", 16}}, 3,
+     {WG_TUNABLE(64), {"QT", 1, {1, 2, 4, 8, 16, 32}, 6, "outputs (ROW 0) or rows (ROW 1) per item", 16},
+      {"WWG", 64, {16, 32, 64, 128, 256}, 5, "wgrad work-group (one per channel)", 16},
+      {"ROW", 0, {0, 1}, 2, "items per QT outputs (0) or per QT output rows (1)", 1}}, 4,
      valid_dwconv},
 };
 

@@ -59,14 +59,21 @@ qg_status qg__chan_copy(qg_ctx *ctx, const qg_tensor *x, int xc0, int xs, qg_ten
     qg__karg_int(&ka, (int)b[1]);
     qg__karg_int(&ka, yc0);
     qg__karg_int(&ka, ys);
-    qg__karg_int(&ka, (int)a[0]);
     qg__karg_int(&ka, count);
     qg__karg_int(&ka, HW);
     qg__karg_int(&ka, accumulate != 0);
-    /* WG, EPI (cl/chan.cl). */
-    size_t total = (size_t)a[0] * (size_t)count * (size_t)HW, epi = (size_t)v[1];
-    size_t n = (total + epi - 1) / epi, wg = (size_t)v[0];
-    return qg__kargs_launch(&ka, 1, &n, &wg);
+    /* WG, EPI (cl/chan.cl): 2-D, WG x 1 work-groups. */
+    size_t epi = (size_t)v[1], wg = (size_t)v[0];
+    size_t per = ((size_t)HW + epi - 1) / epi;
+    if (wg > per) {   /* a small plane: the smallest power of two covering it */
+        size_t w2 = 1;
+        while (w2 < per)
+            w2 *= 2;
+        wg = w2;
+    }
+    size_t global[2] = {(per + wg - 1) / wg * wg, (size_t)a[0] * (size_t)count};
+    size_t local[2] = {wg, 1};
+    return qg__kargs_launch(&ka, 2, global, local);
 }
 
 static int C(const qg_tensor *t) { return (int)t->shape[1]; }

@@ -56,8 +56,8 @@ static qg_status check(qg_ctx *ctx, const char *op, const qg_tensor *x, const qg
     return QG_OK;
 }
 
-/* The current WG, QT, WWG and the kernel. */
-static qg_status kernel(qg_ctx *ctx, const char *name, qg_kargs *a, long v[3])
+/* The current WG, QT, WWG, ROW and the kernel. */
+static qg_status kernel(qg_ctx *ctx, const char *name, qg_kargs *a, long v[4])
 {
     cl_kernel k;
     long vals[QG_MAX_TUNABLES];
@@ -70,38 +70,67 @@ static qg_status kernel(qg_ctx *ctx, const char *name, qg_kargs *a, long v[3])
     v[0] = vals[0];
     v[1] = vals[1];
     v[2] = vals[2];
+    v[3] = vals[3];
     qg__kargs_init(a, ctx, k, name);
     return QG_OK;
+}
+
+/* ROW 0: 2-D launch, blocks of QT along a row of `len` (work-groups of
+ * WG, or the smallest power of two covering a short row) x `rows`.
+ * ROW 1: 1-D, an item per QT of the `units` (planes or rows). Binds
+ * `rows` and then `out` last. */
+static qg_status launch_rows(qg_kargs *a, int len, size_t rows, size_t units,
+                             const long v[4], qg_tensor *out)
+{
+    qg__karg_int(a, (int)rows);
+    qg__karg_tensor(a, out);
+    if (v[3]) {
+        size_t wg = (size_t)v[0], items = (units + (size_t)v[1] - 1) / (size_t)v[1];
+        return qg__kargs_launch(a, 1, &items, &wg);
+    }
+    size_t blocks = ((size_t)len + (size_t)v[1] - 1) / (size_t)v[1], wg = (size_t)v[0];
+    if (wg > blocks) {
+        size_t w2 = 1;
+        while (w2 < blocks)
+            w2 *= 2;
+        wg = w2;
+    }
+    size_t global[2] = {qg__round_up(blocks, wg), rows}, local[2] = {wg, 1};
+    return qg__kargs_launch(a, 2, global, local);
+}
+
+/* qg_dw_fwd over in [N,C,H,W] into out [N,C,P,Q] (g describes in/out). */
+static qg_status launch_fwd(qg_ctx *ctx, const qg_tensor *in, const qg_tensor *w,
+                            const qg_tensor *bias, const geom *g, int stride, int pad, int flipw,
+                            int accumulate, qg_tensor *out)
+{
+    qg_kargs a;
+    long v[4];
+    qg_status st = kernel(ctx, "qg_dw_fwd", &a, v);
+    if (st != QG_OK)
+        return st;
+    qg__karg_tensor(&a, in);
+    qg__karg_tensor(&a, w);
+    qg__karg_tensor(&a, bias ? bias : w);
+    qg__karg_int(&a, bias != NULL);
+    qg__karg_int(&a, g->C);
+    qg__karg_int(&a, g->H);
+    qg__karg_int(&a, g->W);
+    qg__karg_int(&a, g->P);
+    qg__karg_int(&a, g->Q);
+    qg__karg_int(&a, stride);
+    qg__karg_int(&a, pad);
+    qg__karg_int(&a, flipw);
+    qg__karg_int(&a, accumulate != 0);
+    return launch_rows(&a, g->Q, (size_t)g->N * g->C * g->P, (size_t)g->N * g->C, v, out);
 }
 
 qg_status qg__dwconv_fwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *w,
                          const qg_tensor *bias, int stride, int pad, qg_tensor *y)
 {
     geom g;
-    qg_kargs a;
-    long v[3];
     qg_status st = check(ctx, "dwconv_fwd", x, y, w, bias, stride, pad, &g);
-    if (st == QG_OK)
-        st = kernel(ctx, "qg_dw_fwd", &a, v);
-    if (st != QG_OK)
-        return st;
-    int QB = (g.Q + (int)v[1] - 1) / (int)v[1];
-    int total = g.N * g.C * g.P * QB;
-    qg__karg_tensor(&a, x);
-    qg__karg_tensor(&a, w);
-    qg__karg_tensor(&a, bias ? bias : w);
-    qg__karg_int(&a, bias != NULL);
-    qg__karg_int(&a, g.C);
-    qg__karg_int(&a, g.H);
-    qg__karg_int(&a, g.W);
-    qg__karg_int(&a, g.P);
-    qg__karg_int(&a, g.Q);
-    qg__karg_int(&a, stride);
-    qg__karg_int(&a, pad);
-    qg__karg_int(&a, total);
-    qg__karg_tensor(&a, y);
-    size_t n = (size_t)total, wg = (size_t)v[0];
-    return qg__kargs_launch(&a, 1, &n, &wg);
+    return st == QG_OK ? launch_fwd(ctx, x, w, bias, &g, stride, pad, 0, 0, y) : st;
 }
 
 qg_status qg__dwconv_bwd_data(qg_ctx *ctx, const qg_tensor *dy, const qg_tensor *w, int stride,
@@ -109,14 +138,17 @@ qg_status qg__dwconv_bwd_data(qg_ctx *ctx, const qg_tensor *dy, const qg_tensor 
 {
     geom g;
     qg_kargs a;
-    long v[3];
+    long v[4];
     qg_status st = check(ctx, "dwconv_bwd_data", dx, dy, w, NULL, stride, pad, &g);
+    if (st == QG_OK && stride == 1) {
+        /* The forward over dy (P x Q) with the turned filter, pad 2 - pad. */
+        geom t = {g.N, g.C, g.P, g.Q, g.H, g.W};
+        return launch_fwd(ctx, dy, w, NULL, &t, 1, 2 - pad, 1, accumulate, dx);
+    }
     if (st == QG_OK)
         st = kernel(ctx, "qg_dw_bwd_data", &a, v);
     if (st != QG_OK)
         return st;
-    int VB = (g.W + (int)v[1] - 1) / (int)v[1];
-    int total = g.N * g.C * g.H * VB;
     qg__karg_tensor(&a, dy);
     qg__karg_tensor(&a, w);
     qg__karg_int(&a, g.C);
@@ -126,11 +158,8 @@ qg_status qg__dwconv_bwd_data(qg_ctx *ctx, const qg_tensor *dy, const qg_tensor 
     qg__karg_int(&a, g.Q);
     qg__karg_int(&a, stride);
     qg__karg_int(&a, pad);
-    qg__karg_int(&a, total);
     qg__karg_int(&a, accumulate != 0);
-    qg__karg_tensor(&a, dx);
-    size_t n = (size_t)total, wg = (size_t)v[0];
-    return qg__kargs_launch(&a, 1, &n, &wg);
+    return launch_rows(&a, g.W, (size_t)g.N * g.C * g.H, (size_t)g.N * g.C * g.H, v, dx);
 }
 
 qg_status qg__dwconv_bwd_weight(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *dy,
@@ -139,7 +168,7 @@ qg_status qg__dwconv_bwd_weight(qg_ctx *ctx, const qg_tensor *x, const qg_tensor
 {
     geom g;
     qg_kargs a;
-    long v[3];
+    long v[4];
     qg_status st = check(ctx, "dwconv_bwd_weight", x, dy, dw, db, stride, pad, &g);
     if (st == QG_OK)
         st = kernel(ctx, "qg_dw_bwd_weight", &a, v);
