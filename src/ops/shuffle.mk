@@ -21,3 +21,11 @@ TESTS += tests/test_dwconv
 noinst_PROGRAMS += bench/bench_dwconv
 bench_bench_dwconv_SOURCES = bench/bench_dwconv.c bench/bench_util.h
 bench_bench_dwconv_LDADD = libqgate.la $(OPENCL_LIBS) -lm
+
+# 'SAME'-padded max pool (extends src/ops/pool.c, cl/pool.cl) and GAP 7x7.
+libqgate_la_SOURCES += src/ref/ref_pool_same.h src/ref/ref_pool_same.c
+check_PROGRAMS += tests/test_pool_same
+tests_test_pool_same_SOURCES = tests/test_pool_same.c
+tests_test_pool_same_CFLAGS = $(TEST_CFLAGS)
+tests_test_pool_same_LDADD = $(TEST_LDADD)
+TESTS += tests/test_pool_same
