@@ -277,6 +277,9 @@ void qg_dw_bwd_weight(QG_T(const float, x), QG_T(const float, dy), int N, int C,
     float s[10];
     for (int k = 0; k < 10; k++)
         s[k] = 0.0f;
+    int qa = (pad + stride - 1) / stride, qb = (W - 3 + pad) / stride + 1;
+    qb = min(qb, Q);
+    qa = min(qa, qb);
     for (int rr = l; rr < N * P; rr += WWG) {
         int n = rr / P, p = rr % P;
         __global const float *g = QG_P(dy) + ((size_t)(n * C + c) * P + p) * Q;
@@ -287,7 +290,32 @@ void qg_dw_bwd_weight(QG_T(const float, x), QG_T(const float, dy), int N, int C,
                 continue;
             __global const float *row = xp + h * W;
             float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f;
-            for (int q = 0; q < Q; q++) {
+            /* Edge columns checked, the interior [qa, qb) not. */
+            for (int q = 0; q < qa; q++) {
+                float gv = g[q];
+                int v0 = q * stride - pad;
+                a0 += gv * XAT(row, v0, W);
+                a1 += gv * XAT(row, v0 + 1, W);
+                a2 += gv * XAT(row, v0 + 2, W);
+            }
+            if (stride == 1) {
+                __global const float *r = row - pad;
+                for (int q = qa; q < qb; q++) {
+                    float gv = g[q];
+                    a0 += gv * r[q];
+                    a1 += gv * r[q + 1];
+                    a2 += gv * r[q + 2];
+                }
+            } else {
+                for (int q = qa; q < qb; q++) {
+                    float gv = g[q];
+                    int v0 = q * stride - pad;
+                    a0 += gv * row[v0];
+                    a1 += gv * row[v0 + 1];
+                    a2 += gv * row[v0 + 2];
+                }
+            }
+            for (int q = max(qb, qa); q < Q; q++) {
                 float gv = g[q];
                 int v0 = q * stride - pad;
                 a0 += gv * XAT(row, v0, W);
