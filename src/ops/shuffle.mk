@@ -2,6 +2,8 @@
 # (src/ops/chan.h) and depthwise 3x3 convolution (src/ops/dwconv.h) --
 # with their kernels, C oracles and tests.
 libqgate_la_SOURCES += src/ops/chan.h src/ops/chan.c src/ref/ref_chan.h src/ref/ref_chan.c
+# Their tune cases (qgate tune): ShuffleNet v2 stage-2 shapes.
+libqgate_la_SOURCES += src/tune/cases_shuffle.c
 CL_FILES += cl/chan.cl
 
 check_PROGRAMS += tests/test_chan
