@@ -4,7 +4,7 @@ Precision-Gated ResNet-20 training on the CPU, for comparison with
 `qgate bench train` given the same method flags. This is a port of
 cornell-zhang/dnn-gating@31666fa (utils/pg_utils.py,
 model/pg_cifar10_resnet.py, model/quantized_cifar10_resnet.py and the
-train step of pg-cifar10.py) as described in shared/spec/algorithms.md §1:
+train step of pg-cifar10.py) as described in docs/methods.md §2:
 
   * weights and activations: sign-magnitude round-to-bits with the scale
     max|x| + 1e-7 over the whole tensor; round, floor and clamp are

@@ -3,7 +3,7 @@
  * and ReLU fused behind it: z = bn(x) [+ res], y = relu(z) or z. Fusing
  * them saves two full passes over the activation in each direction (the
  * CIFAR ResNet's bn1 -> relu and bn2 -> add -> relu). The activation may
- * also be PACT's clip to [0, alpha] (spec §1.2), which the backward pass
+ * also be PACT's clip to [0, alpha] (docs/methods.md §5.3), which the backward pass
  * decides from the pre-activation z, recomputed from x and the saved
  * statistics: that is what PACT's own backward looks at (0 <= z <= alpha
  * passes, z > alpha feeds dalpha), and the output y alone cannot tell

@@ -1,4 +1,4 @@
-/* cl/cg.cl: Channel Gating (CG, spec shared/spec/algorithms.md §3): the
+/* cl/cg.cl: Channel Gating (CG, docs/methods.md §4): the
  * weight split into base and conditional paths, the gate with its combine,
  * the gate's backward and the channel shuffle. Host side: src/cg/cg.c
  * (contract in src/cg/cg.h); C twins: src/ref/ref_cg.c; tests:

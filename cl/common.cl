@@ -14,8 +14,8 @@ static inline float qg_sign(float v)
     return v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : 0.0f);
 }
 
-/* The integer code of |v| by scale sc and L = 2^bits - 1 levels (spec
- * §1.1): rint(clamp(|v|/sc, 0, 1) * L). Every kernel that rounds to bits
+/* The integer code of |v| by scale sc and L = 2^bits - 1 levels (docs/methods.md
+ * §2.2): rint(clamp(|v|/sc, 0, 1) * L). Every kernel that rounds to bits
  * goes through it (or quant.cl's vector twin), so they agree bit for bit. */
 static inline float qg_code(float v, float sc, float L)
 {

@@ -2,7 +2,7 @@
  * (clip and ProQHA's quantizer) and the PG gate. Host side:
  * src/quant/quant.c (contract in src/quant/quant.h); C twins:
  * src/ref/ref_quant.c; tests: tests/test_quant.c. Math:
- * shared/spec/algorithms.md §1.1-1.5, §2.1-2.2, §6.1.
+ * docs/methods.md §2.2-2.5, §3.2-3.3, §5.3-5.5.
  *
  * Bit-exactness: every float expression follows the reference's order of
  * operations, rounding is rint (half to even), and contraction into fma is
@@ -186,7 +186,7 @@ static inline vec qg_code_v(vec v, float sc, float L)
     return rint(fmin(fmax(fabs(v) / sc, 0.0f), 1.0f) * L);
 }
 
-/* Spec §1.1 / §2.1 with scale s[i / seg_len]; shift = bits - msb_bits.
+/* docs/methods.md §2.2 / §3.2 with scale s[i / seg_len]; shift = bits - msb_bits.
  * A zero scale gives 0/0 = NaN, which fmax maps to 0 (code 0, output 0). */
 /* One item per VW consecutive elements: global = ceil(n/VW). A run that
  * crosses a segment or the end takes the scalar path. */

@@ -1,5 +1,5 @@
 /* cl/shortcut.cl: option-A residual shortcut of the CIFAR ResNets (He et
- * al.; spec/algorithms.md, ResNet-20): subsample x by `stride` in both
+ * al.; docs/methods.md §2.6, ResNet-20): subsample x by `stride` in both
  * spatial dimensions and zero-pad the channels, pad_c = (K - C)/2 on each
  * side. Launchers: src/ops/shortcut.c; C twins: src/ref/ref_layers.c
  * (qg_ref_shortcut_a_*); tests: tests/test_pool.c.

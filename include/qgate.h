@@ -14,10 +14,15 @@
 #ifndef QGATE_H
 #define QGATE_H
 
+#include <qgate/export.h>
+#include <qgate/version.h>
 #include <qgate/status.h>
 #include <qgate/device.h>
 #include <qgate/tensor.h>
+#include <qgate/method.h>
+#include <qgate/train.h>
 
-#define QGATE_VERSION_STRING "0.1.0"
+/* Older spelling of QG_VERSION_STRING (qgate/version.h). */
+#define QGATE_VERSION_STRING QG_VERSION_STRING
 
 #endif

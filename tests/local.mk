@@ -3,7 +3,7 @@ check_LIBRARIES += tests/support/libqgtest.a
 tests_support_libqgtest_a_SOURCES = tests/support/support.h tests/support/support.c
 tests_support_libqgtest_a_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 
-TEST_LDADD = tests/support/libqgtest.a libqgate.la $(CRITERION_LIBS) $(OPENCL_LIBS) \
+TEST_LDADD = tests/support/libqgtest.a libqgate_internal.la $(CRITERION_LIBS) $(OPENCL_LIBS) \
 	$(JANSSON_LIBS) -lm
 TEST_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) -I$(top_srcdir)/tests
 

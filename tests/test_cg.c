@@ -1,5 +1,5 @@
 /* tests/test_cg.c: cl/cg.cl (via src/cg/cg.c) against src/ref/ref_cg.c,
- * and the spec's CG oracle T8.5 (shared/spec/algorithms.md §8) on the
+ * and the CG oracle CG-G1 (docs/methods.md §4.8) on the
  * reference and on the device: gate value and surrogate gradient, the
  * masks for 16 -> 16 channels at p = 4, and the derived cost.
  *
@@ -51,7 +51,7 @@ static float *rand_data(size_t n, float lo, float hi, uint32_t seed)
     return v;
 }
 
-/* ---- T8.5 ---- */
+/* ---- oracle CG-G1 ---- */
 
 Test(cg, oracle_t8_5_gate_masks_and_cost)
 {
@@ -74,7 +74,7 @@ Test(cg, oracle_t8_5_gate_masks_and_cost)
     qg_tensor *count = qg_test_i32_tensor(ctx, 1, 3);
     QG_EXPECT_OK(qg__cg_gate_fwd(ctx, bz.view, bd.view, bp.view, bc.view, 2.0f, bo.view,
                                  count, 1));
-    float *out = qg_test_buf_get(&bo, "T8.5 out");
+    float *out = qg_test_buf_get(&bo, "CG-G1 out");
     cr_expect_eq(out[0], 0.75f, "gate off: out = Yp, got %.9g", out[0]);
     int32_t *cnt = qg_test_read_i32(count);
     cr_expect_eq(cnt[0], 3, "no output gated on: the count stays 3, got %d", cnt[0]);

@@ -4,7 +4,7 @@
  * running statistics, input / weight / threshold gradients and an
  * eval-mode output, for block-diagonal and first-channels masks, with and
  * without sparse back-prop, stride 1 and 2, and channel shuffle. Then the
- * CG gating loss (oracle T8.6) through the node, and the CG ResNet-20 and
+ * CG gating loss (oracle GATE-L1) through the node, and the CG ResNet-20 and
  * its post-activated variant: state-dict names, a training step, the gate
  * counters and the FLOP accounting.
  *
@@ -25,6 +25,7 @@
 #include "model/nodes.h"
 #include "model/nodes_cg.h"
 #include "model/resnet.h"
+#include "method/method.h"
 #include "model/safetensors.h"
 #include "ops/layers.h"
 #include "train/trainer.h"
@@ -141,7 +142,7 @@ Test(cgconv, golden_first_channels_dense) { run_golden("cgconv_first_dense"); }
 Test(cgconv, golden_first_channels_spbp_stride2) { run_golden("cgconv_first_spbp_s2"); }
 Test(cgconv, golden_shuffle_spbp_stride2) { run_golden("cgconv_shuffle_spbp_s2"); }
 
-/* T8.6, CG: 4 channels, delta = 0 (the -gi 0.0 init), target 1, factor
+/* GATE-L1, CG: 4 channels, delta = 0 (the -gi 0.0 init), target 1, factor
  * 1e-4: loss 1e-4 * 4 = 0.0004, d/d delta_c = 2e-4 * (0 - 1) = -2e-4. */
 Test(cgconv, oracle_t8_6_gating_loss_through_the_node)
 {
@@ -166,7 +167,7 @@ Test(cgconv, oracle_t8_6_gating_loss_through_the_node)
     QG_EXPECT_OK(qg_tensor_read(loss, &l, sizeof l));
     cr_expect(fabsf(l - 0.0004f) <= 1e-9f, "loss %.9g", l);
     const float want[4] = {-2e-4f, -2e-4f, -2e-4f, -2e-4f};
-    cr_expect(qg_test_allclose("T8.6 CG grad", gd, want, 4, 1e-10f, 1e-6f));
+    cr_expect(qg_test_allclose("GATE-L1 CG grad", gd, want, 4, 1e-10f, 1e-6f));
     free(gd);
     qg_tensor_free(loss);
     qg__model_free(m);
@@ -177,11 +178,11 @@ Test(cgconv, oracle_t8_6_gating_loss_through_the_node)
 static qg_model *cg_resnet(int postact, int p, int group, int shuffle)
 {
     qg_model *m = NULL;
+    char spec[128];
+    snprintf(spec, sizeof spec, "cg partitions=%d cg_group=%d cg_shuffle=%d postact=%d spbp "
+             "alpha=2 gtar=1", p, group, shuffle, postact);
     qg_resnet_opts o = {.depth = 20, .shortcut = 'A', .in_c = 1, .in_h = 12, .in_w = 12,
-                        .classes = 10, .seed = 5, .cg = 1, .postact = postact,
-                        .cg_cfg = {.partitions = p, .group = group, .shuffle = shuffle,
-                                   .spbp = 1, .alpha = 2.0f, .gtar = 1.0f,
-                                   .coef = QG_CG_LOSS_COEF}};
+                        .classes = 10, .seed = 5, .methods = qg_test_methods(spec)};
     QG_EXPECT_OK(qg__model_resnet_cifar(qg_test_ctx(), &o, &m));
     return m;
 }
@@ -321,25 +322,25 @@ Test(cgconv, nonsense_configurations_are_refused)
 {
     qg_ctx *ctx = qg_test_ctx();
     qg_model *m = NULL;
-    qg_resnet_opts o = {.depth = 20, .shortcut = 'A', .in_c = 1, .in_h = 8, .in_w = 8,
-                        .classes = 10, .cg = 1,
-                        .cg_cfg = {.partitions = 3, .group = 1, .alpha = 2.0f}};
-    cr_expect_eq(qg__model_resnet_cifar(ctx, &o, &m), QG_ERR_INVALID_ARG,
+    qg_method_cfg mc;
+    /* partitions that do not divide the ResNet's channels */
+    cr_expect_eq(qg_test_methods_try("cg partitions=3 cg_group", &mc), QG_ERR_INVALID_ARG,
                  "3 partitions of 16 channels");
-    cr_expect_neq(strstr(qg_last_error(), "partitions must divide"), NULL, "%s",
-                  qg_last_error());
+    cr_expect_neq(strstr(qg_last_error(), "must divide"), NULL, "%s", qg_last_error());
+    qg_resnet_opts o = {.depth = 20, .shortcut = 'A', .in_c = 1, .in_h = 8, .in_w = 8,
+                        .classes = 10, .methods = &mc};
+    /* the builder refuses it too (a configuration made without the check) */
+    qg__method_cfg_init(&mc);
+    QG_EXPECT_OK(qg_method_cfg_enable(&mc, "cg", 1));
+    QG_EXPECT_OK(qg_method_cfg_set(&mc, "partitions", "3"));
+    cr_expect_eq(qg__model_resnet_cifar(ctx, &o, &m), QG_ERR_INVALID_ARG);
     cr_expect_null(m);
-    o.cg_cfg.partitions = 4;
-    o.pg = 1;
-    cr_expect_eq(qg__model_resnet_cifar(ctx, &o, &m), QG_ERR_INVALID_ARG);
-    o.pg = 0;
-    o.cg = 0;
-    o.postact = 1;
-    cr_expect_eq(qg__model_resnet_cifar(ctx, &o, &m), QG_ERR_INVALID_ARG);
-    cr_expect_neq(strstr(qg_last_error(), "postact needs cg"), NULL, "%s", qg_last_error());
-    o.cg = 1;
-    o.cg_cfg.alpha = 0.0f;
-    cr_expect_eq(qg__model_resnet_cifar(ctx, &o, &m), QG_ERR_INVALID_ARG);
+    cr_expect_eq(qg_test_methods_try("cg pg pred_bits=2", &mc), QG_ERR_INVALID_ARG);
+    cr_expect_eq(qg_test_methods_try("postact", &mc), QG_ERR_INVALID_ARG);
+    cr_expect_neq(strstr(qg_last_error(), "--postact only applies with --cg"), NULL, "%s",
+                  qg_last_error());
+    cr_expect_eq(qg_test_methods_try("cg alpha=0", &mc), QG_ERR_INVALID_ARG);
+    cr_expect_eq(qg_test_methods_try("cg wbits=4", &mc), QG_ERR_INVALID_ARG);
 }
 
 /* ---- training, checkpoint, eval ---- */
@@ -347,13 +348,7 @@ Test(cgconv, nonsense_configurations_are_refused)
 static void tiny_cg_cfg(qg_train_cfg *c)
 {
     qg_test_tiny_train_cfg(c);
-    c->optim.decay_kinds = 1u << QG_PARAM_WEIGHT;
-    c->cg = 1;
-    c->cgcfg.partitions = 4;
-    c->cgcfg.group = 1;
-    c->qcfg.spbp = 1;
-    c->qcfg.gtar = 1.0f;
-    c->qcfg.sigma = QG_CG_LOSS_COEF;
+    c->methods = qg_test_methods("cg partitions=4 cg_group spbp gtar=1");
 }
 
 /* The value of "key": in a metrics line (-1 when absent). */
@@ -373,7 +368,7 @@ Test(cgconv, train_checkpoint_eval_and_metrics)
     char *metrics = qg_test_tmp_path("cg", "cg.jsonl");
     c.checkpoint_path = ckpt;
     c.metrics_path = metrics;
-    QG_EXPECT_OK(qg__train_run(&c));
+    QG_EXPECT_OK(qg_train_run(&c));
 
     FILE *f = fopen(metrics, "r");
     cr_assert_not_null(f);
@@ -416,24 +411,26 @@ Test(cgconv, train_checkpoint_eval_and_metrics)
     cr_expect_str_eq(qg__safetensors_meta(st, "partitions"), "4");
     qg__safetensors_free(st);
     tiny_cg_cfg(&c);
-    c.cg = 0; /* eval must take the method from the checkpoint */
+    c.methods = NULL; /* eval must take the method from the checkpoint */
     c.data = NULL;
-    double eacc = -1;
-    QG_EXPECT_OK(qg__eval_run(&c, ckpt, &eacc));
+    qg_eval_result er;
+    QG_EXPECT_OK(qg_eval_run(&c, ckpt, &er));
+    double eacc = er.acc;
+    qg_eval_result_free(&er);
     cr_expect_float_eq(eacc, acc, 1e-6, "eval %f vs training's %f", eacc, acc);
     cr_expect_gt(eacc, 0.2, "accuracy %f: the CG model did not learn", eacc);
 
     /* Resuming with other method flags is refused, not half-loaded. */
     tiny_cg_cfg(&c);
-    c.cg = 0;
+    c.methods = NULL;
     c.resume_path = ckpt;
-    cr_expect_eq(qg__train_run(&c), QG_ERR_INVALID_ARG);
-    cr_expect_neq(strstr(qg_last_error(), "--cg"), NULL, "%s", qg_last_error());
+    cr_expect_eq(qg_train_run(&c), QG_ERR_INVALID_ARG);
+    cr_expect_neq(strstr(qg_last_error(), "cg pt4"), NULL, "%s", qg_last_error());
     tiny_cg_cfg(&c);
-    c.cgcfg.partitions = 2;
+    c.methods = qg_test_methods("cg partitions=2 cg_group spbp gtar=1");
     c.resume_path = ckpt;
-    cr_expect_eq(qg__train_run(&c), QG_ERR_INVALID_ARG);
-    cr_expect_neq(strstr(qg_last_error(), "--pt"), NULL, "%s", qg_last_error());
+    cr_expect_eq(qg_train_run(&c), QG_ERR_INVALID_ARG);
+    cr_expect_neq(strstr(qg_last_error(), "pt2"), NULL, "%s", qg_last_error());
     unlink(ckpt);
     unlink(metrics);
 }

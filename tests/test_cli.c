@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -98,7 +99,7 @@ Test(cli, nonsensical_channel_gating_flags_are_rejected)
         char cmd[128];
         snprintf(cmd, sizeof cmd, "./qgate train %s", alone[i]);
         cr_expect_eq(run(cmd, out, sizeof out), 2, "%s", cmd);
-        cr_expect_neq(strstr(out, "only apply with --cg"), NULL, "%s: %s", cmd, out);
+        cr_expect_neq(strstr(out, "only applies with --cg"), NULL, "%s: %s", cmd, out);
     }
     cr_expect_eq(run("./qgate train --help", out, sizeof out), 0);
     cr_expect_neq(strstr(out, "channel gating"), NULL);
@@ -192,14 +193,14 @@ Test(cli, bench_train_takes_the_method_flags_of_train)
     /* A PG step on a tiny ResNet-8 runs and reports its rate. */
     const char *out = expect_cli("./qgate bench train -w 8 -a 3 --pb 2 --pact --pg --spbp "
                                  "--gtar 1 --model resnet8 --batch 4 --steps 2 --warmup 1 "
-                                 "--input 1x8x8", 0, "(PG w8 a3 pb2 spbp pact)");
+                                 "--input 1x8x8", 0, "(quant w8 a3 pact pg pb2 spbp)");
     double rate = 0;
     const char *r = strstr(out, "img/s: ");
     cr_assert_not_null(r, "%s", out);
     cr_expect_eq(sscanf(r, "img/s: %lf", &rate), 1);
     cr_expect(rate > 0, "%s", out);
     expect_cli("./qgate bench train -w 4 -a 4 --model resnet8 --batch 4 --steps 1 --warmup 0 "
-               "--input 1x8x8 --eval", 0, "(quantized w4 a4), input 1x8x8, batch 4, inference");
+               "--input 1x8x8 --eval", 0, "(quant w4 a4), input 1x8x8, batch 4, inference");
 }
 
 Test(cli, tune_shapes_file_flag)
@@ -223,4 +224,44 @@ Test(cli, bench_kernels_help_and_errors)
     expect_cli("./qgate bench nope", 2, "expected 'train' or 'kernels'");
     const char *out = expect_cli("./qgate bench kernels --kernel loss --runs 2", 0, " loss ");
     cr_expect_neq(strstr(out, " default "), NULL, "%s", out);
+}
+
+/* Hardening of `qgate train`'s outputs and resume (each of these was
+ * accepted before: a special file replaced by the checkpoint's rename,
+ * a failed metrics write with exit 0, one path for both outputs, a resume
+ * into another architecture, seed or batch, a finished run resumed
+ * silently). Every refusal comes before any training. */
+Test(cli, train_outputs_and_resume_are_checked, .timeout = 600)
+{
+    char dir[] = "/tmp/qgate-cli-XXXXXX", cmd[1024], ck[256];
+    cr_assert_not_null(mkdtemp(dir));
+    const char *base = "./qgate train --model resnet8 --epochs 1 --limit-train 64 "
+                       "--limit-test 64 --batch 32 --no-progress";
+    struct stat before, after;
+    if (stat("/dev/full", &before) == 0) {
+        snprintf(cmd, sizeof cmd, "%s --checkpoint /dev/full", base);
+        const char *out = expect_cli(cmd, 1, "'/dev/full' exists and is not a regular file");
+        cr_expect_eq(strstr(out, "epoch 1/1"), NULL, "trained before failing: %s", out);
+        cr_assert_eq(stat("/dev/full", &after), 0);
+        cr_expect(S_ISCHR(after.st_mode), "/dev/full was replaced");
+        snprintf(cmd, sizeof cmd, "%s --metrics /dev/full", base);
+        expect_cli(cmd, 1, "writing --metrics file '/dev/full'");
+    }
+    snprintf(ck, sizeof ck, "%s/ck.safetensors", dir);
+    snprintf(cmd, sizeof cmd, "%s --metrics %s --checkpoint %s", base, ck, ck);
+    expect_cli(cmd, 1, "name the same file");
+    snprintf(cmd, sizeof cmd, "%s --checkpoint %s/no/such/ck.safetensors", base, "/proc");
+    expect_cli(cmd, 1, "/proc/no");
+    snprintf(cmd, sizeof cmd, "%s --checkpoint %s", base, ck);
+    expect_cli(cmd, 0, "epoch 1/1");
+    snprintf(cmd, sizeof cmd, "%s --resume %s --checkpoint %s", base, ck, ck);
+    expect_cli(cmd, 0, "nothing to do");
+    snprintf(cmd, sizeof cmd, "%s --epochs 2 --model resnet20 --resume %s", base, ck);
+    expect_cli(cmd, 1, "holds a resnet8, this run builds --model resnet20");
+    snprintf(cmd, sizeof cmd, "%s --epochs 2 --seed 7 --resume %s", base, ck);
+    expect_cli(cmd, 1, "--seed 1, this run has --seed 7");
+    snprintf(cmd, sizeof cmd, "%s --epochs 2 -w 4 --resume %s", base, ck);
+    expect_cli(cmd, 1, "was trained with full precision, this run has quant w4 a8");
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
 }

@@ -44,10 +44,8 @@ Test(model, resnet20_has_pytorch_names_and_counts)
     for (int v = 0; v < 3; v++) {
         if (v) {
             qg__model_free(m);
-            o.quant = v == 1;
-            o.pg = v == 2;
-            o.pact = 1;
-            o.cfg = (qg_pg_cfg){.wbits = 8, .abits = 3, .pred_bits = 2};
+            o.methods = qg_test_methods(v == 1 ? "pact wbits=8 abits=3"
+                                               : "pg pact wbits=8 abits=3 pred_bits=2");
             QG_EXPECT_OK(qg__model_resnet_cifar(ctx, &o, &m));
         }
         double macs = 0;
@@ -235,8 +233,8 @@ Test(model, fused_pact_matches_separate_pact_nodes)
 {
     qg_ctx *ctx = qg_test_ctx();
     qg_resnet_opts o = {.depth = 8, .shortcut = 'A', .in_c = 2, .in_h = 7, .in_w = 5,
-                        .classes = 4, .seed = 5, .pact = 1, .quant = 1,
-                        .cfg = {.wbits = 8, .abits = 4}};
+                        .classes = 4, .seed = 5,
+                        .methods = qg_test_methods("pact wbits=8 abits=4")};
     qg_model *ms[2];
     float *logits[2];
     int32_t lab[3] = {2, 0, 3};
@@ -448,18 +446,18 @@ Test(model, train_checkpoint_resume_and_eval_agree)
     char *metrics = qg_test_tmp_path("model", "metrics.jsonl");
     c.checkpoint_path = full;
     c.metrics_path = metrics;
-    QG_EXPECT_OK(qg__train_run(&c));
+    QG_EXPECT_OK(qg_train_run(&c));
 
     /* One epoch, then resume for the second: same weights bit for bit,
      * because shuffling, augmentation and init depend only on the seed. */
     tiny_cfg(&c);
     c.epochs = 1;
     c.checkpoint_path = half;
-    QG_EXPECT_OK(qg__train_run(&c));
+    QG_EXPECT_OK(qg_train_run(&c));
     tiny_cfg(&c);
     c.resume_path = half;
     c.checkpoint_path = half;
-    QG_EXPECT_OK(qg__train_run(&c));
+    QG_EXPECT_OK(qg_train_run(&c));
     size_t n1, n2;
     float *a = read_param(full, "layer2.0.conv1.weight", &n1);
     float *b = read_param(half, "layer2.0.conv1.weight", &n2);
@@ -488,8 +486,10 @@ Test(model, train_checkpoint_resume_and_eval_agree)
     /* eval on the checkpoint reproduces the last epoch's test accuracy. */
     tiny_cfg(&c);
     c.data = NULL;
-    double acc = -1;
-    QG_EXPECT_OK(qg__eval_run(&c, full, &acc));
+    qg_eval_result er;
+    QG_EXPECT_OK(qg_eval_run(&c, full, &er));
+    double acc = er.acc;
+    qg_eval_result_free(&er);
     cr_expect_float_eq(acc, last_acc, 1e-6, "eval %f vs training's %f", acc, last_acc);
     /* Two epochs on 192 images beat chance (10%) clearly. */
     cr_expect_gt(acc, 0.2, "accuracy %f: the model did not learn", acc);
@@ -503,7 +503,8 @@ Test(model, eval_rejects_a_bad_checkpoint)
     fclose(f);
     qg_train_cfg c;
     tiny_cfg(&c);
-    cr_expect_neq(qg__eval_run(&c, p, NULL), QG_OK);
+    qg_eval_result er;
+    cr_expect_neq(qg_eval_run(&c, p, &er), QG_OK);
     cr_expect_neq(strstr(qg_last_error(), p), NULL, "error does not name the file: %s",
                   qg_last_error());
 }
@@ -516,7 +517,7 @@ Test(model, interrupt_writes_checkpoint_and_resume_matches)
     tiny_cfg(&c);
     c.epochs = 1;
     c.checkpoint_path = ref;
-    QG_EXPECT_OK(qg__train_run(&c));
+    QG_EXPECT_OK(qg_train_run(&c));
 
     /* A stop request (what SIGINT sets) finishes the batch, writes a
      * checkpoint and reports QG_ERR_INTERRUPTED. */
@@ -525,7 +526,7 @@ Test(model, interrupt_writes_checkpoint_and_resume_matches)
     c.epochs = 1;
     c.checkpoint_path = intr;
     c.stop = &stop;
-    cr_assert_eq(qg__train_run(&c), QG_ERR_INTERRUPTED);
+    cr_assert_eq(qg_train_run(&c), QG_ERR_INTERRUPTED);
     qg_st_file *f;
     QG_EXPECT_OK(qg__safetensors_read(intr, &f));
     cr_expect_str_eq(qg__safetensors_meta(f, "batch_in_epoch"), "1");
@@ -537,7 +538,7 @@ Test(model, interrupt_writes_checkpoint_and_resume_matches)
     c.epochs = 1;
     c.resume_path = intr;
     c.checkpoint_path = intr;
-    QG_EXPECT_OK(qg__train_run(&c));
+    QG_EXPECT_OK(qg_train_run(&c));
     size_t n1, n2;
     float *a = read_param(ref, "layer3.0.conv2.weight", &n1);
     float *b = read_param(intr, "layer3.0.conv2.weight", &n2);

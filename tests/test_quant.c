@@ -1,11 +1,11 @@
 /* tests/test_quant.c: cl/quant.cl (via src/quant/quant.c) against
- * src/ref/ref_quant.c, the spec's oracles (shared/spec/algorithms.md §8:
- * T8.1-T8.4, T8.6-T8.9, T8.16) on both the reference and the device, and
+ * src/ref/ref_quant.c, the oracles of docs/methods.md §9 (ROUND-1, PG-Q1-3, PG-G1,
+ * GATE-L1, PACT-1, PQ-A1, DOREFA-1, PGTF-V1) on both the reference and the device, and
  * finite-difference checks of the references' smooth surrogates.
  *
- * Oracles: the quantities the spec pins exactly (codes, masks, counts, ties,
+ * Oracles: the quantities docs/methods.md pins exactly (codes, masks, counts, ties,
  * gradient masks) are compared exactly; values are also compared exactly
- * with the same float expression written out here, and to the spec's
+ * with the same float expression written out here, and to docs/methods.md's
  * printed decimals within their printed precision.
  *
  * Random tensors run under the default work-group size and two others, at
@@ -164,7 +164,7 @@ static split ref_split(const float *x, size_t n, size_t rows, qg_qscale mode, in
     return r;
 }
 
-/* ---- T8.1 ---- */
+/* ---- oracle PG-Q1 ---- */
 
 Test(quant, oracle_t8_1_pg_activation_quant)
 {
@@ -180,19 +180,19 @@ Test(quant, oracle_t8_1_pg_activation_quant)
                       : ref_split(x, 4, 1, QG_QSCALE_PG, 4, 0);
         const char *who = dev ? "device" : "reference";
         cr_expect_eq(r.s[0], s, "%s scale %.9g", who, r.s[0]);
-        cr_expect(same_i32(who, r.codes, codes, 4), "%s T8.1 codes", who);
-        cr_expect(same(who, r.full, want, 4), "%s T8.1 values", who);
-        cr_expect(qg_test_allclose(who, r.full, printed, 4, 1e-7f, 0), "%s T8.1 printed", who);
+        cr_expect(same_i32(who, r.codes, codes, 4), "%s PG-Q1 codes", who);
+        cr_expect(same(who, r.full, want, 4), "%s PG-Q1 values", who);
+        cr_expect(qg_test_allclose(who, r.full, printed, 4, 1e-7f, 0), "%s PG-Q1 printed", who);
         /* TF quantize_a: no eps, per-sample max 1.0: 0.37 -> 0.4 exactly */
         r = dev ? dev_split(ctx, x, 4, 1, QG_QSCALE_TF_SAMPLE, 4, 0)
                 : ref_split(x, 4, 1, QG_QSCALE_TF_SAMPLE, 4, 0);
         cr_expect_eq(r.s[0], 1.0f, "%s TF scale", who);
         cr_expect_eq(r.full[1], 0.4f, "%s TF 0.37 -> %.9g", who, r.full[1]);
-        cr_expect(same_i32(who, r.codes, codes, 4), "%s T8.1 TF codes", who);
+        cr_expect(same_i32(who, r.codes, codes, 4), "%s PG-Q1 TF codes", who);
     }
 }
 
-/* ---- T8.2: ties go to even ---- */
+/* ---- oracle ROUND-1: ties go to even ---- */
 
 Test(quant, oracle_t8_2_round_half_to_even)
 {
@@ -213,7 +213,7 @@ Test(quant, oracle_t8_2_round_half_to_even)
             float a = fabsf(x[i]) / 7.0f * 7.0f;
             cr_expect_eq(a - floorf(a), 0.5f, "input %g is not an exact tie", x[i]);
         }
-        cr_expect(same_i32(who, r.codes, want, 5), "%s T8.2 ties", who);
+        cr_expect(same_i32(who, r.codes, want, 5), "%s ROUND-1 ties", who);
     }
     /* ProQHA's PACT quantizer: alpha 3, k=2 gives v = y exactly. */
     const float px[3] = {2.5f, 1.5f, 0.5f}, pwant[3] = {2.0f, 2.0f, 0.0f};
@@ -231,7 +231,7 @@ Test(quant, oracle_t8_2_round_half_to_even)
     buf_free(&by);
 }
 
-/* ---- T8.3: truncation ---- */
+/* ---- oracle PG-Q2: truncation ---- */
 
 Test(quant, oracle_t8_3_truncation)
 {
@@ -270,7 +270,7 @@ Test(quant, oracle_t8_3_truncation)
         }
 }
 
-/* ---- T8.4: PG gate ---- */
+/* ---- oracle PG-G1: PG gate ---- */
 
 Test(quant, oracle_t8_4_pg_gate)
 {
@@ -325,7 +325,7 @@ Test(quant, oracle_t8_4_pg_gate)
         qg_ref_pg_gate_bwd(1, 3, 1, om, de, ol, dy, 5.0f, spbp, rm, rl, rd);
         float *gm = buf_get(&bdm, "dO_msb"), *gl = buf_get(&bdl, "dO_lsb");
         float *gd = buf_get(&bdd, "ddelta");
-        const char *lab = spbp ? "T8.4 spbp" : "T8.4";
+        const char *lab = spbp ? "PG-G1 spbp" : "PG-G1";
         cr_expect(same(lab, rm, dmsb_want, 3) && same(lab, rl, dlsb_want, 3));
         cr_expect(same(lab, rd, dd_want, 3));
         cr_expect(same(lab, gm, dmsb_want, 3) && same(lab, gl, dlsb_want, 3));
@@ -345,7 +345,7 @@ Test(quant, oracle_t8_4_pg_gate)
     buf_free(&bg);
 }
 
-/* ---- T8.6: gating losses ---- */
+/* ---- oracle GATE-L1: gating losses ---- */
 
 Test(quant, oracle_t8_6_gating_losses)
 {
@@ -386,7 +386,7 @@ Test(quant, oracle_t8_6_gating_losses)
     }
 }
 
-/* ---- T8.7: PACT ---- */
+/* ---- oracle PACT-1: PACT ---- */
 
 static void pact_case(qg_ctx *ctx, const float *x, size_t n, float alpha, qg_pact_mode mode,
                       const float *dx_want, float da_want, const char *label)
@@ -420,18 +420,18 @@ Test(quant, oracle_t8_7_pact)
     const float y_want[6] = {0, 0, 0.5f, 2.0f, 2.5f, 2.5f}, dx_want[6] = {0, 0, 1, 1, 0, 0};
     float y[6];
     qg_ref_pact_fwd(6, x, 2.5f, y);
-    cr_expect(same("T8.7 ref y", y, y_want, 6));
+    cr_expect(same("PACT-1 ref y", y, y_want, 6));
     buf bx = buf_flat(ctx, 6, x), by = buf_flat(ctx, 6, NULL);
     qg_tensor *al = scalar(ctx, 2.5f);
     QG_EXPECT_OK(qg__pact_fwd(ctx, bx.view, al, by.view));
-    float *g = buf_get(&by, "T8.7 y");
-    cr_expect(same("T8.7 device y", g, y_want, 6));
+    float *g = buf_get(&by, "PACT-1 y");
+    cr_expect(same("PACT-1 device y", g, y_want, 6));
     free(g);
     qg_tensor_free(al);
     buf_free(&bx);
     buf_free(&by);
     const qg_pact_mode modes[3] = {QG_PACT_PG, QG_PACT_TF, QG_PACT_BSQ};
-    const char *names[3] = {"T8.7 PG", "T8.7 TF", "T8.7 BSQ"};
+    const char *names[3] = {"PACT-1 PG", "PACT-1 TF", "PACT-1 BSQ"};
     for (int m = 0; m < 3; m++)
         pact_case(ctx, x, 6, 2.5f, modes[m], dx_want, 2.0f, names[m]);
     /* x == alpha: strict PG gives dalpha 0, TF and BSQ 1; dx passes in all.
@@ -443,12 +443,12 @@ Test(quant, oracle_t8_7_pact)
     pact_case(ctx, xb, 2, 2.5f, QG_PACT_BSQ, dx_pg, 1.0f, "x==alpha BSQ");
 }
 
-/* ---- T8.8: ProQHA PACT quantizer ---- */
+/* ---- oracle PQ-A1: ProQHA PACT quantizer ---- */
 
 Test(quant, oracle_t8_8_pact_quant)
 {
     qg_ctx *ctx = qg_test_ctx();
-    /* 3.7 is T8.8; 0 and alpha hit abs's kinks (0.5 gradients); -1 and 12
+    /* 3.7 is PQ-A1; 0 and alpha hit abs's kinks (0.5 gradients); -1 and 12
      * are outside the range. */
     const float x[5] = {3.7f, 0.0f, 10.0f, -1.0f, 12.0f}, dy[5] = {1, 1, 1, 1, 1};
     const float alpha = 10.0f;
@@ -456,31 +456,31 @@ Test(quant, oracle_t8_8_pact_quant)
     const float q_want[5] = {3.333333f, 0.0f, 10.0f, 0.0f, 10.0f};
     const float dx_want[5] = {1.0f, 0.5f, 0.5f, 0.0f, 0.0f};
     float da_each[5] = {(1.0f - v) / 3.0f, 0.0f, 0.5f, 0.0f, 1.0f};
-    cr_expect(fabsf(da_each[0] + 0.0366667f) <= 1e-6f, "T8.8 dq/dalpha %.9g", da_each[0]);
+    cr_expect(fabsf(da_each[0] + 0.0366667f) <= 1e-6f, "PQ-A1 dq/dalpha %.9g", da_each[0]);
     float da_want = 0.0f;
     for (int i = 0; i < 5; i++)
         da_want += da_each[i];
     float q[5], dx[5], da = 0.0f;
     qg_ref_pact_quant_fwd(5, x, alpha, 2, q);
     qg_ref_pact_quant_bwd(5, x, alpha, 2, dy, dx, &da, 0);
-    cr_expect_eq(q[0], 1.0f * 10.0f / 3.0f, "T8.8 q = %.9g", q[0]);
-    cr_expect(qg_test_allclose("T8.8 ref q", q, q_want, 5, 1e-6f, 0));
-    cr_expect(same("T8.8 ref dx", dx, dx_want, 5));
-    cr_expect(fabsf(da - da_want) <= 3e-7f, "T8.8 ref dalpha %.9g vs %.9g", da, da_want);
+    cr_expect_eq(q[0], 1.0f * 10.0f / 3.0f, "PQ-A1 q = %.9g", q[0]);
+    cr_expect(qg_test_allclose("PQ-A1 ref q", q, q_want, 5, 1e-6f, 0));
+    cr_expect(same("PQ-A1 ref dx", dx, dx_want, 5));
+    cr_expect(fabsf(da - da_want) <= 3e-7f, "PQ-A1 ref dalpha %.9g vs %.9g", da, da_want);
     float one_da = 0.0f;
     qg_ref_pact_quant_bwd(1, x, alpha, 2, dy, dx, &one_da, 0);
-    cr_expect(fabsf(one_da + 0.0366667f) <= 1e-6f, "T8.8 alone %.9g", one_da);
+    cr_expect(fabsf(one_da + 0.0366667f) <= 1e-6f, "PQ-A1 alone %.9g", one_da);
 
     buf bx = buf_flat(ctx, 5, x), bq = buf_flat(ctx, 5, NULL), bdy = buf_flat(ctx, 5, dy);
     buf bdx = buf_flat(ctx, 5, NULL);
     qg_tensor *al = scalar(ctx, alpha), *dal = scalar(ctx, 0.0f);
     QG_EXPECT_OK(qg__pact_quant_fwd(ctx, bx.view, al, 2, bq.view));
     QG_EXPECT_OK(qg__pact_quant_bwd(ctx, bx.view, al, 2, bdy.view, bdx.view, dal, NULL, 0));
-    float *gq = buf_get(&bq, "T8.8 q"), *gdx = buf_get(&bdx, "T8.8 dx");
-    cr_expect(same("T8.8 device q", gq, q, 5));
-    cr_expect(same("T8.8 device dx", gdx, dx_want, 5));
+    float *gq = buf_get(&bq, "PQ-A1 q"), *gdx = buf_get(&bdx, "PQ-A1 dx");
+    cr_expect(same("PQ-A1 device q", gq, q, 5));
+    cr_expect(same("PQ-A1 device dx", gdx, dx_want, 5));
     float gda = read_scalar(dal);
-    cr_expect(fabsf(gda - da_want) <= 3e-7f, "T8.8 device dalpha %.9g", gda);
+    cr_expect(fabsf(gda - da_want) <= 3e-7f, "PQ-A1 device dalpha %.9g", gda);
     /* k = 32: no rounding, so dq/dalpha is the abs term alone. */
     float q32[5], dx32[5], da32 = 0.0f;
     qg_ref_pact_quant_fwd(5, x, alpha, 32, q32);
@@ -498,7 +498,7 @@ Test(quant, oracle_t8_8_pact_quant)
     buf_free(&bdx);
 }
 
-/* ---- T8.9: DoReFa ---- */
+/* ---- oracle DOREFA-1: DoReFa ---- */
 
 Test(quant, oracle_t8_9_dorefa)
 {
@@ -509,8 +509,8 @@ Test(quant, oracle_t8_9_dorefa)
     float wq[3], aux;
     qg_ref_dorefa_fwd(3, w, 2, &aux, wq);
     cr_expect(fabsf(aux - 0.7615942f) <= 1e-7f, "max|tanh| %.9g", aux);
-    cr_expect(same("T8.9 ref", wq, wq_want, 3));
-    cr_expect(qg_test_allclose("T8.9 printed", wq, printed, 3, 1e-6f, 0));
+    cr_expect(same("DOREFA-1 ref", wq, wq_want, 3));
+    cr_expect(qg_test_allclose("DOREFA-1 printed", wq, printed, 3, 1e-6f, 0));
     /* analytic gradients in double */
     double t[3], M = 0;
     for (int i = 0; i < 3; i++) {
@@ -528,28 +528,28 @@ Test(quant, oracle_t8_9_dorefa)
     }
     float dw[3];
     qg_ref_dorefa_bwd(3, w, 2, aux, dwq, dw, QG_DOREFA_GRAD_DETACH, 0);
-    cr_expect(qg_test_allclose("T8.9 ref detach grad", dw, det_want, 3, 1e-6f, 1e-5f));
+    cr_expect(qg_test_allclose("DOREFA-1 ref detach grad", dw, det_want, 3, 1e-6f, 1e-5f));
     qg_ref_dorefa_bwd(3, w, 2, aux, dwq, dw, QG_DOREFA_GRAD_AUTOGRAD, 0);
-    cr_expect(qg_test_allclose("T8.9 ref autograd grad", dw, ag_want, 3, 1e-6f, 1e-5f));
+    cr_expect(qg_test_allclose("DOREFA-1 ref autograd grad", dw, ag_want, 3, 1e-6f, 1e-5f));
     cr_expect(fabsf(ag_want[1] - det_want[1]) > 0.05f, "the max path must matter here");
 
     buf bw = buf_flat(ctx, 3, w), bq = buf_flat(ctx, 3, NULL), bg = buf_flat(ctx, 3, dwq);
     buf bdw = buf_flat(ctx, 3, NULL);
     qg_tensor *ax = scalar(ctx, NAN), *ws = workspace(ctx);
     QG_EXPECT_OK(qg__dorefa_fwd(ctx, bw.view, 2, ax, bq.view));
-    float *gq = buf_get(&bq, "T8.9 wq");
-    cr_expect(same("T8.9 device", gq, wq_want, 3));
+    float *gq = buf_get(&bq, "DOREFA-1 wq");
+    cr_expect(same("DOREFA-1 device", gq, wq_want, 3));
     cr_expect(fabsf(read_scalar(ax) - 0.7615942f) <= 1e-7f);
     free(gq);
     QG_EXPECT_OK(qg__dorefa_bwd(ctx, bw.view, 2, ax, bg.view, bdw.view, QG_DOREFA_GRAD_DETACH,
                                 NULL, 0));
-    float *gd = buf_get(&bdw, "T8.9 dw");
-    cr_expect(qg_test_allclose("T8.9 device detach grad", gd, det_want, 3, 1e-6f, 1e-5f));
+    float *gd = buf_get(&bdw, "DOREFA-1 dw");
+    cr_expect(qg_test_allclose("DOREFA-1 device detach grad", gd, det_want, 3, 1e-6f, 1e-5f));
     free(gd);
     QG_EXPECT_OK(qg__dorefa_bwd(ctx, bw.view, 2, ax, bg.view, bdw.view,
                                 QG_DOREFA_GRAD_AUTOGRAD, ws, 0));
-    gd = buf_get(&bdw, "T8.9 dw autograd");
-    cr_expect(qg_test_allclose("T8.9 device autograd grad", gd, ag_want, 3, 1e-6f, 1e-5f));
+    gd = buf_get(&bdw, "DOREFA-1 dw autograd");
+    cr_expect(qg_test_allclose("DOREFA-1 device autograd grad", gd, ag_want, 3, 1e-6f, 1e-5f));
     free(gd);
 
     /* Ties in max|tanh|: w = +-1 share the max, each gets half the max
@@ -604,7 +604,7 @@ Test(quant, oracle_t8_9_dorefa)
     buf_free(&bq4);
 }
 
-/* ---- T8.16: the PG-TF repo's own vectors (per-row max) ---- */
+/* ---- oracle PGTF-V1: the PG-TF repo's own vectors (per-row max) ---- */
 
 Test(quant, oracle_t8_16_pgtf_vectors)
 {
@@ -633,14 +633,14 @@ Test(quant, oracle_t8_16_pgtf_vectors)
         const char *who = dev ? "device" : "reference";
         split r = dev ? dev_split(ctx, x2b, 18, 3, QG_QSCALE_TF_SAMPLE, 2, 0)
                       : ref_split(x2b, 18, 3, QG_QSCALE_TF_SAMPLE, 2, 0);
-        cr_expect(same_i32(who, r.codes, c2b, 18), "%s T8.16 b=2 codes", who);
-        cr_expect(qg_test_allclose(who, r.full, y2b, 18, 1e-6f, 1e-6f), "%s T8.16 b=2", who);
+        cr_expect(same_i32(who, r.codes, c2b, 18), "%s PGTF-V1 b=2 codes", who);
+        cr_expect(qg_test_allclose(who, r.full, y2b, 18, 1e-6f, 1e-6f), "%s PGTF-V1 b=2", who);
         cr_expect_eq(r.s[0], 0.3f);
         cr_expect_eq(r.s[2], x2b[13]);
         r = dev ? dev_split(ctx, x3, 6, 1, QG_QSCALE_TF_SAMPLE, 3, 0)
                 : ref_split(x3, 6, 1, QG_QSCALE_TF_SAMPLE, 3, 0);
-        cr_expect(same_i32(who, r.codes, c3, 6), "%s T8.16 b=3 codes", who);
-        cr_expect(qg_test_allclose(who, r.full, y3, 6, 1e-6f, 1e-6f), "%s T8.16 b=3", who);
+        cr_expect(same_i32(who, r.codes, c3, 6), "%s PGTF-V1 b=3 codes", who);
+        cr_expect(qg_test_allclose(who, r.full, y3, 6, 1e-6f, 1e-6f), "%s PGTF-V1 b=3", who);
     }
 }
 

@@ -7,6 +7,8 @@
 #ifndef QGATE_DEVICE_H
 #define QGATE_DEVICE_H
 
+#include <qgate/export.h>
+
 #include <stddef.h>
 #include <qgate/status.h>
 
@@ -41,10 +43,10 @@ typedef struct qg_device_info {
 
 /* Lists every device of every platform. On success *out is a malloc'd
  * array the caller frees with free(); *count may be 0. */
-qg_status qg_devices_list(qg_device_info **out, size_t *count);
+QG_API qg_status qg_devices_list(qg_device_info **out, size_t *count);
 
 /* Writes a human-readable multi-line listing of the devices to `f`. */
-qg_status qg_devices_print(void *file);
+QG_API qg_status qg_devices_print(void *file);
 
 typedef struct qg_ctx_opts {
     /* Index ("1") or case-insensitive name substring ("pthread"); NULL
@@ -65,15 +67,15 @@ typedef struct qg_ctx_opts {
 
 /* Creates a context. On failure *out is NULL and qg_last_error() explains,
  * listing the available devices when the requested one does not exist. */
-qg_status qg_ctx_new(const qg_ctx_opts *opts, qg_ctx **out);
-void qg_ctx_free(qg_ctx *ctx);
+QG_API qg_status qg_ctx_new(const qg_ctx_opts *opts, qg_ctx **out);
+QG_API void qg_ctx_free(qg_ctx *ctx);
 
 /* Detail of the last failure in this context ("" if none). */
-const char *qg_ctx_last_error(const qg_ctx *ctx);
-const qg_device_info *qg_ctx_device(const qg_ctx *ctx);
+QG_API const char *qg_ctx_last_error(const qg_ctx *ctx);
+QG_API const qg_device_info *qg_ctx_device(const qg_ctx *ctx);
 
 /* Blocks until all queued work finished. */
-qg_status qg_ctx_finish(qg_ctx *ctx);
+QG_API qg_status qg_ctx_finish(qg_ctx *ctx);
 
 /* Program-cache statistics since the context was created. */
 typedef struct qg_build_stats {
@@ -81,11 +83,11 @@ typedef struct qg_build_stats {
     unsigned programs_loaded;   /* loaded from the disk cache */
     double build_seconds;       /* total wall time in program creation */
 } qg_build_stats;
-void qg_ctx_build_stats(const qg_ctx *ctx, qg_build_stats *out);
+QG_API void qg_ctx_build_stats(const qg_ctx *ctx, qg_build_stats *out);
 
 /* Builds every embedded program with default parameters and runs a
  * numerical self-check of the basic kernels against the C reference. */
-qg_status qg_ctx_selfcheck(qg_ctx *ctx, void *report_file);
+QG_API qg_status qg_ctx_selfcheck(qg_ctx *ctx, void *report_file);
 
 #ifdef __cplusplus
 }

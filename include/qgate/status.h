@@ -9,6 +9,8 @@
 #ifndef QGATE_STATUS_H
 #define QGATE_STATUS_H
 
+#include <qgate/export.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -31,14 +33,14 @@ typedef enum qg_status {
 } qg_status;
 
 /* Short name of a status ("QG_ERR_CL"); never NULL. */
-const char *qg_status_str(qg_status st);
+QG_API const char *qg_status_str(qg_status st);
 
 /* Name of an OpenCL error code ("CL_INVALID_WORK_GROUP_SIZE"); never NULL. */
-const char *qg_cl_error_name(int cl_error);
+QG_API const char *qg_cl_error_name(int cl_error);
 
 /* Detail of the last failure on this thread (any qgate call). Valid until
  * the next failing call on the same thread. Empty string if none. */
-const char *qg_last_error(void);
+QG_API const char *qg_last_error(void);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,8 @@
 #ifndef QGATE_TENSOR_H
 #define QGATE_TENSOR_H
 
+#include <qgate/export.h>
+
 #include <stddef.h>
 #include <stdint.h>
 #include <qgate/status.h>
@@ -25,29 +27,29 @@ typedef enum qg_dtype {
     QG_DTYPE_F16 = 3
 } qg_dtype;
 
-size_t qg_dtype_size(qg_dtype dt);
-const char *qg_dtype_name(qg_dtype dt);
+QG_API size_t qg_dtype_size(qg_dtype dt);
+QG_API const char *qg_dtype_name(qg_dtype dt);
 
 typedef struct qg_tensor qg_tensor;
 
 /* New zero-initialised tensor owning a device buffer. `name` may be NULL. */
-qg_status qg_tensor_new(qg_ctx *ctx, int ndim, const int64_t *shape,
-                        qg_dtype dtype, const char *name, qg_tensor **out);
+QG_API qg_status qg_tensor_new(qg_ctx *ctx, int ndim, const int64_t *shape,
+                               qg_dtype dtype, const char *name, qg_tensor **out);
 /* View of `numel(shape)` elements of `parent` starting at element `offset`. */
-qg_status qg_tensor_view(qg_tensor *parent, size_t offset, int ndim,
-                         const int64_t *shape, qg_tensor **out);
-void qg_tensor_free(qg_tensor *t);
+QG_API qg_status qg_tensor_view(qg_tensor *parent, size_t offset, int ndim,
+                                const int64_t *shape, qg_tensor **out);
+QG_API void qg_tensor_free(qg_tensor *t);
 
 /* Blocking host transfers of exactly numel*dtype_size bytes. */
-qg_status qg_tensor_write(qg_tensor *t, const void *host, size_t nbytes);
-qg_status qg_tensor_read(const qg_tensor *t, void *host, size_t nbytes);
-qg_status qg_tensor_zero(qg_tensor *t);
+QG_API qg_status qg_tensor_write(qg_tensor *t, const void *host, size_t nbytes);
+QG_API qg_status qg_tensor_read(const qg_tensor *t, void *host, size_t nbytes);
+QG_API qg_status qg_tensor_zero(qg_tensor *t);
 
-int qg_tensor_ndim(const qg_tensor *t);
-int64_t qg_tensor_dim(const qg_tensor *t, int i);
-size_t qg_tensor_numel(const qg_tensor *t);
-qg_dtype qg_tensor_dtype(const qg_tensor *t);
-const char *qg_tensor_name(const qg_tensor *t);
+QG_API int qg_tensor_ndim(const qg_tensor *t);
+QG_API int64_t qg_tensor_dim(const qg_tensor *t, int i);
+QG_API size_t qg_tensor_numel(const qg_tensor *t);
+QG_API qg_dtype qg_tensor_dtype(const qg_tensor *t);
+QG_API const char *qg_tensor_name(const qg_tensor *t);
 
 #ifdef __cplusplus
 }

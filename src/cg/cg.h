@@ -1,8 +1,8 @@
 /* src/cg/cg.h: Channel Gating kernels on device tensors (launchers in
  * src/cg/cg.c for cl/cg.cl). C twins: src/ref/ref_cg.h; tests:
- * tests/test_cg.c. Math: shared/spec/algorithms.md §3.1, oracle T8.5.
+ * tests/test_cg.c. Math: docs/methods.md §4, oracle CG-G1.
  *
- * CGConv2d (DG:utils/cg_utils.py) with p partitions computes
+ * CGConv2d (dnn-gating utils/cg_utils.py) with p partitions computes
  *   Yp  = conv(X, W*M)                     base path, 1/p of the channels
  *   d   = sigmoid(alpha*(BN(Yp) - delta)) > 0.5, BN affine-free
  *   out = conv(X, W)*d + Yp*(1-d).
@@ -34,8 +34,8 @@ static inline int qg__cg_base_channels(int C, int p, int compact)
     return compact ? C / p : C;
 }
 
-/* Dense-equivalent cost of a CG layer relative to the full conv (spec
- * §3.1, T8.5): every output pays the base path (ci = C/p of its C input
+/* Dense-equivalent cost of a CG layer relative to the full conv (docs/methods.md
+ * §4.7, oracle CG-G1): every output pays the base path (ci = C/p of its C input
  * channels), the share r of outputs gated on also pays the conditional
  * path: ci/C + (1 - ci/C)*r. BN and gate arithmetic are not counted. */
 static inline double qg__cg_cost(int C, int p, double r)

@@ -8,6 +8,9 @@ int qg_cli_train(int argc, char **argv);
 int qg_cli_eval(int argc, char **argv);
 int qg_cli_bench(int argc, char **argv);
 int qg_cli_tune(int argc, char **argv);
+int qg_cli_convert(int argc, char **argv);
+int qg_cli_inspect(int argc, char **argv);
+int qg_cli_plot(int argc, char **argv);
 int qg_cli_export_images(int argc, char **argv);
 
 /* Shared helper: "--device X" / "--device=X" lookup for simple commands. */

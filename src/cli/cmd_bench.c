@@ -36,7 +36,8 @@ static void usage(FILE *f)
 "  --profile         per-node-type times (synchronises after every node)\n"
 "  --device N|NAME   OpenCL device\n"
 "  --verbose         log kernel builds\n"
-QG_CLI_MODEL_HELP);
+"methods:\n");
+    qg_cli_model_help(f);
 }
 
 static void kernels_usage(FILE *f)
@@ -192,26 +193,15 @@ static int bench_train(int argc, char **argv)
     }
     if (!qg_cli_model_flags_finish(cmd, &mf))
         return 2;
-    QG_CLI_COPY_METHOD(c, mf);
+    c.methods = &mf.mc;
     qg_bench_result res;
     qg_status st = qg__bench_train(&c, &res);
     if (st != QG_OK) {
         fprintf(stderr, "qgate bench: %s\n", qg_last_error());
         return 1;
     }
-    char method[128] = "full precision";
-    if (c.pg)
-        snprintf(method, sizeof method, "PG w%d a%d pb%d%s%s", c.qcfg.wbits, c.qcfg.abits,
-                 c.qcfg.pred_bits, c.qcfg.spbp ? " spbp" : "", c.pact ? " pact" : "");
-    else if (c.quant)
-        snprintf(method, sizeof method, "quantized w%d a%d%s", c.qcfg.wbits, c.qcfg.abits,
-                 c.pact ? " pact" : "");
-    else if (c.cg)
-        snprintf(method, sizeof method, "CG pt%d%s%s%s%s", c.cgcfg.partitions,
-                 c.cgcfg.group ? " group" : "", c.cgcfg.shuffle ? " shuffle" : "",
-                 c.qcfg.spbp ? " spbp" : "", c.postact ? " postact" : "");
-    else if (c.pact)
-        snprintf(method, sizeof method, "full precision, pact");
+    char method[256];
+    qg_method_cfg_describe(&mf.mc, method, sizeof method);
     printf("model %s (%s), input %dx%dx%d, batch %d, %s: %.1f MMAC/image forward\n", c.model,
            method, c.in_c, c.in_h, c.in_w, c.batch, c.eval ? "inference" : "training",
            res.macs_per_image / 1e6);

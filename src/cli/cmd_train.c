@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <math.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +12,8 @@
 #include "qgate.h"
 #include "cli/cli.h"
 #include "cli/model_flags.h"
-#include "train/trainer.h"
+#include "qgate/train.h"
+#include "train/optim.h"
 
 static volatile sig_atomic_t g_stop;
 
@@ -65,7 +68,9 @@ static void train_usage(FILE *f)
 "  --power X             poly power (default 1 = linear)\n"
 "  --clip-grad X         clip the global gradient norm to X\n"
 "  --seed N              initialisation, shuffling and augmentation seed (default 1)\n"
-QG_CLI_MODEL_HELP
+"methods (each flag turns a method on; its options follow it):\n");
+    qg_cli_model_help(f);
+    fprintf(f,
 "output:\n"
 "  --metrics FILE        append one JSON line per epoch (epoch, train_loss,\n"
 "                        train_acc, test_loss, test_acc, img_per_s, lr, ...)\n"
@@ -108,16 +113,15 @@ static const struct option train_opts[] = {
 
 /* Parses the shared options; returns -1 to continue, else an exit code. */
 static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const char **ckpt,
-                 void (*usage)(FILE *))
+                 void (*usage)(FILE *), qg_cli_model_flags *mfp, int *progress)
 {
     int o, have_mile = 0, r;
     long v;
     struct option opts[sizeof train_opts / sizeof *train_opts + QG_CLI_MODEL_NOPTIONS];
-    qg_cli_model_flags mf;
+    qg_cli_model_flags *mf = mfp;
     if (!qg_cli_options_join(opts, sizeof opts / sizeof *opts, train_opts))
         return 2;
-    qg_cli_model_flags_init(&mf);
-    mf.qcfg = c->qcfg;
+    qg_cli_model_flags_init(mf);
     optind = 1;
     opterr = 0;
     while ((o = getopt_long(argc, argv, ":" QG_CLI_MODEL_SHORTOPTS, opts, NULL)) != -1) {
@@ -137,15 +141,15 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
         case O_DATA_DIR: c->data_dir = optarg; break;
         case O_WORKERS:
             if (!parse_long(cmd, "workers", optarg, 1, 64, &v)) return 2;
-            c->dopts.workers = (int)v;
+            c->workers = (int)v;
             break;
         case O_INPUT_SIZE:
             if (!parse_long(cmd, "input-size", optarg, 8, 4096, &v)) return 2;
-            c->dopts.input_size = (int)v;
+            c->input_size = (int)v;
             break;
         case O_RESIZE:
             if (!parse_long(cmd, "resize", optarg, 8, 8192, &v)) return 2;
-            c->dopts.resize = (int)v;
+            c->resize = (int)v;
             break;
         case O_NORMALIZE:
             if (strcmp(optarg, "imagenet") && strcmp(optarg, "dataset") && strcmp(optarg, "none")) {
@@ -153,7 +157,7 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
                         "'%s'\n", cmd, optarg);
                 return 2;
             }
-            c->dopts.normalize = optarg;
+            c->normalize = optarg;
             break;
         case O_LIMIT_TRAIN:
             if (!parse_long(cmd, "limit-train", optarg, 1, 1L << 40, &v)) return 2;
@@ -239,15 +243,15 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
         case O_METRICS: c->metrics_path = optarg; break;
         case O_CKPT: c->checkpoint_path = optarg; break;
         case O_RESUME: c->resume_path = optarg; break;
-        case O_PROG: c->progress = 1; break;
-        case O_NOPROG: c->progress = 0; break;
+        case O_PROG: *progress = 1; break;
+        case O_NOPROG: *progress = 0; break;
         case O_DEVICE: c->device = optarg; break;
         case O_VERBOSE: c->verbose = 1; break;
         case ':':
             fprintf(stderr, "qgate %s: option '%s' needs a value\n", cmd, argv[optind - 1]);
             return 2;
         default:
-            if ((r = qg_cli_model_flag(cmd, o, optarg, &mf)) != 0) {
+            if ((r = qg_cli_model_flag(cmd, o, optarg, mf)) != 0) {
                 if (r < 0)
                     return 2;
                 break;
@@ -265,13 +269,9 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
             return 2;
         }
     }
-    if (!qg_cli_model_flags_finish(cmd, &mf))
+    if (!qg_cli_model_flags_finish(cmd, mf))
         return 2;
-    QG_CLI_COPY_METHOD(*c, mf);
-    /* The CG reference decays only parameters with >= 2 dims whose name
-     * lacks "threshold": conv and linear weights (DG:cg-cifar10.py). */
-    if (c->cg)
-        c->optim.decay_kinds = 1u << QG_PARAM_WEIGHT;
+    c->methods = &mf->mc;
     if (!have_mile && c->sched.kind == QG_SCHED_MULTISTEP) {
         c->sched.nmilestones = 2;
         c->sched.milestones[0] = c->epochs / 2;
@@ -280,17 +280,94 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
     return -1;
 }
 
+/* What `qgate train` shows: the trainer's events as a progress line on a
+ * terminal (or when forced) and one line per epoch, on stderr. */
+typedef struct show {
+    int progress;
+    int midline;            /* a progress line is open */
+} show;
+
+static void fmt_eta(double s, char *buf, size_t cap)
+{
+    if (!(s >= 0) || s > 1e7)
+        snprintf(buf, cap, "?");
+    else if (s >= 3600)
+        snprintf(buf, cap, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+    else
+        snprintf(buf, cap, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+}
+
+static double metric(const qg_train_event *ev, const char *key, int *have)
+{
+    for (size_t i = 0; i < ev->nmetrics; i++)
+        if (!ev->metrics[i].layer && strcmp(ev->metrics[i].key, key) == 0) {
+            *have = 1;
+            return ev->metrics[i].value;
+        }
+    *have = 0;
+    return 0;
+}
+
+static void on_event(const qg_train_event *ev, void *user)
+{
+    show *s = user;
+    if (s->midline && ev->kind != QG_TRAIN_EV_PROGRESS) {
+        fputc('\n', stderr);
+        s->midline = 0;
+    }
+    switch (ev->kind) {
+    case QG_TRAIN_EV_INFO:
+        fprintf(stderr, "qgate: %s\n", ev->text);
+        break;
+    case QG_TRAIN_EV_PROGRESS: {
+        if (!s->progress)
+            break;
+        char eta[32];
+        fmt_eta(ev->eta_s, eta, sizeof eta);
+        fprintf(stderr, "\repoch %d/%d [%ld/%ld] loss %.4f acc %.2f%%%s%s lr %.4g %.0f img/s "
+                "ETA %s   ", ev->epoch, ev->epochs, ev->batch, ev->batches, ev->train_loss,
+                100 * ev->train_acc, ev->text[0] ? " " : "", ev->text, ev->lr, ev->img_per_s,
+                eta);
+        s->midline = 1;
+        break;
+    }
+    case QG_TRAIN_EV_EPOCH: {
+        char extra[128] = "";
+        int have_sp, have_fr;
+        double sp = metric(ev, "sparsity", &have_sp), fr = metric(ev, "flop_reduction", &have_fr);
+        if (have_sp)
+            snprintf(extra, sizeof extra, ", update-phase sparsity %.1f%%", 100 * sp);
+        if (have_fr)
+            snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
+                     ", FLOP reduction %.2fx", fr);
+        fprintf(stderr, "epoch %d/%d: train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%%s, "
+                "%.0f img/s, %.1f s\n", ev->epoch, ev->epochs, ev->train_loss,
+                100 * ev->train_acc, ev->test_loss, 100 * ev->test_acc, extra, ev->img_per_s,
+                ev->epoch_seconds);
+        break;
+    }
+    }
+}
+
 int qg_cli_train(int argc, char **argv)
 {
     qg_train_cfg c;
-    qg__train_cfg_defaults(&c);
-    int rc = parse("train", argc, argv, &c, NULL, train_usage);
+    qg_cli_model_flags mf;
+    show sh = {.progress = -1};
+    qg_train_cfg_defaults(&c);
+    int rc = parse("train", argc, argv, &c, NULL, train_usage, &mf, &sh.progress);
     if (rc >= 0)
         return rc;
+    if (sh.progress < 0)
+        sh.progress = isatty(2);
+    c.callback = on_event;
+    c.user = &sh;
     c.stop = &g_stop;
     signal(SIGINT, on_sigint);
-    qg_status st = qg__train_run(&c);
+    qg_status st = qg_train_run(&c);
     signal(SIGINT, SIG_DFL);
+    if (sh.midline)
+        fputc('\n', stderr);
     if (st == QG_ERR_INTERRUPTED)
         return 130;
     if (st != QG_OK) {
@@ -317,23 +394,67 @@ static void eval_usage(FILE *f)
 "  --device N|NAME       OpenCL device (default $QGATE_DEVICE, else 0)\n");
 }
 
+/* The gating layers' update-phase sparsity (as the references print it)
+ * and, where the gating skips compute, the FLOP reduction. */
+static void print_eval_metrics(const qg_eval_result *r)
+{
+    for (size_t i = 0; i < r->nmetrics; i++) {
+        const qg_metric *x = &r->metrics[i];
+        if (!x->layer || strcmp(x->key, "sparsity_layers") != 0)
+            continue;
+        printf("  %-22s update-phase sparsity %5.1f%%", x->layer, 100 * x->value);
+        for (size_t j = 0; j < r->nmetrics; j++)
+            if (r->metrics[j].layer && strcmp(r->metrics[j].key, "flop_reduction_layers") == 0 &&
+                strcmp(r->metrics[j].layer, x->layer) == 0)
+                printf("  FLOP reduction %5.2fx", r->metrics[j].value);
+        putchar('\n');
+    }
+    double sp = 0, fr = 0, dense = 0, eff = 0;
+    int have_sp = 0, have_fr = 0;
+    for (size_t i = 0; i < r->nmetrics; i++) {
+        const qg_metric *x = &r->metrics[i];
+        if (x->layer)
+            continue;
+        if (strcmp(x->key, "sparsity") == 0)
+            sp = x->value, have_sp = 1;
+        else if (strcmp(x->key, "flop_reduction") == 0)
+            fr = x->value, have_fr = 1;
+        else if (strcmp(x->key, "macs_dense") == 0)
+            dense = x->value;
+        else if (strcmp(x->key, "macs_effective") == 0)
+            eff = x->value;
+    }
+    if (have_sp)
+        printf("Sparsity of the update phase: %.1f %%\n", 100 * sp);
+    if (have_fr)
+        printf("FLOP reduction of the model: %.2fx (%.1f of %.1f MFLOPs per image)\n", fr,
+               2e-6 * eff, 2e-6 * dense);
+}
+
 int qg_cli_eval(int argc, char **argv)
 {
     qg_train_cfg c;
-    qg__train_cfg_defaults(&c);
+    qg_cli_model_flags mf;
+    int progress = 0;
+    qg_train_cfg_defaults(&c);
     c.data = NULL;
     const char *ckpt = NULL;
-    int rc = parse("eval", argc, argv, &c, &ckpt, eval_usage);
+    int rc = parse("eval", argc, argv, &c, &ckpt, eval_usage, &mf, &progress);
     if (rc >= 0)
         return rc;
     if (!ckpt) {
         fprintf(stderr, "qgate eval: missing CHECKPOINT argument (see qgate eval --help)\n");
         return 2;
     }
-    qg_status st = qg__eval_run(&c, ckpt, NULL);
+    qg_eval_result r;
+    qg_status st = qg_eval_run(&c, ckpt, &r);
     if (st != QG_OK) {
         fprintf(stderr, "qgate eval: %s\n", qg_last_error());
         return 1;
     }
+    printf("checkpoint %s (%s, epoch %s): test loss %.4f, test accuracy %.2f%% on %zu images\n",
+           ckpt, r.arch, r.epoch, r.loss, 100 * r.acc, r.images);
+    print_eval_metrics(&r);
+    qg_eval_result_free(&r);
     return 0;
 }

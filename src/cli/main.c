@@ -19,6 +19,9 @@ static const command commands[] = {
     {"eval", qg_cli_eval, "evaluate a checkpoint on the test split"},
     {"tune", qg_cli_tune, "autotune kernel parameters for this device"},
     {"bench", qg_cli_bench, "time training steps (bench train) or kernels (bench kernels)"},
+    {"convert", qg_cli_convert, "PyTorch .pth checkpoint -> safetensors (no pickled code runs)"},
+    {"inspect", qg_cli_inspect, "architecture, method and per-layer table of a checkpoint"},
+    {"plot", qg_cli_plot, "training curves, per-layer bars, weight histograms (PNG/SVG/PDF)"},
     {"export-images", qg_cli_export_images, "write a dataset as JPEG class folders"},
     {"devices", qg_cli_devices, "list OpenCL devices and their capabilities"},
     {"selfcheck", qg_cli_selfcheck, "build all kernels and check them against C references"},
@@ -47,7 +50,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
-        printf("qgate %s\n", PACKAGE_VERSION);
+        printf("qgate %s\n", qg_version());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)

@@ -88,6 +88,8 @@ void qg__model_free(qg_model *m)
     free(m->nodes);
     free(m->acts);
     free(m->params);
+    free(m->aux);
+    free(m->methods);
     free(m);
 }
 
@@ -350,12 +352,28 @@ size_t qg__model_param_count(const qg_model *m)
     return n;
 }
 
+qg_status qg__model_add_aux_loss(qg_model *m, const char *name, qg_aux_loss_fn fn, int node,
+                                 void *user)
+{
+    if (!grow((void **)&m->aux, &m->cap_aux, m->naux + 1, sizeof *m->aux))
+        return qg__error(m->ctx, QG_ERR_NOMEM, "out of memory adding loss term '%s'", name);
+    qg_aux_loss *a = &m->aux[m->naux++];
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->fn = fn;
+    a->node = node;
+    a->user = user;
+    return QG_OK;
+}
+
 qg_status qg__model_aux_loss(qg_model *m, qg_tensor *loss)
 {
     qg_status st = qg_tensor_zero(loss);
-    for (int i = 0; i < m->nnodes && st == QG_OK; i++)
-        if (m->nodes[i].ops->aux_loss)
-            st = m->nodes[i].ops->aux_loss(&m->nodes[i], m, loss);
+    for (int i = 0; i < m->naux && st == QG_OK; i++) {
+        const qg_aux_loss *a = &m->aux[i];
+        st = a->fn(a->node >= 0 ? &m->nodes[a->node] : NULL, m, a->user, loss);
+        if (st != QG_OK)
+            qg__error_append(m->ctx, "loss term '%s'", a->name);
+    }
     return st;
 }
 

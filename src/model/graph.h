@@ -55,9 +55,6 @@ typedef struct qg_node_ops {
     qg_status (*forward)(qg_node *n, qg_model *m, int train);
     qg_status (*backward)(qg_node *n, qg_model *m);
     void (*destroy)(qg_node *n);
-    /* Optional: adds the node's regulariser (gating loss) into loss[0]
-     * and its gradient into the parameter grads, after backward. */
-    qg_status (*aux_loss)(qg_node *n, qg_model *m, qg_tensor *loss);
     /* Optional: gating counters since the last reset (outputs, outputs
      * updated in full precision) and how to reset them. */
     qg_status (*gate_counts)(qg_node *n, qg_model *m, long long *total, long long *on);
@@ -78,9 +75,25 @@ struct qg_node {
     void *priv;
 };
 
+/* An auxiliary loss term (a regulariser: PG's and CG's gating losses,
+ * BSQ's bit-level group Lasso): adds its value into loss[0] and its
+ * gradient into the parameters' grads, after backward. `node` is the node
+ * index it belongs to (-1: none; passed as NULL), `user` its own state. */
+typedef qg_status (*qg_aux_loss_fn)(qg_node *node, qg_model *m, void *user, qg_tensor *loss);
+typedef struct qg_aux_loss {
+    char name[80];
+    qg_aux_loss_fn fn;
+    int node;
+    void *user;
+} qg_aux_loss;
+
+struct qg_method_cfg;
+
 struct qg_model {
     qg_ctx *ctx;
     char arch[64];
+    char shortcut;           /* the builder's shortcut option ('A', 'B'; 0 none) */
+    struct qg_method_cfg *methods;  /* a copy of the build's methods (owned), or NULL */
     int in_c, in_h, in_w, classes;
     int batch;               /* set by setup */
     int active;              /* samples of the batch holding data (<= batch): a
@@ -91,6 +104,8 @@ struct qg_model {
     int nacts, cap_acts;
     qg_param **params;       /* each allocated alone: pointers stay valid */
     int nparams, cap_params;
+    qg_aux_loss *aux;        /* auxiliary loss terms, in registration order */
+    int naux, cap_aux;
     cl_mem arena;            /* activations and their gradients */
     size_t arena_floats;
     qg_tensor *workspace;    /* shared scratch (im2col...) */
@@ -140,7 +155,10 @@ qg_status qg__model_forward(qg_model *m, int train);
 /* Backward from the logits gradient; parameter grads are overwritten. */
 qg_status qg__model_backward(qg_model *m);
 
-/* Adds every node's auxiliary loss (gating) into loss[0] (1 float, zeroed
+/* Registers an auxiliary loss term (see qg_aux_loss). */
+qg_status qg__model_add_aux_loss(qg_model *m, const char *name, qg_aux_loss_fn fn, int node,
+                                 void *user);
+/* Adds every auxiliary loss term (gating) into loss[0] (1 float, zeroed
  * here first) and its gradients; call after qg__model_backward. */
 qg_status qg__model_aux_loss(qg_model *m, qg_tensor *loss);
 /* Gate statistics over the gated nodes since the last reset. `on` counts

@@ -4,7 +4,7 @@ libqgate_la_SOURCES += \
 	src/model/graph.h src/model/graph.c src/model/grad_plan.c src/model/nodes.h src/model/nodes.c \
 	src/model/nodes_quant.h src/model/nodes_quant.c \
 	src/model/nodes_cg.h src/model/nodes_cg.c \
-	src/model/resnet.h src/model/resnet.c \
+	src/model/wquant.h src/model/wquant.c src/model/resnet.h src/model/resnet.c \
 	src/train/optim.h src/train/optim.c src/train/checkpoint.h src/train/checkpoint.c \
 	src/train/trainer.h src/train/trainer.c src/train/bench.h src/train/bench.c
 

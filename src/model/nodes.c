@@ -128,6 +128,8 @@ typedef struct conv_priv {
     int kept;                /* keep holds this step's planes */
     qg_tensor *wprep;        /* folded weights in the kernels' layout */
     unsigned fold_epoch;     /* m->freeze_epoch wf, bf and wprep belong to; 0 none */
+    qg_wquant *wq;           /* a method's weight quantizer, or NULL (float) */
+    const qg_tensor *weff;   /* the weights the last forward computed with */
 } conv_priv;
 
 static qg_status conv_fold_forward(qg_node *n, qg_model *m);
@@ -154,6 +156,12 @@ static qg_status conv_forward(qg_node *n, qg_model *m, int train)
 {
     conv_priv *p = n->priv;
     p->kept = 0;
+    p->weff = p->w->value;
+    if (p->wq) {
+        qg_status st = qg__wquant_forward(p->wq, m, train, &p->weff);
+        if (st != QG_OK)
+            return st;
+    }
     if (!train && p->fold && !m->no_eval_fold) {
         qg_status st = conv_fold_forward(n, m);
         if (st != QG_ERR_UNSUPPORTED)
@@ -166,7 +174,7 @@ static qg_status conv_forward(qg_node *n, qg_model *m, int train)
             return st;
     }
     p->kept = train && p->keep;
-    return qg__conv2d_fwd_keep(m->ctx, &p->d, IN0(n, m)->value, p->w->value,
+    return qg__conv2d_fwd_keep(m->ctx, &p->d, IN0(n, m)->value, p->weff,
                                p->b ? p->b->value : NULL, OUT(n, m)->value, m->workspace,
                                p->kept ? p->keep : NULL);
 }
@@ -176,11 +184,12 @@ static qg_status conv_backward(qg_node *n, qg_model *m)
     conv_priv *p = n->priv;
     /* The network input needs no gradient. */
     int want_dx = n->in[0] != 0;
-    return qg__conv2d_bwd_kept(m->ctx, &p->d, IN0(n, m)->value, OUT(n, m)->grad, p->w->value,
-                               want_dx ? IN0(n, m)->grad : NULL,
-                               want_dx ? qg__act_grad_begin(m, n->in[0]) : 0, p->w->grad,
-                               p->b ? p->b->grad : NULL, 0, m->workspace,
-                               p->kept ? p->keep : NULL);
+    qg_status st = qg__conv2d_bwd_kept(m->ctx, &p->d, IN0(n, m)->value, OUT(n, m)->grad,
+                                       p->weff, want_dx ? IN0(n, m)->grad : NULL,
+                                       want_dx ? qg__act_grad_begin(m, n->in[0]) : 0,
+                                       p->w->grad, p->b ? p->b->grad : NULL, 0, m->workspace,
+                                       p->kept ? p->keep : NULL);
+    return st == QG_OK ? qg__wquant_backward(p->wq, m, 0) : st;
 }
 
 static void conv_destroy(qg_node *n)
@@ -191,6 +200,7 @@ static void conv_destroy(qg_node *n)
         qg_tensor_free(p->bf);
         qg_tensor_free(p->keep);
         qg_tensor_free(p->wprep);
+        qg__wquant_free(p->wq);
     }
     destroy_free(n);
 }
@@ -200,6 +210,13 @@ static const qg_node_ops conv_ops = {.type = "conv2d", .setup = conv_setup,
 
 int qg__node_conv(qg_model *m, const char *name, int in, int cout, int k, int stride, int pad,
                   int groups, int bias, qg_rng *rng)
+{
+    return qg__node_conv_wq(m, name, in, cout, k, stride, pad, groups, bias, NULL, NULL, rng);
+}
+
+int qg__node_conv_wq(qg_model *m, const char *name, int in, int cout, int k, int stride,
+                     int pad, int groups, int bias, const qg_wquant_ops *wq,
+                     const void *wq_cfg, qg_rng *rng)
 {
     qg_act *x = qg__act(m, in);
     int cin = (int)x->shape[1], h = (int)x->shape[2], w = (int)x->shape[3];
@@ -229,11 +246,14 @@ int qg__node_conv(qg_model *m, const char *name, int in, int cout, int k, int st
             fill_uniform(p->b, 1.0 / sqrt(fan_in), rng) != QG_OK)
             goto fail;
     }
+    if (qg__wquant_new(m, wq, name, p->w, wq_cfg, &p->wq) != QG_OK)
+        goto fail;
     int out = qg__model_add_act(m, cout, oh, ow);
     if (out < 0 || qg__model_add_node(m, &conv_ops, name, in, -1, out, p) < 0)
         goto fail;
     return out;
 fail:
+    qg__wquant_free(p->wq);
     free(p);
     return -1;
 }
@@ -560,6 +580,8 @@ qg_status qg__nodes_link_eval_folds(qg_model *m)
             continue;
         conv_priv *p = c->priv;
         p->fold = NULL;
+        if (p->wq) /* the fold would scale float weights, not the quantized ones */
+            continue;
         int uses = 0;
         qg_node *bn = NULL;
         for (int j = 0; j < m->nnodes; j++)
@@ -723,12 +745,20 @@ int qg__node_gap(qg_model *m, const char *name, int in)
 typedef struct linear_priv {
     int in_f, out_f;
     qg_param *w, *b;
+    qg_wquant *wq;           /* a method's weight quantizer, or NULL (float) */
+    const qg_tensor *weff;   /* the weights the last forward computed with */
 } linear_priv;
 
 static qg_status linear_forward(qg_node *n, qg_model *m, int train)
 {
     linear_priv *p = n->priv;
-    return qg__linear_fwd(m->ctx, m->batch, p->in_f, p->out_f, IN0(n, m)->value, p->w->value,
+    p->weff = p->w->value;
+    if (p->wq) {
+        qg_status st = qg__wquant_forward(p->wq, m, train, &p->weff);
+        if (st != QG_OK)
+            return st;
+    }
+    return qg__linear_fwd(m->ctx, m->batch, p->in_f, p->out_f, IN0(n, m)->value, p->weff,
                           p->b->value, OUT(n, m)->value);
 }
 
@@ -736,14 +766,30 @@ static qg_status linear_backward(qg_node *n, qg_model *m)
 {
     linear_priv *p = n->priv;
     QG_ASSERT(!qg__act_grad_begin(m, n->in[0]));
-    return qg__linear_bwd(m->ctx, m->batch, p->in_f, p->out_f, IN0(n, m)->value, p->w->value,
-                          OUT(n, m)->grad, IN0(n, m)->grad, p->w->grad, p->b->grad, 0);
+    qg_status st = qg__linear_bwd(m->ctx, m->batch, p->in_f, p->out_f, IN0(n, m)->value,
+                                  p->weff, OUT(n, m)->grad, IN0(n, m)->grad, p->w->grad,
+                                  p->b->grad, 0);
+    return st == QG_OK ? qg__wquant_backward(p->wq, m, 0) : st;
+}
+
+static void linear_destroy(qg_node *n)
+{
+    linear_priv *p = n->priv;
+    if (p)
+        qg__wquant_free(p->wq);
+    destroy_free(n);
 }
 
 static const qg_node_ops linear_ops = {.type = "linear", .setup = NULL,
-                                     .forward = linear_forward, .backward = linear_backward, .destroy = destroy_free};
+                                     .forward = linear_forward, .backward = linear_backward, .destroy = linear_destroy};
 
 int qg__node_linear(qg_model *m, const char *name, int in, int out_features, qg_rng *rng)
+{
+    return qg__node_linear_wq(m, name, in, out_features, NULL, NULL, rng);
+}
+
+int qg__node_linear_wq(qg_model *m, const char *name, int in, int out_features,
+                       const qg_wquant_ops *wq, const void *wq_cfg, qg_rng *rng)
 {
     qg_act *x = qg__act(m, in);
     int in_f = (int)x->shape[1];
@@ -766,11 +812,14 @@ int qg__node_linear(qg_model *m, const char *name, int in, int out_features, qg_
     if (qg__model_add_param(m, pn, QG_PARAM_BIAS, 1, bs, &p->b) != QG_OK ||
         fill_uniform(p->b, 1.0 / sqrt((double)in_f), rng) != QG_OK)
         goto fail;
+    if (qg__wquant_new(m, wq, name, p->w, wq_cfg, &p->wq) != QG_OK)
+        goto fail;
     int out = qg__model_add_act(m, out_features, 0, 0);
     if (out < 0 || qg__model_add_node(m, &linear_ops, name, in, -1, out, p) < 0)
         goto fail;
     return out;
 fail:
+    qg__wquant_free(p->wq);
     free(p);
     return -1;
 }

@@ -7,10 +7,16 @@
 
 #include "core/rng.h"
 #include "model/graph.h"
+#include "model/wquant.h"
 #include "ops/conv.h"
 
 int qg__node_conv(qg_model *m, const char *name, int in, int cout, int k, int stride, int pad,
                   int groups, int bias, qg_rng *rng);
+/* The same with a method's weight quantizer (ops NULL: float weights);
+ * an eval-mode BN fold is skipped for quantized weights. */
+int qg__node_conv_wq(qg_model *m, const char *name, int in, int cout, int k, int stride,
+                     int pad, int groups, int bias, const qg_wquant_ops *wq,
+                     const void *wq_cfg, qg_rng *rng);
 int qg__node_bn(qg_model *m, const char *name, int in);
 /* Asks the batch norm node that produces activation `act` to write max |y|
  * + QG_QUANT_EPS (the PG scale of its output) into ymax in each training
@@ -42,6 +48,8 @@ int qg__node_relu(qg_model *m, const char *name, int in);
 int qg__node_residual(qg_model *m, const char *name, int main_in, int x_in, int stride);
 int qg__node_gap(qg_model *m, const char *name, int in);
 int qg__node_linear(qg_model *m, const char *name, int in, int out_features, qg_rng *rng);
+int qg__node_linear_wq(qg_model *m, const char *name, int in, int out_features,
+                       const qg_wquant_ops *wq, const void *wq_cfg, qg_rng *rng);
 
 /* Parameter initialisation on the host (seeded), uploaded to the device. */
 qg_status qg__param_init_normal(qg_param *p, double stddev, qg_rng *rng);

@@ -146,7 +146,7 @@ fail:
     return st;
 }
 
-static qg_status cg_aux(qg_node *n, qg_model *m, qg_tensor *loss)
+static qg_status cg_aux(qg_node *n, qg_model *m, void *user, qg_tensor *loss)
 {
     cg_priv *p = n->priv;
     if (p->cfg.coef == 0.0f)
@@ -192,7 +192,7 @@ static void cg_destroy(qg_node *n)
 
 static const qg_node_ops cgconv_ops = {.type = "cgconv2d", .setup = cg_setup,
                                        .forward = cg_forward, .backward = cg_backward,
-                                       .destroy = cg_destroy, .aux_loss = cg_aux,
+                                       .destroy = cg_destroy,
                                        .gate_counts = cg_counts, .gate_reset = cg_reset,
                                        .macs = cg_macs, .gated_cost = cg_cost};
 
@@ -251,12 +251,14 @@ int qg__node_cgconv(qg_model *m, const char *name, int in, int cout, int k, int 
         qg__param_init_const(p->rvar, 1.0f) != QG_OK)
         goto fail;
     int out = qg__model_add_act(m, cout, oh, ow);
-    if (out < 0 || qg__model_add_node(m, &cgconv_ops, name, in, -1, out, p) < 0) {
+    int node = out < 0 ? -1 : qg__model_add_node(m, &cgconv_ops, name, in, -1, out, p);
+    if (node < 0) {
         qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
         goto fail;
     }
     free(mask);
-    return out;
+    /* the gating loss coef*sum (delta - g)^2 as one of the model's loss terms */
+    return qg__model_add_aux_loss(m, name, cg_aux, node, NULL) == QG_OK ? out : -1;
 fail:
     free(mask);
     free(p);

@@ -1,5 +1,5 @@
-/* src/model/nodes_cg.h: the CGConv2d node (Channel Gating, spec §3.1,
- * DG:utils/cg_utils.py), built on src/cg/cg.h, src/ops/conv.h and the
+/* src/model/nodes_cg.h: the CGConv2d node (Channel Gating, docs/methods.md §4,
+ * dnn-gating utils/cg_utils.py), built on src/cg/cg.h, src/ops/conv.h and the
  * affine-free batch norm of src/ops/layers.h. Tests: tests/test_cgconv.c.
  *
  * State-dict names (as the reference's): <name>.weight [K,C,k,k],
@@ -13,7 +13,7 @@
 #include "core/rng.h"
 #include "model/graph.h"
 
-/* The reference's gating-loss factor, hard-coded in DG:cg-cifar10.py:
+/* The reference's gating-loss factor (docs/methods.md §4.5), in dnn-gating cg-cifar10.py:
  * loss = CE + 1e-4 * sum_layers sum_c (delta_c - g)^2. */
 #define QG_CG_LOSS_COEF 1e-4f
 

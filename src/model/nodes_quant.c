@@ -1,8 +1,8 @@
 /* src/model/nodes_quant.c: PACT, QuantizedConv2d and PGConv2d nodes (see
- * nodes_quant.h). The reference (DG:utils/pg_utils.py) computes the LSB
+ * nodes_quant.h). The reference (dnn-gating utils/pg_utils.py) computes the LSB
  * conv densely and masks it; so does this first version, so Y, the
  * gradients and the counters match it; skipping gated-off work is the
- * speed roadmap's job (DESIGN.md §6.9). */
+ * speed roadmap's job (docs/methods.md §2.9). */
 #include "config.h"
 
 #include <math.h>
@@ -99,14 +99,15 @@ typedef struct qconv_priv {
     qg_pg_cfg cfg;
     qg_conv_desc d;
     qg_param *w, *delta;
-    qg_tensor *wq, *sw, *sx;
+    qg_wquant *wquant;       /* the weights' quantizer (uniform at cfg.wbits) */
+    const qg_tensor *wq;     /* the weights the last forward computed with */
+    qg_tensor *sx;
     qg_tensor *xq, *xlsb;    /* input sized: quantized (or MSB) and LSB parts; xq
                                 created where the conv cannot quantize its input
                                 itself (always with PG) */
     int xq_fresh;            /* xq holds this step's quantized input */
     int sx_fresh;            /* the BN before wrote this step's scale into sx */
     int ste_in_bn;           /* the BN before applies the input STE (x != 0) */
-    unsigned wq_epoch;       /* m->freeze_epoch wq was quantized in; 0: none */
     qg_tensor *dxq;          /* input sized: gradient before the STE mask, where
                                 the conv cannot mask its store (else NULL) */
     qg_tensor *omsb, *olsb, *dmsb, *dlsb;   /* output sized (PG only) */
@@ -124,10 +125,6 @@ static qg_status qconv_setup(qg_node *n, qg_model *m, size_t *ws)
     QG_TRY(qg__conv_desc_init(m->ctx, &p->d, m->batch, (int)x->shape[1], (int)x->shape[2],
                               (int)x->shape[3], p->cout, p->k, p->k, p->stride, p->pad, 1));
     *ws = qg__conv_workspace_floats(&p->d);
-    if (!p->wq)
-        QG_TRY(qg_tensor_new(m->ctx, p->w->value->ndim, p->w->value->shape, QG_DTYPE_F32,
-                             "wq", &p->wq));
-    QG_TRY(qg__node_scalar(m, QG_DTYPE_F32, "sw", &p->sw));
     QG_TRY(qg__node_scalar(m, QG_DTYPE_F32, "sx", &p->sx));
     /* the scale from the pass that writes x, where a BN does */
     qg__node_bn_offer_ymax(m, n->in[0], p->sx, &p->sx_fresh);
@@ -142,7 +139,6 @@ static qg_status qconv_setup(qg_node *n, qg_model *m, size_t *ws)
     qg_tensor_free(p->keep);
     p->keep = NULL;
     p->keep_asked = p->kept = 0;
-    p->wq_epoch = 0;
     if (p->pg) {
         QG_TRY(qg__node_tensor_like(m, x, "xq", &p->xq));
         QG_TRY(qg__node_tensor_like(m, x, "xlsb", &p->xlsb));
@@ -154,11 +150,6 @@ static qg_status qconv_setup(qg_node *n, qg_model *m, size_t *ws)
     }
 fail:
     return st;
-}
-
-static qg_status quantize_weights(qconv_priv *p, qg_model *m)
-{
-    return qg__quant_fwd(m->ctx, p->w->value, p->cfg.wbits, QG_QSCALE_PG, p->sw, p->wq);
 }
 
 /* xq = the input quantized by this step's scale sx, unless already there. */
@@ -180,11 +171,7 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
 {
     qconv_priv *p = n->priv;
     qg_status st = QG_OK;
-    /* an evaluation pass (frozen parameters) quantizes the weights once */
-    int frozen = !train && m->frozen;
-    if (!frozen || p->wq_epoch != m->freeze_epoch)
-        QG_TRY(quantize_weights(p, m));
-    p->wq_epoch = frozen ? m->freeze_epoch : 0;
+    QG_TRY(qg__wquant_forward(p->wquant, m, train, &p->wq));
     const qg_tensor *x = IN0(n, m)->value;
     if (train)
         QG_TRY(qg__node_keep_planes(m, &p->d, &p->keep, &p->keep_asked));
@@ -209,7 +196,7 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
         }
         return st;
     }
-    /* PG: MSB and LSB parts from one pass with one scale (spec §1.1). */
+    /* PG: MSB and LSB parts from one pass with one scale (docs/methods.md §2.2). */
     QG_TRY(qg__quant_apply(m->ctx, x, p->sx, p->cfg.abits, p->cfg.pred_bits, NULL, p->xq,
                            p->xlsb, NULL));
     p->xq_fresh = 1;
@@ -248,8 +235,7 @@ static qg_status qconv_backward(qg_node *n, qg_model *m)
     const qg_tensor *mask = p->ste_in_bn ? NULL : x;
     /* the weights' STE in the weight gradient's last pass, unless PG's
      * LSB pass adds to it after */
-    qg_ste wste = qg__quant_ste(p->cfg.wbits);
-    const qg_tensor *wmask = !p->pg && wste == QG_STE_NONZERO ? p->w->value : NULL;
+    const qg_tensor *wmask = !p->pg ? qg__wquant_ste_mask(p->wquant) : NULL;
     st = ste == QG_STE_NONZERO ? qg__conv2d_bwd_masked(m->ctx, &p->d, p->xq_fresh ? p->xq : x,
                                                        dy_msb, p->wq, dx, acc, mask, p->w->grad,
                                                        0, wmask, m->workspace, keep)
@@ -271,13 +257,12 @@ static qg_status qconv_backward(qg_node *n, qg_model *m)
     if (p->pg)
         QG_TRY(qg__conv2d_bwd_weight(m->ctx, &p->d, p->xlsb, p->dlsb, p->w->grad, NULL,
                                      m->workspace, 1));
-    if (!wmask)
-        QG_TRY(qg__quant_ste_bwd(m->ctx, p->w->value, p->w->grad, p->w->grad, wste, 0));
+    QG_TRY(qg__wquant_backward(p->wquant, m, wmask != NULL));
 fail:
     return st;
 }
 
-static qg_status qconv_aux(qg_node *n, qg_model *m, qg_tensor *loss)
+static qg_status qconv_aux(qg_node *n, qg_model *m, void *user, qg_tensor *loss)
 {
     qconv_priv *p = n->priv;
     if (!p->pg || p->cfg.sigma == 0.0f)
@@ -301,7 +286,8 @@ static void qconv_destroy(qg_node *n)
     qconv_priv *p = n->priv;
     if (!p)
         return;
-    qg_tensor *ts[] = {p->wq, p->sw, p->sx, p->xq, p->xlsb, p->dxq, p->omsb, p->olsb,
+    qg__wquant_free(p->wquant);
+    qg_tensor *ts[] = {p->sx, p->xq, p->xlsb, p->dxq, p->omsb, p->olsb,
                        p->dmsb, p->dlsb, p->gc.count, p->keep};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
         qg_tensor_free(ts[i]);
@@ -322,7 +308,7 @@ static const qg_node_ops qconv_ops = {.type = "qconv2d", .setup = qconv_setup,
                                       .destroy = qconv_destroy, .macs = qconv_macs};
 static const qg_node_ops pgconv_ops = {.type = "pgconv2d", .setup = qconv_setup,
                                        .forward = qconv_forward, .backward = qconv_backward,
-                                       .destroy = qconv_destroy, .aux_loss = qconv_aux,
+                                       .destroy = qconv_destroy,
                                        .gate_counts = qconv_counts, .gate_reset = qconv_reset,
                                        .macs = qconv_macs};
 
@@ -347,7 +333,8 @@ static int add_qconv(qg_model *m, const char *name, int in, int cout, int k, int
     int64_t ws[4] = {cout, cin, k, k}, ds[4] = {1, cout, 1, 1};
     snprintf(pn, sizeof pn, "%s.weight", name);
     if (qg__model_add_param(m, pn, QG_PARAM_WEIGHT, 4, ws, &p->w) != QG_OK ||
-        qg__param_init_normal(p->w, sqrt(2.0 / (cin * k * k)), rng) != QG_OK)
+        qg__param_init_normal(p->w, sqrt(2.0 / (cin * k * k)), rng) != QG_OK ||
+        qg__wquant_new(m, &qg__wquant_uniform, name, p->w, &p->cfg.wbits, &p->wquant) != QG_OK)
         goto fail;
     if (pg) {
         snprintf(pn, sizeof pn, "%s.threshold", name);
@@ -355,10 +342,16 @@ static int add_qconv(qg_model *m, const char *name, int in, int cout, int k, int
             goto fail;
     }
     int out = qg__model_add_act(m, cout, oh, ow);
-    if (out < 0 || qg__model_add_node(m, pg ? &pgconv_ops : &qconv_ops, name, in, -1, out, p) < 0)
+    int node = out < 0 ? -1 : qg__model_add_node(m, pg ? &pgconv_ops : &qconv_ops, name, in, -1,
+                                                  out, p);
+    if (node < 0)
         goto fail;
+    /* the gating loss sigma*||delta - g|| as one of the model's loss terms */
+    if (pg && qg__model_add_aux_loss(m, name, qconv_aux, node, NULL) != QG_OK)
+        return -1; /* the node owns p now */
     return out;
 fail:
+    qg__wquant_free(p->wquant);
     free(p);
     return -1;
 }

@@ -1,4 +1,4 @@
-/* src/model/nodes_quant.h: quantized and gated node types (spec §1):
+/* src/model/nodes_quant.h: quantized and gated node types (docs/methods.md §2, §5):
  * PACT clip, QuantizedConv2d and PGConv2d, built on src/quant/quant.h and
  * src/ops/conv.h. Weights and activations use PG-PyTorch's sign-magnitude,
  * whole-tensor max-scaled quantizer; round half to even. */

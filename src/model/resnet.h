@@ -10,6 +10,7 @@
 #include "model/graph.h"
 #include "model/nodes_cg.h"
 #include "model/nodes_quant.h"
+#include "qgate/method.h"
 
 typedef struct qg_resnet_opts {
     int depth;          /* 20, 32, 44, 56, 110: 6n+2 */
@@ -17,22 +18,17 @@ typedef struct qg_resnet_opts {
     int in_c, in_h, in_w;
     int classes;
     uint64_t seed;      /* weight initialisation */
-    /* Quantized / gated variants (spec §1.6); all off = full precision. */
-    int quant;          /* block convs quantized at cfg.wbits / cfg.abits */
-    int pg;             /* each block's conv1 is a PGConv2d (implies quant) */
-    int pact;           /* PACT clips instead of ReLU: one alpha per block, one
-                           for the stem, named <block>.relu.upper_bound */
+    /* The methods (quantization, PACT, precision or channel gating; NULL =
+     * full precision), as one configuration (qgate/method.h), validated
+     * here with qg_method_cfg_check. Quantized / PG: the block convs
+     * (docs/methods.md §2.6, §5); PACT: one alpha per block, one for the stem, named
+     * <block>.relu.upper_bound; CG: each block's conv1 is a CGConv2d, and
+     * with postact the block is relu(bn1(conv1 x)) -> relu(bn2(conv2 .)) +
+     * the shortcut, no ReLU after the add, both convs gated (docs/methods.md §4.6). Other methods
+     * act through their weight quantizers (per layer role) and hooks. */
+    const qg_method_cfg *methods;
     int pact_unfused;   /* PACT as its own node after the batch norm, not
                            fused into it (tests compare the two graphs) */
-    qg_pg_cfg cfg;
-    /* Channel gating (spec §3.2): each block's conv1 is a CGConv2d; with
-     * postact the block is relu(bn1(conv1 x)) -> relu(bn2(conv2 .)) + the
-     * shortcut, no ReLU after the add, and both convs are CGConv2d.
-     * Excludes quant, pg and pact (the reference's CG ResNet is full
-     * precision with plain ReLUs). */
-    int cg;
-    int postact;        /* needs cg */
-    qg_cg_cfg cg_cfg;
 } qg_resnet_opts;
 
 qg_status qg__model_resnet_cifar(qg_ctx *ctx, const qg_resnet_opts *o, qg_model **out);

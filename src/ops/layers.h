@@ -29,7 +29,7 @@ qg_status qg__bn_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *dy,
 
 /* Batch norm with a residual add and an activation fused behind it:
  * y = act(bn(x) + res) (res NULL: no add). act: QG_BN_NONE, QG_BN_RELU,
- * or QG_BN_PACT, PACT's clip to [0, alpha[0]] (spec §1.2). The backward
+ * or QG_BN_PACT, PACT's clip to [0, alpha[0]] (docs/methods.md §5.3). The backward
  * masks dy by y > 0 for the ReLU, or, when y is NULL (no residual; beta
  * given through `pact`, whose other members are then unused), by the
  * pre-activation recomputed from x as PACT does, one tensor less to read;

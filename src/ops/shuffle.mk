@@ -22,7 +22,7 @@ tests_test_dwconv_LDADD = $(TEST_LDADD)
 TESTS += tests/test_dwconv
 noinst_PROGRAMS += bench/bench_dwconv
 bench_bench_dwconv_SOURCES = bench/bench_dwconv.c bench/bench_util.h
-bench_bench_dwconv_LDADD = libqgate.la $(OPENCL_LIBS) -lm
+bench_bench_dwconv_LDADD = libqgate_internal.la $(OPENCL_LIBS) -lm
 
 # 'SAME'-padded max pool (extends src/ops/pool.c, cl/pool.cl) and GAP 7x7.
 libqgate_la_SOURCES += src/ref/ref_pool_same.h src/ref/ref_pool_same.c

@@ -1,7 +1,7 @@
 /* src/quant/quant.h: quantizers, PACT and the PG gate on device tensors
  * (launchers in src/quant/quant.c for cl/quant.cl). C twins:
  * src/ref/ref_quant.h; tests: tests/test_quant.c. Math and oracles:
- * shared/spec/algorithms.md §0, §1.1-1.5, §2.1-2.2, §6.1, §8.
+ * docs/methods.md §1, §2.2-2.5, §3.2-3.3, §5, §9.
  *
  * All float tensors are contiguous F32; counts are I32. Scales, PACT alpha,
  * gradients of scalars and counters stay on the device: nothing here reads
@@ -20,7 +20,7 @@
  *     sign(x), then multiply the result by the detached sign again; round,
  *     floor and clamp are identities. So d out/dx = sign(x)^2: 1 for x != 0
  *     (also outside the clamp range), 0 at x == 0 (QG_STE_NONZERO). This is
- *     what makes d(Quant - Trunc)/dx = 0 (spec §1.4).
+ *     what makes d(Quant - Trunc)/dx = 0 (docs/methods.md §2.4).
  *   - Binarize (bits == 1) and identity (bits == 0): d out/dx = 1
  *     (QG_STE_IDENTITY), as is BSQ's activation STE.
  *   qg__quant_ste() returns the right mode for a bit width.
@@ -69,7 +69,7 @@ size_t qg__quant_scale_numel(const qg_tensor *x, qg_qscale mode);
  * s = 0, which qg__quant_apply maps to 0 (the TF reference makes 0/0 NaN). */
 qg_status qg__quant_scale(qg_ctx *ctx, const qg_tensor *x, qg_qscale mode, qg_tensor *s);
 
-/* Round-to-bits with the given scales (spec §1.1, §2.1), one pass:
+/* Round-to-bits with the given scales (docs/methods.md §2.2, §3.2), one pass:
  *   q    = rint(clamp(|x|/s, 0, 1) * (2^bits-1))         (integer code)
  *   full = q/(2^bits-1) * s * sign(x)                    (TorchRoundToBits)
  *   msb  = floor(q / 2^(bits-msb_bits)) * 2^(bits-msb_bits)/(2^bits-1) * s * sign(x)
@@ -97,7 +97,7 @@ qg_status qg__quant_fwd(qg_ctx *ctx, const qg_tensor *x, int bits, qg_qscale mod
 qg_status qg__quant_ste_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *dy,
                             qg_tensor *dx, qg_ste mode, int accumulate);
 
-/* ---- DoReFa weights, ProQHA (spec §6.1) ----
+/* ---- DoReFa weights, ProQHA (docs/methods.md §5.4) ----
  * bits >= 32: wq = w. bits == 1: E = mean|w|, wq = sign(w/E)*E (0 where
  * E == 0). Otherwise t = tanh(w), M = max|t|, u = t/2/M + 0.5,
  * wq = 2*(rint(u*(2^bits-1))/(2^bits-1)) - 1 (in [-1,1], not rescaled).
@@ -126,7 +126,7 @@ qg_status qg__dorefa_bwd(qg_ctx *ctx, const qg_tensor *w, int bits, const qg_ten
                          const qg_tensor *dwq, qg_tensor *dw, qg_dorefa_grad mode,
                          qg_tensor *ws, int accumulate);
 
-/* ---- PACT clip (spec §1.2, §2.2, §4.4, T8.7) ----
+/* ---- PACT clip (docs/methods.md §5.3, oracle PACT-1) ----
  * y = clamp(x, 0, alpha); alpha is a 1-element tensor. The references
  * differ only at the boundaries:
  *   QG_PACT_PG:  dx = dy on 0 <= x <= alpha, dalpha += sum dy over x > alpha
@@ -148,7 +148,7 @@ qg_status qg__pact_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *alpha,
                        const qg_tensor *dy, qg_tensor *dx, qg_tensor *dalpha,
                        qg_pact_mode mode, qg_tensor *ws, int accumulate);
 
-/* ---- PACT quantizer, ProQHA (spec §6.1, T8.8) ----
+/* ---- PACT quantizer, ProQHA (docs/methods.md §5.5, oracle PQ-A1) ----
  * y = 0.5*((|x| - |x-alpha|) + alpha) (PQ's formula, = clamp(x,0,alpha) up
  * to float rounding, evaluated the same way); bits >= 32: q = y; else
  * v = y*(2^bits-1)/alpha, q = rint(v)*alpha/(2^bits-1).
@@ -165,7 +165,7 @@ qg_status qg__pact_quant_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *a
                              const qg_tensor *dy, qg_tensor *dx, qg_tensor *dalpha,
                              qg_tensor *ws, int accumulate);
 
-/* ---- PG gate (spec §1.3-1.4, T8.4) ----
+/* ---- PG gate (docs/methods.md §2.3-2.4, oracle PG-G1) ----
  * O_msb, O_lsb, Y, dY, dO_msb, dO_lsb are [N,C,H,W]; delta is [C] (the
  * [1,C,1,1] parameter); slope is PG's alpha (5).
  *   s = sigmoid(slope*(O_msb - delta_c)) = 1/(1+exp(-z)),  mask = s > 0.5
@@ -183,7 +183,7 @@ qg_status qg__pg_gate_bwd(qg_ctx *ctx, const qg_tensor *o_msb, const qg_tensor *
                           const qg_tensor *o_lsb, const qg_tensor *dy, float slope, int spbp,
                           qg_tensor *d_msb, qg_tensor *d_lsb, qg_tensor *delta_grad);
 
-/* ---- Gating losses (spec §1.5, §2.4, §3, T8.6) ----
+/* ---- Gating losses (docs/methods.md §2.5, §3.5, §4.5, oracle GATE-L1) ----
  * For one layer's thresholds delta [C] and target g:
  *   QG_GATE_LOSS_PG: coef*||delta - g||_2 (un-squared), grad coef*(delta_c-g)/||delta-g||_2
  *                    (0 where the norm is 0, as torch.norm's backward)

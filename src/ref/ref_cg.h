@@ -3,7 +3,7 @@
  * kernels' (and the reference's) order of operations; the threshold
  * gradient sums in double. The per-element gate is PG's
  * (qg_ref_pg_gate_elem with slope alpha on the batch-normed base path):
- * spec §3.1 calls it the same STE pattern, and T8.5 pins its numbers.
+ * docs/methods.md §4.3: the same STE pattern; oracle CG-G1 pins its numbers.
  * Outputs are overwritten unless documented "+=". */
 #ifndef QG_REF_CG_H
 #define QG_REF_CG_H

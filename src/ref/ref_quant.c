@@ -1,6 +1,6 @@
 /* src/ref/ref_quant.c: plain-C oracles for cl/quant.cl (contract:
- * src/quant/quant.h; tests: tests/test_quant.c). Spec:
- * shared/spec/algorithms.md §1.1-1.5, §2.1-2.2, §6.1. Each expression is
+ * src/quant/quant.h; tests: tests/test_quant.c). Math:
+ * docs/methods.md §2.2-2.5, §3.2-3.3, §5.3-5.5. Each expression is
  * written in the reference implementation's order (noted where it is not
  * obvious) so float results match it bit for bit. */
 #include "config.h"

@@ -46,7 +46,7 @@ void qg_ref_pact_quant_fwd(size_t n, const float *x, float alpha, int bits, floa
 void qg_ref_pact_quant_bwd(size_t n, const float *x, float alpha, int bits, const float *dy,
                            float *dx, float *dalpha, int accumulate);
 
-/* The PG gate at one element (T8.4): s = sigmoid(slope*(o - delta)),
+/* The PG gate at one element (PG-G1): s = sigmoid(slope*(o - delta)),
  * returns mask (s > 0.5); *dmask_ddelta = the surrogate -slope*s*(1-s), or 0
  * when spbp and s < 0.5. s and dmask_ddelta may be NULL. */
 int qg_ref_pg_gate_elem(float o, float delta, float slope, int spbp, float *s,

@@ -13,7 +13,7 @@
 #include "core/rng.h"
 #include "cl/ctx.h"
 #include "model/nodes.h"
-#include "model/resnet.h"
+#include "method/method.h"
 #include "ops/layers.h"
 #include "tensor/tensor_impl.h"
 #include "train/bench.h"
@@ -43,20 +43,8 @@ qg_status qg__bench_train(const qg_bench_cfg *cfg, qg_bench_result *out)
 
     qg_ctx_opts co = {.device = cfg->device, .verbose = cfg->verbose};
     QG_TRY(qg_ctx_new(&co, &ctx));
-    int depth = 0;
-    if (sscanf(cfg->model, "resnet%d", &depth) != 1) {
-        st = qg__error(ctx, QG_ERR_INVALID_ARG, "unknown --model '%s'", cfg->model);
-        goto fail;
-    }
-    qg_resnet_opts ro = {.depth = depth, .shortcut = cfg->shortcut, .in_c = cfg->in_c,
-                         .in_h = cfg->in_h, .in_w = cfg->in_w, .classes = cfg->classes,
-                         .seed = 1, .quant = cfg->quant, .pg = cfg->pg, .pact = cfg->pact,
-                         .cfg = cfg->qcfg, .cg = cfg->cg, .postact = cfg->postact,
-                         .cg_cfg = cfg->cgcfg};
-    ro.cg_cfg.gtar = cfg->qcfg.gtar;
-    ro.cg_cfg.coef = cfg->qcfg.sigma;
-    ro.cg_cfg.spbp = cfg->qcfg.spbp;
-    QG_TRY(qg__model_resnet_cifar(ctx, &ro, &m));
+    QG_TRY(qg__model_build(ctx, cfg->model, cfg->shortcut, cfg->in_c, cfg->in_h, cfg->in_w,
+                           cfg->classes, 1, cfg->methods, &m));
     QG_TRY(qg__model_setup(m, cfg->batch));
     if (cfg->profile)
         QG_TRY(qg__model_profile_enable(m));
@@ -107,7 +95,9 @@ qg_status qg__bench_train(const qg_bench_cfg *cfg, qg_bench_result *out)
         if (!cfg->eval) {
             QG_TRY(qg__model_backward(m));
             QG_TRY(qg__model_aux_loss(m, aux)); /* gating loss and its gradient (PG) */
+            QG_TRY(qg__methods_grad_hook(m, cfg->methods));
             QG_TRY(qg__optim_step(m, &oc, 0.01f, s + 1));
+            QG_TRY(qg__methods_post_step(m, cfg->methods));
         }
         QG_TRY(qg_ctx_finish(ctx));
         double dt = now_s() - t0;

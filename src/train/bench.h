@@ -3,17 +3,13 @@
 #ifndef QG_TRAIN_BENCH_H
 #define QG_TRAIN_BENCH_H
 
-#include "model/nodes_cg.h"
 #include "train/trainer.h"
 
 typedef struct qg_bench_cfg {
     const char *device;
     const char *model;
     char shortcut;
-    int quant, pg, pact;     /* quantized / precision-gated / PACT variants */
-    qg_pg_cfg qcfg;          /* as qg_train_cfg */
-    int cg, postact;         /* channel-gated ResNet (as qg_train_cfg) */
-    qg_cg_cfg cgcfg;
+    const qg_method_cfg *methods;   /* NULL: full precision */
     int in_c, in_h, in_w, classes;
     int batch;
     int warmup, steps;

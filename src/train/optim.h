@@ -5,41 +5,14 @@
 #define QG_TRAIN_OPTIM_H
 
 #include "model/graph.h"
+#include "qgate/train.h"
 
-typedef enum qg_optim_kind { QG_OPTIM_SGD = 0, QG_OPTIM_ADAM = 1 } qg_optim_kind;
-
-typedef struct qg_optim_cfg {
-    qg_optim_kind kind;
-    float lr;               /* base learning rate */
-    float momentum;         /* SGD */
-    int nesterov;
-    float weight_decay;
-    /* Which parameter kinds get weight decay (bit i = qg_param_kind i). */
-    unsigned decay_kinds;
-    float beta1, beta2, eps; /* Adam */
-    float clip_norm;        /* > 0: clip the global gradient L2 norm */
-} qg_optim_cfg;
-
-#define QG_DECAY_ALL ((1u << QG_PARAM_WEIGHT) | (1u << QG_PARAM_BIAS) | (1u << QG_PARAM_BN) | \
-                      (1u << QG_PARAM_GATE) | (1u << QG_PARAM_CLIP))
-
-typedef enum qg_sched_kind {
-    QG_SCHED_CONST = 0,
-    QG_SCHED_MULTISTEP = 1, /* lr * gamma^(number of milestones <= epoch) */
-    QG_SCHED_COSINE = 2,    /* per epoch, CosineAnnealingLR(T_max = epochs, eta_min) */
-    QG_SCHED_POLY = 3       /* per step: (lr - end) * (1 - t/T)^power + end; power 1 = linear */
-} qg_sched_kind;
-
-typedef struct qg_schedule {
-    qg_sched_kind kind;
-    int milestones[16];
-    int nmilestones;
-    float gamma;
-    float end_lr;           /* cosine eta_min, poly end */
-    float power;
-    int epochs;
-    long steps_per_epoch;
-} qg_schedule;
+/* qg_optim_cfg, qg_schedule and the QG_DECAY_* kinds are public
+ * (qgate/train.h); a decay bit is 1 << qg_param_kind. */
+_Static_assert(QG_DECAY_WEIGHT == 1u << QG_PARAM_WEIGHT && QG_DECAY_BIAS == 1u << QG_PARAM_BIAS &&
+                   QG_DECAY_BN == 1u << QG_PARAM_BN && QG_DECAY_GATE == 1u << QG_PARAM_GATE &&
+                   QG_DECAY_CLIP == 1u << QG_PARAM_CLIP,
+               "QG_DECAY_* follow qg_param_kind");
 
 float qg__schedule_lr(const qg_schedule *s, float base_lr, int epoch, long step_in_epoch);
 /* Parses "100,150" into milestones; returns 0 on a malformed list. */

@@ -1,20 +1,27 @@
-/* src/train/trainer.c: the training loop (see trainer.h). One step:
- * upload the batch the loader thread prepared, forward, softmax-CE (loss,
- * correct count and logits gradient in one kernel), backward, optimizer
- * step; the two scalars the progress line shows are the only reads. */
+/* src/train/trainer.c: the training loop and evaluation (qgate/train.h,
+ * trainer.h). One step: upload the batch the loader thread prepared,
+ * forward, softmax-CE (loss, correct count and logits gradient in one
+ * kernel), backward, the auxiliary loss terms, the methods' gradient hooks,
+ * optimizer step, the methods' post-step hooks; the two scalars the
+ * progress shows are the only reads. Nothing is printed: the caller's
+ * callback gets progress, epochs and metrics. */
 #include "config.h"
 
 #include <math.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/error.h"
 #include "core/fileio.h"
 #include "cl/ctx.h"
+#include "method/method.h"
 #include "model/resnet.h"
 #include "model/safetensors.h"
 #include "ops/layers.h"
@@ -29,7 +36,7 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-void qg__train_cfg_defaults(qg_train_cfg *c)
+void qg_train_cfg_defaults(qg_train_cfg *c)
 {
     memset(c, 0, sizeof *c);
     c->model = "resnet20";
@@ -52,15 +59,13 @@ void qg__train_cfg_defaults(qg_train_cfg *c)
     c->sched.kind = QG_SCHED_COSINE;
     c->sched.gamma = 0.1f;
     c->sched.power = 1.0f;
-    c->progress = -1;
-    c->qcfg.wbits = 8;
-    c->qcfg.abits = 8;
-    c->qcfg.pred_bits = 4;
-    c->qcfg.gtar = 0.0f;
-    c->qcfg.sigma = 0.001f;
-    c->cgcfg.partitions = 4;     /* the reference's -pt default */
-    c->cgcfg.alpha = 2.0f;
-    c->cgcfg.ginit = 0.0f;       /* the scripts' -gi 0.0 */
+}
+
+/* The folder-dataset options of a run (src/data/folder.c). */
+static qg_data_opts data_opts(const qg_train_cfg *c)
+{
+    qg_data_opts o = {c->input_size, c->resize, c->normalize, c->workers};
+    return o;
 }
 
 void qg__data_defaults(const char *name, qg_loader_opts *lo, int *crop_pad, int *flip)
@@ -166,83 +171,108 @@ fail:
     return st;
 }
 
-/* Gate counters of the gated layers and, for layers whose skipped work is
- * real compute (CG), the FLOP accounting: the share of outputs skipping
- * the update ("update-phase sparsity", as the references print it) and
- * dense MACs / effective MACs, per layer and for the whole model with the
- * non-gated layers at full cost. Reads the device counters. */
-typedef struct gate_report {
-    int k;                      /* gated layers */
-    long long total, on;
-    const char **names;
-    long long *nt, *no;
-    int ncost;                  /* layers with a FLOP cost (== k, or 0) */
-    double full, eff;           /* MACs per image, dense and effective */
-    double *cost;               /* per layer: effective / dense */
-} gate_report;
+/* The methods' metrics of one phase, collected through a sink (the keys
+ * and layer names are copied: the model may be freed before they are
+ * read). */
+typedef struct metric_list {
+    qg_metric *v;
+    size_t n, cap;
+} metric_list;
 
-static void gate_report_free(gate_report *r)
+static void metric_list_clear(metric_list *l)
 {
-    free(r->names);
-    free(r->nt);
-    free(r->no);
-    free(r->cost);
-    memset(r, 0, sizeof *r);
-}
-
-static qg_status gate_report_get(qg_model *m, gate_report *r)
-{
-    qg_status st = QG_OK;
-    size_t n = (size_t)(m->nnodes > 0 ? m->nnodes : 1);
-    memset(r, 0, sizeof *r);
-    r->names = calloc(n, sizeof *r->names);
-    r->nt = calloc(n, sizeof *r->nt);
-    r->no = calloc(n, sizeof *r->no);
-    r->cost = calloc(n, sizeof *r->cost);
-    if (!r->names || !r->nt || !r->no || !r->cost) {
-        st = qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
-        goto fail;
+    for (size_t i = 0; i < l->n; i++) {
+        free((char *)l->v[i].key);
+        free((char *)l->v[i].layer);
     }
-    QG_TRY(qg__model_gate_stats(m, &r->total, &r->on, &r->k, r->names, r->nt, r->no));
-    QG_TRY(qg__model_gate_flops(m, &r->full, &r->eff, &r->ncost, r->cost));
-    if (r->ncost != r->k)
-        r->ncost = 0;
-    return QG_OK;
-fail:
-    gate_report_free(r);
-    return st;
+    l->n = 0;
 }
 
-static double sparsity(long long total, long long on)
+static void metric_list_free(metric_list *l)
 {
-    return total ? 1.0 - (double)on / (double)total : 0.0;
+    metric_list_clear(l);
+    free(l->v);
+    memset(l, 0, sizeof *l);
 }
 
-static double reduction(double full, double eff)
+static void metric_add(metric_list *l, const char *key, const char *layer, double value)
 {
-    return eff > 0 ? full / eff : 1.0;
-}
-
-/* " sparsity 45.1% FLOPs /1.83" (progress) or ", update-phase sparsity
- * 45.1%, FLOP reduction 1.83x" (epoch line); "" without gated layers. */
-static void gate_summary(qg_model *m, int epoch_line, char *buf, size_t cap)
-{
-    gate_report r;
-    buf[0] = 0;
-    if (gate_report_get(m, &r) != QG_OK)
-        return;
-    if (!r.k) {
-        gate_report_free(&r);
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 32;
+        qg_metric *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return; /* a metric lost to memory shortage is not worth a failed run */
+        l->v = v;
+        l->cap = cap;
+    }
+    char *k = strdup(key), *y = layer ? strdup(layer) : NULL;
+    if (!k || (layer && !y)) {
+        free(k);
+        free(y);
         return;
     }
-    int len = snprintf(buf, cap, epoch_line ? ", update-phase sparsity %.1f%%"
-                                            : " sparsity %.1f%%",
-                       100 * sparsity(r.total, r.on));
-    if (r.ncost && len > 0 && (size_t)len < cap)
-        snprintf(buf + len, cap - (size_t)len, epoch_line ? ", FLOP reduction %.2fx"
-                                                          : " FLOPs /%.2f",
-                 reduction(r.full, r.eff));
-    gate_report_free(&r);
+    l->v[l->n++] = (qg_metric){k, y, value};
+}
+
+static void sink_scalar(void *user, const char *key, double value)
+{
+    metric_add(user, key, NULL, value);
+}
+
+static void sink_layer(void *user, const char *key, const char *layer, double value)
+{
+    metric_add(user, key, layer, value);
+}
+
+static qg_status collect_metrics(qg_model *m, const qg_method_cfg *mc, const char *prefix,
+                                 metric_list *l)
+{
+    qg_metric_sink sink = {sink_scalar, sink_layer, l};
+    return qg__methods_metrics(m, mc, prefix, &sink);
+}
+
+/* The metrics as JSON members: scalars as "key": v, per-layer ones grouped
+ * as "key": {"layer": v, ...} in first-seen order. */
+static void json_metrics(FILE *f, const metric_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const qg_metric *x = &l->v[i];
+        if (!x->layer) {
+            fprintf(f, ", \"%s\": %.*g", x->key, fabs(x->value) >= 1e6 ? 15 : 6, x->value);
+            continue;
+        }
+        int first = 1;
+        for (size_t j = 0; j < i; j++)
+            if (l->v[j].layer && strcmp(l->v[j].key, x->key) == 0)
+                first = 0;
+        if (!first)
+            continue;
+        fprintf(f, ", \"%s\": {", x->key);
+        int k = 0;
+        for (size_t j = i; j < l->n; j++)
+            if (l->v[j].layer && strcmp(l->v[j].key, x->key) == 0)
+                fprintf(f, "%s\"%s\": %.6f", k++ ? ", " : "", l->v[j].layer, l->v[j].value);
+        fputc('}', f);
+    }
+}
+
+static void emit(const qg_train_cfg *cfg, const qg_train_event *ev)
+{
+    if (cfg->callback)
+        cfg->callback(ev, cfg->user);
+}
+
+static void info(const qg_train_cfg *cfg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void info(const qg_train_cfg *cfg, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    qg_train_event ev = {.kind = QG_TRAIN_EV_INFO, .text = buf};
+    emit(cfg, &ev);
 }
 
 qg_status qg__evaluate(qg_model *m, const qg_dataset *ds, int batch, const qg_loader_opts *lo,
@@ -289,52 +319,6 @@ fail:
     return st;
 }
 
-/* Per-layer and total update-phase sparsity (share of outputs that
- * skipped the full-precision update), as the reference prints it, and the
- * FLOP reduction where the gating skips compute. */
-static void print_gates(qg_model *m, FILE *f)
-{
-    gate_report r;
-    if (gate_report_get(m, &r) != QG_OK)
-        return;
-    for (int i = 0; i < r.k; i++) {
-        fprintf(f, "  %-22s update-phase sparsity %5.1f%%", r.names[i],
-                100 * sparsity(r.nt[i], r.no[i]));
-        if (r.ncost)
-            fprintf(f, "  FLOP reduction %5.2fx", 1.0 / r.cost[i]);
-        fputc('\n', f);
-    }
-    if (r.k)
-        fprintf(f, "Sparsity of the update phase: %.1f %%\n", 100 * sparsity(r.total, r.on));
-    if (r.ncost)
-        fprintf(f, "FLOP reduction of the model: %.2fx (%.1f of %.1f MFLOPs per image)\n",
-                reduction(r.full, r.eff), 2e-6 * r.eff, 2e-6 * r.full);
-    gate_report_free(&r);
-}
-
-/* The gating fields of a metrics line; `prefix` "" (test) or "train_". */
-static void json_gates(FILE *f, const gate_report *r, const char *prefix, int per_layer)
-{
-    if (r->k)
-        fprintf(f, ", \"%ssparsity\": %.6f", prefix, sparsity(r->total, r->on));
-    if (r->ncost)
-        fprintf(f, ", \"%sflop_reduction\": %.6f", prefix, reduction(r->full, r->eff));
-    if (per_layer && r->k) {
-        fprintf(f, ", \"%ssparsity_layers\": {", prefix);
-        for (int i = 0; i < r->k; i++)
-            fprintf(f, "%s\"%s\": %.6f", i ? ", " : "", r->names[i],
-                    sparsity(r->nt[i], r->no[i]));
-        fputc('}', f);
-    }
-    if (per_layer && r->ncost) {
-        fprintf(f, ", \"%sflop_reduction_layers\": {", prefix);
-        for (int i = 0; i < r->k; i++)
-            fprintf(f, "%s\"%s\": %.6f", i ? ", " : "", r->names[i], 1.0 / r->cost[i]);
-        fprintf(f, "}, \"macs_dense\": %.0f, \"%smacs_effective\": %.0f", r->full, prefix,
-                r->eff);
-    }
-}
-
 static int depth_of(const char *model)
 {
     if (strncmp(model, "resnet", 6) != 0)
@@ -344,77 +328,84 @@ static int depth_of(const char *model)
     return *end == 0 ? (int)d : 0;
 }
 
-static qg_status build_model(qg_ctx *ctx, const qg_train_cfg *cfg, const char *model,
-                             char shortcut, int c, int h, int w, int classes, uint64_t seed,
-                             qg_model **out)
+qg_status qg__model_build(qg_ctx *ctx, const char *arch, char shortcut, int c, int h, int w,
+                          int classes, uint64_t seed, const qg_method_cfg *methods,
+                          qg_model **out)
 {
-    int depth = depth_of(model);
+    int depth = depth_of(arch);
     if (!depth || (depth - 2) % 6 != 0)
         return qg__error(ctx, QG_ERR_INVALID_ARG, "unknown model '%s' (--model): use resnet20, "
-                         "resnet32, resnet44, resnet56 or resnet110", model);
-    qg_resnet_opts ro = {.depth = depth, .shortcut = shortcut, .in_c = c, .in_h = h,
-                         .in_w = w, .classes = classes, .seed = seed, .quant = cfg->quant,
-                         .pg = cfg->pg, .pact = cfg->pact, .cfg = cfg->qcfg, .cg = cfg->cg,
-                         .postact = cfg->postact, .cg_cfg = cfg->cgcfg};
-    ro.cg_cfg.gtar = cfg->qcfg.gtar;
-    ro.cg_cfg.coef = cfg->qcfg.sigma;
-    ro.cg_cfg.spbp = cfg->qcfg.spbp;
+                         "resnet32, resnet44, resnet56 or resnet110", arch);
+    qg_resnet_opts ro = {.depth = depth, .shortcut = shortcut ? shortcut : 'A', .in_c = c,
+                         .in_h = h, .in_w = w, .classes = classes, .seed = seed,
+                         .methods = methods};
     return qg__model_resnet_cifar(ctx, &ro, out);
 }
 
-static void fmt_eta(double s, char *buf, size_t cap)
+/* Checkpoint metadata: the run's position and shapes, then the method
+ * configuration (src/method/method.c writes its keys). */
+typedef struct meta_buf {
+    qg_st_meta v[96];
+    size_t n;
+} meta_buf;
+
+static void meta_add(void *user, const char *key, const char *value)
 {
-    if (!(s >= 0) || s > 1e7)
-        snprintf(buf, cap, "?");
-    else if (s >= 3600)
-        snprintf(buf, cap, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
-    else
-        snprintf(buf, cap, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+    meta_buf *b = user;
+    if (b->n < sizeof b->v / sizeof *b->v)
+        b->v[b->n++] = (qg_st_meta){key, value};
 }
 
-typedef struct run_meta {
-    char epoch[24], batch[24], step[24], in_c[16], in_h[16], in_w[16], classes[16];
-    char shortcut[4], seed[32], lr[32], wbits[8], abits[8], pb[8], gtar[32], sigma[32];
-    char pt[8], ginit[32], alpha[32];
-} run_meta;
+static qg_status save_model(qg_model *m, const char *arch, char shortcut, const char *data,
+                            const qg_method_cfg *mc, const char *path, int with_optimizer,
+                            const qg_train_cfg *cfg, int epoch, long batch_in_epoch, long step)
+{
+    char ep[24], bt[24], sp[24], c[16], h[16], w[16], k[16], sc[4], seed[32], lr[32], bsz[16];
+    char scratch[QG_METHOD_META_SCRATCH];
+    meta_buf b = {.n = 0};
+    snprintf(c, sizeof c, "%d", m->in_c);
+    snprintf(h, sizeof h, "%d", m->in_h);
+    snprintf(w, sizeof w, "%d", m->in_w);
+    snprintf(k, sizeof k, "%d", m->classes);
+    snprintf(sc, sizeof sc, "%c", shortcut ? shortcut : 'A');
+    meta_add(&b, "format", "qgate-checkpoint-1");
+    meta_add(&b, "arch", arch);
+    meta_add(&b, "shortcut", sc);
+    meta_add(&b, "in_channels", c);
+    meta_add(&b, "in_height", h);
+    meta_add(&b, "in_width", w);
+    meta_add(&b, "classes", k);
+    if (data)
+        meta_add(&b, "dataset", data);
+    if (cfg) {
+        snprintf(ep, sizeof ep, "%d", epoch);
+        snprintf(bt, sizeof bt, "%ld", batch_in_epoch);
+        snprintf(sp, sizeof sp, "%ld", step);
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)cfg->seed);
+        snprintf(bsz, sizeof bsz, "%d", cfg->batch);
+        snprintf(lr, sizeof lr, "%.9g", cfg->optim.lr);
+        meta_add(&b, "epoch", ep);
+        meta_add(&b, "batch_in_epoch", bt);
+        meta_add(&b, "step", sp);
+        meta_add(&b, "seed", seed);
+        meta_add(&b, "batch_size", bsz);
+        meta_add(&b, "optimizer", cfg->optim.kind == QG_OPTIM_ADAM ? "adam" : "sgd");
+        meta_add(&b, "base_lr", lr);
+    }
+    qg_method_cfg none;
+    if (!mc) {
+        qg__method_cfg_init(&none);
+        mc = &none;
+    }
+    qg__method_cfg_to_meta(mc, scratch, meta_add, &b);
+    return qg__checkpoint_save(m, path, b.v, b.n, with_optimizer);
+}
 
 static qg_status save_checkpoint(qg_model *m, const qg_train_cfg *cfg, const char *path,
                                  int epoch, long batch_in_epoch, long step)
 {
-    run_meta rm;
-    snprintf(rm.epoch, sizeof rm.epoch, "%d", epoch);
-    snprintf(rm.batch, sizeof rm.batch, "%ld", batch_in_epoch);
-    snprintf(rm.step, sizeof rm.step, "%ld", step);
-    snprintf(rm.in_c, sizeof rm.in_c, "%d", m->in_c);
-    snprintf(rm.in_h, sizeof rm.in_h, "%d", m->in_h);
-    snprintf(rm.in_w, sizeof rm.in_w, "%d", m->in_w);
-    snprintf(rm.classes, sizeof rm.classes, "%d", m->classes);
-    snprintf(rm.shortcut, sizeof rm.shortcut, "%c", cfg->shortcut);
-    snprintf(rm.seed, sizeof rm.seed, "%llu", (unsigned long long)cfg->seed);
-    snprintf(rm.lr, sizeof rm.lr, "%.9g", cfg->optim.lr);
-    snprintf(rm.wbits, sizeof rm.wbits, "%d", cfg->quant || cfg->pg ? cfg->qcfg.wbits : 32);
-    snprintf(rm.abits, sizeof rm.abits, "%d", cfg->quant || cfg->pg ? cfg->qcfg.abits : 32);
-    snprintf(rm.pb, sizeof rm.pb, "%d", cfg->pg ? cfg->qcfg.pred_bits : 0);
-    snprintf(rm.gtar, sizeof rm.gtar, "%.9g", cfg->qcfg.gtar);
-    snprintf(rm.sigma, sizeof rm.sigma, "%.9g", cfg->qcfg.sigma);
-    snprintf(rm.pt, sizeof rm.pt, "%d", cfg->cg ? cfg->cgcfg.partitions : 0);
-    snprintf(rm.ginit, sizeof rm.ginit, "%.9g", cfg->cgcfg.ginit);
-    snprintf(rm.alpha, sizeof rm.alpha, "%.9g", cfg->cgcfg.alpha);
-    const qg_st_meta meta[] = {
-        {"cg", cfg->cg ? "1" : "0"}, {"postact", cfg->postact ? "1" : "0"},
-        {"partitions", rm.pt}, {"cg_group", cfg->cgcfg.group ? "1" : "0"},
-        {"cg_shuffle", cfg->cgcfg.shuffle ? "1" : "0"}, {"ginit", rm.ginit},
-        {"alpha", rm.alpha},
-        {"wbits", rm.wbits}, {"abits", rm.abits}, {"pg", cfg->pg ? "1" : "0"},
-        {"pred_bits", rm.pb}, {"pact", cfg->pact ? "1" : "0"}, {"spbp", cfg->qcfg.spbp ? "1" : "0"},
-        {"gtar", rm.gtar}, {"sigma", rm.sigma},
-        {"format", "qgate-checkpoint-1"}, {"arch", cfg->model}, {"shortcut", rm.shortcut},
-        {"in_channels", rm.in_c}, {"in_height", rm.in_h}, {"in_width", rm.in_w},
-        {"classes", rm.classes}, {"dataset", cfg->data}, {"epoch", rm.epoch},
-        {"batch_in_epoch", rm.batch}, {"step", rm.step}, {"seed", rm.seed},
-        {"optimizer", cfg->optim.kind == QG_OPTIM_ADAM ? "adam" : "sgd"}, {"base_lr", rm.lr},
-    };
-    return qg__checkpoint_save(m, path, meta, sizeof meta / sizeof *meta, 1);
+    return save_model(m, cfg->model, cfg->shortcut, cfg->data, m->methods, path, 1, cfg,
+                      epoch, batch_in_epoch, step);
 }
 
 static long meta_long(const qg_st_file *f, const char *key, long def)
@@ -423,39 +414,97 @@ static long meta_long(const qg_st_file *f, const char *key, long def)
     return v ? strtol(v, NULL, 10) : def;
 }
 
-static float meta_float(const qg_st_file *f, const char *key, float def)
+static const char *meta_get(void *user, const char *key)
 {
-    const char *v = qg__safetensors_meta(f, key);
-    return v ? strtof(v, NULL) : def;
+    return qg__safetensors_meta(user, key);
 }
 
-/* The method flags that shape the model (checkpoint metadata vs the run's
- * configuration): a resume with other ones would load a subset of the
- * tensors into another model. */
-static qg_status check_resume_method(qg_ctx *ctx, const qg_st_file *f, const qg_train_cfg *c,
-                                     const char *path)
+/* The method configuration that shapes the model (checkpoint metadata vs
+ * the run's): a resume with other methods or other integer options (bit
+ * widths, partitions, switches) would load the tensors into another model
+ * or change what they mean. Targets and coefficients may change. */
+static qg_status check_resume_method(qg_ctx *ctx, const qg_st_file *f,
+                                     const qg_method_cfg *now, const char *path)
 {
-    const struct {
-        const char *key, *flag;
-        long have;
-    } m[] = {
-        {"pg", "--pg", c->pg}, {"pact", "--pact", c->pact}, {"cg", "--cg", c->cg},
-        {"postact", "--postact", c->postact},
-        {"partitions", "--pt", c->cg ? c->cgcfg.partitions : 0},
-        {"cg_group", "--group", c->cg && c->cgcfg.group},
-        {"cg_shuffle", "--shuffle", c->cg && c->cgcfg.shuffle},
-    };
-    for (size_t i = 0; i < sizeof m / sizeof *m; i++) {
-        long want = meta_long(f, m[i].key, 0);
-        if (want != m[i].have)
-            return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' was trained "
-                             "with %s = %ld, this run has %ld; pass the same method flags",
-                             path, m[i].flag, want, m[i].have);
-    }
+    qg_method_cfg had;
+    qg_status st = qg__method_cfg_from_meta(&had, meta_get, (void *)f);
+    if (st != QG_OK)
+        return qg__error(ctx, st, "--resume: %s", qg_last_error());
+    char a[256], b[256];
+    qg_method_cfg_describe(&had, a, sizeof a);
+    qg_method_cfg_describe(now, b, sizeof b);
+    if (had.enabled != now->enabled || strcmp(a, b) != 0)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' was trained with "
+                         "%s, this run has %s; pass the same method flags", path, a, b);
     return QG_OK;
 }
 
-qg_status qg__train_run(const qg_train_cfg *cfg)
+/* The run that a resume continues must be the same run: architecture,
+ * shortcut, data, seed (data order and augmentation) and, mid-epoch, the
+ * batch size (which batches were done). */
+static qg_status check_resume_run(qg_ctx *ctx, const qg_st_file *f, const qg_train_cfg *c,
+                                  const qg_model *m)
+{
+    const char *path = c->resume_path;
+    const char *arch = qg__safetensors_meta(f, "arch"), *sc = qg__safetensors_meta(f, "shortcut");
+    const char *data = qg__safetensors_meta(f, "dataset"), *seed = qg__safetensors_meta(f, "seed");
+    const char *bs = qg__safetensors_meta(f, "batch_size");
+    char want[32];
+    if (arch && strcmp(arch, c->model) != 0)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' holds a %s, this "
+                         "run builds --model %s", path, arch, c->model);
+    if (sc && sc[0] != (c->shortcut ? c->shortcut : 'A'))
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' has --shortcut %s, "
+                         "this run %c", path, sc, c->shortcut ? c->shortcut : 'A');
+    if (data && strcmp(data, c->data) != 0)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' was trained on %s, "
+                         "this run uses --data %s", path, data, c->data);
+    snprintf(want, sizeof want, "%llu", (unsigned long long)c->seed);
+    if (seed && strcmp(seed, want) != 0)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' was trained with "
+                         "--seed %s, this run has --seed %s (the data order would change)",
+                         path, seed, want);
+    if (meta_long(f, "batch_in_epoch", 0) > 0 && bs && atol(bs) != c->batch)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' stopped inside an "
+                         "epoch at --batch %s; resuming with --batch %d would skip or repeat "
+                         "images", path, bs, c->batch);
+    (void)m;
+    return QG_OK;
+}
+
+/* Whether two paths name one file (the same inode, or the same text when
+ * neither exists yet). */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return strcmp(a, b) == 0;
+}
+
+/* A checkpoint is written as a temporary file beside its target, then
+ * renamed: try that folder now rather than after an epoch of work. */
+static qg_status check_writable_dir(qg_ctx *ctx, const char *path, const char *flag)
+{
+    char probe[4096];
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s '%s' exists and is not a regular file; "
+                         "refusing to replace it", flag, path);
+    const char *slash = strrchr(path, '/');
+    int dlen = slash ? (int)(slash - path) : 0;
+    snprintf(probe, sizeof probe, "%.*s%s.qgate-probe.%ld", dlen, path, slash ? "/" : "",
+             (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+        return qg__error(ctx, QG_ERR_IO, "%s '%s': cannot write in its folder '%.*s': %s", flag,
+                         path, slash ? dlen : 1, slash ? path : ".", strerror(errno));
+    close(fd);
+    unlink(probe);
+    return QG_OK;
+}
+
+qg_status qg_train_run(const qg_train_cfg *cfg)
 {
     qg_status st = QG_OK;
     qg_ctx *ctx = NULL;
@@ -465,20 +514,41 @@ qg_status qg__train_run(const qg_train_cfg *cfg)
     qg_st_file *resume = NULL;
     step_io io = {0};
     FILE *metrics = NULL;
-    gate_report train_gates = {0};
-    int progress = cfg->progress < 0 ? isatty(2) : cfg->progress;
-
+    metric_list train_m = {0}, test_m = {0};
+    /* a completed copy of the methods (derived values set) */
+    qg_method_cfg mcv;
+    const qg_method_cfg *mc = &mcv;
+    if (cfg->methods) {
+        mcv = *cfg->methods;
+        if (qg__method_cfg_finish(&mcv) != QG_OK)
+            return QG_ERR_INVALID_ARG;
+    } else {
+        qg__method_cfg_init(&mcv);
+    }
     qg_ctx_opts co = {.device = cfg->device, .verbose = cfg->verbose};
     QG_TRY(qg_ctx_new(&co, &ctx));
     const qg_device_info *dev = qg_ctx_device(ctx);
-    fprintf(stderr, "qgate: device [%d] %s (%s)\n", dev->index, dev->name, dev->platform);
+    info(cfg, "device [%d] %s (%s)", dev->index, dev->name, dev->platform);
 
-    QG_TRY(qg__dataset_load_opts(cfg->data, cfg->data_dir, 1, &cfg->dopts, &train));
-    QG_TRY(qg__dataset_load_opts(cfg->data, cfg->data_dir, 0, &cfg->dopts, &test));
+    qg_data_opts dopts = data_opts(cfg);
+    QG_TRY(qg__dataset_load_opts(cfg->data, cfg->data_dir, 1, &dopts, &train));
+    QG_TRY(qg__dataset_load_opts(cfg->data, cfg->data_dir, 0, &dopts, &test));
     if (cfg->limit_train)
         qg__dataset_truncate(train, cfg->limit_train);
     if (cfg->limit_test)
         qg__dataset_truncate(test, cfg->limit_test);
+    if (qg__dataset_channels(train) != qg__dataset_channels(test) ||
+        qg__dataset_height(train) != qg__dataset_height(test) ||
+        qg__dataset_width(train) != qg__dataset_width(test) ||
+        qg__dataset_classes(train) != qg__dataset_classes(test)) {
+        st = qg__error(ctx, QG_ERR_SHAPE, "dataset '%s': training images are %dx%dx%d (%d "
+                       "classes) but test images %dx%dx%d (%d classes)", cfg->data,
+                       qg__dataset_channels(train), qg__dataset_height(train),
+                       qg__dataset_width(train), qg__dataset_classes(train),
+                       qg__dataset_channels(test), qg__dataset_height(test),
+                       qg__dataset_width(test), qg__dataset_classes(test));
+        goto fail;
+    }
     if (qg__dataset_count(train) < (size_t)cfg->batch) {
         st = qg__error(ctx, QG_ERR_INVALID_ARG, "--batch %d is larger than the %zu training "
                        "samples", cfg->batch, qg__dataset_count(train));
@@ -490,14 +560,27 @@ qg_status qg__train_run(const qg_train_cfg *cfg)
     qg__data_defaults(cfg->data, &lo, &crop, &flip);
     lo.crop_pad = cfg->crop_pad >= 0 ? cfg->crop_pad : crop;
     lo.flip = cfg->flip >= 0 ? cfg->flip : flip;
-    lo.workers = cfg->dopts.workers;
+    lo.workers = cfg->workers;
     QG_TRY(qg__loader_new(train, &lo, &ld));
 
-    QG_TRY(build_model(ctx, cfg, cfg->model, cfg->shortcut, qg__dataset_channels(train),
-                       qg__dataset_height(train), qg__dataset_width(train),
-                       qg__dataset_classes(train), cfg->seed, &m));
-    QG_TRY(qg__model_setup(m, cfg->batch));
-    QG_TRY(qg__optim_ensure_state(m, &cfg->optim));
+    QG_TRY(qg__model_build(ctx, cfg->model, cfg->shortcut, qg__dataset_channels(train),
+                           qg__dataset_height(train), qg__dataset_width(train),
+                           qg__dataset_classes(train), cfg->seed, mc, &m));
+    /* the evaluation's size first, so a batch the device cannot hold is
+     * named before an epoch of training */
+    if (cfg->eval_batch != cfg->batch && (st = qg__model_setup(m, cfg->eval_batch)) != QG_OK) {
+        qg__error_append(ctx, "with --eval-batch %d", cfg->eval_batch);
+        goto fail;
+    }
+    if ((st = qg__model_setup(m, cfg->batch)) != QG_OK) {
+        qg__error_append(ctx, "with --batch %d", cfg->batch);
+        goto fail;
+    }
+    /* a method may restrict weight decay to some parameter kinds (CG) */
+    qg_optim_cfg optim = cfg->optim;
+    if (optim.decay_kinds == QG_DECAY_ALL)
+        optim.decay_kinds = qg__methods_decay_kinds(mc, QG_DECAY_ALL);
+    QG_TRY(qg__optim_ensure_state(m, &optim));
     QG_TRY(step_io_new(m, cfg->batch, &io));
 
     int start_epoch = 0;
@@ -508,18 +591,32 @@ qg_status qg__train_run(const qg_train_cfg *cfg)
             qg__error(ctx, st, "--resume: %s", qg_last_error());
             goto fail;
         }
-        QG_TRY(check_resume_method(ctx, resume, cfg, cfg->resume_path));
+        QG_TRY(check_resume_method(ctx, resume, mc, cfg->resume_path));
+        QG_TRY(check_resume_run(ctx, resume, cfg, m));
         QG_TRY(qg__checkpoint_load(m, resume, cfg->resume_path, 1));
         start_epoch = (int)meta_long(resume, "epoch", 0);
         skip_batches = meta_long(resume, "batch_in_epoch", 0);
         step = meta_long(resume, "step", 0);
-        fprintf(stderr, "qgate: resumed from '%s' at epoch %d, batch %ld (step %ld)\n",
-                cfg->resume_path, start_epoch + 1, skip_batches, step);
+        if (start_epoch >= cfg->epochs) {
+            info(cfg, "'%s' already holds %d epochs of training (--epochs %d): nothing to do; "
+                 "raise --epochs to train on", cfg->resume_path, start_epoch, cfg->epochs);
+            goto fail; /* st is QG_OK */
+        }
+        info(cfg, "resumed from '%s' at epoch %d, batch %ld (step %ld)", cfg->resume_path,
+             start_epoch + 1, skip_batches, step);
     }
     /* Output folders are made before the first epoch, so a path that can
      * never be written fails now rather than after an epoch of work. */
-    if (cfg->checkpoint_path)
+    if (cfg->checkpoint_path && cfg->metrics_path &&
+        same_file(cfg->checkpoint_path, cfg->metrics_path)) {
+        st = qg__error(ctx, QG_ERR_INVALID_ARG, "--metrics and --checkpoint name the same "
+                       "file '%s'; one would overwrite the other", cfg->metrics_path);
+        goto fail;
+    }
+    if (cfg->checkpoint_path) {
         QG_TRY(qg__mkdirs_parent(ctx, cfg->checkpoint_path));
+        QG_TRY(check_writable_dir(ctx, cfg->checkpoint_path, "--checkpoint"));
+    }
     if (cfg->metrics_path) {
         QG_TRY(qg__mkdirs_parent(ctx, cfg->metrics_path));
         metrics = fopen(cfg->metrics_path, cfg->resume_path ? "a" : "w");
@@ -533,15 +630,21 @@ qg_status qg__train_run(const qg_train_cfg *cfg)
     qg_schedule sched = cfg->sched;
     sched.epochs = cfg->epochs;
     sched.steps_per_epoch = (long)qg__loader_batches_per_epoch(ld);
-    fprintf(stderr, "qgate: %s on %s: %zu train / %zu test images %dx%dx%d, %zu parameters, "
-            "%d epochs of %ld batches of %d\n", cfg->model, cfg->data, qg__dataset_count(train),
-            qg__dataset_count(test), m->in_c, m->in_h, m->in_w, qg__model_param_count(m),
-            cfg->epochs, sched.steps_per_epoch, cfg->batch);
+    {
+        char desc[256];
+        qg_method_cfg_describe(mc, desc, sizeof desc);
+        info(cfg, "%s (%s) on %s: %zu train / %zu test images %dx%dx%d, %zu parameters, %d "
+             "epochs of %ld batches of %d", cfg->model, desc, cfg->data,
+             qg__dataset_count(train), qg__dataset_count(test), m->in_c, m->in_h, m->in_w,
+             qg__model_param_count(m), cfg->epochs, sched.steps_per_epoch, cfg->batch);
+    }
 
     double run_t0 = now_s();
     for (int epoch = start_epoch; epoch < cfg->epochs; epoch++) {
         QG_TRY(qg__loader_start_epoch(ld, epoch));
         QG_TRY(qg__model_gate_reset(m));
+        QG_TRY(qg__methods_reset_metrics(m, mc));
+        QG_TRY(qg__methods_epoch_begin(m, mc, epoch));
         const float *img;
         const int32_t *lab;
         int n;
@@ -558,7 +661,9 @@ qg_status qg__train_run(const qg_train_cfg *cfg)
             int c;
             QG_TRY(run_batch(m, &io, img, lab, n, 1, &l, &c));
             step++;
-            QG_TRY(qg__optim_step(m, &cfg->optim, lr, step));
+            QG_TRY(qg__methods_grad_hook(m, mc));
+            QG_TRY(qg__optim_step(m, &optim, lr, step));
+            QG_TRY(qg__methods_post_step(m, mc));
             if (!isfinite(l)) {
                 st = qg__error(ctx, QG_ERR_INVALID_ARG, "training diverged: loss is %g at epoch "
                                "%d batch %ld (lower --lr?)", l, epoch + 1, b + 1);
@@ -569,28 +674,28 @@ qg_status qg__train_run(const qg_train_cfg *cfg)
             seen += n;
             b++;
             double now = now_s();
-            if (progress && (now - last_print > 0.5 || b == sched.steps_per_epoch)) {
+            if (cfg->callback && (now - last_print > 0.5 || b == sched.steps_per_epoch)) {
+                char sp[128];
+                qg__methods_progress(m, mc, sp, sizeof sp);
                 double ips = seen / (now - t0);
-                double left = ((double)(sched.steps_per_epoch - b) +
-                               (double)(cfg->epochs - epoch - 1) * sched.steps_per_epoch) *
-                              cfg->batch / ips;
-                char eta[32], sp[64];
-                fmt_eta(left, eta, sizeof eta);
-                gate_summary(m, 0, sp, sizeof sp);
-                fprintf(stderr, "\repoch %d/%d [%ld/%ld] loss %.4f acc %.2f%%%s lr %.4g %.0f img/s "
-                        "ETA %s   ", epoch + 1, cfg->epochs, b, sched.steps_per_epoch,
-                        lsum / seen, 100.0 * csum / seen, sp, lr, ips, eta);
+                qg_train_event ev = {
+                    .kind = QG_TRAIN_EV_PROGRESS, .text = sp, .epoch = epoch + 1,
+                    .epochs = cfg->epochs, .batch = b, .batches = sched.steps_per_epoch,
+                    .train_loss = lsum / seen, .train_acc = (double)csum / seen, .lr = lr,
+                    .img_per_s = ips,
+                    .eta_s = ((double)(sched.steps_per_epoch - b) +
+                              (double)(cfg->epochs - epoch - 1) * sched.steps_per_epoch) *
+                             cfg->batch / ips};
+                emit(cfg, &ev);
                 last_print = now;
             }
             if (cfg->stop && *cfg->stop) {
-                if (progress)
-                    fputc('\n', stderr);
                 const char *path = cfg->checkpoint_path ? cfg->checkpoint_path
                                                         : "qgate-interrupted.safetensors";
                 QG_TRY(qg_ctx_finish(ctx));
                 QG_TRY(save_checkpoint(m, cfg, path, epoch, b, step));
-                fprintf(stderr, "qgate: interrupted; checkpoint written to '%s' (resume with "
-                        "--resume %s)\n", path, path);
+                info(cfg, "interrupted; checkpoint written to '%s' (resume with --resume %s)",
+                     path, path);
                 st = qg__error(ctx, QG_ERR_INTERRUPTED, "interrupted at epoch %d batch %ld",
                                epoch + 1, b);
                 goto fail;
@@ -598,47 +703,65 @@ qg_status qg__train_run(const qg_train_cfg *cfg)
         }
         skip_batches = 0;
         QG_TRY(qg_ctx_finish(ctx));
+        QG_TRY(qg__methods_epoch_end(m, mc, epoch));
         double train_s = now_s() - t0;
         double ips = seen / (train_s > 0 ? train_s : 1);
-        /* The train-phase gate counters, taken before evaluation resets them. */
-        gate_report_free(&train_gates);
-        QG_TRY(gate_report_get(m, &train_gates));
+        /* the training phase's metrics, taken before evaluation resets them */
+        metric_list_clear(&train_m);
+        metric_list_clear(&test_m);
+        QG_TRY(collect_metrics(m, mc, "train_", &train_m));
         double test_loss = 0, test_acc = 0;
         QG_TRY(qg__evaluate(m, test, cfg->eval_batch, &lo, &test_loss, &test_acc));
         QG_TRY(qg__model_setup(m, cfg->batch));
-        if (progress)
-            fputc('\n', stderr);
-        char sp[96];
-        gate_summary(m, 1, sp, sizeof sp);
-        fprintf(stderr, "epoch %d/%d: train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%%s, "
-                "%.0f img/s, %.1f s\n", epoch + 1, cfg->epochs, seen ? lsum / seen : 0,
-                seen ? 100.0 * csum / seen : 0, test_loss, 100 * test_acc, sp, ips, train_s);
+        QG_TRY(collect_metrics(m, mc, "", &test_m));
+        char sp[128];
+        qg__methods_progress(m, mc, sp, sizeof sp);
+        double lr0 = qg__schedule_lr(&sched, cfg->optim.lr, epoch, 0);
         if (metrics) {
             fprintf(metrics, "{\"epoch\": %d, \"train_loss\": %.6f, \"train_acc\": %.6f, "
                     "\"test_loss\": %.6f, \"test_acc\": %.6f, \"img_per_s\": %.2f, \"lr\": %.6g, "
                     "\"epoch_seconds\": %.3f, \"elapsed_seconds\": %.3f", epoch + 1,
                     seen ? lsum / seen : 0, seen ? (double)csum / seen : 0, test_loss, test_acc,
-                    ips, qg__schedule_lr(&sched, cfg->optim.lr, epoch, 0), train_s,
-                    now_s() - run_t0);
-            gate_report test_gates;
-            QG_TRY(gate_report_get(m, &test_gates));
+                    ips, lr0, train_s, now_s() - run_t0);
             fprintf(metrics, ", \"bad_files\": %zu",
                     qg__dataset_bad_files(train) + qg__dataset_bad_files(test));
-            json_gates(metrics, &train_gates, "train_", 0);
-            json_gates(metrics, &test_gates, "", 1);
-            gate_report_free(&test_gates);
+            json_metrics(metrics, &train_m);
+            json_metrics(metrics, &test_m);
             fputs("}\n", metrics);
-            fflush(metrics);
+            if (fflush(metrics) != 0 || ferror(metrics)) {
+                st = qg__error(ctx, QG_ERR_IO, "writing --metrics file '%s': %s",
+                               cfg->metrics_path, strerror(errno));
+                goto fail;
+            }
+        }
+        if (cfg->callback) {
+            /* both phases' metrics in one list: train_* then the test ones */
+            metric_list all = {0};
+            for (size_t i = 0; i < train_m.n; i++)
+                metric_add(&all, train_m.v[i].key, train_m.v[i].layer, train_m.v[i].value);
+            for (size_t i = 0; i < test_m.n; i++)
+                metric_add(&all, test_m.v[i].key, test_m.v[i].layer, test_m.v[i].value);
+            qg_train_event ev = {
+                .kind = QG_TRAIN_EV_EPOCH, .text = sp, .epoch = epoch + 1,
+                .epochs = cfg->epochs, .batch = b, .batches = sched.steps_per_epoch,
+                .train_loss = seen ? lsum / seen : 0, .train_acc = seen ? (double)csum / seen : 0,
+                .lr = lr0, .img_per_s = ips, .test_loss = test_loss, .test_acc = test_acc,
+                .epoch_seconds = train_s, .elapsed_seconds = now_s() - run_t0,
+                .metrics = all.v, .nmetrics = all.n};
+            emit(cfg, &ev);
+            metric_list_free(&all);
         }
         if (cfg->checkpoint_path)
             QG_TRY(save_checkpoint(m, cfg, cfg->checkpoint_path, epoch + 1, 0, step));
     }
 fail:
+    if (metrics && fclose(metrics) != 0 && st == QG_OK)
+        st = qg__error(ctx, QG_ERR_IO, "closing --metrics file '%s': %s", cfg->metrics_path,
+                       strerror(errno));
     if (st != QG_OK && ctx && qg_ctx_last_error(ctx)[0] == 0)
         qg__error(ctx, st, "%s", qg_last_error());
-    if (metrics)
-        fclose(metrics);
-    gate_report_free(&train_gates);
+    metric_list_free(&train_m);
+    metric_list_free(&test_m);
     qg__safetensors_free(resume);
     step_io_free(&io);
     qg__model_free(m);
@@ -649,17 +772,36 @@ fail:
     return st;
 }
 
-qg_status qg__eval_run(const qg_train_cfg *cfg, const char *checkpoint, double *acc_out)
+qg_status qg__model_from_meta(qg_ctx *ctx, const qg_st_file *f, const char *path, int c,
+                              int h, int w, int k, qg_model **out)
+{
+    *out = NULL;
+    const char *arch = qg__safetensors_meta(f, "arch");
+    const char *sc = qg__safetensors_meta(f, "shortcut");
+    if (!arch)
+        return qg__error(ctx, QG_ERR_FORMAT, "checkpoint '%s' has no qgate 'arch' metadata",
+                         path);
+    qg_method_cfg mc;
+    qg_status st = qg__method_cfg_from_meta(&mc, meta_get, (void *)f);
+    if (st != QG_OK)
+        return qg__error(ctx, st, "checkpoint '%s': %s", path, qg_last_error());
+    return qg__model_build(ctx, arch, sc ? sc[0] : 'A', (int)meta_long(f, "in_channels", c),
+                           (int)meta_long(f, "in_height", h), (int)meta_long(f, "in_width", w),
+                           (int)meta_long(f, "classes", k), 0, &mc, out);
+}
+
+qg_status qg_eval_run(const qg_train_cfg *cfg, const char *checkpoint, qg_eval_result *out)
 {
     qg_status st = QG_OK;
     qg_ctx *ctx = NULL;
     qg_dataset *test = NULL;
     qg_model *m = NULL;
     qg_st_file *f = NULL;
+    metric_list ml = {0};
+    memset(out, 0, sizeof *out);
 
     QG_TRY(qg__safetensors_read(checkpoint, &f));
     const char *arch = qg__safetensors_meta(f, "arch");
-    const char *sc = qg__safetensors_meta(f, "shortcut");
     const char *data = qg__safetensors_meta(f, "dataset");
     if (!arch) {
         st = qg__error(NULL, QG_ERR_FORMAT, "checkpoint '%s' has no qgate 'arch' metadata",
@@ -669,7 +811,8 @@ qg_status qg__eval_run(const qg_train_cfg *cfg, const char *checkpoint, double *
     qg_ctx_opts co = {.device = cfg->device, .verbose = cfg->verbose};
     QG_TRY(qg_ctx_new(&co, &ctx));
     const char *dname = cfg->data ? cfg->data : (data ? data : "fashion-mnist");
-    QG_TRY(qg__dataset_load_opts(dname, cfg->data_dir, 0, &cfg->dopts, &test));
+    qg_data_opts dopts = data_opts(cfg);
+    QG_TRY(qg__dataset_load_opts(dname, cfg->data_dir, 0, &dopts, &test));
     if (cfg->limit_test)
         qg__dataset_truncate(test, cfg->limit_test);
     int c = (int)meta_long(f, "in_channels", qg__dataset_channels(test));
@@ -684,43 +827,147 @@ qg_status qg__eval_run(const qg_train_cfg *cfg, const char *checkpoint, double *
                        qg__dataset_width(test));
         goto fail;
     }
-    qg_train_cfg mc = *cfg;
-    mc.qcfg.wbits = (int)meta_long(f, "wbits", 32);
-    mc.qcfg.abits = (int)meta_long(f, "abits", 32);
-    mc.qcfg.pred_bits = (int)meta_long(f, "pred_bits", 0);
-    mc.qcfg.spbp = (int)meta_long(f, "spbp", 0);
-    mc.pg = (int)meta_long(f, "pg", 0);
-    mc.pact = (int)meta_long(f, "pact", 0);
-    mc.quant = !mc.pg && mc.qcfg.wbits < 32;
-    mc.cg = (int)meta_long(f, "cg", 0);
-    mc.postact = (int)meta_long(f, "postact", 0);
-    mc.cgcfg.partitions = (int)meta_long(f, "partitions", 4);
-    mc.cgcfg.group = (int)meta_long(f, "cg_group", 0);
-    mc.cgcfg.shuffle = (int)meta_long(f, "cg_shuffle", 0);
-    mc.cgcfg.ginit = meta_float(f, "ginit", 0.0f);
-    mc.cgcfg.alpha = meta_float(f, "alpha", 2.0f);
-    mc.qcfg.gtar = meta_float(f, "gtar", 0.0f);
-    mc.qcfg.sigma = meta_float(f, "sigma", 0.0f);
-    QG_TRY(build_model(ctx, &mc, arch, sc ? sc[0] : 'A', c, h, w, k, 0, &m));
+    QG_TRY(qg__model_from_meta(ctx, f, checkpoint, c, h, w, k, &m));
     QG_TRY(qg__checkpoint_load(m, f, checkpoint, 0));
     qg_loader_opts lo = {0};
     int crop, flip;
     qg__data_defaults(dname, &lo, &crop, &flip);
-    double loss, acc;
-    QG_TRY(qg__evaluate(m, test, cfg->eval_batch, &lo, &loss, &acc));
-    printf("checkpoint %s (%s, epoch %s): test loss %.4f, test accuracy %.2f%% on %zu images\n",
-           checkpoint, arch, qg__safetensors_meta(f, "epoch") ? qg__safetensors_meta(f, "epoch")
-                                                               : "?",
-           loss, 100 * acc, qg__dataset_count(test));
-    print_gates(m, stdout);
-    if (acc_out)
-        *acc_out = acc;
+    QG_TRY(qg__evaluate(m, test, cfg->eval_batch, &lo, &out->loss, &out->acc));
+    QG_TRY(collect_metrics(m, m->methods, "", &ml));
+    snprintf(out->arch, sizeof out->arch, "%s", arch);
+    const char *ep = qg__safetensors_meta(f, "epoch");
+    snprintf(out->epoch, sizeof out->epoch, "%s", ep ? ep : "?");
+    out->images = qg__dataset_count(test);
+    out->metrics = ml.v;
+    out->nmetrics = ml.n;
+    ml = (metric_list){0};
 fail:
     if (st != QG_OK && ctx && qg_ctx_last_error(ctx)[0] == 0)
         qg__error(ctx, st, "%s", qg_last_error());
+    metric_list_free(&ml);
     qg__safetensors_free(f);
     qg__model_free(m);
     qg__dataset_free(test);
     qg_ctx_free(ctx);
     return st;
+}
+
+void qg_eval_result_free(qg_eval_result *r)
+{
+    if (!r)
+        return;
+    metric_list l = {r->metrics, r->nmetrics, r->nmetrics};
+    metric_list_free(&l);
+    r->metrics = NULL;
+    r->nmetrics = 0;
+}
+
+/* ---- the model API (qgate/train.h) ------------------------------------------------ */
+
+qg_status qg_model_new(qg_ctx *ctx, const qg_model_opts *o, qg_model **out)
+{
+    *out = NULL;
+    return qg__model_build(ctx, o->arch ? o->arch : "resnet20", o->shortcut, o->in_c, o->in_h,
+                           o->in_w, o->classes, o->seed, o->methods, out);
+}
+
+void qg_model_free(qg_model *m)
+{
+    qg__model_free(m);
+}
+
+size_t qg_model_param_count(const qg_model *m)
+{
+    return qg__model_param_count(m);
+}
+
+qg_status qg_model_load(qg_model *m, const char *path)
+{
+    qg_st_file *f = NULL;
+    qg_status st = qg__safetensors_read(path, &f);
+    if (st == QG_OK)
+        st = qg__checkpoint_load(m, f, path, 0);
+    qg__safetensors_free(f);
+    return st;
+}
+
+qg_status qg_model_save(qg_model *m, const char *path)
+{
+    return save_model(m, m->arch, m->shortcut, NULL, m->methods, path, 0, NULL, 0, 0, 0);
+}
+
+/* ---- step-level training (qgate/train.h) ------------------------------------------- */
+
+struct qg_trainer {
+    qg_model *m;
+    qg_optim_cfg optim;
+    int batch;
+    long step;
+    step_io io;
+};
+
+qg_status qg_trainer_new(qg_model *m, const qg_optim_cfg *optim, int batch, qg_trainer **out)
+{
+    qg_status st = QG_OK;
+    *out = NULL;
+    if (batch < 1)
+        return qg__error(m->ctx, QG_ERR_INVALID_ARG, "trainer batch %d: must be at least 1",
+                         batch);
+    qg_trainer *t = calloc(1, sizeof *t);
+    if (!t)
+        return qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
+    t->m = m;
+    t->optim = *optim;
+    if (t->optim.decay_kinds == QG_DECAY_ALL)
+        t->optim.decay_kinds = qg__methods_decay_kinds(m->methods, QG_DECAY_ALL);
+    t->batch = batch;
+    QG_TRY(qg__model_setup(m, batch));
+    QG_TRY(qg__optim_ensure_state(m, &t->optim));
+    QG_TRY(step_io_new(m, batch, &t->io));
+    *out = t;
+    return QG_OK;
+fail:
+    free(t);
+    return st;
+}
+
+void qg_trainer_free(qg_trainer *t)
+{
+    if (!t)
+        return;
+    step_io_free(&t->io);
+    free(t);
+}
+
+static qg_status trainer_check(qg_trainer *t, int n)
+{
+    if (n < 1 || n > t->batch)
+        return qg__error(t->m->ctx, QG_ERR_INVALID_ARG, "a batch of %d samples: the trainer "
+                         "takes 1..%d", n, t->batch);
+    return qg__model_setup(t->m, t->batch);
+}
+
+qg_status qg_trainer_step(qg_trainer *t, const float *images, const int32_t *labels, int n,
+                          float lr, float *loss, int *correct)
+{
+    qg_status st = trainer_check(t, n);
+    float l;
+    if (st == QG_OK)
+        st = run_batch(t->m, &t->io, images, labels, n, 1, &l, correct);
+    if (st == QG_OK)
+        st = qg__methods_grad_hook(t->m, t->m->methods);
+    if (st == QG_OK)
+        st = qg__optim_step(t->m, &t->optim, lr, ++t->step);
+    if (st == QG_OK)
+        st = qg__methods_post_step(t->m, t->m->methods);
+    if (st == QG_OK && loss)
+        *loss = l / (float)n;
+    return st;
+}
+
+qg_status qg_trainer_eval(qg_trainer *t, const float *images, const int32_t *labels, int n,
+                          float *loss_sum, int *correct)
+{
+    qg_status st = trainer_check(t, n);
+    return st == QG_OK ? run_batch(t->m, &t->io, images, labels, n, 0, loss_sum, correct) : st;
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "support.h"
+#include "method/method.h"
 #include "train/trainer.h"
 
 static qg_ctx *g_ctx;
@@ -202,13 +203,42 @@ char *qg_test_tmp_path(const char *prefix, const char *name)
 
 void qg_test_tiny_train_cfg(qg_train_cfg *c)
 {
-    qg__train_cfg_defaults(c);
+    qg_train_cfg_defaults(c);
     c->model = "resnet8";
     c->limit_train = 192;
     c->limit_test = 100;
     c->batch = 32;
     c->eval_batch = 64;  /* 100 = 64 + a partial batch of 36 */
     c->epochs = 2;
-    c->progress = 0;
     c->optim.lr = 0.05f;
+}
+
+qg_status qg_test_methods_try(const char *spec, qg_method_cfg *out)
+{
+    char buf[512];
+    qg__method_cfg_init(out);
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (char *save = NULL, *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(t, '=');
+        qg_status st;
+        if (eq) {
+            *eq = 0;
+            st = qg_method_cfg_set(out, t, eq + 1);
+        } else {
+            st = qg_method_cfg_set(out, t, "1"); /* a method or a switch */
+        }
+        if (st != QG_OK)
+            return st;
+    }
+    return qg__method_cfg_finish(out);
+}
+
+const qg_method_cfg *qg_test_methods(const char *spec)
+{
+    static qg_method_cfg ring[8];
+    static int k;
+    qg_method_cfg *mc = &ring[k++ % 8];
+    qg_status st = qg_test_methods_try(spec, mc);
+    cr_assert_eq(st, QG_OK, "methods '%s': %s", spec, qg_last_error());
+    return mc;
 }

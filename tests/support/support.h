@@ -72,6 +72,12 @@ char *qg_test_tmp_path(const char *prefix, const char *name);
  * (so the last one is partial), lr 0.05, no progress line. */
 struct qg_train_cfg;
 void qg_test_tiny_train_cfg(struct qg_train_cfg *c);
+/* A method configuration from "pg pact wbits=8 abits=3 pred_bits=2"
+ * (names enable, key=value set), validated: _try returns the status, the
+ * other asserts success and returns one of 8 rotating static copies. */
+struct qg_method_cfg;
+qg_status qg_test_methods_try(const char *spec, struct qg_method_cfg *out);
+const struct qg_method_cfg *qg_test_methods(const char *spec);
 
 #define QG_EXPECT_OK(expr)                                                             \
     do {                                                                               \

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Checks a qgate channel-gated ResNet-20 against the reference model
-rebuilt in PyTorch (spec §3: CGConv2d of DG:utils/cg_utils.py, the CIFAR
+rebuilt in PyTorch (docs/methods.md §4: CGConv2d of dnn-gating utils/cg_utils.py, the CIFAR
 ResNet-20 with option-A shortcuts, plain or post-activated), on
 Fashion-MNIST. The model's shape comes from the checkpoint's metadata; the
 state dict loads without renaming (qgate keeps the reference's names).

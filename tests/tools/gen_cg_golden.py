@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-"""Writes tests/data/golden/cgconv_*.json: CGConv2d (spec §3.1) forward
+"""Writes tests/data/golden/cgconv_*.json: CGConv2d (docs/methods.md §4.2-4.3) forward
 output, gate count, batch-norm running statistics, input / weight /
 threshold gradients, and an eval-mode forward, computed with PyTorch
-autograd from the formulas of the reference (DG:utils/cg_utils.py) on
+autograd from the formulas of the reference (dnn-gating utils/cg_utils.py) on
 small odd shapes: block-diagonal ("group") and first-channels masks, with
 and without sparse back-prop, and a channel-shuffle case. Run by
 developers with Debian's python3-torch (/usr/bin/python3); the JSON files

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Writes tests/data/golden/pgconv_*.json: PGConv2d (spec §1.3-1.4) forward
+"""Writes tests/data/golden/pgconv_*.json: PGConv2d (docs/methods.md §2.3-2.4) forward
 output and input / weight / threshold gradients, computed with PyTorch
-autograd from the formulas of the reference (DG:utils/pg_utils.py), on
+autograd from the formulas of the reference (dnn-gating utils/pg_utils.py), on
 small odd shapes, with and without sparse back-prop. Run by developers
 (Debian's python3-torch); the JSON files are committed and read by
 tests/test_pgconv.c. torch is never a build or run dependency.
