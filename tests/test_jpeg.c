@@ -538,3 +538,60 @@ Test(jpeg, folder_errors_name_the_problem)
     cr_assert_null(ds);
     free(root);
 }
+
+/* export-images: an in-memory dataset written as class folders reads back
+ * as the same images (JPEG-close) and labels. */
+Test(jpeg, export_round_trip)
+{
+    enum { COUNT = 7, K = 3, S = 8 };
+    qg_dataset *ds = NULL;
+    QG_EXPECT_OK(qg__dataset_new(COUNT, 1, S, S, K, &ds));
+    uint8_t *px = qg__dataset_pixels(ds);
+    int *lab = qg__dataset_labels(ds);
+    for (int i = 0; i < COUNT; i++) {
+        lab[i] = (i * 2) % K;
+        for (int p = 0; p < S * S; p++)   /* flat grey levels, one per image */
+            px[i * S * S + p] = (uint8_t)(30 + 30 * i);
+    }
+    char *root = strdup(qg_test_tmp_path("jpeg", "export"));
+    const char *names[K] = {"a", "b", "c"};
+    size_t n = 0;
+    QG_EXPECT_OK(qg__dataset_export_jpeg(ds, root, "train", names, 16, 95, 0, &n));
+    cr_assert_eq(n, COUNT);
+    QG_EXPECT_OK(qg__dataset_export_jpeg(ds, root, "val", NULL, 16, 95, 5, &n));
+    cr_assert_eq(n, 5, "--limit");
+    char p[4096];
+    snprintf(p, sizeof p, "%s/train/1_b/00002.jpg", root);   /* label (2*2) % 3 = 1 */
+    FILE *f = fopen(p, "rb");
+    cr_assert_not_null(f, "%s exists", p);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/val/2/00004.jpg", root);       /* no names: the index */
+    f = fopen(p, "rb");
+    cr_assert_not_null(f, "%s exists", p);
+    fclose(f);
+    /* Read back: class folders sort as the labels, gray becomes RGB. */
+    qg_data_opts dopt = {.input_size = 16, .resize = 16, .normalize = "none"};
+    qg_dataset *tr = NULL;
+    QG_EXPECT_OK(qg__dataset_load_opts("folder", root, 1, &dopt, &tr));
+    cr_assert_eq(qg__dataset_count(tr), COUNT);
+    cr_assert_eq(qg__dataset_classes(tr), K);
+    float img[COUNT * 3 * 256];
+    int32_t got[COUNT];
+    qg_loader_opts o = {.batch = COUNT};
+    cr_assert_eq(run_epoch(tr, &o, 0, img, got), COUNT);
+    int seen[COUNT] = {0};
+    for (int j = 0; j < COUNT; j++) {
+        /* the grey level identifies the image */
+        int i = (int)lrintf((img[j * 768 + 100] * 255.0f - 30.0f) / 30.0f);
+        cr_assert(i >= 0 && i < COUNT, "level %g", img[j * 768 + 100] * 255.0f);
+        seen[i]++;
+        cr_assert_eq(got[j], lab[i], "image %d: label %d, want %d", i, got[j], lab[i]);
+        for (int k = 0; k < 768; k++)
+            cr_assert_leq(fabsf(img[j * 768 + k] * 255.0f - (30 + 30 * i)), 3.0f);
+    }
+    for (int i = 0; i < COUNT; i++)
+        cr_assert_eq(seen[i], 1);
+    qg__dataset_free(tr);
+    qg__dataset_free(ds);
+    free(root);
+}
