@@ -421,6 +421,12 @@ Test(jpeg, folder_dataset_skips_bad_files)
     run_epoch(tr, &o1, 1, img2, lab2);
     cr_assert_neq(memcmp(img, img2, 9 * per * sizeof *img), 0);
 
+    /* Truncating spreads the subset over the classes: files 0 and 4
+     * (cat/a_rgb, and dog/a_empty replaced by dog/b_rgb). */
+    qg__dataset_truncate(tr, 2);
+    cr_assert_eq(run_epoch(tr, &o1, 0, img2, lab2), 2);
+    cr_assert(lab2[0] != lab2[1], "both classes kept: %d %d", lab2[0], lab2[1]);
+
     /* Evaluation: centre crops, deterministic, one bad file. */
     qg_loader_opts oe = {.batch = 3, .workers = 2};
     cr_assert_eq(run_epoch(va, &oe, 0, img, lab), 4);

@@ -18,6 +18,7 @@ struct qg_dataset {
     int *labels;       /* [count] */
     const qg_dataset_source *src;   /* on-demand datasets only */
     void *impl;
+    size_t step;       /* on-demand: sample i is the source's i*step */
 };
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
@@ -76,6 +77,7 @@ qg_status qg__dataset_new_source(size_t count, int channels, int height, int wid
     ds->classes = classes;
     ds->src = src;
     ds->impl = impl;
+    ds->step = 1;
     *out = ds;
     return QG_OK;
 }
@@ -86,7 +88,7 @@ qg_status qg__dataset_get(const qg_dataset *ds, size_t i, const qg_sample_aug *a
                           int *label, void **scratch)
 {
     QG_ASSERT(ds->src && i < ds->count);
-    return ds->src->get(ds->impl, i, aug, dst, label, scratch);
+    return ds->src->get(ds->impl, i * ds->step, aug, dst, label, scratch);
 }
 
 void qg__dataset_scratch_free(const qg_dataset *ds, void *scratch)
@@ -133,8 +135,13 @@ int qg__dataset_label(const qg_dataset *ds, size_t i)
 
 void qg__dataset_truncate(qg_dataset *ds, size_t n)
 {
-    if (n < ds->count)
+    if (n && n < ds->count) {
+        /* Folders list their files class by class: spread the subset over
+         * the whole listing so that every class keeps samples. */
+        if (ds->src)
+            ds->step *= ds->count / n;
         ds->count = n;
+    }
 }
 
 static int exists(const char *path)

@@ -56,7 +56,9 @@ int qg__dataset_width(const qg_dataset *ds);
 int qg__dataset_classes(const qg_dataset *ds);
 const uint8_t *qg__dataset_image(const qg_dataset *ds, size_t i);
 int qg__dataset_label(const qg_dataset *ds, size_t i);
-/* Keeps only the first n samples (tiny runs, tests). */
+/* Keeps only n samples (tiny runs, tests): the first n of an in-memory
+ * dataset; every (count/n)-th of an on-demand one, whose files are
+ * listed class by class. */
 void qg__dataset_truncate(qg_dataset *ds, size_t n);
 
 /* ---- On-demand datasets ----
