@@ -12,7 +12,7 @@
 #include "support/support.h"
 #include "cl/ctx.h"
 #include "gemm/gemm.h"
-#include "tune/tunedb.h"
+#include "cl/tunedb.h"
 #include "tune/tuner.h"
 
 TestSuite(tune);
@@ -211,8 +211,8 @@ Test(tune, shipped_database_is_used_after_the_user_db)
 
 Test(tune, every_program_has_exactly_one_case)
 {
-    for (size_t p = 0; p <= qg__program_count(); p++) {
-        const char *name = p < qg__program_count() ? qg__program_at(p)->name : "clblast_xgemm";
+    for (size_t p = 0; p < qg__program_count(); p++) {
+        const char *name = qg__program_at(p)->name;
         int n = 0;
         for (size_t i = 0; i < qg__tune_case_count(); i++)
             n += strcmp(qg__tune_case_at(i)->program, name) == 0;
@@ -259,7 +259,7 @@ Test(tune, cases_verify_under_default_and_two_other_sets, .timeout = 600)
     qg_ctx *ctx = qg_test_ctx_with_db(tmp("cases.json"));
     for (size_t i = 0; i < qg__tune_case_count(); i++) {
         const qg_tune_case *c = qg__tune_case_at(i);
-        if (c->desc)
+        if (c->builtin)
             continue; /* CLBlast: built in, timed by its own tuner test */
         const qg_program_desc *d = qg__tune_case_desc(c);
         long sets[3][QG_MAX_TUNABLES];
@@ -288,7 +288,7 @@ Test(tune, gemm_baseline_is_the_builtin_set_until_overridden)
     char *db = tmp("gemm.json");
     unlink(db);
     qg_ctx *ctx = qg_test_ctx_with_db(db);
-    const qg_program_desc *d = qg__gemm_program_desc();
+    const qg_program_desc *d = qg__program_desc(QG_PROG_CLBLAST_XGEMM);
     long v[QG_MAX_TUNABLES];
     for (int i = 0; i < d->ntunables; i++)
         v[i] = d->tunables[i].def;

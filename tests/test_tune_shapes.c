@@ -20,7 +20,7 @@
 #include "ops/conv.h"
 #include "ref/ref_conv.h"
 #include "tune/shapes_file.h"
-#include "tune/tunedb.h"
+#include "cl/tunedb.h"
 #include "tune/tuner.h"
 
 TestSuite(tune_shapes);

@@ -28,9 +28,9 @@ void qg__cg_mask_fill(int K, int C, int KK, int p, int group, float *m)
  * elements (a group's float count is exact below 2^24 elements). */
 #define MAX_GROUPS 256
 
-static qg_status get(qg_ctx *ctx, const char *kernel, qg_kargs *a, size_t *wg)
+static qg_status get(qg_ctx *ctx, qg_kernel_id kernel, qg_kargs *a, size_t *wg)
 {
-    return qg__kargs_get(ctx, "cg", kernel, 64, a, wg);
+    return qg__kargs_get(ctx, kernel, a, wg);
 }
 
 static qg_status launch1d(qg_kargs *a, size_t n, size_t wg)
@@ -78,7 +78,7 @@ static qg_status weights_check(qg_ctx *ctx, const char *op, const qg_tensor *m,
 }
 
 /* Both weight kernels take four weight tensors and the same five ints. */
-static qg_status weights_launch(qg_ctx *ctx, const char *kernel, const qg_tensor *const t[4],
+static qg_status weights_launch(qg_ctx *ctx, qg_kernel_id kernel, const qg_tensor *const t[4],
                                 int K, int C, int KK, int Cb, int co)
 {
     qg_kargs a;
@@ -104,7 +104,7 @@ qg_status qg__cg_weights_fwd(qg_ctx *ctx, const qg_tensor *w, const qg_tensor *m
         st = qg__tensor_need(ctx, op, "conditional weight", wc, qg_tensor_numel(m),
                              QG_DTYPE_F32);
     const qg_tensor *t[4] = {w, m, wb, wc};
-    return st == QG_OK ? weights_launch(ctx, "qg_cg_weights_fwd", t, K, C, KK, Cb, co) : st;
+    return st == QG_OK ? weights_launch(ctx, QG_K_CG_WEIGHTS_FWD, t, K, C, KK, Cb, co) : st;
 }
 
 qg_status qg__cg_weights_bwd(qg_ctx *ctx, const qg_tensor *m, const qg_tensor *dwb,
@@ -116,7 +116,7 @@ qg_status qg__cg_weights_bwd(qg_ctx *ctx, const qg_tensor *m, const qg_tensor *d
     if (st == QG_OK)
         st = qg__tensor_need(ctx, op, "dw", dw, qg_tensor_numel(m), QG_DTYPE_F32);
     const qg_tensor *t[4] = {m, dwb, dwc, dw};
-    return st == QG_OK ? weights_launch(ctx, "qg_cg_weights_bwd", t, K, C, KK, Cb, co) : st;
+    return st == QG_OK ? weights_launch(ctx, QG_K_CG_WEIGHTS_BWD, t, K, C, KK, Cb, co) : st;
 }
 
 /* Checks of the gate kernels: `first` is rank 4, the others listed have
@@ -152,7 +152,7 @@ qg_status qg__cg_gate_fwd(qg_ctx *ctx, const qg_tensor *z, const qg_tensor *delt
     qg_kargs a;
     size_t wg;
     if (st == QG_OK && n)
-        st = get(ctx, "qg_cg_gate_fwd", &a, &wg);
+        st = get(ctx, QG_K_CG_GATE_FWD, &a, &wg);
     if (st != QG_OK || n == 0)
         return st;
     qg__karg_tensor(&a, z);
@@ -184,7 +184,7 @@ qg_status qg__cg_gate_bwd(qg_ctx *ctx, const qg_tensor *z, const qg_tensor *delt
     qg_kargs a;
     size_t wg;
     if (st == QG_OK && d[1])
-        st = get(ctx, "qg_cg_gate_bwd", &a, &wg);
+        st = get(ctx, QG_K_CG_GATE_BWD, &a, &wg);
     if (st != QG_OK || d[1] == 0)
         return st;
     qg__karg_tensor(&a, z);
@@ -219,7 +219,7 @@ qg_status qg__cg_shuffle(qg_ctx *ctx, const qg_tensor *x, int groups, qg_tensor 
     qg_kargs a;
     size_t wg;
     if (st == QG_OK && n)
-        st = get(ctx, "qg_cg_shuffle", &a, &wg);
+        st = get(ctx, QG_K_CG_SHUFFLE, &a, &wg);
     if (st != QG_OK || n == 0)
         return st;
     qg__karg_tensor(&a, x);

@@ -35,10 +35,10 @@ qg_status qg__bincache_load(qg_ctx *ctx, const char *key, unsigned char **bin, s
     if (!ctx->cache_dir[0])
         return QG_ERR_NOT_FOUND;
     path_for(ctx, key, path, sizeof path);
-    char saved[sizeof ctx->err];
-    memcpy(saved, ctx->err, sizeof saved);
+    char saved[sizeof ctx->head.err];
+    memcpy(saved, ctx->head.err, sizeof saved);
     qg_status st = qg__file_read(ctx, path, &data, &n);
-    memcpy(ctx->err, saved, sizeof saved); /* a miss is not an error */
+    memcpy(ctx->head.err, saved, sizeof saved); /* a miss is not an error */
     if (st != QG_OK)
         return QG_ERR_NOT_FOUND;
     size_t ml = strlen(MAGIC), kl = strlen(key);
@@ -66,12 +66,12 @@ qg_status qg__bincache_load(qg_ctx *ctx, const char *key, unsigned char **bin, s
 void qg__bincache_store(qg_ctx *ctx, const char *key, const unsigned char *bin, size_t len)
 {
     char path[PATH_MAX + 32];
-    char saved[sizeof ctx->err];
+    char saved[sizeof ctx->head.err];
     if (!ctx->cache_dir[0])
         return;
     /* The cache is an optimisation: failing to write it must not fail the
      * build, nor leave an error message behind. */
-    memcpy(saved, ctx->err, sizeof saved);
+    memcpy(saved, ctx->head.err, sizeof saved);
     if (qg__mkdirs(ctx, ctx->cache_dir) == QG_OK) {
         path_for(ctx, key, path, sizeof path);
         size_t ml = strlen(MAGIC), kl = strlen(key);
@@ -86,11 +86,11 @@ void qg__bincache_store(qg_ctx *ctx, const char *key, const unsigned char *bin, 
             memcpy(buf + off, bin, len);
             if (qg__file_write_atomic(ctx, path, buf, off + len) != QG_OK &&
                 ctx->verbose)
-                fprintf(stderr, "qgate: warning: %s\n", ctx->err);
+                fprintf(stderr, "qgate: warning: %s\n", ctx->head.err);
             free(buf);
         }
     } else if (ctx->verbose) {
-        fprintf(stderr, "qgate: warning: kernel cache disabled: %s\n", ctx->err);
+        fprintf(stderr, "qgate: warning: kernel cache disabled: %s\n", ctx->head.err);
     }
-    memcpy(ctx->err, saved, sizeof saved);
+    memcpy(ctx->head.err, saved, sizeof saved);
 }

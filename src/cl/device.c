@@ -8,6 +8,10 @@
 
 #include "core/error.h"
 #include "cl/ctx.h"
+#include "cl/tunedb.h"
+
+/* core/error.h records a context's errors through its first member. */
+_Static_assert(offsetof(struct qg_ctx, head) == 0, "qg_ctx must start with its qg_err_head");
 
 typedef struct found_device {
     cl_platform_id platform;
@@ -282,6 +286,7 @@ qg_status qg_ctx_new(const qg_ctx_opts *opts, qg_ctx **out)
     ctx->profiling = opts->profiling;
     ctx->verbose = opts->verbose;
     fill_info(ctx->platform, ctx->device, (int)pick, &ctx->info);
+    ctx->head.device = ctx->info.name;
     cl_device_fp_config fp = 0;
     if (clGetDeviceInfo(ctx->device, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL) ==
         CL_SUCCESS)
@@ -340,9 +345,8 @@ void qg_ctx_free(qg_ctx *ctx)
     if (ctx->queue)
         clFinish(ctx->queue);
     qg__kprof_print(ctx);
-    if (ctx->tune_state_free)
-        ctx->tune_state_free(ctx->tune_state);
-    qg__overrides_free(ctx);
+    qg__tunedb_free(ctx);
+    qg__variants_free(ctx);
     if (ctx->gemm_state_free)
         ctx->gemm_state_free(ctx->gemm_state);
     for (qg_program_entry *p = ctx->programs, *pn; p; p = pn) {

@@ -1,33 +1,50 @@
-/* src/cl/launch.c: typed kernel-argument setters and checked launches. */
+/* src/cl/launch.c: kernels by id, typed kernel-argument setters and
+ * checked launches. Once a kernel was created, getting it is two array
+ * reads (the program's current variant, its kernel slot). */
 #include "config.h"
 
 #include <stdio.h>
 
 #include "core/error.h"
 #include "cl/ctx.h"
-#include "tensor/tensor_impl.h"
 
-void qg__kargs_init(qg_kargs *a, qg_ctx *ctx, cl_kernel k, const char *name)
+qg_status qg__kargs_variant(qg_ctx *ctx, qg_variant *v, qg_kernel_id k, qg_kargs *a)
 {
+    if ((unsigned)k >= QG_K_COUNT || !v->kernels[k]) {
+        qg_status st = qg__variant_kernel(ctx, v, k);
+        if (st != QG_OK)
+            return st;
+    }
     a->ctx = ctx;
-    a->k = k;
-    a->name = name;
+    a->k = v->kernels[k];
+    a->name = qg__kernel_name(k);
     a->n = 0;
+    a->nargs = v->nargs[k];
     a->err = CL_SUCCESS;
     a->err_index = 0;
+    return QG_OK;
 }
 
-qg_status qg__kargs_get(qg_ctx *ctx, const char *program, const char *kernel, long def_wg,
-                        qg_kargs *a, size_t *wg)
+qg_status qg__kargs_getv(qg_ctx *ctx, qg_kernel_id k, qg_kargs *a, const long **values)
 {
-    cl_kernel k;
-    long v = def_wg;
-    qg_status st = qg__kernel_current(ctx, program, kernel, &k, "WG", &v);
-    if (st != QG_OK)
-        return st;
-    qg__kargs_init(a, ctx, k, kernel);
-    *wg = (size_t)v;
-    return QG_OK;
+    qg_variant *v;
+    if ((unsigned)k >= QG_K_COUNT)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "no kernel %d in the registry", (int)k);
+    qg_status st = qg__variant_current(ctx, qg__kernel_program(k), &v);
+    if (st == QG_OK)
+        st = qg__kargs_variant(ctx, v, k, a);
+    if (st == QG_OK && values)
+        *values = v->values;
+    return st;
+}
+
+qg_status qg__kargs_get(qg_ctx *ctx, qg_kernel_id k, qg_kargs *a, size_t *wg)
+{
+    const long *v;
+    qg_status st = qg__kargs_getv(ctx, k, a, &v);
+    if (st == QG_OK && wg)
+        *wg = (size_t)v[QG_P_WG];
+    return st;
 }
 
 static void set(qg_kargs *a, size_t size, const void *value)
@@ -46,12 +63,6 @@ void qg__karg_uint(qg_kargs *a, unsigned v) { cl_uint x = v; set(a, sizeof x, &x
 void qg__karg_float(qg_kargs *a, float v) { cl_float x = v; set(a, sizeof x, &x); }
 void qg__karg_local(qg_kargs *a, size_t bytes) { set(a, bytes, NULL); }
 
-void qg__karg_tensor(qg_kargs *a, const qg_tensor *t)
-{
-    qg__karg_mem(a, t->mem);
-    qg__karg_int(a, (int)t->offset);
-}
-
 qg_status qg__kargs_launch_ev(qg_kargs *a, cl_uint dims, const size_t *global,
                               const size_t *local, cl_event *ev)
 {
@@ -59,6 +70,9 @@ qg_status qg__kargs_launch_ev(qg_kargs *a, cl_uint dims, const size_t *global,
     if (a->err != CL_SUCCESS)
         return qg__error(a->ctx, QG_ERR_CL, "clSetKernelArg(%s, arg %u) failed with %s",
                          a->name, a->err_index, qg_cl_error_name(a->err));
+    if (a->n != a->nargs)
+        return qg__error(a->ctx, QG_ERR_INVALID_ARG, "kernel %s takes %u arguments, but %u "
+                         "were set before its launch", a->name, a->nargs, a->n);
     for (cl_uint i = 0; i < dims; i++) {
         g[i] = local ? qg__round_up(global[i], local[i]) : global[i];
         if (g[i] == 0)

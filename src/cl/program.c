@@ -238,6 +238,16 @@ qg_status qg__program_build(qg_ctx *ctx, const char *program, const qg_kparam *p
     return program_entry(ctx, program, params, nparams, &pe);
 }
 
+qg_status qg__program_build_get(qg_ctx *ctx, const char *program, const qg_kparam *params,
+                                size_t nparams, cl_program *out)
+{
+    qg_program_entry *pe;
+    qg_status st = program_entry(ctx, program, params, nparams, &pe);
+    if (st == QG_OK)
+        *out = pe->prog;
+    return st;
+}
+
 qg_status qg__kernel_get(qg_ctx *ctx, const char *program, const qg_kparam *params,
                          size_t nparams, const char *kernel, cl_kernel *out)
 {

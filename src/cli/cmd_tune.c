@@ -9,7 +9,7 @@
 #include "qgate.h"
 #include "cli/cli.h"
 #include "cl/ctx.h"
-#include "tune/tunedb.h"
+#include "cl/tunedb.h"
 #include "tune/shapes_file.h"
 #include "tune/tuner.h"
 

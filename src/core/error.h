@@ -12,6 +12,14 @@
 
 struct qg_ctx;
 
+/* The start of every context: struct qg_ctx (cl/ctx.h) begins with this
+ * member, so this layer records a context's last error (and names its
+ * device) without knowing the rest of the context. */
+typedef struct qg_err_head {
+    char err[2048];
+    const char *device;         /* quoted by qg__cl_error; NULL before one is chosen */
+} qg_err_head;
+
 qg_status qg__error(struct qg_ctx *ctx, qg_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 qg_status qg__cl_error(struct qg_ctx *ctx, int cl_err, const char *call,

@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <CL/cl.h>
+
 #include "core/error.h"
-#include "cl/ctx.h"
+#include "qgate/device.h"
 
 static _Thread_local char tls_error[2048];
 
@@ -77,16 +79,19 @@ const char *qg_last_error(void)
     return tls_error;
 }
 
+/* A context starts with its qg_err_head (see core/error.h). */
 const char *qg_ctx_last_error(const qg_ctx *ctx)
 {
-    return ctx ? ctx->err : tls_error;
+    return ctx ? ((const qg_err_head *)(const void *)ctx)->err : tls_error;
 }
 
 static void store(qg_ctx *ctx, const char *msg)
 {
     snprintf(tls_error, sizeof tls_error, "%s", msg);
-    if (ctx)
-        snprintf(ctx->err, sizeof ctx->err, "%s", msg);
+    if (ctx) {
+        qg_err_head *h = (qg_err_head *)(void *)ctx;
+        snprintf(h->err, sizeof h->err, "%s", msg);
+    }
 }
 
 qg_status qg__error(qg_ctx *ctx, qg_status st, const char *fmt, ...)
@@ -114,7 +119,8 @@ void qg__error_append(qg_ctx *ctx, const char *fmt, ...)
 qg_status qg__cl_error(qg_ctx *ctx, int cl_err, const char *call,
                        const char *file, int line)
 {
-    const char *dev = ctx ? ctx->info.name : "?";
+    const qg_err_head *h = (const qg_err_head *)(void *)ctx;
+    const char *dev = h && h->device ? h->device : "?";
     return qg__error(ctx, QG_ERR_CL, "%s failed with %s (%d) on device '%s' at %s:%d",
                      call, qg_cl_error_name(cl_err), cl_err, dev, file, line);
 }

@@ -1,9 +1,9 @@
-# src/data: datasets (IDX, CIFAR binary), the threaded batch loader, and the
-# safetensors checkpoint format (src/model/safetensors.c), with their tests.
+# src/data: datasets (IDX, CIFAR binary) and the threaded batch loader, with
+# their tests; the safetensors test is here too (its source is listed in
+# src/model/local.mk).
 libqgate_la_SOURCES += \
 	src/data/dataset.h src/data/dataset.c src/data/idx.c src/data/cifar.c \
-	src/data/loader.c \
-	src/model/safetensors.h src/model/safetensors.c
+	src/data/loader.c
 
 check_PROGRAMS += tests/test_data tests/test_safetensors
 tests_test_data_SOURCES = tests/test_data.c

@@ -26,11 +26,9 @@ qg_status qg__gemm_batched(struct qg_ctx *ctx, int trans_a, int trans_b, size_t 
                            qg_gemm_operand B, size_t stride_b, float beta, qg_gemm_operand C,
                            size_t stride_c, size_t count);
 
-/* CLBlast's Xgemm parameters as a tunable set (tuning database name
- * "clblast_xgemm"), applying a set, and applying the tuned one if any
- * (once per context, before its first GEMM). */
-struct qg_program_desc;
-const struct qg_program_desc *qg__gemm_program_desc(void);
+/* Applying a set of CLBlast's Xgemm parameters (registry program
+ * QG_PROG_CLBLAST_XGEMM, in its tunables order), and applying the tuned
+ * one if any (once per context, before its first GEMM). */
 qg_status qg__gemm_override(struct qg_ctx *ctx, const long *values);
 qg_status qg__gemm_apply_tuned(struct qg_ctx *ctx);
 /* Keeps CLBlast's built-in parameters for this context (the tuned set is

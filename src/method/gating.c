@@ -63,7 +63,8 @@ static double reduction(double full, double eff)
     return eff > 0 ? full / eff : 1.0;
 }
 
-qg_status qg__gating_metrics(qg_model *m, const char *prefix, const qg_metric_sink *sink)
+qg_status qg__gating_metrics(qg_model *m, const qg_method_cfg *mc, const char *prefix,
+                             const qg_metric_sink *sink)
 {
     gate_report r;
     char key[64];
@@ -91,7 +92,7 @@ done:
     return st;
 }
 
-void qg__gating_progress(qg_model *m, char *buf, size_t cap)
+void qg__gating_progress(qg_model *m, const qg_method_cfg *mc, char *buf, size_t cap)
 {
     gate_report r;
     buf[0] = 0;
@@ -105,7 +106,7 @@ void qg__gating_progress(qg_model *m, char *buf, size_t cap)
     report_free(&r);
 }
 
-qg_status qg__gating_reset(qg_model *m)
+qg_status qg__gating_reset(qg_model *m, const qg_method_cfg *mc)
 {
     return qg__model_gate_reset(m);
 }

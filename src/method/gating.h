@@ -10,9 +10,12 @@
 /* Metrics: "<prefix>sparsity", "<prefix>flop_reduction" and, for the test
  * phase (prefix ""), per layer "sparsity_layers", "flop_reduction_layers",
  * plus "macs_dense" and "macs_effective". */
-qg_status qg__gating_metrics(qg_model *m, const char *prefix, const qg_metric_sink *sink);
+/* They have the method hooks' signatures, so a gating method's descriptor
+ * names them directly. */
+qg_status qg__gating_metrics(qg_model *m, const qg_method_cfg *mc, const char *prefix,
+                             const qg_metric_sink *sink);
 /* "sparsity 45.1% FLOPs /1.83" for the progress line ("" without gates). */
-void qg__gating_progress(qg_model *m, char *buf, size_t cap);
-qg_status qg__gating_reset(qg_model *m);
+void qg__gating_progress(qg_model *m, const qg_method_cfg *mc, char *buf, size_t cap);
+qg_status qg__gating_reset(qg_model *m, const qg_method_cfg *mc);
 
 #endif

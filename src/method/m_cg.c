@@ -62,22 +62,6 @@ static void describe(const qg_method_cfg *mc, char *buf, size_t cap)
              p->shuffle ? " shuffle" : "", p->postact ? " postact" : "", p->spbp ? " spbp" : "");
 }
 
-static qg_status metrics(qg_model *m, const qg_method_cfg *mc, const char *prefix,
-                         const qg_metric_sink *sink)
-{
-    return qg__gating_metrics(m, prefix, sink);
-}
-
-static qg_status reset(qg_model *m, const qg_method_cfg *mc)
-{
-    return qg__gating_reset(m);
-}
-
-static void progress(qg_model *m, const qg_method_cfg *mc, char *buf, size_t cap)
-{
-    qg__gating_progress(m, buf, cap);
-}
-
 const qg_method_desc qg__method_cg = {
     .name = "cg",
     .summary = "channel gating: each block's conv1 is a CGConv2d (full-precision ResNet)",
@@ -89,6 +73,7 @@ const qg_method_desc qg__method_cg = {
     .opts = opts, .nopts = sizeof opts / sizeof *opts,
     .params_size = sizeof(qg_cg_params),
     .check = check, .describe = describe,
-    .metrics = metrics, .reset_metrics = reset, .progress = progress,
+    .metrics = qg__gating_metrics, .reset_metrics = qg__gating_reset,
+    .progress = qg__gating_progress,
     .decay_kinds = 1u << QG_PARAM_WEIGHT,
 };

@@ -48,27 +48,12 @@ static void describe(const qg_method_cfg *mc, char *buf, size_t cap)
     snprintf(buf, cap, "pb%d%s", p->pred_bits, p->spbp ? " spbp" : "");
 }
 
-static qg_status metrics(qg_model *m, const qg_method_cfg *mc, const char *prefix,
-                         const qg_metric_sink *sink)
-{
-    return qg__gating_metrics(m, prefix, sink);
-}
-
-static qg_status reset(qg_model *m, const qg_method_cfg *mc)
-{
-    return qg__gating_reset(m);
-}
-
-static void progress(qg_model *m, const qg_method_cfg *mc, char *buf, size_t cap)
-{
-    qg__gating_progress(m, buf, cap);
-}
-
 const qg_method_desc qg__method_pg = {
     .name = "pg",
     .summary = "precision gating: each block's conv1 is a PGConv2d (implies -w/-a)",
     .opts = opts, .nopts = sizeof opts / sizeof *opts,
     .params_size = sizeof(qg_pg_params),
     .check = check, .describe = describe,
-    .metrics = metrics, .reset_metrics = reset, .progress = progress,
+    .metrics = qg__gating_metrics, .reset_metrics = qg__gating_reset,
+    .progress = qg__gating_progress,
 };

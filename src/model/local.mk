@@ -1,12 +1,11 @@
-# Models: graph of nodes over an activation arena, node types, builders.
+# Models: graph of nodes over an activation arena, node types, builders,
+# and the safetensors format of their checkpoints.
 libqgate_la_SOURCES += \
-	src/core/rng.h src/core/rng.c \
 	src/model/graph.h src/model/graph.c src/model/grad_plan.c src/model/nodes.h src/model/nodes.c \
 	src/model/nodes_quant.h src/model/nodes_quant.c \
 	src/model/nodes_cg.h src/model/nodes_cg.c \
 	src/model/wquant.h src/model/wquant.c src/model/resnet.h src/model/resnet.c \
-	src/train/optim.h src/train/optim.c src/train/checkpoint.h src/train/checkpoint.c \
-	src/train/trainer.h src/train/trainer.c src/train/bench.h src/train/bench.c
+	src/model/safetensors.h src/model/safetensors.c
 
 check_PROGRAMS += tests/test_model
 tests_test_model_SOURCES = tests/test_model.c

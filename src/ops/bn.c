@@ -56,20 +56,14 @@ static qg_status check(qg_ctx *ctx, const char *op, const char *what, const qg_t
 }
 
 /* The kernel with the context's current WG and VW (registry order). */
-static qg_status get(qg_ctx *ctx, const char *kernel, qg_kargs *a, size_t *wg, int *vw)
+static qg_status get(qg_ctx *ctx, qg_kernel_id kernel, qg_kargs *a, size_t *wg, int *vw)
 {
-    cl_kernel k;
-    long v[QG_MAX_TUNABLES];
-    int nv = 0;
-    qg_status st = qg__program_params(ctx, "bn", v, &nv);
-    if (st == QG_OK)
-        st = qg__kernel_current(ctx, "bn", kernel, &k, NULL, NULL);
+    const long *v;
+    qg_status st = qg__kargs_getv(ctx, kernel, a, &v);
     if (st != QG_OK)
         return st;
-    QG_ASSERT(nv == 3);
-    qg__kargs_init(a, ctx, k, kernel);
-    *wg = (size_t)v[0];
-    *vw = (int)v[1];
+    *wg = (size_t)v[QG_BN_WG];
+    *vw = (int)v[QG_BN_VW];
     return QG_OK;
 }
 
@@ -81,12 +75,11 @@ static qg_status get(qg_ctx *ctx, const char *kernel, qg_kargs *a, size_t *wg, i
  * steps' kernel profile; the quantized step ~4% faster). */
 static qg_status parts_of(qg_ctx *ctx, int N, int *parts)
 {
-    long v[QG_MAX_TUNABLES];
-    int nv = 0;
-    qg_status st = qg__program_params(ctx, "bn", v, &nv);
+    const long *v;
+    qg_status st = qg__program_values(ctx, QG_PROG_BN, &v);
     if (st != QG_OK)
         return st;
-    *parts = v[2] < N ? (int)v[2] : N;
+    *parts = v[QG_BN_PARTS] < N ? (int)v[QG_BN_PARTS] : N;
     return QG_OK;
 }
 
@@ -126,7 +119,7 @@ static qg_status fwd_train_parts(qg_ctx *ctx, const bn_dims *d, int parts, const
     cl_mem m;
     qg_status st = part_scratch(ctx, parts, d->C, 2, &m);
     if (st == QG_OK)
-        st = get(ctx, "qg_bn_stats_part", &a, &wg, &vw);
+        st = get(ctx, QG_K_BN_STATS_PART, &a, &wg, &vw);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
@@ -140,7 +133,7 @@ static qg_status fwd_train_parts(qg_ctx *ctx, const bn_dims *d, int parts, const
     size_t g = (size_t)parts, one = 1; /* (PARTS_LOCAL) */
     if ((st = qg__kargs_launch(&a, 1, &g, &one)) != QG_OK)
         return st;
-    if ((st = get(ctx, "qg_bn_apply", &a, &wg, &vw)) != QG_OK)
+    if ((st = get(ctx, QG_K_BN_APPLY, &a, &wg, &vw)) != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
     qg__karg_int(&a, d->N);
@@ -238,7 +231,7 @@ qg_status qg__bn_act_fwd_train(qg_ctx *ctx, const qg_tensor *x, const qg_tensor 
                                momentum, eps, res, act, alpha, y, save_mean, save_invstd,
                                ymax, ymax_add);
     if (st == QG_OK)
-        st = get(ctx, "qg_bn_fwd_train", &a, &wg, &vw);
+        st = get(ctx, QG_K_BN_FWD_TRAIN, &a, &wg, &vw);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
@@ -298,7 +291,7 @@ qg_status qg__bn_act_fwd_eval(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *
     if (st == QG_OK)
         st = check_act(ctx, op, act, alpha);
     if (st == QG_OK)
-        st = get(ctx, "qg_bn_fwd_eval", &a, &wg, &vw);
+        st = get(ctx, QG_K_BN_FWD_EVAL, &a, &wg, &vw);
     if (st != QG_OK)
         return st;
     size_t planes = (size_t)d.N * d.C;
@@ -371,7 +364,7 @@ static qg_status bwd_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_te
     cl_mem m;
     qg_status st = part_scratch(ctx, parts, d->C, 3, &m);
     if (st == QG_OK)
-        st = get(ctx, "qg_bn_bwd_part", &a, &wg, &vw);
+        st = get(ctx, QG_K_BN_BWD_PART, &a, &wg, &vw);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
@@ -388,7 +381,7 @@ static qg_status bwd_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_te
     size_t g = (size_t)parts, one = 1; /* (PARTS_LOCAL) */
     if ((st = qg__kargs_launch(&a, 1, &g, &one)) != QG_OK)
         return st;
-    if ((st = get(ctx, "qg_bn_bwd_apply", &a, &wg, &vw)) != QG_OK)
+    if ((st = get(ctx, QG_K_BN_BWD_APPLY, &a, &wg, &vw)) != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
     qg__karg_tensor(&a, dy);
@@ -483,7 +476,7 @@ qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
                          pa ? pact->dalpha : NULL);
     }
     if (st == QG_OK)
-        st = get(ctx, "qg_bn_bwd", &a, &wg, &vw);
+        st = get(ctx, QG_K_BN_BWD, &a, &wg, &vw);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
@@ -509,7 +502,7 @@ qg_status qg__bn_act_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *y,
     if (st != QG_OK || !pa)
         return st;
     /* dalpha += the channels' sums, in channel order. */
-    if ((st = get(ctx, "qg_bn_part_add", &a, &wg, &vw)) != QG_OK)
+    if ((st = get(ctx, QG_K_BN_PART_ADD, &a, &wg, &vw)) != QG_OK)
         return st;
     qg__karg_tensor(&a, pact->part);
     qg__karg_int(&a, d.C);
@@ -554,7 +547,7 @@ qg_status qg__bn_fold(qg_ctx *ctx, const qg_tensor *w, const qg_tensor *b,
     size_t wg;
     int vw;
     if (st == QG_OK)
-        st = get(ctx, "qg_bn_fold", &a, &wg, &vw);
+        st = get(ctx, QG_K_BN_FOLD, &a, &wg, &vw);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, w);

@@ -40,17 +40,12 @@ qg_status qg__chan_copy(qg_ctx *ctx, const qg_tensor *x, int xc0, int xs, qg_ten
         return qg__error(ctx, QG_ERR_SHAPE, "%s: %d channels from %d step %d of '%s' (%lld) to "
                          "%d step %d of '%s' (%lld) do not fit", op, count, xc0, xs, x->name,
                          (long long)a[1], yc0, ys, y->name, (long long)b[1]);
-    cl_kernel k;
-    long v[QG_MAX_TUNABLES];
-    int nv = 0;
+    const long *v;
     qg_kargs ka;
-    st = qg__program_params(ctx, "chan", v, &nv);
-    if (st == QG_OK)
-        st = qg__kernel_current(ctx, "chan", "qg_chan_copy", &k, NULL, NULL);
+    st = qg__kargs_getv(ctx, QG_K_CHAN_COPY, &ka, &v);
     if (st != QG_OK)
         return st;
     int HW = (int)(a[2] * a[3]);
-    qg__kargs_init(&ka, ctx, k, "qg_chan_copy");
     qg__karg_tensor(&ka, x);
     qg__karg_int(&ka, (int)a[1]);
     qg__karg_int(&ka, xc0);
@@ -63,7 +58,7 @@ qg_status qg__chan_copy(qg_ctx *ctx, const qg_tensor *x, int xc0, int xs, qg_ten
     qg__karg_int(&ka, HW);
     qg__karg_int(&ka, accumulate != 0);
     /* WG, EPI (cl/chan.cl): 2-D, WG x 1 work-groups. */
-    size_t epi = (size_t)v[1], wg = (size_t)v[0];
+    size_t epi = (size_t)v[QG_CHAN_EPI], wg = (size_t)v[QG_CHAN_WG];
     size_t per = ((size_t)HW + epi - 1) / epi;
     if (wg > per) {   /* a small plane: the smallest power of two covering it */
         size_t w2 = 1;

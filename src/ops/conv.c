@@ -138,16 +138,9 @@ static qg_status check_desc(qg_ctx *ctx, const char *op, const qg_conv_desc *d)
     return QG_OK;
 }
 
-static qg_status get(qg_ctx *ctx, const char *kernel, qg_kargs *a, size_t *wg)
+static qg_status get(qg_ctx *ctx, qg_kernel_id kernel, qg_kargs *a, size_t *wg)
 {
-    cl_kernel k;
-    long v = 64;
-    qg_status st = qg__kernel_current(ctx, "im2col", kernel, &k, "WG", &v);
-    if (st != QG_OK)
-        return st;
-    qg__kargs_init(a, ctx, k, kernel);
-    *wg = (size_t)v;
-    return QG_OK;
+    return qg__kargs_get(ctx, kernel, a, wg);
 }
 
 /* Binds tensor t starting `extra` elements into it. */
@@ -174,7 +167,7 @@ static qg_status im2col(qg_ctx *ctx, const qg_conv_desc *d, const qg_tensor *x, 
 {
     qg_kargs a;
     size_t wg;
-    qg_status st = get(ctx, "qg_im2col_im2col", &a, &wg);
+    qg_status st = get(ctx, QG_K_IM2COL_IM2COL, &a, &wg);
     if (st != QG_OK)
         return st;
     karg_at(&a, x, (size_t)n0 * d->C * d->H * d->W);
@@ -198,7 +191,7 @@ static qg_status nchw_to_cn(qg_ctx *ctx, const qg_tensor *src, int n0, int nb, i
 {
     qg_kargs a;
     size_t wg;
-    qg_status st = get(ctx, "qg_im2col_nchw_to_cn", &a, &wg);
+    qg_status st = get(ctx, QG_K_IM2COL_NCHW_TO_CN, &a, &wg);
     if (st != QG_OK)
         return st;
     karg_at(&a, src, (size_t)n0 * K * PQ);
@@ -214,7 +207,7 @@ static qg_status bias_add(qg_ctx *ctx, qg_tensor *y, const qg_tensor *bias, int 
 {
     qg_kargs a;
     size_t wg;
-    qg_status st = get(ctx, "qg_im2col_bias_add", &a, &wg);
+    qg_status st = get(ctx, QG_K_IM2COL_BIAS_ADD, &a, &wg);
     if (st != QG_OK)
         return st;
     size_t n = qg_tensor_numel(y);
@@ -258,25 +251,26 @@ static qg_status pointwise_gemms(qg_ctx *ctx, const qg_conv_desc *d, int trans_a
 
 /* ---- direct path (cl/conv_direct.cl) ---- */
 
-/* Parameters of program conv_direct, in its registry order. */
+/* Parameters of program conv_direct, in its registry order, and the
+ * variant they resolved to (NULL in a sizing-only set). */
 typedef struct dparams {
     long WG, VW, JT, KT, WKT, WN;
+    qg_variant *v;
 } dparams;
 
 /* The set tuned for d's shape class when there is one (qgate tune
  * --shapes FILE), else the program-wide one. */
 static qg_status direct_params(qg_ctx *ctx, const qg_conv_desc *d, dparams *p)
 {
-    long v[QG_MAX_TUNABLES];
+    qg_variant *var;
     char shape[QG_CONV_SHAPE_CLASS_MAX];
-    int n = 0;
     qg__conv_shape_class(d, shape, sizeof shape);
-    qg_status st = qg__program_params_shape(ctx, "conv_direct", shape, v, &n);
+    qg_status st = qg__variant_shape(ctx, QG_PROG_CONV_DIRECT, shape, &var);
     if (st != QG_OK)
         return st;
-    if (n != 6)
-        return qg__error(ctx, QG_ERR_UNSUPPORTED, "conv_direct: expected 6 tunables, got %d", n);
-    *p = (dparams){v[0], v[1], v[2], v[3], v[4], v[5]};
+    const long *v = var->values;
+    *p = (dparams){v[QG_DIRECT_WG], v[QG_DIRECT_VW], v[QG_DIRECT_JT], v[QG_DIRECT_KT],
+                   v[QG_DIRECT_WKT], v[QG_DIRECT_WN], var};
     return QG_OK;
 }
 
@@ -351,19 +345,17 @@ static int direct_wn(const dparams *p, int J, int nb)
 
 /* Built from the p its caller looked up (a lookup per launch could mix
  * sets within one conv, and the geometry follows p). */
-static qg_status dget(qg_ctx *ctx, const dparams *p, const char *kernel, qg_kargs *a)
+static qg_status dget(qg_ctx *ctx, const dparams *p, qg_kernel_id kernel, qg_kargs *a)
 {
-    const qg_program_desc *pd = qg__program_find("conv_direct");
-    const long v[6] = {p->WG, p->VW, p->JT, p->KT, p->WKT, p->WN};
-    qg_kparam kp[6];
-    for (int i = 0; i < 6; i++)
-        kp[i] = (qg_kparam){pd->tunables[i].name, v[i]};
-    cl_kernel k;
-    qg_status st = qg__kernel_get(ctx, "conv_direct", kp, 6, kernel, &k);
-    if (st != QG_OK)
-        return st;
-    qg__kargs_init(a, ctx, k, kernel);
-    return QG_OK;
+    QG_ASSERT(p->v);
+    return qg__kargs_variant(ctx, p->v, kernel, a);
+}
+
+/* The TxT variant of a kernel that comes as 3x3 and 2x2 (QG_K_COUNT,
+ * which dget refuses, for other T). */
+static qg_kernel_id by_tile(int T, qg_kernel_id k3, qg_kernel_id k2)
+{
+    return T == 3 ? k3 : T == 2 ? k2 : QG_K_COUNT;
 }
 
 /* A forward's input quantizer, applied while its planes are prepared: the
@@ -383,7 +375,7 @@ static qg_status dprep_q(qg_ctx *ctx, const dparams *p, const qg_tensor *src, in
                          dquant q)
 {
     qg_kargs a;
-    qg_status st = dget(ctx, p, "qg_conv_direct_prep", &a);
+    qg_status st = dget(ctx, p, QG_K_CONV_DIRECT_PREP, &a);
     if (st != QG_OK)
         return st;
     int planes = nb * Cs * PH * PH;
@@ -439,7 +431,7 @@ static qg_status dwprep_t(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d,
                           const qg_tensor *ws)
 {
     qg_kargs a;
-    qg_status st = dget(ctx, p, "qg_conv_direct_wprep", &a);
+    qg_status st = dget(ctx, p, QG_K_CONV_DIRECT_WPREP, &a);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, w);
@@ -478,8 +470,7 @@ static qg_status dfwd_kv(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, 
                          const qg_tensor *add)
 {
     qg_kargs a;
-    char name[64];
-    snprintf(name, sizeof name, "qg_conv_direct_fwd_kv_%dx%d", g->T, g->T);
+    qg_kernel_id name = by_tile(g->T, QG_K_CONV_DIRECT_FWD_KV_3X3, QG_K_CONV_DIRECT_FWD_KV_2X2);
     qg_status st = dget(ctx, p, name, &a);
     if (st != QG_OK)
         return st;
@@ -531,11 +522,11 @@ static qg_status dfwd(qg_ctx *ctx, const dparams *p, const dgeom *g, int Ci, int
                       size_t out_extra, const qg_tensor *mask, const qg_tensor *add)
 {
     qg_kargs a;
-    char name[64];
+    qg_kernel_id name;
     if (g->ph)
-        snprintf(name, sizeof name, "qg_conv_direct_fwd_s2_3x3");
+        name = QG_K_CONV_DIRECT_FWD_S2_3X3;
     else
-        snprintf(name, sizeof name, "qg_conv_direct_fwd_%dx%d", g->T, g->T);
+        name = by_tile(g->T, QG_K_CONV_DIRECT_FWD_3X3, QG_K_CONV_DIRECT_FWD_2X2);
     qg_status st = dget(ctx, p, name, &a);
     if (st != QG_OK)
         return st;
@@ -826,7 +817,7 @@ static qg_status dwsum(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p,
                        int accumulate, qg_tensor *dw, const qg_tensor *wmask)
 {
     qg_kargs a;
-    qg_status s = dget(ctx, p, "qg_conv_direct_wgrad_sum", &a);
+    qg_status s = dget(ctx, p, QG_K_CONV_DIRECT_WGRAD_SUM, &a);
     if (s != QG_OK)
         return s;
     karg_at(&a, ws, part_extra);
@@ -855,7 +846,7 @@ static qg_status dwgrad(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, co
                         size_t part_extra, int accumulate,
                         qg_tensor *dw, const qg_tensor *wmask)
 {
-    char name[64];
+    qg_kernel_id name;
     qg_kargs a;
     int nchunks = (nb + wn - 1) / wn;
     /* g->ph: Ci = 4C phase planes read as C channels of 3x3 taps */
@@ -864,11 +855,13 @@ static qg_status dwgrad(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p, co
     int QB = (d->Q + (int)p->VW - 1) / (int)p->VW;
     int rows = !g->ph && T == 3 && d->stride == 1;
     if (g->ph)
-        snprintf(name, sizeof name, "qg_conv_direct_wgrad_s2_3x3");
+        name = QG_K_CONV_DIRECT_WGRAD_S2_3X3;
     else if (rows)
-        snprintf(name, sizeof name, "qg_conv_direct_wgrad_rows_3x3");
+        name = QG_K_CONV_DIRECT_WGRAD_ROWS_3X3;
+    else if (T == 3)
+        name = QG_K_CONV_DIRECT_WGRAD_3X3;
     else
-        snprintf(name, sizeof name, "qg_conv_direct_wgrad_%dx%d", T, T);
+        return qg__error(ctx, QG_ERR_UNSUPPORTED, "conv_direct: no %dx%d wgrad kernel", T, T);
     qg_status st = dget(ctx, p, name, &a);
     if (st != QG_OK)
         return st;
@@ -908,7 +901,7 @@ static qg_status dwgrad_kv(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p,
 {
     qg_kargs a;
     int PQ = d->P * d->Q, nchunks = (nb + wn - 1) / wn;
-    qg_status st = dget(ctx, p, "qg_conv_direct_prep_t", &a);
+    qg_status st = dget(ctx, p, QG_K_CONV_DIRECT_PREP_T, &a);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, dy);
@@ -920,7 +913,7 @@ static qg_status dwgrad_kv(qg_ctx *ctx, const qg_conv_desc *d, const dparams *p,
     size_t n = (size_t)nb * PQ, l = 16;
     if ((st = qg__kargs_launch(&a, 1, &n, &l)) != QG_OK)
         return st;
-    if ((st = dget(ctx, p, g->ph ? "qg_conv_direct_wgrad_kv_s2" : "qg_conv_direct_wgrad_kv",
+    if ((st = dget(ctx, p, g->ph ? QG_K_CONV_DIRECT_WGRAD_KV_S2 : QG_K_CONV_DIRECT_WGRAD_KV,
                     &a)) != QG_OK)
         return st;
     karg_at(&a, xs, xp_extra);
@@ -989,7 +982,7 @@ static qg_status dunphase(qg_ctx *ctx, const dparams *p, const qg_conv_desc *d, 
                           const qg_tensor *mask)
 {
     qg_kargs a;
-    qg_status st = dget(ctx, p, "qg_conv_direct_unphase", &a);
+    qg_status st = dget(ctx, p, QG_K_CONV_DIRECT_UNPHASE, &a);
     if (st != QG_OK)
         return st;
     int rows = nb * d->C * d->H;
@@ -1176,7 +1169,7 @@ qg_status qg__conv2d_fwd_keep(qg_ctx *ctx, const qg_conv_desc *d, const qg_tenso
         QG_TRY(qg__gemm_batched(ctx, 0, 0, Kg, cols, CRSg, 1.0f, opnd(w, 0, CRSg), Kg * CRSg,
                                 opnd(ws, 0, cols), CRSg * cols, 0.0f, opnd(ws, t_extra, cols),
                                 Kg * cols, G));
-        QG_TRY(get(ctx, "qg_im2col_cn_to_nchw", &a, &wg));
+        QG_TRY(get(ctx, QG_K_IM2COL_CN_TO_NCHW, &a, &wg));
         karg_at(&a, ws, t_extra);
         qg__karg_tensor(&a, bias ? bias : ws); /* not read without bias */
         qg__karg_int(&a, bias != NULL);
@@ -1215,7 +1208,7 @@ qg_status qg__conv2d_fwd_quant(qg_ctx *ctx, const qg_conv_desc *d, const qg_tens
     cl_mem t;
     QG_TRY(direct_params(ctx, d, &p));
     QG_TRY(qg__ctx_scratch(ctx, 32 * sizeof(float), &t));
-    QG_TRY(dget(ctx, &p, "qg_conv_direct_qtable", &a));
+    QG_TRY(dget(ctx, &p, QG_K_CONV_DIRECT_QTABLE, &a));
     qg__karg_tensor(&a, s);
     qg__karg_int(&a, L);
     qg__karg_mem(&a, t);
@@ -1315,7 +1308,7 @@ qg_status qg__conv2d_bwd_data(qg_ctx *ctx, const qg_conv_desc *d, const qg_tenso
         QG_TRY(qg__gemm_batched(ctx, 1, 0, CRSg, cols, Kg, 1.0f, opnd(w, 0, CRSg), Kg * CRSg,
                                 opnd(ws, t_extra, cols), Kg * cols, 0.0f, opnd(ws, 0, cols),
                                 CRSg * cols, G));
-        QG_TRY(get(ctx, "qg_im2col_col2im", &a, &wg));
+        QG_TRY(get(ctx, QG_K_IM2COL_COL2IM, &a, &wg));
         karg_at(&a, ws, 0);
         qg__karg_int(&a, d->C);
         qg__karg_int(&a, d->H);
@@ -1342,7 +1335,7 @@ static qg_status bias_grad(qg_ctx *ctx, const qg_tensor *dy, int N, int K, int P
 {
     qg_kargs a;
     size_t wg;
-    qg_status st = get(ctx, "qg_im2col_bias_grad", &a, &wg);
+    qg_status st = get(ctx, QG_K_IM2COL_BIAS_GRAD, &a, &wg);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, dy);

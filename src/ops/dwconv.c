@@ -56,22 +56,17 @@ static qg_status check(qg_ctx *ctx, const char *op, const qg_tensor *x, const qg
     return QG_OK;
 }
 
-/* The current WG, QT, WWG, ROW and the kernel. */
-static qg_status kernel(qg_ctx *ctx, const char *name, qg_kargs *a, long v[4])
+/* Kernel k with its program's current WG, QT, WWG, ROW in v. */
+static qg_status kernel(qg_ctx *ctx, qg_kernel_id k, qg_kargs *a, long v[4])
 {
-    cl_kernel k;
-    long vals[QG_MAX_TUNABLES];
-    int nv = 0;
-    qg_status st = qg__program_params(ctx, "dwconv", vals, &nv);
-    if (st == QG_OK)
-        st = qg__kernel_current(ctx, "dwconv", name, &k, NULL, NULL);
+    const long *vals;
+    qg_status st = qg__kargs_getv(ctx, k, a, &vals);
     if (st != QG_OK)
         return st;
-    v[0] = vals[0];
-    v[1] = vals[1];
-    v[2] = vals[2];
-    v[3] = vals[3];
-    qg__kargs_init(a, ctx, k, name);
+    v[0] = vals[QG_DW_WG];
+    v[1] = vals[QG_DW_QT];
+    v[2] = vals[QG_DW_WWG];
+    v[3] = vals[QG_DW_ROW];
     return QG_OK;
 }
 
@@ -106,7 +101,7 @@ static qg_status launch_fwd(qg_ctx *ctx, const qg_tensor *in, const qg_tensor *w
 {
     qg_kargs a;
     long v[4];
-    qg_status st = kernel(ctx, "qg_dw_fwd", &a, v);
+    qg_status st = kernel(ctx, QG_K_DW_FWD, &a, v);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, in);
@@ -146,7 +141,7 @@ qg_status qg__dwconv_bwd_data(qg_ctx *ctx, const qg_tensor *dy, const qg_tensor 
         return launch_fwd(ctx, dy, w, NULL, &t, 1, 2 - pad, 1, accumulate, dx);
     }
     if (st == QG_OK)
-        st = kernel(ctx, "qg_dw_bwd_data", &a, v);
+        st = kernel(ctx, QG_K_DW_BWD_DATA, &a, v);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, dy);
@@ -171,7 +166,7 @@ qg_status qg__dwconv_bwd_weight(qg_ctx *ctx, const qg_tensor *x, const qg_tensor
     long v[4];
     qg_status st = check(ctx, "dwconv_bwd_weight", x, dy, dw, db, stride, pad, &g);
     if (st == QG_OK)
-        st = kernel(ctx, "qg_dw_bwd_weight", &a, v);
+        st = kernel(ctx, QG_K_DW_BWD_WEIGHT, &a, v);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, x);

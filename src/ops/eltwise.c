@@ -17,16 +17,9 @@ static qg_status check_same(qg_ctx *ctx, const char *op, const qg_tensor *a, con
 }
 
 /* Gets `kernel`, binds nothing; the caller binds and calls launch1d. */
-static qg_status get(qg_ctx *ctx, const char *kernel, qg_kargs *a, size_t *wg)
+static qg_status get(qg_ctx *ctx, qg_kernel_id kernel, qg_kargs *a, size_t *wg)
 {
-    cl_kernel k;
-    long v = 64;
-    qg_status st = qg__kernel_current(ctx, "eltwise", kernel, &k, "WG", &v);
-    if (st != QG_OK)
-        return st;
-    qg__kargs_init(a, ctx, k, kernel);
-    *wg = (size_t)v;
-    return QG_OK;
+    return qg__kargs_get(ctx, kernel, a, wg);
 }
 
 static qg_status launch1d(qg_kargs *a, size_t n, size_t wg)
@@ -39,7 +32,7 @@ qg_status qg__eltwise_fill(qg_ctx *ctx, qg_tensor *y, float v)
 {
     qg_kargs a;
     size_t wg, n = qg_tensor_numel(y);
-    qg_status st = get(ctx, "qg_eltwise_fill", &a, &wg);
+    qg_status st = get(ctx, QG_K_ELTWISE_FILL, &a, &wg);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, y);
@@ -55,7 +48,7 @@ qg_status qg__eltwise_axpby(qg_ctx *ctx, float alpha, const qg_tensor *x, float 
     size_t wg, n = qg_tensor_numel(y);
     qg_status st = check_same(ctx, "axpby", x, y);
     if (st == QG_OK)
-        st = get(ctx, "qg_eltwise_axpby", &a, &wg);
+        st = get(ctx, QG_K_ELTWISE_AXPBY, &a, &wg);
     if (st != QG_OK)
         return st;
     qg__karg_float(&a, alpha);
@@ -66,14 +59,14 @@ qg_status qg__eltwise_axpby(qg_ctx *ctx, float alpha, const qg_tensor *x, float 
     return launch1d(&a, n, wg);
 }
 
-static qg_status binary(qg_ctx *ctx, const char *kernel, const qg_tensor *x0,
+static qg_status binary(qg_ctx *ctx, qg_kernel_id kernel, const qg_tensor *x0,
                         const qg_tensor *x1, qg_tensor *y)
 {
     qg_kargs a;
     size_t wg, n = qg_tensor_numel(y);
-    qg_status st = check_same(ctx, kernel, x0, y);
+    qg_status st = check_same(ctx, qg__kernel_name(kernel), x0, y);
     if (st == QG_OK)
-        st = check_same(ctx, kernel, x1, y);
+        st = check_same(ctx, qg__kernel_name(kernel), x1, y);
     if (st == QG_OK)
         st = get(ctx, kernel, &a, &wg);
     if (st != QG_OK)
@@ -87,12 +80,12 @@ static qg_status binary(qg_ctx *ctx, const char *kernel, const qg_tensor *x0,
 
 qg_status qg__eltwise_add(qg_ctx *ctx, const qg_tensor *a, const qg_tensor *b, qg_tensor *y)
 {
-    return binary(ctx, "qg_eltwise_add", a, b, y);
+    return binary(ctx, QG_K_ELTWISE_ADD, a, b, y);
 }
 
 qg_status qg__eltwise_mul(qg_ctx *ctx, const qg_tensor *a, const qg_tensor *b, qg_tensor *y)
 {
-    return binary(ctx, "qg_eltwise_mul", a, b, y);
+    return binary(ctx, QG_K_ELTWISE_MUL, a, b, y);
 }
 
 qg_status qg__relu_fwd(qg_ctx *ctx, const qg_tensor *x, qg_tensor *y)
@@ -101,7 +94,7 @@ qg_status qg__relu_fwd(qg_ctx *ctx, const qg_tensor *x, qg_tensor *y)
     size_t wg, n = qg_tensor_numel(y);
     qg_status st = check_same(ctx, "relu_fwd", x, y);
     if (st == QG_OK)
-        st = get(ctx, "qg_eltwise_relu_fwd", &a, &wg);
+        st = get(ctx, QG_K_ELTWISE_RELU_FWD, &a, &wg);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
@@ -119,7 +112,7 @@ qg_status qg__relu_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *dy, qg_
     if (st == QG_OK)
         st = check_same(ctx, "relu_bwd", dy, dx);
     if (st == QG_OK)
-        st = get(ctx, "qg_eltwise_relu_bwd", &a, &wg);
+        st = get(ctx, QG_K_ELTWISE_RELU_BWD, &a, &wg);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, x);

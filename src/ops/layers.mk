@@ -1,8 +1,8 @@
 # src/ops/layers.mk: batch norm, pooling, option-A shortcut, softmax
-# cross-entropy and optimizer steps (src/ops/layers.h), their kernels,
-# C oracles and tests (see Makefile.am).
+# cross-entropy and optimizer steps (src/ops/layers.h), their kernels and
+# tests; their C oracles are listed in src/ref/local.mk.
 libqgate_la_SOURCES += src/ops/layers.h src/ops/bn.c src/ops/pool.c src/ops/shortcut.c \
-	src/ops/loss.c src/ops/optim.c src/ref/ref_layers.h src/ref/ref_layers.c
+	src/ops/loss.c src/ops/optim.c
 CL_FILES += cl/bn.cl cl/pool.cl cl/shortcut.cl cl/loss.cl cl/optim.cl
 
 check_PROGRAMS += tests/test_bn tests/test_pool tests/test_loss tests/test_optim

@@ -15,8 +15,7 @@ qg_status qg__softmax_ce(qg_ctx *ctx, const qg_tensor *logits, const qg_tensor *
                          qg_tensor *dlogits)
 {
     const char *op = "softmax_ce";
-    cl_kernel k;
-    long v = 64;
+    size_t v;
     qg_kargs a;
     if (!logits || !labels || !loss_sum || !correct)
         return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: logits, labels, loss_sum and correct "
@@ -37,10 +36,9 @@ qg_status qg__softmax_ce(qg_ctx *ctx, const qg_tensor *logits, const qg_tensor *
                     qg_tensor_numel(dlogits) != qg_tensor_numel(logits)))
         return qg__error(ctx, QG_ERR_SHAPE, "%s: dlogits '%s' must be F32 with %zu elements", op,
                          dlogits->name, qg_tensor_numel(logits));
-    qg_status st = qg__kernel_current(ctx, "loss", "qg_loss_softmax_ce", &k, "WG", &v);
+    qg_status st = qg__kargs_get(ctx, QG_K_LOSS_SOFTMAX_CE, &a, &v);
     if (st != QG_OK)
         return st;
-    qg__kargs_init(&a, ctx, k, "qg_loss_softmax_ce");
     qg__karg_tensor(&a, logits);
     qg__karg_tensor(&a, labels);
     qg__karg_int(&a, N);
@@ -51,6 +49,6 @@ qg_status qg__softmax_ce(qg_ctx *ctx, const qg_tensor *logits, const qg_tensor *
     qg__karg_tensor(&a, dlogits ? dlogits : loss_sum);
     qg__karg_int(&a, dlogits != NULL);
     /* One group even for N == 0, so the sums are still written (as 0). */
-    size_t g = (size_t)v, l = (size_t)v;
+    size_t g = v, l = v;
     return qg__kargs_launch(&a, 1, &g, &l);
 }

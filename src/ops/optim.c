@@ -11,16 +11,9 @@
 #include "ops/layers.h"
 #include "tensor/tensor_impl.h"
 
-static qg_status get(qg_ctx *ctx, const char *kernel, qg_kargs *a, size_t *wg)
+static qg_status get(qg_ctx *ctx, qg_kernel_id kernel, qg_kargs *a, size_t *wg)
 {
-    cl_kernel k;
-    long v = 256;
-    qg_status st = qg__kernel_current(ctx, "optim", kernel, &k, "WG", &v);
-    if (st != QG_OK)
-        return st;
-    qg__kargs_init(a, ctx, k, kernel);
-    *wg = (size_t)v;
-    return QG_OK;
+    return qg__kargs_get(ctx, kernel, a, wg);
 }
 
 /* t must be F32 with n elements (n = numel(w)). */
@@ -55,7 +48,7 @@ qg_status qg__sgd_step_many(qg_ctx *ctx, int count, qg_tensor *const *w,
     for (int i0 = 0; i0 < count; i0 += 4) {
         qg_kargs a;
         size_t wg, total = 0;
-        qg_status st = get(ctx, "qg_optim_sgd4", &a, &wg);
+        qg_status st = get(ctx, QG_K_OPTIM_SGD4, &a, &wg);
         for (int t = i0; t < i0 + 4 && t < count && st == QG_OK; t++) {
             size_t n = w[t] ? qg_tensor_numel(w[t]) : 0;
             st = check(ctx, op, "w", w[t], n);
@@ -113,7 +106,7 @@ qg_status qg__adam_step(qg_ctx *ctx, qg_tensor *w, const qg_tensor *grad, qg_ten
     if (st == QG_OK)
         st = check(ctx, op, "v", v, n);
     if (st == QG_OK)
-        st = get(ctx, "qg_optim_adam", &a, &wg);
+        st = get(ctx, QG_K_OPTIM_ADAM, &a, &wg);
     if (st != QG_OK)
         return st;
     /* torch forms the bias corrections in Python floats (double). */
@@ -145,7 +138,7 @@ qg_status qg__sumsq(qg_ctx *ctx, const qg_tensor *x, qg_tensor *out, int accumul
         st = qg__error(ctx, QG_ERR_SHAPE, "%s: out '%s' must be F32 with at least one element",
                        op, out->name);
     if (st == QG_OK)
-        st = get(ctx, "qg_optim_sumsq", &a, &wg);
+        st = get(ctx, QG_K_OPTIM_SUMSQ, &a, &wg);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, x);

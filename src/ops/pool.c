@@ -10,16 +10,9 @@
 #include "ops/layers.h"
 #include "tensor/tensor_impl.h"
 
-static qg_status get(qg_ctx *ctx, const char *kernel, qg_kargs *a, size_t *wg)
+static qg_status get(qg_ctx *ctx, qg_kernel_id kernel, qg_kargs *a, size_t *wg)
 {
-    cl_kernel k;
-    long v = 64;
-    qg_status st = qg__kernel_current(ctx, "pool", kernel, &k, "WG", &v);
-    if (st != QG_OK)
-        return st;
-    qg__kargs_init(a, ctx, k, kernel);
-    *wg = (size_t)v;
-    return QG_OK;
+    return qg__kargs_get(ctx, kernel, a, wg);
 }
 
 /* t must be `dt`, rank 4 and [N, C, H, W]. */
@@ -90,7 +83,7 @@ qg_status qg__maxpool_fwd(qg_ctx *ctx, const qg_tensor *x, int k, int stride, in
     if (st == QG_OK)
         st = check4(ctx, op, "argmax", argmax, QG_DTYPE_I32, g.N, g.C, g.P, g.Q);
     if (st == QG_OK)
-        st = get(ctx, "qg_pool_max_fwd", &a, &wg);
+        st = get(ctx, QG_K_POOL_MAX_FWD, &a, &wg);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
@@ -121,7 +114,7 @@ qg_status qg__maxpool_bwd(qg_ctx *ctx, const qg_tensor *dy, const qg_tensor *arg
     if (st == QG_OK)
         st = check4(ctx, op, "argmax", argmax, QG_DTYPE_I32, N, C, P, Q);
     if (st == QG_OK)
-        st = get(ctx, "qg_pool_zero", &a, &wg);
+        st = get(ctx, QG_K_POOL_ZERO, &a, &wg);
     if (st != QG_OK)
         return st;
     size_t n = qg_tensor_numel(dx);
@@ -129,7 +122,7 @@ qg_status qg__maxpool_bwd(qg_ctx *ctx, const qg_tensor *dy, const qg_tensor *arg
     qg__karg_int(&a, (int)n);
     st = qg__kargs_launch(&a, 1, &n, &wg);
     if (st == QG_OK)
-        st = get(ctx, "qg_pool_max_bwd", &a, &wg);
+        st = get(ctx, QG_K_POOL_MAX_BWD, &a, &wg);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, dy);
@@ -153,7 +146,7 @@ qg_status qg__avgpool_fwd(qg_ctx *ctx, const qg_tensor *x, int k, int stride, in
     if (st == QG_OK)
         st = check4(ctx, op, "y", y, QG_DTYPE_F32, g.N, g.C, g.P, g.Q);
     if (st == QG_OK)
-        st = get(ctx, "qg_pool_avg_fwd", &a, &wg);
+        st = get(ctx, QG_K_POOL_AVG_FWD, &a, &wg);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
@@ -174,7 +167,7 @@ qg_status qg__avgpool_bwd(qg_ctx *ctx, const qg_tensor *dy, int k, int stride, i
     if (st == QG_OK)
         st = check4(ctx, op, "dy", dy, QG_DTYPE_F32, g.N, g.C, g.P, g.Q);
     if (st == QG_OK)
-        st = get(ctx, "qg_pool_avg_bwd", &a, &wg);
+        st = get(ctx, QG_K_POOL_AVG_BWD, &a, &wg);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, dy);
@@ -212,7 +205,7 @@ qg_status qg__gap_fwd(qg_ctx *ctx, const qg_tensor *x, qg_tensor *y)
     if (st == QG_OK && H * W < 1)
         st = qg__error(ctx, QG_ERR_SHAPE, "%s: tensor '%s' has empty planes", op, x->name);
     if (st == QG_OK)
-        st = get(ctx, "qg_pool_gap_fwd", &a, &wg);
+        st = get(ctx, QG_K_POOL_GAP_FWD, &a, &wg);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
@@ -236,7 +229,7 @@ qg_status qg__gap_bwd(qg_ctx *ctx, const qg_tensor *dy, qg_tensor *dx)
     if (st == QG_OK)
         st = check_pooled(ctx, op, "dy", dy, N, C);
     if (st == QG_OK)
-        st = get(ctx, "qg_pool_gap_bwd", &a, &wg);
+        st = get(ctx, QG_K_POOL_GAP_BWD, &a, &wg);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, dy);
@@ -277,7 +270,7 @@ qg_status qg__maxpool_same_fwd(qg_ctx *ctx, const qg_tensor *x, int k, int strid
     if (st == QG_OK)
         st = check4(ctx, op, "argmax", argmax, QG_DTYPE_I32, N, C, P, Q);
     if (st == QG_OK)
-        st = get(ctx, "qg_pool_max_same_fwd", &a, &wg);
+        st = get(ctx, QG_K_POOL_MAX_SAME_FWD, &a, &wg);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, x);

@@ -36,21 +36,16 @@ static qg_status check(qg_ctx *ctx, const char *op, const qg_tensor *small,
     return QG_OK;
 }
 
-static qg_status launch(qg_ctx *ctx, const char *kernel, const qg_tensor *in,
+static qg_status launch(qg_ctx *ctx, qg_kernel_id kernel, const qg_tensor *in,
                         const qg_tensor *small, const qg_tensor *big, int stride,
                         qg_tensor *out, int accumulate)
 {
-    cl_kernel k;
-    long v[QG_MAX_TUNABLES];
-    int nv = 0;
+    const long *v;
     qg_kargs a;
-    qg_status st = qg__program_params(ctx, "shortcut", v, &nv);
-    if (st == QG_OK)
-        st = qg__kernel_current(ctx, "shortcut", kernel, &k, NULL, NULL);
+    qg_status st = qg__kargs_getv(ctx, kernel, &a, &v);
     if (st != QG_OK)
         return st;
     const int64_t *s = small->shape, *b = big->shape;
-    qg__kargs_init(&a, ctx, k, kernel);
     qg__karg_tensor(&a, in);
     qg__karg_int(&a, (int)s[0]);
     qg__karg_int(&a, (int)s[1]);
@@ -65,9 +60,9 @@ static qg_status launch(qg_ctx *ctx, const char *kernel, const qg_tensor *in,
     qg__karg_int(&a, accumulate != 0);
     /* WG, ROW (cl/shortcut.cl): ROW 1 launches one item per output row,
      * ROW 2 one per output plane. */
-    size_t n = qg_tensor_numel(out), wg = (size_t)v[0];
-    if (nv > 1 && v[1])
-        n /= (size_t)out->shape[3] * (v[1] == 2 ? (size_t)out->shape[2] : 1);
+    size_t n = qg_tensor_numel(out), wg = (size_t)v[QG_SHORTCUT_WG];
+    if (v[QG_SHORTCUT_ROW])
+        n /= (size_t)out->shape[3] * (v[QG_SHORTCUT_ROW] == 2 ? (size_t)out->shape[2] : 1);
     return qg__kargs_launch(&a, 1, &n, &wg);
 }
 
@@ -77,7 +72,7 @@ qg_status qg__shortcut_a_fwd(qg_ctx *ctx, const qg_tensor *x, int stride, qg_ten
     qg_status st = check(ctx, "shortcut_a_fwd", x, y, stride);
     if (st != QG_OK)
         return st;
-    return launch(ctx, "qg_shortcut_a_fwd", x, x, y, stride, y, accumulate);
+    return launch(ctx, QG_K_SHORTCUT_A_FWD, x, x, y, stride, y, accumulate);
 }
 
 qg_status qg__shortcut_a_bwd(qg_ctx *ctx, const qg_tensor *dy, int stride, qg_tensor *dx,
@@ -86,5 +81,5 @@ qg_status qg__shortcut_a_bwd(qg_ctx *ctx, const qg_tensor *dy, int stride, qg_te
     qg_status st = check(ctx, "shortcut_a_bwd", dx, dy, stride);
     if (st != QG_OK)
         return st;
-    return launch(ctx, "qg_shortcut_a_bwd", dy, dx, dy, stride, dx, accumulate);
+    return launch(ctx, QG_K_SHORTCUT_A_BWD, dy, dx, dy, stride, dx, accumulate);
 }

@@ -1,7 +1,6 @@
-# src/quant: quantizers, PACT and the PG gate (src/quant/quant.c, cl/quant.cl),
-# their C oracles and their test (see Makefile.am).
-libqgate_la_SOURCES += src/quant/quant.h src/quant/quant.c src/ref/ref_quant.h \
-	src/ref/ref_quant.c
+# src/quant: quantizers, PACT and the PG gate (src/quant/quant.c, cl/quant.cl)
+# and their test; their C oracles are listed in src/ref/local.mk.
+libqgate_la_SOURCES += src/quant/quant.h src/quant/quant.c
 CL_FILES += cl/quant.cl
 
 check_PROGRAMS += tests/test_quant

@@ -41,9 +41,9 @@ static qg_status check_n(qg_ctx *ctx, const char *op, size_t n)
     return QG_OK;
 }
 
-static qg_status get(qg_ctx *ctx, const char *kernel, qg_kargs *a, size_t *wg)
+static qg_status get(qg_ctx *ctx, qg_kernel_id kernel, qg_kargs *a, size_t *wg)
 {
-    return qg__kargs_get(ctx, "quant", kernel, 64, a, wg);
+    return qg__kargs_get(ctx, kernel, a, wg);
 }
 
 static qg_status launch1d(qg_kargs *a, size_t n, size_t wg)
@@ -55,13 +55,11 @@ static qg_status launch1d(qg_kargs *a, size_t n, size_t wg)
 /* Items of an elementwise kernel that takes VW elements per item. */
 static qg_status vw_items(qg_ctx *ctx, size_t n, size_t *items)
 {
-    long v[QG_MAX_TUNABLES];
-    int nv = 0;
-    qg_status st = qg__program_params(ctx, "quant", v, &nv);
+    const long *v;
+    qg_status st = qg__program_values(ctx, QG_PROG_QUANT, &v);
     if (st != QG_OK)
         return st;
-    QG_ASSERT(nv == 3);
-    *items = (n + (size_t)v[2] - 1) / (size_t)v[2];
+    *items = (n + (size_t)v[QG_QUANT_VW] - 1) / (size_t)v[QG_QUANT_VW];
     return QG_OK;
 }
 
@@ -112,7 +110,7 @@ qg_status qg__quant_scale(qg_ctx *ctx, const qg_tensor *x, qg_qscale mode, qg_te
     size_t wg, seg_len = n / nseg;
     st = qg_tensor_zero(s);
     if (st == QG_OK)
-        st = get(ctx, "qg_quant_absmax", &a, &wg);
+        st = get(ctx, QG_K_QUANT_ABSMAX, &a, &wg);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
@@ -123,7 +121,7 @@ qg_status qg__quant_scale(qg_ctx *ctx, const qg_tensor *x, qg_qscale mode, qg_te
     st = qg__kargs_launch(&a, 2, g, l);
     if (st != QG_OK || mode != QG_QSCALE_PG)
         return st;
-    st = get(ctx, "qg_quant_scale_eps", &a, &wg);
+    st = get(ctx, QG_K_QUANT_SCALE_EPS, &a, &wg);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, s);
@@ -171,7 +169,7 @@ qg_status qg__quant_apply(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *s, i
         return QG_OK;
     qg_kargs a;
     size_t wg;
-    if ((st = get(ctx, "qg_quant_apply", &a, &wg)) != QG_OK)
+    if ((st = get(ctx, QG_K_QUANT_APPLY, &a, &wg)) != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
     qg__karg_int(&a, (int)n);
@@ -206,7 +204,7 @@ qg_status qg__quant_fwd(qg_ctx *ctx, const qg_tensor *x, int bits, qg_qscale mod
         qg_kargs a;
         size_t wg;
         if ((st = need(ctx, op, "scale", s, 1, QG_DTYPE_F32)) != QG_OK ||
-            (st = get(ctx, "qg_quant_small_pg", &a, &wg)) != QG_OK)
+            (st = get(ctx, QG_K_QUANT_SMALL_PG, &a, &wg)) != QG_OK)
             return st;
         qg__karg_tensor(&a, x);
         qg__karg_int(&a, (int)n);
@@ -227,7 +225,7 @@ qg_status qg__quant_fwd(qg_ctx *ctx, const qg_tensor *x, int bits, qg_qscale mod
         return st;
     qg_kargs a;
     size_t wg;
-    if ((st = get(ctx, "qg_quant_binarize", &a, &wg)) != QG_OK)
+    if ((st = get(ctx, QG_K_QUANT_BINARIZE, &a, &wg)) != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
     qg__karg_tensor(&a, y);
@@ -252,7 +250,7 @@ qg_status qg__quant_ste_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *dy
         return st;
     qg_kargs a;
     size_t wg;
-    if ((st = get(ctx, "qg_quant_ste_bwd", &a, &wg)) != QG_OK)
+    if ((st = get(ctx, QG_K_QUANT_STE_BWD, &a, &wg)) != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
     qg__karg_tensor(&a, dy);
@@ -295,7 +293,7 @@ qg_status qg__dorefa_fwd(qg_ctx *ctx, const qg_tensor *w, int bits, qg_tensor *a
     qg_kargs a;
     size_t wg;
     if (bits == 1) {
-        if ((st = get(ctx, "qg_quant_dorefa_mean", &a, &wg)) != QG_OK)
+        if ((st = get(ctx, QG_K_QUANT_DOREFA_MEAN, &a, &wg)) != QG_OK)
             return st;
         qg__karg_tensor(&a, w);
         qg__karg_int(&a, (int)n);
@@ -305,7 +303,7 @@ qg_status qg__dorefa_fwd(qg_ctx *ctx, const qg_tensor *w, int bits, qg_tensor *a
             return st;
     } else if (bits < 32) {
         if ((st = qg_tensor_zero(aux)) != QG_OK ||
-            (st = get(ctx, "qg_quant_absmax", &a, &wg)) != QG_OK)
+            (st = get(ctx, QG_K_QUANT_ABSMAX, &a, &wg)) != QG_OK)
             return st;
         qg__karg_tensor(&a, w);
         qg__karg_int(&a, (int)n);
@@ -315,7 +313,7 @@ qg_status qg__dorefa_fwd(qg_ctx *ctx, const qg_tensor *w, int bits, qg_tensor *a
         if ((st = qg__kargs_launch(&a, 2, g, l)) != QG_OK)
             return st;
     }
-    if ((st = get(ctx, "qg_quant_dorefa_fwd", &a, &wg)) != QG_OK)
+    if ((st = get(ctx, QG_K_QUANT_DOREFA_FWD, &a, &wg)) != QG_OK)
         return st;
     qg__karg_tensor(&a, w);
     qg__karg_int(&a, (int)n);
@@ -360,7 +358,7 @@ qg_status qg__dorefa_bwd(qg_ctx *ctx, const qg_tensor *w, int bits, const qg_ten
     qg_kargs a;
     size_t wg, nparts = 0;
     if (max_path) {
-        if ((st = get(ctx, "qg_quant_dorefa_bwd_partial", &a, &wg)) != QG_OK)
+        if ((st = get(ctx, QG_K_QUANT_DOREFA_BWD_PARTIAL, &a, &wg)) != QG_OK)
             return st;
         nparts = groups_for(n, wg);
         qg__karg_tensor(&a, w);
@@ -372,7 +370,7 @@ qg_status qg__dorefa_bwd(qg_ctx *ctx, const qg_tensor *w, int bits, const qg_ten
         if ((st = qg__kargs_launch(&a, 1, &g, &wg)) != QG_OK)
             return st;
     }
-    if ((st = get(ctx, "qg_quant_dorefa_bwd", &a, &wg)) != QG_OK)
+    if ((st = get(ctx, QG_K_QUANT_DOREFA_BWD, &a, &wg)) != QG_OK)
         return st;
     qg__karg_tensor(&a, w);
     qg__karg_tensor(&a, dwq);
@@ -410,7 +408,7 @@ qg_status qg__pact_fwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *alpha, 
         return st;
     qg_kargs a;
     size_t wg;
-    if ((st = get(ctx, "qg_quant_pact_fwd", &a, &wg)) != QG_OK)
+    if ((st = get(ctx, QG_K_QUANT_PACT_FWD, &a, &wg)) != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
     qg__karg_tensor(&a, alpha);
@@ -436,7 +434,7 @@ static qg_status pact_reduce_launch(qg_ctx *ctx, qg_kargs *a, size_t wg, size_t 
     if (st != QG_OK || !ws)
         return st;
     qg_kargs b;
-    if ((st = get(ctx, "qg_quant_partials_add", &b, &wg)) != QG_OK)
+    if ((st = get(ctx, QG_K_QUANT_PARTIALS_ADD, &b, &wg)) != QG_OK)
         return st;
     qg__karg_tensor(&b, ws);
     qg__karg_int(&b, (int)groups);
@@ -474,7 +472,7 @@ qg_status qg__pact_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *alpha,
         return QG_OK;
     qg_kargs a;
     size_t wg;
-    if ((st = get(ctx, "qg_quant_pact_bwd", &a, &wg)) != QG_OK)
+    if ((st = get(ctx, QG_K_QUANT_PACT_BWD, &a, &wg)) != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
     qg__karg_tensor(&a, alpha);
@@ -506,7 +504,7 @@ qg_status qg__pact_quant_fwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *a
         return QG_OK;
     qg_kargs a;
     size_t wg;
-    if ((st = get(ctx, "qg_quant_pact_quant_fwd", &a, &wg)) != QG_OK)
+    if ((st = get(ctx, QG_K_QUANT_PACT_QUANT_FWD, &a, &wg)) != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
     qg__karg_tensor(&a, alpha);
@@ -532,7 +530,7 @@ qg_status qg__pact_quant_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *a
         return QG_OK;
     qg_kargs a;
     size_t wg;
-    if ((st = get(ctx, "qg_quant_pact_quant_bwd", &a, &wg)) != QG_OK)
+    if ((st = get(ctx, QG_K_QUANT_PACT_QUANT_BWD, &a, &wg)) != QG_OK)
         return st;
     qg__karg_tensor(&a, x);
     qg__karg_tensor(&a, alpha);
@@ -580,7 +578,7 @@ qg_status qg__pg_gate_fwd(qg_ctx *ctx, const qg_tensor *o_msb, const qg_tensor *
         return st;
     qg_kargs a;
     size_t wg;
-    if ((st = get(ctx, "qg_quant_pg_gate_fwd", &a, &wg)) != QG_OK)
+    if ((st = get(ctx, QG_K_QUANT_PG_GATE_FWD, &a, &wg)) != QG_OK)
         return st;
     qg__karg_tensor(&a, o_msb);
     qg__karg_tensor(&a, delta);
@@ -593,11 +591,10 @@ qg_status qg__pg_gate_fwd(qg_ctx *ctx, const qg_tensor *o_msb, const qg_tensor *
     qg__karg_float(&a, slope);
     /* CHUNK 1 (see cl/quant.cl): a few groups share the elements, so the
      * count's tree and atomic run once per group, not per WG elements. */
-    long v[QG_MAX_TUNABLES];
-    int nv = 0;
-    if ((st = qg__program_params(ctx, "quant", v, &nv)) != QG_OK)
+    const long *v;
+    if ((st = qg__program_values(ctx, QG_PROG_QUANT, &v)) != QG_OK)
         return st;
-    return launch1d(&a, nv > 1 && v[1] ? groups_for(n, wg) * wg : n, wg);
+    return launch1d(&a, v[QG_QUANT_CHUNK] ? groups_for(n, wg) * wg : n, wg);
 }
 
 qg_status qg__pg_gate_bwd(qg_ctx *ctx, const qg_tensor *o_msb, const qg_tensor *delta,
@@ -620,7 +617,7 @@ qg_status qg__pg_gate_bwd(qg_ctx *ctx, const qg_tensor *o_msb, const qg_tensor *
         return st;
     qg_kargs a;
     size_t wg;
-    if ((st = get(ctx, "qg_quant_pg_gate_bwd", &a, &wg)) != QG_OK)
+    if ((st = get(ctx, QG_K_QUANT_PG_GATE_BWD, &a, &wg)) != QG_OK)
         return st;
     qg__karg_tensor(&a, o_msb);
     qg__karg_tensor(&a, delta);
@@ -659,7 +656,7 @@ qg_status qg__gate_loss(qg_ctx *ctx, const qg_tensor *delta, float target, float
         return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: unknown loss kind %d", op, (int)kind);
     qg_kargs a;
     size_t wg;
-    if ((st = get(ctx, "qg_quant_gate_loss", &a, &wg)) != QG_OK)
+    if ((st = get(ctx, QG_K_QUANT_GATE_LOSS, &a, &wg)) != QG_OK)
         return st;
     qg__karg_tensor(&a, delta);
     qg__karg_int(&a, (int)C);

@@ -191,3 +191,9 @@ qg_status qg__tensor_need(qg_ctx *ctx, const char *op, const char *what, const q
                          op, what, t->name, qg_tensor_numel(t), numel);
     return QG_OK;
 }
+
+void qg__karg_tensor(qg_kargs *a, const qg_tensor *t)
+{
+    qg__karg_mem(a, t->mem);
+    qg__karg_int(a, (int)t->offset);
+}

@@ -34,4 +34,9 @@ qg_status qg__tensor_wrap(qg_ctx *ctx, cl_mem mem, size_t offset, int ndim,
 qg_status qg__tensor_need(qg_ctx *ctx, const char *op, const char *what, const qg_tensor *t,
                           size_t numel, qg_dtype dt);
 
+/* Binds a tensor as two kernel arguments (cl/ctx.h's qg_kargs): its
+ * buffer and its element offset. */
+struct qg_kargs;
+void qg__karg_tensor(struct qg_kargs *a, const qg_tensor *t);
+
 #endif

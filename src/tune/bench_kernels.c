@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "tune/tunedb.h"
+#include "cl/tunedb.h"
 #include "tune/tuner.h"
 
 typedef struct variant {
@@ -100,8 +100,8 @@ static qg_status bench_case(qg_ctx *ctx, const qg_tune_case *c, int runs, FILE *
         defv[i] = d->tunables[i].def;
     memset(vs, 0, sizeof vs);
     vs[0].label = "default";
-    vs[0].values = c->desc ? NULL : defv;
-    if (qg__tunedb_lookup(ctx, c->program, c->shape, tuned)) {
+    vs[0].values = c->builtin ? NULL : defv;
+    if (qg__tunedb_lookup(ctx, d->id, c->shape, tuned)) {
         vs[1].label = "tuned";
         vs[1].values = tuned;
         nv = 2;
@@ -117,7 +117,7 @@ static qg_status bench_case(qg_ctx *ctx, const qg_tune_case *c, int runs, FILE *
     QG_TRY(c->prepare(ctx, &state));
     /* CLBlast: all default runs before the first override. Registry
      * programs: verify both, then alternate. */
-    int alternate = c->desc == NULL;
+    int alternate = c->builtin == NULL;
     for (int k = 0; k < nv; k++) {
         variant *v = &vs[k];
         if (apply(ctx, c, d, v->values) != QG_OK) {
@@ -147,7 +147,7 @@ static qg_status bench_case(qg_ctx *ctx, const qg_tune_case *c, int runs, FILE *
                 ctx->info.key, c->program, c->shape, "tuned");
     fflush(out);
 fail:
-    if (!c->desc)
+    if (!c->builtin)
         qg__program_override(ctx, d->name, NULL);
     if (state)
         c->release(state);

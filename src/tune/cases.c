@@ -333,7 +333,7 @@ static qg_status bn_check(qg_ctx *ctx, void *state, double *err)
 static const qg_tune_case cases[] = {
     {.program = "clblast_xgemm", .shape = "resnet20", .prepare = gemm_prepare, .run = gemm_run,
      .check = gemm_check, .release = gemm_release, .tolerance = 1e-4,
-     .desc = qg__gemm_program_desc, .apply = qg__gemm_override,
+     .apply = qg__gemm_override,
      .builtin = qg__gemm_use_builtin,
      .work = 2.0 * GM * GN * GK, .work_is_flops = 1},
     {.program = "conv_direct", .shape = "resnet20", .prepare = direct_prepare,

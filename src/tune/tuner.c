@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include "core/error.h"
-#include "tune/tunedb.h"
+#include "cl/tunedb.h"
 #include "tune/cases.h"
 #include "tune/tuner.h"
 
@@ -118,7 +118,7 @@ qg_status qg__tune_case_prepare(qg_ctx *ctx, const qg_tune_case *c, void **state
 
 const qg_program_desc *qg__tune_case_desc(const qg_tune_case *c)
 {
-    return c->desc ? c->desc() : qg__program_find(c->program);
+    return qg__program_find(c->program);
 }
 
 typedef struct candidate {
@@ -307,7 +307,7 @@ qg_status qg__tune_case_run(qg_ctx *ctx, const qg_tune_case *c, const qg_tune_op
     double def_ms = INFINITY, best_ms = INFINITY;
     long best[QG_MAX_TUNABLES];
     int have_best = 0, have_def = 0;
-    int builtin = c->desc != NULL;
+    int builtin = c->builtin != NULL;
     finalists fin = {.n = 0};
     if (builtin && c->builtin && c->builtin(ctx) != QG_OK)
         fprintf(log, "  note: %s; the baseline is the current parameters\n",

@@ -27,14 +27,12 @@ typedef struct qg_tune_case {
     qg_status (*check)(qg_ctx *ctx, void *state, double *max_err);
     void (*release)(void *state);
     double tolerance;          /* max_err above this rejects a candidate */
-    /* Parameters not in the cl/ registry (CLBlast's): their description
-     * and how to apply a set. NULL = registry program + override. When
-     * set, the baseline is the library's built-in choice and candidates
-     * are tried in random order. */
-    const qg_program_desc *(*desc)(void);
+    /* Parameters another library applies (CLBlast's): how to apply a
+     * set. NULL = qg__program_override. */
     qg_status (*apply)(qg_ctx *ctx, const long *values);
-    /* With desc: selects the library's built-in parameters, the baseline
-     * (fails once they cannot be restored). */
+    /* Selects that library's built-in parameters (fails once they cannot
+     * be restored). When set, they are the baseline and candidates are
+     * tried in random order. */
     qg_status (*builtin)(qg_ctx *ctx);
     double work;               /* bytes or flops per run, for the report */
     int work_is_flops;
@@ -70,8 +68,8 @@ void qg__tune_case_names(char *buf, size_t cap);
 /* Runs c's prepare or prepare_arg. */
 qg_status qg__tune_case_prepare(qg_ctx *ctx, const qg_tune_case *c, void **state);
 
-/* The parameter description of a case: its registry program, or the
- * case's own (CLBlast). NULL when the program is unknown. */
+/* The parameter description of a case: its registry program. NULL when
+ * the program is unknown. */
 const qg_program_desc *qg__tune_case_desc(const qg_tune_case *c);
 
 /* Device time of one run of a case under the context's current

@@ -1,6 +1,7 @@
-/* src/cl/selfcheck.c: `qgate selfcheck`: builds every registered program
- * with its default parameters, then runs a few kernels and one CLBlast
- * GEMM against the C references. A quick "does this device work" check. */
+/* src/tune/selfcheck.c: `qgate selfcheck`: builds every registered cl/
+ * program with its current parameters, then runs a few kernels and one
+ * CLBlast GEMM against the C references. A quick "does this device work"
+ * check; it lives above ops, gemm and ref, whose work it checks. */
 #include "config.h"
 
 #include <math.h>
@@ -37,6 +38,8 @@ qg_status qg_ctx_selfcheck(qg_ctx *ctx, void *report_file)
 
     for (size_t i = 0; i < qg__program_count(); i++) {
         const qg_program_desc *d = qg__program_at(i);
+        if (d->external)
+            continue; /* CLBlast's: checked by the GEMM below */
         QG_TRY(qg__program_build_current(ctx, d->name));
         fprintf(f, "  build %-12s ok\n", d->name);
     }

@@ -1,5 +1,6 @@
-/* src/tune/tunedb.c: loading, lookup and atomic update of tuning
- * databases (see tunedb.h). Parsed with jansson. */
+/* src/cl/tunedb.c: loading, lookup and atomic update of tuning
+ * databases (see tunedb.h). Parsed with jansson. Tests:
+ * tests/test_tune.c, tests/test_tune_shapes.c. */
 #include "config.h"
 
 #include <dirent.h>
@@ -11,27 +12,17 @@
 
 #include "core/error.h"
 #include "core/fileio.h"
-#include "gemm/gemm.h"
-#include "tune/tunedb.h"
-
-/* cl/ programs plus the CLBlast kernel parameters kept in the same DB. */
-static const qg_program_desc *find_desc(const char *name)
-{
-    const qg_program_desc *d = qg__program_find(name);
-    if (!d && strcmp(name, "clblast_xgemm") == 0)
-        d = qg__gemm_program_desc();
-    return d;
-}
+#include "cl/tunedb.h"
 
 typedef struct tune_entry {
-    char program[64];
+    qg_prog_id prog;
     char shape[64];
     long values[QG_MAX_TUNABLES];
     int nvalues;
     int from_user;
 } tune_entry;
 
-typedef struct tune_state {
+typedef struct qg_tunedb {
     int loaded;
     char user_path[PATH_MAX];
     tune_entry *entries;
@@ -39,12 +30,13 @@ typedef struct tune_state {
     char warnings[1024];
 } tune_state;
 
-static void state_free(void *p)
+void qg__tunedb_free(qg_ctx *ctx)
 {
-    tune_state *s = p;
+    tune_state *s = ctx->tunedb;
     if (s)
         free(s->entries);
     free(s);
+    ctx->tunedb = NULL;
 }
 
 static void warn(tune_state *s, const char *fmt, const char *a, const char *b)
@@ -86,11 +78,11 @@ static void load_file(qg_ctx *ctx, tune_state *s, const char *path, int user)
         json_t *params = json_object_get(e, "params");
         if (!dev || !prog || !json_is_object(params) || strcmp(dev, ctx->info.key) != 0)
             continue;
-        const qg_program_desc *d = find_desc(prog);
+        const qg_program_desc *d = qg__program_find(prog);
         if (!d)
             continue;
         tune_entry te = {0};
-        snprintf(te.program, sizeof te.program, "%s", prog);
+        te.prog = d->id;
         snprintf(te.shape, sizeof te.shape, "%s", shape ? shape : "*");
         te.nvalues = d->ntunables;
         te.from_user = user;
@@ -155,13 +147,12 @@ static void load_shipped(qg_ctx *ctx, tune_state *s)
 
 static tune_state *state(qg_ctx *ctx)
 {
-    tune_state *s = ctx->tune_state;
+    tune_state *s = ctx->tunedb;
     if (!s) {
         s = calloc(1, sizeof *s);
         if (!s)
             return NULL;
-        ctx->tune_state = s;
-        ctx->tune_state_free = state_free;
+        ctx->tunedb = s;
         const char *env = getenv("QGATE_TUNE_DB");
         const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
         if (ctx->tune_db[0])
@@ -186,7 +177,7 @@ static tune_state *state(qg_ctx *ctx)
     return s;
 }
 
-int qg__tunedb_lookup(qg_ctx *ctx, const char *program, const char *shape, long *values)
+int qg__tunedb_lookup(qg_ctx *ctx, qg_prog_id p, const char *shape, long *values)
 {
     tune_state *s = state(ctx);
     if (!s)
@@ -197,8 +188,7 @@ int qg__tunedb_lookup(qg_ctx *ctx, const char *program, const char *shape, long 
         if (!want)
             continue;
         for (size_t i = 0; i < s->n; i++)
-            if (strcmp(s->entries[i].program, program) == 0 &&
-                strcmp(s->entries[i].shape, want) == 0) {
+            if (s->entries[i].prog == p && strcmp(s->entries[i].shape, want) == 0) {
                 memcpy(values, s->entries[i].values,
                        (size_t)s->entries[i].nvalues * sizeof *values);
                 return 1;
@@ -221,15 +211,16 @@ const char *qg__tunedb_warnings(qg_ctx *ctx)
 
 void qg__tunedb_reset(qg_ctx *ctx)
 {
-    tune_state *s = ctx->tune_state;
+    tune_state *s = ctx->tunedb;
     if (s)
         s->loaded = 0;
+    qg__program_invalidate(ctx);
 }
 
 qg_status qg__tunedb_store(qg_ctx *ctx, const char *program, const char *shape,
                            const long *values, double time_ms, double default_ms)
 {
-    const qg_program_desc *d = find_desc(program);
+    const qg_program_desc *d = qg__program_find(program);
     tune_state *s = state(ctx);
     if (!d || !s)
         return qg__error(ctx, QG_ERR_NOT_FOUND, "no kernel program '%s'", program);

@@ -1,0 +1,3 @@
+# src/tensor: device tensors (shape, dtype, buffer + element offset).
+libqgate_la_SOURCES += src/tensor/tensor_impl.h src/tensor/tensor.c
+qgateinc_HEADERS += include/qgate/tensor.h
