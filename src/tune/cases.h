@@ -17,6 +17,8 @@ const qg_tune_case *qg__tune_cases_core(size_t *n);
 const qg_tune_case *qg__tune_cases_quant(size_t *n);
 const qg_tune_case *qg__tune_cases_layers(size_t *n);
 const qg_tune_case *qg__tune_cases_cg(size_t *n);
+/* chan and dwconv (cases_shuffle.c). */
+const qg_tune_case *qg__tune_cases_shuffle(size_t *n);
 
 /* The convolution case on any shape (case_conv.c): n images of c x h x w,
  * k output channels, r x r kernel, ungrouped. It times the forward pass
