@@ -13,7 +13,7 @@ TESTS += examples/train_tiny
 # installation (make installcheck), using only pkg-config --cflags --libs qgate.
 EXTRA_DIST += tests/test_install.sh
 TESTS += tests/test_install.sh
-TEST_EXTENSIONS = .sh
+TEST_EXTENSIONS += .sh
 QG_INSTALL_TEST_ENV = CC='$(CC)' MAKE='$(MAKE)' QG_WERROR='$(QG_WERROR)' \
 	QG_BUILDDIR='$(abs_top_builddir)' QG_SRCDIR='$(abs_top_srcdir)' QG_PREFIX='$(prefix)' \
 	QG_BINDIR='$(bindir)' QG_LIBDIR='$(libdir)' QG_INCLUDEDIR='$(includedir)' \

@@ -933,3 +933,160 @@ Test(data, loader_workers_do_not_change_batches)
     free(ref);
     qg__dataset_free(ds);
 }
+
+/* ---- hardening (issue 23) ---- */
+
+/* The offsets a gzip corruption message gives: compressed, decompressed. */
+static void corrupt_offsets(const char *msg, unsigned long long *comp, size_t *dec)
+{
+    const char *at = strstr(msg, "compressed byte offset ");
+    cr_assert_not_null(at, "no compressed offset in \"%s\"", msg);
+    cr_assert_eq(sscanf(at, "compressed byte offset %llu (decompressed byte offset %zu)", comp,
+                        dec), 2, "%s", msg);
+}
+
+/* Issue 23.10: gzip corruption was always reported "near byte offset 16"
+ * (one zlib call read the whole body); the offsets are now where zlib
+ * found the damage, in the compressed file and in the decompressed data. */
+Test(data, idx_gzip_corruption_offset)
+{
+    char pi[4096], pl[4096];
+    size_t li, ll, glen;
+    unsigned char *bi = idx_images(0x803, 400, 28, 28, &li), *bl = idx_labels(0x801, 400, &ll);
+    write_file(path_in(pl, "lab.gz"), bl, ll, 1);
+    /* Written in two parts with a full flush between them: the flush ends
+     * with an empty stored block, 00 00 ff ff, and the next block header
+     * starts on the byte after it. */
+    const size_t half = li / 2;
+    gzFile g = gzopen(path_in(pi, "img.gz"), "wb");
+    cr_assert_not_null(g);
+    cr_assert_eq(gzwrite(g, bi, (unsigned)half), (int)half);
+    cr_assert_eq(gzflush(g, Z_FULL_FLUSH), Z_OK);
+    cr_assert_eq(gzwrite(g, bi + half, (unsigned)(li - half)), (int)(li - half));
+    cr_assert_eq(gzclose(g), Z_OK);
+    unsigned char *gz = read_all(pi, &glen);
+    size_t mark = 0;
+    for (size_t i = 10; i + 4 < glen; i++)
+        if (memcmp(gz + i, "\x00\x00\xff\xff", 4) == 0)
+            mark = i + 4;
+    cr_assert_gt(mark, 0, "no flush marker in the gzip stream");
+    gz[mark] = 0x07; /* final block of the reserved type 3 */
+    write_file(pi, gz, glen, 0);
+    qg_dataset *ds = NULL;
+    EXPECT_ERR(qg__dataset_load_idx(pi, pl, &ds), QG_ERR_FORMAT, pi, "gzip data corrupt",
+               "invalid block type");
+    unsigned long long comp;
+    size_t dec;
+    corrupt_offsets(qg_last_error(), &comp, &dec);
+    cr_expect(comp >= mark && comp <= mark + 1, "damage at %zu: %s", mark, qg_last_error());
+    cr_expect_eq(dec, half, "%s", qg_last_error());
+    free(gz);
+
+    /* A damaged trailer CRC is found at the end of the stream. */
+    write_file(pi, bi, li, 1);
+    gz = read_all(pi, &glen);
+    gz[glen - 6] ^= 0x01;
+    write_file(pi, gz, glen, 0);
+    EXPECT_ERR(qg__dataset_load_idx(pi, pl, &ds), QG_ERR_FORMAT, pi, "incorrect data check");
+    corrupt_offsets(qg_last_error(), &comp, &dec);
+    cr_expect(comp >= glen - 8 && comp <= glen, "%s", qg_last_error());
+    cr_expect_eq(dec, li, "%s", qg_last_error());
+    free(gz);
+    free(bi);
+    free(bl);
+}
+
+/* Issue 23.10: a directory given as a data file said "read error". */
+Test(data, directory_as_data_file)
+{
+    char pi[4096], pl[4096], d[4096], want[4096];
+    write_idx_pair(path_in(pi, "img"), path_in(pl, "lab"), 3, 2, 2, 0);
+    cr_assert_eq(mkdir(path_in(d, "adir"), 0700), 0);
+    qg_dataset *ds = NULL;
+    snprintf(want, sizeof want, "'%s' is a directory, not an IDX file", d);
+    EXPECT_ERR(qg__dataset_load_idx(d, pl, &ds), QG_ERR_IO, want);
+    EXPECT_ERR(qg__dataset_load_idx(pi, d, &ds), QG_ERR_IO, want);
+    cr_assert_null(ds);
+
+    const size_t counts[6] = {1, 1, 1, 1, 1, 1};
+    write_cifar10(g_dir, counts);
+    char p[4096];
+    remove(path_in(p, "test_batch.bin"));
+    cr_assert_eq(mkdir(p, 0700), 0);
+    snprintf(want, sizeof want, "CIFAR-10 file '%s' is a directory, not a regular file", p);
+    EXPECT_ERR(qg__dataset_load_cifar(g_dir, 0, 0, &ds), QG_ERR_IO, want);
+}
+
+/* A header announcing more than the file can hold is refused before the
+ * dataset is allocated: raw by the file size, gzip by deflate's largest
+ * expansion (about 1032:1). */
+Test(data, idx_header_bounded_by_file_size)
+{
+    char pi[4096], pl[4096];
+    size_t li, ll;
+    unsigned char *bi = idx_images(0x803, 4, 28, 28, &li), *bl = idx_labels(0x801, 4, &ll);
+    put_be32(bi + 4, 4000000); /* 3 GB of pixels */
+    put_be32(bl + 4, 4000000);
+    write_file(path_in(pi, "img.gz"), bi, li, 1);
+    write_file(path_in(pl, "lab.gz"), bl, ll, 1);
+    qg_dataset *ds = NULL;
+    EXPECT_ERR(qg__dataset_load_idx(pi, pl, &ds), QG_ERR_FORMAT, pi,
+               "announces 3136000000 bytes of image data, more than its");
+    write_file(pi, bi, li, 0);
+    write_file(pl, bl, ll, 0);
+    EXPECT_ERR(qg__dataset_load_idx(pi, pl, &ds), QG_ERR_FORMAT, pi, "truncated",
+               "expected 3136000000 bytes of image data");
+    free(bi);
+    free(bl);
+}
+
+/* The in-memory readers (fuzz targets' entry points) agree with the
+ * file readers. */
+Test(data, memory_readers_match_files)
+{
+    size_t li, ll;
+    unsigned char *bi = idx_images(0x803, 5, 3, 4, &li), *bl = idx_labels(0x801, 5, &ll);
+    qg_dataset *ds = NULL;
+    cr_assert_eq(qg__dataset_load_idx_memory("img", bi, li, "lab", bl, ll, &ds), QG_OK, "%s",
+                 qg_last_error());
+    check_idx_dataset(ds, 5, 3, 4);
+    qg__dataset_free(ds);
+    /* gzip in memory, two members concatenated (as gzip's -c >> does). */
+    char pi[4096];
+    write_file(path_in(pi, "a.gz"), bi, 20, 1);
+    size_t g1, g2;
+    unsigned char *z1 = read_all(pi, &g1);
+    write_file(pi, bi + 20, li - 20, 1);
+    unsigned char *z2 = read_all(pi, &g2);
+    unsigned char *z = malloc(g1 + g2 + 3);
+    memcpy(z, z1, g1);
+    memcpy(z + g1, z2, g2);
+    cr_assert_eq(qg__dataset_load_idx_memory("img.gz", z, g1 + g2, "lab", bl, ll, &ds), QG_OK,
+                 "%s", qg_last_error());
+    check_idx_dataset(ds, 5, 3, 4);
+    qg__dataset_free(ds);
+    /* Bytes after the gzip stream that are not another member. */
+    memcpy(z + g1 + g2, "abc", 3);
+    EXPECT_ERR(qg__dataset_load_idx_memory("img.gz", z, g1 + g2 + 3, "lab", bl, ll, &ds),
+               QG_ERR_FORMAT, "'img.gz'", "after the end of the gzip stream");
+    EXPECT_ERR(qg__dataset_load_idx_memory("img", bi, li - 1, "lab", bl, ll, &ds),
+               QG_ERR_FORMAT, "'img' truncated");
+    free(z);
+    free(z1);
+    free(z2);
+    free(bi);
+    free(bl);
+
+    size_t len;
+    unsigned char *b = cifar_records(0, 3, 1, &len);
+    cr_assert_eq(qg__dataset_load_cifar_memory("c", b, len, 1, &ds), QG_OK, "%s",
+                 qg_last_error());
+    check_cifar(ds, 0, 3, 1);
+    qg__dataset_free(ds);
+    EXPECT_ERR(qg__dataset_load_cifar_memory("c", b, len - 1, 1, &ds), QG_ERR_FORMAT,
+               "'c' ends with a partial record");
+    b[0] = 20;
+    EXPECT_ERR(qg__dataset_load_cifar_memory("c", b, len, 1, &ds), QG_ERR_FORMAT,
+               "coarse label 20 of record 0");
+    free(b);
+}

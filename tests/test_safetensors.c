@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -483,4 +484,137 @@ Test(safetensors, kill_during_save_keeps_previous_file, .timeout = 120)
         cr_assert_eq(remove(tmp), 0);
     }
     free(gbytes);
+}
+
+/* Names of the files in g_dir that look like temp files of a save. */
+static size_t temp_files(void)
+{
+    DIR *d = opendir(g_dir);
+    cr_assert_not_null(d);
+    struct dirent *e;
+    size_t n = 0;
+    while ((e = readdir(d)))
+        if (strstr(e->d_name, ".tmp."))
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* Issue 23.1: the atomic rename used to replace whatever the path named
+ * (as root, `--checkpoint /dev/full` turned the device node into a plain
+ * file). A FIFO and a directory stand in for device nodes here. */
+Test(safetensors, save_refuses_special_files)
+{
+    char fifo[4096], dir[4096];
+    float x[2] = {1, 2};
+    const qg_st_tensor t = {.name = "a", .dtype = QG_DTYPE_F32, .ndim = 1, .shape = {2},
+                            .data = x};
+    cr_assert_eq(mkfifo(path_in(fifo, "pipe"), 0600), 0);
+    EXPECT_ERR(qg__safetensors_write(fifo, &t, 1, NULL, 0), QG_ERR_IO, fifo,
+               "not a regular file", "FIFO");
+    struct stat sb;
+    cr_assert_eq(lstat(fifo, &sb), 0);
+    cr_assert(S_ISFIFO(sb.st_mode), "the FIFO was replaced (mode 0%o)", sb.st_mode);
+    cr_assert_eq(mkdir(path_in(dir, "d.safetensors"), 0700), 0);
+    EXPECT_ERR(qg__safetensors_write(dir, &t, 1, NULL, 0), QG_ERR_IO, dir, "a directory");
+    cr_assert_eq(lstat(dir, &sb), 0);
+    cr_assert(S_ISDIR(sb.st_mode));
+    cr_assert_eq(temp_files(), 0, "a refused save left a temp file behind");
+
+    /* A symbolic link to a special file is refused the same way. */
+    char link[4096];
+    cr_assert_eq(symlink(fifo, path_in(link, "link.safetensors")), 0);
+    EXPECT_ERR(qg__safetensors_write(link, &t, 1, NULL, 0), QG_ERR_IO, "FIFO");
+    cr_assert_eq(lstat(link, &sb), 0);
+    cr_assert(S_ISLNK(sb.st_mode));
+    cr_assert_eq(temp_files(), 0);
+
+    /* A stale temp file of this pid (a killed earlier run) is replaced. */
+    char ok[4096], stale[4096];
+    path_in(ok, "ok.safetensors");
+    snprintf(stale, sizeof stale, "%s.tmp.%ld", ok, (long)getpid());
+    write_raw(stale, "junk", 4);
+    cr_assert_eq(qg__safetensors_write(ok, &t, 1, NULL, 0), QG_OK, "%s", qg_last_error());
+    cr_assert_eq(temp_files(), 0);
+    qg_st_file *f = NULL;
+    cr_assert_eq(qg__safetensors_read(ok, &f), QG_OK, "%s", qg_last_error());
+    qg__safetensors_free(f);
+}
+
+/* Issue 23.2: `qgate eval /dev/zero` read without end. Special files are
+ * refused without reading (and a FIFO without waiting for a writer). */
+Test(safetensors, read_refuses_special_files, .timeout = 10)
+{
+    qg_st_file *f = (qg_st_file *)0x1;
+    EXPECT_ERR(qg__safetensors_read("/dev/zero", &f), QG_ERR_IO, "/dev/zero",
+               "a character device, not a regular file");
+    cr_assert_null(f);
+    char fifo[4096], dir[4096];
+    cr_assert_eq(mkfifo(path_in(fifo, "pipe"), 0600), 0);
+    EXPECT_ERR(qg__safetensors_read(fifo, &f), QG_ERR_IO, fifo, "FIFO");
+    cr_assert_eq(mkdir(path_in(dir, "d"), 0700), 0);
+    EXPECT_ERR(qg__safetensors_read(dir, &f), QG_ERR_IO, dir, "a directory");
+}
+
+/* Issue 23.2: a regular file much larger than its header implies is
+ * refused from the header, before the data is read into memory. */
+Test(safetensors, read_checks_the_header_before_the_data)
+{
+    char p[4096];
+    craft(path_in(p, "big.safetensors"),
+          "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4);
+    const off_t big = (off_t)256 << 20;
+    cr_assert_eq(truncate(p, big), 0); /* sparse: costs no disk */
+    struct rusage r0, r1;
+    getrusage(RUSAGE_SELF, &r0);
+    qg_st_file *f = NULL;
+    EXPECT_ERR(qg__safetensors_read(p, &f), QG_ERR_FORMAT, p, "cover 4 bytes of the");
+    getrusage(RUSAGE_SELF, &r1);
+    long grew_kib = r1.ru_maxrss - r0.ru_maxrss;
+    cr_assert_lt(grew_kib, 32 << 10, "reading a 256 MiB file with a 4-byte header grew the "
+                 "peak RSS by %ld KiB", grew_kib);
+}
+
+/* Issue 23.10: a tensor whose data_offsets point into its neighbour's
+ * bytes is the one named, not the neighbour the sorted scan meets first. */
+Test(safetensors, misplaced_offsets_blame_the_right_tensor)
+{
+    /* Written back to back as x, y, z; x's offsets moved onto z's bytes. */
+    expect_craft("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[16,24]},"
+                 "\"y\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]},"
+                 "\"z\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[16,24]}}", 24,
+                 QG_ERR_FORMAT, "tensor 'x' data_offsets [16, 24] overlap tensor 'z'");
+    /* z moved back onto y: z is named. */
+    expect_craft("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                 "\"y\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]},"
+                 "\"z\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 24,
+                 QG_ERR_FORMAT, "tensor 'z' data_offsets [8, 16] overlap");
+    /* x moved past the end of its place into a hole of its own. */
+    expect_craft("{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[20,24]},"
+                 "\"y\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]},"
+                 "\"z\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[12,20]}}", 24,
+                 QG_ERR_FORMAT, "tensor 'x' data_offsets [20, 24] are out of place");
+}
+
+/* The in-memory parse gives what the file parse gives. */
+Test(safetensors, read_memory_matches_file)
+{
+    char p[4096];
+    float x[3] = {1, -2, 3.5f};
+    const qg_st_tensor t = {.name = "w", .dtype = QG_DTYPE_F32, .ndim = 2, .shape = {1, 3},
+                            .data = x};
+    const qg_st_meta m = {"k", "v"};
+    cr_assert_eq(qg__safetensors_write(path_in(p, "m.safetensors"), &t, 1, &m, 1), QG_OK);
+    size_t len;
+    unsigned char *b = read_all(p, &len);
+    qg_st_file *f = NULL;
+    cr_assert_eq(qg__safetensors_read_memory("buf", b, len, &f), QG_OK, "%s", qg_last_error());
+    cr_assert_eq(qg__safetensors_count(f), 1);
+    cr_assert_arr_eq(qg__safetensors_get(f, "w")->data, x, sizeof x);
+    cr_assert_str_eq(qg__safetensors_meta(f, "k"), "v");
+    qg__safetensors_free(f);
+    EXPECT_ERR(qg__safetensors_read_memory("buf", b, len - 1, &f), QG_ERR_FORMAT, "'buf'",
+               "outside");
+    EXPECT_ERR(qg__safetensors_read_memory("buf", NULL, 0, &f), QG_ERR_FORMAT, "too short");
+    free(b);
 }

@@ -24,8 +24,8 @@
 static int valid_wg(const qg_ctx *ctx, const long *v, char *why, size_t cap)
 {
     long wg = v[QG_P_WG];
-    if (wg < 1 || (wg & (wg - 1)) != 0) {
-        snprintf(why, cap, "WG=%ld is not a power of two", wg);
+    if (wg < 1 || (wg & (wg - 1)) != 0 || wg > 1024) {
+        snprintf(why, cap, "WG=%ld is not a power of two in 1..1024 (the kernels' limit)", wg);
         return 0;
     }
     if ((size_t)wg > ctx->info.max_work_group) {

@@ -4,6 +4,8 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,7 @@ typedef struct qg_tunedb {
     tune_entry *entries;
     size_t n, cap;
     char warnings[1024];
+    char shown[1024];         /* the warnings last printed */
 } tune_state;
 
 void qg__tunedb_free(qg_ctx *ctx)
@@ -39,10 +42,36 @@ void qg__tunedb_free(qg_ctx *ctx)
     ctx->tunedb = NULL;
 }
 
-static void warn(tune_state *s, const char *fmt, const char *a, const char *b)
+static void warn(tune_state *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(tune_state *s, const char *fmt, ...)
 {
     size_t off = strlen(s->warnings);
-    snprintf(s->warnings + off, sizeof s->warnings - off, fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->warnings + off, sizeof s->warnings - off, fmt, ap);
+    va_end(ap);
+}
+
+/* What qgate itself can have written for one tunable: WG a power of two
+ * within the kernels' #error limit of 1..1024 (the device's limit is
+ * desc->valid's), any other parameter one of its candidates or defaults
+ * (the tuner only ever stores those). Checked before desc->valid, whose
+ * arithmetic (CLBlast's divisibility rules) assumes sane values. */
+static int tunable_ok(const qg_tunable *t, long v, char *why, size_t cap)
+{
+    if (strcmp(t->name, "WG") == 0) {
+        if (v >= 1 && v <= 1024 && (v & (v - 1)) == 0)
+            return 1;
+        snprintf(why, cap, "WG=%ld is not a power of two in 1..1024", v);
+        return 0;
+    }
+    if (v == t->def || (t->cpu_def && v == t->cpu_def))
+        return 1;
+    for (int i = 0; i < t->ncandidates; i++)
+        if (v == t->candidates[i])
+            return 1;
+    snprintf(why, cap, "%s=%ld is not one of the values the kernels take", t->name, v);
+    return 0;
 }
 
 /* Parses one file; entries for other devices are skipped. */
@@ -86,17 +115,31 @@ static void load_file(qg_ctx *ctx, tune_state *s, const char *path, int user)
         snprintf(te.shape, sizeof te.shape, "%s", shape ? shape : "*");
         te.nvalues = d->ntunables;
         te.from_user = user;
+        /* A parameter the entry leaves out takes its default; one it
+         * gives must be valid, or the whole entry is dropped (a kernel
+         * #error would otherwise stop every run using it). */
+        char why[256] = "";
         int ok = 1;
-        for (int k = 0; k < d->ntunables; k++) {
+        for (int k = 0; k < d->ntunables && ok; k++) {
             json_t *v = json_object_get(params, d->tunables[k].name);
-            te.values[k] = json_is_integer(v) ? (long)json_integer_value(v)
-                                              : qg__tunable_default(ctx, &d->tunables[k]);
+            if (!v) {
+                te.values[k] = qg__tunable_default(ctx, &d->tunables[k]);
+                continue;
+            }
+            if (!json_is_integer(v) || json_integer_value(v) < LONG_MIN ||
+                json_integer_value(v) > LONG_MAX) {
+                snprintf(why, sizeof why, "%s is not an integer", d->tunables[k].name);
+                ok = 0;
+                break;
+            }
+            te.values[k] = (long)json_integer_value(v);
+            ok = tunable_ok(&d->tunables[k], te.values[k], why, sizeof why);
         }
-        char why[256];
-        if (d->valid && !d->valid(ctx, te.values, why, sizeof why))
+        if (ok && d->valid && !d->valid(ctx, te.values, why, sizeof why))
             ok = 0;
         if (!ok) {
-            warn(s, "ignoring invalid entry for '%s' in '%s'; ", prog, path);
+            warn(s, "ignoring entry %zu (program '%s', shape '%s') of tuning database '%s': "
+                 "%s; using the defaults; ", i, prog, te.shape, path, why);
             continue;
         }
         if (s->n == s->cap) {
@@ -171,8 +214,16 @@ static tune_state *state(qg_ctx *ctx)
         s->warnings[0] = 0;
         load_file(ctx, s, s->user_path, 1);
         load_shipped(ctx, s);
-        if (s->warnings[0] && ctx->verbose)
-            fprintf(stderr, "qgate: %s\n", s->warnings);
+        /* Shown without --verbose: a database that is ignored changes
+         * what runs. Once per context for the same text (the tuner
+         * reloads after every store). */
+        if (s->warnings[0] && strcmp(s->warnings, s->shown) != 0) {
+            size_t len = strlen(s->warnings);
+            while (len && (s->warnings[len - 1] == ' ' || s->warnings[len - 1] == ';'))
+                len--;
+            fprintf(stderr, "qgate: warning: %.*s\n", (int)len, s->warnings);
+            snprintf(s->shown, sizeof s->shown, "%s", s->warnings);
+        }
     }
     return s;
 }

@@ -4,8 +4,9 @@
  * plane, green plane, blue plane, rows top to bottom, which is already our
  * [C][H][W] layout. CIFAR-10: 1 label byte (0..9), data_batch_1..5.bin +
  * test_batch.bin. CIFAR-100: coarse (0..19) and fine (0..99) label bytes,
- * train.bin + test.bin; we keep the fine label. Twins: dataset.c,
- * tests/test_data.c. */
+ * train.bin + test.bin; we keep the fine label. Only regular files are
+ * read (the record count comes from the size). Twins: dataset.c,
+ * tests/test_data.c, tests/fuzz/fuzz_cifar.c. */
 #include "config.h"
 
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "core/fileio.h"
 #include "data/dataset.h"
 
 #define CIFAR_PIXELS 3072
@@ -28,18 +30,11 @@ typedef struct cifar_fmt {
 static const cifar_fmt fmt10 = {"CIFAR-10", 1, 10};
 static const cifar_fmt fmt100 = {"CIFAR-100", 2, 100};
 
-/* Counts the records of one file, refusing a size that is not a whole
+/* The record count of `size` bytes, refusing a size that is not a whole
  * number of records. */
-static qg_status count_records(const char *path, const cifar_fmt *fm, size_t *n)
+static qg_status count_of_size(const char *path, const cifar_fmt *fm, size_t size, size_t *n)
 {
     size_t rec = (size_t)fm->label_bytes + CIFAR_PIXELS;
-    struct stat sb;
-    if (stat(path, &sb) != 0)
-        return qg__error(NULL, QG_ERR_IO, "cannot open %s file '%s': %s (the directory must "
-                         "hold the binary version: %s)", fm->name, path, strerror(errno),
-                         fm->label_bytes == 2 ? "train.bin, test.bin"
-                                              : "data_batch_1..5.bin, test_batch.bin");
-    size_t size = (size_t)sb.st_size;
     if (size % rec)
         return qg__error(NULL, QG_ERR_FORMAT, "file '%s' ends with a partial record at byte "
                          "offset %zu: its size %zu is not a multiple of the %zu-byte %s record "
@@ -48,6 +43,45 @@ static qg_status count_records(const char *path, const cifar_fmt *fm, size_t *n)
     if (size == 0)
         return qg__error(NULL, QG_ERR_FORMAT, "file '%s' holds no %s records", path, fm->name);
     *n = size / rec;
+    return QG_OK;
+}
+
+/* Counts the records of one file (a regular file: the count comes from
+ * its size). */
+static qg_status count_records(const char *path, const cifar_fmt *fm, size_t *n)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return qg__error(NULL, QG_ERR_IO, "cannot open %s file '%s': %s (the directory must "
+                         "hold the binary version: %s)", fm->name, path, strerror(errno),
+                         fm->label_bytes == 2 ? "train.bin, test.bin"
+                                              : "data_batch_1..5.bin, test_batch.bin");
+    if (!S_ISREG(sb.st_mode))
+        return qg__error(NULL, QG_ERR_IO, "%s file '%s' is %s, not a regular file", fm->name,
+                         path, qg__file_kind(sb.st_mode));
+    return count_of_size(path, fm, (size_t)sb.st_size, n);
+}
+
+/* Checks the labels of k records at p (record `first` onwards) and copies
+ * them out. */
+static qg_status take_records(const char *path, const cifar_fmt *fm, const unsigned char *p,
+                              size_t first, size_t k, uint8_t *pixels, int *labels)
+{
+    size_t rec = (size_t)fm->label_bytes + CIFAR_PIXELS;
+    for (size_t r = 0; r < k; r++, p += rec) {
+        size_t i = first + r, off = i * rec;
+        if (fm->label_bytes == 2 && p[0] >= 20)
+            return qg__error(NULL, QG_ERR_FORMAT, "file '%s': coarse label %u of record %zu "
+                             "(byte offset %zu) is out of range 0..19", path, p[0], i, off);
+        int label = p[fm->label_bytes - 1];
+        if (label >= fm->classes)
+            return qg__error(NULL, QG_ERR_FORMAT, "file '%s': %s label %d of record %zu "
+                             "(byte offset %zu) is out of range 0..%d", path,
+                             fm->label_bytes == 2 ? "fine" : "the", label, i,
+                             off + (size_t)fm->label_bytes - 1, fm->classes - 1);
+        labels[i] = label;
+        memcpy(pixels + i * CIFAR_PIXELS, p + fm->label_bytes, CIFAR_PIXELS);
+    }
     return QG_OK;
 }
 
@@ -70,29 +104,28 @@ static qg_status read_records(const char *path, const cifar_fmt *fm, size_t n,
                            done * rec + got, done + got / rec);
             break;
         }
-        for (size_t r = 0; r < k; r++) {
-            const unsigned char *p = buf + r * rec;
-            size_t off = (done + r) * rec;
-            if (fm->label_bytes == 2 && p[0] >= 20) {
-                st = qg__error(NULL, QG_ERR_FORMAT, "file '%s': coarse label %u of record %zu "
-                               "(byte offset %zu) is out of range 0..19", path, p[0], done + r,
-                               off);
-                break;
-            }
-            int label = p[fm->label_bytes - 1];
-            if (label >= fm->classes) {
-                st = qg__error(NULL, QG_ERR_FORMAT, "file '%s': %s label %d of record %zu "
-                               "(byte offset %zu) is out of range 0..%d", path,
-                               fm->label_bytes == 2 ? "fine" : "the", label, done + r,
-                               off + (size_t)fm->label_bytes - 1, fm->classes - 1);
-                break;
-            }
-            labels[done + r] = label;
-            memcpy(pixels + (done + r) * CIFAR_PIXELS, p + fm->label_bytes, CIFAR_PIXELS);
-        }
+        st = take_records(path, fm, buf, done, k, pixels, labels);
         done += k;
     }
     fclose(f);
+    return st;
+}
+
+qg_status qg__dataset_load_cifar_memory(const char *name, const void *data, size_t len,
+                                        int cifar100, qg_dataset **out)
+{
+    const cifar_fmt *fm = cifar100 ? &fmt100 : &fmt10;
+    qg_status st = QG_OK;
+    qg_dataset *ds = NULL;
+    size_t n;
+    *out = NULL;
+    QG_TRY(count_of_size(name, fm, len, &n));
+    QG_TRY(qg__dataset_new(n, 3, 32, 32, fm->classes, &ds));
+    QG_TRY(take_records(name, fm, data, 0, n, qg__dataset_pixels(ds), qg__dataset_labels(ds)));
+    *out = ds;
+    ds = NULL;
+fail:
+    qg__dataset_free(ds);
     return st;
 }
 

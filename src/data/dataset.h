@@ -20,9 +20,18 @@ typedef struct qg_dataset qg_dataset;
 /* images/labels: IDX files (".gz" or raw, detected by the gzip magic). */
 qg_status qg__dataset_load_idx(const char *images_path, const char *labels_path,
                                qg_dataset **out);
+/* The same from bytes in memory (the names stand for the files in
+ * messages); for fuzzing and callers that hold the bytes. */
+qg_status qg__dataset_load_idx_memory(const char *images_name, const void *images,
+                                      size_t images_len, const char *labels_name,
+                                      const void *labels, size_t labels_len, qg_dataset **out);
 /* dir holds data_batch_1..5.bin + test_batch.bin (CIFAR-10) or train.bin
  * + test.bin (CIFAR-100, fine labels). */
 qg_status qg__dataset_load_cifar(const char *dir, int cifar100, int train, qg_dataset **out);
+/* The records of one CIFAR file held in memory (`name` stands for it in
+ * messages); for fuzzing and callers that hold the bytes. */
+qg_status qg__dataset_load_cifar_memory(const char *name, const void *data, size_t len,
+                                        int cifar100, qg_dataset **out);
 /* name: "fashion-mnist" (default dir /usr/share/datasets/fashion-mnist),
  * "mnist", "cifar10", "cifar100", "folder" (JPEG class folders, needs
  * dir); dir NULL = the default location. A missing default dataset names

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <jansson.h>
 
 #include "core/error.h"
@@ -28,7 +29,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 #define MAX_HEADER (100u << 20)
 
 struct qg_st_file {
-    unsigned char *buf;       /* the whole file */
+    unsigned char *buf;       /* the data area (after the header) */
     size_t n;
     qg_st_tensor *tensors;    /* sorted by data offset */
     void **copies;            /* aligned copies of misaligned tensors, else NULL */
@@ -320,51 +321,95 @@ static qg_status parse_meta(const char *path, json_t *jm, qg_st_file *f)
     return QG_OK;
 }
 
-static int cmp_order(const void *a, const void *b, const span *spans)
+/* A tensor's span with its position in the header, for sorting. */
+typedef struct placed {
+    uint64_t begin, end;
+    size_t idx;
+} placed;
+
+static int cmp_placed(const void *a, const void *b)
 {
-    size_t i = *(const size_t *)a, j = *(const size_t *)b;
-    if (spans[i].begin != spans[j].begin)
-        return spans[i].begin < spans[j].begin ? -1 : 1;
-    if (spans[i].end != spans[j].end)
-        return spans[i].end < spans[j].end ? -1 : 1;
-    return i < j ? -1 : i > j;
+    const placed *x = a, *y = b;
+    if (x->begin != y->begin)
+        return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end)
+        return x->end < y->end ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-/* Insertion sort: qsort has no context argument in C11, and headers are
- * small. */
-static void sort_by_offset(size_t *idx, size_t n, const span *spans)
+/* Which tensor a layout error is about. Writers (ours, the reference
+ * one) store the tensors back to back in header order, so one tensor with
+ * wrong data_offsets disagrees with both its header neighbours while each
+ * neighbour disagrees on one side only. When exactly one tensor disagrees
+ * on both sides it is the one to name; otherwise (ambiguous, or a foreign
+ * header order) the tensor where the sorted scan stopped. */
+static size_t misplaced_tensor(const span *spans, size_t n, uint64_t data_len, size_t fallback)
 {
-    for (size_t i = 1; i < n; i++) {
-        size_t v = idx[i], j = i;
-        while (j > 0 && cmp_order(&idx[j - 1], &v, spans) > 0) {
-            idx[j] = idx[j - 1];
-            j--;
+    size_t found = fallback, count = 0;
+    for (size_t i = 0; i < n; i++) {
+        int bad = (spans[i].begin != (i ? spans[i - 1].end : 0)) +
+                  (spans[i].end != (i + 1 < n ? spans[i + 1].begin : data_len));
+        if (bad == 2) {
+            found = i;
+            count++;
         }
-        idx[j] = v;
     }
+    return count == 1 ? found : fallback;
 }
 
-qg_status qg__safetensors_read(const char *path, qg_st_file **out)
+/* The bytes of a safetensors file: an open regular file (fd, read with
+ * pread) or a caller's buffer. */
+typedef struct st_src {
+    const char *path;
+    int fd;
+    const unsigned char *mem;
+    uint64_t size;
+} st_src;
+
+/* Exactly len bytes at off (off + len <= size was checked by the caller);
+ * a file that shrank since fstat is a format error. */
+static qg_status src_read(const st_src *s, uint64_t off, void *buf, size_t len)
 {
+    if (s->mem) {
+        memcpy(buf, s->mem + off, len);
+        return QG_OK;
+    }
+    size_t got;
+    qg_status st = qg__file_read_at(NULL, s->fd, s->path, off, buf, len, &got);
+    if (st == QG_OK && got < len)
+        st = qg__error(NULL, QG_ERR_FORMAT, "'%s' shrank while being read: it ends at byte "
+                       "offset %llu", s->path, (unsigned long long)(off + got));
+    return st;
+}
+
+/* Parses and checks everything before any tensor data is read: the
+ * length prefix and header against the file size, then every span
+ * against the data area the file size leaves. Only then is the data
+ * area, exactly as large as the header implies, read. */
+static qg_status read_source(const st_src *src, qg_st_file **out)
+{
+    const char *path = src->path;
     qg_status st = QG_OK;
     qg_st_file *f = calloc(1, sizeof *f);
     json_t *root = NULL;
     qg_st_tensor *tmp = NULL;
     span *spans = NULL;
-    size_t *idx = NULL;
-    size_t len;
+    placed *order = NULL;
+    char *hdr = NULL;
+    uint64_t len = src->size;
     *out = NULL;
     if (!f)
         return qg__error(NULL, QG_ERR_NOMEM, "out of memory reading '%s'", path);
-    QG_TRY(qg__file_read(NULL, path, &f->buf, &len));
     if (len < 8) {
-        st = qg__error(NULL, QG_ERR_FORMAT, "'%s' is not a safetensors file: %zu bytes, too "
-                       "short for the 8-byte header length", path, len);
+        st = qg__error(NULL, QG_ERR_FORMAT, "'%s' is not a safetensors file: %llu bytes, too "
+                       "short for the 8-byte header length", path, (unsigned long long)len);
         goto fail;
     }
+    unsigned char lenbytes[8];
+    QG_TRY(src_read(src, 0, lenbytes, 8));
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
-        hlen = hlen << 8 | f->buf[i];
+        hlen = hlen << 8 | lenbytes[i];
     if (hlen > len - 8 || hlen > MAX_HEADER || hlen < 2) {
         st = qg__error(NULL, QG_ERR_FORMAT, "'%s': header length %llu (bytes 0-7) %s", path,
                        (unsigned long long)hlen,
@@ -372,10 +417,15 @@ qg_status qg__safetensors_read(const char *path, qg_st_file **out)
                        : hlen < 2     ? "is too small for a JSON object"
                                       : "exceeds the 100 MiB limit (corrupt header)");
         if (hlen > len - 8)
-            qg__error_append(NULL, "the file has %zu bytes", len);
+            qg__error_append(NULL, "the file has %llu bytes", (unsigned long long)len);
         goto fail;
     }
-    const char *hdr = (const char *)f->buf + 8;
+    hdr = malloc((size_t)hlen);
+    if (!hdr) {
+        st = qg__error(NULL, QG_ERR_NOMEM, "out of memory reading '%s'", path);
+        goto fail;
+    }
+    QG_TRY(src_read(src, 8, hdr, (size_t)hlen));
     if (hdr[0] != '{') {
         st = qg__error(NULL, QG_ERR_FORMAT, "'%s': the header at byte offset 8 does not start "
                        "with '{'", path);
@@ -395,8 +445,8 @@ qg_status qg__safetensors_read(const char *path, qg_st_file **out)
     size_t nent = json_object_size(root);
     tmp = calloc(nent + 1, sizeof *tmp);
     spans = calloc(nent + 1, sizeof *spans);
-    idx = calloc(nent + 1, sizeof *idx);
-    if (!tmp || !spans || !idx) {
+    order = calloc(nent + 1, sizeof *order);
+    if (!tmp || !spans || !order) {
         st = qg__error(NULL, QG_ERR_NOMEM, "out of memory reading '%s'", path);
         goto fail;
     }
@@ -410,15 +460,15 @@ qg_status qg__safetensors_read(const char *path, qg_st_file **out)
         }
         QG_TRY(parse_tensor(path, key, val, &tmp[n], &spans[n]));
         tmp[n].name = key;
-        idx[n] = n;
+        order[n] = (placed){spans[n].begin, spans[n].end, n};
         n++;
     }
     uint64_t data_len = len - 8 - hlen;
-    sort_by_offset(idx, n, spans);
+    qsort(order, n, sizeof *order, cmp_placed);
     uint64_t at = 0;
     for (size_t k = 0; k < n; k++) {
-        const span *s = &spans[idx[k]];
-        const char *nm = tmp[idx[k]].name;
+        const placed *s = &order[k];
+        const char *nm = tmp[s->idx].name;
         if (s->end > data_len) {
             st = qg__error(NULL, QG_ERR_FORMAT, "'%s': tensor '%s' data_offsets [%llu, %llu] "
                            "lie outside the %llu-byte data area (truncated or corrupt file)",
@@ -427,6 +477,29 @@ qg_status qg__safetensors_read(const char *path, qg_st_file **out)
             goto fail;
         }
         if (s->begin != at) {
+            size_t bad = misplaced_tensor(spans, n, data_len, s->idx);
+            if (bad != s->idx) {
+                /* Name the tensor it collides with, if any. */
+                const span *b = &spans[bad];
+                size_t other = n;
+                for (size_t j = 0; j < n && other == n; j++)
+                    if (j != bad && spans[j].begin < b->end && b->begin < spans[j].end)
+                        other = j;
+                if (other < n)
+                    st = qg__error(NULL, QG_ERR_FORMAT, "'%s': tensor '%s' data_offsets "
+                                   "[%llu, %llu] overlap tensor '%s' [%llu, %llu]", path,
+                                   tmp[bad].name, (unsigned long long)b->begin,
+                                   (unsigned long long)b->end, tmp[other].name,
+                                   (unsigned long long)spans[other].begin,
+                                   (unsigned long long)spans[other].end);
+                else
+                    st = qg__error(NULL, QG_ERR_FORMAT, "'%s': tensor '%s' data_offsets "
+                                   "[%llu, %llu] are out of place: the tensor before it in "
+                                   "the header ends at %llu", path, tmp[bad].name,
+                                   (unsigned long long)b->begin, (unsigned long long)b->end,
+                                   bad ? (unsigned long long)spans[bad - 1].end : 0ULL);
+                goto fail;
+            }
             st = qg__error(NULL, QG_ERR_FORMAT, "'%s': tensor '%s' data_offsets [%llu, %llu] "
                            "%s the previous tensor's end at %llu", path, nm,
                            (unsigned long long)s->begin, (unsigned long long)s->end,
@@ -444,19 +517,28 @@ qg_status qg__safetensors_read(const char *path, qg_st_file **out)
         goto fail;
     }
 
-    f->tensors = calloc(n + 1, sizeof *f->tensors);
-    f->copies = calloc(n + 1, sizeof *f->copies);
-    if (!f->tensors || !f->copies) {
-        st = qg__error(NULL, QG_ERR_NOMEM, "out of memory reading '%s'", path);
+    /* The header accounts for every byte of the file: read the data. */
+    if (data_len >= SIZE_MAX) {
+        st = qg__error(NULL, QG_ERR_NOMEM, "'%s': %llu bytes of tensor data do not fit in "
+                       "memory", path, (unsigned long long)data_len);
         goto fail;
     }
-    const unsigned char *data = f->buf + 8 + hlen;
+    f->buf = malloc(data_len ? (size_t)data_len : 1);
+    f->tensors = calloc(n + 1, sizeof *f->tensors);
+    f->copies = calloc(n + 1, sizeof *f->copies);
+    if (!f->buf || !f->tensors || !f->copies) {
+        st = qg__error(NULL, QG_ERR_NOMEM, "out of memory reading '%s' (%llu bytes of tensor "
+                       "data)", path, (unsigned long long)data_len);
+        goto fail;
+    }
+    QG_TRY(src_read(src, 8 + hlen, f->buf, (size_t)data_len));
     for (size_t k = 0; k < n; k++, f->n++) {
         qg_st_tensor *t = &f->tensors[k];
-        *t = tmp[idx[k]];
+        size_t i = order[k].idx;
+        *t = tmp[i];
         t->name = strdup(t->name);
-        const unsigned char *p = data + spans[idx[k]].begin;
-        size_t bytes = (size_t)(spans[idx[k]].end - spans[idx[k]].begin);
+        const unsigned char *p = f->buf + spans[i].begin;
+        size_t bytes = (size_t)(spans[i].end - spans[i].begin);
         /* Foreign writers may leave a tensor misaligned for its type. */
         if (!bytes)
             p = f->buf; /* any aligned pointer will do */
@@ -477,11 +559,32 @@ qg_status qg__safetensors_read(const char *path, qg_st_file **out)
     f = NULL;
 fail:
     json_decref(root);
+    free(hdr);
     free(tmp);
     free(spans);
-    free(idx);
+    free(order);
     qg__safetensors_free(f);
     return st;
+}
+
+qg_status qg__safetensors_read(const char *path, qg_st_file **out)
+{
+    st_src src = {.path = path, .fd = -1};
+    *out = NULL;
+    qg_status st = qg__file_open_regular(NULL, path, &src.fd, &src.size);
+    if (st != QG_OK)
+        return st;
+    st = read_source(&src, out);
+    close(src.fd);
+    return st;
+}
+
+qg_status qg__safetensors_read_memory(const char *name, const void *data, size_t len,
+                                      qg_st_file **out)
+{
+    static const unsigned char empty[1];
+    st_src src = {.path = name, .fd = -1, .mem = data ? data : empty, .size = len};
+    return read_source(&src, out);
 }
 
 size_t qg__safetensors_count(const qg_st_file *f)

@@ -29,9 +29,16 @@ qg_status qg__safetensors_write(const char *path, const qg_st_tensor *tensors, s
                                 const qg_st_meta *meta, size_t nmeta);
 
 typedef struct qg_st_file qg_st_file;
-/* Reads and validates the whole file (header JSON, dtypes, shapes, offsets
- * in bounds and non-overlapping); errors name the file and what is wrong. */
+/* Reads and validates a file (header JSON, dtypes, shapes, offsets in
+ * bounds and non-overlapping); errors name the file and what is wrong.
+ * Only regular files are read, and the header is checked against the
+ * file size before any tensor data is read, so memory use is bounded by
+ * what the header implies and the file holds. */
 qg_status qg__safetensors_read(const char *path, qg_st_file **out);
+/* The same parse on bytes in memory (copied; `name` stands for the file
+ * in messages). For fuzzing and for callers that hold the bytes. */
+qg_status qg__safetensors_read_memory(const char *name, const void *data, size_t len,
+                                      qg_st_file **out);
 void qg__safetensors_free(qg_st_file *f);
 size_t qg__safetensors_count(const qg_st_file *f);
 /* NULL when absent. The returned pointers live as long as f. */

@@ -1,6 +1,7 @@
 /* src/train/checkpoint.c: model <-> safetensors (see checkpoint.h). */
 #include "config.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,32 @@ fail:
     return st;
 }
 
+/* "[64, 10]" */
+static void shape_str(int ndim, const int64_t *shape, char *buf, size_t cap)
+{
+    size_t at = (size_t)snprintf(buf, cap, "[");
+    for (int d = 0; d < ndim && at < cap; d++)
+        at += (size_t)snprintf(buf + at, cap - at, "%s%lld", d ? ", " : "", (long long)shape[d]);
+    if (at < cap)
+        snprintf(buf + at, cap - at, "]");
+}
+
+/* Shapes match dimension by dimension. The one equivalence: a single
+ * value stored as a scalar [] or as [1] (PyTorch keeps scalar parameters
+ * such as PACT's alpha as [], qgate as [1]). */
+static int same_shape(const qg_st_tensor *e, const qg_tensor *t)
+{
+    if (e->ndim <= 1 && t->ndim <= 1 && (e->ndim == 0 || e->shape[0] == 1) &&
+        (t->ndim == 0 || t->shape[0] == 1))
+        return 1;
+    if (e->ndim != t->ndim)
+        return 0;
+    for (int d = 0; d < e->ndim; d++)
+        if (e->shape[d] != t->shape[d])
+            return 0;
+    return 1;
+}
+
 static qg_status load_one(qg_model *m, const qg_st_file *f, const char *path, const char *name,
                           qg_tensor *t, int required)
 {
@@ -78,13 +105,26 @@ static qg_status load_one(qg_model *m, const qg_st_file *f, const char *path, co
         return qg__error(m->ctx, QG_ERR_FORMAT, "checkpoint '%s' has no tensor '%s'", path,
                          name);
     }
-    size_t n = 1;
-    for (int d = 0; d < e->ndim; d++)
-        n *= (size_t)e->shape[d];
-    if (e->dtype != QG_DTYPE_F32 || n != qg_tensor_numel(t))
-        return qg__error(m->ctx, QG_ERR_SHAPE, "checkpoint '%s': tensor '%s' is %s with %zu "
-                         "elements, the model expects F32 with %zu", path, name,
-                         qg_dtype_name(e->dtype), n, qg_tensor_numel(t));
+    char have[128], want[128];
+    shape_str(e->ndim, e->shape, have, sizeof have);
+    shape_str(t->ndim, t->shape, want, sizeof want);
+    if (e->dtype != QG_DTYPE_F32 || !same_shape(e, t))
+        return qg__error(m->ctx, QG_ERR_SHAPE, "checkpoint '%s': tensor '%s' is %s %s, the "
+                         "model expects F32 %s", path, name, qg_dtype_name(e->dtype), have,
+                         want);
+    size_t n = qg_tensor_numel(t);
+    /* A NaN or Inf weight would train "normally" into garbage, or trip
+     * the divergence check with a misleading hint: refuse it here. */
+    const float *v = e->data;
+    size_t bad = 0, first = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]) && bad++ == 0)
+            first = i;
+    if (bad)
+        return qg__error(m->ctx, QG_ERR_FORMAT, "checkpoint '%s': tensor '%s' holds %zu "
+                         "non-finite value%s (the first, %g, at element %zu); the file is "
+                         "corrupt or was saved after training diverged", path, name, bad,
+                         bad > 1 ? "s" : "", (double)v[first], first);
     return qg_tensor_write(t, e->data, n * sizeof(float));
 }
 

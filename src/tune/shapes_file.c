@@ -1,6 +1,6 @@
 /* src/tune/shapes_file.c: reading and validating the shapes file of
  * `qgate tune --shapes FILE` (see shapes_file.h) with jansson. Tests:
- * tests/test_tune_shapes.c. */
+ * tests/test_tune_shapes.c, tests/fuzz/fuzz_shapes.c. */
 #include "config.h"
 
 #include <errno.h>
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -115,6 +116,19 @@ static qg_status parse_root(qg_ctx *ctx, const char *path, json_t *root, qg_tune
     return QG_OK;
 }
 
+static qg_status parse_text(qg_ctx *ctx, const char *path, json_t *root,
+                            const json_error_t *jerr, qg_tune_shapes *out)
+{
+    if (!root)
+        return qg__error(ctx, QG_ERR_FORMAT, "shapes file '%s': invalid JSON at line %d, "
+                         "column %d: %s", path, jerr->line, jerr->column, jerr->text);
+    qg_status st = parse_root(ctx, path, root, out);
+    json_decref(root);
+    if (st != QG_OK)
+        qg__tune_shapes_free(out);
+    return st;
+}
+
 qg_status qg__tune_shapes_load(qg_ctx *ctx, const char *path, qg_tune_shapes *out)
 {
     *out = (qg_tune_shapes){0};
@@ -122,17 +136,25 @@ qg_status qg__tune_shapes_load(qg_ctx *ctx, const char *path, qg_tune_shapes *ou
     if (!f)
         return qg__error(ctx, QG_ERR_IO, "shapes file '%s': cannot open: %s", path,
                          strerror(errno));
+    /* A pipe is fine (--shapes <(...)); a directory reads as an error. */
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fclose(f);
+        return qg__error(ctx, QG_ERR_IO, "shapes file '%s' is a directory", path);
+    }
     json_error_t jerr;
     json_t *root = json_loadf(f, 0, &jerr);
     fclose(f);
-    if (!root)
-        return qg__error(ctx, QG_ERR_FORMAT, "shapes file '%s': invalid JSON at line %d, "
-                         "column %d: %s", path, jerr.line, jerr.column, jerr.text);
-    qg_status st = parse_root(ctx, path, root, out);
-    json_decref(root);
-    if (st != QG_OK)
-        qg__tune_shapes_free(out);
-    return st;
+    return parse_text(ctx, path, root, &jerr, out);
+}
+
+qg_status qg__tune_shapes_load_memory(qg_ctx *ctx, const char *name, const void *data,
+                                      size_t len, qg_tune_shapes *out)
+{
+    *out = (qg_tune_shapes){0};
+    json_error_t jerr;
+    json_t *root = json_loadb(data ? data : "", len, 0, &jerr);
+    return parse_text(ctx, name, root, &jerr, out);
 }
 
 void qg__tune_shapes_free(qg_tune_shapes *s)

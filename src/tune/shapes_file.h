@@ -29,6 +29,9 @@ typedef struct qg_tune_shapes {
  * fault, the entry ("conv[2]") and field; *out is then empty. ctx may be
  * NULL (the message then goes to qg_last_error only). */
 qg_status qg__tune_shapes_load(qg_ctx *ctx, const char *path, qg_tune_shapes *out);
+/* The same parse on bytes in memory (`name` stands for the file). */
+qg_status qg__tune_shapes_load_memory(qg_ctx *ctx, const char *name, const void *data,
+                                      size_t len, qg_tune_shapes *out);
 
 /* Frees what load allocated; an empty or zeroed struct is fine. */
 void qg__tune_shapes_free(qg_tune_shapes *s);
