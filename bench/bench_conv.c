@@ -9,7 +9,8 @@
  *
  * With --quant BITS, two more lines per shape: the quantized forward of a
  * training step as two passes (qg__quant_apply, then the conv keeping its
- * planes) and as one (qg__conv2d_fwd_quant, rounding while it prepares).
+ * planes) and as one (qg__conv_enqueue_fwd_quant, rounding while it
+ * prepares). Each shape's plan is made once, before its runs.
  *
  * usage: bench/bench_conv [--batch N] [--input CxHxW] [--runs N] [--peak GFLOPS]
  *                         [--quant BITS] [--device N|NAME] */
@@ -49,10 +50,13 @@ static void quant_passes(qg_ctx *ctx, const qg_conv_desc *d, const char *what, i
                          int runs, const qg_tensor *x, const qg_tensor *w, qg_tensor *y,
                          qg_tensor *ws, double *t)
 {
-    size_t kf = 0;
+    qg_conv_plan *plan;
+    qg_conv_opts co = {.quant_bits = bits};
+    if (qg__conv_plan_new(ctx, d, &co, &plan) != QG_OK)
+        bench_die("conv plan");
+    unsigned caps = qg__conv_plan_caps(plan);
+    size_t kf = qg__conv_plan_keep_floats(plan);
     int64_t one[1] = {1}, xs[4] = {d->N, d->C, d->H, d->W};
-    if (qg__conv_keep_floats(ctx, d, &kf) != QG_OK)
-        bench_die("keep_floats");
     int64_t ks[1] = {(int64_t)(kf ? kf : 1)};
     qg_tensor *s = bench_tensor(ctx, 1, one, "scale", 0.0f);
     qg_tensor *xq = bench_tensor(ctx, 4, xs, "xq", 0.0f);
@@ -61,19 +65,19 @@ static void quant_passes(qg_ctx *ctx, const qg_conv_desc *d, const char *what, i
         bench_die("quant_scale");
     static const char *names[2] = {"q2pass", "q1pass"};
     for (int fused = 0; fused < 2; fused++) {
+        if (fused && !(caps & QG_CONV_CAP_FUSED_QUANT)) {
+            printf("%-22s %-6s (not fused for this shape or bit width)\n", what, names[1]);
+            break;
+        }
         for (int r = -1; r < runs; r++) {
             double t0 = bench_now();
             qg_status st;
             if (fused) {
-                st = qg__conv2d_fwd_quant(ctx, d, x, s, bits, w, y, ws, keep);
+                st = qg__conv_enqueue_fwd_quant(plan, x, s, w, y, ws, keep);
             } else {
                 st = qg__quant_apply(ctx, x, s, bits, 0, xq, NULL, NULL, NULL);
                 if (st == QG_OK)
-                    st = qg__conv2d_fwd_keep(ctx, d, xq, w, NULL, y, ws, keep);
-            }
-            if (st == QG_ERR_UNSUPPORTED) {
-                printf("%-22s %-6s (not fused for this shape or bit width)\n", what, names[1]);
-                break;
+                    st = qg__conv_enqueue_fwd(plan, xq, w, NULL, y, ws, keep);
             }
             if (st != QG_OK || qg_ctx_finish(ctx) != QG_OK)
                 bench_die(names[fused]);
@@ -91,12 +95,16 @@ static void quant_passes(qg_ctx *ctx, const qg_conv_desc *d, const char *what, i
     qg_tensor *dx = bench_tensor(ctx, 4, xs, "dx", 0.0f);
     qg_tensor *dw = bench_tensor(ctx, 4, ws4, "dw", 0.0f);
     for (int masked = 0; masked < 2; masked++) {
+        if (masked && !(caps & QG_CONV_CAP_MASKED_BWD)) {
+            printf("%-22s %-6s (no masked backward for this shape)\n", what, bnames[1]);
+            break;
+        }
         for (int r = -1; r < runs; r++) {
             double t0 = bench_now();
-            qg_status st = masked ? qg__conv2d_bwd_masked(ctx, d, x, y, w, dx, 0, x, dw, 0, NULL,
-                                                          ws, keep)
-                                  : qg__conv2d_bwd_kept(ctx, d, x, y, w, dx, 0, dw, NULL, 0, ws,
-                                                        keep);
+            qg_status st = masked ? qg__conv_enqueue_bwd_masked(plan, x, y, w, dx, 0, x, dw, 0,
+                                                                NULL, ws, keep)
+                                  : qg__conv_enqueue_bwd(plan, x, y, w, dx, 0, dw, NULL, 0, ws,
+                                                         keep);
             if (st != QG_OK || qg_ctx_finish(ctx) != QG_OK)
                 bench_die(bnames[masked]);
             if (r >= 0)
@@ -110,6 +118,7 @@ static void quant_passes(qg_ctx *ctx, const qg_conv_desc *d, const char *what, i
     qg_tensor_free(s);
     qg_tensor_free(xq);
     qg_tensor_free(keep);
+    qg__conv_plan_free(plan);
 }
 
 int main(int argc, char **argv)
@@ -155,10 +164,12 @@ int main(int argc, char **argv)
         const shape *s = &shapes[si];
         int c = s->c ? s->c : in_c, h = in_h / s->hdiv, w = in_w / s->hdiv;
         qg_conv_desc d;
-        if (qg__conv_desc_init(ctx, &d, batch, c, h, w, s->k, 3, 3, s->stride, 1, 1) != QG_OK)
+        qg_conv_plan *plan;
+        if (qg__conv_desc_init(ctx, &d, batch, c, h, w, s->k, 3, 3, s->stride, 1, 1) != QG_OK ||
+            qg__conv_plan_new(ctx, &d, NULL, &plan) != QG_OK)
             bench_die(s->what);
         int64_t xs[4] = {batch, c, h, w}, ys[4] = {batch, s->k, d.P, d.Q};
-        int64_t wsz[4] = {s->k, c, 3, 3}, wss[1] = {(int64_t)qg__conv_workspace_floats(&d)};
+        int64_t wsz[4] = {s->k, c, 3, 3}, wss[1] = {(int64_t)qg__conv_plan_ws_floats(plan)};
         qg_tensor *x = bench_tensor(ctx, 4, xs, "x", 0.0f);
         qg_tensor *y = bench_tensor(ctx, 4, ys, "y", 0.0f);
         qg_tensor *dx = bench_tensor(ctx, 4, xs, "dx", 0.0f);
@@ -173,11 +184,11 @@ int main(int argc, char **argv)
             for (int r = -1; r < runs; r++) {
                 double t0 = bench_now();
                 qg_status st =
-                    pass == 0   ? qg__conv2d_fwd(ctx, &d, x, wt, NULL, y, ws)
-                    : pass == 1 ? qg__conv2d_bwd_data(ctx, &d, y, wt, dx, ws, 0)
-                    : pass == 2 ? qg__conv2d_bwd_weight(ctx, &d, x, y, dw, NULL, ws, 0)
-                                : qg__conv2d_bwd(ctx, &d, x, y, wt, s->c ? dx : NULL, 0, dw, NULL,
-                                                 0, ws);
+                    pass == 0   ? qg__conv_enqueue_fwd(plan, x, wt, NULL, y, ws, NULL)
+                    : pass == 1 ? qg__conv_enqueue_bwd_data(plan, y, wt, dx, ws, 0)
+                    : pass == 2 ? qg__conv_enqueue_bwd_weight(plan, x, y, dw, NULL, ws, 0)
+                                : qg__conv_enqueue_bwd(plan, x, y, wt, s->c ? dx : NULL, 0, dw,
+                                                       NULL, 0, ws, NULL);
                 if (st != QG_OK || qg_ctx_finish(ctx) != QG_OK)
                     bench_die(passes[pass]);
                 if (r >= 0) /* the first call builds and warms up */
@@ -201,6 +212,7 @@ int main(int argc, char **argv)
         qg_tensor *all[] = {x, y, dx, wt, dw, ws};
         for (int i = 0; i < 6; i++)
             qg_tensor_free(all[i]);
+        qg__conv_plan_free(plan);
     }
     free(t);
     double g = step_flop / (step_ms * 1e-3) * 1e-9;

@@ -15,3 +15,9 @@ bench_bench_conv_SOURCES = bench/bench_conv.c bench/bench_util.h
 bench_bench_conv_LDADD = libqgate_internal.la $(OPENCL_LIBS) -lm
 bench_bench_bn_SOURCES = bench/bench_bn.c bench/bench_util.h
 bench_bench_bn_LDADD = libqgate_internal.la $(OPENCL_LIBS)
+
+# JPEG loader throughput against torchvision (same photos, same threads).
+noinst_PROGRAMS += bench/bench_jpeg
+bench_bench_jpeg_SOURCES = bench/bench_jpeg.c
+bench_bench_jpeg_LDADD = libqgate_internal.la $(OPENCL_LIBS)
+EXTRA_DIST += bench/make_photo_folder.sh bench/torchvision_loader.py bench/compare_jpeg.sh

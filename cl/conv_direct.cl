@@ -1,7 +1,8 @@
 /* cl/conv_direct.cl: direct 2-D convolution (forward, backward data,
  * backward weight) for small square kernels, written so that a CPU
  * compiler turns the inner loops into wide vector FMAs. Host side:
- * src/ops/conv.c (which picks this path or im2col + GEMM); C twins:
+ * src/ops/conv_direct.c (src/ops/conv_plan.c picks this path or im2col +
+ * GEMM); C twins:
  * src/ref/ref_conv.c; tests: tests/test_conv.c.
  *
  * Every pass is one stride-1 "valid" convolution over prepared planes.
@@ -89,7 +90,8 @@ static inline float hsum(float8 v) { return hsum8(v); }
  * Found by bisection over float bit patterns with qg_quant_apply's own
  * operations (common.cl's qg_code), the table reproduces that pass bit for bit (NaN
  * where no float reaches k: a >= NaN never holds). Layout: T in t[0..15],
- * V in t[16..31]. One item. QG_QT_MAX is conv.c's too. */
+ * V in t[16..31]. One item. QG_QT_MAX is 2^QG_CONV_QUANT_BITS_MAX - 1
+ * (src/ops/conv.h). */
 #define QG_QT_MAX 15
 
 __kernel void qg_conv_direct_qtable(QG_T(const float, s), int L, QG_T(float, t))

@@ -1,7 +1,7 @@
 /* cl/im2col.cl: lowering of 2-D convolution to GEMM (im2col, col2im) and
  * the small layout and bias kernels around the GEMMs of conv and linear.
- * Host side: src/ops/conv.c; C twins: src/ref/ref_conv.c; tests:
- * tests/test_conv.c.
+ * Host side: src/ops/conv_gemm.c, src/ops/linear.c; C twins:
+ * src/ref/ref_conv.c; tests: tests/test_conv.c.
  *
  * Layouts. A chunk of nb images x[nb][C][H][W] lowers to the column matrix
  * col[C*R*S][nb*P*Q]: row (c*R + r)*S + s, column n*P*Q + p*Q + q holds

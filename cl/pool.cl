@@ -136,3 +136,36 @@ __kernel void qg_pool_gap_bwd(QG_T(const float, dy), int NC, int HW, QG_T(float,
     if (i < NC * HW)
         QG_P(dx)[i] = QG_P(dy)[i / HW] / (float)HW;
 }
+
+/* Max pool with TensorFlow 'SAME' padding: P = ceil(H/stride), and the
+ * window of (p, q) starts at row p*stride - pad_h, column q*stride - pad_w
+ * with pad_h = max((P-1)*stride + k - H, 0) / 2 (the smaller half on top;
+ * the rest falls past the bottom edge) and pad_w likewise. Otherwise as
+ * qg_pool_max_fwd, whose backward (qg_pool_max_bwd via argmax) serves it.
+ * One item per output element: global = NC*P*Q. */
+__kernel void qg_pool_max_same_fwd(QG_T(const float, x), int NC, int H, int W, int P, int Q,
+                                   int k, int stride, int pad_h, int pad_w, QG_T(float, y),
+                                   QG_T(int, argmax))
+{
+    int i = get_global_id(0);
+    if (i >= NC * P * Q)
+        return;
+    int q = i % Q, p = (i / Q) % P, nc = i / (P * Q);
+    __global const float *plane = QG_P(x) + nc * H * W;
+    int h0 = p * stride - pad_h, w0 = q * stride - pad_w;
+    float m = -INFINITY;
+    int am = -1;
+    for (int h = max(h0, 0); h < min(h0 + k, H); h++)
+        for (int w = max(w0, 0); w < min(w0 + k, W); w++) {
+            float v = plane[h * W + w];
+            if (am < 0 || v > m || isnan(v)) {
+                m = v;
+                am = h * W + w;
+                if (isnan(v))
+                    goto done;
+            }
+        }
+done:
+    QG_P(y)[i] = m;
+    QG_P(argmax)[i] = am;
+}

@@ -1,12 +1,13 @@
-/* tests/test_conv.c: src/ops/conv.c (cl/conv_direct.cl; cl/im2col.cl +
- * CLBlast GEMM) against src/ref/ref_conv.c, and finite-difference checks
- * of those references.
+/* tests/test_conv.c: the conv plan and its passes (src/ops/conv_plan.c,
+ * conv_direct.c with cl/conv_direct.cl, conv_gemm.c with cl/im2col.cl +
+ * CLBlast GEMM) and linear layers (src/ops/linear.c) against
+ * src/ref/ref_conv.c, and finite-difference checks of those references.
  *
  * Device tests run every shape under the default work-group size and two
  * others (and, for the 3x3 shapes that take cl/conv_direct.cl, under its
- * default parameters and two other sets), with the workspace sized by
- * qg__conv_workspace_floats (whole batch per chunk) or smaller (chunks of
- * 2 images, and of 1), so the chunk loop and the last partial chunk run
+ * default parameters and two other sets), each with a plan for the plan's
+ * own workspace (whole batch per chunk) or a smaller one (chunks of 2
+ * images, and of 1), so the chunk loop and the last partial chunk run
  * too. Every tensor is a view
  * at an offset inside a larger buffer whose margins hold a sentinel,
  * checked untouched afterwards; overwritten outputs and the workspace
@@ -27,6 +28,7 @@
 #include "support/support.h"
 #include "cl/ctx.h"
 #include "ops/conv.h"
+#include "ops/linear.h"
 #include "quant/quant.h"
 #include "ref/ref_conv.h"
 #include "ref/ref_quant.h"
@@ -156,6 +158,38 @@ static void set_direct(qg_ctx *ctx, size_t i)
     QG_EXPECT_OK(qg__program_override(ctx, "conv_direct", i ? direct_sets[i] : NULL));
 }
 
+/* A plan of d (opts.ws_floats = ws, 0: its own) and its workspace. */
+static qg_conv_plan *plan_new(qg_ctx *ctx, const qg_conv_desc *d, size_t ws, int quant_bits)
+{
+    qg_conv_plan *pl = NULL;
+    qg_conv_opts o = {.ws_floats = ws, .quant_bits = quant_bits};
+    QG_EXPECT_OK(qg__conv_plan_new(ctx, d, &o, &pl));
+    cr_assert(pl != NULL);
+    return pl;
+}
+
+/* The shapes the direct kernels take (ungrouped 3x3, stride 1 or 2, pad
+ * <= 2), as the plan must route them. */
+static int direct_shape(const qg_conv_desc *d)
+{
+    return d->groups == 1 && d->R == 3 && d->S == 3 && (d->stride == 1 || d->stride == 2) &&
+           d->pad <= 2;
+}
+
+/* A refused optional pass: QG_ERR_UNSUPPORTED, and a message that names
+ * the pass and the conv's shape. */
+static void expect_refused(qg_status st, const char *op, const qg_conv_desc *d,
+                           const char *label)
+{
+    char shape[64];
+    snprintf(shape, sizeof shape, "N=%d C=%d H=%d W=%d K=%d", d->N, d->C, d->H, d->W, d->K);
+    cr_expect_eq(st, QG_ERR_UNSUPPORTED, "%s: status %d", label, (int)st);
+    cr_expect(strstr(qg_last_error(), op) != NULL, "%s: message without '%s': %s", label, op,
+              qg_last_error());
+    cr_expect(strstr(qg_last_error(), shape) != NULL, "%s: message without '%s': %s", label,
+              shape, qg_last_error());
+}
+
 static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
 {
     qg_conv_desc d, d1;
@@ -165,8 +199,9 @@ static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
                                     s->stride, s->pad, s->groups));
     size_t nx = (size_t)d.N * d.C * d.H * d.W, ny = (size_t)d.N * d.K * d.P * d.Q;
     size_t nw = (size_t)d.K * (d.C / d.groups) * d.R * d.S, nk = (size_t)d.K;
-    size_t per_image = qg__conv_workspace_floats(&d1);
-    cr_assert_geq(qg__conv_workspace_floats(&d), per_image);
+    qg_conv_plan *p1 = plan_new(ctx, &d1, 0, 0);
+    size_t per_image = qg__conv_plan_ws_floats(p1);
+    qg__conv_plan_free(p1);
 
     float *x = rand_vec(nx, seed), *w = rand_vec(nw, seed + 1), *b = rand_vec(nk, seed + 2);
     float *dy = rand_vec(ny, seed + 3), *base_x = rand_vec(nx, seed + 4);
@@ -195,51 +230,59 @@ static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
         set_wg(ctx, wgs[wi]);
         set_direct(ctx, wi);
         /* whole batch, chunks of 2 (+ a last one of 1 when N = 3), chunks of 1 */
-        size_t ws_n = wi == 0 ? qg__conv_workspace_floats(&d)
-                              : wi == 1 ? 2 * per_image + 5 : per_image;
+        qg_conv_plan *pl = plan_new(ctx, &d, wi == 0 ? 0 : wi == 1 ? 2 * per_image + 5
+                                                                   : per_image, 0);
+        size_t ws_n = qg__conv_plan_ws_floats(pl);
+        unsigned caps = qg__conv_plan_caps(pl);
+        cr_expect_geq(ws_n, per_image, "%s", s->what);
+        /* (a smaller workspace may leave a direct shape to the GEMM path) */
+        if (wi == 0 || !direct_shape(&d))
+            cr_expect_eq(!!(caps & QG_CONV_CAP_DIRECT), direct_shape(&d), "%s set %zu: caps %#x",
+                         s->what, wi, caps);
         buf tws = buf_new(ctx, ws_n, NULL, NAN);
         char l[200];
 #define LABEL(op) snprintf(l, sizeof l, "%s [%s] WG=%ld direct set %zu ws=%zu", op, s->what, \
                            wgs[wi], wi, ws_n)
 
         buf_set(&ty, NULL, NAN);
-        QG_EXPECT_OK(qg__conv2d_fwd(ctx, &d, tx.view, tw.view, tb.view, ty.view, tws.view));
+        QG_EXPECT_OK(qg__conv_enqueue_fwd(pl, tx.view, tw.view, tb.view, ty.view, tws.view,
+                                          NULL));
         LABEL("fwd+bias");
         expect_buf(&ty, y_ref, NULL, l);
         buf_set(&ty, NULL, NAN);
-        QG_EXPECT_OK(qg__conv2d_fwd(ctx, &d, tx.view, tw.view, NULL, ty.view, tws.view));
+        QG_EXPECT_OK(qg__conv_enqueue_fwd(pl, tx.view, tw.view, NULL, ty.view, tws.view, NULL));
         LABEL("fwd");
         expect_buf(&ty, y_ref_nb, NULL, l);
 
         buf_set(&tdx, NULL, NAN);
-        QG_EXPECT_OK(qg__conv2d_bwd_data(ctx, &d, tdy.view, tw.view, tdx.view, tws.view, 0));
+        QG_EXPECT_OK(qg__conv_enqueue_bwd_data(pl, tdy.view, tw.view, tdx.view, tws.view, 0));
         LABEL("bwd_data");
         expect_buf(&tdx, dx_ref, NULL, l);
         buf_set(&tdx, base_x, 0);
-        QG_EXPECT_OK(qg__conv2d_bwd_data(ctx, &d, tdy.view, tw.view, tdx.view, tws.view, 1));
+        QG_EXPECT_OK(qg__conv_enqueue_bwd_data(pl, tdy.view, tw.view, tdx.view, tws.view, 1));
         LABEL("bwd_data accumulate");
         expect_buf(&tdx, dx_ref, base_x, l);
 
         buf_set(&tdw, NULL, NAN);
         buf_set(&tdb, NULL, NAN);
-        QG_EXPECT_OK(qg__conv2d_bwd_weight(ctx, &d, tx.view, tdy.view, tdw.view, tdb.view,
-                                           tws.view, 0));
+        QG_EXPECT_OK(qg__conv_enqueue_bwd_weight(pl, tx.view, tdy.view, tdw.view, tdb.view,
+                                                 tws.view, 0));
         LABEL("bwd_weight dw");
         expect_buf(&tdw, dw_ref, NULL, l);
         LABEL("bwd_weight dbias");
         expect_buf(&tdb, db_ref, NULL, l);
         buf_set(&tdw, base_w, 0);
         buf_set(&tdb, base_b, 0);
-        QG_EXPECT_OK(qg__conv2d_bwd_weight(ctx, &d, tx.view, tdy.view, tdw.view, tdb.view,
-                                           tws.view, 1));
+        QG_EXPECT_OK(qg__conv_enqueue_bwd_weight(pl, tx.view, tdy.view, tdw.view, tdb.view,
+                                                 tws.view, 1));
         LABEL("bwd_weight dw accumulate");
         expect_buf(&tdw, dw_ref, base_w, l);
         LABEL("bwd_weight dbias accumulate");
         expect_buf(&tdb, db_ref, base_b, l);
         /* without dbias, dbias stays as it was */
         buf_set(&tdw, NULL, NAN);
-        QG_EXPECT_OK(qg__conv2d_bwd_weight(ctx, &d, tx.view, tdy.view, tdw.view, NULL,
-                                           tws.view, 0));
+        QG_EXPECT_OK(qg__conv_enqueue_bwd_weight(pl, tx.view, tdy.view, tdw.view, NULL,
+                                                 tws.view, 0));
         LABEL("bwd_weight dw, no dbias");
         expect_buf(&tdw, dw_ref, NULL, l);
         LABEL("dbias untouched");
@@ -250,8 +293,8 @@ static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
         buf_set(&tdx, NULL, NAN);
         buf_set(&tdw, NULL, NAN);
         buf_set(&tdb, NULL, NAN);
-        QG_EXPECT_OK(qg__conv2d_bwd(ctx, &d, tx.view, tdy.view, tw.view, tdx.view, 0, tdw.view,
-                                    tdb.view, 0, tws.view));
+        QG_EXPECT_OK(qg__conv_enqueue_bwd(pl, tx.view, tdy.view, tw.view, tdx.view, 0, tdw.view,
+                                          tdb.view, 0, tws.view, NULL));
         LABEL("bwd dx");
         expect_buf(&tdx, dx_ref, NULL, l);
         LABEL("bwd dw");
@@ -260,32 +303,35 @@ static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
         expect_buf(&tdb, db_ref, NULL, l);
         buf_set(&tdx, base_x, 0);
         buf_set(&tdw, NULL, NAN);
-        QG_EXPECT_OK(qg__conv2d_bwd(ctx, &d, tx.view, tdy.view, tw.view, tdx.view, 1, tdw.view,
-                                    NULL, 0, tws.view));
+        QG_EXPECT_OK(qg__conv_enqueue_bwd(pl, tx.view, tdy.view, tw.view, tdx.view, 1, tdw.view,
+                                          NULL, 0, tws.view, NULL));
         LABEL("bwd dx accumulate, dw overwrite");
         expect_buf(&tdx, dx_ref, base_x, l);
         expect_buf(&tdw, dw_ref, NULL, l);
         buf_set(&tdx, NULL, NAN);
         buf_set(&tdw, base_w, 0);
-        QG_EXPECT_OK(qg__conv2d_bwd(ctx, &d, tx.view, tdy.view, tw.view, tdx.view, 0, tdw.view,
-                                    NULL, 1, tws.view));
+        QG_EXPECT_OK(qg__conv_enqueue_bwd(pl, tx.view, tdy.view, tw.view, tdx.view, 0, tdw.view,
+                                          NULL, 1, tws.view, NULL));
         LABEL("bwd dx overwrite, dw accumulate");
         expect_buf(&tdx, dx_ref, NULL, l);
         expect_buf(&tdw, dw_ref, base_w, l);
         /* The data gradient masked by a quantizer's STE (mask = x with a
-         * third of it zeroed): fused where the shared-dy direct form runs
-         * (surely the 3x3 "same" and stride-2 pad-1 convs with the full
-         * workspace), else refused with nothing written. */
+         * third of it zeroed): fused where the plan has the shared-dy
+         * direct form (surely the 3x3 "same" and stride-2 pad-1 convs with
+         * the full workspace), else refused with nothing written. */
+        int sure = wi == 0 && d.groups == 1 && d.R == 3 && d.S == 3 && d.pad == 1 &&
+                   (d.stride == 1 || d.stride == 2);
+        if (sure)
+            cr_expect(caps & QG_CONV_CAP_MASKED_BWD, "%s: no masked backward", s->what);
         for (int acc = 0; acc < 2; acc++) {
             buf_set(&tdx, acc ? base_x : NULL, NAN);
             buf_set(&tdw, NULL, NAN);
-            qg_status mst = qg__conv2d_bwd_masked(ctx, &d, tx.view, tdy.view, tw.view, tdx.view,
-                                                  acc, tmask.view, tdw.view, 0, NULL, tws.view,
-                                                  NULL);
+            qg_status mst = qg__conv_enqueue_bwd_masked(pl, tx.view, tdy.view, tw.view,
+                                                        tdx.view, acc, tmask.view, tdw.view, 0,
+                                                        NULL, tws.view, NULL);
             LABEL(acc ? "bwd masked, dx accumulate" : "bwd masked");
-            int sure = wi == 0 && d.groups == 1 && d.R == 3 && d.S == 3 && d.pad == 1 &&
-                       (d.stride == 1 || d.stride == 2);
-            if (mst == QG_ERR_UNSUPPORTED && !sure) {
+            if (!(caps & QG_CONV_CAP_MASKED_BWD)) {
+                expect_refused(mst, "conv2d_bwd_masked", &d, l);
                 float *u = buf_get(&tdx, l), *v = buf_get(&tdw, l);
                 size_t changed = 0;
                 for (size_t i = 0; i < nx; i++)
@@ -301,10 +347,13 @@ static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
             expect_buf(&tdx, dx_masked, acc ? base_x : NULL, l);
             expect_buf(&tdw, dw_ref, NULL, l);
         }
-#undef LABEL
         /* The eval-fold epilogue: y = relu(y0 + conv + bias + res), each
-         * of y0 (accumulate), res and the clamp optional. */
-        if (qg__conv2d_fwd_fusable(&d)) {
+         * of y0 (accumulate), res and the clamp optional: the direct
+         * forward's, so every direct shape has it with the full workspace,
+         * and a workspace below one image's planes leaves it out. */
+        if (wi == 0 && direct_shape(&d))
+            cr_expect(caps & QG_CONV_CAP_EPILOGUE, "%s: no epilogue", s->what);
+        if (caps & QG_CONV_CAP_EPILOGUE) {
             float *want = malloc(ny * 4);
             for (int mode = 0; mode < 8; mode++) {
                 int acc = mode & 1, relu = (mode >> 1) & 1, use_res = mode >> 2;
@@ -313,40 +362,36 @@ static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
                     want[i] = relu && v < 0 ? 0.0f : v;
                 }
                 buf_set(&ty, acc ? dy : NULL, acc ? 0 : NAN);
-                qg_status fst = qg__conv2d_fwd_fused(ctx, &d, tx.view, tw.view, tb.view, ty.view,
-                                                     tws.view, acc, use_res ? tres.view : NULL,
-                                                     relu);
+                qg_status fst = qg__conv_enqueue_fwd_fused(pl, tx.view, tw.view, tb.view,
+                                                           ty.view, tws.view, acc,
+                                                           use_res ? tres.view : NULL, relu,
+                                                           NULL, 0);
                 char lf[220];
                 snprintf(lf, sizeof lf, "fwd fused acc=%d res=%d relu=%d [%s] set %zu", acc,
                          use_res, relu, s->what, wi);
-                /* A workspace below one image's planes may refuse (and must
-                 * then leave y alone); the full one must not. */
-                if (fst == QG_ERR_UNSUPPORTED && wi > 0) {
-                    if (acc) {
-                        expect_buf(&ty, dy, NULL, lf);
-                    } else {
-                        float *u = buf_get(&ty, lf);
-                        size_t written = 0;
-                        for (size_t i = 0; i < ny; i++)
-                            written += !isnan(u[i]);
-                        cr_expect_eq(written, 0, "%s: refused but wrote %zu values", lf, written);
-                        free(u);
-                    }
-                    continue;
-                }
                 cr_expect_eq(fst, QG_OK, "%s: %s", lf, qg_last_error());
                 expect_buf(&ty, want, NULL, lf);
             }
             free(want);
         } else {
-            cr_expect_eq(qg__conv2d_fwd_fused(ctx, &d, tx.view, tw.view, tb.view, ty.view,
-                                              tws.view, 0, NULL, 1),
-                         QG_ERR_UNSUPPORTED, "%s", s->what);
+            buf_set(&ty, NULL, NAN);
+            LABEL("fwd fused refused");
+            expect_refused(qg__conv_enqueue_fwd_fused(pl, tx.view, tw.view, tb.view, ty.view,
+                                                      tws.view, 0, NULL, 1, NULL, 0),
+                           "conv2d_fwd_fused", &d, l);
+            float *u = buf_get(&ty, l);
+            size_t written = 0;
+            for (size_t i = 0; i < ny; i++)
+                written += !isnan(u[i]);
+            cr_expect_eq(written, 0, "%s: refused but wrote %zu values", l, written);
+            free(u);
         }
+#undef LABEL
 
         float *wsh = buf_get(&tws, "workspace");
         free(wsh);
         buf_free(&tws);
+        qg__conv_plan_free(pl);
     }
     QG_EXPECT_OK(qg__program_override(ctx, "im2col", NULL));
     set_direct(ctx, 0);
@@ -367,15 +412,17 @@ Test(conv, device_matches_reference)
         run_conv_case(ctx, &shapes[i], 100 + 10 * (uint32_t)i);
 }
 
-/* The forward's planes kept for the weight gradient (qg__conv2d_fwd_keep,
- * qg__conv2d_bwd_kept, qg__conv2d_bwd_masked): y, dx and dw match the
- * references under every direct parameter set, and where the shared-dy
- * backward runs it really reads the kept planes: it is handed a zero x,
- * so a weight gradient prepared from x instead would be 0. Shapes: stride 1 on a wide map
- * (position kernels) and a narrow one (channel-vectorised), stride 2 on
+/* The forward's planes kept for the weight gradient (the keep buffer of
+ * qg__conv_enqueue_fwd, qg__conv_enqueue_bwd and
+ * qg__conv_enqueue_bwd_masked): y, dx and dw match the references under
+ * every direct parameter set, and where the shared-dy backward runs it
+ * really reads the kept planes: it is handed a zero x, so a weight
+ * gradient prepared from x instead would be 0. Shapes: stride 1 on a wide
+ * map (position kernels) and a narrow one (channel-vectorised), stride 2 on
  * a wide map (phase planes); at stride 2 on a narrow map the forward reads
  * plain planes and the weight gradient phase planes, so nothing is kept
- * there (keep_floats 0, and the calls run as the plain ones). */
+ * there (no QG_CONV_CAP_KEEP_PLANES: keep_floats 0, and a keep buffer is
+ * refused). */
 Test(conv, kept_planes_serve_the_weight_gradient)
 {
     static const shape ks[] = {
@@ -415,29 +462,33 @@ Test(conv, kept_planes_serve_the_weight_gradient)
         buf tdy = buf_new(ctx, ny, dy, 0), tm = buf_new(ctx, nx, mask, 0);
         buf ty = buf_new(ctx, ny, NULL, NAN), tdx = buf_new(ctx, nx, NULL, NAN);
         buf tdw = buf_new(ctx, nw, NULL, NAN);
-        buf tws = buf_new(ctx, qg__conv_workspace_floats(&d), NULL, NAN);
         for (size_t set = 0; set < sizeof direct_sets / sizeof *direct_sets; set++) {
             set_direct(ctx, set);
-            size_t kf = 0;
-            QG_EXPECT_OK(qg__conv_keep_floats(ctx, &d, &kf));
+            qg_conv_plan *pl = plan_new(ctx, &d, 0, 0);
+            buf tws = buf_new(ctx, qg__conv_plan_ws_floats(pl), NULL, NAN);
+            unsigned caps = qg__conv_plan_caps(pl);
+            size_t kf = qg__conv_plan_keep_floats(pl);
             cr_expect_eq(kf > 0, expect_keep[si], "[%s] set %zu: keep_floats %zu", s->what, set,
                          kf);
+            cr_expect_eq(!!(caps & QG_CONV_CAP_KEEP_PLANES), kf > 0, "[%s] set %zu: caps %#x",
+                         s->what, set, caps);
             buf tk = buf_new(ctx, kf ? kf : 1, NULL, NAN);
+            const qg_tensor *keep = kf ? tk.view : NULL;
+            if (!kf) {
+                char l[160];
+                snprintf(l, sizeof l, "keep refused [%s] set %zu", s->what, set);
+                expect_refused(qg__conv_enqueue_fwd(pl, tx.view, tw.view, NULL, ty.view,
+                                                    tws.view, tk.view),
+                               "conv2d_fwd", &d, l);
+            }
             /* Some parameter sets leave this shape to the separate passes
              * (no shared-dy form in the workspace), which read x. */
-            QG_EXPECT_OK(qg__conv2d_fwd_keep(ctx, &d, tx.view, tw.view, NULL, ty.view, tws.view,
-                                             tk.view));
-            qg_status ms = qg__conv2d_bwd_masked(ctx, &d, tx.view, tdy.view, tw.view, tdx.view,
-                                                 0, tm.view, tdw.view, 0, NULL, tws.view,
-                                                 tk.view);
-            cr_expect(ms == QG_OK || ms == QG_ERR_UNSUPPORTED, "[%s] set %zu: %s", s->what, set,
-                      qg_last_error());
-            int shared = ms == QG_OK;
+            int shared = !!(caps & QG_CONV_CAP_MASKED_BWD);
             for (int masked = 0; masked < 1 + shared; masked++) {
                 char l[160];
                 buf_set(&ty, NULL, NAN);
-                QG_EXPECT_OK(qg__conv2d_fwd_keep(ctx, &d, tx.view, tw.view, NULL, ty.view,
-                                                 tws.view, tk.view));
+                QG_EXPECT_OK(qg__conv_enqueue_fwd(pl, tx.view, tw.view, NULL, ty.view, tws.view,
+                                                  kf ? tk.view : NULL));
                 snprintf(l, sizeof l, "kept fwd [%s] set %zu", s->what, set);
                 expect_buf(&ty, y_ref, NULL, l);
                 buf_set(&tdx, NULL, NAN);
@@ -445,12 +496,12 @@ Test(conv, kept_planes_serve_the_weight_gradient)
                 /* x as the forward saw it where nothing is kept, else zeros */
                 const qg_tensor *xb = kf && shared ? tz.view : tx.view;
                 if (masked) /* (and the weights' mask) */
-                    QG_EXPECT_OK(qg__conv2d_bwd_masked(ctx, &d, xb, tdy.view, tw.view, tdx.view,
-                                                       0, tm.view, tdw.view, 0, twm.view,
-                                                       tws.view, tk.view));
+                    QG_EXPECT_OK(qg__conv_enqueue_bwd_masked(pl, xb, tdy.view, tw.view, tdx.view,
+                                                             0, tm.view, tdw.view, 0, twm.view,
+                                                             tws.view, keep));
                 else
-                    QG_EXPECT_OK(qg__conv2d_bwd_kept(ctx, &d, xb, tdy.view, tw.view, tdx.view, 0,
-                                                     tdw.view, NULL, 0, tws.view, tk.view));
+                    QG_EXPECT_OK(qg__conv_enqueue_bwd(pl, xb, tdy.view, tw.view, tdx.view, 0,
+                                                      tdw.view, NULL, 0, tws.view, keep));
                 snprintf(l, sizeof l, "kept bwd%s dx [%s] set %zu", masked ? " masked" : "",
                          s->what, set);
                 expect_buf(&tdx, masked ? dxm : dx_ref, NULL, l);
@@ -459,9 +510,11 @@ Test(conv, kept_planes_serve_the_weight_gradient)
                 expect_buf(&tdw, masked ? dwm : dw_ref, NULL, l);
             }
             buf_free(&tk);
+            buf_free(&tws);
+            qg__conv_plan_free(pl);
         }
         set_direct(ctx, 0);
-        buf *bs[] = {&tx, &tz, &tw, &twm, &tdy, &tm, &ty, &tdx, &tdw, &tws};
+        buf *bs[] = {&tx, &tz, &tw, &twm, &tdy, &tm, &ty, &tdx, &tdw};
         for (size_t i = 0; i < sizeof bs / sizeof *bs; i++)
             buf_free(bs[i]);
         free(x);
@@ -499,13 +552,14 @@ static float first_reaching(float sc, int bits, int k)
     return t;
 }
 
-/* A conv that rounds its input while preparing it (qg__conv2d_fwd_quant)
+/* A conv that rounds its input while preparing it (qg__conv_enqueue_fwd_quant)
  * gives exactly what the separate quantizer pass + conv give: the same
  * floats into the same kernels, so bit for bit; and both match the host
  * reference within the conv tolerance. Where planes are kept, they are
  * the quantized ones: the weight gradient read from them (x passed as
- * zeros) is the reference's on the quantized input. Shapes of the GEMM
- * path and more than 15 levels answer QG_ERR_UNSUPPORTED and leave y
+ * zeros) is the reference's on the quantized input. Plans of the GEMM
+ * path or of more than 15 levels lack QG_CONV_CAP_FUSED_QUANT, and the
+ * pass then answers QG_ERR_UNSUPPORTED with a message and leaves y
  * alone. */
 Test(conv, quantizing_forward_matches_quantize_then_conv)
 {
@@ -554,7 +608,6 @@ Test(conv, quantizing_forward_matches_quantize_then_conv)
         buf tsc = buf_new(ctx, 1, &sc, 0);
         buf ty = buf_new(ctx, ny, NULL, NAN), ty2 = buf_new(ctx, ny, NULL, NAN);
         buf tdx = buf_new(ctx, nx, NULL, NAN), tdw = buf_new(ctx, nw, NULL, NAN);
-        buf tws = buf_new(ctx, qg__conv_workspace_floats(&d), NULL, NAN);
         for (size_t bi = 0; bi < sizeof bits / sizeof *bits; bi++) {
             qg_ref_quant_apply(nx, 1, x, &sc, bits[bi], 0, xq, NULL, NULL, NULL);
             qg_ref_conv2d_fwd(&d, xq, w, NULL, y_ref);
@@ -564,18 +617,23 @@ Test(conv, quantizing_forward_matches_quantize_then_conv)
             for (size_t set = 0; set < sizeof direct_sets / sizeof *direct_sets; set++) {
                 char l[160];
                 set_direct(ctx, set);
-                size_t kf = 0;
-                QG_EXPECT_OK(qg__conv_keep_floats(ctx, &d, &kf));
+                qg_conv_plan *pl = plan_new(ctx, &d, 0, bits[bi]);
+                buf tws = buf_new(ctx, qg__conv_plan_ws_floats(pl), NULL, NAN);
+                unsigned caps = qg__conv_plan_caps(pl);
+                size_t kf = qg__conv_plan_keep_floats(pl);
                 buf tk = buf_new(ctx, kf ? kf : 1, NULL, NAN);
+                int fusable = s->R == 3 && bits[bi] <= 4;
+                cr_expect_eq(!!(caps & QG_CONV_CAP_FUSED_QUANT), fusable, "[%s] %d bits: caps "
+                             "%#x", s->what, bits[bi], caps);
                 for (int kept = 0; kept < 1 + (kf > 0); kept++) {
                     snprintf(l, sizeof l, "fwd_quant [%s] %d bits set %zu%s", s->what, bits[bi],
                              set, kept ? " kept" : "");
                     buf_set(&ty, NULL, NAN);
-                    qg_status st = qg__conv2d_fwd_quant(ctx, &d, tx.view, tsc.view, bits[bi],
-                                                        tw.view, ty.view, tws.view,
-                                                        kept ? tk.view : NULL);
-                    if (s->R == 1 || bits[bi] > 4) {
-                        cr_expect_eq(st, QG_ERR_UNSUPPORTED, "%s: %d", l, (int)st);
+                    qg_status st = qg__conv_enqueue_fwd_quant(pl, tx.view, tsc.view, tw.view,
+                                                              ty.view, tws.view,
+                                                              kept ? tk.view : NULL);
+                    if (!fusable) {
+                        expect_refused(st, "conv2d_fwd_quant", &d, l);
                         float *got = buf_get(&ty, l);
                         cr_expect(isnan(got[0]) && isnan(got[ny - 1]), "%s: y written", l);
                         free(got);
@@ -584,28 +642,28 @@ Test(conv, quantizing_forward_matches_quantize_then_conv)
                     QG_EXPECT_OK(st);
                     expect_buf(&ty, y_ref, NULL, l);
                     buf_set(&ty2, NULL, NAN);
-                    QG_EXPECT_OK(qg__conv2d_fwd(ctx, &d, txq.view, tw.view, NULL, ty2.view,
-                                                tws.view));
+                    QG_EXPECT_OK(qg__conv_enqueue_fwd(pl, txq.view, tw.view, NULL, ty2.view,
+                                                      tws.view, NULL));
                     float *a = buf_get(&ty, l), *b = buf_get(&ty2, l);
                     cr_expect(memcmp(a, b, ny * 4) == 0, "%s: not bit-equal to quantize + conv",
                               l);
                     free(a);
                     free(b);
-                    if (!kept)
+                    if (!kept || !(caps & QG_CONV_CAP_MASKED_BWD))
                         continue;
                     buf_set(&tdw, NULL, NAN);
-                    st = qg__conv2d_bwd_masked(ctx, &d, tz.view, tdy.view, tw.view, tdx.view, 0,
-                                               tm.view, tdw.view, 0, NULL, tws.view, tk.view);
-                    cr_expect(st == QG_OK || st == QG_ERR_UNSUPPORTED, "%s: %s", l,
-                              qg_last_error());
-                    if (st == QG_OK)
-                        expect_buf(&tdw, dw_ref, NULL, l);
+                    QG_EXPECT_OK(qg__conv_enqueue_bwd_masked(pl, tz.view, tdy.view, tw.view,
+                                                             tdx.view, 0, tm.view, tdw.view, 0,
+                                                             NULL, tws.view, tk.view));
+                    expect_buf(&tdw, dw_ref, NULL, l);
                 }
                 buf_free(&tk);
+                buf_free(&tws);
+                qg__conv_plan_free(pl);
             }
         }
         set_direct(ctx, 0);
-        buf *bs[] = {&tx, &tz, &txq, &tw, &tdy, &tm, &tsc, &ty, &ty2, &tdx, &tdw, &tws};
+        buf *bs[] = {&tx, &tz, &txq, &tw, &tdy, &tm, &tsc, &ty, &ty2, &tdx, &tdw};
         for (size_t i = 0; i < sizeof bs / sizeof *bs; i++)
             buf_free(bs[i]);
         float *hs[] = {x, w, dy, xq, y_ref, dw_ref, db, ones};
@@ -850,24 +908,118 @@ Test(conv, bad_shapes_are_errors)
     cr_expect_eq(qg__conv_desc_init(ctx, &d, 1, 1, 3, 3, 1, 5, 5, 1, 0, 1), QG_ERR_SHAPE);
     cr_expect_eq(qg__conv_desc_init(ctx, &d, 1, 1, 3, 3, 1, 1, 1, 0, 0, 1), QG_ERR_SHAPE);
 
-    /* a workspace below one image of every path (one image's im2col
-     * columns are 3*9*25 floats, its direct planes 3*7*7 plus the
-     * weights), and a tensor of the wrong size */
+    /* a plan for a workspace below one image of the GEMM path (its
+     * im2col columns and output, (3*9 + 4)*25 floats), passes given a
+     * workspace below the plan's, and a tensor of the wrong size */
     QG_EXPECT_OK(qg__conv_desc_init(ctx, &d, 2, 3, 5, 5, 4, 3, 3, 1, 1, 1));
+    qg_conv_plan *pl = (qg_conv_plan *)&d; /* must come back NULL */
+    qg_conv_opts small = {.ws_floats = (3 * 9 + 4) * 25 - 1};
+    cr_expect_eq(qg__conv_plan_new(ctx, &d, &small, &pl), QG_ERR_SHAPE);
+    cr_expect(strstr(qg_last_error(), "workspace") != NULL, "message: %s", qg_last_error());
+    cr_expect(pl == NULL, "plan returned on failure");
+    qg_conv_opts bits = {.quant_bits = 1};
+    cr_expect_eq(qg__conv_plan_new(ctx, &d, &bits, &pl), QG_ERR_INVALID_ARG);
+    qg_conv_desc raw = d;
+    raw.P = 0; /* not from qg__conv_desc_init */
+    cr_expect_eq(qg__conv_plan_new(ctx, &raw, NULL, &pl), QG_ERR_INVALID_ARG);
+    pl = plan_new(ctx, &d, 0, 0);
     int64_t sx[4] = {2, 3, 5, 5}, sw[4] = {4, 3, 3, 3}, sy[4] = {2, 4, 5, 5};
-    int64_t sws[1] = {3 * 7 * 7}, sbad[4] = {2, 4, 5, 4};
+    int64_t sws[1] = {(int64_t)qg__conv_plan_ws_floats(pl) - 1}, sbad[4] = {2, 4, 5, 4};
     qg_tensor *x = qg_test_tensor(ctx, 4, sx, NULL), *w = qg_test_tensor(ctx, 4, sw, NULL);
     qg_tensor *y = qg_test_tensor(ctx, 4, sy, NULL), *ws = qg_test_tensor(ctx, 1, sws, NULL);
     qg_tensor *ybad = qg_test_tensor(ctx, 4, sbad, NULL);
-    cr_expect_eq(qg__conv2d_fwd(ctx, &d, x, w, NULL, y, ws), QG_ERR_SHAPE);
+    cr_expect_eq(qg__conv_enqueue_fwd(pl, x, w, NULL, y, ws, NULL), QG_ERR_SHAPE);
     cr_expect(strstr(qg_last_error(), "workspace") != NULL, "message: %s", qg_last_error());
-    cr_expect_eq(qg__conv2d_bwd_weight(ctx, &d, x, y, w, NULL, ws, 0), QG_ERR_SHAPE);
-    cr_expect_eq(qg__conv2d_fwd(ctx, &d, x, w, NULL, ybad, ws), QG_ERR_SHAPE);
-    cr_expect_eq(qg__conv2d_fwd(ctx, &d, x, w, NULL, y, NULL), QG_ERR_INVALID_ARG);
+    cr_expect_eq(qg__conv_enqueue_bwd_weight(pl, x, y, w, NULL, ws, 0), QG_ERR_SHAPE);
+    cr_expect_eq(qg__conv_enqueue_fwd(pl, x, w, NULL, ybad, ws, NULL), QG_ERR_SHAPE);
+    cr_expect_eq(qg__conv_enqueue_fwd(pl, x, w, NULL, y, NULL, NULL), QG_ERR_INVALID_ARG);
     cr_expect_eq(qg__linear_fwd(ctx, 2, 75, 3, x, w, NULL, y), QG_ERR_SHAPE);
+    qg__conv_plan_free(pl);
     qg_tensor_free(x);
     qg_tensor_free(w);
     qg_tensor_free(y);
     qg_tensor_free(ws);
     qg_tensor_free(ybad);
+}
+
+/* A plan says what it can do: a ResNet-like 3x3 conv takes the direct
+ * kernels with every optional pass (the fused quantizer only when asked
+ * for, at 2..4 bits); with a workspace of one image the whole-batch
+ * backward is gone; a 1x1 stride-2 conv takes the GEMM path with none.
+ * An optional pass its plan lacks is an error with a message naming the
+ * pass and the conv, and writes nothing. */
+Test(conv, plan_reports_its_caps)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    const unsigned all = QG_CONV_CAP_DIRECT | QG_CONV_CAP_KEEP_PLANES | QG_CONV_CAP_EPILOGUE |
+                         QG_CONV_CAP_MASKED_BWD;
+    qg_conv_desc dd, dg, d1;
+    QG_EXPECT_OK(qg__conv_desc_init(ctx, &dd, 2, 4, 8, 8, 8, 3, 3, 1, 1, 1));
+    QG_EXPECT_OK(qg__conv_desc_init(ctx, &dg, 2, 4, 8, 8, 8, 1, 1, 2, 0, 1));
+    QG_EXPECT_OK(qg__conv_desc_init(ctx, &d1, 1, 4, 8, 8, 8, 3, 3, 1, 1, 1));
+
+    qg_conv_plan *pd = plan_new(ctx, &dd, 0, 0), *pq = plan_new(ctx, &dd, 0, 3);
+    qg_conv_plan *p8 = plan_new(ctx, &dd, 0, 8), *p1 = plan_new(ctx, &d1, 0, 0);
+    cr_expect_eq(qg__conv_plan_caps(pd), all, "direct: caps %#x", qg__conv_plan_caps(pd));
+    cr_expect_eq(qg__conv_plan_caps(pq), all | QG_CONV_CAP_FUSED_QUANT, "direct, 3 bits: %#x",
+                 qg__conv_plan_caps(pq));
+    cr_expect_eq(qg__conv_plan_caps(p8), all, "direct, 8 bits: %#x", qg__conv_plan_caps(p8));
+    cr_expect_gt(qg__conv_plan_keep_floats(pd), 0);
+    cr_expect_gt(qg__conv_plan_wprep_floats(pd), 0);
+    cr_expect(strstr(qg__conv_plan_name(pd), "direct") != NULL, "%s", qg__conv_plan_name(pd));
+    cr_expect_eq(qg__conv_plan_desc(pd)->P, 8);
+    /* one image's workspace: still direct, chunk by chunk */
+    qg_conv_plan *ps = plan_new(ctx, &dd, qg__conv_plan_ws_floats(p1), 0);
+    cr_expect_eq(qg__conv_plan_caps(ps) & QG_CONV_CAP_MASKED_BWD, 0, "%#x",
+                 qg__conv_plan_caps(ps));
+    cr_expect(qg__conv_plan_caps(ps) & QG_CONV_CAP_DIRECT, "%#x", qg__conv_plan_caps(ps));
+
+    qg_conv_plan *pg = plan_new(ctx, &dg, 0, 3);
+    cr_expect_eq(qg__conv_plan_caps(pg), 0, "GEMM: caps %#x", qg__conv_plan_caps(pg));
+    cr_expect_eq(qg__conv_plan_keep_floats(pg), 0);
+    cr_expect_eq(qg__conv_plan_wprep_floats(pg), 0);
+    cr_expect(strstr(qg__conv_plan_name(pg), "GEMM") != NULL, "%s", qg__conv_plan_name(pg));
+
+    size_t nx = 2 * 4 * 8 * 8, ny = 2 * 8 * 4 * 4, nw = 8 * 4;
+    buf tx = buf_new(ctx, nx, NULL, 1.0f), tw = buf_new(ctx, nw, NULL, 1.0f);
+    buf ty = buf_new(ctx, ny, NULL, NAN), tdx = buf_new(ctx, nx, NULL, NAN);
+    buf tdw = buf_new(ctx, nw, NULL, NAN), ts = buf_new(ctx, 1, NULL, 1.0f);
+    buf tws = buf_new(ctx, qg__conv_plan_ws_floats(pg), NULL, NAN);
+    buf tk = buf_new(ctx, 64, NULL, NAN), twp = buf_new(ctx, 64, NULL, NAN);
+    expect_refused(qg__conv_enqueue_fwd_quant(pg, tx.view, ts.view, tw.view, ty.view, tws.view,
+                                              NULL), "conv2d_fwd_quant", &dg, "fwd_quant");
+    expect_refused(qg__conv_enqueue_fwd_fused(pg, tx.view, tw.view, NULL, ty.view, tws.view, 0,
+                                              NULL, 1, twp.view, 0),
+                   "conv2d_fwd_fused", &dg, "fwd_fused");
+    expect_refused(qg__conv_enqueue_fwd(pg, tx.view, tw.view, NULL, ty.view, tws.view, tk.view),
+                   "conv2d_fwd", &dg, "fwd with keep");
+    expect_refused(qg__conv_enqueue_bwd_masked(pg, tx.view, ty.view, tw.view, tdx.view, 0, NULL,
+                                               tdw.view, 0, NULL, tws.view, NULL),
+                   "conv2d_bwd_masked", &dg, "bwd_masked");
+    expect_refused(qg__conv_enqueue_bwd(pg, tx.view, ty.view, tw.view, tdx.view, 0, tdw.view,
+                                        NULL, 0, tws.view, tk.view),
+                   "conv2d_bwd", &dg, "bwd with keep");
+    buf *outs[] = {&ty, &tdx, &tdw, &tk, &twp};
+    for (size_t i = 0; i < sizeof outs / sizeof *outs; i++) {
+        float *h = buf_get(outs[i], "refused");
+        size_t written = 0;
+        for (size_t j = 0; j < outs[i]->n; j++)
+            written += !isnan(h[j]);
+        cr_expect_eq(written, 0, "output %zu: refused passes wrote %zu values", i, written);
+        free(h);
+    }
+    /* and the passes it has run (ones * ones: every output is C = 4) */
+    QG_EXPECT_OK(qg__conv_enqueue_fwd(pg, tx.view, tw.view, NULL, ty.view, tws.view, NULL));
+    float *y = buf_get(&ty, "fwd");
+    cr_expect_eq(y[0], 4.0f);
+    cr_expect_eq(y[ny - 1], 4.0f);
+    free(y);
+
+    buf *bs[] = {&tx, &tw, &ty, &tdx, &tdw, &ts, &tws, &tk, &twp};
+    for (size_t i = 0; i < sizeof bs / sizeof *bs; i++)
+        buf_free(bs[i]);
+    qg_conv_plan *ps_all[] = {pd, pq, p8, p1, ps, pg};
+    for (size_t i = 0; i < sizeof ps_all / sizeof *ps_all; i++)
+        qg__conv_plan_free(ps_all[i]);
+    qg__conv_plan_free(NULL);
 }

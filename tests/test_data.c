@@ -891,6 +891,49 @@ Test(data, loader_threading_mid_epoch, .timeout = 30)
     qg__dataset_free(ds);
 }
 
+/* Several workers and deeper prefetch give the same batches as one. */
+Test(data, loader_workers_do_not_change_batches)
+{
+    qg_dataset *ds = numbered(301, 3, 5, 4);
+    qg_loader_opts o = plain_opts(16);
+    o.crop_pad = 1;
+    o.flip = 1;
+    size_t per = 3 * 5 * 4;
+    float *ref = malloc(301 * per * sizeof *ref);
+    int32_t lref[301];
+    for (int variant = 0; variant < 3; variant++) {
+        o.workers = variant == 0 ? 1 : variant == 1 ? 3 : 2;
+        o.prefetch = variant == 0 ? 2 : variant == 1 ? 3 : 5;
+        qg_loader *ld = NULL;
+        cr_assert_eq(qg__loader_new(ds, &o, &ld), QG_OK, "%s", qg_last_error());
+        for (int epoch = 0; epoch < 2; epoch++) {
+            cr_assert_eq(qg__loader_start_epoch(ld, epoch), QG_OK);
+            const float *img;
+            const int32_t *lab;
+            int n;
+            size_t got = 0;
+            while (qg__loader_next(ld, &img, &lab, &n)) {
+                if (variant == 0 && epoch == 1) {
+                    memcpy(ref + got * per, img, (size_t)n * per * sizeof *img);
+                    memcpy(lref + got, lab, (size_t)n * sizeof *lab);
+                } else if (epoch == 1) {
+                    cr_assert_eq(memcmp(ref + got * per, img, (size_t)n * per * sizeof *img), 0,
+                                 "workers %d: batch at %zu differs", o.workers, got);
+                    cr_assert_eq(memcmp(lref + got, lab, (size_t)n * sizeof *lab), 0);
+                }
+                got += (size_t)n;
+            }
+            cr_assert_eq(got, 301);
+        }
+        qg__loader_free(ld);
+    }
+    o.workers = 65;
+    qg_loader *ld = NULL;
+    EXPECT_ERR(qg__loader_new(ds, &o, &ld), QG_ERR_INVALID_ARG, "65 workers");
+    free(ref);
+    qg__dataset_free(ds);
+}
+
 /* ---- hardening (issue 23) ---- */
 
 /* The offsets a gzip corruption message gives: compressed, decompressed. */

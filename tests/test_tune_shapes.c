@@ -346,32 +346,37 @@ static void run_conv(qg_ctx *ctx, const qg_conv_desc *d, uint32_t seed, const ch
     qg_ref_conv2d_bwd_data(d, dy, w, dx_ref);
     qg_ref_conv2d_bwd_weight(d, x, dy, dw_ref, NULL);
     int64_t xs[4] = {d->N, d->C, d->H, d->W}, ws4[4] = {d->K, d->C, d->R, d->S};
-    int64_t ys[4] = {d->N, d->K, d->P, d->Q}, wss[1] = {(int64_t)qg__conv_workspace_floats(d)};
+    qg_conv_plan *pl = NULL;
+    QG_EXPECT_OK(qg__conv_plan_new(ctx, d, NULL, &pl));
+    cr_assert(pl != NULL);
+    int64_t ys[4] = {d->N, d->K, d->P, d->Q}, wss[1] = {(int64_t)qg__conv_plan_ws_floats(pl)};
     qg_test_buf tx = qg_test_buf_new(ctx, 4, xs, x), tw = qg_test_buf_new(ctx, 4, ws4, w);
     qg_test_buf tdy = qg_test_buf_new(ctx, 4, ys, dy), ty = qg_test_buf_new(ctx, 4, ys, NULL);
     qg_test_buf tdx = qg_test_buf_new(ctx, 4, xs, NULL), tdw = qg_test_buf_new(ctx, 4, ws4, NULL);
     qg_test_buf tws = qg_test_buf_new(ctx, 1, wss, NULL);
     char l[160];
 
-    QG_EXPECT_OK(qg__conv2d_fwd(ctx, d, tx.view, tw.view, NULL, ty.view, tws.view));
+    QG_EXPECT_OK(qg__conv_enqueue_fwd(pl, tx.view, tw.view, NULL, ty.view, tws.view, NULL));
     snprintf(l, sizeof l, "%s: forward", what);
     expect_close(l, &ty, y_ref);
-    QG_EXPECT_OK(qg__conv2d_bwd(ctx, d, tx.view, tdy.view, tw.view, tdx.view, 0, tdw.view, NULL,
-                                0, tws.view));
+    QG_EXPECT_OK(qg__conv_enqueue_bwd(pl, tx.view, tdy.view, tw.view, tdx.view, 0, tdw.view,
+                                      NULL, 0, tws.view, NULL));
     snprintf(l, sizeof l, "%s: backward data (both in one call)", what);
     expect_close(l, &tdx, dx_ref);
     snprintf(l, sizeof l, "%s: backward weight (both in one call)", what);
     expect_close(l, &tdw, dw_ref);
-    QG_EXPECT_OK(qg__conv2d_bwd_data(ctx, d, tdy.view, tw.view, tdx.view, tws.view, 0));
+    QG_EXPECT_OK(qg__conv_enqueue_bwd_data(pl, tdy.view, tw.view, tdx.view, tws.view, 0));
     snprintf(l, sizeof l, "%s: backward data alone", what);
     expect_close(l, &tdx, dx_ref);
-    QG_EXPECT_OK(qg__conv2d_bwd_weight(ctx, d, tx.view, tdy.view, tdw.view, NULL, tws.view, 0));
+    QG_EXPECT_OK(qg__conv_enqueue_bwd_weight(pl, tx.view, tdy.view, tdw.view, NULL, tws.view,
+                                             0));
     snprintf(l, sizeof l, "%s: backward weight alone", what);
     expect_close(l, &tdw, dw_ref);
 
     qg_test_buf *bs[] = {&tx, &tw, &tdy, &ty, &tdx, &tdw, &tws};
     for (size_t i = 0; i < sizeof bs / sizeof *bs; i++)
         qg_test_buf_free(bs[i]);
+    qg__conv_plan_free(pl);
     free(x);
     free(w);
     free(dy);
@@ -384,7 +389,7 @@ static void run_conv(qg_ctx *ctx, const qg_conv_desc *d, uint32_t seed, const ch
  * sizes so tiles stay partial) and a third set under "*": each conv runs
  * with its class's set, a conv of another class with "*", every result
  * matches the reference, and no conv builds from a set it should not see
- * (one lookup per call, used by every launch). */
+ * (one lookup per plan, used by every launch). */
 Test(tune_shapes, convs_under_stored_class_sets_match_the_reference, .timeout = 300)
 {
     char *db = tmp("classes.json");

@@ -150,8 +150,15 @@ typedef struct qg_train_cfg {
     const char *model;         /* "resnet20", "resnet32", "resnet56" */
     char shortcut;             /* 'A' or 'B' */
     const qg_method_cfg *methods;   /* NULL: full precision */
-    const char *data;          /* "fashion-mnist", "mnist", "cifar10", "cifar100" */
+    const char *data;          /* "fashion-mnist", "mnist", "cifar10", "cifar100", "folder" */
     const char *data_dir;      /* NULL = default location */
+    /* data "folder" (JPEG class folders DIR/train|val/<class>/...); 0 or
+     * NULL = default */
+    int workers;               /* loader threads (0: 1; every dataset) */
+    int input_size;            /* square network input side (0: 224) */
+    int resize;                /* evaluation: shorter side before the centre crop
+                                  (0: input_size * 256 / 224) */
+    const char *normalize;     /* "imagenet" (NULL), "dataset" or "none" */
     size_t limit_train;        /* 0 = all samples */
     size_t limit_test;
     int epochs;

@@ -25,6 +25,8 @@ typedef enum qg_prog_id {
     QG_PROG_IM2COL,
     QG_PROG_CONV_DIRECT,
     QG_PROG_CLBLAST_XGEMM,
+    QG_PROG_CHAN,
+    QG_PROG_DWCONV,
     QG_PROG_COUNT
 } qg_prog_id;
 
@@ -80,6 +82,7 @@ typedef enum qg_prog_id {
     X(POOL, POOL_AVG_BWD, "qg_pool_avg_bwd")                                     \
     X(POOL, POOL_GAP_FWD, "qg_pool_gap_fwd")                                     \
     X(POOL, POOL_GAP_BWD, "qg_pool_gap_bwd")                                     \
+    X(POOL, POOL_MAX_SAME_FWD, "qg_pool_max_same_fwd")                           \
     X(SHORTCUT, SHORTCUT_A_FWD, "qg_shortcut_a_fwd")                             \
     X(SHORTCUT, SHORTCUT_A_BWD, "qg_shortcut_a_bwd")                             \
     X(LOSS, LOSS_SOFTMAX_CE, "qg_loss_softmax_ce")                               \
@@ -107,7 +110,11 @@ typedef enum qg_prog_id {
     X(CONV_DIRECT, CONV_DIRECT_PREP_T, "qg_conv_direct_prep_t")                  \
     X(CONV_DIRECT, CONV_DIRECT_WGRAD_KV, "qg_conv_direct_wgrad_kv")              \
     X(CONV_DIRECT, CONV_DIRECT_WGRAD_KV_S2, "qg_conv_direct_wgrad_kv_s2")        \
-    X(CONV_DIRECT, CONV_DIRECT_WGRAD_SUM, "qg_conv_direct_wgrad_sum")           
+    X(CONV_DIRECT, CONV_DIRECT_WGRAD_SUM, "qg_conv_direct_wgrad_sum")            \
+    X(CHAN, CHAN_COPY, "qg_chan_copy")                                           \
+    X(DWCONV, DW_FWD, "qg_dw_fwd")                                               \
+    X(DWCONV, DW_BWD_DATA, "qg_dw_bwd_data")                                     \
+    X(DWCONV, DW_BWD_WEIGHT, "qg_dw_bwd_weight")
 
 typedef enum qg_kernel_id {
 #define QG_KERNEL_ENUM_(prog, kernel, name) QG_K_##kernel,
@@ -127,5 +134,7 @@ enum { QG_DIRECT_WG, QG_DIRECT_VW, QG_DIRECT_JT, QG_DIRECT_KT, QG_DIRECT_WKT, QG
 enum { QG_XGEMM_GEMMK, QG_XGEMM_KREG, QG_XGEMM_KWG, QG_XGEMM_KWI, QG_XGEMM_MDIMA,
        QG_XGEMM_MDIMC, QG_XGEMM_MWG, QG_XGEMM_NDIMB, QG_XGEMM_NDIMC, QG_XGEMM_NWG, QG_XGEMM_SA,
        QG_XGEMM_SB, QG_XGEMM_STRM, QG_XGEMM_STRN, QG_XGEMM_VWM, QG_XGEMM_VWN, QG_XGEMM_NP };
+enum { QG_CHAN_WG, QG_CHAN_EPI, QG_CHAN_NP };
+enum { QG_DW_WG, QG_DW_QT, QG_DW_WWG, QG_DW_ROW, QG_DW_NP };
 
 #endif

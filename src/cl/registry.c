@@ -58,6 +58,20 @@ static int valid_wg_row(const qg_ctx *ctx, const long *v, char *why, size_t cap)
     return valid_wg_choice(ctx, v, 3, why, cap);
 }
 
+/* dwconv: WG and the wgrad work-group WWG, both powers of two within the
+ * device's limit; QT outputs per item; ROW a flag. */
+static int valid_dwconv(const qg_ctx *ctx, const long *v, char *why, size_t cap)
+{
+    long wwg[1] = {v[QG_DW_WWG]};
+    long qt = v[QG_DW_QT], row = v[QG_DW_ROW];
+    if (qt < 1 || qt > (row ? 64 : 8) || wwg[0] < 16 || row < 0 || row > 1) {
+        snprintf(why, cap, "QT=%ld is not in 1..8 (1..64 with ROW 1), WWG=%ld below 16 or "
+                 "ROW=%ld not 0/1", qt, wwg[0], row);
+        return 0;
+    }
+    return valid_wg(ctx, v, why, cap) && valid_wg(ctx, wwg, why, cap);
+}
+
 /* The constraints of CLBlast's own Xgemm tuner. Only GEMMK=0, KREG=1 is
  * offered: the 2-D register-tiled variant; GEMMK=1 targets other
  * hardware. */
@@ -171,11 +185,25 @@ static const qg_program_desc programs[] = {
            [QG_XGEMM_VWM] = {"VWM", 4, {1, 2, 4, 8}, 4, "vector width in M"},
            [QG_XGEMM_VWN] = {"VWN", 4, {1, 2, 4, 8}, 4, "vector width in N"}},
           QG_XGEMM_NP, valid_xgemm, .external = 1),
+    ENTRY(QG_PROG_CHAN, "chan", "channel split/concat/shuffle as strided channel copies",
+          {[QG_CHAN_WG] = WG_TUNABLE(64),
+           [QG_CHAN_EPI] = {"EPI", 1, {1, 2, 4, 8}, 4, "consecutive elements per item", 4}},
+          QG_CHAN_NP, valid_wg),
+    ENTRY(QG_PROG_DWCONV, "dwconv", "depthwise 3x3 conv fwd, data and weight gradients",
+          {[QG_DW_WG] = WG_TUNABLE(64),
+           [QG_DW_QT] = {"QT", 1, {1, 2, 4, 8, 16, 32}, 6,
+                         "outputs (ROW 0) or rows/planes (ROW 1) per item", 16},
+           [QG_DW_WWG] = {"WWG", 64, {16, 32, 64, 128, 256}, 5,
+                          "wgrad work-group (one per channel)", 16},
+           [QG_DW_ROW] = {"ROW", 0, {0, 1}, 2, "items per QT outputs (0) or whole rows/planes (1)",
+                          1}},
+          QG_DW_NP, valid_dwconv),
 };
 
 _Static_assert(sizeof programs / sizeof *programs == QG_PROG_COUNT,
                "the registry needs one entry per qg_prog_id");
-_Static_assert(QG_XGEMM_NP <= QG_MAX_TUNABLES && QG_DIRECT_NP <= QG_MAX_TUNABLES,
+_Static_assert(QG_XGEMM_NP <= QG_MAX_TUNABLES && QG_DIRECT_NP <= QG_MAX_TUNABLES &&
+                   QG_DW_NP <= QG_MAX_TUNABLES,
                "QG_MAX_TUNABLES too small");
 
 static const struct {

@@ -37,8 +37,15 @@ static void train_usage(FILE *f)
 "model and data:\n"
 "  --model NAME          resnet20 | resnet32 | resnet44 | resnet56 | resnet110\n"
 "  --shortcut A|B        residual shortcut: zero-pad (A, default) or 1x1 conv (B)\n"
-"  --data NAME           fashion-mnist (default) | mnist | cifar10 | cifar100\n"
+"  --data NAME           fashion-mnist (default) | mnist | cifar10 | cifar100 |\n"
+"                        folder (JPEG class folders DIR/train/<class>/*.jpg and\n"
+"                        DIR/val/<class>/*.jpg; see qgate export-images)\n"
 "  --data-dir DIR        where the dataset files are (default: the Debian package's)\n"
+"  --workers N           threads preparing batches (default 1)\n"
+"  --input-size N        folder data: network input side (default 224)\n"
+"  --resize N            folder data: evaluation resizes the shorter side to N\n"
+"                        before the centre crop (default input-size*256/224)\n"
+"  --normalize KIND      folder data: imagenet (default) | dataset | none\n"
 "  --limit-train N       use only the first N training images\n"
 "  --limit-test N        use only the first N test images\n"
 "  --crop-pad N          random crop after zero padding by N pixels (default 2 for\n"
@@ -80,7 +87,8 @@ enum {
     O_MODEL = 256, O_SHORTCUT, O_DATA, O_DATA_DIR, O_LIMIT_TRAIN, O_LIMIT_TEST, O_CROP, O_NOFLIP,
     O_EPOCHS, O_BATCH, O_EVAL_BATCH, O_OPT, O_LR, O_MOM, O_NEST, O_WD, O_NOWDBN, O_SCHED,
     O_MILE, O_GAMMA, O_ENDLR, O_POWER, O_CLIP, O_SEED, O_METRICS, O_CKPT, O_RESUME, O_PROG,
-    O_NOPROG, O_DEVICE, O_VERBOSE, O_HELP, O_CHECKPOINT_EVAL
+    O_NOPROG, O_DEVICE, O_VERBOSE, O_HELP, O_CHECKPOINT_EVAL, O_WORKERS, O_INPUT_SIZE,
+    O_RESIZE, O_NORMALIZE
 };
 
 static const struct option train_opts[] = {
@@ -95,6 +103,8 @@ static const struct option train_opts[] = {
     {"seed", 1, 0, O_SEED}, {"metrics", 1, 0, O_METRICS}, {"checkpoint", 1, 0, O_CKPT},
     {"resume", 1, 0, O_RESUME}, {"progress", 0, 0, O_PROG}, {"no-progress", 0, 0, O_NOPROG},
     {"device", 1, 0, O_DEVICE}, {"verbose", 0, 0, O_VERBOSE}, {"help", 0, 0, O_HELP},
+    {"workers", 1, 0, O_WORKERS}, {"input-size", 1, 0, O_INPUT_SIZE},
+    {"resize", 1, 0, O_RESIZE}, {"normalize", 1, 0, O_NORMALIZE},
     {0, 0, 0, 0}};
 
 /* Short local names for the shared strict number parsers. */
@@ -129,6 +139,26 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
             break;
         case O_DATA: c->data = optarg; break;
         case O_DATA_DIR: c->data_dir = optarg; break;
+        case O_WORKERS:
+            if (!parse_long(cmd, "workers", optarg, 1, 64, &v)) return 2;
+            c->workers = (int)v;
+            break;
+        case O_INPUT_SIZE:
+            if (!parse_long(cmd, "input-size", optarg, 8, 4096, &v)) return 2;
+            c->input_size = (int)v;
+            break;
+        case O_RESIZE:
+            if (!parse_long(cmd, "resize", optarg, 8, 8192, &v)) return 2;
+            c->resize = (int)v;
+            break;
+        case O_NORMALIZE:
+            if (strcmp(optarg, "imagenet") && strcmp(optarg, "dataset") && strcmp(optarg, "none")) {
+                fprintf(stderr, "qgate %s: --normalize must be imagenet, dataset or none, got "
+                        "'%s'\n", cmd, optarg);
+                return 2;
+            }
+            c->normalize = optarg;
+            break;
         case O_LIMIT_TRAIN:
             if (!parse_long(cmd, "limit-train", optarg, 1, 1L << 40, &v)) return 2;
             c->limit_train = (size_t)v;
@@ -357,6 +387,8 @@ static void eval_usage(FILE *f)
 "\n"
 "  --data NAME           dataset (default: the one recorded in the checkpoint)\n"
 "  --data-dir DIR        where the dataset files are\n"
+"  --workers N, --input-size N, --resize N, --normalize KIND\n"
+"                        folder data, as for qgate train\n"
 "  --limit-test N        use only the first N test images\n"
 "  --eval-batch N        batch size (default 128)\n"
 "  --device N|NAME       OpenCL device (default $QGATE_DEVICE, else 0)\n");

@@ -22,6 +22,7 @@ static const command commands[] = {
     {"convert", qg_cli_convert, "PyTorch .pth checkpoint -> safetensors (no pickled code runs)"},
     {"inspect", qg_cli_inspect, "architecture, method and per-layer table of a checkpoint"},
     {"plot", qg_cli_plot, "training curves, per-layer bars, weight histograms (PNG/SVG/PDF)"},
+    {"export-images", qg_cli_export_images, "write a dataset as JPEG class folders"},
     {"devices", qg_cli_devices, "list OpenCL devices and their capabilities"},
     {"selfcheck", qg_cli_selfcheck, "build all kernels and check them against C references"},
 };
@@ -32,7 +33,7 @@ static void usage(FILE *f)
                "Trains and evaluates gated and quantized CNNs on OpenCL devices.\n\n"
                "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nRun 'qgate <command> --help' for the options of a command.\n"
                "Environment: QGATE_DEVICE (device index or name substring), QGATE_CACHE_DIR\n"
                "(kernel binary cache), QGATE_KERNEL_DIR (load cl/*.cl from disk).\n");

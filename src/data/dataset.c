@@ -14,8 +14,11 @@
 struct qg_dataset {
     size_t count;
     int c, h, w, classes;
-    uint8_t *pixels;   /* [count][c][h][w] */
+    uint8_t *pixels;   /* [count][c][h][w]; NULL for on-demand datasets */
     int *labels;       /* [count] */
+    const qg_dataset_source *src;   /* on-demand datasets only */
+    void *impl;
+    size_t step;       /* on-demand: sample i is the source's i*step */
 };
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
@@ -51,10 +54,60 @@ qg_status qg__dataset_new(size_t count, int channels, int height, int width, int
     return QG_OK;
 }
 
+qg_status qg__dataset_new_source(size_t count, int channels, int height, int width, int classes,
+                                 const qg_dataset_source *src, void *impl, qg_dataset **out)
+{
+    *out = NULL;
+    qg_dataset *ds = NULL;
+    if (channels <= 0 || height <= 0 || width <= 0 || classes <= 0 || !src || !src->get) {
+        src->free(impl);
+        return qg__error(NULL, QG_ERR_INVALID_ARG, "on-demand dataset of %dx%dx%d images with "
+                         "%d classes: every dimension must be positive", channels, height,
+                         width, classes);
+    }
+    ds = calloc(1, sizeof *ds);
+    if (!ds) {
+        src->free(impl);
+        return qg__error(NULL, QG_ERR_NOMEM, "out of memory for a dataset");
+    }
+    ds->count = count;
+    ds->c = channels;
+    ds->h = height;
+    ds->w = width;
+    ds->classes = classes;
+    ds->src = src;
+    ds->impl = impl;
+    ds->step = 1;
+    *out = ds;
+    return QG_OK;
+}
+
+int qg__dataset_on_demand(const qg_dataset *ds) { return ds->src != NULL; }
+
+qg_status qg__dataset_get(const qg_dataset *ds, size_t i, const qg_sample_aug *aug, float *dst,
+                          int *label, void **scratch)
+{
+    QG_ASSERT(ds->src && i < ds->count);
+    return ds->src->get(ds->impl, i * ds->step, aug, dst, label, scratch);
+}
+
+void qg__dataset_scratch_free(const qg_dataset *ds, void *scratch)
+{
+    if (ds->src && ds->src->scratch_free && scratch)
+        ds->src->scratch_free(scratch);
+}
+
+size_t qg__dataset_bad_files(const qg_dataset *ds)
+{
+    return ds->src && ds->src->bad_files ? ds->src->bad_files(ds->impl) : 0;
+}
+
 void qg__dataset_free(qg_dataset *ds)
 {
     if (!ds)
         return;
+    if (ds->src)
+        ds->src->free(ds->impl);
     free(ds->pixels);
     free(ds->labels);
     free(ds);
@@ -70,20 +123,25 @@ int *qg__dataset_labels(qg_dataset *ds) { return ds->labels; }
 
 const uint8_t *qg__dataset_image(const qg_dataset *ds, size_t i)
 {
-    QG_ASSERT(i < ds->count);
+    QG_ASSERT(i < ds->count && ds->pixels);
     return ds->pixels + i * (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
 }
 
 int qg__dataset_label(const qg_dataset *ds, size_t i)
 {
-    QG_ASSERT(i < ds->count);
+    QG_ASSERT(i < ds->count && ds->labels);
     return ds->labels[i];
 }
 
 void qg__dataset_truncate(qg_dataset *ds, size_t n)
 {
-    if (n < ds->count)
+    if (n && n < ds->count) {
+        /* Folders list their files class by class: spread the subset over
+         * the whole listing so that every class keeps samples. */
+        if (ds->src)
+            ds->step *= ds->count / n;
         ds->count = n;
+    }
 }
 
 static int exists(const char *path)
@@ -139,7 +197,21 @@ static const char *cifar_dir(char *buf, size_t cap, const char *dir, int cifar10
 
 qg_status qg__dataset_load(const char *name, const char *dir, int train, qg_dataset **out)
 {
+    return qg__dataset_load_opts(name, dir, train, NULL, out);
+}
+
+qg_status qg__dataset_load_opts(const char *name, const char *dir, int train,
+                                const qg_data_opts *o, qg_dataset **out)
+{
     *out = NULL;
+    if (name && strcmp(name, "folder") == 0) {
+        if (!dir)
+            return qg__error(NULL, QG_ERR_INVALID_ARG, "--data folder needs --data-dir DIR "
+                             "holding DIR/train/<class>/<file>.jpg and "
+                             "DIR/val/<class>/<file>.jpg");
+        qg_data_opts def = {0};
+        return qg__dataset_load_folder(dir, train, o ? o : &def, out);
+    }
     if (!name || strcmp(name, "fashion-mnist") == 0)
         return load_idx_dir("Fashion-MNIST", dir ? dir : FASHION_DIR, dir == NULL, train, out);
     if (strcmp(name, "mnist") == 0) {
@@ -160,5 +232,5 @@ qg_status qg__dataset_load(const char *name, const char *dir, int train, qg_data
         return qg__dataset_load_cifar(cifar_dir(sub, sizeof sub, dir, c100), c100, train, out);
     }
     return qg__error(NULL, QG_ERR_INVALID_ARG, "unknown dataset '%s' (known: fashion-mnist, "
-                     "mnist, cifar10, cifar100)", name);
+                     "mnist, cifar10, cifar100, folder)", name);
 }

@@ -1,7 +1,10 @@
 /* src/data/dataset.h: in-memory image datasets and the batch loader.
  *
- * Datasets hold every image as uint8 [count][C][H][W] plus int labels.
- * Formats: IDX (MNIST / Fashion-MNIST, raw or gzip), CIFAR-10/100 binary.
+ * In-memory datasets hold every image as uint8 [count][C][H][W] plus int
+ * labels: IDX (MNIST / Fashion-MNIST, raw or gzip), CIFAR-10/100 binary.
+ * On-demand datasets (JPEG class folders, src/data/folder.c) decode and
+ * augment a sample only when the loader asks for it; see "On-demand"
+ * below.
  * Bad input (missing, truncated, corrupted file) gives QG_ERR_IO or
  * QG_ERR_FORMAT with a message naming the file and byte offset, never a
  * crash. Errors go to qg_last_error(). */
@@ -30,9 +33,29 @@ qg_status qg__dataset_load_cifar(const char *dir, int cifar100, int train, qg_da
 qg_status qg__dataset_load_cifar_memory(const char *name, const void *data, size_t len,
                                         int cifar100, qg_dataset **out);
 /* name: "fashion-mnist" (default dir /usr/share/datasets/fashion-mnist),
- * "mnist", "cifar10", "cifar100"; dir NULL = the default location. A
- * missing default dataset names the Debian package or flag providing it. */
+ * "mnist", "cifar10", "cifar100", "folder" (JPEG class folders, needs
+ * dir); dir NULL = the default location. A missing default dataset names
+ * the Debian package or flag providing it. */
 qg_status qg__dataset_load(const char *name, const char *dir, int train, qg_dataset **out);
+
+/* Options of the on-demand (folder) datasets; zero fields are defaults. */
+typedef struct qg_data_opts {
+    int input_size;          /* side of the square network input (0: 224) */
+    int resize;              /* evaluation: shorter side before the centre
+                                crop (0: round(input_size * 256 / 224)) */
+    const char *normalize;   /* "imagenet" (NULL), "dataset" (measured on
+                                the training images) or "none" (x/255) */
+    int workers;             /* loader threads (0: 1); read by the loader's
+                                caller, not by the dataset */
+} qg_data_opts;
+/* qg__dataset_load with options (o NULL: defaults). The in-memory
+ * formats ignore o. */
+qg_status qg__dataset_load_opts(const char *name, const char *dir, int train,
+                                const qg_data_opts *o, qg_dataset **out);
+/* dir/train/<class>/<file>.jpg (train) or dir/val/<class>/<file>.jpg;
+ * see src/data/folder.c. */
+qg_status qg__dataset_load_folder(const char *dir, int train, const qg_data_opts *o,
+                                  qg_dataset **out);
 void qg__dataset_free(qg_dataset *ds);
 
 size_t qg__dataset_count(const qg_dataset *ds);
@@ -42,8 +65,50 @@ int qg__dataset_width(const qg_dataset *ds);
 int qg__dataset_classes(const qg_dataset *ds);
 const uint8_t *qg__dataset_image(const qg_dataset *ds, size_t i);
 int qg__dataset_label(const qg_dataset *ds, size_t i);
-/* Keeps only the first n samples (tiny runs, tests). */
+/* Keeps only n samples (tiny runs, tests): the first n of an in-memory
+ * dataset; every (count/n)-th of an on-demand one, whose files are
+ * listed class by class. */
 void qg__dataset_truncate(qg_dataset *ds, size_t n);
+
+/* ---- On-demand datasets ----
+ * A source produces sample i as normalised float [C][H][W] into dst plus
+ * its label. aug carries the sample's random stream (key, drawn by the
+ * loader from seed, epoch and position) and the flip the loader chose;
+ * the source decides what the key drives (folder.c: the random resized
+ * crop of a training split). scratch is one per calling thread (NULL at
+ * first; the source allocates it, scratch_free releases it). A sample
+ * the source cannot read is replaced by a readable one (with that one's
+ * label) and counted in bad_files; get fails only when memory runs out.
+ * qg__dataset_image() must not be called on such a dataset. */
+typedef struct qg_sample_aug {
+    uint64_t key;
+    int flip;
+} qg_sample_aug;
+typedef struct qg_dataset_source {
+    qg_status (*get)(void *impl, size_t i, const qg_sample_aug *aug, float *dst, int *label,
+                     void **scratch);
+    void (*scratch_free)(void *scratch);
+    size_t (*bad_files)(const void *impl);
+    void (*free)(void *impl);
+} qg_dataset_source;
+/* Takes ownership of impl (freed through src->free, also on failure). */
+qg_status qg__dataset_new_source(size_t count, int channels, int height, int width, int classes,
+                                 const qg_dataset_source *src, void *impl, qg_dataset **out);
+int qg__dataset_on_demand(const qg_dataset *ds);
+qg_status qg__dataset_get(const qg_dataset *ds, size_t i, const qg_sample_aug *aug, float *dst,
+                          int *label, void **scratch);
+void qg__dataset_scratch_free(const qg_dataset *ds, void *scratch);
+/* Files skipped as unreadable so far (0 for in-memory datasets). */
+size_t qg__dataset_bad_files(const qg_dataset *ds);
+
+/* Writes the first `limit` (0: all) images of an in-memory dataset as
+ * dir/split/<class>/NNNNN.jpg (NNNNN = index in the dataset), resized
+ * bilinearly to size x size, gray or RGB as the data is. Class folders
+ * are the zero-padded label, followed by "_name" when class_names is
+ * given, so sorting them by name keeps the label order. (export.c) */
+qg_status qg__dataset_export_jpeg(const qg_dataset *ds, const char *dir, const char *split,
+                                  const char *const *class_names, int size, int quality,
+                                  size_t limit, size_t *written);
 
 /* A zero-filled dataset for format readers and tests to fill in through
  * the two accessors below (pixels [count][C][H][W], labels [count]). */
@@ -54,8 +119,11 @@ int *qg__dataset_labels(qg_dataset *ds);
 
 /* Loader: seeded shuffle per epoch, random crop with zero padding +
  * horizontal flip (train), per-channel normalisation (x/255 - mean)/std,
- * batches as float NCHW + int32 labels, prepared by a background thread
- * while the caller uses the previous batch (double buffering). */
+ * batches as float NCHW + int32 labels, prepared by a pool of background
+ * threads while the caller uses the previous batch. At most `prefetch`
+ * batches exist at once, so memory stays flat. On-demand datasets
+ * normalise and crop themselves: crop_pad, mean and std are then unused
+ * and flip is passed to the source. */
 typedef struct qg_loader_opts {
     int batch;            /* images per batch */
     int shuffle;          /* reshuffle every epoch */
@@ -64,6 +132,8 @@ typedef struct qg_loader_opts {
     int drop_last;        /* drop a final partial batch */
     uint64_t seed;
     float mean[4], std[4];  /* per channel */
+    int workers;          /* threads preparing samples (0: 1) */
+    int prefetch;         /* batch buffers, >= 2 (0: 2) */
 } qg_loader_opts;
 
 typedef struct qg_loader qg_loader;
@@ -80,5 +150,7 @@ size_t qg__loader_batches_per_epoch(const qg_loader *ld);
  * image, then *flip (mirror columns). Exposed so tests can predict it. */
 void qg__loader_augment_params(const qg_loader_opts *o, int epoch, size_t pos, int *ox,
                                int *oy, int *flip);
+/* The random stream key an on-demand source gets for that sample. */
+uint64_t qg__loader_sample_key(const qg_loader_opts *o, int epoch, size_t pos);
 
 #endif

@@ -8,18 +8,25 @@
  * So a run's batches do not depend on thread timing, and a resumed run
  * replays the same epoch exactly.
  *
- * Threading: two batch buffers move FREE -> FILLING (worker, lock not
- * held while filling) -> READY -> HELD (caller, until its next call) ->
- * FREE. The worker fills batches in order, so while the caller holds
- * batch i the worker prepares i+1. start_epoch waits for a fill in
- * progress to finish before it rewrites the order, and free stops the
- * worker at its next wait; neither leaves the thread inside a fill. */
+ * Threading: `workers` threads share `prefetch` batch buffers, each
+ * FREE -> FILLING -> READY -> HELD (caller, until its next call) -> FREE.
+ * A filling batch hands out chunks of its samples to whichever worker
+ * asks (claimed under the lock, prepared outside it); when every sample
+ * of the oldest filling batch is claimed, an idle worker opens the next
+ * batch in a free buffer, so workers stay busy across batch boundaries
+ * and at most `prefetch` batches are ever allocated. Each sample's output
+ * depends only on (seed, epoch, position), never on which thread made it.
+ * start_epoch waits until no claimed sample is still being prepared
+ * before it rewrites the order, and free stops the workers at their next
+ * wait; neither leaves a thread inside a sample. */
 #include "config.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <stdio.h>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -33,7 +40,12 @@ typedef struct batch_buf {
     int n;
     size_t index;   /* batch number within the epoch */
     int state;
+    int claimed;    /* FILLING: samples handed out so far */
+    int done;       /* FILLING: samples finished */
 } batch_buf;
+
+#define MAX_PREFETCH 16
+#define MAX_WORKERS 64
 
 struct qg_loader {
     const qg_dataset *ds;
@@ -45,12 +57,16 @@ struct qg_loader {
     int epoch, started, stop;
     int restarting;           /* start_epoch waits: take no new fill */
     size_t next_fill, next_take;
-    batch_buf buf[2];
+    int nbuf, nworkers, chunk;
+    int on_demand;
+    int in_flight;            /* samples claimed and not yet finished */
+    batch_buf buf[MAX_PREFETCH];
     pthread_mutex_t mu;
-    pthread_cond_t work_cv;   /* worker waits for a free buffer / new epoch / stop */
-    pthread_cond_t ready_cv;  /* caller waits for a filled buffer or the end of a fill */
-    pthread_t thread;
-    int thread_started, sync_ok;
+    pthread_cond_t work_cv;   /* workers wait for work / new epoch / stop */
+    pthread_cond_t ready_cv;  /* caller waits for a filled buffer or idle workers */
+    pthread_t threads[MAX_WORKERS];
+    void *scratch[MAX_WORKERS];   /* per worker, for on-demand sources */
+    int threads_started, sync_ok;
 };
 
 static uint64_t mix64(uint64_t z)
@@ -86,6 +102,11 @@ void qg__loader_augment_params(const qg_loader_opts *o, int epoch, size_t pos, i
     *ox = (int)below(&r, span);
     *oy = (int)below(&r, span);
     *flip = o->flip ? (int)(qg__rng_u64(&r) >> 63) : 0;
+}
+
+uint64_t qg__loader_sample_key(const qg_loader_opts *o, int epoch, size_t pos)
+{
+    return mix64(epoch_key(o->seed, epoch) ^ mix64((uint64_t)pos + 0x510e527fade682d1ULL));
 }
 
 static void shuffle(qg_loader *ld)
@@ -129,51 +150,92 @@ static void augment(const qg_loader *ld, const uint8_t *src, int pad, int ox, in
     }
 }
 
-static void fill(qg_loader *ld, batch_buf *b)
+/* Prepares the sample at epoch position pos into slot j of b. */
+static void prepare(qg_loader *ld, batch_buf *b, int j, size_t pos, void **scratch)
 {
-    size_t first = b->index * (size_t)ld->o.batch;
-    size_t n = ld->count - first < (size_t)ld->o.batch ? ld->count - first
-                                                         : (size_t)ld->o.batch;
-    for (size_t j = 0; j < n; j++) {
-        size_t pos = first + j, idx = ld->order[pos];
-        int ox = 0, oy = 0, flip = 0, pad = 0;
-        if (ld->o.crop_pad > 0 || ld->o.flip) {
-            qg__loader_augment_params(&ld->o, ld->epoch, pos, &ox, &oy, &flip);
-            pad = ld->o.crop_pad > 0 ? ld->o.crop_pad : 0;
-        }
-        augment(ld, qg__dataset_image(ld->ds, idx), pad, ox, oy, flip,
-                b->images + j * ld->sample_floats);
-        b->labels[j] = (int32_t)qg__dataset_label(ld->ds, idx);
+    size_t idx = ld->order[pos];
+    float *dst = b->images + (size_t)j * ld->sample_floats;
+    int ox = 0, oy = 0, flip = 0, pad = 0;
+    if (ld->o.crop_pad > 0 || ld->o.flip) {
+        qg__loader_augment_params(&ld->o, ld->epoch, pos, &ox, &oy, &flip);
+        pad = ld->o.crop_pad > 0 ? ld->o.crop_pad : 0;
     }
-    b->n = (int)n;
+    if (ld->on_demand) {
+        qg_sample_aug aug = {qg__loader_sample_key(&ld->o, ld->epoch, pos), flip};
+        int label = 0;
+        if (qg__dataset_get(ld->ds, idx, &aug, dst, &label, scratch) != QG_OK) {
+            /* Only an allocation can fail here; the batch stays usable. */
+            fprintf(stderr, "qgate: loader: sample %zu: %s\n", idx, qg_last_error());
+            memset(dst, 0, ld->sample_floats * sizeof *dst);
+        }
+        b->labels[j] = (int32_t)label;
+        return;
+    }
+    augment(ld, qg__dataset_image(ld->ds, idx), pad, ox, oy, flip, dst);
+    b->labels[j] = (int32_t)qg__dataset_label(ld->ds, idx);
 }
 
 static batch_buf *find(qg_loader *ld, int state)
 {
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < ld->nbuf; i++)
         if (ld->buf[i].state == state)
             return &ld->buf[i];
     return NULL;
 }
 
+/* Under the lock: the oldest filling batch with unclaimed samples, else a
+ * free buffer opened for the next batch of the epoch, else NULL. */
+static batch_buf *claimable(qg_loader *ld)
+{
+    if (!ld->started || ld->restarting)
+        return NULL;
+    batch_buf *best = NULL;
+    for (int i = 0; i < ld->nbuf; i++) {
+        batch_buf *b = &ld->buf[i];
+        if (b->state == BUF_FILLING && b->claimed < b->n && (!best || b->index < best->index))
+            best = b;
+    }
+    if (best || ld->next_fill >= ld->nbatches || !(best = find(ld, BUF_FREE)))
+        return best;
+    best->state = BUF_FILLING;
+    best->index = ld->next_fill++;
+    size_t first = best->index * (size_t)ld->o.batch;
+    best->n = ld->count - first < (size_t)ld->o.batch ? (int)(ld->count - first) : ld->o.batch;
+    best->claimed = best->done = 0;
+    return best;
+}
+
+typedef struct worker_arg {
+    qg_loader *ld;
+    int id;
+} worker_arg;
+
 static void *worker(void *arg)
 {
-    qg_loader *ld = arg;
+    qg_loader *ld = ((worker_arg *)arg)->ld;
+    int id = ((worker_arg *)arg)->id;
+    free(arg);
     pthread_mutex_lock(&ld->mu);
     for (;;) {
         batch_buf *b = NULL;
-        while (!ld->stop && !(ld->started && !ld->restarting && ld->next_fill < ld->nbatches &&
-                              (b = find(ld, BUF_FREE))))
+        while (!ld->stop && !(b = claimable(ld)))
             pthread_cond_wait(&ld->work_cv, &ld->mu);
         if (ld->stop)
             break;
-        b->state = BUF_FILLING;
-        b->index = ld->next_fill++;
+        int j0 = b->claimed, j1 = j0 + ld->chunk < b->n ? j0 + ld->chunk : b->n;
+        b->claimed = j1;
+        ld->in_flight += j1 - j0;
+        size_t first = b->index * (size_t)ld->o.batch;
         pthread_mutex_unlock(&ld->mu);
-        fill(ld, b);
+        for (int j = j0; j < j1; j++)
+            prepare(ld, b, j, first + (size_t)j, &ld->scratch[id]);
         pthread_mutex_lock(&ld->mu);
-        b->state = BUF_READY;
-        pthread_cond_broadcast(&ld->ready_cv);
+        b->done += j1 - j0;
+        ld->in_flight -= j1 - j0;
+        if (b->done == b->n)
+            b->state = BUF_READY;
+        if (b->done == b->n || ld->in_flight == 0)
+            pthread_cond_broadcast(&ld->ready_cv);
     }
     pthread_mutex_unlock(&ld->mu);
     return NULL;
@@ -182,14 +244,19 @@ static void *worker(void *arg)
 qg_status qg__loader_new(const qg_dataset *ds, const qg_loader_opts *o, qg_loader **out)
 {
     *out = NULL;
-    int c = qg__dataset_channels(ds);
+    int c = qg__dataset_channels(ds), on_demand = qg__dataset_on_demand(ds);
+    int nworkers = o->workers > 0 ? o->workers : 1, nbuf = o->prefetch > 0 ? o->prefetch : 2;
     if (o->batch <= 0 || o->crop_pad < 0)
         return qg__error(NULL, QG_ERR_INVALID_ARG, "loader: batch %d must be positive and "
                          "crop padding %d not negative", o->batch, o->crop_pad);
-    if (c > 4)
+    if (nworkers > MAX_WORKERS || nbuf < 2 || nbuf > MAX_PREFETCH)
+        return qg__error(NULL, QG_ERR_INVALID_ARG, "loader: %d workers (at most %d) and %d "
+                         "prefetched batches (2 to %d)", nworkers, MAX_WORKERS, nbuf,
+                         MAX_PREFETCH);
+    if (c > 4 && !on_demand)
         return qg__error(NULL, QG_ERR_UNSUPPORTED, "loader: %d-channel images (at most 4 "
                          "have a mean/std)", c);
-    for (int ch = 0; ch < c; ch++)
+    for (int ch = 0; ch < c && !on_demand; ch++)
         if (!(o->std[ch] > 0))
             return qg__error(NULL, QG_ERR_INVALID_ARG, "loader: std of channel %d is %g; it "
                              "must be positive", ch, (double)o->std[ch]);
@@ -198,6 +265,8 @@ qg_status qg__loader_new(const qg_dataset *ds, const qg_loader_opts *o, qg_loade
         return qg__error(NULL, QG_ERR_NOMEM, "out of memory for the loader");
     ld->ds = ds;
     ld->o = *o;
+    ld->on_demand = on_demand;
+    ld->nbuf = nbuf;
     ld->count = qg__dataset_count(ds);
     ld->c = c;
     ld->h = qg__dataset_height(ds);
@@ -205,30 +274,45 @@ qg_status qg__loader_new(const qg_dataset *ds, const qg_loader_opts *o, qg_loade
     ld->sample_floats = (size_t)c * (size_t)ld->h * (size_t)ld->w;
     ld->nbatches = o->drop_last ? ld->count / (size_t)o->batch
                                 : (ld->count + (size_t)o->batch - 1) / (size_t)o->batch;
-    for (int ch = 0; ch < c; ch++)
+    /* Chunks small enough that every worker gets a share of a batch, large
+     * enough that tiny in-memory samples do not contend on the lock. */
+    ld->chunk = on_demand ? 1 : o->batch / (4 * nworkers) > 1 ? o->batch / (4 * nworkers) : 1;
+    for (int ch = 0; ch < c && !on_demand; ch++)
         for (int v = 0; v < 256; v++)
             ld->lut[ch][v] = ((float)v / 255.0f - o->mean[ch]) / o->std[ch];
     ld->order = malloc((ld->count ? ld->count : 1) * sizeof *ld->order);
-    for (int i = 0; i < 2; i++) {
+    int ok = ld->order != NULL;
+    for (int i = 0; i < nbuf; i++) {
         ld->buf[i].images = malloc((size_t)o->batch * ld->sample_floats * sizeof(float));
         ld->buf[i].labels = malloc((size_t)o->batch * sizeof(int32_t));
+        ok = ok && ld->buf[i].images && ld->buf[i].labels;
     }
-    if (!ld->order || !ld->buf[0].images || !ld->buf[1].images || !ld->buf[0].labels ||
-        !ld->buf[1].labels) {
+    if (!ok) {
         qg__loader_free(ld);
-        return qg__error(NULL, QG_ERR_NOMEM, "out of memory for loader buffers of %d images",
-                         o->batch);
+        return qg__error(NULL, QG_ERR_NOMEM, "out of memory for %d loader buffers of %d images",
+                         nbuf, o->batch);
     }
     pthread_mutex_init(&ld->mu, NULL);
     pthread_cond_init(&ld->work_cv, NULL);
     pthread_cond_init(&ld->ready_cv, NULL);
     ld->sync_ok = 1;
-    int e = pthread_create(&ld->thread, NULL, worker, ld);
-    if (e) {
-        qg__loader_free(ld);
-        return qg__error(NULL, QG_ERR_NOMEM, "cannot start the loader thread: %s", strerror(e));
+    for (int t = 0; t < nworkers; t++) {
+        worker_arg *wa = malloc(sizeof *wa);
+        int e = wa ? 0 : ENOMEM;
+        if (wa) {
+            wa->ld = ld;
+            wa->id = t;
+            e = pthread_create(&ld->threads[t], NULL, worker, wa);
+            if (e)
+                free(wa);
+        }
+        if (e) {
+            qg__loader_free(ld);
+            return qg__error(NULL, QG_ERR_NOMEM, "cannot start loader thread %d: %s", t + 1,
+                             strerror(e));
+        }
+        ld->threads_started = t + 1;
     }
-    ld->thread_started = 1;
     *out = ld;
     return QG_OK;
 }
@@ -237,19 +321,22 @@ void qg__loader_free(qg_loader *ld)
 {
     if (!ld)
         return;
-    if (ld->thread_started) {
+    if (ld->threads_started) {
         pthread_mutex_lock(&ld->mu);
         ld->stop = 1;
         pthread_cond_broadcast(&ld->work_cv);
         pthread_mutex_unlock(&ld->mu);
-        pthread_join(ld->thread, NULL);
+        for (int t = 0; t < ld->threads_started; t++)
+            pthread_join(ld->threads[t], NULL);
     }
     if (ld->sync_ok) {
         pthread_mutex_destroy(&ld->mu);
         pthread_cond_destroy(&ld->work_cv);
         pthread_cond_destroy(&ld->ready_cv);
     }
-    for (int i = 0; i < 2; i++) {
+    for (int t = 0; t < MAX_WORKERS; t++)
+        qg__dataset_scratch_free(ld->ds, ld->scratch[t]);
+    for (int i = 0; i < ld->nbuf; i++) {
         free(ld->buf[i].images);
         free(ld->buf[i].labels);
     }
@@ -261,11 +348,11 @@ qg_status qg__loader_start_epoch(qg_loader *ld, int epoch)
 {
     pthread_mutex_lock(&ld->mu);
     ld->restarting = 1;
-    while (find(ld, BUF_FILLING))
+    while (ld->in_flight > 0)
         pthread_cond_wait(&ld->ready_cv, &ld->mu);
     ld->restarting = 0;
-    /* Batches of the previous epoch (ready or held) are discarded. */
-    for (int i = 0; i < 2; i++)
+    /* Batches of the previous epoch (filling, ready or held) are discarded. */
+    for (int i = 0; i < ld->nbuf; i++)
         ld->buf[i].state = BUF_FREE;
     ld->epoch = epoch;
     shuffle(ld);
@@ -294,7 +381,7 @@ int qg__loader_next(qg_loader *ld, const float **images, const int32_t **labels,
     batch_buf *b;
     for (;;) {
         b = NULL;
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < ld->nbuf; i++)
             if (ld->buf[i].state == BUF_READY && ld->buf[i].index == ld->next_take)
                 b = &ld->buf[i];
         if (b)

@@ -14,6 +14,7 @@
 #include "ops/conv.h"
 #include "ops/eltwise.h"
 #include "ops/layers.h"
+#include "ops/linear.h"
 #include "quant/quant.h"
 #include "tensor/tensor_impl.h"
 
@@ -72,16 +73,15 @@ qg_status qg__node_tensor_like(qg_model *m, const qg_act *a, const char *name, q
     return qg_tensor_new(m->ctx, a->ndim, a->shape, QG_DTYPE_F32, name, t);
 }
 
-qg_status qg__node_keep_planes(qg_model *m, const qg_conv_desc *d, qg_tensor **keep,
+qg_status qg__node_keep_planes(qg_model *m, const qg_conv_plan *plan, qg_tensor **keep,
                                int *asked)
 {
-    size_t n = 0;
     if (*keep || *asked)
         return QG_OK;
     *asked = 1;
-    qg_status st = qg__conv_keep_floats(m->ctx, d, &n);
-    if (st != QG_OK || n == 0)
-        return st;
+    size_t n = qg__conv_plan_keep_floats(plan);
+    if (n == 0)
+        return QG_OK;
     int64_t sh[1] = {(int64_t)n};
     return qg_tensor_new(m->ctx, 1, sh, QG_DTYPE_F32, "conv planes", keep);
 }
@@ -120,6 +120,7 @@ static void destroy_free(qg_node *n)
 typedef struct conv_priv {
     int cout, k, stride, pad, groups;
     qg_conv_desc d;
+    qg_conv_plan *plan;      /* made in setup, for this batch size */
     qg_param *w, *b;
     qg_node *fold;           /* the BN node folded in at eval, or NULL */
     qg_tensor *wf, *bf;      /* folded weights and bias */
@@ -138,11 +139,15 @@ static qg_status conv_setup(qg_node *n, qg_model *m, size_t *ws)
 {
     conv_priv *p = n->priv;
     qg_act *x = IN0(n, m);
+    qg__conv_plan_free(p->plan);
+    p->plan = NULL;
     qg_status st = qg__conv_desc_init(m->ctx, &p->d, m->batch, (int)x->shape[1],
                                       (int)x->shape[2], (int)x->shape[3], p->cout, p->k, p->k,
                                       p->stride, p->pad, p->groups);
     if (st == QG_OK)
-        *ws = qg__conv_workspace_floats(&p->d);
+        st = qg__conv_plan_new(m->ctx, &p->d, NULL, &p->plan);
+    if (st == QG_OK)
+        *ws = qg__conv_plan_ws_floats(p->plan);
     qg_tensor_free(p->keep);
     p->keep = NULL;
     p->keep_asked = p->kept = 0;
@@ -162,21 +167,18 @@ static qg_status conv_forward(qg_node *n, qg_model *m, int train)
         if (st != QG_OK)
             return st;
     }
-    if (!train && p->fold && !m->no_eval_fold) {
-        qg_status st = conv_fold_forward(n, m);
-        if (st != QG_ERR_UNSUPPORTED)
-            return st;
-    }
+    if (!train && p->fold && !m->no_eval_fold)
+        return conv_fold_forward(n, m);
     /* the network input needs no gradient, so its conv keeps nothing */
     if (train && n->in[0] != 0) {
-        qg_status st = qg__node_keep_planes(m, &p->d, &p->keep, &p->keep_asked);
+        qg_status st = qg__node_keep_planes(m, p->plan, &p->keep, &p->keep_asked);
         if (st != QG_OK)
             return st;
     }
     p->kept = train && p->keep;
-    return qg__conv2d_fwd_keep(m->ctx, &p->d, IN0(n, m)->value, p->weff,
-                               p->b ? p->b->value : NULL, OUT(n, m)->value, m->workspace,
-                               p->kept ? p->keep : NULL);
+    return qg__conv_enqueue_fwd(p->plan, IN0(n, m)->value, p->weff,
+                                p->b ? p->b->value : NULL, OUT(n, m)->value, m->workspace,
+                                p->kept ? p->keep : NULL);
 }
 
 static qg_status conv_backward(qg_node *n, qg_model *m)
@@ -184,11 +186,11 @@ static qg_status conv_backward(qg_node *n, qg_model *m)
     conv_priv *p = n->priv;
     /* The network input needs no gradient. */
     int want_dx = n->in[0] != 0;
-    qg_status st = qg__conv2d_bwd_kept(m->ctx, &p->d, IN0(n, m)->value, OUT(n, m)->grad,
-                                       p->weff, want_dx ? IN0(n, m)->grad : NULL,
-                                       want_dx ? qg__act_grad_begin(m, n->in[0]) : 0,
-                                       p->w->grad, p->b ? p->b->grad : NULL, 0, m->workspace,
-                                       p->kept ? p->keep : NULL);
+    qg_status st = qg__conv_enqueue_bwd(p->plan, IN0(n, m)->value, OUT(n, m)->grad, p->weff,
+                                        want_dx ? IN0(n, m)->grad : NULL,
+                                        want_dx ? qg__act_grad_begin(m, n->in[0]) : 0,
+                                        p->w->grad, p->b ? p->b->grad : NULL, 0, m->workspace,
+                                        p->kept ? p->keep : NULL);
     return st == QG_OK ? qg__wquant_backward(p->wq, m, 0) : st;
 }
 
@@ -201,6 +203,7 @@ static void conv_destroy(qg_node *n)
         qg_tensor_free(p->keep);
         qg_tensor_free(p->wprep);
         qg__wquant_free(p->wq);
+        qg__conv_plan_free(p->plan);
     }
     destroy_free(n);
 }
@@ -526,8 +529,8 @@ int qg__node_bn(qg_model *m, const char *name, int in)
 /* relu(bn_eval(conv(x, w)) + shortcut(res)) as one conv: the conv's
  * epilogue reads an identity residual where it is; an option-A shortcut
  * (subsampled, zero-padded channels) goes into the output first and is
- * added to. QG_ERR_UNSUPPORTED when the conv has no such epilogue; the
- * caller then runs the nodes one by one (which rewrite the output). */
+ * added to. Only for convs whose plan has the epilogue
+ * (qg__nodes_link_eval_folds links no other). */
 static qg_status conv_fold_forward(qg_node *n, qg_model *m)
 {
     conv_priv *p = n->priv;
@@ -546,9 +549,7 @@ static qg_status conv_fold_forward(qg_node *n, qg_model *m)
             return st;
     }
     if (!p->wprep) {
-        size_t nw = 0;
-        if ((st = qg__conv_wprep_floats(m->ctx, &p->d, &nw)) != QG_OK)
-            return st;
+        size_t nw = qg__conv_plan_wprep_floats(p->plan);
         int64_t sh[1] = {(int64_t)(nw ? nw : 1)};
         if ((st = qg_tensor_new(m->ctx, 1, sh, QG_DTYPE_F32, "folded weights", &p->wprep)) !=
             QG_OK)
@@ -562,8 +563,8 @@ static qg_status conv_fold_forward(qg_node *n, qg_model *m)
         res = NULL;
         acc = 1;
     }
-    st = qg__conv2d_fwd_fused_wprep(m->ctx, &p->d, IN0(n, m)->value, p->wf, p->bf, y,
-                                    m->workspace, acc, res, b->relu, p->wprep, ready);
+    st = qg__conv_enqueue_fwd_fused(p->plan, IN0(n, m)->value, p->wf, p->bf, y, m->workspace,
+                                    acc, res, b->relu, p->wprep, ready);
     if (st == QG_OK) {
         b->eval_done = 1;
         p->fold_epoch = m->frozen ? m->freeze_epoch : 0;
@@ -592,7 +593,8 @@ qg_status qg__nodes_link_eval_folds(qg_model *m)
                 }
         /* (the conv epilogue has the ReLU but not PACT's clip) */
         if (uses != 1 || (bn->ops != &bn_ops && bn->ops != &bn_act_ops) ||
-            ((bn_priv *)bn->priv)->alpha || bn->in[0] != c->out || !qg__conv2d_fwd_fusable(&p->d))
+            ((bn_priv *)bn->priv)->alpha || bn->in[0] != c->out || !p->plan ||
+            !(qg__conv_plan_caps(p->plan) & QG_CONV_CAP_EPILOGUE))
             continue;
         /* The fold adds the residual when the conv runs, so the residual
          * must exist by then: option B's shortcut conv + BN come after the

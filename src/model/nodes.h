@@ -61,11 +61,11 @@ qg_status qg__param_init_const(qg_param *p, float v);
 qg_status qg__node_tensor_like(qg_model *m, const qg_act *a, const char *name, qg_tensor **t);
 qg_status qg__node_scalar(qg_model *m, qg_dtype dt, const char *name, qg_tensor **t);
 /* The buffer a conv keeps its input's planes in from the training forward
- * to the weight gradient (qg__conv2d_fwd_keep), created on the first
+ * to the weight gradient (qg__conv_enqueue_fwd's keep), created on the first
  * training forward, so inference never holds one; *keep stays NULL where
- * the shape cannot keep them. *asked (0 after setup) makes it ask the conv
- * once, not every step. */
-qg_status qg__node_keep_planes(qg_model *m, const qg_conv_desc *d, qg_tensor **keep,
+ * the plan cannot keep them (no QG_CONV_CAP_KEEP_PLANES). *asked (0 after
+ * setup) makes it ask once, not every step. */
+qg_status qg__node_keep_planes(qg_model *m, const qg_conv_plan *plan, qg_tensor **keep,
                                int *asked);
 
 /* Counters of a gated node: outputs gated since the last reset (host)

@@ -18,7 +18,7 @@
  * Both paths are dense convolutions with masked weights, as the
  * reference's (2 convolutions a step). The block-diagonal base path could
  * be a p-group conv on compact weights (qg__cg_weights_fwd can make them;
- * 1 + 1/p convolutions), but src/ops/conv.c runs grouped convs through
+ * 1 + 1/p convolutions), but src/ops/conv_plan.c routes grouped convs to
  * im2col + GEMM: on PoCL a 16->16 3x3 grouped conv of a 128x28x28 batch
  * takes ~0.55 s against ~0.01 s for the direct kernel of the ungrouped
  * one. Worth switching once grouped convs get direct kernels. */
@@ -44,6 +44,7 @@ typedef struct cg_priv {
     int cin, cout, k, stride, pad;
     qg_cg_cfg cfg;
     qg_conv_desc d;                 /* both paths */
+    qg_conv_plan *plan;             /* made in setup, for this batch size */
     qg_param *w, *mask, *delta, *rmean, *rvar;
     qg_tensor *wb, *wc, *dwb, *dwc; /* weight-sized: W*M, W*(1-M) and their grads */
     qg_tensor *xs, *dxs;            /* input-sized, with shuffle only */
@@ -60,7 +61,10 @@ static qg_status cg_setup(qg_node *n, qg_model *m, size_t *ws)
     int H = (int)x->shape[2], W = (int)x->shape[3];
     QG_TRY(qg__conv_desc_init(m->ctx, &p->d, m->batch, p->cin, H, W, p->cout, p->k, p->k,
                               p->stride, p->pad, 1));
-    *ws = qg__conv_workspace_floats(&p->d);
+    qg__conv_plan_free(p->plan);
+    p->plan = NULL;
+    QG_TRY(qg__conv_plan_new(m->ctx, &p->d, NULL, &p->plan));
+    *ws = qg__conv_plan_ws_floats(p->plan);
     if (!p->wb) {
         const int64_t *sw = p->w->value->shape;
         int64_t sc[1] = {p->cout};
@@ -101,8 +105,8 @@ static qg_status cg_forward(qg_node *n, qg_model *m, int train)
         QG_TRY(qg__cg_shuffle(m->ctx, IN0(n, m)->value, P, p->xs, 0));
     const qg_tensor *x = path_input(p, n, m);
     QG_TRY(qg__cg_weights_fwd(m->ctx, p->w->value, p->mask->value, P, 0, p->wb, p->wc));
-    QG_TRY(qg__conv2d_fwd(m->ctx, &p->d, x, p->wb, NULL, p->yp, m->workspace));
-    QG_TRY(qg__conv2d_fwd(m->ctx, &p->d, x, p->wc, NULL, p->yc, m->workspace));
+    QG_TRY(qg__conv_enqueue_fwd(p->plan, x, p->wb, NULL, p->yp, m->workspace, NULL));
+    QG_TRY(qg__conv_enqueue_fwd(p->plan, x, p->wc, NULL, p->yc, m->workspace, NULL));
     if (train)
         QG_TRY(qg__bn_fwd_train(m->ctx, p->yp, NULL, NULL, p->rmean->value, p->rvar->value,
                                 0.1f, 1e-5f, p->z, p->save_mean, p->save_invstd));
@@ -128,17 +132,17 @@ static qg_status cg_backward(qg_node *n, qg_model *m)
     /* dYp += the affine-free BN's backward of the gate's gradient. */
     QG_TRY(qg__bn_bwd(m->ctx, p->yp, p->g, NULL, p->save_mean, p->save_invstd, p->dyp, NULL,
                       NULL, 1));
-    QG_TRY(qg__conv2d_bwd_weight(m->ctx, &p->d, x, p->dyp, p->dwb, NULL, m->workspace, 0));
-    QG_TRY(qg__conv2d_bwd_weight(m->ctx, &p->d, x, p->dyc, p->dwc, NULL, m->workspace, 0));
+    QG_TRY(qg__conv_enqueue_bwd_weight(p->plan, x, p->dyp, p->dwb, NULL, m->workspace, 0));
+    QG_TRY(qg__conv_enqueue_bwd_weight(p->plan, x, p->dyc, p->dwc, NULL, m->workspace, 0));
     QG_TRY(qg__cg_weights_bwd(m->ctx, p->mask->value, p->dwb, p->dwc, p->cfg.partitions, 0,
                               p->w->grad));
     int acc = qg__act_grad_begin(m, n->in[0]);
     /* With shuffle the convs write dXs, which is then unshuffled (a shuffle
      * with C/p groups, the inverse permutation) into dX. */
     qg_tensor *dx = p->cfg.shuffle ? p->dxs : IN0(n, m)->grad;
-    QG_TRY(qg__conv2d_bwd_data(m->ctx, &p->d, p->dyp, p->wb, dx, m->workspace,
-                               p->cfg.shuffle ? 0 : acc));
-    QG_TRY(qg__conv2d_bwd_data(m->ctx, &p->d, p->dyc, p->wc, dx, m->workspace, 1));
+    QG_TRY(qg__conv_enqueue_bwd_data(p->plan, p->dyp, p->wb, dx, m->workspace,
+                                     p->cfg.shuffle ? 0 : acc));
+    QG_TRY(qg__conv_enqueue_bwd_data(p->plan, p->dyc, p->wc, dx, m->workspace, 1));
     if (p->cfg.shuffle)
         QG_TRY(qg__cg_shuffle(m->ctx, p->dxs, p->cin / p->cfg.partitions, IN0(n, m)->grad,
                               acc));
@@ -187,6 +191,7 @@ static void cg_destroy(qg_node *n)
                        p->dyp, p->dyc, p->save_mean, p->save_invstd, p->gc.count};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
         qg_tensor_free(ts[i]);
+    qg__conv_plan_free(p->plan);
     free(p);
 }
 

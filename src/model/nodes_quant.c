@@ -98,6 +98,7 @@ typedef struct qconv_priv {
     int cout, k, stride, pad;
     qg_pg_cfg cfg;
     qg_conv_desc d;
+    qg_conv_plan *plan;      /* made in setup, for this batch size */
     qg_param *w, *delta;
     qg_wquant *wquant;       /* the weights' quantizer (uniform at cfg.wbits) */
     const qg_tensor *wq;     /* the weights the last forward computed with */
@@ -124,7 +125,12 @@ static qg_status qconv_setup(qg_node *n, qg_model *m, size_t *ws)
     qg_act *x = IN0(n, m), *y = OUT(n, m);
     QG_TRY(qg__conv_desc_init(m->ctx, &p->d, m->batch, (int)x->shape[1], (int)x->shape[2],
                               (int)x->shape[3], p->cout, p->k, p->k, p->stride, p->pad, 1));
-    *ws = qg__conv_workspace_floats(&p->d);
+    /* (PG splits x in two before its convs: none quantizes x itself) */
+    qg_conv_opts co = {.quant_bits = p->pg ? 0 : p->cfg.abits};
+    qg__conv_plan_free(p->plan);
+    p->plan = NULL;
+    QG_TRY(qg__conv_plan_new(m->ctx, &p->d, &co, &p->plan));
+    *ws = qg__conv_plan_ws_floats(p->plan);
     QG_TRY(qg__node_scalar(m, QG_DTYPE_F32, "sx", &p->sx));
     /* the scale from the pass that writes x, where a BN does */
     qg__node_bn_offer_ymax(m, n->in[0], p->sx, &p->sx_fresh);
@@ -174,7 +180,7 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
     QG_TRY(qg__wquant_forward(p->wquant, m, train, &p->wq));
     const qg_tensor *x = IN0(n, m)->value;
     if (train)
-        QG_TRY(qg__node_keep_planes(m, &p->d, &p->keep, &p->keep_asked));
+        QG_TRY(qg__node_keep_planes(m, p->plan, &p->keep, &p->keep_asked));
     p->kept = train && p->keep;
     p->xq_fresh = 0;
     qg_tensor *keep = p->kept ? p->keep : NULL;
@@ -182,26 +188,22 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
         QG_TRY(qg__quant_scale(m->ctx, x, QG_QSCALE_PG, p->sx));
     p->sx_fresh = 0;
     if (!p->pg) {
-        /* The conv rounds x as it prepares it, so no quantized copy is
-         * stored, where the backward will not need one: its weight
-         * gradient reads the kept (quantized) planes. */
-        st = train && !p->kept ? QG_ERR_UNSUPPORTED
-                               : qg__conv2d_fwd_quant(m->ctx, &p->d, x, p->sx, p->cfg.abits,
-                                                      p->wq, OUT(n, m)->value, m->workspace,
-                                                      keep);
-        if (st == QG_ERR_UNSUPPORTED) {
-            QG_TRY(xq_store(p, n, m));
-            st = qg__conv2d_fwd_keep(m->ctx, &p->d, p->xq, p->wq, NULL, OUT(n, m)->value,
-                                     m->workspace, keep);
-        }
-        return st;
+        /* The conv rounds x as it prepares it where its plan can, so no
+         * quantized copy is stored, where the backward will not need one:
+         * its weight gradient reads the kept (quantized) planes. */
+        if ((qg__conv_plan_caps(p->plan) & QG_CONV_CAP_FUSED_QUANT) && (!train || p->kept))
+            return qg__conv_enqueue_fwd_quant(p->plan, x, p->sx, p->wq, OUT(n, m)->value,
+                                              m->workspace, keep);
+        QG_TRY(xq_store(p, n, m));
+        return qg__conv_enqueue_fwd(p->plan, p->xq, p->wq, NULL, OUT(n, m)->value, m->workspace,
+                                    keep);
     }
     /* PG: MSB and LSB parts from one pass with one scale (docs/methods.md §2.2). */
     QG_TRY(qg__quant_apply(m->ctx, x, p->sx, p->cfg.abits, p->cfg.pred_bits, NULL, p->xq,
                            p->xlsb, NULL));
     p->xq_fresh = 1;
-    QG_TRY(qg__conv2d_fwd_keep(m->ctx, &p->d, p->xq, p->wq, NULL, p->omsb, m->workspace, keep));
-    QG_TRY(qg__conv2d_fwd(m->ctx, &p->d, p->xlsb, p->wq, NULL, p->olsb, m->workspace));
+    QG_TRY(qg__conv_enqueue_fwd(p->plan, p->xq, p->wq, NULL, p->omsb, m->workspace, keep));
+    QG_TRY(qg__conv_enqueue_fwd(p->plan, p->xlsb, p->wq, NULL, p->olsb, m->workspace, NULL));
     QG_TRY(qg__pg_gate_fwd(m->ctx, p->omsb, p->delta->value, p->olsb, 5.0f, OUT(n, m)->value,
                            p->gc.count));
     p->gc.outputs += (long long)qg_tensor_numel(OUT(n, m)->value);
@@ -223,7 +225,7 @@ static qg_status qconv_backward(qg_node *n, qg_model *m)
     /* Input: only through the MSB (or fully quantized) path; the STE of
      * sign-magnitude rounding and truncation is 1 where x != 0, applied
      * by the BN that wrote x where it can (ste_in_bn), else fused into the
-     * data gradient's store where the conv path has that epilogue. */
+     * data gradient's store where the conv plan has that epilogue. */
     /* Weights: through both convs; then the weight quantizer's STE. */
     const qg_tensor *x = IN0(n, m)->value;
     qg_tensor *dx = IN0(n, m)->grad;
@@ -236,27 +238,24 @@ static qg_status qconv_backward(qg_node *n, qg_model *m)
     /* the weights' STE in the weight gradient's last pass, unless PG's
      * LSB pass adds to it after */
     const qg_tensor *wmask = !p->pg ? qg__wquant_ste_mask(p->wquant) : NULL;
-    st = ste == QG_STE_NONZERO ? qg__conv2d_bwd_masked(m->ctx, &p->d, p->xq_fresh ? p->xq : x,
-                                                       dy_msb, p->wq, dx, acc, mask, p->w->grad,
-                                                       0, wmask, m->workspace, keep)
-                               : QG_ERR_UNSUPPORTED;
-    if (st == QG_ERR_UNSUPPORTED) {
+    if (ste == QG_STE_NONZERO && (qg__conv_plan_caps(p->plan) & QG_CONV_CAP_MASKED_BWD)) {
+        QG_TRY(qg__conv_enqueue_bwd_masked(p->plan, p->xq_fresh ? p->xq : x, dy_msb, p->wq, dx,
+                                           acc, mask, p->w->grad, 0, wmask, m->workspace, keep));
+    } else {
         /* the separate passes; the STE a pass of its own unless the BN has it */
         QG_TRY(xq_store(p, n, m));
         if (!p->ste_in_bn && !p->dxq)
             QG_TRY(qg__node_tensor_like(m, IN0(n, m), "dxq", &p->dxq));
-        QG_TRY(qg__conv2d_bwd_kept(m->ctx, &p->d, p->xq, dy_msb, p->wq,
-                                   p->ste_in_bn ? dx : p->dxq, p->ste_in_bn ? acc : 0,
-                                   p->w->grad, NULL, 0, m->workspace, keep));
+        QG_TRY(qg__conv_enqueue_bwd(p->plan, p->xq, dy_msb, p->wq, p->ste_in_bn ? dx : p->dxq,
+                                    p->ste_in_bn ? acc : 0, p->w->grad, NULL, 0, m->workspace,
+                                    keep));
         if (!p->ste_in_bn)
             QG_TRY(qg__quant_ste_bwd(m->ctx, x, p->dxq, dx, ste, acc));
         wmask = NULL;
-    } else if (st != QG_OK) {
-        goto fail;
     }
     if (p->pg)
-        QG_TRY(qg__conv2d_bwd_weight(m->ctx, &p->d, p->xlsb, p->dlsb, p->w->grad, NULL,
-                                     m->workspace, 1));
+        QG_TRY(qg__conv_enqueue_bwd_weight(p->plan, p->xlsb, p->dlsb, p->w->grad, NULL,
+                                           m->workspace, 1));
     QG_TRY(qg__wquant_backward(p->wquant, m, wmask != NULL));
 fail:
     return st;
@@ -291,6 +290,7 @@ static void qconv_destroy(qg_node *n)
                        p->dmsb, p->dlsb, p->gc.count, p->keep};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
         qg_tensor_free(ts[i]);
+    qg__conv_plan_free(p->plan);
     free(p);
 }
 

@@ -1,7 +1,7 @@
 /* src/ops/conv_shape.c: the shape class of a convolution, the key under
  * which `qgate tune --shapes FILE` stores per-shape parameters of the
- * direct kernels (cl/conv_direct.cl) and under which src/ops/conv.c looks
- * them up. Tests: tests/test_tune_shapes.c. */
+ * direct kernels (cl/conv_direct.cl) and under which a conv plan
+ * (src/ops/conv_direct.c) looks them up. Tests: tests/test_tune_shapes.c. */
 #include "config.h"
 
 #include <stdio.h>

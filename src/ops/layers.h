@@ -87,6 +87,14 @@ qg_status qg__maxpool_fwd(qg_ctx *ctx, const qg_tensor *x, int k, int stride, in
                           qg_tensor *y, qg_tensor *argmax);
 qg_status qg__maxpool_bwd(qg_ctx *ctx, const qg_tensor *dy, const qg_tensor *argmax,
                           qg_tensor *dx);
+/* Max pool with TensorFlow 'SAME' padding (ShuffleNet's 3x3/s2 stem):
+ * y [N,C,ceil(H/stride),ceil(W/stride)]; the total padding
+ * max((P-1)*stride + k - H, 0) puts its smaller half on top (left).
+ * Backward: qg__maxpool_bwd with the argmax written here. */
+int qg__pool_same_out(int H, int stride);
+int qg__pool_same_pad(int H, int k, int stride);
+qg_status qg__maxpool_same_fwd(qg_ctx *ctx, const qg_tensor *x, int k, int stride,
+                               qg_tensor *y, qg_tensor *argmax);
 /* Avg pool k x k, stride, pad, count_include_pad=True (PyTorch default). */
 qg_status qg__avgpool_fwd(qg_ctx *ctx, const qg_tensor *x, int k, int stride, int pad,
                           qg_tensor *y);

@@ -239,3 +239,52 @@ qg_status qg__gap_bwd(qg_ctx *ctx, const qg_tensor *dy, qg_tensor *dx)
     size_t n = qg_tensor_numel(dx);
     return qg__kargs_launch(&a, 1, &n, &wg);
 }
+
+int qg__pool_same_out(int H, int stride)
+{
+    return (H + stride - 1) / stride;
+}
+
+int qg__pool_same_pad(int H, int k, int stride)
+{
+    int total = (qg__pool_same_out(H, stride) - 1) * stride + k - H;
+    return total > 0 ? total / 2 : 0;
+}
+
+qg_status qg__maxpool_same_fwd(qg_ctx *ctx, const qg_tensor *x, int k, int stride,
+                               qg_tensor *y, qg_tensor *argmax)
+{
+    const char *op = "maxpool_same_fwd";
+    qg_kargs a;
+    size_t wg;
+    if (!x || x->dtype != QG_DTYPE_F32 || x->ndim != 4)
+        return qg__error(ctx, QG_ERR_SHAPE, "%s: the input must be F32 NCHW", op);
+    if (k < 1 || stride < 1)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: need k >= 1 and stride >= 1 (k=%d "
+                         "stride=%d)", op, k, stride);
+    int N = (int)x->shape[0], C = (int)x->shape[1], H = (int)x->shape[2], W = (int)x->shape[3];
+    int P = qg__pool_same_out(H, stride), Q = qg__pool_same_out(W, stride);
+    qg_status st = check4(ctx, op, "input", x, QG_DTYPE_F32, N, C, H, W);
+    if (st == QG_OK)
+        st = check4(ctx, op, "y", y, QG_DTYPE_F32, N, C, P, Q);
+    if (st == QG_OK)
+        st = check4(ctx, op, "argmax", argmax, QG_DTYPE_I32, N, C, P, Q);
+    if (st == QG_OK)
+        st = get(ctx, QG_K_POOL_MAX_SAME_FWD, &a, &wg);
+    if (st != QG_OK)
+        return st;
+    qg__karg_tensor(&a, x);
+    qg__karg_int(&a, N * C);
+    qg__karg_int(&a, H);
+    qg__karg_int(&a, W);
+    qg__karg_int(&a, P);
+    qg__karg_int(&a, Q);
+    qg__karg_int(&a, k);
+    qg__karg_int(&a, stride);
+    qg__karg_int(&a, qg__pool_same_pad(H, k, stride));
+    qg__karg_int(&a, qg__pool_same_pad(W, k, stride));
+    qg__karg_tensor(&a, y);
+    qg__karg_tensor(&a, argmax);
+    size_t n = qg_tensor_numel(y);
+    return qg__kargs_launch(&a, 1, &n, &wg);
+}

@@ -61,6 +61,13 @@ void qg_train_cfg_defaults(qg_train_cfg *c)
     c->sched.power = 1.0f;
 }
 
+/* The folder-dataset options of a run (src/data/folder.c). */
+static qg_data_opts data_opts(const qg_train_cfg *c)
+{
+    qg_data_opts o = {c->input_size, c->resize, c->normalize, c->workers};
+    return o;
+}
+
 void qg__data_defaults(const char *name, qg_loader_opts *lo, int *crop_pad, int *flip)
 {
     static const struct {
@@ -72,6 +79,7 @@ void qg__data_defaults(const char *name, qg_loader_opts *lo, int *crop_pad, int 
         {"mnist", {0.1307f}, {0.3081f}, 2, 0},
         {"cifar10", {0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f}, 4, 1},
         {"cifar100", {0.5071f, 0.4865f, 0.4409f}, {0.2673f, 0.2564f, 0.2762f}, 4, 1},
+        {"folder", {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}, 0, 1},
     };
     for (size_t i = 0; i < sizeof table / sizeof *table; i++)
         if (strcmp(table[i].name, name) == 0) {
@@ -522,8 +530,9 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
     const qg_device_info *dev = qg_ctx_device(ctx);
     info(cfg, "device [%d] %s (%s)", dev->index, dev->name, dev->platform);
 
-    QG_TRY(qg__dataset_load(cfg->data, cfg->data_dir, 1, &train));
-    QG_TRY(qg__dataset_load(cfg->data, cfg->data_dir, 0, &test));
+    qg_data_opts dopts = data_opts(cfg);
+    QG_TRY(qg__dataset_load_opts(cfg->data, cfg->data_dir, 1, &dopts, &train));
+    QG_TRY(qg__dataset_load_opts(cfg->data, cfg->data_dir, 0, &dopts, &test));
     if (cfg->limit_train)
         qg__dataset_truncate(train, cfg->limit_train);
     if (cfg->limit_test)
@@ -551,6 +560,7 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
     qg__data_defaults(cfg->data, &lo, &crop, &flip);
     lo.crop_pad = cfg->crop_pad >= 0 ? cfg->crop_pad : crop;
     lo.flip = cfg->flip >= 0 ? cfg->flip : flip;
+    lo.workers = cfg->workers;
     QG_TRY(qg__loader_new(train, &lo, &ld));
 
     QG_TRY(qg__model_build(ctx, cfg->model, cfg->shortcut, qg__dataset_channels(train),
@@ -713,6 +723,8 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
                     "\"epoch_seconds\": %.3f, \"elapsed_seconds\": %.3f", epoch + 1,
                     seen ? lsum / seen : 0, seen ? (double)csum / seen : 0, test_loss, test_acc,
                     ips, lr0, train_s, now_s() - run_t0);
+            fprintf(metrics, ", \"bad_files\": %zu",
+                    qg__dataset_bad_files(train) + qg__dataset_bad_files(test));
             json_metrics(metrics, &train_m);
             json_metrics(metrics, &test_m);
             fputs("}\n", metrics);
@@ -799,7 +811,8 @@ qg_status qg_eval_run(const qg_train_cfg *cfg, const char *checkpoint, qg_eval_r
     qg_ctx_opts co = {.device = cfg->device, .verbose = cfg->verbose};
     QG_TRY(qg_ctx_new(&co, &ctx));
     const char *dname = cfg->data ? cfg->data : (data ? data : "fashion-mnist");
-    QG_TRY(qg__dataset_load(dname, cfg->data_dir, 0, &test));
+    qg_data_opts dopts = data_opts(cfg);
+    QG_TRY(qg__dataset_load_opts(dname, cfg->data_dir, 0, &dopts, &test));
     if (cfg->limit_test)
         qg__dataset_truncate(test, cfg->limit_test);
     int c = (int)meta_long(f, "in_channels", qg__dataset_channels(test));

@@ -1,6 +1,7 @@
 /* src/tune/case_conv.c: the convolution tune case on any shape (see
- * tune/cases.h): forward, then both gradients in one qg__conv2d_bwd call
- * as training runs them, each output checked against src/ref/ref_conv.c.
+ * tune/cases.h): forward, then both gradients in one qg__conv_enqueue_bwd
+ * call as training runs them, each output checked against
+ * src/ref/ref_conv.c.
  * cases.c times it on ResNet-20 shapes; `qgate tune --shapes FILE` on the
  * file's (cases_shapes.c). */
 #include "config.h"
@@ -62,7 +63,11 @@ qg_status qg__tune_conv_prepare(qg_ctx *ctx, const qg_tune_conv_shape *s, void *
                               s->pad, 1));
     int64_t xs[4] = {d->N, d->C, d->H, d->W}, wsh[4] = {d->K, d->C, d->R, d->S};
     int64_t ys[4] = {d->N, d->K, d->P, d->Q};
-    int64_t wss[1] = {(int64_t)qg__conv_workspace_floats(d)};
+    /* (the workspace follows the shape alone, not the parameters) */
+    qg_conv_plan *plan = NULL;
+    QG_TRY(qg__conv_plan_new(ctx, d, NULL, &plan));
+    int64_t wss[1] = {(int64_t)qg__conv_plan_ws_floats(plan)};
+    qg__conv_plan_free(plan);
     /* Weights at 0.1 keep y near unit scale for ResNet channel counts. */
     QG_TRY(qg__tune_tensor(ctx, 4, xs, "x", 123, 1.0f, &hx, &c->x));
     QG_TRY(qg__tune_tensor(ctx, 4, wsh, "w", 5, 0.1f, &hw, &c->w));
@@ -98,12 +103,18 @@ fail:
     return st;
 }
 
+/* A plan per run: it reads the parameters the tuner just set. */
 qg_status qg__tune_conv_run(qg_ctx *ctx, void *state)
 {
     conv_state *c = state;
-    qg_status st = qg__conv2d_fwd(ctx, &c->d, c->x, c->w, NULL, c->y, c->ws);
+    qg_conv_plan *plan = NULL;
+    qg_status st = qg__conv_plan_new(ctx, &c->d, NULL, &plan);
     if (st == QG_OK)
-        st = qg__conv2d_bwd(ctx, &c->d, c->x, c->dy, c->w, c->dx, 0, c->dw, NULL, 0, c->ws);
+        st = qg__conv_enqueue_fwd(plan, c->x, c->w, NULL, c->y, c->ws, NULL);
+    if (st == QG_OK)
+        st = qg__conv_enqueue_bwd(plan, c->x, c->dy, c->w, c->dx, 0, c->dw, NULL, 0, c->ws,
+                                  NULL);
+    qg__conv_plan_free(plan);
     return st;
 }
 

@@ -17,10 +17,12 @@ const qg_tune_case *qg__tune_cases_core(size_t *n);
 const qg_tune_case *qg__tune_cases_quant(size_t *n);
 const qg_tune_case *qg__tune_cases_layers(size_t *n);
 const qg_tune_case *qg__tune_cases_cg(size_t *n);
+/* chan and dwconv (cases_shuffle.c). */
+const qg_tune_case *qg__tune_cases_shuffle(size_t *n);
 
 /* The convolution case on any shape (case_conv.c): n images of c x h x w,
  * k output channels, r x r kernel, ungrouped. It times the forward pass
- * and both gradients (qg__conv2d_bwd, as training calls it) and checks
+ * and both gradients (qg__conv_enqueue_bwd, as training calls it) and checks
  * all three outputs against src/ref/ref_conv.c. */
 typedef struct qg_tune_conv_shape {
     int n, c, k, h, w, r, stride, pad;

@@ -1,7 +1,7 @@
 /* src/tune/cases_shapes.c: `qgate tune --shapes FILE`. Each conv entry of
  * the file (tune/shapes_file.h) becomes a conv_direct case: the built-in
  * one (cases.c) run on that shape through case_conv.c, searched as usual
- * and stored under the entry's shape class, which src/ops/conv.c looks up
+ * and stored under the entry's shape class, which a conv plan looks up
  * before the "*" entry. Programs without per-shape cases are not tuned in
  * this mode, and the output says so. Tests: tests/test_tune_shapes.c. */
 #include "config.h"
