@@ -30,7 +30,7 @@ static const qg_mopt opts[] = {
      "X         gating target (default 0; the scripts: 1.0, or 0.6 with --postact)"},
     {"sigma", "sg", 0, QG_MOPT_FLOAT, offsetof(qg_cg_params, sigma), QG_CG_LOSS_COEF, 0, 100,
      "X         gating loss coefficient: X*sum (delta-g)^2 (default 1e-4, the\n"
-     "                        factor the CG reference hard-codes)"},
+     "                               factor the CG reference hard-codes)"},
     {"spbp", NULL, 0, QG_MOPT_FLAG, offsetof(qg_cg_params, spbp), 0, 0, 1,
      "          sparse back-prop: gate gradients only where updated"},
 };

@@ -27,7 +27,7 @@ static void describe(const qg_method_cfg *mc, char *buf, size_t cap)
 const qg_method_desc qg__method_quant = {
     .name = "quant",
     .summary = "uniform quantization of the block convs (on with -w/-a or --quant)",
-    .help = "                        (-w/-a alone train the quantized ResNet without gating)\n",
+    .help = "                               (-w/-a alone train the quantized ResNet without gating)\n",
     .opts = opts, .nopts = sizeof opts / sizeof *opts,
     .params_size = sizeof(qg_quant_params),
     .describe = describe,
