@@ -212,7 +212,11 @@ static void draw_axes(fig *f, const axes *a, const char *title, const char *xlab
         text(f, a->x - fs * 0.4, y, buf, fs * 0.85, 1, 0.5, 0, 0);
     }
     if (xticks) {
-        double xs = tick_step(a->x0, a->x1, (int)fmin(8, fmax(5, a->w / (fs * 4.5))));
+        /* narrow panels (many small multiples) get fewer ticks, so labels
+         * like -0.04 and -0.02 do not run into each other */
+        double xs = tick_step(a->x0, a->x1, (int)fmin(8, fmax(3, a->w / (fs * 4.5))));
+        while (floor(a->x1 / xs + 1e-9) - ceil(a->x0 / xs - 1e-9) < 1 && xs > 0)
+            xs /= 2; /* at least two labelled ticks */
         if (integer_x && xs < 1)
             xs = 1;
         for (double v = ceil(a->x0 / xs - 1e-9) * xs; v <= a->x1 + xs * 1e-9; v += xs) {
@@ -794,7 +798,18 @@ qg_status qg__plot_hist(const qg_plot_opts *o, const qg_ckview *ck, const char *
             }
         cairo_fill(f.cr);
         gray(&f, 0.05);
-        text(&f, a.x + a.w / 2, a.y - fs * 0.3, title, fs * 0.85, 0.5, 1, 0, 1);
+        /* the title shrinks to its cell (a ResNet-32 has 34 of them) */
+        double tsz = fs * 0.85, room = a.w + fs * 0.8;
+        cairo_text_extents_t e;
+        cairo_save(f.cr);
+        cairo_select_font_face(f.cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL,
+                               CAIRO_FONT_WEIGHT_BOLD);
+        cairo_set_font_size(f.cr, tsz);
+        cairo_text_extents(f.cr, title, &e);
+        cairo_restore(f.cr);
+        if (e.x_advance > room && e.x_advance > 0)
+            tsz *= room / e.x_advance;
+        text(&f, a.x + a.w / 2, a.y - fs * 0.3, title, tsz, 0.5, 1, 0, 1);
     }
     st = fig_close(&f);
 fail:
