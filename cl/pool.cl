@@ -27,15 +27,16 @@
 #endif
 
 /* One item per output element: global = NC*P*Q. */
-__kernel void qg_pool_max_fwd(QG_T(const float, x), int NC, int H, int W, int P, int Q, int k,
-                              int stride, int pad, QG_T(float, y), QG_T(int, argmax))
+/* Output element i of a max pool whose windows start pad_h rows above and
+ * pad_w columns left of p*stride, q*stride (both kernels below): the max
+ * (NaN wins, as torch's max_pool2d) and its index in the plane. */
+static void max_window(__global const float *x, int i, int H, int W, int P, int Q, int k,
+                       int stride, int pad_h, int pad_w, __global float *y,
+                       __global int *argmax)
 {
-    int i = get_global_id(0);
-    if (i >= NC * P * Q)
-        return;
     int q = i % Q, p = (i / Q) % P, nc = i / (P * Q);
-    __global const float *plane = QG_P(x) + nc * H * W;
-    int h0 = p * stride - pad, w0 = q * stride - pad;
+    __global const float *plane = x + nc * H * W;
+    int h0 = p * stride - pad_h, w0 = q * stride - pad_w;
     float m = -INFINITY;
     int am = -1;
     for (int h = max(h0, 0); h < min(h0 + k, H); h++)
@@ -49,8 +50,16 @@ __kernel void qg_pool_max_fwd(QG_T(const float, x), int NC, int H, int W, int P,
             }
         }
 done:
-    QG_P(y)[i] = m;
-    QG_P(argmax)[i] = am;
+    y[i] = m;
+    argmax[i] = am;
+}
+
+__kernel void qg_pool_max_fwd(QG_T(const float, x), int NC, int H, int W, int P, int Q, int k,
+                              int stride, int pad, QG_T(float, y), QG_T(int, argmax))
+{
+    int i = get_global_id(0);
+    if (i < NC * P * Q)
+        max_window(QG_P(x), i, H, W, P, Q, k, stride, pad, pad, QG_P(y), QG_P(argmax));
 }
 
 /* dx = 0 before the scatter: global = NC*H*W. */
@@ -148,24 +157,6 @@ __kernel void qg_pool_max_same_fwd(QG_T(const float, x), int NC, int H, int W, i
                                    QG_T(int, argmax))
 {
     int i = get_global_id(0);
-    if (i >= NC * P * Q)
-        return;
-    int q = i % Q, p = (i / Q) % P, nc = i / (P * Q);
-    __global const float *plane = QG_P(x) + nc * H * W;
-    int h0 = p * stride - pad_h, w0 = q * stride - pad_w;
-    float m = -INFINITY;
-    int am = -1;
-    for (int h = max(h0, 0); h < min(h0 + k, H); h++)
-        for (int w = max(w0, 0); w < min(w0 + k, W); w++) {
-            float v = plane[h * W + w];
-            if (am < 0 || v > m || isnan(v)) {
-                m = v;
-                am = h * W + w;
-                if (isnan(v))
-                    goto done;
-            }
-        }
-done:
-    QG_P(y)[i] = m;
-    QG_P(argmax)[i] = am;
+    if (i < NC * P * Q)
+        max_window(QG_P(x), i, H, W, P, Q, k, stride, pad_h, pad_w, QG_P(y), QG_P(argmax));
 }
