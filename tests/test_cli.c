@@ -265,6 +265,19 @@ Test(cli, train_outputs_and_resume_are_checked, .timeout = 600)
     expect_cli(cmd, 1, "--seed 1, this run has --seed 7");
     snprintf(cmd, sizeof cmd, "%s --epochs 2 -w 4 --resume %s", base, ck);
     expect_cli(cmd, 1, "was trained with full precision, this run has quant w4 a8");
+    /* --init takes the weights only, from the same architecture */
+    snprintf(cmd, sizeof cmd, "%s --init %s", base, ck);
+    expect_cli(cmd, 0, "initialised all 37 tensors from");
+    snprintf(cmd, sizeof cmd, "%s --init %s -w 8 -a 3 --pg --pb 2", base, ck);
+    expect_cli(cmd, 0, "3 keep their initial values (layer1.0.conv1.threshold");
+    snprintf(cmd, sizeof cmd, "%s --model resnet20 --init %s", base, ck);
+    expect_cli(cmd, 1, "--init: '");
+    snprintf(cmd, sizeof cmd, "%s --init %s --resume %s", base, ck, ck);
+    expect_cli(cmd, 1, "give one of them");
+    snprintf(cmd, sizeof cmd, "%s --start-epoch 1", base);
+    expect_cli(cmd, 1, "--start-epoch needs --init");
+    snprintf(cmd, sizeof cmd, "%s --init %s --start-epoch 1", base, ck);
+    expect_cli(cmd, 1, "--start-epoch 1 leaves nothing to train with --epochs 1");
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_expect_eq(system(cmd), 0);
 }

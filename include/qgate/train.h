@@ -172,6 +172,12 @@ typedef struct qg_train_cfg {
     const char *metrics_path;  /* JSON lines, one per epoch */
     const char *checkpoint_path;
     const char *resume_path;
+    /* Weights only from another run (a float model for PSGD, a converted
+     * one for BSQ): fresh optimizer, schedule from start_epoch. Tensors
+     * the file lacks keep their initial values; a tensor the model has no
+     * place for is an error. Not with resume_path. */
+    const char *init_path;
+    int start_epoch;           /* with init_path: schedule position (0-based) */
     int verbose;
     volatile sig_atomic_t *stop;    /* set asynchronously (SIGINT): checkpoint, stop */
     qg_train_callback callback;     /* may be NULL */

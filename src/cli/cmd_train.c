@@ -76,6 +76,10 @@ static void train_usage(FILE *f)
 "                        train_acc, test_loss, test_acc, img_per_s, lr, ...)\n"
 "  --checkpoint FILE     write a safetensors checkpoint after every epoch (atomic)\n"
 "  --resume FILE         continue from a checkpoint (weights, optimizer, schedule)\n"
+"  --init FILE           start from another run's weights only (e.g. a float model\n"
+"                        for --psgd): fresh optimizer; tensors a method adds keep\n"
+"                        their initial values\n"
+"  --start-epoch N       with --init: begin the schedule at epoch N (default 0)\n"
 "  --progress / --no-progress   force the progress line on or off (default: on a TTY)\n"
 "  --device N|NAME       OpenCL device (default $QGATE_DEVICE, else 0)\n"
 "  --verbose             log kernel builds\n"
@@ -88,7 +92,7 @@ enum {
     O_EPOCHS, O_BATCH, O_EVAL_BATCH, O_OPT, O_LR, O_MOM, O_NEST, O_WD, O_NOWDBN, O_SCHED,
     O_MILE, O_GAMMA, O_ENDLR, O_POWER, O_CLIP, O_SEED, O_METRICS, O_CKPT, O_RESUME, O_PROG,
     O_NOPROG, O_DEVICE, O_VERBOSE, O_HELP, O_CHECKPOINT_EVAL, O_WORKERS, O_INPUT_SIZE,
-    O_RESIZE, O_NORMALIZE
+    O_RESIZE, O_NORMALIZE, O_INIT, O_START_EPOCH
 };
 
 static const struct option train_opts[] = {
@@ -105,6 +109,7 @@ static const struct option train_opts[] = {
     {"device", 1, 0, O_DEVICE}, {"verbose", 0, 0, O_VERBOSE}, {"help", 0, 0, O_HELP},
     {"workers", 1, 0, O_WORKERS}, {"input-size", 1, 0, O_INPUT_SIZE},
     {"resize", 1, 0, O_RESIZE}, {"normalize", 1, 0, O_NORMALIZE},
+    {"init", 1, 0, O_INIT}, {"start-epoch", 1, 0, O_START_EPOCH},
     {0, 0, 0, 0}};
 
 /* Short local names for the shared strict number parsers. */
@@ -243,6 +248,11 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
         case O_METRICS: c->metrics_path = optarg; break;
         case O_CKPT: c->checkpoint_path = optarg; break;
         case O_RESUME: c->resume_path = optarg; break;
+        case O_INIT: c->init_path = optarg; break;
+        case O_START_EPOCH:
+            if (!parse_long(cmd, "start-epoch", optarg, 0, 100000, &v)) return 2;
+            c->start_epoch = (int)v;
+            break;
         case O_PROG: *progress = 1; break;
         case O_NOPROG: *progress = 0; break;
         case O_DEVICE: c->device = optarg; break;

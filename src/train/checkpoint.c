@@ -145,3 +145,47 @@ qg_status qg__checkpoint_load(qg_model *m, const qg_st_file *f, const char *path
     }
     return st;
 }
+
+static int model_has(const qg_model *m, const char *name)
+{
+    for (int i = 0; i < m->nparams; i++)
+        if (strcmp(m->params[i]->name, name) == 0)
+            return 1;
+    return 0;
+}
+
+qg_status qg__checkpoint_init(qg_model *m, const qg_st_file *f, const char *path, int *loaded,
+                              int *kept, char *kept_names, size_t cap)
+{
+    *loaded = *kept = 0;
+    if (kept_names && cap)
+        kept_names[0] = '\0';
+    /* a tensor without a place means the file holds another architecture:
+     * its weights would be dropped without a word */
+    for (size_t i = 0; i < qg__safetensors_count(f); i++) {
+        const char *name = qg__safetensors_at(f, i)->name;
+        if (strncmp(name, "optimizer.", 10) != 0 && !model_has(m, name))
+            return qg__error(m->ctx, QG_ERR_SHAPE, "--init '%s': tensor '%s' has no place in "
+                             "this model; the file holds another architecture or method "
+                             "(see `qgate inspect %s`)", path, name, path);
+    }
+    size_t at = 0;
+    for (int i = 0; i < m->nparams; i++) {
+        qg_param *p = m->params[i];
+        if (!qg__safetensors_get(f, p->name)) {
+            ++*kept;
+            if (kept_names && at < cap)
+                at += (size_t)snprintf(kept_names + at, cap - at, "%s%s", at ? ", " : "",
+                                       p->name);
+            continue;
+        }
+        qg_status st = load_one(m, f, path, p->name, p->value, 1);
+        if (st != QG_OK)
+            return st;
+        ++*loaded;
+    }
+    if (*loaded == 0)
+        return qg__error(m->ctx, QG_ERR_FORMAT, "--init '%s': none of its tensors is a "
+                         "parameter of this model", path);
+    return QG_OK;
+}

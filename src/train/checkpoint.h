@@ -18,5 +18,15 @@ qg_status qg__checkpoint_save(qg_model *m, const char *path, const qg_st_meta *m
  * (QG_ERR_FORMAT, with the element) names the tensor and the file. */
 qg_status qg__checkpoint_load(qg_model *m, const qg_st_file *f, const char *path,
                               int with_optimizer);
+/* Starts a model from another run's weights (`--init`): loads each model
+ * parameter the file holds, with load's checks, and leaves the others at
+ * their initial values (a method may add parameters, e.g. PG thresholds).
+ * Refuses a file none of whose tensors the model has, and a tensor the
+ * model has no place for (another architecture), naming the first one;
+ * optimizer state in the file is ignored. *loaded and *kept count the
+ * loaded and the untouched parameters; `kept_names` (may be NULL) gets a
+ * comma-separated list of the untouched ones, truncated to cap. */
+qg_status qg__checkpoint_init(qg_model *m, const qg_st_file *f, const char *path, int *loaded,
+                              int *kept, char *kept_names, size_t cap);
 
 #endif

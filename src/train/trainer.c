@@ -472,6 +472,32 @@ static qg_status check_resume_run(qg_ctx *ctx, const qg_st_file *f, const qg_tra
     return QG_OK;
 }
 
+/* `--init`: weights only, from a run of the same architecture (methods
+ * may differ: a float model starts a PSGD or PG run). */
+static qg_status init_from(qg_ctx *ctx, const qg_train_cfg *cfg, qg_model *m, qg_st_file **f)
+{
+    const char *path = cfg->init_path;
+    qg_status st = qg__safetensors_read(path, f);
+    if (st != QG_OK)
+        return qg__error(ctx, st, "--init: %s", qg_last_error());
+    const char *arch = qg__safetensors_meta(*f, "arch");
+    if (arch && strcmp(arch, cfg->model) != 0)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "--init: '%s' holds a %s, this run builds "
+                         "--model %s", path, arch, cfg->model);
+    int loaded, kept;
+    char names[256];
+    st = qg__checkpoint_init(m, *f, path, &loaded, &kept, names, sizeof names);
+    if (st != QG_OK)
+        return st;
+    if (kept)
+        info(cfg, "initialised %d tensors from '%s'; %d keep their initial values (%s%s)",
+             loaded, path, kept, names, strlen(names) + 1 >= sizeof names ? "..." : "");
+    else
+        info(cfg, "initialised all %d tensors from '%s' (weights only: fresh optimizer, "
+             "schedule from epoch %d)", loaded, path, cfg->start_epoch + 1);
+    return QG_OK;
+}
+
 /* Whether two paths name one file (the same inode, or the same text when
  * neither exists yet). */
 static int same_file(const char *a, const char *b)
@@ -511,7 +537,7 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
     qg_dataset *train = NULL, *test = NULL;
     qg_loader *ld = NULL;
     qg_model *m = NULL;
-    qg_st_file *resume = NULL;
+    qg_st_file *resume = NULL, *init = NULL;
     step_io io = {0};
     FILE *metrics = NULL;
     metric_list train_m = {0}, test_m = {0};
@@ -525,6 +551,12 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
     } else {
         qg__method_cfg_init(&mcv);
     }
+    if (cfg->resume_path && cfg->init_path)
+        return qg__error(NULL, QG_ERR_INVALID_ARG, "--resume continues a run and --init starts "
+                         "a new one from weights; give one of them");
+    if (cfg->start_epoch && !cfg->init_path)
+        return qg__error(NULL, QG_ERR_INVALID_ARG, "--start-epoch needs --init (a resumed run "
+                         "continues at the checkpoint's epoch)");
     qg_ctx_opts co = {.device = cfg->device, .verbose = cfg->verbose};
     QG_TRY(qg_ctx_new(&co, &ctx));
     const qg_device_info *dev = qg_ctx_device(ctx);
@@ -604,6 +636,14 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
         }
         info(cfg, "resumed from '%s' at epoch %d, batch %ld (step %ld)", cfg->resume_path,
              start_epoch + 1, skip_batches, step);
+    } else if (cfg->init_path) {
+        QG_TRY(init_from(ctx, cfg, m, &init));
+        start_epoch = cfg->start_epoch;
+    }
+    if (start_epoch >= cfg->epochs && !cfg->resume_path) {
+        st = qg__error(ctx, QG_ERR_INVALID_ARG, "--start-epoch %d leaves nothing to train with "
+                       "--epochs %d", start_epoch, cfg->epochs);
+        goto fail;
     }
     /* Output folders are made before the first epoch, so a path that can
      * never be written fails now rather than after an epoch of work. */
@@ -763,6 +803,7 @@ fail:
     metric_list_free(&train_m);
     metric_list_free(&test_m);
     qg__safetensors_free(resume);
+    qg__safetensors_free(init);
     step_io_free(&io);
     qg__model_free(m);
     qg__loader_free(ld);
