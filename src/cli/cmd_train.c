@@ -3,6 +3,7 @@
 
 #include <getopt.h>
 #include <math.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,11 +18,58 @@
 
 static volatile sig_atomic_t g_stop;
 
+/* Ctrl-C is taken by a thread of its own in sigwait, with SIGINT blocked
+ * in every other thread (the device runtime's included, which inherit the
+ * mask): LLVM, which PoCL runs in-process to build kernels, installs its
+ * own SIGINT handler that deletes its temporary files, so a Ctrl-C that
+ * arrived during a kernel build failed the build instead of stopping the
+ * run cleanly. */
 static void on_sigint(int sig)
 {
     (void)sig;
     g_stop = 1;
-    /* A second Ctrl-C kills at once. */
+    signal(SIGINT, SIG_DFL);
+}
+
+typedef struct sigint_guard {
+    sigset_t set;
+    pthread_t thread;
+    int running;
+} sigint_guard;
+
+static void *sigint_waiter(void *arg)
+{
+    sigint_guard *g = arg;
+    for (;;) {
+        int sig;
+        if (sigwait(&g->set, &sig) != 0)
+            continue;
+        if (g_stop) /* a second Ctrl-C ends the process at once */
+            _exit(130);
+        g_stop = 1;
+    }
+    return NULL;
+}
+
+static void sigint_guard_start(sigint_guard *g)
+{
+    sigemptyset(&g->set);
+    sigaddset(&g->set, SIGINT);
+    g->running = pthread_sigmask(SIG_BLOCK, &g->set, NULL) == 0 &&
+                 pthread_create(&g->thread, NULL, sigint_waiter, g) == 0;
+    if (!g->running) { /* no thread: a plain handler, as good as it gets */
+        pthread_sigmask(SIG_UNBLOCK, &g->set, NULL);
+        signal(SIGINT, on_sigint);
+    }
+}
+
+static void sigint_guard_stop(sigint_guard *g)
+{
+    if (g->running) {
+        pthread_cancel(g->thread);
+        pthread_join(g->thread, NULL);
+    }
+    pthread_sigmask(SIG_UNBLOCK, &g->set, NULL);
     signal(SIGINT, SIG_DFL);
 }
 
@@ -373,9 +421,10 @@ int qg_cli_train(int argc, char **argv)
     c.callback = on_event;
     c.user = &sh;
     c.stop = &g_stop;
-    signal(SIGINT, on_sigint);
+    sigint_guard guard;
+    sigint_guard_start(&guard);
     qg_status st = qg_train_run(&c);
-    signal(SIGINT, SIG_DFL);
+    sigint_guard_stop(&guard);
     if (sh.midline)
         fputc('\n', stderr);
     if (st == QG_ERR_INTERRUPTED)
