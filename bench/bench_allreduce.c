@@ -2,7 +2,7 @@
  * (src/train/dist_train.c) for a given parameter count, through the same
  * src/dist calls and bucketing: `mpirun -np N bench/bench_allreduce
  * [FLOATS...]` prints, per size, the bytes each process reduces and the
- * median time of 20 allreduces. Without sizes: ResNet-20 (CIFAR, 272,474
+ * median time of 20 allreduces (the slowest process's time each). Without sizes: ResNet-20 (CIFAR, 272,474
  * trained floats), ShuffleNet V2 0.5x (1,366,792) and ResNet-18
  * (11,689,512) at ImageNet's 1000 classes. Without MPI or under one
  * process it says so and exits. Built always, never run by make check. */
@@ -40,7 +40,12 @@ int main(int argc, char **argv)
         return 77;
     }
     int nsizes = argc > 1 ? argc - 1 : 3;
-    size_t bucket = 1048576; /* 4 MiB of floats, dist_train.c's default */
+    /* dist_train.c's buckets: QGATE_DIST_BUCKET_MB, default 4 MiB (0: one) */
+    const char *mb = getenv("QGATE_DIST_BUCKET_MB");
+    double bmb = mb ? atof(mb) : 4.0;
+    size_t bucket = bmb > 0 ? (size_t)(bmb * 1048576.0 / sizeof(float)) : (size_t)-1;
+    if (bucket < 1)
+        bucket = 1;
     for (int s = 0; s < nsizes; s++) {
         size_t n = argc > 1 ? (size_t)atol(argv[s + 1]) : def[s].floats;
         float *v = malloc(n * sizeof *v);
@@ -50,10 +55,14 @@ int main(int argc, char **argv)
             v[i] = 1e-3f * (float)(i % 1000);
         double t[20];
         for (int r = -2; r < 20; r++) { /* 2 warm-up rounds */
+            double sync = 0;
+            qg__dist_sum_d(&sync, 1); /* start together: time the transfer, not a wait */
             double t0 = now_s();
             qg_dist_req req = {0};
-            for (size_t at = 0; at < n; at += bucket)
-                qg__dist_sum_start(&req, v + at, n - at < bucket ? n - at : bucket);
+            for (size_t at = 0, k; at < n; at += k) {
+                k = n - at < bucket ? n - at : bucket;
+                qg__dist_sum_start(&req, v + at, k);
+            }
             qg__dist_sum_wait(&req);
             double dt = now_s() - t0, worst = dt;
             qg__dist_max_d(&worst, 1); /* the step waits for the slowest */
@@ -62,9 +71,9 @@ int main(int argc, char **argv)
         }
         qsort(t, 20, sizeof *t, cmp);
         if (qg__dist_rank() == 0)
-            printf("%-20s %10zu floats %8.2f MB  median %8.3f ms  (min %.3f, %d processes)\n",
-                   argc > 1 ? "custom" : def[s].name, n, n * 4.0 / 1e6, 1e3 * t[10],
-                   1e3 * t[0], qg__dist_size());
+            printf("%-20s %10zu floats %8.2f MB  median %8.3f ms  (min %.3f, %d processes, "
+                   "buckets of %g MiB)\n", argc > 1 ? "custom" : def[s].name, n, n * 4.0 / 1e6,
+                   1e3 * t[10], 1e3 * t[0], qg__dist_size(), bmb);
         free(v);
     }
     return 0;

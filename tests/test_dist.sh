@@ -16,8 +16,13 @@
 #  - the 2-process checkpoint resumes in 1 process (another rank count);
 #  - a process that fails (rank 1 given a device that does not exist)
 #    ends the job with its message instead of a hang;
-#  - a short Fashion-MNIST run of 2 x 32 reaches the test accuracy of one
-#    process at 64 within 8 points (500 test images; both runs ~75-85%).
+#  - a short Fashion-MNIST run of 2 x 32 (per-process batch norm) learns as
+#    one process at 64 does: the last epoch's training accuracy (over all
+#    1024 images, summed across the processes) within 6 points, and both
+#    test accuracies above 30% (chance: 10%). The test accuracy itself is no yardstick
+#    after 2 epochs of 1024 images: one process alone read 54%, 61% and
+#    its twin 2 x 32 run 70%, 39% for two seeds (2048 images), while the
+#    training accuracies read 65.7/65.9% and 64.7/63.2%.
 # Skipped (77) when qgate was built without MPI, mpirun cannot start two
 # processes or Fashion-MNIST is not installed. Environment from
 # examples/local.mk's SH_LOG_COMPILER (QG_BUILDDIR).
@@ -107,14 +112,17 @@ fi
 
 # accuracy: 2 x 32 vs 1 x 64, 2 short epochs
 ACC="train --model resnet8 --limit-train 1024 --limit-test 500 --epochs 2 --seed 5 --no-progress"
-acc_of() { sed -n 's/.*"test_acc": \([0-9.]*\).*/\1/p' "$1" | tail -1; }
+last() { sed -n "s/.*\"$2\": \([0-9.]*\).*/\1/p" "$1" | tail -1; }
 if "$Q" $ACC --batch 64 --metrics "$W/acc1.jsonl" >"$W/acc1.log" 2>&1 &&
    run2 "$Q" $ACC --batch 32 --metrics "$W/acc2.jsonl" >"$W/acc2.log" 2>&1; then
-    a1=$(acc_of "$W/acc1.jsonl"); a2=$(acc_of "$W/acc2.jsonl")
-    if awk -v a="$a1" -v b="$a2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.08 && b > 0.5) }'; then
-        ok "Fashion-MNIST test accuracy: 1 x 64 $a1, 2 x 32 $a2"
+    t1=$(last "$W/acc1.jsonl" train_acc); t2=$(last "$W/acc2.jsonl" train_acc)
+    a1=$(last "$W/acc1.jsonl" test_acc); a2=$(last "$W/acc2.jsonl" test_acc)
+    what="train acc 1 x 64 $t1, 2 x 32 $t2; test acc $a1, $a2"
+    if awk -v a="$t1" -v b="$t2" -v c="$a1" -v d="$a2" 'BEGIN { e = a - b; if (e < 0) e = -e;
+           exit !(e <= 0.06 && c > 0.3 && d > 0.3) }'; then
+        ok "Fashion-MNIST: $what"
     else
-        bad "Fashion-MNIST test accuracy: 1 x 64 $a1, 2 x 32 $a2 (more than 8 points apart)"
+        bad "Fashion-MNIST: $what (training accuracies over 6 points apart, or a test accuracy under 30%)"
     fi
 else
     bad "accuracy runs"; cat "$W/acc1.log" "$W/acc2.log"

@@ -23,13 +23,6 @@ static int g_init, g_rank, g_size = 1, g_local;
 static double g_sec, g_bytes;
 static long g_calls;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 int qg__dist_rank(void) { return g_rank; }
 int qg__dist_size(void) { return g_size; }
 int qg__dist_local_rank(void) { return g_local; }
@@ -50,6 +43,13 @@ void qg__dist_stats_reset(void)
 #ifdef QG_HAVE_MPI
 
 int qg__dist_available(void) { return 1; }
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 /* Started by mpirun/mpiexec (Open MPI), srun (PMIx or PMI-2)? */
 static int launched(void)
