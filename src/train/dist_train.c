@@ -62,11 +62,24 @@ qg_status qg__dtrain_begin(const qg_train_cfg *cfg, qg_dtrain *d, const char **d
         snprintf(d->device, sizeof d->device, "%.*s", (int)len, p);
         *device = d->device;
     } else if (!want || !*want) {
+        /* GPUs and accelerators when the node has any (PoCL's CPU device
+         * is usually listed beside them), else every device */
         qg_device_info *devs = NULL;
-        size_t n = 0;
+        size_t n = 0, fast = 0;
         if (qg_devices_list(&devs, &n) == QG_OK && n > 0) {
-            snprintf(d->device, sizeof d->device, "%d", (int)((size_t)local % n));
-            *device = d->device;
+            for (size_t i = 0; i < n; i++)
+                fast += devs[i].type == QG_DEVICE_TYPE_GPU ||
+                        devs[i].type == QG_DEVICE_TYPE_ACCELERATOR;
+            size_t want_k = (size_t)local % (fast ? fast : n), k = 0;
+            for (size_t i = 0; i < n; i++) {
+                int ok = !fast || devs[i].type == QG_DEVICE_TYPE_GPU ||
+                         devs[i].type == QG_DEVICE_TYPE_ACCELERATOR;
+                if (ok && k++ == want_k) {
+                    snprintf(d->device, sizeof d->device, "%d", devs[i].index);
+                    *device = d->device;
+                    break;
+                }
+            }
         }
         free(devs);
     }

@@ -23,7 +23,8 @@ typedef struct qg_dtrain {
 
 /* Joins the job (src/dist), picks this process's device: --device "A,B,.."
  * (one entry per local rank, cycled), else, with several processes and no
- * --device / $QGATE_DEVICE, the local rank modulo the node's devices.
+ * --device / $QGATE_DEVICE, the local rank modulo the node's GPUs and
+ * accelerators (all its devices when it has none).
  * *device is updated when a choice was made. */
 qg_status qg__dtrain_begin(const qg_train_cfg *cfg, qg_dtrain *d, const char **device);
 /* Turns on the context's collective paths (sync-BN, gate counters) and
