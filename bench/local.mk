@@ -21,3 +21,9 @@ noinst_PROGRAMS += bench/bench_jpeg
 bench_bench_jpeg_SOURCES = bench/bench_jpeg.c
 bench_bench_jpeg_LDADD = libqgate_internal.la $(OPENCL_LIBS)
 EXTRA_DIST += bench/make_photo_folder.sh bench/torchvision_loader.py bench/compare_jpeg.sh
+
+# The gradient allreduce of data-parallel training for a parameter count
+# (mpirun -np N bench/bench_allreduce; README "Several devices").
+noinst_PROGRAMS += bench/bench_allreduce
+bench_bench_allreduce_SOURCES = bench/bench_allreduce.c
+bench_bench_allreduce_LDADD = libqgate_internal.la $(OPENCL_LIBS) -lm

@@ -420,6 +420,29 @@ Test(bn, fused_pact_matches_composed_references)
     }
 }
 
+/* --sync-bn (src/ops/bn_sync.c) with one process: the partial sums go
+ * through the host rewrite (global moments, shift = mean) and every
+ * result -- plain and fused, ymax, running statistics, gradients, dalpha
+ * -- still matches the references, for every parameter set (those without
+ * parts are forced onto the parts path). tests/test_dist.sh checks 2
+ * processes against 1. */
+Test(bn, sync_bn_rewrite_keeps_one_process_results)
+{
+    static const bn_shape shapes[] = {{4, 3, 5, 7, 5}, {2, 17, 4, 1, 1}};
+    qg_ctx *ctx = qg_test_ctx();
+    ctx->sync_bn = 1;
+    for (size_t w = 0; w < NPARAMS; w++) {
+        QG_EXPECT_OK(qg__program_override(ctx, "bn", params[w]));
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+            run_case(ctx, &shapes[si], 1, params[w], 1300 + 10 * (uint32_t)si);
+            for (int mode = 0; mode < 4; mode++)
+                run_fused_case(ctx, &shapes[si], mode & 1, mode < 2 ? QG_BN_RELU : QG_BN_PACT,
+                               1, params[w], 1400 + 7 * (uint32_t)(si * 4 + mode));
+        }
+    }
+    ctx->sync_bn = 0;
+}
+
 /* PACT for a reader whose STE passes only y != 0 (pact.nonzero): the
  * backward with dy equals the plain PACT backward with dy already zeroed
  * where y == 0 -- bit for bit, both kernel families, with and without a

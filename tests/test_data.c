@@ -630,6 +630,97 @@ static size_t epoch_order(qg_loader *ld, const qg_dataset *ds, int epoch, size_t
     return got;
 }
 
+/* Data-parallel shards (src/train/dist_train.c): with drop_last, shard r
+ * of 2 at batch B yields in its b-th batch exactly the samples, augmented
+ * alike, at slots 2j + r of one loader's b-th batch of 2B, so 2 processes
+ * at B see one process's 2B batch; the tail that fills no global batch is
+ * dropped on every shard alike. */
+Test(data, loader_shards_make_the_global_batch)
+{
+    qg_dataset *ds = numbered(300, 1, 6, 5);
+    qg_loader_opts o = plain_opts(16);
+    o.drop_last = 1;
+    o.crop_pad = 2;
+    o.flip = 1;
+    qg_loader *whole = NULL, *sh[2] = {NULL, NULL};
+    cr_assert_eq(qg__loader_new(ds, &o, &whole), QG_OK, "%s", qg_last_error());
+    for (int r = 0; r < 2; r++) {
+        qg_loader_opts so = o;
+        so.batch = 8;
+        so.shard_rank = r;
+        so.shard_count = 2;
+        cr_assert_eq(qg__loader_new(ds, &so, &sh[r]), QG_OK, "%s", qg_last_error());
+        cr_assert_eq(qg__loader_batches_per_epoch(sh[r]), 18); /* 300 / 16 */
+    }
+    cr_assert_eq(qg__loader_batches_per_epoch(whole), 18);
+    size_t per = 30;
+    for (int epoch = 0; epoch < 2; epoch++) {
+        cr_assert_eq(qg__loader_start_epoch(whole, epoch), QG_OK);
+        for (int r = 0; r < 2; r++)
+            cr_assert_eq(qg__loader_start_epoch(sh[r], epoch), QG_OK);
+        const float *wi, *si;
+        const int32_t *wl, *sl;
+        int wn, sn;
+        for (int b = 0; b < 18; b++) {
+            cr_assert_eq(qg__loader_next(whole, &wi, &wl, &wn), 1);
+            cr_assert_eq(wn, 16);
+            float keep[16 * 30];
+            int32_t keepl[16];
+            memcpy(keep, wi, sizeof keep);
+            memcpy(keepl, wl, sizeof keepl);
+            for (int r = 0; r < 2; r++) {
+                cr_assert_eq(qg__loader_next(sh[r], &si, &sl, &sn), 1);
+                cr_assert_eq(sn, 8);
+                for (int j = 0; j < 8; j++) {
+                    cr_assert_eq(sl[j], keepl[2 * j + r], "epoch %d batch %d shard %d", epoch,
+                                 b, r);
+                    cr_assert_eq(memcmp(si + j * per, keep + (2 * j + r) * per,
+                                        per * sizeof(float)), 0,
+                                 "epoch %d batch %d shard %d sample %d differs", epoch, b, r, j);
+                }
+            }
+        }
+        for (int r = 0; r < 2; r++)
+            cr_assert_eq(qg__loader_next(sh[r], &si, &sl, &sn), 0);
+    }
+    qg__loader_free(whole);
+    qg__loader_free(sh[0]);
+    qg__loader_free(sh[1]);
+    qg__dataset_free(ds);
+}
+
+/* Without drop_last (sharded evaluation) 3 shards of 301 samples at batch
+ * 64 cover every sample exactly once: 101, 100, 100, in batches of 64 and the rest. */
+Test(data, loader_shards_cover_every_sample_once)
+{
+    qg_dataset *ds = numbered(301, 2, 3, 2);
+    int seen[301] = {0};
+    for (int r = 0; r < 3; r++) {
+        qg_loader_opts o = plain_opts(64);
+        o.shard_rank = r;
+        o.shard_count = 3;
+        qg_loader *ld = NULL;
+        cr_assert_eq(qg__loader_new(ds, &o, &ld), QG_OK, "%s", qg_last_error());
+        size_t order[301];
+        int sizes[4];
+        size_t got = epoch_order(ld, ds, 1, order, sizes);
+        cr_assert_eq(got, r == 0 ? 101 : 100, "shard %d: %zu samples", r, got);
+        cr_assert_eq(sizes[0], 64);
+        cr_assert_eq(sizes[1], (int)got - 64);
+        for (size_t i = 0; i < got; i++)
+            seen[order[i]]++;
+        qg__loader_free(ld);
+    }
+    for (size_t i = 0; i < 301; i++)
+        cr_assert_eq(seen[i], 1, "sample %zu seen %d times", i, seen[i]);
+    qg_loader_opts bad = plain_opts(8);
+    bad.shard_rank = 2;
+    bad.shard_count = 2;
+    qg_loader *ld = NULL;
+    cr_assert_eq(qg__loader_new(ds, &bad, &ld), QG_ERR_INVALID_ARG);
+    qg__dataset_free(ds);
+}
+
 Test(data, loader_covers_every_sample_once)
 {
     qg_dataset *ds = numbered(300, 2, 3, 2);

@@ -178,6 +178,9 @@ typedef struct qg_train_cfg {
      * place for is an error. Not with resume_path. */
     const char *init_path;
     int start_epoch;           /* with init_path: schedule position (0-based) */
+    /* Data-parallel runs (mpirun, docs/distributed.md): batch norm with the
+     * statistics of the global batch instead of each process's batch. */
+    int sync_bn;
     int verbose;
     volatile sig_atomic_t *stop;    /* set asynchronously (SIGINT): checkpoint, stop */
     qg_train_callback callback;     /* may be NULL */

@@ -81,6 +81,10 @@ struct qg_ctx {
     cl_mem scratch;             /* qg__ctx_scratch's buffer */
     size_t scratch_bytes;
     size_t mem_bytes, mem_peak; /* device buffers qgate holds now / at most */
+    /* data-parallel run (src/dist): batch-norm statistics of the global
+     * batch (--sync-bn, src/ops/bn_sync.c); gate counters summed over the
+     * processes (src/model/graph.c). Set by the trainer, 0 otherwise. */
+    int sync_bn, dist_counts;
 };
 
 /* Accounts a device buffer of `bytes` created (+) or released (-): what

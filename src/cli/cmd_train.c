@@ -131,6 +131,12 @@ static void train_usage(FILE *f)
 "  --progress / --no-progress   force the progress line on or off (default: on a TTY)\n"
 "  --device N|NAME       OpenCL device (default $QGATE_DEVICE, else 0)\n"
 "  --verbose             log kernel builds\n"
+"several devices (mpirun -np N qgate train ..., docs/distributed.md):\n"
+"  each process trains on --batch images of every step (effective batch N x\n"
+"  --batch; --lr is not scaled) and the gradients are averaged; each takes\n"
+"  --device A,B,.. entry (its local rank, cycled) or, without --device, local\n"
+"  rank modulo the node's devices. Rank 0 writes --metrics and --checkpoint.\n"
+"  --sync-bn             batch norm over the global batch (default: per process)\n"
 "\n"
 "Ctrl-C finishes the current batch, writes a checkpoint and exits with status 130.\n");
 }
@@ -140,7 +146,7 @@ enum {
     O_EPOCHS, O_BATCH, O_EVAL_BATCH, O_OPT, O_LR, O_MOM, O_NEST, O_WD, O_NOWDBN, O_SCHED,
     O_MILE, O_GAMMA, O_ENDLR, O_POWER, O_CLIP, O_SEED, O_METRICS, O_CKPT, O_RESUME, O_PROG,
     O_NOPROG, O_DEVICE, O_VERBOSE, O_HELP, O_CHECKPOINT_EVAL, O_WORKERS, O_INPUT_SIZE,
-    O_RESIZE, O_NORMALIZE, O_INIT, O_START_EPOCH
+    O_RESIZE, O_NORMALIZE, O_INIT, O_START_EPOCH, O_SYNC_BN
 };
 
 static const struct option train_opts[] = {
@@ -158,6 +164,7 @@ static const struct option train_opts[] = {
     {"workers", 1, 0, O_WORKERS}, {"input-size", 1, 0, O_INPUT_SIZE},
     {"resize", 1, 0, O_RESIZE}, {"normalize", 1, 0, O_NORMALIZE},
     {"init", 1, 0, O_INIT}, {"start-epoch", 1, 0, O_START_EPOCH},
+    {"sync-bn", 0, 0, O_SYNC_BN},
     {0, 0, 0, 0}};
 
 /* Short local names for the shared strict number parsers. */
@@ -304,6 +311,7 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
         case O_PROG: *progress = 1; break;
         case O_NOPROG: *progress = 0; break;
         case O_DEVICE: c->device = optarg; break;
+        case O_SYNC_BN: c->sync_bn = 1; break;
         case O_VERBOSE: c->verbose = 1; break;
         case ':':
             fprintf(stderr, "qgate %s: option '%s' needs a value\n", cmd, argv[optind - 1]);

@@ -134,6 +134,15 @@ typedef struct qg_loader_opts {
     float mean[4], std[4];  /* per channel */
     int workers;          /* threads preparing samples (0: 1) */
     int prefetch;         /* batch buffers, >= 2 (0: 2) */
+    /* Data-parallel share (src/dist): with shard_count > 1 this loader
+     * yields epoch positions shard_rank, shard_rank + shard_count, ...
+     * (PyTorch's DistributedSampler order; same seed everywhere). With
+     * drop_last every shard gets count / (batch * shard_count) full
+     * batches, so the shards' b-th batches together are the b-th batch of
+     * batch * shard_count of one loader (same samples and augmentation);
+     * without it each shard gets all its positions, the last batch short,
+     * and shards may differ by one batch. 0 or 1: the whole epoch. */
+    int shard_rank, shard_count;
 } qg_loader_opts;
 
 typedef struct qg_loader qg_loader;

@@ -51,6 +51,8 @@ struct qg_loader {
     const qg_dataset *ds;
     qg_loader_opts o;
     size_t count, nbatches, sample_floats;
+    size_t local;              /* positions of this shard (count when unsharded) */
+    int shards, shard;
     int c, h, w;
     float lut[4][256];     /* normalised value of each byte, per channel */
     size_t *order;
@@ -200,7 +202,7 @@ static batch_buf *claimable(qg_loader *ld)
     best->state = BUF_FILLING;
     best->index = ld->next_fill++;
     size_t first = best->index * (size_t)ld->o.batch;
-    best->n = ld->count - first < (size_t)ld->o.batch ? (int)(ld->count - first) : ld->o.batch;
+    best->n = ld->local - first < (size_t)ld->o.batch ? (int)(ld->local - first) : ld->o.batch;
     best->claimed = best->done = 0;
     return best;
 }
@@ -228,7 +230,8 @@ static void *worker(void *arg)
         size_t first = b->index * (size_t)ld->o.batch;
         pthread_mutex_unlock(&ld->mu);
         for (int j = j0; j < j1; j++)
-            prepare(ld, b, j, first + (size_t)j, &ld->scratch[id]);
+            prepare(ld, b, j, (first + (size_t)j) * (size_t)ld->shards + (size_t)ld->shard,
+                    &ld->scratch[id]);
         pthread_mutex_lock(&ld->mu);
         b->done += j1 - j0;
         ld->in_flight -= j1 - j0;
@@ -272,8 +275,21 @@ qg_status qg__loader_new(const qg_dataset *ds, const qg_loader_opts *o, qg_loade
     ld->h = qg__dataset_height(ds);
     ld->w = qg__dataset_width(ds);
     ld->sample_floats = (size_t)c * (size_t)ld->h * (size_t)ld->w;
-    ld->nbatches = o->drop_last ? ld->count / (size_t)o->batch
-                                : (ld->count + (size_t)o->batch - 1) / (size_t)o->batch;
+    ld->shards = o->shard_count > 1 ? o->shard_count : 1;
+    ld->shard = ld->shards > 1 ? o->shard_rank : 0;
+    if (ld->shard < 0 || ld->shard >= ld->shards) {
+        free(ld);
+        return qg__error(NULL, QG_ERR_INVALID_ARG, "loader: shard %d of %d", o->shard_rank,
+                         o->shard_count);
+    }
+    /* this shard's positions: shard, shard + shards, ... below count */
+    ld->local = ld->count > (size_t)ld->shard
+                    ? (ld->count - (size_t)ld->shard + (size_t)ld->shards - 1) / (size_t)ld->shards
+                    : 0;
+    ld->nbatches = o->drop_last ? ld->count / ((size_t)o->batch * (size_t)ld->shards)
+                                : (ld->local + (size_t)o->batch - 1) / (size_t)o->batch;
+    if (o->drop_last)
+        ld->local = ld->nbatches * (size_t)o->batch;
     /* Chunks small enough that every worker gets a share of a batch, large
      * enough that tiny in-memory samples do not contend on the lock. */
     ld->chunk = on_demand ? 1 : o->batch / (4 * nworkers) > 1 ? o->batch / (4 * nworkers) : 1;

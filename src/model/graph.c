@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "cl/ctx.h"
+#include "dist/dist.h"
 #include "model/graph.h"
 #include "tensor/tensor_impl.h"
 
@@ -377,6 +378,18 @@ qg_status qg__model_aux_loss(qg_model *m, qg_tensor *loss)
     return st;
 }
 
+qg_status qg__node_gate_counts(qg_node *n, qg_model *m, long long *total, long long *on)
+{
+    qg_status st = n->ops->gate_counts(n, m, total, on);
+    if (st != QG_OK || !m->ctx->dist_counts)
+        return st;
+    double v[2] = {(double)*total, (double)*on}; /* exact below 2^53 */
+    st = qg__dist_sum_d(v, 2);
+    *total = (long long)v[0];
+    *on = (long long)v[1];
+    return st;
+}
+
 qg_status qg__model_gate_stats(qg_model *m, long long *total, long long *on, int *ngated,
                                const char **names, long long *node_total, long long *node_on)
 {
@@ -387,7 +400,7 @@ qg_status qg__model_gate_stats(qg_model *m, long long *total, long long *on, int
         if (!n->ops->gate_counts)
             continue;
         long long t, o;
-        qg_status st = n->ops->gate_counts(n, m, &t, &o);
+        qg_status st = qg__node_gate_counts(n, m, &t, &o);
         if (st != QG_OK)
             return st;
         *total += t;

@@ -168,6 +168,10 @@ qg_status qg__model_gate_stats(qg_model *m, long long *total, long long *on, int
                                const char **names, long long *node_total, long long *node_on);
 qg_status qg__model_gate_reset(qg_model *m);
 
+/* A node's gate counters; in a data-parallel run (ctx->dist_counts) the
+ * sums over all processes (collective: every process asks for the same
+ * nodes in the same order). */
+qg_status qg__node_gate_counts(qg_node *n, qg_model *m, long long *total, long long *on);
 /* Compute of the gated model relative to its dense twin, from the gate
  * counters: *full and *effective are multiply-adds per sample summed over
  * every node (non-gated ones at full cost); *ncost is the number of nodes

@@ -853,7 +853,7 @@ qg_status qg__model_gate_flops(qg_model *m, double *full, double *effective, int
         double f = qg__node_macs(m, n), cost = 1.0;
         if (n->ops->gated_cost && n->ops->gate_counts) {
             long long total, on;
-            qg_status st = n->ops->gate_counts(n, m, &total, &on);
+            qg_status st = qg__node_gate_counts(n, m, &total, &on);
             if (st != QG_OK)
                 return st;
             cost = n->ops->gated_cost(n, total ? (double)on / (double)total : 1.0);

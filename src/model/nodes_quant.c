@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "cl/ctx.h"
+#include "ops/bn_sync.h"
 #include "model/nodes.h"
 #include "model/nodes_quant.h"
 #include "ops/conv.h"
@@ -187,6 +188,8 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
     if (!p->sx_fresh)
         QG_TRY(qg__quant_scale(m->ctx, x, QG_QSCALE_PG, p->sx));
     p->sx_fresh = 0;
+    if (train) /* --sync-bn: the global batch's range (no-op otherwise) */
+        QG_TRY(qg__sync_max(m->ctx, p->sx));
     if (!p->pg) {
         /* The conv rounds x as it prepares it where its plan can, so no
          * quantized copy is stored, where the backward will not need one:

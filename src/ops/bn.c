@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "cl/ctx.h"
+#include "ops/bn_sync.h"
 #include "ops/layers.h"
 #include "tensor/tensor_impl.h"
 
@@ -80,6 +81,8 @@ static qg_status parts_of(qg_ctx *ctx, int N, int *parts)
     if (st != QG_OK)
         return st;
     *parts = v[QG_BN_PARTS] < N ? (int)v[QG_BN_PARTS] : N;
+    if (ctx->sync_bn && *parts == 0) /* --sync-bn combines the parts' sums */
+        *parts = 1;
     return QG_OK;
 }
 
@@ -132,6 +135,8 @@ static qg_status fwd_train_parts(qg_ctx *ctx, const bn_dims *d, int parts, const
     qg__karg_int(&a, ymax != NULL);
     size_t g = (size_t)parts, one = 1; /* (PARTS_LOCAL) */
     if ((st = qg__kargs_launch(&a, 1, &g, &one)) != QG_OK)
+        return st;
+    if (ctx->sync_bn && (st = qg__bn_sync_stats(ctx, m, parts, d->C, d->N, d->HW)) != QG_OK)
         return st;
     if ((st = get(ctx, QG_K_BN_APPLY, &a, &wg, &vw)) != QG_OK)
         return st;
@@ -380,6 +385,8 @@ static qg_status bwd_parts(qg_ctx *ctx, const bn_dims *d, int parts, const qg_te
     karg_at(&a, m, 0);
     size_t g = (size_t)parts, one = 1; /* (PARTS_LOCAL) */
     if ((st = qg__kargs_launch(&a, 1, &g, &one)) != QG_OK)
+        return st;
+    if (ctx->sync_bn && (st = qg__bn_sync_bwd(ctx, m, parts, d->C, d->N, d->HW)) != QG_OK)
         return st;
     if ((st = get(ctx, QG_K_BN_BWD_APPLY, &a, &wg, &vw)) != QG_OK)
         return st;

@@ -2,7 +2,7 @@
 # cross-entropy and optimizer steps (src/ops/layers.h), their kernels and
 # tests; their C oracles are listed in src/ref/local.mk.
 libqgate_la_SOURCES += src/ops/layers.h src/ops/bn.c src/ops/pool.c src/ops/shortcut.c \
-	src/ops/loss.c src/ops/optim.c
+	src/ops/loss.c src/ops/optim.c src/ops/bn_sync.h src/ops/bn_sync.c
 CL_FILES += cl/bn.cl cl/pool.cl cl/shortcut.cl cl/loss.cl cl/optim.cl
 
 check_PROGRAMS += tests/test_bn tests/test_pool tests/test_loss tests/test_optim

@@ -1,4 +1,5 @@
 # src/train: optimizers, checkpoints, the training loop and `bench train`.
 libqgate_la_SOURCES += \
 	src/train/optim.h src/train/optim.c src/train/checkpoint.h src/train/checkpoint.c \
-	src/train/trainer.h src/train/trainer.c src/train/bench.h src/train/bench.c
+	src/train/trainer.h src/train/trainer.c src/train/bench.h src/train/bench.c \
+	src/train/dist_train.h src/train/dist_train.c

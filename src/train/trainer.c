@@ -27,6 +27,8 @@
 #include "ops/layers.h"
 #include "tensor/tensor_impl.h"
 #include "train/checkpoint.h"
+#include "train/dist_train.h"
+#include "dist/dist.h"
 #include "train/trainer.h"
 
 static double now_s(void)
@@ -258,7 +260,7 @@ static void json_metrics(FILE *f, const metric_list *l)
 
 static void emit(const qg_train_cfg *cfg, const qg_train_event *ev)
 {
-    if (cfg->callback)
+    if (cfg->callback && qg__dist_rank() == 0) /* data-parallel: rank 0 reports */
         cfg->callback(ev, cfg->user);
 }
 
@@ -287,6 +289,10 @@ qg_status qg__evaluate(qg_model *m, const qg_dataset *ds, int batch, const qg_lo
     o.crop_pad = 0;
     o.flip = 0;
     o.drop_last = 0;
+    if (m->ctx->dist_counts) { /* data-parallel: each process its share */
+        o.shard_rank = qg__dist_rank();
+        o.shard_count = qg__dist_size();
+    }
     QG_TRY(qg__model_setup(m, batch));
     QG_TRY(qg__model_gate_reset(m));
     QG_TRY(step_io_new(m, batch, &io));
@@ -309,6 +315,13 @@ qg_status qg__evaluate(qg_model *m, const qg_dataset *ds, int batch, const qg_lo
         lsum += l;
         csum += c;
         total += n;
+    }
+    if (m->ctx->dist_counts) {
+        double v[3] = {lsum, (double)csum, (double)total};
+        QG_TRY(qg__dist_sum_d(v, 3));
+        lsum = v[0];
+        csum = (long)v[1];
+        total = (long)v[2];
     }
     *loss = total ? lsum / (double)total : 0;
     *acc = total ? (double)csum / (double)total : 0;
@@ -361,6 +374,7 @@ static qg_status save_model(qg_model *m, const char *arch, char shortcut, const 
                             const qg_train_cfg *cfg, int epoch, long batch_in_epoch, long step)
 {
     char ep[24], bt[24], sp[24], c[16], h[16], w[16], k[16], sc[4], seed[32], lr[32], bsz[16];
+    char ranks[16];
     char scratch[QG_METHOD_META_SCRATCH];
     meta_buf b = {.n = 0};
     snprintf(c, sizeof c, "%d", m->in_c);
@@ -389,6 +403,8 @@ static qg_status save_model(qg_model *m, const char *arch, char shortcut, const 
         meta_add(&b, "step", sp);
         meta_add(&b, "seed", seed);
         meta_add(&b, "batch_size", bsz);
+        snprintf(ranks, sizeof ranks, "%d", qg__dist_size());
+        meta_add(&b, "ranks", ranks); /* processes of a data-parallel run */
         meta_add(&b, "optimizer", cfg->optim.kind == QG_OPTIM_ADAM ? "adam" : "sgd");
         meta_add(&b, "base_lr", lr);
     }
@@ -464,10 +480,13 @@ static qg_status check_resume_run(qg_ctx *ctx, const qg_st_file *f, const qg_tra
         return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' was trained with "
                          "--seed %s, this run has --seed %s (the data order would change)",
                          path, seed, want);
-    if (meta_long(f, "batch_in_epoch", 0) > 0 && bs && atol(bs) != c->batch)
+    /* data-parallel: the global batch (per-process batch x processes) counts */
+    long had = bs ? atol(bs) * meta_long(f, "ranks", 1) : 0, now = (long)c->batch * qg__dist_size();
+    if (meta_long(f, "batch_in_epoch", 0) > 0 && bs && had != now)
         return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' stopped inside an "
-                         "epoch at --batch %s; resuming with --batch %d would skip or repeat "
-                         "images", path, bs, c->batch);
+                         "epoch at a batch of %ld (--batch %s x %ld processes); resuming with "
+                         "%ld (--batch %d x %d) would skip or repeat images", path, had, bs,
+                         meta_long(f, "ranks", 1), now, c->batch, qg__dist_size());
     (void)m;
     return QG_OK;
 }
@@ -541,6 +560,7 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
     step_io io = {0};
     FILE *metrics = NULL;
     metric_list train_m = {0}, test_m = {0};
+    qg_dtrain dt = {.size = 1};
     /* a completed copy of the methods (derived values set) */
     qg_method_cfg mcv;
     const qg_method_cfg *mc = &mcv;
@@ -558,6 +578,7 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
         return qg__error(NULL, QG_ERR_INVALID_ARG, "--start-epoch needs --init (a resumed run "
                          "continues at the checkpoint's epoch)");
     qg_ctx_opts co = {.device = cfg->device, .verbose = cfg->verbose};
+    QG_TRY(qg__dtrain_begin(cfg, &dt, &co.device));
     QG_TRY(qg_ctx_new(&co, &ctx));
     const qg_device_info *dev = qg_ctx_device(ctx);
     info(cfg, "device [%d] %s (%s)", dev->index, dev->name, dev->platform);
@@ -581,9 +602,9 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
                        qg__dataset_width(test), qg__dataset_classes(test));
         goto fail;
     }
-    if (qg__dataset_count(train) < (size_t)cfg->batch) {
-        st = qg__error(ctx, QG_ERR_INVALID_ARG, "--batch %d is larger than the %zu training "
-                       "samples", cfg->batch, qg__dataset_count(train));
+    if (qg__dataset_count(train) < (size_t)cfg->batch * (size_t)dt.size) {
+        st = qg__error(ctx, QG_ERR_INVALID_ARG, "--batch %d x %d processes is larger than the "
+                       "%zu training samples", cfg->batch, dt.size, qg__dataset_count(train));
         goto fail;
     }
 
@@ -593,6 +614,8 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
     lo.crop_pad = cfg->crop_pad >= 0 ? cfg->crop_pad : crop;
     lo.flip = cfg->flip >= 0 ? cfg->flip : flip;
     lo.workers = cfg->workers;
+    lo.shard_rank = dt.rank; /* data-parallel: this process's share of each batch */
+    lo.shard_count = dt.size;
     QG_TRY(qg__loader_new(train, &lo, &ld));
 
     QG_TRY(qg__model_build(ctx, cfg->model, cfg->shortcut, qg__dataset_channels(train),
@@ -640,6 +663,7 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
         QG_TRY(init_from(ctx, cfg, m, &init));
         start_epoch = cfg->start_epoch;
     }
+    QG_TRY(qg__dtrain_attach(&dt, m, cfg->sync_bn)); /* rank 0's weights everywhere */
     if (start_epoch >= cfg->epochs && !cfg->resume_path) {
         st = qg__error(ctx, QG_ERR_INVALID_ARG, "--start-epoch %d leaves nothing to train with "
                        "--epochs %d", start_epoch, cfg->epochs);
@@ -653,11 +677,11 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
                        "file '%s'; one would overwrite the other", cfg->metrics_path);
         goto fail;
     }
-    if (cfg->checkpoint_path) {
+    if (cfg->checkpoint_path && qg__dtrain_leader(&dt)) {
         QG_TRY(qg__mkdirs_parent(ctx, cfg->checkpoint_path));
         QG_TRY(check_writable_dir(ctx, cfg->checkpoint_path, "--checkpoint"));
     }
-    if (cfg->metrics_path) {
+    if (cfg->metrics_path && qg__dtrain_leader(&dt)) {
         QG_TRY(qg__mkdirs_parent(ctx, cfg->metrics_path));
         metrics = fopen(cfg->metrics_path, cfg->resume_path ? "a" : "w");
         if (!metrics) {
@@ -677,6 +701,12 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
              "epochs of %ld batches of %d", cfg->model, desc, cfg->data,
              qg__dataset_count(train), qg__dataset_count(test), m->in_c, m->in_h, m->in_w,
              qg__model_param_count(m), cfg->epochs, sched.steps_per_epoch, cfg->batch);
+        if (dt.size > 1)
+            info(cfg, "data-parallel: %d processes x batch %d = effective batch %d; lr %g as "
+                 "given (not scaled with the batch)%s", dt.size, cfg->batch,
+                 dt.size * cfg->batch, (double)cfg->optim.lr,
+                 cfg->sync_bn ? "; batch norm over the global batch (--sync-bn)"
+                              : "; batch norm per process");
     }
 
     double run_t0 = now_s();
@@ -700,6 +730,7 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
             float l;
             int c;
             QG_TRY(run_batch(m, &io, img, lab, n, 1, &l, &c));
+            QG_TRY(qg__dtrain_grads(&dt, m));
             step++;
             QG_TRY(qg__methods_grad_hook(m, mc));
             QG_TRY(qg__optim_step(m, &optim, lr, step));
@@ -709,12 +740,17 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
                                "%d batch %ld (lower --lr?)", l, epoch + 1, b + 1);
                 goto fail;
             }
-            lsum += l;
-            csum += c;
-            seen += n;
-            b++;
             double now = now_s();
-            if (cfg->callback && (now - last_print > 0.5 || b == sched.steps_per_epoch)) {
+            /* data-parallel: the global batch's sums; rank 0 decides when
+             * to report (the progress text may gather gate counters) */
+            double red[5] = {l, c, n, cfg->stop && *cfg->stop,
+                             dt.rank == 0 && cfg->callback && now - last_print > 0.5};
+            QG_TRY(qg__dtrain_sum(&dt, red, 5));
+            lsum += red[0];
+            csum += (long)red[1];
+            seen += (long)red[2];
+            b++;
+            if (red[4] > 0 || (cfg->callback && b == sched.steps_per_epoch)) {
                 char sp[128];
                 qg__methods_progress(m, mc, sp, sizeof sp);
                 double ips = seen / (now - t0);
@@ -729,11 +765,13 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
                 emit(cfg, &ev);
                 last_print = now;
             }
-            if (cfg->stop && *cfg->stop) {
+            if (red[3] > 0) {
                 const char *path = cfg->checkpoint_path ? cfg->checkpoint_path
                                                         : "qgate-interrupted.safetensors";
                 QG_TRY(qg_ctx_finish(ctx));
-                QG_TRY(save_checkpoint(m, cfg, path, epoch, b, step));
+                QG_TRY(qg__dtrain_buffers(&dt, m));
+                if (qg__dtrain_leader(&dt))
+                    QG_TRY(save_checkpoint(m, cfg, path, epoch, b, step));
                 info(cfg, "interrupted; checkpoint written to '%s' (resume with --resume %s)",
                      path, path);
                 st = qg__error(ctx, QG_ERR_INTERRUPTED, "interrupted at epoch %d batch %ld",
@@ -744,16 +782,19 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
         skip_batches = 0;
         QG_TRY(qg_ctx_finish(ctx));
         QG_TRY(qg__methods_epoch_end(m, mc, epoch));
+        QG_TRY(qg__dtrain_buffers(&dt, m)); /* running statistics agreed */
         double train_s = now_s() - t0;
         double ips = seen / (train_s > 0 ? train_s : 1);
         /* the training phase's metrics, taken before evaluation resets them */
         metric_list_clear(&train_m);
         metric_list_clear(&test_m);
         QG_TRY(collect_metrics(m, mc, "train_", &train_m));
+        QG_TRY(qg__dtrain_metrics(&dt, train_m.v, train_m.n));
         double test_loss = 0, test_acc = 0;
         QG_TRY(qg__evaluate(m, test, cfg->eval_batch, &lo, &test_loss, &test_acc));
         QG_TRY(qg__model_setup(m, cfg->batch));
         QG_TRY(collect_metrics(m, mc, "", &test_m));
+        QG_TRY(qg__dtrain_metrics(&dt, test_m.v, test_m.n));
         char sp[128];
         qg__methods_progress(m, mc, sp, sizeof sp);
         double lr0 = qg__schedule_lr(&sched, cfg->optim.lr, epoch, 0);
@@ -791,15 +832,20 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
             emit(cfg, &ev);
             metric_list_free(&all);
         }
-        if (cfg->checkpoint_path)
+        if (cfg->checkpoint_path && qg__dtrain_leader(&dt))
             QG_TRY(save_checkpoint(m, cfg, cfg->checkpoint_path, epoch + 1, 0, step));
     }
+    if (dt.size > 1 && dt.grad_steps)
+        info(cfg, "gradient allreduce: %.2f ms and %.2f MB a step (%zu floats, %d processes)",
+             1e3 * dt.grad_s / dt.grad_steps, dt.grad_bytes / dt.grad_steps / 1e6, dt.floats,
+             dt.size);
 fail:
     if (metrics && fclose(metrics) != 0 && st == QG_OK)
         st = qg__error(ctx, QG_ERR_IO, "closing --metrics file '%s': %s", cfg->metrics_path,
                        strerror(errno));
     if (st != QG_OK && ctx && qg_ctx_last_error(ctx)[0] == 0)
         qg__error(ctx, st, "%s", qg_last_error());
+    qg__dtrain_end(&dt, st); /* data-parallel: a failed process ends the job */
     metric_list_free(&train_m);
     metric_list_free(&test_m);
     qg__safetensors_free(resume);
