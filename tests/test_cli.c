@@ -291,3 +291,74 @@ Test(cli, eval_refuses_special_files, .timeout = 30)
     cr_expect_neq(strstr(out, "'/dev/zero' is a character device, not a regular file"), NULL,
                   "%s", out);
 }
+
+/* The text from `key` in out to the next newline, or to " img/s" (the
+ * timing that follows the numbers of an epoch line), as a static copy. */
+static const char *line_after(const char *out, const char *key)
+{
+    static char buf[4][256];
+    static int k;
+    char *b = buf[k++ % 4];
+    const char *p = strstr(out, key);
+    b[0] = 0;
+    if (p) {
+        size_t n = strcspn(p, "\n");
+        const char *t = strstr(p, " img/s");
+        if (t && (size_t)(t - p) < n)
+            n = (size_t)(t - p);
+        snprintf(b, sizeof buf[0], "%.*s", (int)(n < 255 ? n : 255), p);
+    }
+    return b;
+}
+
+/* Issue 23, fidelity: --keep-last trains on the last partial batch (3
+ * steps of 300 images at batch 128, not 2); the training loss is shown
+ * with and without PG's gating loss (epoch line and metrics keys);
+ * --normalize is kept in the checkpoint and eval uses it; the test
+ * accuracy and sparsity of 100 images are the same evaluated in a batch
+ * of 100 or in 128 slots (the rest stale), during training and in eval. */
+Test(cli, keep_last_normalize_and_partial_eval_batches, .timeout = 900)
+{
+    char dir[] = "/tmp/qgate-cli-XXXXXX", cmd[1024];
+    cr_assert_not_null(mkdtemp(dir));
+    const char *base = "./qgate train --model resnet8 -w 8 -a 3 --pact --pg --pb 2 --epochs 1 "
+                       "--limit-train 300 --limit-test 100 --batch 128 --no-progress";
+    static char a[16384], b[16384];
+    snprintf(cmd, sizeof cmd, "%s --keep-last --normalize imagenet --eval-batch 128 "
+             "--metrics %s/m.jsonl --checkpoint %s/ck.safetensors", base, dir, dir);
+    memcpy(a, expect_cli(cmd, 0, "1 epochs of 3 batches of 128"), sizeof a);
+    cr_expect_neq(strstr(a, "with the gating loss)"), NULL, "%s", a);
+    snprintf(cmd, sizeof cmd, "%s --keep-last --normalize imagenet --eval-batch 100", base);
+    memcpy(b, expect_cli(cmd, 0, "epoch 1/1"), sizeof b);
+    cr_expect_str_eq(line_after(b, " acc "), line_after(a, " acc "));
+    const char *ta = line_after(a, "test loss"), *tb = line_after(b, "test loss");
+    cr_expect_str_eq(ta, tb, "eval batch 128: %s\neval batch 100: %s", ta, tb);
+    snprintf(cmd, sizeof cmd, "grep -c '\"train_gating_loss\": .*\"train_total_loss\": ' "
+             "%s/m.jsonl", dir);
+    expect_cli(cmd, 0, "1");
+    /* without --keep-last the partial batch is dropped */
+    snprintf(cmd, sizeof cmd, "%s --epochs 1 --limit-test 8", base);
+    expect_cli(cmd, 0, "1 epochs of 2 batches of 128");
+
+    /* eval: the checkpoint's normalisation, the same numbers at 100 and 128 */
+    char want[64];
+    snprintf(want, sizeof want, "test loss %.6s", ta + strlen("test loss "));
+    snprintf(cmd, sizeof cmd, "./qgate eval %s/ck.safetensors --limit-test 100", dir);
+    memcpy(b, expect_cli(cmd, 0, want), sizeof b);
+    snprintf(cmd, sizeof cmd, "./qgate eval %s/ck.safetensors --limit-test 100 "
+             "--eval-batch 100", dir);
+    const char *c = expect_cli(cmd, 0, want);
+    cr_expect_str_eq(line_after(c, "test accuracy"), line_after(b, "test accuracy"));
+    cr_expect_str_eq(line_after(c, "Sparsity"), line_after(b, "Sparsity"));
+    cr_expect_neq(line_after(b, "Sparsity")[0], 0, "%s", b);
+    snprintf(cmd, sizeof cmd, "./qgate eval %s/ck.safetensors --limit-test 100 "
+             "--normalize none", dir);
+    c = expect_cli(cmd, 0, "test loss");
+    cr_expect_eq(strstr(c, want), NULL, "--normalize none changed nothing: %s", c);
+    snprintf(cmd, sizeof cmd, "%s --keep-last --epochs 2 --normalize dataset --resume "
+             "%s/ck.safetensors", base, dir);
+    expect_cli(cmd, 1, "was trained with --normalize imagenet, this run has --normalize "
+               "dataset");
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+}

@@ -99,6 +99,47 @@ void qg__data_defaults(const char *name, qg_loader_opts *lo, int *crop_pad, int 
     *flip = 0;
 }
 
+/* ---- --normalize (issue 23) ----------------------------------------------------
+ * Which normalisation a run uses: the option, else the dataset's default
+ * (folder data: ImageNet's statistics; IDX and CIFAR: the dataset's own,
+ * the table above). Recorded in the checkpoint as "normalize"; eval uses
+ * the recorded one unless told otherwise. */
+static const char *normalize_kind(const char *data, const char *norm)
+{
+    if (norm)
+        return norm;
+    return data && strcmp(data, "folder") == 0 ? "imagenet" : "dataset";
+}
+
+/* The loader's mean/std for --normalize KIND on data the loader
+ * normalises (folder data do it themselves, from qg_data_opts). "dataset"
+ * keeps qg__data_defaults' statistics; "imagenet" takes ImageNet's
+ * per-channel values (1-channel data: their average, 0.449 and 0.226);
+ * "none" leaves pixels in [0, 1]. */
+static qg_status apply_normalize(const char *data, const char *kind, int channels,
+                                 qg_loader_opts *lo)
+{
+    static const float in_mean[3] = {0.485f, 0.456f, 0.406f};
+    static const float in_std[3] = {0.229f, 0.224f, 0.225f};
+    if (data && strcmp(data, "folder") == 0)
+        return QG_OK;
+    if (strcmp(kind, "dataset") == 0)
+        return QG_OK;
+    for (int c = 0; c < 4; c++) {
+        if (strcmp(kind, "none") == 0) {
+            lo->mean[c] = 0.0f;
+            lo->std[c] = 1.0f;
+        } else if (strcmp(kind, "imagenet") == 0) {
+            lo->mean[c] = channels == 1 ? 0.449f : in_mean[c < 3 ? c : 2];
+            lo->std[c] = channels == 1 ? 0.226f : in_std[c < 3 ? c : 2];
+        } else {
+            return qg__error(NULL, QG_ERR_INVALID_ARG, "--normalize '%s': expected imagenet, "
+                             "dataset or none", kind);
+        }
+    }
+    return QG_OK;
+}
+
 /* Scalars written by the loss kernel, kept for the whole run. */
 typedef struct step_io {
     qg_tensor *labels;      /* I32 [batch] */
@@ -356,10 +397,19 @@ static void meta_add(void *user, const char *key, const char *value)
         b->v[b->n++] = (qg_st_meta){key, value};
 }
 
+/* The running sums of an epoch interrupted mid-way, kept in the
+ * checkpoint so the resumed epoch's train_loss/train_acc cover all of it. */
+typedef struct epoch_sums {
+    double loss, gating;
+    long correct, seen;
+} epoch_sums;
+
 static qg_status save_model(qg_model *m, const char *arch, char shortcut, const char *data,
                             const qg_method_cfg *mc, const char *path, int with_optimizer,
-                            const qg_train_cfg *cfg, int epoch, long batch_in_epoch, long step)
+                            const qg_train_cfg *cfg, int epoch, long batch_in_epoch, long step,
+                            const epoch_sums *sums)
 {
+    char es[4][40];
     char ep[24], bt[24], sp[24], c[16], h[16], w[16], k[16], sc[4], seed[32], lr[32], bsz[16];
     char scratch[QG_METHOD_META_SCRATCH];
     meta_buf b = {.n = 0};
@@ -391,6 +441,18 @@ static qg_status save_model(qg_model *m, const char *arch, char shortcut, const 
         meta_add(&b, "batch_size", bsz);
         meta_add(&b, "optimizer", cfg->optim.kind == QG_OPTIM_ADAM ? "adam" : "sgd");
         meta_add(&b, "base_lr", lr);
+        meta_add(&b, "normalize", normalize_kind(data, cfg->normalize));
+        meta_add(&b, "keep_last", cfg->keep_last ? "1" : "0");
+        if (sums && batch_in_epoch > 0) {
+            snprintf(es[0], sizeof es[0], "%.17g", sums->loss);
+            snprintf(es[1], sizeof es[1], "%.17g", sums->gating);
+            snprintf(es[2], sizeof es[2], "%ld", sums->correct);
+            snprintf(es[3], sizeof es[3], "%ld", sums->seen);
+            meta_add(&b, "epoch_loss_sum", es[0]);
+            meta_add(&b, "epoch_gating_sum", es[1]);
+            meta_add(&b, "epoch_correct", es[2]);
+            meta_add(&b, "epoch_seen", es[3]);
+        }
     }
     qg_method_cfg none;
     if (!mc) {
@@ -402,10 +464,11 @@ static qg_status save_model(qg_model *m, const char *arch, char shortcut, const 
 }
 
 static qg_status save_checkpoint(qg_model *m, const qg_train_cfg *cfg, const char *path,
-                                 int epoch, long batch_in_epoch, long step)
+                                 int epoch, long batch_in_epoch, long step,
+                                 const epoch_sums *sums)
 {
     return save_model(m, cfg->model, cfg->shortcut, cfg->data, m->methods, path, 1, cfg,
-                      epoch, batch_in_epoch, step);
+                      epoch, batch_in_epoch, step, sums);
 }
 
 static long meta_long(const qg_st_file *f, const char *key, long def)
@@ -468,6 +531,17 @@ static qg_status check_resume_run(qg_ctx *ctx, const qg_st_file *f, const qg_tra
         return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' stopped inside an "
                          "epoch at --batch %s; resuming with --batch %d would skip or repeat "
                          "images", path, bs, c->batch);
+    const char *kl = qg__safetensors_meta(f, "keep_last");
+    if (kl && meta_long(f, "batch_in_epoch", 0) > 0 && (atoi(kl) != 0) != (c->keep_last != 0))
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' stopped inside an "
+                         "epoch %s --keep-last; this run %s it (the epoch's batches would "
+                         "differ)", path, atoi(kl) ? "with" : "without",
+                         c->keep_last ? "has" : "lacks");
+    const char *norm = qg__safetensors_meta(f, "normalize");
+    const char *want_norm = normalize_kind(c->data, c->normalize);
+    if (norm && strcmp(norm, want_norm) != 0)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' was trained with "
+                         "--normalize %s, this run has --normalize %s", path, norm, want_norm);
     (void)m;
     return QG_OK;
 }
@@ -587,9 +661,12 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
         goto fail;
     }
 
-    qg_loader_opts lo = {.batch = cfg->batch, .shuffle = 1, .drop_last = 1, .seed = cfg->seed};
+    qg_loader_opts lo = {.batch = cfg->batch, .shuffle = 1, .drop_last = !cfg->keep_last,
+                         .seed = cfg->seed};
     int crop, flip;
     qg__data_defaults(cfg->data, &lo, &crop, &flip);
+    QG_TRY(apply_normalize(cfg->data, normalize_kind(cfg->data, cfg->normalize),
+                           qg__dataset_channels(train), &lo));
     lo.crop_pad = cfg->crop_pad >= 0 ? cfg->crop_pad : crop;
     lo.flip = cfg->flip >= 0 ? cfg->flip : flip;
     lo.workers = cfg->workers;
@@ -617,6 +694,7 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
 
     int start_epoch = 0;
     long skip_batches = 0, step = 0;
+    epoch_sums resumed = {0, 0, 0, 0};
     if (cfg->resume_path) {
         st = qg__safetensors_read(cfg->resume_path, &resume);
         if (st != QG_OK) {
@@ -629,6 +707,15 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
         start_epoch = (int)meta_long(resume, "epoch", 0);
         skip_batches = meta_long(resume, "batch_in_epoch", 0);
         step = meta_long(resume, "step", 0);
+        if (skip_batches > 0 && qg__safetensors_meta(resume, "epoch_seen")) {
+            /* the interrupted epoch's sums: its metrics cover all of it */
+            const char *v = qg__safetensors_meta(resume, "epoch_loss_sum");
+            resumed.loss = v ? strtod(v, NULL) : 0;
+            v = qg__safetensors_meta(resume, "epoch_gating_sum");
+            resumed.gating = v ? strtod(v, NULL) : 0;
+            resumed.correct = meta_long(resume, "epoch_correct", 0);
+            resumed.seen = meta_long(resume, "epoch_seen", 0);
+        }
         if (start_epoch >= cfg->epochs) {
             info(cfg, "'%s' already holds %d epochs of training (--epochs %d): nothing to do; "
                  "raise --epochs to train on", cfg->resume_path, start_epoch, cfg->epochs);
@@ -689,17 +776,27 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
         const int32_t *lab;
         int n;
         long b = 0;
-        double lsum = 0, t0 = now_s(), last_print = 0;
-        long csum = 0, seen = 0;
+        double lsum = resumed.loss, asum = resumed.gating, t0 = now_s(), last_print = 0;
+        long csum = resumed.correct, seen = resumed.seen, seen0 = resumed.seen;
+        resumed = (epoch_sums){0, 0, 0, 0};
         while (qg__loader_next(ld, &img, &lab, &n)) {
             if (b < skip_batches) { /* resume mid-epoch: same order, skip what was done */
                 b++;
                 continue;
             }
             float lr = qg__schedule_lr(&sched, cfg->optim.lr, epoch, b);
-            float l;
+            float l, aux = 0;
             int c;
+            /* --keep-last: the partial batch runs in a model set up for its
+             * n samples (batch-norm statistics, scales, gradients over
+             * exactly those); the next full batch sets it back */
+            if ((st = qg__model_setup(m, n < cfg->batch ? n : cfg->batch)) != QG_OK) {
+                qg__error_append(ctx, "for the last, partial batch of %d (--keep-last)", n);
+                goto fail;
+            }
             QG_TRY(run_batch(m, &io, img, lab, n, 1, &l, &c));
+            if (m->naux > 0)
+                QG_TRY(qg_tensor_read(io.aux, &aux, sizeof aux));
             step++;
             QG_TRY(qg__methods_grad_hook(m, mc));
             QG_TRY(qg__optim_step(m, &optim, lr, step));
@@ -710,6 +807,7 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
                 goto fail;
             }
             lsum += l;
+            asum += (double)aux * n;
             csum += c;
             seen += n;
             b++;
@@ -717,11 +815,12 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
             if (cfg->callback && (now - last_print > 0.5 || b == sched.steps_per_epoch)) {
                 char sp[128];
                 qg__methods_progress(m, mc, sp, sizeof sp);
-                double ips = seen / (now - t0);
+                double ips = (seen - seen0) / (now - t0);
                 qg_train_event ev = {
                     .kind = QG_TRAIN_EV_PROGRESS, .text = sp, .epoch = epoch + 1,
                     .epochs = cfg->epochs, .batch = b, .batches = sched.steps_per_epoch,
                     .train_loss = lsum / seen, .train_acc = (double)csum / seen, .lr = lr,
+                    .train_gating_loss = asum / seen, .gating = m->naux > 0,
                     .img_per_s = ips,
                     .eta_s = ((double)(sched.steps_per_epoch - b) +
                               (double)(cfg->epochs - epoch - 1) * sched.steps_per_epoch) *
@@ -733,7 +832,8 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
                 const char *path = cfg->checkpoint_path ? cfg->checkpoint_path
                                                         : "qgate-interrupted.safetensors";
                 QG_TRY(qg_ctx_finish(ctx));
-                QG_TRY(save_checkpoint(m, cfg, path, epoch, b, step));
+                epoch_sums es = {lsum, asum, csum, seen};
+                QG_TRY(save_checkpoint(m, cfg, path, epoch, b, step, &es));
                 info(cfg, "interrupted; checkpoint written to '%s' (resume with --resume %s)",
                      path, path);
                 st = qg__error(ctx, QG_ERR_INTERRUPTED, "interrupted at epoch %d batch %ld",
@@ -745,7 +845,7 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
         QG_TRY(qg_ctx_finish(ctx));
         QG_TRY(qg__methods_epoch_end(m, mc, epoch));
         double train_s = now_s() - t0;
-        double ips = seen / (train_s > 0 ? train_s : 1);
+        double ips = (seen - seen0) / (train_s > 0 ? train_s : 1);
         /* the training phase's metrics, taken before evaluation resets them */
         metric_list_clear(&train_m);
         metric_list_clear(&test_m);
@@ -763,6 +863,9 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
                     "\"epoch_seconds\": %.3f, \"elapsed_seconds\": %.3f", epoch + 1,
                     seen ? lsum / seen : 0, seen ? (double)csum / seen : 0, test_loss, test_acc,
                     ips, lr0, train_s, now_s() - run_t0);
+            if (m->naux > 0)
+                fprintf(metrics, ", \"train_gating_loss\": %.6f, \"train_total_loss\": %.6f",
+                        seen ? asum / seen : 0, seen ? (lsum + asum) / seen : 0);
             fprintf(metrics, ", \"bad_files\": %zu",
                     qg__dataset_bad_files(train) + qg__dataset_bad_files(test));
             json_metrics(metrics, &train_m);
@@ -785,6 +888,7 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
                 .kind = QG_TRAIN_EV_EPOCH, .text = sp, .epoch = epoch + 1,
                 .epochs = cfg->epochs, .batch = b, .batches = sched.steps_per_epoch,
                 .train_loss = seen ? lsum / seen : 0, .train_acc = seen ? (double)csum / seen : 0,
+                .train_gating_loss = seen ? asum / seen : 0, .gating = m->naux > 0,
                 .lr = lr0, .img_per_s = ips, .test_loss = test_loss, .test_acc = test_acc,
                 .epoch_seconds = train_s, .elapsed_seconds = now_s() - run_t0,
                 .metrics = all.v, .nmetrics = all.n};
@@ -792,7 +896,7 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
             metric_list_free(&all);
         }
         if (cfg->checkpoint_path)
-            QG_TRY(save_checkpoint(m, cfg, cfg->checkpoint_path, epoch + 1, 0, step));
+            QG_TRY(save_checkpoint(m, cfg, cfg->checkpoint_path, epoch + 1, 0, step, NULL));
     }
 fail:
     if (metrics && fclose(metrics) != 0 && st == QG_OK)
@@ -852,7 +956,11 @@ qg_status qg_eval_run(const qg_train_cfg *cfg, const char *checkpoint, qg_eval_r
     qg_ctx_opts co = {.device = cfg->device, .verbose = cfg->verbose};
     QG_TRY(qg_ctx_new(&co, &ctx));
     const char *dname = cfg->data ? cfg->data : (data ? data : "fashion-mnist");
-    qg_data_opts dopts = data_opts(cfg);
+    /* the normalisation training used, unless --normalize says otherwise */
+    qg_train_cfg ecfg = *cfg;
+    if (!ecfg.normalize)
+        ecfg.normalize = qg__safetensors_meta(f, "normalize");
+    qg_data_opts dopts = data_opts(&ecfg);
     QG_TRY(qg__dataset_load_opts(dname, cfg->data_dir, 0, &dopts, &test));
     if (cfg->limit_test)
         qg__dataset_truncate(test, cfg->limit_test);
@@ -873,6 +981,8 @@ qg_status qg_eval_run(const qg_train_cfg *cfg, const char *checkpoint, qg_eval_r
     qg_loader_opts lo = {0};
     int crop, flip;
     qg__data_defaults(dname, &lo, &crop, &flip);
+    QG_TRY(apply_normalize(dname, normalize_kind(dname, ecfg.normalize),
+                           qg__dataset_channels(test), &lo));
     QG_TRY(qg__evaluate(m, test, cfg->eval_batch, &lo, &out->loss, &out->acc));
     QG_TRY(collect_metrics(m, m->methods, "", &ml));
     snprintf(out->arch, sizeof out->arch, "%s", arch);
@@ -934,7 +1044,7 @@ qg_status qg_model_load(qg_model *m, const char *path)
 
 qg_status qg_model_save(qg_model *m, const char *path)
 {
-    return save_model(m, m->arch, m->shortcut, NULL, m->methods, path, 0, NULL, 0, 0, 0);
+    return save_model(m, m->arch, m->shortcut, NULL, m->methods, path, 0, NULL, 0, 0, 0, NULL);
 }
 
 /* ---- step-level training (qgate/train.h) ------------------------------------------- */
