@@ -304,8 +304,11 @@ static const char *line_after(const char *out, const char *key)
     if (p) {
         size_t n = strcspn(p, "\n");
         const char *t = strstr(p, " img/s");
-        if (t && (size_t)(t - p) < n)
-            n = (size_t)(t - p);
+        if (t && (size_t)(t - p) < n) {
+            n = (size_t)(t - p); /* and back over the rate: "..., 27 img/s" */
+            while (n > 0 && p[n - 1] != ',')
+                n--;
+        }
         snprintf(b, sizeof buf[0], "%.*s", (int)(n < 255 ? n : 255), p);
     }
     return b;
@@ -359,6 +362,44 @@ Test(cli, keep_last_normalize_and_partial_eval_batches, .timeout = 900)
              "%s/ck.safetensors", base, dir);
     expect_cli(cmd, 1, "was trained with --normalize imagenet, this run has --normalize "
                "dataset");
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
+/* Issue 23, fidelity: a ResNet-20 checkpoint, float or PG with PACT,
+ * loads into the reference's model definition (tests/tools/
+ * reference_resnet.py) with load_state_dict(strict=True): batch norms'
+ * num_batches_tracked are written (the step count), the optimizer state
+ * is dropped by its prefix, or left out by `qgate export-model`. Needs
+ * Debian's python3-torch (skipped without it). */
+Test(cli, checkpoint_loads_strictly_into_the_reference_model, .timeout = 900)
+{
+    const char *data = getenv("QG_TEST_DATA");
+    char tools[512], cmd[2048], dir[] = "/tmp/qgate-cli-XXXXXX";
+    snprintf(tools, sizeof tools, "%s/../tools", data ? data : "../tests/data");
+    if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
+        cr_skip_test("python3-torch is not installed");
+    cr_assert_not_null(mkdtemp(dir));
+    const char *methods[] = {"", "-w 8 -a 3 --pact --pg --pb 2"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd, "./qgate train --model resnet20 %s --epochs 1 --limit-train "
+                 "128 --limit-test 8 --batch 64 --no-progress --checkpoint %s/ck.safetensors",
+                 methods[k], dir);
+        expect_cli(cmd, 0, "epoch 1/1");
+        snprintf(cmd, sizeof cmd, "./qgate export-model %s/ck.safetensors %s/model.safetensors",
+                 dir, dir);
+        expect_cli(cmd, 0, k ? "135 tensors (78 optimizer tensors left out)"
+                             : "116 tensors (59 optimizer tensors left out)");
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/check_strict_load.py %s/ck.safetensors",
+                 tools, dir);
+        expect_cli(cmd, 0, "strict load OK");
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/check_strict_load.py "
+                 "%s/model.safetensors", tools, dir);
+        expect_cli(cmd, 0, "tensors (19 num_batches_tracked), 0 optimizer tensors dropped");
+        /* qgate reads its own export, and ignores the counters */
+        snprintf(cmd, sizeof cmd, "./qgate eval %s/model.safetensors --limit-test 8", dir);
+        expect_cli(cmd, 0, "test accuracy");
+    }
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_expect_eq(system(cmd), 0);
 }
