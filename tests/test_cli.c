@@ -403,3 +403,86 @@ Test(cli, checkpoint_loads_strictly_into_the_reference_model, .timeout = 900)
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_expect_eq(system(cmd), 0);
 }
+
+/* Issue 23, make it stay fixed: QGATE_FAULT (src/core/fault.h) makes the
+ * Nth buffer allocation, program build or kernel launch fail. Walked over
+ * a 2-epoch PG training run with checkpoint and metrics, and over an eval
+ * of its checkpoint (N = 1, a third, two thirds and the last of each
+ * kind, from the counts of a QGATE_FAULT=count run): every failure exits
+ * 1 with an error naming the failed OpenCL call or build (never a crash
+ * or a sanitizer report: test_cli runs in the sanitizer stage of CI too),
+ * and leaves only whole files: the checkpoint of a finished epoch or none,
+ * complete metrics lines, no temporary file. */
+static void fault_counts(const char *cmd, long counts[3])
+{
+    char full[1200];
+    snprintf(full, sizeof full, "QGATE_FAULT=count %s", cmd);
+    const char *out = expect_cli(full, 0, "QGATE_FAULT counts:");
+    const char *p = strstr(out, "QGATE_FAULT counts:");
+    cr_assert_eq(sscanf(p, "QGATE_FAULT counts: alloc %ld, build %ld, launch %ld", &counts[0],
+                        &counts[1], &counts[2]), 3, "%s", p);
+}
+
+static void fault_walk(const char *dir, const char *cmd, const long counts[3], int train)
+{
+    static const char *kinds[3] = {"alloc", "build", "launch"};
+    static const char *calls[3] = {"clCreateBuffer(", "building program '",
+                                   "clEnqueueNDRangeKernel("};
+    char full[1400], sh[1200];
+    static char out[16384];
+    for (int k = 0; k < 3; k++) {
+        long last = 0;
+        for (int q = 1; q <= 4; q++) {
+            long n = q == 1 ? 1 : counts[k] * (q - 1) / 3;
+            if (n < 1 || n == last)
+                continue;
+            last = n;
+            if (train) {
+                snprintf(sh, sizeof sh, "rm -f %s/*", dir);
+                cr_assert_eq(system(sh), 0);
+            }
+            snprintf(full, sizeof full, "QGATE_FAULT=%s:%ld %s", kinds[k], n, cmd);
+            int rc = run(full, out, sizeof out);
+            cr_expect(rc == 1 || rc == 0, "%s: exit %d:\n%s", full, rc, out);
+            cr_expect_not_null(strstr(out, "QGATE_FAULT: failing"), "%s: no fault:\n%s", full,
+                               out);
+            if (rc == 1)
+                cr_expect_not_null(strstr(out, calls[k]), "%s: the error does not name the "
+                                   "failed call:\n%s", full, out);
+            if (!train)
+                continue;
+            /* only whole files: a valid checkpoint or none, whole metrics lines */
+            snprintf(sh, sizeof sh, "cd %s && for f in *; do case $f in ck.safetensors|"
+                     "m.jsonl|'*') ;; *) echo \"stray file $f\"; exit 1;; esac; done", dir);
+            cr_expect_eq(system(sh), 0, "%s left a stray file", full);
+            snprintf(sh, sizeof sh, "test ! -e %s/ck.safetensors || ./qgate inspect "
+                     "%s/ck.safetensors >/dev/null", dir, dir);
+            cr_expect_eq(system(sh), 0, "%s: the checkpoint does not read", full);
+            snprintf(sh, sizeof sh, "test ! -e %s/m.jsonl || ! grep -qv '}$' %s/m.jsonl", dir,
+                     dir);
+            cr_expect_eq(system(sh), 0, "%s: a partial metrics line", full);
+        }
+    }
+}
+
+Test(cli, injected_device_faults_fail_cleanly, .timeout = 1800)
+{
+    char dir[] = "/tmp/qgate-cli-XXXXXX", cmd[1024], sh[512];
+    cr_assert_not_null(mkdtemp(dir));
+    long counts[3];
+    snprintf(cmd, sizeof cmd, "./qgate train --model resnet8 -w 8 -a 3 --pact --pg --pb 2 "
+             "--epochs 2 --limit-train 64 --limit-test 40 --batch 32 --eval-batch 32 "
+             "--no-progress --checkpoint %s/ck.safetensors --metrics %s/m.jsonl", dir, dir);
+    fault_counts(cmd, counts);
+    cr_expect_gt(counts[0], 10);
+    cr_expect_gt(counts[1], 2);
+    cr_expect_gt(counts[2], 100);
+    snprintf(sh, sizeof sh, "cp %s/ck.safetensors %s.ck", dir, dir);
+    cr_assert_eq(system(sh), 0);
+    fault_walk(dir, cmd, counts, 1);
+    snprintf(cmd, sizeof cmd, "./qgate eval %s.ck --limit-test 40 --eval-batch 32", dir);
+    fault_counts(cmd, counts);
+    fault_walk(dir, cmd, counts, 0);
+    snprintf(sh, sizeof sh, "rm -rf %s %s.ck", dir, dir);
+    cr_expect_eq(system(sh), 0);
+}

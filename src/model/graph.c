@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/fault.h"
 #include "core/error.h"
 #include "cl/ctx.h"
 #include "model/graph.h"
@@ -215,8 +216,11 @@ qg_status qg__model_setup(qg_model *m, int batch)
                        "use a smaller --batch", total);
         goto fail;
     }
-    m->arena = clCreateBuffer(m->ctx->context, CL_MEM_READ_WRITE, total * sizeof(float), NULL,
-                              &e);
+    if (qg__fault(QG_FAULT_ALLOC))
+        e = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+    else
+        m->arena = clCreateBuffer(m->ctx->context, CL_MEM_READ_WRITE, total * sizeof(float),
+                                  NULL, &e);
     if (e == CL_SUCCESS) {
         m->arena_floats = total;
         qg__ctx_mem(m->ctx, total * sizeof(float), 1);
