@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "support/support.h"
+#include "model/safetensors.h"
 
 TestSuite(cli);
 
@@ -485,4 +486,47 @@ Test(cli, injected_device_faults_fail_cleanly, .timeout = 1800)
     fault_walk(dir, cmd, counts, 0);
     snprintf(sh, sizeof sh, "rm -rf %s %s.ck", dir, dir);
     cr_expect_eq(system(sh), 0);
+}
+
+/* Issue 23.5: a run whose loss turns NaN/Inf stops at that batch, before
+ * the optimizer step spreads it, naming the first parameter whose
+ * gradient or value is non-finite (checked on the device). Here the
+ * classifier's weights of an --init file are huge but finite, so the
+ * logits overflow on the first batch. */
+Test(cli, divergence_names_the_first_non_finite_tensor, .timeout = 600)
+{
+    char dir[] = "/tmp/qgate-cli-XXXXXX", cmd[1024], ck[256], bad[256];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(ck, sizeof ck, "%s/ck.safetensors", dir);
+    snprintf(bad, sizeof bad, "%s/bad.safetensors", dir);
+    const char *base = "./qgate train --model resnet8 --epochs 1 --limit-train 64 "
+                       "--limit-test 16 --batch 32 --no-progress";
+    snprintf(cmd, sizeof cmd, "%s --checkpoint %s", base, ck);
+    expect_cli(cmd, 0, "epoch 1/1");
+    qg_st_file *f;
+    QG_EXPECT_OK(qg__safetensors_read(ck, &f));
+    size_t n = qg__safetensors_count(f), nmeta;
+    qg_st_tensor *ts = calloc(n, sizeof *ts);
+    float *huge = NULL;
+    for (size_t i = 0; i < n; i++) {
+        ts[i] = *qg__safetensors_at(f, i);
+        if (strcmp(ts[i].name, "linear.weight") == 0) {
+            size_t k = (size_t)(ts[i].shape[0] * ts[i].shape[1]);
+            huge = malloc(k * sizeof *huge);
+            for (size_t j = 0; j < k; j++)
+                huge[j] = (j % 2 ? -3e38f : 3e38f);
+            ts[i].data = huge;
+        }
+    }
+    cr_assert_not_null(huge);
+    const qg_st_meta *meta = qg__safetensors_meta_all(f, &nmeta);
+    QG_EXPECT_OK(qg__safetensors_write(bad, ts, n, meta, nmeta));
+    free(ts);
+    free(huge);
+    qg__safetensors_free(f);
+    snprintf(cmd, sizeof cmd, "%s --init %s", base, bad);
+    const char *out = expect_cli(cmd, 1, "training diverged: loss is");
+    cr_expect_neq(strstr(out, "at epoch 1 batch 1 (first non-finite: the "), NULL, "%s", out);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
 }

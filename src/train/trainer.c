@@ -25,6 +25,7 @@
 #include "model/resnet.h"
 #include "model/safetensors.h"
 #include "ops/layers.h"
+#include "ops/reduce.h"
 #include "tensor/tensor_impl.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -138,6 +139,27 @@ static qg_status apply_normalize(const char *data, const char *kind, int channel
         }
     }
     return QG_OK;
+}
+
+/* After a non-finite loss (issue 23): the first parameter whose gradient
+ * or value holds NaN/Inf, checked on the device one tensor at a time
+ * (only on this failure path), as " (first non-finite: the gradient of
+ * 'layer1.0.conv1.weight')"; "" when every one is finite. */
+static void first_nonfinite(qg_model *m, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    for (int i = 0; i < m->nparams; i++) {
+        qg_param *p = m->params[i];
+        for (int g = 1; g >= 0; g--) {
+            qg_tensor *t = g ? p->grad : p->value;
+            int ok = 1;
+            if (t && qg__tensor_all_finite(m->ctx, t, &ok) == QG_OK && !ok) {
+                snprintf(buf, cap, " (first non-finite: the %s of '%s')",
+                         g ? "gradient" : "value", p->name);
+                return;
+            }
+        }
+    }
 }
 
 /* Scalars written by the loss kernel, kept for the whole run. */
@@ -797,15 +819,20 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
             QG_TRY(run_batch(m, &io, img, lab, n, 1, &l, &c));
             if (m->naux > 0)
                 QG_TRY(qg_tensor_read(io.aux, &aux, sizeof aux));
+            /* checked before the step, so the report names the tensor
+             * that went first, not every one the step spread it to */
+            if (!isfinite(l) || !isfinite(aux)) {
+                char where[160];
+                first_nonfinite(m, where, sizeof where);
+                st = qg__error(ctx, QG_ERR_INVALID_ARG, "training diverged: %s is %g at epoch "
+                               "%d batch %ld%s (lower --lr?)", isfinite(l) ? "the gating loss"
+                               : "loss", isfinite(l) ? aux : l, epoch + 1, b + 1, where);
+                goto fail;
+            }
             step++;
             QG_TRY(qg__methods_grad_hook(m, mc));
             QG_TRY(qg__optim_step(m, &optim, lr, step));
             QG_TRY(qg__methods_post_step(m, mc));
-            if (!isfinite(l)) {
-                st = qg__error(ctx, QG_ERR_INVALID_ARG, "training diverged: loss is %g at epoch "
-                               "%d batch %ld (lower --lr?)", l, epoch + 1, b + 1);
-                goto fail;
-            }
             lsum += l;
             asum += (double)aux * n;
             csum += c;
