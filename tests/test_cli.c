@@ -275,6 +275,13 @@ Test(cli, train_outputs_and_resume_are_checked, .timeout = 600)
     expect_cli(cmd, 1, "--init: '");
     snprintf(cmd, sizeof cmd, "%s --init %s --resume %s", base, ck, ck);
     expect_cli(cmd, 1, "give one of them");
+    /* Issue 23.10: an evaluation batch the device cannot hold is named
+     * before any training, as --eval-batch (it used to fail after an
+     * epoch, naming --batch) */
+    snprintf(cmd, sizeof cmd, "%s --eval-batch 65536", base);
+    const char *eo = expect_cli(cmd, 1, "lower --eval-batch 65536");
+    cr_expect_eq(strstr(eo, "epoch 1/1"), NULL, "trained before failing: %s", eo);
+    cr_expect_eq(strstr(eo, "--batch "), NULL, "names --batch: %s", eo);
     snprintf(cmd, sizeof cmd, "%s --start-epoch 1", base);
     expect_cli(cmd, 1, "--start-epoch needs --init");
     snprintf(cmd, sizeof cmd, "%s --init %s --start-epoch 1", base, ck);

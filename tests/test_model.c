@@ -550,6 +550,23 @@ Test(model, interrupt_writes_checkpoint_and_resume_matches)
     cr_expect_str_eq(qg__safetensors_meta(f, "epoch"), "0");
     qg__safetensors_free(f);
 
+    /* Issue 23.3: a resume that would change which images the rest of
+     * the epoch sees is refused, saying what differs. */
+    tiny_cfg(&c);
+    c.epochs = 1;
+    c.resume_path = intr;
+    c.batch = 16;
+    cr_expect_eq(qg_train_run(&c), QG_ERR_INVALID_ARG);
+    cr_expect_neq(strstr(qg_last_error(), "stopped inside an epoch at --batch 32; resuming "
+                         "with --batch 16"), NULL, "%s", qg_last_error());
+    tiny_cfg(&c);
+    c.epochs = 1;
+    c.resume_path = intr;
+    c.keep_last = 1;
+    cr_expect_eq(qg_train_run(&c), QG_ERR_INVALID_ARG);
+    cr_expect_neq(strstr(qg_last_error(), "without --keep-last; this run has it"), NULL, "%s",
+                  qg_last_error());
+
     /* Resuming mid-epoch skips the batch already done: same weights. */
     tiny_cfg(&c);
     c.epochs = 1;

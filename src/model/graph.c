@@ -212,8 +212,8 @@ qg_status qg__model_setup(qg_model *m, int batch)
     total += grads;
     if (total > (size_t)0x7fffffff) {
         free(off);
-        st = qg__error(m->ctx, QG_ERR_NOMEM, "activation arena of %zu floats exceeds 2^31; "
-                       "use a smaller --batch", total);
+        st = qg__error(m->ctx, QG_ERR_NOMEM, "activation arena of %zu floats for a batch of "
+                       "%d exceeds 2^31; use a smaller batch", total, batch);
         goto fail;
     }
     if (qg__fault(QG_FAULT_ALLOC))

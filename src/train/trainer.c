@@ -700,11 +700,11 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
     /* the evaluation's size first, so a batch the device cannot hold is
      * named before an epoch of training */
     if (cfg->eval_batch != cfg->batch && (st = qg__model_setup(m, cfg->eval_batch)) != QG_OK) {
-        qg__error_append(ctx, "with --eval-batch %d", cfg->eval_batch);
+        qg__error_append(ctx, "lower --eval-batch %d", cfg->eval_batch);
         goto fail;
     }
     if ((st = qg__model_setup(m, cfg->batch)) != QG_OK) {
-        qg__error_append(ctx, "with --batch %d", cfg->batch);
+        qg__error_append(ctx, "lower --batch %d", cfg->batch);
         goto fail;
     }
     /* a method may restrict weight decay to some parameter kinds (CG) */
