@@ -326,4 +326,26 @@ Test(harden, partial_batch_sees_only_its_real_rows, .timeout = 300)
     cr_expect_eq(c[0], c[1]);
     qg_trainer_free(t);
     qg_model_free(m);
+
+    /* A training step on 5 of 8 slots (--keep-last's partial batch) is
+     * the step of a 5-sample model: same loss, same updated weights. */
+    float lt[2];
+    float *wt[2];
+    for (int k = 0; k < 2; k++) {
+        QG_EXPECT_OK(qg_model_new(ctx, &mo, &m));
+        QG_EXPECT_OK(qg_trainer_new(m, &oc, k ? 5 : 8, &t));
+        if (!k)
+            QG_EXPECT_OK(qg_trainer_eval(t, junk, y, 8, NULL, NULL));
+        QG_EXPECT_OK(qg_trainer_step(t, real, y, 5, 0.05f, &lt[k], NULL));
+        qg_param *p = qg__model_find_param(m, "linear.weight");
+        cr_assert_not_null(p);
+        wt[k] = qg_test_read(p->value);
+        qg_trainer_free(t);
+        qg_model_free(m);
+    }
+    cr_expect_eq(lt[0], lt[1], "step loss %.9g in 8 slots, %.9g in a 5-sample model", lt[0],
+                 lt[1]);
+    cr_expect(qg_test_allclose("weights after the partial step", wt[0], wt[1], 3 * 64, 0, 0));
+    free(wt[0]);
+    free(wt[1]);
 }

@@ -1117,18 +1117,21 @@ void qg_trainer_free(qg_trainer *t)
     free(t);
 }
 
-static qg_status trainer_check(qg_trainer *t, int n)
+/* A training step on fewer samples than the batch runs in a model set up
+ * for them (batch-norm statistics and gradients over exactly those, as
+ * --keep-last); evaluation runs in place (only the real rows count). */
+static qg_status trainer_check(qg_trainer *t, int n, int train)
 {
     if (n < 1 || n > t->batch)
         return qg__error(t->m->ctx, QG_ERR_INVALID_ARG, "a batch of %d samples: the trainer "
                          "takes 1..%d", n, t->batch);
-    return qg__model_setup(t->m, t->batch);
+    return qg__model_setup(t->m, train ? n : t->batch);
 }
 
 qg_status qg_trainer_step(qg_trainer *t, const float *images, const int32_t *labels, int n,
                           float lr, float *loss, int *correct)
 {
-    qg_status st = trainer_check(t, n);
+    qg_status st = trainer_check(t, n, 1);
     float l;
     if (st == QG_OK)
         st = run_batch(t->m, &t->io, images, labels, n, 1, &l, correct);
@@ -1146,6 +1149,6 @@ qg_status qg_trainer_step(qg_trainer *t, const float *images, const int32_t *lab
 qg_status qg_trainer_eval(qg_trainer *t, const float *images, const int32_t *labels, int n,
                           float *loss_sum, int *correct)
 {
-    qg_status st = trainer_check(t, n);
+    qg_status st = trainer_check(t, n, 0);
     return st == QG_OK ? run_batch(t->m, &t->io, images, labels, n, 0, loss_sum, correct) : st;
 }
