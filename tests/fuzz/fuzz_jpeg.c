@@ -1,6 +1,6 @@
 /* tests/fuzz/fuzz_jpeg.c: libFuzzer target for the JPEG reader
  * (src/data/jpeg.c, instrumented; TurboJPEG itself is not) on arbitrary
- * bytes: open, and for images up to 2^20 pixels render the whole image and
+ * bytes: open, and for images up to 2^16 pixels render the whole image and
  * a crop into small outputs (DCT scaling and the resampler's bounds). A
  * failure must leave an error text; the handle is reused across inputs,
  * as a loader thread reuses it. Seeds: corpus/jpeg (tests/data/jpeg). */
@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (w < 1 || h < 1)
         abort();
-    if ((uint64_t)w * (uint64_t)h > (1u << 20))
+    if ((uint64_t)w * (uint64_t)h > (1u << 16))
         return 0;
     static float out[3 * 16 * 16];
     const float scale[3] = {1, 1, 1}, bias[3] = {0, 0, 0};
