@@ -534,6 +534,9 @@ Test(cli, divergence_names_the_first_non_finite_tensor, .timeout = 600)
     snprintf(cmd, sizeof cmd, "%s --init %s", base, bad);
     const char *out = expect_cli(cmd, 1, "training diverged: loss is");
     cr_expect_neq(strstr(out, "at epoch 1 batch 1 (first non-finite: the "), NULL, "%s", out);
+    /* and an evaluation whose loss overflows is an error, not "test loss nan" */
+    snprintf(cmd, sizeof cmd, "./qgate eval %s --limit-test 16", bad);
+    expect_cli(cmd, 1, "evaluation: the test loss is");
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_expect_eq(system(cmd), 0);
 }

@@ -375,6 +375,13 @@ qg_status qg__evaluate(qg_model *m, const qg_dataset *ds, int batch, const qg_lo
     }
     *loss = total ? lsum / (double)total : 0;
     *acc = total ? (double)csum / (double)total : 0;
+    if (!isfinite(*loss)) { /* an overflow the weights alone do not show */
+        char where[160];
+        first_nonfinite(m, where, sizeof where);
+        st = qg__error(m->ctx, QG_ERR_INVALID_ARG, "evaluation: the test loss is %g over %ld "
+                       "images%s", *loss, total, where[0] ? where : " (the parameters are "
+                       "finite: the activations overflow)");
+    }
 fail:
     qg__model_freeze(m, 0);
     qg__loader_free(ld);
