@@ -266,3 +266,86 @@ Test(harden, nonfinite_count_matches_the_reference)
     }
     QG_EXPECT_OK(qg__program_override(ctx, "reduce", NULL));
 }
+
+/* Issue 23, fidelity: a partial last batch fills only the first n slots
+ * of the batch buffer; the rest hold the previous batch. The PG layers'
+ * whole-tensor activation scale and the gate counters used to see those
+ * stale slots. Now only the real rows count: evaluating 5 images in an
+ * 8-slot model gives the same loss, correct count and gate counters
+ * whether the stale slots hold huge values or copies of the 5 images,
+ * and the counters cover exactly 5 images' outputs. (A ReLU model
+ * without PACT, so nothing bounds the stale values.) */
+static void gates(qg_model *m, long long *total, long long *on)
+{
+    int ng = 0;
+    QG_EXPECT_OK(qg__model_gate_stats(m, total, on, &ng, NULL, NULL, NULL));
+    cr_assert_gt(ng, 0);
+}
+
+Test(harden, partial_batch_sees_only_its_real_rows, .timeout = 300)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    const qg_method_cfg *mc = qg_test_methods("pg abits=4 pred_bits=2");
+    qg_model_opts mo = {.arch = "resnet8", .in_c = 1, .in_h = 8, .in_w = 8, .classes = 3,
+                        .seed = 4, .methods = mc};
+    qg_model *m;
+    QG_EXPECT_OK(qg_model_new(ctx, &mo, &m));
+    qg_optim_cfg oc = {.kind = QG_OPTIM_SGD, .lr = 0.05f, .momentum = 0.9f,
+                       .decay_kinds = QG_DECAY_ALL};
+    qg_trainer *t;
+    QG_EXPECT_OK(qg_trainer_new(m, &oc, 8, &t));
+    float real[8 * 64], junk[8 * 64], copies[8 * 64];
+    int32_t y[8] = {0, 1, 2, 0, 1, 2, 0, 1};
+    qg_test_fill(real, 8 * 64, -1, 1, 11);
+    qg_test_fill(junk, 8 * 64, -40, 40, 12);
+    memcpy(copies, real, 5 * 64 * sizeof(float));
+    memcpy(copies + 5 * 64, real, 3 * 64 * sizeof(float));
+    /* a few steps so the thresholds and weights are not the initial ones */
+    for (int s = 0; s < 3; s++)
+        QG_EXPECT_OK(qg_trainer_step(t, real, y, 8, 0.05f, NULL, NULL));
+
+    long long tot8, on8, tot[2], on[2];
+    float ls[2];
+    int c[2];
+    QG_EXPECT_OK(qg__model_gate_reset(m));
+    QG_EXPECT_OK(qg_trainer_eval(t, real, y, 8, &ls[0], &c[0]));
+    gates(m, &tot8, &on8);
+    for (int k = 0; k < 2; k++) {
+        QG_EXPECT_OK(qg_trainer_eval(t, k ? copies : junk, y, 8, &ls[k], &c[k]));
+        QG_EXPECT_OK(qg__model_gate_reset(m));
+        QG_EXPECT_OK(qg_trainer_eval(t, real, y, 5, &ls[k], &c[k]));
+        gates(m, &tot[k], &on[k]);
+    }
+    cr_expect_eq(tot[0], tot8 / 8 * 5, "gate counters cover %lld outputs, 5 images have %lld",
+                 tot[0], tot8 / 8 * 5);
+    cr_expect_eq(tot[1], tot[0]);
+    cr_expect_eq(on[0], on[1], "outputs updated in full: %lld after junk, %lld after copies",
+                 on[0], on[1]);
+    cr_expect_eq(ls[0], ls[1], "loss of the 5 images: %.9g after junk, %.9g after copies",
+                 ls[0], ls[1]);
+    cr_expect_eq(c[0], c[1]);
+    qg_trainer_free(t);
+    qg_model_free(m);
+
+    /* A training step on 5 of 8 slots (--keep-last's partial batch) is
+     * the step of a 5-sample model: same loss, same updated weights. */
+    float lt[2];
+    float *wt[2];
+    for (int k = 0; k < 2; k++) {
+        QG_EXPECT_OK(qg_model_new(ctx, &mo, &m));
+        QG_EXPECT_OK(qg_trainer_new(m, &oc, k ? 5 : 8, &t));
+        if (!k)
+            QG_EXPECT_OK(qg_trainer_eval(t, junk, y, 8, NULL, NULL));
+        QG_EXPECT_OK(qg_trainer_step(t, real, y, 5, 0.05f, &lt[k], NULL));
+        qg_param *p = qg__model_find_param(m, "linear.weight");
+        cr_assert_not_null(p);
+        wt[k] = qg_test_read(p->value);
+        qg_trainer_free(t);
+        qg_model_free(m);
+    }
+    cr_expect_eq(lt[0], lt[1], "step loss %.9g in 8 slots, %.9g in a 5-sample model", lt[0],
+                 lt[1]);
+    cr_expect(qg_test_allclose("weights after the partial step", wt[0], wt[1], 3 * 64, 0, 0));
+    free(wt[0]);
+    free(wt[1]);
+}

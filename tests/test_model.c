@@ -509,14 +509,31 @@ Test(model, eval_rejects_a_bad_checkpoint)
                   qg_last_error());
 }
 
+/* The value after `key` in the last line of a metrics file (-1: none). */
+static double metric_of(const char *path, const char *key)
+{
+    char line[8192], last[8192] = "";
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "no metrics file %s", path);
+    while (fgets(line, sizeof line, f))
+        memcpy(last, line, sizeof last);
+    fclose(f);
+    const char *p = strstr(last, key);
+    return p ? strtod(p + strlen(key), NULL) : -1;
+}
+
 Test(model, interrupt_writes_checkpoint_and_resume_matches)
 {
     qg_train_cfg c;
     char *ref = qg_test_tmp_path("model", "ref.safetensors");
     char *intr = qg_test_tmp_path("model", "intr.safetensors");
+    char *mref = qg_test_tmp_path("model", "ref.jsonl");
+    char *mres = qg_test_tmp_path("model", "resumed.jsonl");
+    unlink(mres);
     tiny_cfg(&c);
     c.epochs = 1;
     c.checkpoint_path = ref;
+    c.metrics_path = mref;
     QG_EXPECT_OK(qg_train_run(&c));
 
     /* A stop request (what SIGINT sets) finishes the batch, writes a
@@ -533,12 +550,41 @@ Test(model, interrupt_writes_checkpoint_and_resume_matches)
     cr_expect_str_eq(qg__safetensors_meta(f, "epoch"), "0");
     qg__safetensors_free(f);
 
+    /* Issue 23.3: a resume that would change which images the rest of
+     * the epoch sees is refused, saying what differs. */
+    tiny_cfg(&c);
+    c.epochs = 1;
+    c.resume_path = intr;
+    c.batch = 16;
+    cr_expect_eq(qg_train_run(&c), QG_ERR_INVALID_ARG);
+    cr_expect_neq(strstr(qg_last_error(), "stopped inside an epoch at --batch 32; resuming "
+                         "with --batch 16"), NULL, "%s", qg_last_error());
+    tiny_cfg(&c);
+    c.epochs = 1;
+    c.resume_path = intr;
+    c.keep_last = 1;
+    cr_expect_eq(qg_train_run(&c), QG_ERR_INVALID_ARG);
+    cr_expect_neq(strstr(qg_last_error(), "without --keep-last; this run has it"), NULL, "%s",
+                  qg_last_error());
+
     /* Resuming mid-epoch skips the batch already done: same weights. */
     tiny_cfg(&c);
     c.epochs = 1;
     c.resume_path = intr;
     c.checkpoint_path = intr;
+    c.metrics_path = mres;
     QG_EXPECT_OK(qg_train_run(&c));
+    /* Issue 23.10: the resumed epoch's training loss and accuracy cover
+     * the whole epoch (the interrupted part's sums travel in the
+     * checkpoint), not only the batches after the resume. */
+    const char *keys[] = {"\"train_loss\":", "\"train_acc\":"};
+    for (int k = 0; k < 2; k++) {
+        double want = metric_of(mref, keys[k]), got = metric_of(mres, keys[k]);
+        cr_expect_eq(got, want, "%s %.6f after the resume, %.6f uninterrupted", keys[k], got,
+                     want);
+    }
+    unlink(mref);
+    unlink(mres);
     size_t n1, n2;
     float *a = read_param(ref, "layer3.0.conv2.weight", &n1);
     float *b = read_param(intr, "layer3.0.conv2.weight", &n2);

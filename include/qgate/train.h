@@ -113,7 +113,12 @@ typedef struct qg_train_event {
                                   short summary ("sparsity 45.1%"), maybe "" */
     int epoch, epochs;         /* 1-based */
     long batch, batches;
-    double train_loss, train_acc;   /* running means over the epoch so far */
+    double train_loss, train_acc;   /* running means over the epoch so far;
+                                       train_loss is the cross-entropy alone */
+    double train_gating_loss;  /* running mean of the gating (auxiliary) loss
+                                  terms per step, weighted by batch size; the
+                                  optimised loss is train_loss + this */
+    int gating;                /* the model has gating loss terms */
     double lr, img_per_s, eta_s;
     double test_loss, test_acc;     /* EPOCH */
     double epoch_seconds, elapsed_seconds;
@@ -158,12 +163,17 @@ typedef struct qg_train_cfg {
     int input_size;            /* square network input side (0: 224) */
     int resize;                /* evaluation: shorter side before the centre crop
                                   (0: input_size * 256 / 224) */
-    const char *normalize;     /* "imagenet" (NULL), "dataset" or "none" */
+    const char *normalize;     /* "imagenet", "dataset" or "none"; NULL: the
+                                  dataset's default (folder: imagenet; IDX,
+                                  CIFAR: dataset); eval: the checkpoint's */
     size_t limit_train;        /* 0 = all samples */
     size_t limit_test;
     int epochs;
     int batch;
     int eval_batch;
+    int keep_last;             /* train on the last, partial batch of an epoch
+                                  too (the reference's 391 steps per CIFAR epoch
+                                  at batch 128); 0: drop it */
     uint64_t seed;
     int crop_pad;              /* -1 = dataset default */
     int flip;                  /* -1 = dataset default */

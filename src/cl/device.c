@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fault.h"
 #include "core/error.h"
 #include "cl/ctx.h"
 #include "cl/tunedb.h"
@@ -391,7 +392,11 @@ qg_status qg__ctx_scratch(qg_ctx *ctx, size_t bytes, cl_mem *out)
         ctx->scratch = NULL;
         ctx->scratch_bytes = 0;
         cl_int e;
-        cl_mem m = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, bytes, NULL, &e);
+        cl_mem m = NULL;
+        if (qg__fault(QG_FAULT_ALLOC))
+            e = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+        else
+            m = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, bytes, NULL, &e);
         if (e != CL_SUCCESS)
             return qg__error(ctx, QG_ERR_CL, "clCreateBuffer(%zu bytes) for the scratch buffer "
                              "failed with %s on device '%s'", bytes, qg_cl_error_name(e),

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 
+#include "core/fault.h"
 #include "core/error.h"
 #include "cl/ctx.h"
 
@@ -80,7 +81,10 @@ qg_status qg__kargs_launch_ev(qg_kargs *a, cl_uint dims, const size_t *global,
     }
     cl_event pev = NULL;
     cl_event *evp = ev ? ev : a->ctx->kprof ? &pev : NULL;
-    cl_int e = clEnqueueNDRangeKernel(a->ctx->queue, a->k, dims, NULL, g, local, 0, NULL, evp);
+    cl_int e = qg__fault(QG_FAULT_LAUNCH)
+                   ? CL_OUT_OF_RESOURCES
+                   : clEnqueueNDRangeKernel(a->ctx->queue, a->k, dims, NULL, g, local, 0, NULL,
+                                            evp);
     if (e != CL_SUCCESS) {
         char loc[64] = "NULL";
         if (local)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/fault.h"
 #include "core/error.h"
 #include "core/fileio.h"
 #include "cl/ctx.h"
@@ -120,6 +121,8 @@ static qg_status build_program(qg_ctx *ctx, const char *program, const char *opt
     double t0 = now_s();
 
     *out = NULL;
+    if (qg__fault(QG_FAULT_BUILD))
+        return build_log(ctx, NULL, program, options, CL_BUILD_PROGRAM_FAILURE);
     QG_TRY(qg__cl_source_load(ctx, "common", &common, &common_len));
     QG_TRY(qg__cl_source_load(ctx, program, &body, &body_len));
 

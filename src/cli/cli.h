@@ -12,6 +12,7 @@ int qg_cli_convert(int argc, char **argv);
 int qg_cli_inspect(int argc, char **argv);
 int qg_cli_plot(int argc, char **argv);
 int qg_cli_export_images(int argc, char **argv);
+int qg_cli_export_model(int argc, char **argv);
 
 /* Shared helper: "--device X" / "--device=X" lookup for simple commands. */
 const char *qg_cli_device_arg(int argc, char **argv);

@@ -1,15 +1,18 @@
 /* src/cli/cmd_export.c: `qgate export-images`, an in-memory dataset
- * written as JPEG class folders (src/data/export.c) for --data folder. */
+ * written as JPEG class folders (src/data/export.c) for --data folder;
+ * `qgate export-model`, a checkpoint without its optimizer state. */
 #include "config.h"
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "qgate.h"
 #include "cli/cli.h"
 #include "cli/model_flags.h"
 #include "data/dataset.h"
+#include "model/safetensors.h"
 
 static void usage(FILE *f)
 {
@@ -95,5 +98,63 @@ int qg_cli_export_images(int argc, char **argv)
         }
         printf("%s/%s: %zu images\n", out, train ? "train" : "val", n);
     }
+    return 0;
+}
+
+static void model_usage(FILE *f)
+{
+    fprintf(f,
+"usage: qgate export-model CHECKPOINT OUT.safetensors\n"
+"\n"
+"Writes the model of a qgate checkpoint without its optimizer state (the\n"
+"optimizer.* tensors): every remaining tensor is one of the PyTorch model's\n"
+"state dict, batch norms' num_batches_tracked included, so the file loads\n"
+"with load_state_dict(strict=True) into the reference's model definition.\n"
+"The metadata (architecture, methods, normalisation) is kept, so qgate eval\n"
+"reads the file too. OUT is written atomically.\n");
+}
+
+int qg_cli_export_model(int argc, char **argv)
+{
+    const char *cmd = "export-model";
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        model_usage(stdout);
+        return 0;
+    }
+    if (argc != 3 || argv[1][0] == '-' || argv[2][0] == '-') {
+        fprintf(stderr, "qgate %s: expected CHECKPOINT OUT.safetensors\n", cmd);
+        model_usage(stderr);
+        return 2;
+    }
+    qg_st_file *f = NULL;
+    qg_status st = qg__safetensors_read(argv[1], &f);
+    if (st != QG_OK) {
+        fprintf(stderr, "qgate %s: %s\n", cmd, qg_last_error());
+        return 1;
+    }
+    size_t n = qg__safetensors_count(f), kept = 0, nmeta;
+    const qg_st_meta *meta = qg__safetensors_meta_all(f, &nmeta);
+    qg_st_tensor *ts = calloc(n ? n : 1, sizeof *ts);
+    if (!ts) {
+        qg__safetensors_free(f);
+        fprintf(stderr, "qgate %s: out of memory\n", cmd);
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const qg_st_tensor *t = qg__safetensors_at(f, i);
+        if (strncmp(t->name, "optimizer.", 10) != 0)
+            ts[kept++] = *t;
+    }
+    if (!qg__safetensors_meta(f, "arch"))
+        fprintf(stderr, "qgate %s: warning: '%s' has no qgate 'arch' metadata; copying its "
+                "tensors anyway\n", cmd, argv[1]);
+    st = qg__safetensors_write(argv[2], ts, kept, meta, nmeta);
+    free(ts);
+    qg__safetensors_free(f);
+    if (st != QG_OK) {
+        fprintf(stderr, "qgate %s: %s\n", cmd, qg_last_error());
+        return 1;
+    }
+    printf("%s: %zu tensors (%zu optimizer tensors left out)\n", argv[2], kept, n - kept);
     return 0;
 }

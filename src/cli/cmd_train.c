@@ -93,7 +93,10 @@ static void train_usage(FILE *f)
 "  --input-size N        folder data: network input side (default 224)\n"
 "  --resize N            folder data: evaluation resizes the shorter side to N\n"
 "                        before the centre crop (default input-size*256/224)\n"
-"  --normalize KIND      folder data: imagenet (default) | dataset | none\n"
+"  --normalize KIND      imagenet | dataset | none: the ImageNet mean/std (the\n"
+"                        default of folder data), the dataset's own (the default\n"
+"                        of IDX and CIFAR data; the reference uses imagenet on\n"
+"                        CIFAR-10) or none (pixels in [0, 1]); kept in the checkpoint\n"
 "  --limit-train N       use only the first N training images\n"
 "  --limit-test N        use only the first N test images\n"
 "  --crop-pad N          random crop after zero padding by N pixels (default 2 for\n"
@@ -103,6 +106,8 @@ static void train_usage(FILE *f)
 "  --epochs N            number of epochs (default 10)\n"
 "  --batch N             training batch size (default 128)\n"
 "  --eval-batch N        evaluation batch size (default 128)\n"
+"  --keep-last           train on the last, partial batch of each epoch too (the\n"
+"                        reference's 391 steps per CIFAR-10 epoch; default: drop it)\n"
 "  --optimizer sgd|adam  (default sgd)\n"
 "  --lr X                base learning rate (default 0.1; use ~1e-3 with adam)\n"
 "  --momentum X          SGD momentum (default 0.9)\n"
@@ -146,7 +151,7 @@ enum {
     O_EPOCHS, O_BATCH, O_EVAL_BATCH, O_OPT, O_LR, O_MOM, O_NEST, O_WD, O_NOWDBN, O_SCHED,
     O_MILE, O_GAMMA, O_ENDLR, O_POWER, O_CLIP, O_SEED, O_METRICS, O_CKPT, O_RESUME, O_PROG,
     O_NOPROG, O_DEVICE, O_VERBOSE, O_HELP, O_CHECKPOINT_EVAL, O_WORKERS, O_INPUT_SIZE,
-    O_RESIZE, O_NORMALIZE, O_INIT, O_START_EPOCH, O_SYNC_BN
+    O_RESIZE, O_NORMALIZE, O_INIT, O_START_EPOCH, O_SYNC_BN, O_KEEP_LAST
 };
 
 static const struct option train_opts[] = {
@@ -164,7 +169,7 @@ static const struct option train_opts[] = {
     {"workers", 1, 0, O_WORKERS}, {"input-size", 1, 0, O_INPUT_SIZE},
     {"resize", 1, 0, O_RESIZE}, {"normalize", 1, 0, O_NORMALIZE},
     {"init", 1, 0, O_INIT}, {"start-epoch", 1, 0, O_START_EPOCH},
-    {"sync-bn", 0, 0, O_SYNC_BN},
+    {"sync-bn", 0, 0, O_SYNC_BN}, {"keep-last", 0, 0, O_KEEP_LAST},
     {0, 0, 0, 0}};
 
 /* Short local names for the shared strict number parsers. */
@@ -232,6 +237,7 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
             c->crop_pad = (int)v;
             break;
         case O_NOFLIP: c->flip = 0; break;
+        case O_KEEP_LAST: c->keep_last = 1; break;
         case O_EPOCHS:
             if (!parse_long(cmd, "epochs", optarg, 1, 100000, &v)) return 2;
             c->epochs = (int)v;
@@ -390,8 +396,11 @@ static void on_event(const qg_train_event *ev, void *user)
             break;
         char eta[32];
         fmt_eta(ev->eta_s, eta, sizeof eta);
-        fprintf(stderr, "\repoch %d/%d [%ld/%ld] loss %.4f acc %.2f%%%s%s lr %.4g %.0f img/s "
-                "ETA %s   ", ev->epoch, ev->epochs, ev->batch, ev->batches, ev->train_loss,
+        char gl[48] = "";
+        if (ev->gating)
+            snprintf(gl, sizeof gl, " (%.4f w/ gating)", ev->train_loss + ev->train_gating_loss);
+        fprintf(stderr, "\repoch %d/%d [%ld/%ld] loss %.4f%s acc %.2f%%%s%s lr %.4g %.0f img/s "
+                "ETA %s   ", ev->epoch, ev->epochs, ev->batch, ev->batches, ev->train_loss, gl,
                 100 * ev->train_acc, ev->text[0] ? " " : "", ev->text, ev->lr, ev->img_per_s,
                 eta);
         s->midline = 1;
@@ -406,8 +415,12 @@ static void on_event(const qg_train_event *ev, void *user)
         if (have_fr)
             snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
                      ", FLOP reduction %.2fx", fr);
-        fprintf(stderr, "epoch %d/%d: train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%%s, "
-                "%.0f img/s, %.1f s\n", ev->epoch, ev->epochs, ev->train_loss,
+        char gl[64] = "";
+        if (ev->gating)
+            snprintf(gl, sizeof gl, " (%.4f with the gating loss)",
+                     ev->train_loss + ev->train_gating_loss);
+        fprintf(stderr, "epoch %d/%d: train loss %.4f%s acc %.2f%%, test loss %.4f acc %.2f%%%s, "
+                "%.0f img/s, %.1f s\n", ev->epoch, ev->epochs, ev->train_loss, gl,
                 100 * ev->train_acc, ev->test_loss, 100 * ev->test_acc, extra, ev->img_per_s,
                 ev->epoch_seconds);
         break;
@@ -454,8 +467,9 @@ static void eval_usage(FILE *f)
 "\n"
 "  --data NAME           dataset (default: the one recorded in the checkpoint)\n"
 "  --data-dir DIR        where the dataset files are\n"
-"  --workers N, --input-size N, --resize N, --normalize KIND\n"
+"  --workers N, --input-size N, --resize N\n"
 "                        folder data, as for qgate train\n"
+"  --normalize KIND      imagenet | dataset | none (default: the checkpoint's)\n"
 "  --limit-test N        use only the first N test images\n"
 "  --eval-batch N        batch size (default 128)\n"
 "  --device N|NAME       OpenCL device (default $QGATE_DEVICE, else 0)\n");

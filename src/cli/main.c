@@ -23,6 +23,7 @@ static const command commands[] = {
     {"inspect", qg_cli_inspect, "architecture, method and per-layer table of a checkpoint"},
     {"plot", qg_cli_plot, "training curves, per-layer bars, weight histograms (PNG/SVG/PDF)"},
     {"export-images", qg_cli_export_images, "write a dataset as JPEG class folders"},
+    {"export-model", qg_cli_export_model, "a checkpoint without optimizer state (for PyTorch)"},
     {"devices", qg_cli_devices, "list OpenCL devices and their capabilities"},
     {"selfcheck", qg_cli_selfcheck, "build all kernels and check them against C references"},
 };

@@ -3,5 +3,6 @@
 libqgate_la_SOURCES += \
 	src/core/error.h src/core/status.c \
 	src/core/fileio.h src/core/fileio.c \
-	src/core/rng.h src/core/rng.c
+	src/core/rng.h src/core/rng.c \
+	src/core/fault.h src/core/fault.c
 qgateinc_HEADERS += include/qgate/status.h

@@ -154,7 +154,11 @@ static qg_status open_safetensors(qg_ckview *v, const char *path)
     }
     for (size_t i = 0; i < n; i++) {
         const qg_st_tensor *s = qg__safetensors_at(f, i);
-        if (strncmp(s->name, "optimizer.", 10) == 0)
+        size_t len = strlen(s->name);
+        /* optimizer state, and the batch-norm step counters written for
+         * PyTorch's strict loads (src/train/checkpoint.c) */
+        if (strncmp(s->name, "optimizer.", 10) == 0 ||
+            (len > 20 && strcmp(s->name + len - 20, ".num_batches_tracked") == 0))
             continue;
         qg_ck_tensor *t = &v->t[v->n];
         t->name = own_name(v, s->name);

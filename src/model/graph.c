@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/fault.h"
 #include "core/error.h"
 #include "cl/ctx.h"
 #include "dist/dist.h"
@@ -212,12 +213,15 @@ qg_status qg__model_setup(qg_model *m, int batch)
     total += grads;
     if (total > (size_t)0x7fffffff) {
         free(off);
-        st = qg__error(m->ctx, QG_ERR_NOMEM, "activation arena of %zu floats exceeds 2^31; "
-                       "use a smaller --batch", total);
+        st = qg__error(m->ctx, QG_ERR_NOMEM, "activation arena of %zu floats for a batch of "
+                       "%d exceeds 2^31; use a smaller batch", total, batch);
         goto fail;
     }
-    m->arena = clCreateBuffer(m->ctx->context, CL_MEM_READ_WRITE, total * sizeof(float), NULL,
-                              &e);
+    if (qg__fault(QG_FAULT_ALLOC))
+        e = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+    else
+        m->arena = clCreateBuffer(m->ctx->context, CL_MEM_READ_WRITE, total * sizeof(float),
+                                  NULL, &e);
     if (e == CL_SUCCESS) {
         m->arena_floats = total;
         qg__ctx_mem(m->ctx, total * sizeof(float), 1);

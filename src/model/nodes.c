@@ -94,6 +94,28 @@ qg_status qg__node_scalar(qg_model *m, qg_dtype dt, const char *name, qg_tensor 
     return qg_tensor_new(m->ctx, 1, one, dt, name, t);
 }
 
+int qg__model_rows(const qg_model *m)
+{
+    return m->active > 0 && m->active < m->batch ? m->active : m->batch;
+}
+
+qg_status qg__node_rows_view(const qg_model *m, qg_tensor *t, qg_tensor **view)
+{
+    *view = NULL;
+    int rows = qg__model_rows(m);
+    if (rows == m->batch)
+        return QG_OK;
+    int64_t sh[QG_MAX_DIMS];
+    int nd = qg_tensor_ndim(t);
+    for (int d = 0; d < nd; d++)
+        sh[d] = qg_tensor_dim(t, d);
+    if (nd < 1 || sh[0] != m->batch)
+        return qg__error(m->ctx, QG_ERR_SHAPE, "rows view: tensor '%s' is not batch-shaped",
+                         qg_tensor_name(t));
+    sh[0] = rows;
+    return qg_tensor_view(t, 0, nd, sh, view);
+}
+
 qg_status qg__gate_counter_read(const qg_gate_counter *g, long long *total, long long *on)
 {
     int32_t c = 0;

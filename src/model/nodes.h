@@ -60,6 +60,16 @@ qg_status qg__param_init_const(qg_param *p, float v);
  * reallocates), and a 1-element tensor of dtype dt (kept if it exists). */
 qg_status qg__node_tensor_like(qg_model *m, const qg_act *a, const char *name, qg_tensor **t);
 qg_status qg__node_scalar(qg_model *m, qg_dtype dt, const char *name, qg_tensor **t);
+/* The samples of the batch that hold data: m->active (a partial last
+ * batch) or m->batch. */
+int qg__model_rows(const qg_model *m);
+/* For a partial batch (qg__model_rows(m) < m->batch), a view of the first
+ * qg__model_rows(m) samples of `t` (an activation-shaped tensor, dim 0 the
+ * batch) in *view; otherwise *view = NULL and the whole of t is meant.
+ * Every reduction across samples (a whole-tensor scale) and every counter
+ * over a batch takes this view, so the stale rows of the previous batch
+ * change nothing; the caller frees *view. */
+qg_status qg__node_rows_view(const qg_model *m, qg_tensor *t, qg_tensor **view);
 /* The buffer a conv keeps its input's planes in from the training forward
  * to the weight gradient (qg__conv_enqueue_fwd's keep), created on the first
  * training forward, so inference never holds one; *keep stays NULL where

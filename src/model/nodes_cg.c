@@ -113,7 +113,7 @@ static qg_status cg_forward(qg_node *n, qg_model *m, int train)
     else
         QG_TRY(qg__bn_fwd_eval(m->ctx, p->yp, NULL, NULL, p->rmean->value, p->rvar->value,
                                1e-5f, p->z));
-    int counted = m->active > 0 && m->active < m->batch ? m->active : m->batch;
+    int counted = qg__model_rows(m);
     QG_TRY(qg__cg_gate_fwd(m->ctx, p->z, p->delta->value, p->yp, p->yc, p->cfg.alpha,
                            OUT(n, m)->value, p->gc.count, counted));
     p->gc.outputs += (long long)counted * (long long)(qg_tensor_numel(p->yp) /

@@ -6,7 +6,8 @@
  * <name>.mask [K,C,k,k] (a buffer: 0/1, fixed at construction),
  * <name>.threshold [1,K,1,1], <name>.bn.running_mean / .running_var [K]
  * (the gate path's BatchNorm2d(K, affine=False); num_batches_tracked is
- * not kept, as for every qgate batch norm). */
+ * written beside it by the checkpoint and never read, as for every qgate
+ * batch norm). */
 #ifndef QG_MODEL_NODES_CG_H
 #define QG_MODEL_NODES_CG_H
 

@@ -178,6 +178,9 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
 {
     qconv_priv *p = n->priv;
     qg_status st = QG_OK;
+    /* a partial batch: the scale and the gate counters see its real rows
+     * only, never the stale ones of the previous batch (NULL: all rows) */
+    qg_tensor *xr = NULL, *mr = NULL, *lr = NULL, *yr = NULL;
     QG_TRY(qg__wquant_forward(p->wquant, m, train, &p->wq));
     const qg_tensor *x = IN0(n, m)->value;
     if (train)
@@ -185,8 +188,10 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
     p->kept = train && p->keep;
     p->xq_fresh = 0;
     qg_tensor *keep = p->kept ? p->keep : NULL;
-    if (!p->sx_fresh)
-        QG_TRY(qg__quant_scale(m->ctx, x, QG_QSCALE_PG, p->sx));
+    if (!p->sx_fresh) {
+        QG_TRY(qg__node_rows_view(m, IN0(n, m)->value, &xr));
+        QG_TRY(qg__quant_scale(m->ctx, xr ? xr : x, QG_QSCALE_PG, p->sx));
+    }
     p->sx_fresh = 0;
     if (train) /* --sync-bn: the global batch's range (no-op otherwise) */
         QG_TRY(qg__sync_max(m->ctx, p->sx));
@@ -194,12 +199,15 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
         /* The conv rounds x as it prepares it where its plan can, so no
          * quantized copy is stored, where the backward will not need one:
          * its weight gradient reads the kept (quantized) planes. */
-        if ((qg__conv_plan_caps(p->plan) & QG_CONV_CAP_FUSED_QUANT) && (!train || p->kept))
-            return qg__conv_enqueue_fwd_quant(p->plan, x, p->sx, p->wq, OUT(n, m)->value,
-                                              m->workspace, keep);
+        if ((qg__conv_plan_caps(p->plan) & QG_CONV_CAP_FUSED_QUANT) && (!train || p->kept)) {
+            st = qg__conv_enqueue_fwd_quant(p->plan, x, p->sx, p->wq, OUT(n, m)->value,
+                                            m->workspace, keep);
+            goto fail;
+        }
         QG_TRY(xq_store(p, n, m));
-        return qg__conv_enqueue_fwd(p->plan, p->xq, p->wq, NULL, OUT(n, m)->value, m->workspace,
-                                    keep);
+        st = qg__conv_enqueue_fwd(p->plan, p->xq, p->wq, NULL, OUT(n, m)->value, m->workspace,
+                                  keep);
+        goto fail;
     }
     /* PG: MSB and LSB parts from one pass with one scale (docs/methods.md §2.2). */
     QG_TRY(qg__quant_apply(m->ctx, x, p->sx, p->cfg.abits, p->cfg.pred_bits, NULL, p->xq,
@@ -207,10 +215,17 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
     p->xq_fresh = 1;
     QG_TRY(qg__conv_enqueue_fwd(p->plan, p->xq, p->wq, NULL, p->omsb, m->workspace, keep));
     QG_TRY(qg__conv_enqueue_fwd(p->plan, p->xlsb, p->wq, NULL, p->olsb, m->workspace, NULL));
-    QG_TRY(qg__pg_gate_fwd(m->ctx, p->omsb, p->delta->value, p->olsb, 5.0f, OUT(n, m)->value,
-                           p->gc.count));
-    p->gc.outputs += (long long)qg_tensor_numel(OUT(n, m)->value);
+    QG_TRY(qg__node_rows_view(m, p->omsb, &mr));
+    QG_TRY(qg__node_rows_view(m, p->olsb, &lr));
+    QG_TRY(qg__node_rows_view(m, OUT(n, m)->value, &yr));
+    QG_TRY(qg__pg_gate_fwd(m->ctx, mr ? mr : p->omsb, p->delta->value, lr ? lr : p->olsb, 5.0f,
+                           yr ? yr : OUT(n, m)->value, p->gc.count));
+    p->gc.outputs += (long long)qg_tensor_numel(yr ? yr : OUT(n, m)->value);
 fail:
+    qg_tensor_free(xr);
+    qg_tensor_free(mr);
+    qg_tensor_free(lr);
+    qg_tensor_free(yr);
     return st;
 }
 

@@ -605,6 +605,12 @@ const qg_st_tensor *qg__safetensors_at(const qg_st_file *f, size_t i)
     return i < f->n ? &f->tensors[i] : NULL;
 }
 
+const qg_st_meta *qg__safetensors_meta_all(const qg_st_file *f, size_t *n)
+{
+    *n = f->nmeta;
+    return f->meta;
+}
+
 const char *qg__safetensors_meta(const qg_st_file *f, const char *key)
 {
     for (size_t i = 0; i < f->nmeta; i++)

@@ -45,5 +45,7 @@ size_t qg__safetensors_count(const qg_st_file *f);
 const qg_st_tensor *qg__safetensors_get(const qg_st_file *f, const char *name);
 const qg_st_tensor *qg__safetensors_at(const qg_st_file *f, size_t i);
 const char *qg__safetensors_meta(const qg_st_file *f, const char *key);
+/* All metadata entries, in file order (valid as long as f). */
+const qg_st_meta *qg__safetensors_meta_all(const qg_st_file *f, size_t *n);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fault.h"
 #include "core/error.h"
 #include "cl/ctx.h"
 #include "tensor/tensor_impl.h"
@@ -77,7 +78,10 @@ qg_status qg_tensor_new(qg_ctx *ctx, int ndim, const int64_t *shape, qg_dtype dt
     /* OpenCL forbids zero-sized buffers; an empty tensor still gets one
      * element of storage so it can be bound as an argument. */
     size_t alloc = bytes ? bytes : qg_dtype_size(dtype);
-    mem = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, alloc, NULL, &e);
+    if (qg__fault(QG_FAULT_ALLOC))
+        e = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+    else
+        mem = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, alloc, NULL, &e);
     if (e != CL_SUCCESS) {
         st = qg__error(ctx, QG_ERR_CL, "clCreateBuffer(%zu bytes) for tensor '%s' failed with "
                        "%s on device '%s'", alloc, name ? name : "", qg_cl_error_name(e),

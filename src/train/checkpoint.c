@@ -12,11 +12,34 @@
 
 static const char *state_names[2] = {"state0", "state1"};
 
+/* PyTorch's BatchNorm2d has a third buffer, num_batches_tracked (int64
+ * []), which qgate does not use. It is written beside every running_var
+ * (as I32 [], the number of training steps from the metadata's "step"),
+ * so the file loads with load_state_dict(strict=True); loading ignores
+ * it. */
+static const char nbt_suffix[] = ".num_batches_tracked";
+
+static int is_bn_var(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 12 && strcmp(name + n - 12, ".running_var") == 0;
+}
+
+int qg__checkpoint_ignored(const char *name)
+{
+    size_t n = strlen(name), k = sizeof nbt_suffix - 1;
+    return n > k && strcmp(name + n - k, nbt_suffix) == 0;
+}
+
 qg_status qg__checkpoint_save(qg_model *m, const char *path, const qg_st_meta *meta,
                               size_t nmeta, int with_optimizer)
 {
     qg_status st = QG_OK;
-    size_t cap = (size_t)m->nparams * 3, n = 0;
+    size_t cap = (size_t)m->nparams * 4, n = 0;
+    int32_t steps = 0;
+    for (size_t i = 0; i < nmeta; i++)
+        if (strcmp(meta[i].key, "step") == 0)
+            steps = (int32_t)strtol(meta[i].value, NULL, 10);
     qg_st_tensor *ts = calloc(cap, sizeof *ts);
     char **names = calloc(cap, sizeof *names);
     void **bufs = calloc(cap, sizeof *bufs);
@@ -52,6 +75,22 @@ qg_status qg__checkpoint_save(qg_model *m, const char *path, const qg_st_meta *m
             ts[n].ndim = t->ndim;
             memcpy(ts[n].shape, t->shape, sizeof ts[n].shape);
             ts[n].data = bufs[n];
+            n++;
+        }
+        if (is_bn_var(p->name)) {
+            size_t len = strlen(p->name) - 12;
+            bufs[n] = malloc(sizeof steps);
+            names[n] = malloc(len + sizeof nbt_suffix);
+            if (!bufs[n] || !names[n]) {
+                st = qg__error(m->ctx, QG_ERR_NOMEM, "out of memory saving '%s'", path);
+                n++;
+                goto fail;
+            }
+            memcpy(bufs[n], &steps, sizeof steps);
+            memcpy(names[n], p->name, len);
+            strcpy(names[n] + len, nbt_suffix);
+            ts[n] = (qg_st_tensor){.name = names[n], .dtype = QG_DTYPE_I32, .ndim = 0,
+                                   .data = bufs[n]};
             n++;
         }
     }
@@ -164,7 +203,8 @@ qg_status qg__checkpoint_init(qg_model *m, const qg_st_file *f, const char *path
      * its weights would be dropped without a word */
     for (size_t i = 0; i < qg__safetensors_count(f); i++) {
         const char *name = qg__safetensors_at(f, i)->name;
-        if (strncmp(name, "optimizer.", 10) != 0 && !model_has(m, name))
+        if (strncmp(name, "optimizer.", 10) != 0 && !qg__checkpoint_ignored(name) &&
+            !model_has(m, name))
             return qg__error(m->ctx, QG_ERR_SHAPE, "--init '%s': tensor '%s' has no place in "
                              "this model; the file holds another architecture or method "
                              "(see `qgate inspect %s`)", path, name, path);

@@ -18,6 +18,9 @@ qg_status qg__checkpoint_save(qg_model *m, const char *path, const qg_st_meta *m
  * (QG_ERR_FORMAT, with the element) names the tensor and the file. */
 qg_status qg__checkpoint_load(qg_model *m, const qg_st_file *f, const char *path,
                               int with_optimizer);
+/* Tensors qgate writes for PyTorch's sake and never reads (a batch norm's
+ * "*.num_batches_tracked"): loads skip them. */
+int qg__checkpoint_ignored(const char *name);
 /* Starts a model from another run's weights (`--init`): loads each model
  * parameter the file holds, with load's checks, and leaves the others at
  * their initial values (a method may add parameters, e.g. PG thresholds).

@@ -25,6 +25,7 @@
 #include "model/resnet.h"
 #include "model/safetensors.h"
 #include "ops/layers.h"
+#include "ops/reduce.h"
 #include "tensor/tensor_impl.h"
 #include "train/checkpoint.h"
 #include "train/dist_train.h"
@@ -99,6 +100,68 @@ void qg__data_defaults(const char *name, qg_loader_opts *lo, int *crop_pad, int 
     }
     *crop_pad = 0;
     *flip = 0;
+}
+
+/* ---- --normalize (issue 23) ----------------------------------------------------
+ * Which normalisation a run uses: the option, else the dataset's default
+ * (folder data: ImageNet's statistics; IDX and CIFAR: the dataset's own,
+ * the table above). Recorded in the checkpoint as "normalize"; eval uses
+ * the recorded one unless told otherwise. */
+static const char *normalize_kind(const char *data, const char *norm)
+{
+    if (norm)
+        return norm;
+    return data && strcmp(data, "folder") == 0 ? "imagenet" : "dataset";
+}
+
+/* The loader's mean/std for --normalize KIND on data the loader
+ * normalises (folder data do it themselves, from qg_data_opts). "dataset"
+ * keeps qg__data_defaults' statistics; "imagenet" takes ImageNet's
+ * per-channel values (1-channel data: their average, 0.449 and 0.226);
+ * "none" leaves pixels in [0, 1]. */
+static qg_status apply_normalize(const char *data, const char *kind, int channels,
+                                 qg_loader_opts *lo)
+{
+    static const float in_mean[3] = {0.485f, 0.456f, 0.406f};
+    static const float in_std[3] = {0.229f, 0.224f, 0.225f};
+    if (data && strcmp(data, "folder") == 0)
+        return QG_OK;
+    if (strcmp(kind, "dataset") == 0)
+        return QG_OK;
+    for (int c = 0; c < 4; c++) {
+        if (strcmp(kind, "none") == 0) {
+            lo->mean[c] = 0.0f;
+            lo->std[c] = 1.0f;
+        } else if (strcmp(kind, "imagenet") == 0) {
+            lo->mean[c] = channels == 1 ? 0.449f : in_mean[c < 3 ? c : 2];
+            lo->std[c] = channels == 1 ? 0.226f : in_std[c < 3 ? c : 2];
+        } else {
+            return qg__error(NULL, QG_ERR_INVALID_ARG, "--normalize '%s': expected imagenet, "
+                             "dataset or none", kind);
+        }
+    }
+    return QG_OK;
+}
+
+/* After a non-finite loss (issue 23): the first parameter whose gradient
+ * or value holds NaN/Inf, checked on the device one tensor at a time
+ * (only on this failure path), as " (first non-finite: the gradient of
+ * 'layer1.0.conv1.weight')"; "" when every one is finite. */
+static void first_nonfinite(qg_model *m, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    for (int i = 0; i < m->nparams; i++) {
+        qg_param *p = m->params[i];
+        for (int g = 1; g >= 0; g--) {
+            qg_tensor *t = g ? p->grad : p->value;
+            int ok = 1;
+            if (t && qg__tensor_all_finite(m->ctx, t, &ok) == QG_OK && !ok) {
+                snprintf(buf, cap, " (first non-finite: the %s of '%s')",
+                         g ? "gradient" : "value", p->name);
+                return;
+            }
+        }
+    }
 }
 
 /* Scalars written by the loss kernel, kept for the whole run. */
@@ -325,6 +388,13 @@ qg_status qg__evaluate(qg_model *m, const qg_dataset *ds, int batch, const qg_lo
     }
     *loss = total ? lsum / (double)total : 0;
     *acc = total ? (double)csum / (double)total : 0;
+    if (!isfinite(*loss)) { /* an overflow the weights alone do not show */
+        char where[160];
+        first_nonfinite(m, where, sizeof where);
+        st = qg__error(m->ctx, QG_ERR_INVALID_ARG, "evaluation: the test loss is %g over %ld "
+                       "images%s", *loss, total, where[0] ? where : " (the parameters are "
+                       "finite: the activations overflow)");
+    }
 fail:
     qg__model_freeze(m, 0);
     qg__loader_free(ld);
@@ -369,10 +439,19 @@ static void meta_add(void *user, const char *key, const char *value)
         b->v[b->n++] = (qg_st_meta){key, value};
 }
 
+/* The running sums of an epoch interrupted mid-way, kept in the
+ * checkpoint so the resumed epoch's train_loss/train_acc cover all of it. */
+typedef struct epoch_sums {
+    double loss, gating;
+    long correct, seen;
+} epoch_sums;
+
 static qg_status save_model(qg_model *m, const char *arch, char shortcut, const char *data,
                             const qg_method_cfg *mc, const char *path, int with_optimizer,
-                            const qg_train_cfg *cfg, int epoch, long batch_in_epoch, long step)
+                            const qg_train_cfg *cfg, int epoch, long batch_in_epoch, long step,
+                            const epoch_sums *sums)
 {
+    char es[4][40];
     char ep[24], bt[24], sp[24], c[16], h[16], w[16], k[16], sc[4], seed[32], lr[32], bsz[16];
     char ranks[16];
     char scratch[QG_METHOD_META_SCRATCH];
@@ -407,6 +486,18 @@ static qg_status save_model(qg_model *m, const char *arch, char shortcut, const 
         meta_add(&b, "ranks", ranks); /* processes of a data-parallel run */
         meta_add(&b, "optimizer", cfg->optim.kind == QG_OPTIM_ADAM ? "adam" : "sgd");
         meta_add(&b, "base_lr", lr);
+        meta_add(&b, "normalize", normalize_kind(data, cfg->normalize));
+        meta_add(&b, "keep_last", cfg->keep_last ? "1" : "0");
+        if (sums && batch_in_epoch > 0) {
+            snprintf(es[0], sizeof es[0], "%.17g", sums->loss);
+            snprintf(es[1], sizeof es[1], "%.17g", sums->gating);
+            snprintf(es[2], sizeof es[2], "%ld", sums->correct);
+            snprintf(es[3], sizeof es[3], "%ld", sums->seen);
+            meta_add(&b, "epoch_loss_sum", es[0]);
+            meta_add(&b, "epoch_gating_sum", es[1]);
+            meta_add(&b, "epoch_correct", es[2]);
+            meta_add(&b, "epoch_seen", es[3]);
+        }
     }
     qg_method_cfg none;
     if (!mc) {
@@ -418,10 +509,11 @@ static qg_status save_model(qg_model *m, const char *arch, char shortcut, const 
 }
 
 static qg_status save_checkpoint(qg_model *m, const qg_train_cfg *cfg, const char *path,
-                                 int epoch, long batch_in_epoch, long step)
+                                 int epoch, long batch_in_epoch, long step,
+                                 const epoch_sums *sums)
 {
     return save_model(m, cfg->model, cfg->shortcut, cfg->data, m->methods, path, 1, cfg,
-                      epoch, batch_in_epoch, step);
+                      epoch, batch_in_epoch, step, sums);
 }
 
 static long meta_long(const qg_st_file *f, const char *key, long def)
@@ -487,6 +579,17 @@ static qg_status check_resume_run(qg_ctx *ctx, const qg_st_file *f, const qg_tra
                          "epoch at a batch of %ld (--batch %s x %ld processes); resuming with "
                          "%ld (--batch %d x %d) would skip or repeat images", path, had, bs,
                          meta_long(f, "ranks", 1), now, c->batch, qg__dist_size());
+    const char *kl = qg__safetensors_meta(f, "keep_last");
+    if (kl && meta_long(f, "batch_in_epoch", 0) > 0 && (atoi(kl) != 0) != (c->keep_last != 0))
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' stopped inside an "
+                         "epoch %s --keep-last; this run %s it (the epoch's batches would "
+                         "differ)", path, atoi(kl) ? "with" : "without",
+                         c->keep_last ? "has" : "lacks");
+    const char *norm = qg__safetensors_meta(f, "normalize");
+    const char *want_norm = normalize_kind(c->data, c->normalize);
+    if (norm && strcmp(norm, want_norm) != 0)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' was trained with "
+                         "--normalize %s, this run has --normalize %s", path, norm, want_norm);
     (void)m;
     return QG_OK;
 }
@@ -608,9 +711,12 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
         goto fail;
     }
 
-    qg_loader_opts lo = {.batch = cfg->batch, .shuffle = 1, .drop_last = 1, .seed = cfg->seed};
+    qg_loader_opts lo = {.batch = cfg->batch, .shuffle = 1, .drop_last = !cfg->keep_last,
+                         .seed = cfg->seed};
     int crop, flip;
     qg__data_defaults(cfg->data, &lo, &crop, &flip);
+    QG_TRY(apply_normalize(cfg->data, normalize_kind(cfg->data, cfg->normalize),
+                           qg__dataset_channels(train), &lo));
     lo.crop_pad = cfg->crop_pad >= 0 ? cfg->crop_pad : crop;
     lo.flip = cfg->flip >= 0 ? cfg->flip : flip;
     lo.workers = cfg->workers;
@@ -624,11 +730,11 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
     /* the evaluation's size first, so a batch the device cannot hold is
      * named before an epoch of training */
     if (cfg->eval_batch != cfg->batch && (st = qg__model_setup(m, cfg->eval_batch)) != QG_OK) {
-        qg__error_append(ctx, "with --eval-batch %d", cfg->eval_batch);
+        qg__error_append(ctx, "lower --eval-batch %d", cfg->eval_batch);
         goto fail;
     }
     if ((st = qg__model_setup(m, cfg->batch)) != QG_OK) {
-        qg__error_append(ctx, "with --batch %d", cfg->batch);
+        qg__error_append(ctx, "lower --batch %d", cfg->batch);
         goto fail;
     }
     /* a method may restrict weight decay to some parameter kinds (CG) */
@@ -640,6 +746,7 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
 
     int start_epoch = 0;
     long skip_batches = 0, step = 0;
+    epoch_sums resumed = {0, 0, 0, 0};
     if (cfg->resume_path) {
         st = qg__safetensors_read(cfg->resume_path, &resume);
         if (st != QG_OK) {
@@ -652,6 +759,15 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
         start_epoch = (int)meta_long(resume, "epoch", 0);
         skip_batches = meta_long(resume, "batch_in_epoch", 0);
         step = meta_long(resume, "step", 0);
+        if (skip_batches > 0 && qg__safetensors_meta(resume, "epoch_seen")) {
+            /* the interrupted epoch's sums: its metrics cover all of it */
+            const char *v = qg__safetensors_meta(resume, "epoch_loss_sum");
+            resumed.loss = v ? strtod(v, NULL) : 0;
+            v = qg__safetensors_meta(resume, "epoch_gating_sum");
+            resumed.gating = v ? strtod(v, NULL) : 0;
+            resumed.correct = meta_long(resume, "epoch_correct", 0);
+            resumed.seen = meta_long(resume, "epoch_seen", 0);
+        }
         if (start_epoch >= cfg->epochs) {
             info(cfg, "'%s' already holds %d epochs of training (--epochs %d): nothing to do; "
                  "raise --epochs to train on", cfg->resume_path, start_epoch, cfg->epochs);
@@ -719,45 +835,63 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
         const int32_t *lab;
         int n;
         long b = 0;
-        double lsum = 0, t0 = now_s(), last_print = 0;
-        long csum = 0, seen = 0;
+        double lsum = resumed.loss, asum = resumed.gating, t0 = now_s(), last_print = 0;
+        long csum = resumed.correct, seen = resumed.seen, seen0 = resumed.seen;
+        resumed = (epoch_sums){0, 0, 0, 0};
         while (qg__loader_next(ld, &img, &lab, &n)) {
             if (b < skip_batches) { /* resume mid-epoch: same order, skip what was done */
                 b++;
                 continue;
             }
             float lr = qg__schedule_lr(&sched, cfg->optim.lr, epoch, b);
-            float l;
+            float l, aux = 0;
             int c;
+            /* --keep-last: the partial batch runs in a model set up for its
+             * n samples (batch-norm statistics, scales, gradients over
+             * exactly those); the next full batch sets it back */
+            if ((st = qg__model_setup(m, n < cfg->batch ? n : cfg->batch)) != QG_OK) {
+                qg__error_append(ctx, "for the last, partial batch of %d (--keep-last)", n);
+                goto fail;
+            }
             QG_TRY(run_batch(m, &io, img, lab, n, 1, &l, &c));
+            if (m->naux > 0)
+                QG_TRY(qg_tensor_read(io.aux, &aux, sizeof aux));
+            /* checked before the step, so the report names the tensor
+             * that went first, not every one the step spread it to */
+            if (!isfinite(l) || !isfinite(aux)) {
+                char where[160];
+                first_nonfinite(m, where, sizeof where);
+                st = qg__error(ctx, QG_ERR_INVALID_ARG, "training diverged: %s is %g at epoch "
+                               "%d batch %ld%s (lower --lr?)", isfinite(l) ? "the gating loss"
+                               : "loss", isfinite(l) ? aux : l, epoch + 1, b + 1, where);
+                goto fail;
+            }
             QG_TRY(qg__dtrain_grads(&dt, m));
             step++;
             QG_TRY(qg__methods_grad_hook(m, mc));
             QG_TRY(qg__optim_step(m, &optim, lr, step));
             QG_TRY(qg__methods_post_step(m, mc));
-            if (!isfinite(l)) {
-                st = qg__error(ctx, QG_ERR_INVALID_ARG, "training diverged: loss is %g at epoch "
-                               "%d batch %ld (lower --lr?)", l, epoch + 1, b + 1);
-                goto fail;
-            }
             double now = now_s();
             /* data-parallel: the global batch's sums; rank 0 decides when
              * to report (the progress text may gather gate counters) */
-            double red[5] = {l, c, n, cfg->stop && *cfg->stop,
-                             dt.rank == 0 && cfg->callback && now - last_print > 0.5};
-            QG_TRY(qg__dtrain_sum(&dt, red, 5));
+            double red[6] = {l, c, n, cfg->stop && *cfg->stop,
+                             dt.rank == 0 && cfg->callback && now - last_print > 0.5,
+                             (double)aux * n};
+            QG_TRY(qg__dtrain_sum(&dt, red, 6));
             lsum += red[0];
             csum += (long)red[1];
             seen += (long)red[2];
+            asum += red[5];
             b++;
             if (red[4] > 0 || (cfg->callback && b == sched.steps_per_epoch)) {
                 char sp[128];
                 qg__methods_progress(m, mc, sp, sizeof sp);
-                double ips = seen / (now - t0);
+                double ips = (seen - seen0) / (now - t0);
                 qg_train_event ev = {
                     .kind = QG_TRAIN_EV_PROGRESS, .text = sp, .epoch = epoch + 1,
                     .epochs = cfg->epochs, .batch = b, .batches = sched.steps_per_epoch,
                     .train_loss = lsum / seen, .train_acc = (double)csum / seen, .lr = lr,
+                    .train_gating_loss = asum / seen, .gating = m->naux > 0,
                     .img_per_s = ips,
                     .eta_s = ((double)(sched.steps_per_epoch - b) +
                               (double)(cfg->epochs - epoch - 1) * sched.steps_per_epoch) *
@@ -770,8 +904,9 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
                                                         : "qgate-interrupted.safetensors";
                 QG_TRY(qg_ctx_finish(ctx));
                 QG_TRY(qg__dtrain_buffers(&dt, m));
+                epoch_sums es = {lsum, asum, csum, seen};
                 if (qg__dtrain_leader(&dt))
-                    QG_TRY(save_checkpoint(m, cfg, path, epoch, b, step));
+                    QG_TRY(save_checkpoint(m, cfg, path, epoch, b, step, &es));
                 info(cfg, "interrupted; checkpoint written to '%s' (resume with --resume %s)",
                      path, path);
                 st = qg__error(ctx, QG_ERR_INTERRUPTED, "interrupted at epoch %d batch %ld",
@@ -784,7 +919,7 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
         QG_TRY(qg__methods_epoch_end(m, mc, epoch));
         QG_TRY(qg__dtrain_buffers(&dt, m)); /* running statistics agreed */
         double train_s = now_s() - t0;
-        double ips = seen / (train_s > 0 ? train_s : 1);
+        double ips = (seen - seen0) / (train_s > 0 ? train_s : 1);
         /* the training phase's metrics, taken before evaluation resets them */
         metric_list_clear(&train_m);
         metric_list_clear(&test_m);
@@ -804,6 +939,9 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
                     "\"epoch_seconds\": %.3f, \"elapsed_seconds\": %.3f", epoch + 1,
                     seen ? lsum / seen : 0, seen ? (double)csum / seen : 0, test_loss, test_acc,
                     ips, lr0, train_s, now_s() - run_t0);
+            if (m->naux > 0)
+                fprintf(metrics, ", \"train_gating_loss\": %.6f, \"train_total_loss\": %.6f",
+                        seen ? asum / seen : 0, seen ? (lsum + asum) / seen : 0);
             fprintf(metrics, ", \"bad_files\": %zu",
                     qg__dataset_bad_files(train) + qg__dataset_bad_files(test));
             json_metrics(metrics, &train_m);
@@ -826,6 +964,7 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
                 .kind = QG_TRAIN_EV_EPOCH, .text = sp, .epoch = epoch + 1,
                 .epochs = cfg->epochs, .batch = b, .batches = sched.steps_per_epoch,
                 .train_loss = seen ? lsum / seen : 0, .train_acc = seen ? (double)csum / seen : 0,
+                .train_gating_loss = seen ? asum / seen : 0, .gating = m->naux > 0,
                 .lr = lr0, .img_per_s = ips, .test_loss = test_loss, .test_acc = test_acc,
                 .epoch_seconds = train_s, .elapsed_seconds = now_s() - run_t0,
                 .metrics = all.v, .nmetrics = all.n};
@@ -833,7 +972,7 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
             metric_list_free(&all);
         }
         if (cfg->checkpoint_path && qg__dtrain_leader(&dt))
-            QG_TRY(save_checkpoint(m, cfg, cfg->checkpoint_path, epoch + 1, 0, step));
+            QG_TRY(save_checkpoint(m, cfg, cfg->checkpoint_path, epoch + 1, 0, step, NULL));
     }
     if (dt.size > 1 && dt.grad_steps)
         info(cfg, "gradient allreduce: %.2f ms and %.2f MB a step (%zu floats, %d processes)",
@@ -898,7 +1037,11 @@ qg_status qg_eval_run(const qg_train_cfg *cfg, const char *checkpoint, qg_eval_r
     qg_ctx_opts co = {.device = cfg->device, .verbose = cfg->verbose};
     QG_TRY(qg_ctx_new(&co, &ctx));
     const char *dname = cfg->data ? cfg->data : (data ? data : "fashion-mnist");
-    qg_data_opts dopts = data_opts(cfg);
+    /* the normalisation training used, unless --normalize says otherwise */
+    qg_train_cfg ecfg = *cfg;
+    if (!ecfg.normalize)
+        ecfg.normalize = qg__safetensors_meta(f, "normalize");
+    qg_data_opts dopts = data_opts(&ecfg);
     QG_TRY(qg__dataset_load_opts(dname, cfg->data_dir, 0, &dopts, &test));
     if (cfg->limit_test)
         qg__dataset_truncate(test, cfg->limit_test);
@@ -919,6 +1062,8 @@ qg_status qg_eval_run(const qg_train_cfg *cfg, const char *checkpoint, qg_eval_r
     qg_loader_opts lo = {0};
     int crop, flip;
     qg__data_defaults(dname, &lo, &crop, &flip);
+    QG_TRY(apply_normalize(dname, normalize_kind(dname, ecfg.normalize),
+                           qg__dataset_channels(test), &lo));
     QG_TRY(qg__evaluate(m, test, cfg->eval_batch, &lo, &out->loss, &out->acc));
     QG_TRY(collect_metrics(m, m->methods, "", &ml));
     snprintf(out->arch, sizeof out->arch, "%s", arch);
@@ -980,7 +1125,7 @@ qg_status qg_model_load(qg_model *m, const char *path)
 
 qg_status qg_model_save(qg_model *m, const char *path)
 {
-    return save_model(m, m->arch, m->shortcut, NULL, m->methods, path, 0, NULL, 0, 0, 0);
+    return save_model(m, m->arch, m->shortcut, NULL, m->methods, path, 0, NULL, 0, 0, 0, NULL);
 }
 
 /* ---- step-level training (qgate/train.h) ------------------------------------------- */
@@ -1026,18 +1171,21 @@ void qg_trainer_free(qg_trainer *t)
     free(t);
 }
 
-static qg_status trainer_check(qg_trainer *t, int n)
+/* A training step on fewer samples than the batch runs in a model set up
+ * for them (batch-norm statistics and gradients over exactly those, as
+ * --keep-last); evaluation runs in place (only the real rows count). */
+static qg_status trainer_check(qg_trainer *t, int n, int train)
 {
     if (n < 1 || n > t->batch)
         return qg__error(t->m->ctx, QG_ERR_INVALID_ARG, "a batch of %d samples: the trainer "
                          "takes 1..%d", n, t->batch);
-    return qg__model_setup(t->m, t->batch);
+    return qg__model_setup(t->m, train ? n : t->batch);
 }
 
 qg_status qg_trainer_step(qg_trainer *t, const float *images, const int32_t *labels, int n,
                           float lr, float *loss, int *correct)
 {
-    qg_status st = trainer_check(t, n);
+    qg_status st = trainer_check(t, n, 1);
     float l;
     if (st == QG_OK)
         st = run_batch(t->m, &t->io, images, labels, n, 1, &l, correct);
@@ -1055,6 +1203,6 @@ qg_status qg_trainer_step(qg_trainer *t, const float *images, const int32_t *lab
 qg_status qg_trainer_eval(qg_trainer *t, const float *images, const int32_t *labels, int n,
                           float *loss_sum, int *correct)
 {
-    qg_status st = trainer_check(t, n);
+    qg_status st = trainer_check(t, n, 0);
     return st == QG_OK ? run_batch(t->m, &t->io, images, labels, n, 0, loss_sum, correct) : st;
 }

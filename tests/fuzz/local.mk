@@ -14,24 +14,26 @@ TESTS += tests/test_harden
 TEST_EXTENSIONS = .fuzz
 FUZZ_LOG_COMPILER = $(SHELL) $(srcdir)/tests/fuzz/run-fuzz.sh
 TESTS += tests/fuzz/safetensors.fuzz tests/fuzz/idx.fuzz tests/fuzz/cifar.fuzz \
-	tests/fuzz/shapes.fuzz tests/fuzz/tunedb.fuzz
+	tests/fuzz/shapes.fuzz tests/fuzz/tunedb.fuzz tests/fuzz/pth.fuzz tests/fuzz/jpeg.fuzz
 EXTRA_DIST += tests/sanitizers/lsan.supp tests/fuzz/run-fuzz.sh tests/fuzz/make_corpus.py \
 	tests/fuzz/corpus \
 	tests/fuzz/safetensors.fuzz tests/fuzz/idx.fuzz tests/fuzz/cifar.fuzz \
 	tests/fuzz/shapes.fuzz tests/fuzz/tunedb.fuzz tests/fuzz/fuzz_safetensors.c \
 	tests/fuzz/fuzz_idx.c tests/fuzz/fuzz_cifar.c tests/fuzz/fuzz_shapes.c \
-	tests/fuzz/fuzz_tunedb.c
+	tests/fuzz/fuzz_tunedb.c tests/fuzz/pth.fuzz tests/fuzz/jpeg.fuzz tests/fuzz/fuzz_pth.c \
+	tests/fuzz/fuzz_jpeg.c
 AM_TESTS_ENVIRONMENT += QG_FUZZ_ENABLED='$(QG_FUZZ_ENABLED)'; export QG_FUZZ_ENABLED;
 
 if QG_FUZZ
 FUZZ_BINS = tests/fuzz/fuzz_safetensors tests/fuzz/fuzz_idx tests/fuzz/fuzz_cifar \
-	tests/fuzz/fuzz_shapes tests/fuzz/fuzz_tunedb
+	tests/fuzz/fuzz_shapes tests/fuzz/fuzz_tunedb tests/fuzz/fuzz_pth tests/fuzz/fuzz_jpeg
 check_SCRIPTS = $(FUZZ_BINS)
 CLEANFILES += $(FUZZ_BINS) tests/fuzz/*.o
 FUZZ_FLAGS = -std=gnu11 -g -O1 -fno-omit-frame-pointer \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_COMPILE = $(FUZZ_CC) $(DEFS) $(DEFAULT_INCLUDES) $(AM_CPPFLAGS) $(CPPFLAGS) \
-	$(OPENCL_CFLAGS) $(JANSSON_CFLAGS) $(ZLIB_CFLAGS) $(FUZZ_FLAGS) -c
+	$(OPENCL_CFLAGS) $(JANSSON_CFLAGS) $(ZLIB_CFLAGS) $(LIBZIP_CFLAGS) $(TURBOJPEG_CFLAGS) \
+	$(FUZZ_FLAGS) -c
 # Linked with the internal convenience library (all qg__ functions); an
 # archive member is only pulled for symbols still undefined, so the
 # parser's instrumented object stands in for the library's copy.
@@ -61,5 +63,14 @@ tests/fuzz/fuzz_shapes: $(srcdir)/tests/fuzz/fuzz_shapes.c $(srcdir)/src/tune/sh
 FUZZ_TUNEDB_SRC = $(srcdir)/src/cl/tunedb.c
 tests/fuzz/fuzz_tunedb: $(srcdir)/tests/fuzz/fuzz_tunedb.c $(FUZZ_TUNEDB_SRC) $(FUZZ_DEPS)
 	$(AM_V_GEN)$(FUZZ_RULE) $(FUZZ_TUNEDB_SRC) && \
+	$(FUZZ_LINK) $@-harness.o $@-parser.o $(FUZZ_LIBS)
+# The .pth reader and its pickle machine, both instrumented.
+tests/fuzz/fuzz_pth: $(srcdir)/tests/fuzz/fuzz_pth.c $(srcdir)/src/interop/pth.c \
+		$(srcdir)/src/interop/pickle.c $(FUZZ_DEPS)
+	$(AM_V_GEN)$(FUZZ_RULE) $(srcdir)/src/interop/pth.c && \
+	$(FUZZ_COMPILE) -o $@-pickle.o $(srcdir)/src/interop/pickle.c && \
+	$(FUZZ_LINK) $@-harness.o $@-parser.o $@-pickle.o $(FUZZ_LIBS)
+tests/fuzz/fuzz_jpeg: $(srcdir)/tests/fuzz/fuzz_jpeg.c $(srcdir)/src/data/jpeg.c $(FUZZ_DEPS)
+	$(AM_V_GEN)$(FUZZ_RULE) $(srcdir)/src/data/jpeg.c && \
 	$(FUZZ_LINK) $@-harness.o $@-parser.o $(FUZZ_LIBS)
 endif

@@ -25,6 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from check_safetensors_torch import load  # noqa: E402
 
 MEAN, STD = 0.2860, 0.3530   # src/train/trainer.c, fashion-mnist
+# --normalize as recorded in the checkpoint (src/train/trainer.c,
+# apply_normalize: 1-channel ImageNet statistics are the channel average)
+NORMALIZE = {"dataset": (MEAN, STD), "imagenet": (0.449, 0.226), "none": (0.0, 1.0)}
 
 
 class Block(nn.Module):
@@ -85,15 +88,16 @@ def main():
     in_c = tensors["conv1.weight"].shape[1]
     model = ResNet(depth, in_c, classes)
     state = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
-    # PyTorch keeps a batch counter per BN that qgate does not track.
+    # checkpoints from before num_batches_tracked was written lack it
     for k in list(model.state_dict()):
-        if k.endswith("num_batches_tracked"):
+        if k.endswith("num_batches_tracked") and k not in state:
             state[k] = torch.tensor(0)
     model.load_state_dict(state, strict=True)
     model.eval()
     x = idx(os.path.join(data_dir, "t10k-images-idx3-ubyte.gz")).float().div(255)
     y = idx(os.path.join(data_dir, "t10k-labels-idx1-ubyte.gz")).long()
-    x = ((x - MEAN) / STD).unsqueeze(1)
+    mean, std = NORMALIZE[meta.get("normalize", "dataset")]
+    x = ((x - mean) / std).unsqueeze(1)
     correct = 0
     with torch.no_grad():
         for i in range(0, len(y), 128):
