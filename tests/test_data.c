@@ -412,6 +412,29 @@ Test(data, load_by_name)
     cr_assert_null(ds);
 }
 
+/* Issue 23.6: `train` accepted test images of another size than the
+ * training images (eval refused them); the run is refused before any
+ * model is built, naming both shapes. */
+Test(data, train_refuses_test_images_of_another_size)
+{
+    char d[4096], p1[4096], p2[4096];
+    snprintf(d, sizeof d, "%s", g_dir);
+    write_idx_pair(path_in(p1, "train-images-idx3-ubyte"),
+                   path_in(p2, "train-labels-idx1-ubyte"), 9, 4, 4, 0);
+    write_idx_pair(path_in(p1, "t10k-images-idx3-ubyte"),
+                   path_in(p2, "t10k-labels-idx1-ubyte"), 3, 5, 5, 0);
+    qg_train_cfg c;
+    qg_train_cfg_defaults(&c);
+    c.data = "mnist";
+    c.data_dir = d;
+    c.model = "resnet8";
+    c.batch = 4;
+    c.eval_batch = 4;
+    c.epochs = 1;
+    EXPECT_ERR(qg_train_run(&c), QG_ERR_SHAPE, "training images are 1x4x4",
+               "test images 1x5x5");
+}
+
 /* ---- CIFAR ---- */
 
 static uint8_t cifar_pixel(size_t i, int c, int y, int x)
