@@ -350,6 +350,11 @@ static void on_event(const qg_train_event *ev, void *user)
         if (have_fr)
             snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
                      ", FLOP reduction %.2fx", fr);
+        int have_fp;
+        double fp = metric(ev, "fp_percent", &have_fp);
+        if (have_fp)
+            snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
+                     ", full precision %.1f%%", fp);
         fprintf(stderr, "epoch %d/%d: train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%%s, "
                 "%.0f img/s, %.1f s\n", ev->epoch, ev->epochs, ev->train_loss,
                 100 * ev->train_acc, ev->test_loss, 100 * ev->test_acc, extra, ev->img_per_s,
@@ -419,8 +424,8 @@ static void print_eval_metrics(const qg_eval_result *r)
                 printf("  FLOP reduction %5.2fx", r->metrics[j].value);
         putchar('\n');
     }
-    double sp = 0, fr = 0, dense = 0, eff = 0;
-    int have_sp = 0, have_fr = 0;
+    double sp = 0, fr = 0, dense = 0, eff = 0, fp = 0;
+    int have_sp = 0, have_fr = 0, have_fp = 0;
     for (size_t i = 0; i < r->nmetrics; i++) {
         const qg_metric *x = &r->metrics[i];
         if (x->layer)
@@ -429,6 +434,8 @@ static void print_eval_metrics(const qg_eval_result *r)
             sp = x->value, have_sp = 1;
         else if (strcmp(x->key, "flop_reduction") == 0)
             fr = x->value, have_fr = 1;
+        else if (strcmp(x->key, "fp_percent") == 0)
+            fp = x->value, have_fp = 1;
         else if (strcmp(x->key, "macs_dense") == 0)
             dense = x->value;
         else if (strcmp(x->key, "macs_effective") == 0)
@@ -436,6 +443,8 @@ static void print_eval_metrics(const qg_eval_result *r)
     }
     if (have_sp)
         printf("Sparsity of the update phase: %.1f %%\n", 100 * sp);
+    if (have_fp)
+        printf("Percent of full-precision outputs: %.1f %%\n", fp);
     if (have_fr)
         printf("FLOP reduction of the model: %.2fx (%.1f of %.1f MFLOPs per image)\n", fr,
                2e-6 * eff, 2e-6 * dense);

@@ -15,7 +15,8 @@ static const qg_mopt opts[] = {
     {"wbits", NULL, 'w', QG_MOPT_INT, offsetof(qg_quant_params, wbits), 8, 2, 16,
      "N         weight bits of the block convs (2..16; default 8)"},
     {"abits", NULL, 'a', QG_MOPT_INT, offsetof(qg_quant_params, abits), 8, 2, 16,
-     "N         activation bits of the block convs (2..16; default 8)"},
+     "N         activation bits of the block convs (2..16; default 8; also --a)",
+     "a"},
 };
 
 static void describe(const qg_method_cfg *mc, char *buf, size_t cap)
