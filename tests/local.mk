@@ -44,3 +44,9 @@ clean-local: clean-test-cache
 clean-test-cache:
 	-rm -rf tests/cache
 .PHONY: clean-test-cache
+
+check_PROGRAMS += tests/test_pgtf
+tests_test_pgtf_SOURCES = tests/test_pgtf.c
+tests_test_pgtf_CFLAGS = $(TEST_CFLAGS)
+tests_test_pgtf_LDADD = $(TEST_LDADD)
+TESTS += tests/test_pgtf

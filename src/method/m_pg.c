@@ -58,8 +58,12 @@ static int check(qg_method_cfg *mc, char *why, size_t cap)
                  "sparse back-prop)");
         return 0;
     }
-    if (p->style == QG_PG_TF && qg__method_given(mc, QG_METHOD_QUANT, "wbits")) {
-        snprintf(why, cap, "--pg-style tf keeps the weights in full precision: drop -w/--wbits");
+    /* (checkpoint metadata carries the default 8, which is harmless) */
+    const qg_quant_params *q = qg__method_params(mc, QG_METHOD_QUANT);
+    if (p->style == QG_PG_TF && qg__method_given(mc, QG_METHOD_QUANT, "wbits") && q &&
+        q->wbits != 8) {
+        snprintf(why, cap, "--pg-style tf keeps the weights in full precision: drop -w/--wbits "
+                 "%d", q->wbits);
         return 0;
     }
     /* PG's convs are quantized: the quantization method comes with it. */
