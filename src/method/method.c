@@ -177,9 +177,13 @@ static qg_status parse_value(const qg_mopt *o, const char *value, double *v)
         value = "";
     if (o->type == QG_MOPT_CHOICE) {
         int k = list_index(o->choices, value);
+        char flag[64];
+        snprintf(flag, sizeof flag, "%s", o->alias ? o->alias : o->key);
+        for (char *c = flag; *c; c++)
+            *c = *c == '_' ? '-' : *c;
         if (k < 0 || k < o->lo || k > o->hi)
-            return qg__error(NULL, QG_ERR_INVALID_ARG, "--%s expects one of %s, got '%s'",
-                             o->alias ? o->alias : o->key, o->choices, value);
+            return qg__error(NULL, QG_ERR_INVALID_ARG, "--%s expects one of %s, got '%s'", flag,
+                             o->choices, value);
         *v = k;
         return QG_OK;
     }
