@@ -208,7 +208,11 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
         case O_WD:
             if (!parse_float(cmd, "wd", optarg, 0, 1, &c->optim.weight_decay)) return 2;
             break;
-        case O_NOWDBN: c->optim.decay_kinds = 1u << QG_PARAM_WEIGHT; break;
+        case O_NOWDBN:
+            /* as the help says: all but batch norm and biases (thresholds
+             * and PACT alpha keep it, as PG-TF's recipe decays them) */
+            c->optim.decay_kinds = QG_DECAY_ALL & ~(QG_DECAY_BN | QG_DECAY_BIAS);
+            break;
         case O_SCHED:
             if (strcmp(optarg, "cosine") == 0) c->sched.kind = QG_SCHED_COSINE;
             else if (strcmp(optarg, "multistep") == 0) c->sched.kind = QG_SCHED_MULTISTEP;
