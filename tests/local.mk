@@ -50,3 +50,5 @@ tests_test_pgtf_SOURCES = tests/test_pgtf.c
 tests_test_pgtf_CFLAGS = $(TEST_CFLAGS)
 tests_test_pgtf_LDADD = $(TEST_LDADD)
 TESTS += tests/test_pgtf
+EXTRA_DIST += tests/data/golden/pgtf_s1.json tests/data/golden/pgtf_s2_signed.json \
+	tests/data/golden/pgtf_1x1.json tests/tools/gen_pgtf_golden.py

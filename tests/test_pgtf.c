@@ -12,6 +12,9 @@
  * by hand; finite differences (double, step 1e-3) check the reference's
  * surrogate gradient, |fd - analytic| <= 1e-4 + 1e-3*|analytic|.
  *
+ * Goldens: PyTorch autograd of the TensorFlow graph
+ * (tests/tools/gen_pgtf_golden.py) against the PGConv2d node.
+ *
  * Nodes (src/model/nodes_quant.c): the PG-TF PGConv2d, the PG-TF
  * QuantizedConv2d (float weights, per-sample input scale) and the
  * activation quantizer for depthwise inputs, forward and backward, against
@@ -449,6 +452,63 @@ static void run_pgtf_node(int N, int C, int H, int W, int K, int k, int stride, 
 Test(pgtf, pgconv_node_matches_reference_3x3_s1) { run_pgtf_node(3, 4, 7, 6, 5, 3, 1, 1, 51); }
 Test(pgtf, pgconv_node_matches_reference_3x3_s2) { run_pgtf_node(2, 3, 9, 7, 6, 3, 2, 1, 52); }
 Test(pgtf, pgconv_node_matches_reference_1x1) { run_pgtf_node(3, 8, 5, 5, 6, 1, 1, 0, 53); }
+
+/* Against PyTorch autograd of the TensorFlow graph (tests/tools/
+ * gen_pgtf_golden.py, committed in tests/data/golden/): an independent
+ * derivation of the chain the host composition above writes out. The
+ * generator keeps every h_hb at least 1e-3 from its threshold, so no gate
+ * can flip; tolerance 2e-4 + 1e-3*|want| as the PyTorch-style goldens. */
+static void run_golden(const char *name)
+{
+    json_t *g = qg_test_golden(name);
+    qg_ctx *ctx = qg_test_ctx();
+#define geti qg_test_json_int
+    int N = geti(g, "N"), C = geti(g, "C"), K = geti(g, "K"), H = geti(g, "H"), W = geti(g, "W");
+    qg_pg_cfg cfg = {.abits = geti(g, "abits"), .pred_bits = geti(g, "pred_bits"),
+                     .style = QG_PG_TF, .wbits = 8};
+    qg_model *m;
+    QG_EXPECT_OK(qg__model_new(ctx, "pgtf", C, H, W, K, &m));
+    qg_rng rng = {1};
+    int out = qg__node_pgconv(m, "conv", 0, K, geti(g, "R"), geti(g, "stride"), geti(g, "pad"),
+                              &cfg, &rng);
+    cr_assert_geq(out, 0, "%s", qg_last_error());
+    QG_EXPECT_OK(qg__model_setup(m, N));
+    size_t nx, nw, nd, ndy, ny, n1, n2, n3;
+    float *x = qg_test_json_floats(g, "x", &nx), *w = qg_test_json_floats(g, "w", &nw);
+    float *de = qg_test_json_floats(g, "delta", &nd), *dy = qg_test_json_floats(g, "dy", &ndy);
+    float *y = qg_test_json_floats(g, "y", &ny), *dx = qg_test_json_floats(g, "dx", &n1);
+    float *dw = qg_test_json_floats(g, "dw", &n2), *dd = qg_test_json_floats(g, "ddelta", &n3);
+#undef geti
+    qg_param *pw = qg__model_find_param(m, "conv.weight");
+    qg_param *pd = qg__model_find_param(m, "conv.threshold");
+    QG_EXPECT_OK(qg_tensor_write(pw->value, w, nw * 4));
+    QG_EXPECT_OK(qg_tensor_write(pd->value, de, nd * 4));
+    QG_EXPECT_OK(qg_tensor_write(qg__model_input(m), x, nx * 4));
+    QG_EXPECT_OK(qg__model_forward(m, 1));
+    float *gy = qg_test_read(qg__model_logits(m));
+    cr_assert_eq(qg_tensor_numel(qg__model_logits(m)), ny);
+    cr_expect(qg_test_allclose("pgtf golden y", gy, y, ny, 2e-4f, 1e-3f), "%s", name);
+    QG_EXPECT_OK(qg_tensor_write(qg__model_logits_grad(m), dy, ndy * 4));
+    QG_EXPECT_OK(qg__model_backward(m));
+    float *gdx = qg_test_read(m->acts[0].grad), *gdw = qg_test_read(pw->grad);
+    float *gdd = qg_test_read(pd->grad);
+    cr_expect(qg_test_allclose("pgtf golden dx", gdx, dx, n1, 2e-4f, 1e-3f), "%s", name);
+    cr_expect(qg_test_allclose("pgtf golden dw", gdw, dw, n2, 2e-4f, 1e-3f), "%s", name);
+    cr_expect(qg_test_allclose("pgtf golden ddelta", gdd, dd, n3, 2e-4f, 1e-3f), "%s", name);
+    long long total, on;
+    QG_EXPECT_OK(qg__model_gate_stats(m, &total, &on, NULL, NULL, NULL, NULL));
+    cr_expect_eq(total, (long long)ny);
+    cr_expect(on > 0 && on < total, "full-precision count %lld of %lld", on, total);
+    float *fr[] = {x, w, de, dy, y, dx, dw, dd, gy, gdx, gdw, gdd};
+    for (size_t i = 0; i < sizeof fr / sizeof *fr; i++)
+        free(fr[i]);
+    qg__model_free(m);
+    json_decref(g);
+}
+
+Test(pgtf, golden_stride1) { run_golden("pgtf_s1"); }
+Test(pgtf, golden_stride2_signed) { run_golden("pgtf_s2_signed"); }
+Test(pgtf, golden_1x1) { run_golden("pgtf_1x1"); }
 
 /* The PG-TF QuantizedConv2d (ResNet's conv2 with --pg-style tf): float
  * weights, per-sample input scale, dx = [x != 0] conv_T(dy). */
