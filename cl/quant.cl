@@ -671,6 +671,81 @@ void qg_quant_pg_gate_bwd(QG_T(const float, om), QG_T(const float, delta),
         QG_P(ddelta)[c] = QG_P(ddelta)[c] - acc[0];
 }
 
+/* ---- PG gate, TensorFlow semantics (docs/methods.md §3.4) ----
+ * The reference keeps the two convolutions whole, h_hb = conv(X_msb, W) and
+ * h_full = conv(X, W), and gates with a plain comparison (no sigmoid in
+ * the forward pass):
+ *   m = [h_hb > delta_c],  y = h_hb + m*(h_full - h_hb)
+ * Each item takes VW consecutive elements through the scalar expression,
+ * so results do not depend on VW. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_quant_pgtf_gate_fwd(QG_T(const float, hb), QG_T(const float, delta),
+                            QG_T(const float, hf), QG_T(float, y), QG_T(int, count), int n,
+                            int C, int HW)
+{
+    __local int acc[WG];
+    int l = get_local_id(0);
+    int ones = 0;
+    QG_SHARE(t, get_global_id(0), get_global_size(0), (n + VW - 1) / VW) {
+        int i0 = t * VW;
+        for (int i = i0; i < min(i0 + VW, n); i++) {
+            float o = QG_P(hb)[i];
+            float m = o > QG_P(delta)[(i / HW) % C] ? 1.0f : 0.0f;
+            QG_P(y)[i] = o + m * (QG_P(hf)[i] - o);
+            ones += (int)m;
+        }
+    }
+    acc[l] = ones;
+    QG_LOCAL_SUM(acc, l);
+    if (l == 0 && acc[0])
+        atomic_add((volatile __global int *)QG_P(count), acc[0]);
+}
+
+/* One group per channel c (global = C*WG). The mask's gradient is the
+ * sigmoid surrogate's, in TensorFlow's order (SigmoidGrad dy*s*(1-s),
+ * then the slope's product):
+ *   s = sigmoid(slope*(h_hb - delta_c)),  g = ((dY*(h_full - h_hb))*s*(1 - s))*slope
+ *   d_hb = (dY - m*dY) + g,  d_full = m*dY,  delta_grad[c] += -sum g */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_quant_pgtf_gate_bwd(QG_T(const float, hb), QG_T(const float, delta),
+                            QG_T(const float, hf), QG_T(const float, dy), int N, int C, int HW,
+                            float slope, QG_T(float, dhb), QG_T(float, dhf),
+                            QG_T(float, ddelta))
+{
+    __local float acc[WG];
+    int c = get_group_id(0);
+    int l = get_local_id(0);
+    float d = QG_P(delta)[c];
+    float sum = 0.0f;
+    int cpp = (HW + VW - 1) / VW;
+    QG_SHARE(t, l, WG, N * cpp) {
+        int nn = t / cpp, p0 = (t - nn * cpp) * VW;
+        int i0 = (nn * C + c) * HW + p0;
+        for (int i = i0; i < i0 + min(VW, HW - p0); i++) {
+            float o = QG_P(hb)[i], dyv = QG_P(dy)[i];
+            float s = qg_gate_sigmoid(o, d, slope);
+            float m = o > d ? 1.0f : 0.0f;
+            float g = dyv * (QG_P(hf)[i] - o) * s * (1.0f - s) * slope;
+            QG_P(dhb)[i] = (dyv - m * dyv) + g;
+            QG_P(dhf)[i] = m * dyv;
+            sum += g;
+        }
+    }
+    acc[l] = sum;
+    QG_LOCAL_SUM(acc, l);
+    if (l == 0)
+        QG_P(ddelta)[c] = QG_P(ddelta)[c] - acc[0];
+}
+
+/* x = min(max(x, lo), hi) in place (PG-TF's threshold constraint, after
+ * each optimizer step). */
+__kernel void qg_quant_clip(QG_T(float, x), int n, float lo, float hi)
+{
+    int i0 = get_global_id(0) * VW;
+    for (int i = i0; i < min(i0 + VW, n); i++)
+        QG_P(x)[i] = fmin(fmax(QG_P(x)[i], lo), hi);
+}
+
 /* ---- gating losses; one work-group of WG ---- */
 
 #define QG_GATE_LOSS_PG 0

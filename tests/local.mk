@@ -52,3 +52,11 @@ tests_dist_cmp_SOURCES = tests/dist_cmp.c
 tests_dist_cmp_LDADD = libqgate_internal.la $(OPENCL_LIBS) $(JANSSON_LIBS) -lm
 EXTRA_DIST += tests/test_dist.sh
 TESTS += tests/test_dist.sh
+
+check_PROGRAMS += tests/test_pgtf
+tests_test_pgtf_SOURCES = tests/test_pgtf.c
+tests_test_pgtf_CFLAGS = $(TEST_CFLAGS)
+tests_test_pgtf_LDADD = $(TEST_LDADD)
+TESTS += tests/test_pgtf
+EXTRA_DIST += tests/data/golden/pgtf_s1.json tests/data/golden/pgtf_s2_signed.json \
+	tests/data/golden/pgtf_1x1.json tests/tools/gen_pgtf_golden.py

@@ -110,6 +110,34 @@ Test(cli, nonsensical_channel_gating_flags_are_rejected)
     cr_expect_neq(strstr(out, "--postact"), NULL);
 }
 
+/* --pg-style tf and the original tool's spellings (--a --t --g): a valid
+ * line gets past parsing (it stops at the missing data, exit 1), the
+ * invalid ones are refused with the flag named (exit 2). */
+Test(cli, pg_tf_style_flags)
+{
+    static char out[16384];
+    cr_expect_eq(run("./qgate train --pg --pg-style tf --a 6 --t 4 --g 0 --pact --data cifar10 "
+                     "--data-dir /nonexistent-dir --epochs 1", out, sizeof out), 1, "%s", out);
+    cr_expect_neq(strstr(out, "/nonexistent-dir"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate train --pg --pg-style tf --abits 6 --trunc-bits 4 --gtar 0 "
+                     "--data cifar10 --data-dir /nonexistent-dir", out, sizeof out), 1, "%s",
+                 out);
+    cr_expect_eq(run("./qgate train --pg --pg-style keras --a 6 --t 4", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "--pg-style expects one of pytorch|tf, got 'keras'"), NULL, "%s",
+                  out);
+    cr_expect_eq(run("./qgate train --pg --pg-style tf --a 6 --t 4 --spbp", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "--spbp"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate train --pg --pg-style tf -w 4 --a 6 --t 4", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "-w/--wbits"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate train --pg --pg-style tf --a 4 --t 4", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "must be smaller than --abits 4"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate train --pg-style tf", out, sizeof out), 2);
+    cr_expect_neq(strstr(out, "only applies with --pg"), NULL, "%s", out);
+    cr_expect_eq(run("./qgate train --help", out, sizeof out), 0);
+    cr_expect_neq(strstr(out, "--pg-style"), NULL, "%s", out);
+    cr_expect_neq(strstr(out, "--trunc-bits"), NULL, "%s", out);
+}
+
 Test(cli, missing_dataset_names_the_flag)
 {
     static char out[16384];

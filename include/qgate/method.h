@@ -73,6 +73,7 @@ typedef struct qg_method_option {
     int is_flag;               /* takes no value (--spbp) */
     const char *method;        /* the method that owns it */
     const char *help;
+    const char *also;          /* further long flags, '|'-separated, or NULL */
 } qg_method_option;
 QG_API size_t qg_method_count(void);
 QG_API const qg_method_info *qg_method_at(size_t i);

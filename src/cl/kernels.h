@@ -61,6 +61,9 @@ typedef enum qg_prog_id {
     X(QUANT, QUANT_PG_GATE_FWD, "qg_quant_pg_gate_fwd")                          \
     X(QUANT, QUANT_PG_GATE_BWD, "qg_quant_pg_gate_bwd")                          \
     X(QUANT, QUANT_GATE_LOSS, "qg_quant_gate_loss")                              \
+    X(QUANT, QUANT_PGTF_GATE_FWD, "qg_quant_pgtf_gate_fwd")                      \
+    X(QUANT, QUANT_PGTF_GATE_BWD, "qg_quant_pgtf_gate_bwd")                      \
+    X(QUANT, QUANT_CLIP, "qg_quant_clip")                                        \
     X(CG, CG_WEIGHTS_FWD, "qg_cg_weights_fwd")                                   \
     X(CG, CG_WEIGHTS_BWD, "qg_cg_weights_bwd")                                   \
     X(CG, CG_GATE_FWD, "qg_cg_gate_fwd")                                         \

@@ -269,7 +269,11 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
         case O_WD:
             if (!parse_float(cmd, "wd", optarg, 0, 1, &c->optim.weight_decay)) return 2;
             break;
-        case O_NOWDBN: c->optim.decay_kinds = 1u << QG_PARAM_WEIGHT; break;
+        case O_NOWDBN:
+            /* as the help says: all but batch norm and biases (thresholds
+             * and PACT alpha keep it, as PG-TF's recipe decays them) */
+            c->optim.decay_kinds = QG_DECAY_ALL & ~(QG_DECAY_BN | QG_DECAY_BIAS);
+            break;
         case O_SCHED:
             if (strcmp(optarg, "cosine") == 0) c->sched.kind = QG_SCHED_COSINE;
             else if (strcmp(optarg, "multistep") == 0) c->sched.kind = QG_SCHED_MULTISTEP;
@@ -415,6 +419,11 @@ static void on_event(const qg_train_event *ev, void *user)
         if (have_fr)
             snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
                      ", FLOP reduction %.2fx", fr);
+        int have_fp;
+        double fp = metric(ev, "fp_percent", &have_fp);
+        if (have_fp)
+            snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
+                     ", full precision %.1f%%", fp);
         char gl[64] = "";
         if (ev->gating)
             snprintf(gl, sizeof gl, " (%.4f with the gating loss)",
@@ -490,8 +499,8 @@ static void print_eval_metrics(const qg_eval_result *r)
                 printf("  FLOP reduction %5.2fx", r->metrics[j].value);
         putchar('\n');
     }
-    double sp = 0, fr = 0, dense = 0, eff = 0;
-    int have_sp = 0, have_fr = 0;
+    double sp = 0, fr = 0, dense = 0, eff = 0, fp = 0;
+    int have_sp = 0, have_fr = 0, have_fp = 0;
     for (size_t i = 0; i < r->nmetrics; i++) {
         const qg_metric *x = &r->metrics[i];
         if (x->layer)
@@ -500,6 +509,8 @@ static void print_eval_metrics(const qg_eval_result *r)
             sp = x->value, have_sp = 1;
         else if (strcmp(x->key, "flop_reduction") == 0)
             fr = x->value, have_fr = 1;
+        else if (strcmp(x->key, "fp_percent") == 0)
+            fp = x->value, have_fp = 1;
         else if (strcmp(x->key, "macs_dense") == 0)
             dense = x->value;
         else if (strcmp(x->key, "macs_effective") == 0)
@@ -507,6 +518,8 @@ static void print_eval_metrics(const qg_eval_result *r)
     }
     if (have_sp)
         printf("Sparsity of the update phase: %.1f %%\n", 100 * sp);
+    if (have_fp)
+        printf("Percent of full-precision outputs: %.1f %%\n", fp);
     if (have_fr)
         printf("FLOP reduction of the model: %.2fx (%.1f of %.1f MFLOPs per image)\n", fr,
                2e-6 * eff, 2e-6 * dense);

@@ -57,6 +57,14 @@ const struct option *qg_cli_model_options(void)
         add(&n, o->key, o->is_flag ? 0 : 1, M_OPTION + (int)i);
         if (o->alias)
             add(&n, o->alias, o->is_flag ? 0 : 1, M_OPTION + (int)i);
+        /* the further spellings ("trunc_bits|t") */
+        for (const char *a = o->also; a && *a;) {
+            size_t len = strcspn(a, "|");
+            char one[40];
+            snprintf(one, sizeof one, "%.*s", (int)len, a);
+            add(&n, one, o->is_flag ? 0 : 1, M_OPTION + (int)i);
+            a += len + (a[len] == '|');
+        }
     }
     table[n] = (struct option){0, 0, 0, 0};
     return table;

@@ -10,18 +10,24 @@
 
 #include "method/method.h"
 #include "method/params.h"
+#include "model/nodes_quant.h"
 
 static const qg_mopt opts[] = {
     {"wbits", NULL, 'w', QG_MOPT_INT, offsetof(qg_quant_params, wbits), 8, 2, 16,
      "N         weight bits of the block convs (2..16; default 8)"},
     {"abits", NULL, 'a', QG_MOPT_INT, offsetof(qg_quant_params, abits), 8, 2, 16,
-     "N         activation bits of the block convs (2..16; default 8)"},
+     "N         activation bits of the block convs (2..16; default 8; also --a)",
+     "a"},
 };
 
 static void describe(const qg_method_cfg *mc, char *buf, size_t cap)
 {
     const qg_quant_params *q = qg__method_params(mc, QG_METHOD_QUANT);
-    snprintf(buf, cap, "w%d a%d", q->wbits, q->abits);
+    const qg_pg_params *pg = qg__method_params(mc, QG_METHOD_PG);
+    if (pg && pg->style == QG_PG_TF) /* float weights (m_pg.c) */
+        snprintf(buf, cap, "a%d", q->abits);
+    else
+        snprintf(buf, cap, "w%d a%d", q->wbits, q->abits);
 }
 
 const qg_method_desc qg__method_quant = {

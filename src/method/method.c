@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "method/method.h"
+#include "model/nodes_quant.h"
 
 static const qg_method_desc *const registry[QG_METHOD_COUNT] = {
 #define QG_METHOD(id, desc) [QG_METHOD_##id] = &desc,
@@ -44,10 +45,26 @@ static int name_eq(const char *a, const char *b)
     return *a == *b;
 }
 
+/* Whether `name` is one of the '|'-separated names in `list`, or -1 when
+ * not; else its index. */
+static int list_index(const char *list, const char *name)
+{
+    char one[64];
+    for (int k = 0; list && *list; k++) {
+        size_t len = strcspn(list, "|");
+        snprintf(one, sizeof one, "%.*s", (int)len, list);
+        if (name_eq(one, name))
+            return k;
+        list += len + (list[len] == '|');
+    }
+    return -1;
+}
+
 static int opt_index(const qg_method_desc *d, const char *key)
 {
     for (int i = 0; i < d->nopts; i++)
-        if (name_eq(d->opts[i].key, key) || name_eq(d->opts[i].alias, key))
+        if (name_eq(d->opts[i].key, key) || name_eq(d->opts[i].alias, key) ||
+            list_index(d->opts[i].also, key) >= 0)
             return i;
     return -1;
 }
@@ -158,6 +175,18 @@ static qg_status parse_value(const qg_mopt *o, const char *value, double *v)
     }
     if (!value)
         value = "";
+    if (o->type == QG_MOPT_CHOICE) {
+        int k = list_index(o->choices, value);
+        char flag[64];
+        snprintf(flag, sizeof flag, "%s", o->alias ? o->alias : o->key);
+        for (char *c = flag; *c; c++)
+            *c = *c == '_' ? '-' : *c;
+        if (k < 0 || k < o->lo || k > o->hi)
+            return qg__error(NULL, QG_ERR_INVALID_ARG, "--%s expects one of %s, got '%s'", flag,
+                             o->choices, value);
+        *v = k;
+        return QG_OK;
+    }
     double x = o->type == QG_MOPT_INT ? (double)strtol(value, &end, 10) : strtod(value, &end);
     if (*value == 0 || *end != 0 || !(x >= o->lo && x <= o->hi)) {
         if (o->type == QG_MOPT_INT)
@@ -199,6 +228,13 @@ qg_status qg_method_cfg_set(qg_method_cfg *cfg, const char *key, const char *val
 
 static void format_value(const qg_mopt *o, double v, char *buf, size_t cap)
 {
+    if (o->type == QG_MOPT_CHOICE) {
+        const char *c = o->choices;
+        for (int k = 0; k < (int)v && c && *c; k++)
+            c += strcspn(c, "|") + (c[strcspn(c, "|")] == '|');
+        snprintf(buf, cap, "%.*s", c ? (int)strcspn(c, "|") : 0, c ? c : "");
+        return;
+    }
     if (o->type == QG_MOPT_FLOAT)
         snprintf(buf, cap, "%.9g", v);
     else
@@ -323,7 +359,7 @@ static void catalogue(void)
         for (int i = 0; i < d->nopts; i++)
             options[noptions++] = (qg_method_option){
                 d->opts[i].key, d->opts[i].alias, d->opts[i].short_flag,
-                d->opts[i].type == QG_MOPT_FLAG, d->name, d->opts[i].help};
+                d->opts[i].type == QG_MOPT_FLAG, d->name, d->opts[i].help, d->opts[i].also};
     }
 }
 
@@ -451,6 +487,29 @@ const qg_wquant_ops *qg__methods_wquant(const qg_method_cfg *mc, qg_layer_role r
             return ops;
     }
     return NULL;
+}
+
+int qg__methods_ainput(const qg_method_cfg *mc, qg_layer_role role)
+{
+    for (int m = 0; mc && m < QG_METHOD_COUNT; m++) {
+        if (!(mc->enabled & (1u << m)) || !registry[m]->ainput)
+            continue;
+        int bits = registry[m]->ainput(mc, role);
+        if (bits > 0)
+            return bits;
+    }
+    return 0;
+}
+
+int qg__methods_quant_input(qg_model *m, const qg_method_cfg *mc, qg_layer_role role,
+                            const char *layer, int in)
+{
+    int bits = qg__methods_ainput(mc, role);
+    if (bits <= 0 || in < 0)
+        return in;
+    char name[96];
+    snprintf(name, sizeof name, "%s.aquant", layer);
+    return qg__node_aquant(m, name, in, bits);
 }
 
 #define EACH_ENABLED(hook, ...)                                                  \

@@ -34,10 +34,12 @@ typedef enum qg_method_id {
     QG_METHOD_COUNT
 } qg_method_id;
 
-typedef enum qg_mopt_type { QG_MOPT_INT, QG_MOPT_FLOAT, QG_MOPT_FLAG } qg_mopt_type;
+/* CHOICE: one of the '|'-separated names in `choices`, stored as its
+ * index (an int); metadata and messages use the name. */
+typedef enum qg_mopt_type { QG_MOPT_INT, QG_MOPT_FLOAT, QG_MOPT_FLAG, QG_MOPT_CHOICE } qg_mopt_type;
 
 /* One option of a method, stored at `offset` in the method's parameter
- * struct (int for INT and FLAG, float for FLOAT). */
+ * struct (int for INT, FLAG and CHOICE, float for FLOAT). */
 typedef struct qg_mopt {
     const char *key;          /* metadata key; the flag is --key with '_' -> '-' */
     const char *alias;        /* another long flag, or NULL */
@@ -46,6 +48,9 @@ typedef struct qg_mopt {
     size_t offset;
     double def, lo, hi;
     const char *help;         /* for --help: "N  weight bits (2..16; default 8)" */
+    const char *also;         /* further long flags, '|'-separated ("trunc_bits|t": the
+                                 original tools' spellings), or NULL */
+    const char *choices;      /* CHOICE: "pytorch|tf" (def/lo/hi are indices) */
 } qg_mopt;
 
 /* Largest parameter struct a method may have (checked at registration). */
@@ -59,7 +64,8 @@ typedef enum qg_layer_role {
     QG_ROLE_STEM = 0,         /* the first conv */
     QG_ROLE_BLOCK = 1,        /* convs inside residual blocks / the body */
     QG_ROLE_SHORTCUT = 2,     /* option-B 1x1 shortcut convs */
-    QG_ROLE_CLASSIFIER = 3    /* the final linear layer(s) */
+    QG_ROLE_CLASSIFIER = 3,   /* the final linear layer(s) */
+    QG_ROLE_DEPTHWISE = 4     /* depthwise convs (ShuffleNet's 3x3) */
 } qg_layer_role;
 
 /* Metrics a method reports: scalars (key -> value) and per-layer values
@@ -100,6 +106,12 @@ typedef struct qg_method_desc {
      * method's business). The first enabled method that answers wins. */
     const qg_wquant_ops *(*wquant)(const qg_method_cfg *mc, qg_layer_role role,
                                    const void **wq_cfg);
+    /* The activation bits of the input of a float-weight layer of this
+     * role, or 0 (not this method's business): the builder then puts a
+     * per-sample activation quantizer (qg__node_aquant) in front of the
+     * layer. PG-TF quantizes the depthwise convs' input this way. The
+     * first enabled method that answers wins. */
+    int (*ainput)(const qg_method_cfg *mc, qg_layer_role role);
     /* After the model is built (auxiliary losses, extra state). */
     qg_status (*model_ready)(qg_model *m, const qg_method_cfg *mc);
     /* Before the optimizer step, gradients complete (PSGD's scaling). */
@@ -160,6 +172,16 @@ unsigned qg__methods_decay_kinds(const qg_method_cfg *mc, unsigned dflt);
 /* The model's weight quantizer for a layer role (NULL: float weights). */
 const qg_wquant_ops *qg__methods_wquant(const qg_method_cfg *mc, qg_layer_role role,
                                         const void **wq_cfg);
+
+/* The input-quantizer bits for a layer role (0: float input), and the
+ * builders' one call for it: returns `in` when no method quantizes this
+ * role's input, else the output of a new quantizer node "<layer>.aquant"
+ * (no parameters) in front of it; -1 with the error recorded on failure.
+ * Use it as `x = qg__methods_quant_input(m, mc, QG_ROLE_DEPTHWISE,
+ * "stage2.0.branch2.3", x)` right before adding the layer. */
+int qg__methods_ainput(const qg_method_cfg *mc, qg_layer_role role);
+int qg__methods_quant_input(qg_model *m, const qg_method_cfg *mc, qg_layer_role role,
+                            const char *layer, int in);
 
 /* The hooks of every enabled method, in registration order. */
 qg_status qg__methods_model_ready(qg_model *m, const qg_method_cfg *mc);

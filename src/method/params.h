@@ -9,11 +9,12 @@ typedef struct qg_quant_params {
     int wbits, abits;         /* 2..16 magnitude bits */
 } qg_quant_params;
 
-/* Precision gating, PyTorch semantics (src/method/m_pg.c). */
+/* Precision gating (src/method/m_pg.c), PyTorch or TensorFlow semantics. */
 typedef struct qg_pg_params {
     int pred_bits;            /* MSB bits of the prediction pass */
     float gtar, sigma;        /* gating target, loss coefficient */
     int spbp;                 /* sparse back-prop through the gate */
+    int style;                /* qg_pg_style (src/model/nodes_quant.h): 0 PyTorch, 1 TF */
 } qg_pg_params;
 
 /* Channel gating (src/method/m_cg.c). */

@@ -27,6 +27,7 @@
 typedef struct pact_priv {
     qg_param *alpha;
     qg_tensor *ws;
+    int mode;                /* qg_pact_mode */
 } pact_priv;
 
 static qg_status pact_setup(qg_node *n, qg_model *m, size_t *ws)
@@ -48,7 +49,7 @@ static qg_status pact_backward(qg_node *n, qg_model *m)
 {
     pact_priv *p = n->priv;
     return qg__pact_bwd(m->ctx, IN0(n, m)->value, p->alpha->value, OUT(n, m)->grad,
-                        IN0(n, m)->grad, p->alpha->grad, QG_PACT_PG, p->ws,
+                        IN0(n, m)->grad, p->alpha->grad, (qg_pact_mode)p->mode, p->ws,
                         qg__act_grad_begin(m, n->in[0]));
 }
 
@@ -66,11 +67,22 @@ static const qg_node_ops pact_ops = {.type = "pact", .setup = pact_setup,
 
 int qg__node_pact(qg_model *m, const char *name, int in, const char *alpha_name)
 {
+    return qg__node_pact_mode(m, name, in, alpha_name, QG_PACT_PG);
+}
+
+int qg__node_pact_mode(qg_model *m, const char *name, int in, const char *alpha_name,
+                       int mode)
+{
+    if (mode != QG_PACT_PG && mode != QG_PACT_TF && mode != QG_PACT_BSQ) {
+        qg__error(m->ctx, QG_ERR_INVALID_ARG, "%s: unknown PACT mode %d", name, mode);
+        return -1;
+    }
     pact_priv *p = calloc(1, sizeof *p);
     if (!p) {
         qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
         return -1;
     }
+    p->mode = mode;
     p->alpha = qg__model_find_param(m, alpha_name);
     if (!p->alpha) {
         int64_t one[1] = {1};
@@ -92,6 +104,82 @@ int qg__node_pact(qg_model *m, const char *name, int in, const char *alpha_name)
     return out;
 }
 
+/* ---- activation quantizer (PG-TF, per-sample scale) ------------------------ */
+
+typedef struct aquant_priv {
+    int bits;
+    qg_tensor *s;            /* [batch] scales */
+} aquant_priv;
+
+/* A [batch] F32 tensor for per-sample scales (reallocated per batch size). */
+static qg_status sample_scales(qg_model *m, const char *name, qg_tensor **t)
+{
+    int64_t sh[1] = {m->batch > 0 ? m->batch : 1};
+    if (*t && (*t)->shape[0] == sh[0])
+        return QG_OK;
+    qg_tensor_free(*t);
+    *t = NULL;
+    return qg_tensor_new(m->ctx, 1, sh, QG_DTYPE_F32, name, t);
+}
+
+static qg_status aquant_setup(qg_node *n, qg_model *m, size_t *ws)
+{
+    return sample_scales(m, "aquant.s", &((aquant_priv *)n->priv)->s);
+}
+
+static qg_status aquant_forward(qg_node *n, qg_model *m, int train)
+{
+    aquant_priv *p = n->priv;
+    qg_status st = QG_OK;
+    QG_TRY(qg__quant_scale(m->ctx, IN0(n, m)->value, QG_QSCALE_TF_SAMPLE, p->s));
+    QG_TRY(qg__quant_apply(m->ctx, IN0(n, m)->value, p->s, p->bits, 0, OUT(n, m)->value, NULL,
+                           NULL, NULL));
+fail:
+    return st;
+}
+
+static qg_status aquant_backward(qg_node *n, qg_model *m)
+{
+    return qg__quant_ste_bwd(m->ctx, IN0(n, m)->value, OUT(n, m)->grad, IN0(n, m)->grad,
+                             QG_STE_NONZERO, qg__act_grad_begin(m, n->in[0]));
+}
+
+static void aquant_destroy(qg_node *n)
+{
+    aquant_priv *p = n->priv;
+    if (p)
+        qg_tensor_free(p->s);
+    free(p);
+}
+
+static const qg_node_ops aquant_ops = {.type = "aquant", .setup = aquant_setup,
+                                       .forward = aquant_forward, .backward = aquant_backward,
+                                       .destroy = aquant_destroy};
+
+int qg__node_aquant(qg_model *m, const char *name, int in, int bits)
+{
+    if (bits < 2 || bits > 16) {
+        qg__error(m->ctx, QG_ERR_INVALID_ARG, "%s: %d activation bits (2..16)", name, bits);
+        return -1;
+    }
+    aquant_priv *p = calloc(1, sizeof *p);
+    if (!p) {
+        qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
+        return -1;
+    }
+    p->bits = bits;
+    qg_act *x = qg__act(m, in);
+    int out = x->ndim == 4 ? qg__model_add_act(m, (int)x->shape[1], (int)x->shape[2],
+                                               (int)x->shape[3])
+                           : qg__model_add_act(m, (int)x->shape[1], 0, 0);
+    if (out < 0 || qg__model_add_node(m, &aquant_ops, name, in, -1, out, p) < 0) {
+        free(p);
+        qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
+        return -1;
+    }
+    return out;
+}
+
 /* ---- quantized and PG convolutions --------------------------------------- */
 
 typedef struct qconv_priv {
@@ -101,7 +189,11 @@ typedef struct qconv_priv {
     qg_conv_desc d;
     qg_conv_plan *plan;      /* made in setup, for this batch size */
     qg_param *w, *delta;
-    qg_wquant *wquant;       /* the weights' quantizer (uniform at cfg.wbits) */
+    int tf;                  /* cfg.style == QG_PG_TF: float weights, per-sample
+                                scales; PG: xlsb holds X (the whole quantized
+                                input), omsb/olsb h_hb/h_full, dmsb/dlsb their
+                                gradients */
+    qg_wquant *wquant;       /* the weights' quantizer (uniform at cfg.wbits; NULL tf) */
     const qg_tensor *wq;     /* the weights the last forward computed with */
     qg_tensor *sx;
     qg_tensor *xq, *xlsb;    /* input sized: quantized (or MSB) and LSB parts; xq
@@ -126,15 +218,23 @@ static qg_status qconv_setup(qg_node *n, qg_model *m, size_t *ws)
     qg_act *x = IN0(n, m), *y = OUT(n, m);
     QG_TRY(qg__conv_desc_init(m->ctx, &p->d, m->batch, (int)x->shape[1], (int)x->shape[2],
                               (int)x->shape[3], p->cout, p->k, p->k, p->stride, p->pad, 1));
-    /* (PG splits x in two before its convs: none quantizes x itself) */
-    qg_conv_opts co = {.quant_bits = p->pg ? 0 : p->cfg.abits};
+    /* (PG splits x in two before its convs: none quantizes x itself; nor
+     * can a conv apply TF's per-sample scales) */
+    qg_conv_opts co = {.quant_bits = p->pg || p->tf ? 0 : p->cfg.abits};
     qg__conv_plan_free(p->plan);
     p->plan = NULL;
     QG_TRY(qg__conv_plan_new(m->ctx, &p->d, &co, &p->plan));
     *ws = qg__conv_plan_ws_floats(p->plan);
-    QG_TRY(qg__node_scalar(m, QG_DTYPE_F32, "sx", &p->sx));
-    /* the scale from the pass that writes x, where a BN does */
-    qg__node_bn_offer_ymax(m, n->in[0], p->sx, &p->sx_fresh);
+    if (p->tf) {
+        /* one scale per sample, computed by the node (a BN reports only
+         * the whole tensor's max) */
+        QG_TRY(sample_scales(m, "sx", &p->sx));
+        p->sx_fresh = 0;
+    } else {
+        QG_TRY(qg__node_scalar(m, QG_DTYPE_F32, "sx", &p->sx));
+        /* the scale from the pass that writes x, where a BN does */
+        qg__node_bn_offer_ymax(m, n->in[0], p->sx, &p->sx_fresh);
+    }
     /* and the input's STE in its backward mask, where x is ours alone */
     p->ste_in_bn = qg__quant_ste(p->cfg.abits) == QG_STE_NONZERO &&
                    qg__node_bn_take_ste(m, n->in[0]);
@@ -181,6 +281,7 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
     /* a partial batch: the scale and the gate counters see its real rows
      * only, never the stale ones of the previous batch (NULL: all rows) */
     qg_tensor *xr = NULL, *mr = NULL, *lr = NULL, *yr = NULL;
+    p->wq = p->w->value; /* float weights unless a quantizer replaces them */
     QG_TRY(qg__wquant_forward(p->wquant, m, train, &p->wq));
     const qg_tensor *x = IN0(n, m)->value;
     if (train)
@@ -190,7 +291,8 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
     qg_tensor *keep = p->kept ? p->keep : NULL;
     if (!p->sx_fresh) {
         QG_TRY(qg__node_rows_view(m, IN0(n, m)->value, &xr));
-        QG_TRY(qg__quant_scale(m->ctx, xr ? xr : x, QG_QSCALE_PG, p->sx));
+        QG_TRY(qg__quant_scale(m->ctx, xr ? xr : x,
+                               p->tf ? QG_QSCALE_TF_SAMPLE : QG_QSCALE_PG, p->sx));
     }
     p->sx_fresh = 0;
     if (train) /* --sync-bn: the global batch's range (no-op otherwise) */
@@ -207,6 +309,24 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
         QG_TRY(xq_store(p, n, m));
         st = qg__conv_enqueue_fwd(p->plan, p->xq, p->wq, NULL, OUT(n, m)->value, m->workspace,
                                   keep);
+        goto fail;
+    }
+    if (p->tf) {
+        /* PG-TF (docs/methods.md §3.4): X and its truncation from one pass
+         * (re-quantizing X, as the reference does, finds the same scale
+         * and codes); h_hb = conv(X_msb, W), h_full = conv(X, W). */
+        QG_TRY(qg__quant_apply(m->ctx, x, p->sx, p->cfg.abits, p->cfg.pred_bits, p->xlsb,
+                               p->xq, NULL, NULL));
+        p->xq_fresh = 1;
+        QG_TRY(qg__conv_enqueue_fwd(p->plan, p->xq, p->wq, NULL, p->omsb, m->workspace, keep));
+        QG_TRY(qg__conv_enqueue_fwd(p->plan, p->xlsb, p->wq, NULL, p->olsb, m->workspace,
+                                    NULL));
+        QG_TRY(qg__node_rows_view(m, p->omsb, &mr));
+        QG_TRY(qg__node_rows_view(m, p->olsb, &lr));
+        QG_TRY(qg__node_rows_view(m, OUT(n, m)->value, &yr));
+        QG_TRY(qg__pgtf_gate_fwd(m->ctx, mr ? mr : p->omsb, p->delta->value, lr ? lr : p->olsb,
+                                 yr ? yr : OUT(n, m)->value, p->gc.count));
+        p->gc.outputs += (long long)qg_tensor_numel(yr ? yr : OUT(n, m)->value);
         goto fail;
     }
     /* PG: MSB and LSB parts from one pass with one scale (docs/methods.md §2.2). */
@@ -229,10 +349,46 @@ fail:
     return st;
 }
 
+/* PG-TF backward (docs/methods.md §3.4), the reference's chain rule:
+ *   dW = corr(X_msb, d_hb) + corr(X, d_full)
+ *   dx = [X != 0]*conv_T(d_hb, W) + [x != 0]*conv_T(d_full, W)
+ * ([X != 0] is the STE of re-quantizing X; it implies x != 0, so a BN
+ * that applies [x != 0] for us leaves the first term right). */
+static qg_status pgtf_backward(qconv_priv *p, qg_node *n, qg_model *m)
+{
+    qg_status st = QG_OK;
+    QG_TRY(qg__pgtf_gate_bwd(m->ctx, p->omsb, p->delta->value, p->olsb, OUT(n, m)->grad, 5.0f,
+                             p->dmsb, p->dlsb, p->delta->grad));
+    const qg_tensor *x = IN0(n, m)->value;
+    qg_tensor *dx = IN0(n, m)->grad;
+    int acc = qg__act_grad_begin(m, n->in[0]);
+    const qg_tensor *keep = p->kept ? p->keep : NULL;
+    if (qg__conv_plan_caps(p->plan) & QG_CONV_CAP_MASKED_BWD) {
+        QG_TRY(qg__conv_enqueue_bwd_masked(p->plan, p->xq, p->dmsb, p->wq, dx, acc, p->xlsb,
+                                           p->w->grad, 0, NULL, m->workspace, keep));
+        QG_TRY(qg__conv_enqueue_bwd_masked(p->plan, p->xlsb, p->dlsb, p->wq, dx, 1,
+                                           p->ste_in_bn ? NULL : x, p->w->grad, 1, NULL,
+                                           m->workspace, NULL));
+        return QG_OK;
+    }
+    if (!p->dxq)
+        QG_TRY(qg__node_tensor_like(m, IN0(n, m), "dxq", &p->dxq));
+    QG_TRY(qg__conv_enqueue_bwd(p->plan, p->xq, p->dmsb, p->wq, p->dxq, 0, p->w->grad, NULL, 0,
+                                m->workspace, keep));
+    QG_TRY(qg__quant_ste_bwd(m->ctx, p->xlsb, p->dxq, dx, QG_STE_NONZERO, acc));
+    QG_TRY(qg__conv_enqueue_bwd(p->plan, p->xlsb, p->dlsb, p->wq, p->dxq, 0, p->w->grad, NULL, 1,
+                                m->workspace, NULL));
+    QG_TRY(qg__quant_ste_bwd(m->ctx, x, p->dxq, dx, QG_STE_NONZERO, 1));
+fail:
+    return st;
+}
+
 static qg_status qconv_backward(qg_node *n, qg_model *m)
 {
     qconv_priv *p = n->priv;
     qg_status st = QG_OK;
+    if (p->pg && p->tf)
+        return pgtf_backward(p, n, m);
     const qg_tensor *dy = OUT(n, m)->grad;
     const qg_tensor *dy_msb = dy;
     if (p->pg) {
@@ -284,8 +440,8 @@ static qg_status qconv_aux(qg_node *n, qg_model *m, void *user, qg_tensor *loss)
     qconv_priv *p = n->priv;
     if (!p->pg || p->cfg.sigma == 0.0f)
         return QG_OK;
-    return qg__gate_loss(m->ctx, p->delta->value, p->cfg.gtar, p->cfg.sigma, QG_GATE_LOSS_PG,
-                         loss, p->delta->grad);
+    return qg__gate_loss(m->ctx, p->delta->value, p->cfg.gtar, p->cfg.sigma,
+                         p->tf ? QG_GATE_LOSS_TF : QG_GATE_LOSS_PG, loss, p->delta->grad);
 }
 
 static qg_status qconv_counts(qg_node *n, qg_model *m, long long *total, long long *on)
@@ -336,12 +492,22 @@ static int add_qconv(qg_model *m, const char *name, int in, int cout, int k, int
     qg_act *x = qg__act(m, in);
     int cin = (int)x->shape[1], h = (int)x->shape[2], w = (int)x->shape[3];
     int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+    if (cfg->style != QG_PG_PYTORCH && cfg->style != QG_PG_TF) {
+        qg__error(m->ctx, QG_ERR_INVALID_ARG, "%s: unknown PG style %d", name, cfg->style);
+        return -1;
+    }
+    if (pg && cfg->style == QG_PG_TF && cfg->spbp) {
+        qg__error(m->ctx, QG_ERR_INVALID_ARG, "%s: the TensorFlow PG semantics have no sparse "
+                  "back-prop (spbp)", name);
+        return -1;
+    }
     qconv_priv *p = calloc(1, sizeof *p);
     if (!p) {
         qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
         return -1;
     }
     p->pg = pg;
+    p->tf = cfg->style == QG_PG_TF;
     p->cout = cout;
     p->k = k;
     p->stride = stride;
@@ -352,7 +518,8 @@ static int add_qconv(qg_model *m, const char *name, int in, int cout, int k, int
     snprintf(pn, sizeof pn, "%s.weight", name);
     if (qg__model_add_param(m, pn, QG_PARAM_WEIGHT, 4, ws, &p->w) != QG_OK ||
         qg__param_init_normal(p->w, sqrt(2.0 / (cin * k * k)), rng) != QG_OK ||
-        qg__wquant_new(m, &qg__wquant_uniform, name, p->w, &p->cfg.wbits, &p->wquant) != QG_OK)
+        qg__wquant_new(m, p->tf ? NULL : &qg__wquant_uniform, name, p->w, &p->cfg.wbits,
+                       &p->wquant) != QG_OK)
         goto fail;
     if (pg) {
         snprintf(pn, sizeof pn, "%s.threshold", name);
@@ -384,4 +551,15 @@ int qg__node_pgconv(qg_model *m, const char *name, int in, int cout, int k, int 
                     int pad, const qg_pg_cfg *cfg, qg_rng *rng)
 {
     return add_qconv(m, name, in, cout, k, stride, pad, cfg, 1, rng);
+}
+
+qg_status qg__pgconv_clip_thresholds(qg_model *m)
+{
+    qg_status st = QG_OK;
+    for (int i = 0; i < m->nnodes && st == QG_OK; i++) {
+        const qconv_priv *p = m->nodes[i].priv;
+        if (m->nodes[i].ops == &pgconv_ops && p->tf)
+            st = qg__quant_clip(m->ctx, p->delta->value, -QG_PGTF_DELTA_MAX, QG_PGTF_DELTA_MAX);
+    }
+    return st;
 }

@@ -7,8 +7,10 @@
 #include "model/nodes.h"
 #include "model/nodes_quant.h"
 #include "model/resnet.h"
+#include "method/m_pg.h"
 #include "method/method.h"
 #include "method/params.h"
+#include "quant/quant.h"
 
 /* What the methods ask of this builder, resolved once from the method
  * configuration: the node-level configurations of the gated and quantized
@@ -17,6 +19,7 @@ typedef struct build {
     const qg_resnet_opts *o;
     const qg_method_cfg *mc;  /* the completed configuration */
     int quant, pg, pact, cg, postact;
+    int pact_mode;            /* qg_pact_mode: PG-TF's boundaries with --pg-style tf */
     qg_pg_cfg pgc;
     qg_cg_cfg cgc;
 } build;
@@ -28,14 +31,8 @@ static void resolve(const qg_resnet_opts *o, const qg_method_cfg *mc, build *b)
     const qg_cg_params *cg = qg__method_params(mc, QG_METHOD_CG);
     *b = (build){.o = o, .mc = mc, .quant = q != NULL, .pg = pg != NULL, .cg = cg != NULL,
                  .pact = qg__method_on(mc, QG_METHOD_PACT)};
-    if (q)
-        b->pgc = (qg_pg_cfg){.wbits = q->wbits, .abits = q->abits};
-    if (pg) {
-        b->pgc.pred_bits = pg->pred_bits;
-        b->pgc.gtar = pg->gtar;
-        b->pgc.sigma = pg->sigma;
-        b->pgc.spbp = pg->spbp;
-    }
+    qg__pg_node_cfg(mc, &b->pgc);
+    b->pact_mode = qg__pg_pact_mode(mc);
     if (cg) {
         b->postact = cg->postact;
         b->cgc = (qg_cg_cfg){.partitions = cg->partitions, .group = cg->group,
@@ -63,12 +60,13 @@ static int bn_activation(qg_model *m, const build *o, const char *bn_name, int x
     if (!o->pact)
         return qg__node_bn_act(m, bn_name, x, res, stride, 1);
     snprintf(a, sizeof a, "%s%srelu.upper_bound", block, *block ? "." : "");
-    if (!o->o->pact_unfused)
+    /* (the fused node has PyTorch's boundaries only) */
+    if (!o->o->pact_unfused && o->pact_mode == QG_PACT_PG)
         return qg__node_bn_pact(m, bn_name, x, res, stride, a);
     char n[112];
     snprintf(n, sizeof n, "%s.pact", bn_name);
     x = qg__node_bn_act(m, bn_name, x, res, stride, 0);
-    return x >= 0 ? qg__node_pact(m, n, x, a) : x;
+    return x >= 0 ? qg__node_pact_mode(m, n, x, a, o->pact_mode) : x;
 }
 
 static int block_conv(qg_model *m, const build *o, const char *n, int x, int planes,

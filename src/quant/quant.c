@@ -636,6 +636,102 @@ qg_status qg__pg_gate_bwd(qg_ctx *ctx, const qg_tensor *o_msb, const qg_tensor *
     return qg__kargs_launch(&a, 1, &g, &wg);
 }
 
+qg_status qg__pgtf_gate_fwd(qg_ctx *ctx, const qg_tensor *h_hb, const qg_tensor *delta,
+                            const qg_tensor *h_full, qg_tensor *y, qg_tensor *count)
+{
+    const char *op = "pgtf_gate_fwd";
+    int C, HW;
+    qg_status st = gate_check(ctx, op, h_hb, delta, h_full, &C, &HW);
+    size_t n = st == QG_OK ? qg_tensor_numel(h_hb) : 0;
+    if (st == QG_OK)
+        st = need(ctx, op, "Y", y, n, QG_DTYPE_F32);
+    if (st == QG_OK)
+        st = need(ctx, op, "count", count, 1, QG_DTYPE_I32);
+    if (st != QG_OK || n == 0)
+        return st;
+    qg_kargs a;
+    size_t wg, items;
+    if ((st = get(ctx, QG_K_QUANT_PGTF_GATE_FWD, &a, &wg)) != QG_OK ||
+        (st = vw_items(ctx, n, &items)) != QG_OK)
+        return st;
+    qg__karg_tensor(&a, h_hb);
+    qg__karg_tensor(&a, delta);
+    qg__karg_tensor(&a, h_full);
+    qg__karg_tensor(&a, y);
+    qg__karg_tensor(&a, count);
+    qg__karg_int(&a, (int)n);
+    qg__karg_int(&a, C);
+    qg__karg_int(&a, HW);
+    /* as qg__pg_gate_fwd: CHUNK 1 lets a few groups share the items */
+    const long *v;
+    if ((st = qg__program_values(ctx, QG_PROG_QUANT, &v)) != QG_OK)
+        return st;
+    size_t g = v[QG_QUANT_CHUNK] ? groups_for(items, wg) * wg : (items + wg - 1) / wg * wg;
+    return launch1d(&a, g, wg);
+}
+
+qg_status qg__pgtf_gate_bwd(qg_ctx *ctx, const qg_tensor *h_hb, const qg_tensor *delta,
+                            const qg_tensor *h_full, const qg_tensor *dy, float slope,
+                            qg_tensor *d_hb, qg_tensor *d_full, qg_tensor *delta_grad)
+{
+    const char *op = "pgtf_gate_bwd";
+    int C, HW;
+    qg_status st = gate_check(ctx, op, h_hb, delta, h_full, &C, &HW);
+    size_t n = st == QG_OK ? qg_tensor_numel(h_hb) : 0;
+    if (st == QG_OK)
+        st = need(ctx, op, "dY", dy, n, QG_DTYPE_F32);
+    if (st == QG_OK)
+        st = need(ctx, op, "d_hb", d_hb, n, QG_DTYPE_F32);
+    if (st == QG_OK)
+        st = need(ctx, op, "d_full", d_full, n, QG_DTYPE_F32);
+    if (st == QG_OK)
+        st = need(ctx, op, "delta_grad", delta_grad, (size_t)C, QG_DTYPE_F32);
+    if (st != QG_OK || C == 0)
+        return st;
+    qg_kargs a;
+    size_t wg;
+    if ((st = get(ctx, QG_K_QUANT_PGTF_GATE_BWD, &a, &wg)) != QG_OK)
+        return st;
+    qg__karg_tensor(&a, h_hb);
+    qg__karg_tensor(&a, delta);
+    qg__karg_tensor(&a, h_full);
+    qg__karg_tensor(&a, dy);
+    qg__karg_int(&a, (int)h_hb->shape[0]);
+    qg__karg_int(&a, C);
+    qg__karg_int(&a, HW);
+    qg__karg_float(&a, slope);
+    qg__karg_tensor(&a, d_hb);
+    qg__karg_tensor(&a, d_full);
+    qg__karg_tensor(&a, delta_grad);
+    size_t g = (size_t)C * wg;
+    return qg__kargs_launch(&a, 1, &g, &wg);
+}
+
+qg_status qg__quant_clip(qg_ctx *ctx, qg_tensor *x, float lo, float hi)
+{
+    const char *op = "quant_clip";
+    if (!x)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: tensor is NULL", op);
+    size_t n = qg_tensor_numel(x);
+    qg_status st = need(ctx, op, "x", x, n, QG_DTYPE_F32);
+    if (st == QG_OK)
+        st = check_n(ctx, op, n);
+    if (st == QG_OK && !(lo <= hi))
+        st = qg__error(ctx, QG_ERR_INVALID_ARG, "%s: range [%g, %g] is empty", op, lo, hi);
+    if (st != QG_OK || n == 0)
+        return st;
+    qg_kargs a;
+    size_t wg, items;
+    if ((st = get(ctx, QG_K_QUANT_CLIP, &a, &wg)) != QG_OK ||
+        (st = vw_items(ctx, n, &items)) != QG_OK)
+        return st;
+    qg__karg_tensor(&a, x);
+    qg__karg_int(&a, (int)n);
+    qg__karg_float(&a, lo);
+    qg__karg_float(&a, hi);
+    return launch1d(&a, (items + wg - 1) / wg * wg, wg);
+}
+
 qg_status qg__gate_loss(qg_ctx *ctx, const qg_tensor *delta, float target, float coef,
                         qg_gate_loss kind, qg_tensor *loss, qg_tensor *delta_grad)
 {

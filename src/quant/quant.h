@@ -183,6 +183,29 @@ qg_status qg__pg_gate_bwd(qg_ctx *ctx, const qg_tensor *o_msb, const qg_tensor *
                           const qg_tensor *o_lsb, const qg_tensor *dy, float slope, int spbp,
                           qg_tensor *d_msb, qg_tensor *d_lsb, qg_tensor *delta_grad);
 
+/* ---- PG gate, TensorFlow semantics (docs/methods.md §3.4, oracle PGTF-G1) ----
+ * The reference's predictive conv keeps both convolutions whole:
+ * h_hb = conv(X_msb, W) (prediction) and h_full = conv(X, W); all tensors
+ * [N,C,H,W], delta [C].
+ *   m = [h_hb > delta_c] (a comparison; no sigmoid in the forward pass),
+ *   Y = h_hb + m*(h_full - h_hb);  count += number of ones (I32). */
+qg_status qg__pgtf_gate_fwd(qg_ctx *ctx, const qg_tensor *h_hb, const qg_tensor *delta,
+                            const qg_tensor *h_full, qg_tensor *y, qg_tensor *count);
+/* The mask's value is m, its gradient the sigmoid surrogate's
+ * (mask = bwd + stop_gradient(fwd - bwd)), evaluated in TensorFlow's order:
+ *   s = sigmoid(slope*(h_hb - delta_c)),
+ *   g = ((((dY*(h_full - h_hb))*s)*(1 - s))*slope,
+ *   d_hb = (dY - m*dY) + g, d_full = m*dY (both overwritten),
+ *   delta_grad[c] += -sum_{n,h,w} g.
+ * No sparse back-prop: the reference has none. One work-group per channel. */
+qg_status qg__pgtf_gate_bwd(qg_ctx *ctx, const qg_tensor *h_hb, const qg_tensor *delta,
+                            const qg_tensor *h_full, const qg_tensor *dy, float slope,
+                            qg_tensor *d_hb, qg_tensor *d_full, qg_tensor *delta_grad);
+
+/* x = min(max(x, lo), hi) in place, any F32 tensor (PG-TF clips its
+ * thresholds to [-20, 20] after every optimizer step). */
+qg_status qg__quant_clip(qg_ctx *ctx, qg_tensor *x, float lo, float hi);
+
 /* ---- Gating losses (docs/methods.md §2.5, §3.5, §4.5, oracle GATE-L1) ----
  * For one layer's thresholds delta [C] and target g:
  *   QG_GATE_LOSS_PG: coef*||delta - g||_2 (un-squared), grad coef*(delta_c-g)/||delta-g||_2

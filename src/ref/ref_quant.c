@@ -261,6 +261,46 @@ void qg_ref_pg_gate_bwd(int N, int C, int HW, const float *o_msb, const float *d
     }
 }
 
+void qg_ref_pgtf_gate_fwd(int N, int C, int HW, const float *h_hb, const float *delta,
+                          const float *h_full, float *y, int32_t *count)
+{
+    size_t n = (size_t)N * C * HW;
+    int32_t ones = 0;
+    for (size_t i = 0; i < n; i++) {
+        float m = h_hb[i] > delta[(i / HW) % C] ? 1.0f : 0.0f;
+        y[i] = h_hb[i] + m * (h_full[i] - h_hb[i]);
+        ones += (int32_t)m;
+    }
+    *count += ones;
+}
+
+void qg_ref_pgtf_gate_bwd(int N, int C, int HW, const float *h_hb, const float *delta,
+                          const float *h_full, const float *dy, float slope, float *d_hb,
+                          float *d_full, float *delta_grad)
+{
+    for (int c = 0; c < C; c++) {
+        double sum = 0;
+        for (int nn = 0; nn < N; nn++)
+            for (int p = 0; p < HW; p++) {
+                size_t i = ((size_t)nn * C + c) * HW + p;
+                float s = gate_sigmoid(h_hb[i], delta[c], slope);
+                float m = h_hb[i] > delta[c] ? 1.0f : 0.0f;
+                /* dL/dmask, SigmoidGrad (dy*s*(1-s)), then the slope's mul */
+                float g = dy[i] * (h_full[i] - h_hb[i]) * s * (1.0f - s) * slope;
+                d_hb[i] = (dy[i] - m * dy[i]) + g;
+                d_full[i] = m * dy[i];
+                sum += g;
+            }
+        delta_grad[c] += (float)-sum;
+    }
+}
+
+void qg_ref_quant_clip(size_t n, float *x, float lo, float hi)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = fminf(fmaxf(x[i], lo), hi);
+}
+
 float qg_ref_gate_loss(size_t C, const float *delta, float target, float coef,
                        qg_gate_loss kind, float *delta_grad)
 {

@@ -58,6 +58,16 @@ void qg_ref_pg_gate_bwd(int N, int C, int HW, const float *o_msb, const float *d
                         const float *o_lsb, const float *dy, float slope, int spbp,
                         float *d_msb, float *d_lsb, float *delta_grad);
 
+/* The PG-TF gate (qg__pgtf_gate_fwd/bwd): tensors [N,C,HW], delta [C];
+ * *count += ones; delta_grad +=. */
+void qg_ref_pgtf_gate_fwd(int N, int C, int HW, const float *h_hb, const float *delta,
+                          const float *h_full, float *y, int32_t *count);
+void qg_ref_pgtf_gate_bwd(int N, int C, int HW, const float *h_hb, const float *delta,
+                          const float *h_full, const float *dy, float slope, float *d_hb,
+                          float *d_full, float *delta_grad);
+/* x = min(max(x, lo), hi) in place. */
+void qg_ref_quant_clip(size_t n, float *x, float lo, float hi);
+
 /* Returns one layer's gating loss; delta_grad (may be NULL) +=. */
 float qg_ref_gate_loss(size_t C, const float *delta, float target, float coef,
                        qg_gate_loss kind, float *delta_grad);
