@@ -5,7 +5,7 @@
 # shufflenet_v2_x0_5` right after, on the same machine, at each input size
 # of SIZES ("224 64"), then the ratio qgate/PyTorch. Both report the median
 # step; each side runs ROUNDS (2) times, alternating, and its best counts.
-# BATCH (32), STEPS (5), CLASSES (1000), MODES ("train eval"), MODEL
+# BATCH (32), STEPS (5), WARMUP (2), CLASSES (1000), MODES ("train eval"), MODEL
 # (shufflenet_v2_x0_5; resnet18 works too) come from the environment. To
 # keep the two on the same cores as the comparison asks, run the whole
 # script under `taskset -c 0,1`. Not run by make check.
@@ -16,6 +16,7 @@ qgate="$build/qgate"
 here=$(dirname "$0")
 batch=${BATCH:-32}
 steps=${STEPS:-5}
+warmup=${WARMUP:-2}
 classes=${CLASSES:-1000}
 model=${MODEL:-shufflenet_v2_x0_5}
 rounds=${ROUNDS:-2}
@@ -27,10 +28,11 @@ for size in ${SIZES:-224 64}; do
         pt=""; qg=""; all_pt=""; all_qg=""
         for r in $(seq "$rounds"); do
             p=$(/usr/bin/python3 "$here/pytorch_shufflenet.py" --model "$model" --size "$size" \
-                --classes "$classes" --batch "$batch" --steps "$steps" --threads 2 $flag |
+                --classes "$classes" --batch "$batch" --steps "$steps" --warmup "$warmup" \
+                --threads 2 $flag |
                 tee /dev/stderr | rate)
             q=$("$qgate" bench train --model "$model" --input "3x${size}x${size}" \
-                --classes "$classes" --batch "$batch" --steps "$steps" $flag |
+                --classes "$classes" --batch "$batch" --steps "$steps" --warmup "$warmup" $flag |
                 tee /dev/stderr | rate)
             pt=$(best "$p" "$pt"); qg=$(best "$q" "$qg")
             all_pt="$all_pt $p"; all_qg="$all_qg $q"
