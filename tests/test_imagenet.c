@@ -96,6 +96,13 @@ Test(imagenet, torchvision_parameter_counts_and_names)
     o.arch = "shufflenet_v2_x1_0";
     cr_expect_eq(qg__model_imagenet(qg_test_ctx(), &o, &m), QG_ERR_INVALID_ARG);
     cr_expect_not(qg__model_imagenet_known("resnet20"));
+    /* the public API and `--model` reach the builders by name */
+    qg_model_opts po = {.arch = "shufflenet_v2_x0_5", .in_c = 3, .in_h = 40, .in_w = 48,
+                        .classes = 7};
+    QG_EXPECT_OK(qg_model_new(qg_test_ctx(), &po, &m));
+    cr_expect_eq(qg_model_param_count(m), 1366792 - 1025 * (1000 - 7));
+    cr_expect_str_eq(m->arch, "shufflenet_v2_x0_5");
+    qg_model_free(m);
 }
 
 Test(imagenet, methods_choose_the_layers)
