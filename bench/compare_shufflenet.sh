@@ -27,13 +27,17 @@ for size in ${SIZES:-224 64}; do
         flag=""; [ "$mode" = eval ] && flag="--eval"
         pt=""; qg=""; all_pt=""; all_qg=""
         for r in $(seq "$rounds"); do
-            p=$(/usr/bin/python3 "$here/pytorch_shufflenet.py" --model "$model" --size "$size" \
-                --classes "$classes" --batch "$batch" --steps "$steps" --warmup "$warmup" \
-                --threads 2 $flag |
-                tee /dev/stderr | rate)
-            q=$("$qgate" bench train --model "$model" --input "3x${size}x${size}" \
-                --classes "$classes" --batch "$batch" --steps "$steps" --warmup "$warmup" $flag |
-                tee /dev/stderr | rate)
+            # (each side's own lines go to stderr; not through `tee /dev/stderr`,
+            # which truncates a log file that stderr is redirected to)
+            out=$(/usr/bin/python3 "$here/pytorch_shufflenet.py" --model "$model" \
+                --size "$size" --classes "$classes" --batch "$batch" --steps "$steps" \
+                --warmup "$warmup" --threads 2 $flag)
+            echo "$out" >&2
+            p=$(echo "$out" | rate)
+            out=$("$qgate" bench train --model "$model" --input "3x${size}x${size}" \
+                --classes "$classes" --batch "$batch" --steps "$steps" --warmup "$warmup" $flag)
+            echo "$out" >&2
+            q=$(echo "$out" | rate)
             pt=$(best "$p" "$pt"); qg=$(best "$q" "$qg")
             all_pt="$all_pt $p"; all_qg="$all_qg $q"
         done
