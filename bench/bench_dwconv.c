@@ -7,8 +7,14 @@
  * is the best of clEnqueueCopyBuffer and qg__chan_copy (cl/chan.cl, each
  * EPI) on the largest activation: read once, written once.
  *
+ * --cpu times with the process's CPU clock instead of the wall clock (see
+ * bench_cpu_now): on a loaded machine the CPU seconds a pass costs stay
+ * comparable between runs where its wall time does not; GB/s then means
+ * bytes per CPU second (PoCL's two worker threads together), and the copy
+ * rate is measured the same way.
+ *
  * usage: bench/bench_dwconv [--batch N] [--runs N] [--wg N] [--qt N] [--wwg N]
- *                           [--row 0|1] [--device N|NAME] */
+ *                           [--row 0|1] [--cpu] [--device N|NAME] */
 #include "config.h"
 
 #include <stdio.h>
@@ -35,12 +41,14 @@ static const shape shapes[] = {
 
 enum { FWD, DGRAD, WGRAD, COPY, CLCOPY };
 
+static double (*clock_now)(void) = bench_now;
+
 static double run(qg_ctx *ctx, int pass, qg_tensor *x, qg_tensor *w, qg_tensor *y,
                   qg_tensor *dx, qg_tensor *dw, int stride, int runs, double *median)
 {
     double *t = malloc((size_t)runs * sizeof *t);
     for (int r = -1; r < runs; r++) {
-        double t0 = bench_now();
+        double t0 = clock_now();
         qg_status st = pass == FWD     ? qg__dwconv_fwd(ctx, x, w, NULL, stride, 1, y)
                        : pass == DGRAD ? qg__dwconv_bwd_data(ctx, y, w, stride, 1, dx, 0)
                        : pass == WGRAD ? qg__dwconv_bwd_weight(ctx, x, y, stride, 1, dw, NULL, 0)
@@ -52,7 +60,7 @@ static double run(qg_ctx *ctx, int pass, qg_tensor *x, qg_tensor *w, qg_tensor *
         if (st != QG_OK || qg_ctx_finish(ctx) != QG_OK)
             bench_die("running");
         if (r >= 0)
-            t[r] = bench_now() - t0;
+            t[r] = clock_now() - t0;
     }
     qsort(t, (size_t)runs, sizeof *t, bench_cmp);
     double m = t[0];
@@ -82,9 +90,11 @@ int main(int argc, char **argv)
             row = atol(argv[++i]);
         else if (strcmp(argv[i], "--wg") == 0 && i + 1 < argc)
             wg = atol(argv[++i]);
+        else if (strcmp(argv[i], "--cpu") == 0)
+            clock_now = bench_cpu_now;
         else {
             fprintf(stderr, "usage: bench_dwconv [--batch N] [--runs N] [--wg N] [--qt N] "
-                    "[--wwg N] [--row 0|1] [--device N|NAME]\n");
+                    "[--wwg N] [--row 0|1] [--cpu] [--device N|NAME]\n");
             return 2;
         }
     }
@@ -109,8 +119,9 @@ int main(int argc, char **argv)
         v[0] = wg;
     if ((qt || wwg || row >= 0 || wg) && qg__program_override(ctx, "dwconv", v) != QG_OK)
         bench_die("setting parameters");
-    printf("device: %s; batch %d; dwconv WG=%ld QT=%ld WWG=%ld ROW=%ld\n",
-           qg_ctx_device(ctx)->name, batch, v[0], v[1], v[2], v[3]);
+    printf("device: %s; batch %d; dwconv WG=%ld QT=%ld WWG=%ld ROW=%ld; %s clock\n",
+           qg_ctx_device(ctx)->name, batch, v[0], v[1], v[2], v[3],
+           clock_now == bench_now ? "wall" : "process CPU");
 
     /* Copy bandwidth: the largest activation, best EPI. */
     int64_t sc[4] = {batch, 58, 56, 56};

@@ -20,6 +20,16 @@ static double bench_now(void)
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+/* CPU seconds of the whole process, the device's worker threads included
+ * when the device runs on the host CPU (PoCL): on a machine shared with
+ * other work this counts the work a kernel does, not its wait for a core. */
+static inline double bench_cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
 static int bench_cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;

@@ -147,17 +147,25 @@ static void dw_row(__global const float *r0, __global const float *r1,
     for (int q = 0; q < Q; q++) {
         if (q == qa && qa < qb) {
             if (stride == 1) {
+                /* four outputs at a time in vector lanes (each lane sums in
+                 * the scalar order, so the results are the same), then the
+                 * rest */
                 __global const float *a0 = r0 - pad, *a1 = r1 - pad, *a2 = r2 - pad;
-                if (accumulate)
-                    for (int u = qa; u < qb; u++)
-                        yp[u] += b + k0 * a0[u] + k1 * a0[u + 1] + k2 * a0[u + 2] +
-                                 k3 * a1[u] + k4 * a1[u + 1] + k5 * a1[u + 2] + k6 * a2[u] +
-                                 k7 * a2[u + 1] + k8 * a2[u + 2];
-                else
-                    for (int u = qa; u < qb; u++)
-                        yp[u] = b + k0 * a0[u] + k1 * a0[u + 1] + k2 * a0[u + 2] +
+                int u = qa;
+                for (; u + 4 <= qb; u += 4) {
+                    float4 acc = b + k0 * vload4(0, a0 + u) + k1 * vload4(0, a0 + u + 1) +
+                                 k2 * vload4(0, a0 + u + 2) + k3 * vload4(0, a1 + u) +
+                                 k4 * vload4(0, a1 + u + 1) + k5 * vload4(0, a1 + u + 2) +
+                                 k6 * vload4(0, a2 + u) + k7 * vload4(0, a2 + u + 1) +
+                                 k8 * vload4(0, a2 + u + 2);
+                    vstore4(accumulate ? vload4(0, yp + u) + acc : acc, 0, yp + u);
+                }
+                for (; u < qb; u++) {
+                    float acc = b + k0 * a0[u] + k1 * a0[u + 1] + k2 * a0[u + 2] +
                                 k3 * a1[u] + k4 * a1[u + 1] + k5 * a1[u + 2] + k6 * a2[u] +
                                 k7 * a2[u + 1] + k8 * a2[u + 2];
+                    yp[u] = accumulate ? yp[u] + acc : acc;
+                }
             } else {
                 for (int u = qa; u < qb; u++) {
                     int v = u * stride - pad;
@@ -299,8 +307,22 @@ void qg_dw_bwd_weight(QG_T(const float, x), QG_T(const float, dy), int N, int C,
                 a2 += gv * XAT(row, v0 + 2, W);
             }
             if (stride == 1) {
+                /* four columns at a time in vector lanes (a CPU compiler
+                 * keeps a scalar sum in order, so it would not vectorise
+                 * this loop itself), then the rest */
                 __global const float *r = row - pad;
-                for (int q = qa; q < qb; q++) {
+                float4 v0 = 0.0f, v1 = 0.0f, v2 = 0.0f;
+                int q = qa;
+                for (; q + 4 <= qb; q += 4) {
+                    float4 gv = vload4(0, g + q);
+                    v0 += gv * vload4(0, r + q);
+                    v1 += gv * vload4(0, r + q + 1);
+                    v2 += gv * vload4(0, r + q + 2);
+                }
+                a0 += (v0.x + v0.y) + (v0.z + v0.w);
+                a1 += (v1.x + v1.y) + (v1.z + v1.w);
+                a2 += (v2.x + v2.y) + (v2.z + v2.w);
+                for (; q < qb; q++) {
                     float gv = g[q];
                     a0 += gv * r[q];
                     a1 += gv * r[q + 1];
@@ -326,10 +348,12 @@ void qg_dw_bwd_weight(QG_T(const float, x), QG_T(const float, dy), int N, int C,
             s[3 * i + 1] += a1;
             s[3 * i + 2] += a2;
         }
-        float gs = 0.0f;
-        for (int q = 0; q < Q; q++)
-            gs += g[q];
-        s[9] += gs;
+        if (has_bias) {
+            float gs = 0.0f;
+            for (int q = 0; q < Q; q++)
+                gs += g[q];
+            s[9] += gs;
+        }
     }
     for (int k = 0; k < 10; k++)
         red[k][l] = s[k];

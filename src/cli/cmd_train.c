@@ -84,6 +84,8 @@ static void train_usage(FILE *f)
 "\n"
 "model and data:\n"
 "  --model NAME          resnet20 | resnet32 | resnet44 | resnet56 | resnet110\n"
+"                        (CIFAR ResNets) | resnet18 | shufflenet_v2_x0_5\n"
+"                        (torchvision's, any input size; use with --data folder)\n"
 "  --shortcut A|B        residual shortcut: zero-pad (A, default) or 1x1 conv (B)\n"
 "  --data NAME           fashion-mnist (default) | mnist | cifar10 | cifar100 |\n"
 "                        folder (JPEG class folders DIR/train/<class>/*.jpg and\n"

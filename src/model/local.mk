@@ -5,7 +5,9 @@ libqgate_la_SOURCES += \
 	src/model/nodes_quant.h src/model/nodes_quant.c \
 	src/model/nodes_cg.h src/model/nodes_cg.c \
 	src/model/wquant.h src/model/wquant.c src/model/resnet.h src/model/resnet.c \
-	src/model/safetensors.h src/model/safetensors.c
+	src/model/safetensors.h src/model/safetensors.c \
+	src/model/build.h src/model/build.c src/model/nodes_shuffle.h src/model/nodes_shuffle.c \
+	src/model/imagenet.h src/model/resnet18.c src/model/shufflenet.c
 
 check_PROGRAMS += tests/test_model
 tests_test_model_SOURCES = tests/test_model.c
@@ -31,3 +33,15 @@ EXTRA_DIST += tests/data/golden/cgconv_group_dense.json tests/data/golden/cgconv
 	tests/data/golden/cgconv_first_dense.json tests/data/golden/cgconv_first_spbp_s2.json \
 	tests/data/golden/cgconv_shuffle_spbp_s2.json tests/tools/gen_cg_golden.py \
 	tests/tools/check_cg_resnet_torch.py
+
+# ImageNet-style models (resnet18, shufflenet_v2_x0_5): builder and node
+# tests, and the qgate side of tests/tools/check_torchvision.py.
+check_PROGRAMS += tests/test_imagenet
+tests_test_imagenet_SOURCES = tests/test_imagenet.c
+tests_test_imagenet_CFLAGS = $(TEST_CFLAGS)
+tests_test_imagenet_LDADD = $(TEST_LDADD)
+TESTS += tests/test_imagenet
+check_PROGRAMS += tests/tools/imagenet_logits
+tests_tools_imagenet_logits_SOURCES = tests/tools/imagenet_logits.c
+tests_tools_imagenet_logits_LDADD = libqgate_internal.la $(OPENCL_LIBS) $(JANSSON_LIBS) -lm
+EXTRA_DIST += tests/tools/check_torchvision.py

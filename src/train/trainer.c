@@ -22,6 +22,7 @@
 #include "core/fileio.h"
 #include "cl/ctx.h"
 #include "method/method.h"
+#include "model/imagenet.h"
 #include "model/resnet.h"
 #include "model/safetensors.h"
 #include "ops/layers.h"
@@ -415,10 +416,16 @@ qg_status qg__model_build(qg_ctx *ctx, const char *arch, char shortcut, int c, i
                           int classes, uint64_t seed, const qg_method_cfg *methods,
                           qg_model **out)
 {
+    if (qg__model_imagenet_known(arch)) {
+        qg_imagenet_opts io = {.arch = arch, .in_c = c, .in_h = h, .in_w = w,
+                               .classes = classes, .seed = seed, .methods = methods};
+        return qg__model_imagenet(ctx, &io, out);
+    }
     int depth = depth_of(arch);
     if (!depth || (depth - 2) % 6 != 0)
         return qg__error(ctx, QG_ERR_INVALID_ARG, "unknown model '%s' (--model): use resnet20, "
-                         "resnet32, resnet44, resnet56 or resnet110", arch);
+                         "resnet32, resnet44, resnet56, resnet110, resnet18 or "
+                         "shufflenet_v2_x0_5", arch);
     qg_resnet_opts ro = {.depth = depth, .shortcut = shortcut ? shortcut : 'A', .in_c = c,
                          .in_h = h, .in_w = w, .classes = classes, .seed = seed,
                          .methods = methods};
