@@ -128,6 +128,19 @@ Test(imagenet, methods_choose_the_layers)
     cr_expect_not_null(qg__model_find_param(m, "stage2.0.branch2.1.upper_bound"));
     qg__model_free(m);
 
+    /* PG with the TensorFlow semantics (its recipe: a 6, t 4, pact): the
+     * same 35 gated convs, each depthwise conv's input quantized by its
+     * own node, and PACT as separate clips with the TF boundaries (the
+     * fused BN-PACT node has PyTorch's) */
+    m = build("shufflenet_v2_x0_5", 32, 4, "pg pg_style=tf abits=6 pred_bits=4 pact");
+    cr_expect_eq(count_type(m, "pgconv2d"), 35);
+    cr_expect_eq(count_type(m, "aquant"), 3 * 2 + 13);
+    /* 16 joins, and the stem's, conv5's, 2 per block and the 3
+     * downsampling blocks' branch1 BN-ReLUs: 16 + 1 + 1 + 32 + 3 */
+    cr_expect_eq(count_type(m, "pact"), 53, "%d", count_type(m, "pact"));
+    cr_expect_str_eq(type_of(m, "stage2.0.branch2.3.aquant"), "aquant");
+    qg__model_free(m);
+
     /* ResNet-18, quantized: the 16 block convs; stem, downsample and fc
      * float. PG gates conv1 of each block (as the CIFAR ResNet). */
     m = build("resnet18", 32, 4, "quant wbits=4 abits=4");

@@ -2,7 +2,11 @@
  * (see build.h). */
 #include "config.h"
 
+#include <stdio.h>
+
 #include "core/error.h"
+#include "method/m_pg.h"
+#include "quant/quant.h"
 #include "method/params.h"
 #include "model/build.h"
 #include "model/nodes.h"
@@ -25,14 +29,11 @@ qg_status qg__build_init(qg_ctx *ctx, qg_build *b, const qg_method_cfg *methods,
     b->pg = pg != NULL;
     b->cg = cg != NULL;
     b->pact = qg__method_on(&b->mc, QG_METHOD_PACT);
-    if (q)
-        b->pgc = (qg_pg_cfg){.wbits = q->wbits, .abits = q->abits};
-    if (pg) {
-        b->pgc.pred_bits = pg->pred_bits;
-        b->pgc.gtar = pg->gtar;
-        b->pgc.sigma = pg->sigma;
-        b->pgc.spbp = pg->spbp;
-    }
+    (void)q;
+    (void)pg;
+    /* the same node settings as the CIFAR ResNets (style, bits, target) */
+    qg__pg_node_cfg(&b->mc, &b->pgc);
+    b->pact_mode = qg__pg_pact_mode(&b->mc);
     if (cg) {
         if (cg->postact)
             return qg__error(ctx, QG_ERR_INVALID_ARG, "--postact applies to the CIFAR ResNets "
@@ -68,9 +69,14 @@ int qg__build_linear(qg_model *m, qg_build *b, const char *name, int x, int out_
 int qg__build_bn_act(qg_model *m, const qg_build *b, const char *bn_name, int x, int res,
                      int act, const char *alpha_name)
 {
-    if (act && b->pact)
+    if (act && b->pact && b->pact_mode == QG_PACT_PG) /* the fused node: PyTorch's bounds */
         return qg__node_bn_pact(m, bn_name, x, res, 1, alpha_name);
-    return qg__node_bn_act(m, bn_name, x, res, 1, act);
+    if (!act || !b->pact)
+        return qg__node_bn_act(m, bn_name, x, res, 1, act);
+    char n[112];
+    snprintf(n, sizeof n, "%s.pact", bn_name);
+    x = qg__node_bn_act(m, bn_name, x, res, 1, 0);
+    return x >= 0 ? qg__node_pact_mode(m, n, x, alpha_name, b->pact_mode) : x;
 }
 
 qg_status qg__build_finish(qg_model *m, const qg_build *b)

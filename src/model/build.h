@@ -24,6 +24,7 @@ typedef struct qg_build {
     qg_method_cfg mc;         /* the completed configuration */
     int quant, pg, pact, cg;
     qg_pg_cfg pgc;            /* quantized and PG convs */
+    int pact_mode;            /* qg_pact_mode of the PACT clips (--pg-style) */
     qg_cg_cfg cgc;            /* CG convs */
     qg_rng rng;               /* weight initialisation */
 } qg_build;

@@ -33,7 +33,9 @@ static int dwconv(qg_model *m, qg_build *b, const char *name, int x, int stride)
 {
     const void *wq_cfg;
     const qg_wquant_ops *wq = qg__methods_wquant(&b->mc, QG_ROLE_BLOCK, &wq_cfg);
-    return qg__node_dwconv(m, name, x, stride, 1, wq, wq_cfg, &b->rng);
+    /* PG-TF quantizes the depthwise convs' input only */
+    x = qg__methods_quant_input(m, &b->mc, QG_ROLE_DEPTHWISE, name, x);
+    return x >= 0 ? qg__node_dwconv(m, name, x, stride, 1, wq, wq_cfg, &b->rng) : x;
 }
 
 /* The layers of `pre`.{0..6} (branch2), or of `pre`.{0..3} (branch1: dw,
@@ -98,7 +100,7 @@ static int block(qg_model *m, qg_build *b, const char *name, int x, int oup, int
         char a[112];
         snprintf(n, sizeof n, "%s.pact", name);
         snprintf(a, sizeof a, "%s.pact.upper_bound", name);
-        x = qg__node_pact(m, n, x, a);
+        x = qg__node_pact_mode(m, n, x, a, b->pact_mode);
     }
     return x;
 }
