@@ -178,6 +178,12 @@ typedef struct qg_train_cfg {
      * place for is an error. Not with resume_path. */
     const char *init_path;
     int start_epoch;           /* with init_path: schedule position (0-based) */
+    /* qg_eval_run: also evaluate with the weights on a PSGD grid of this
+     * many bits (post-training quantization of a float checkpoint; 0: only
+     * when the checkpoint's method asks, as a PSGD one does), the stem and
+     * the classifier too when eval_first_last. */
+    int eval_wbits;
+    int eval_first_last;
     int verbose;
     volatile sig_atomic_t *stop;    /* set asynchronously (SIGINT): checkpoint, stop */
     qg_train_callback callback;     /* may be NULL */
@@ -203,6 +209,10 @@ typedef struct qg_eval_result {
     double loss, acc;
     qg_metric *metrics;        /* the methods' test metrics (owned) */
     size_t nmetrics;
+    /* Low-precision evaluation (PSGD checkpoints, or eval_wbits): lowp is
+     * 1 and loss_lp / acc_lp hold it; lowp_bits is the grid's bits. */
+    int lowp, lowp_bits;
+    double loss_lp, acc_lp;
 } qg_eval_result;
 
 /* Rebuilds the model a checkpoint records, loads it and evaluates it on the

@@ -86,6 +86,10 @@ typedef struct qg_method_desc {
     size_t params_size;
     /* Turned on when any of its options is given (-w turns quantization on). */
     int auto_enable;
+    /* The method trains float weights toward a grid its weight quantizers
+     * know: the trainer and `qgate eval` also evaluate at low precision
+     * (model->lowp set; the "_lp" metrics). */
+    int lowp_eval;
     /* Which parameter kinds get weight decay when the method is on (bit i
      * = qg_param_kind i; 0: no opinion). CG's reference decays only conv
      * and linear weights. */
@@ -160,6 +164,9 @@ unsigned qg__methods_decay_kinds(const qg_method_cfg *mc, unsigned dflt);
 /* The model's weight quantizer for a layer role (NULL: float weights). */
 const qg_wquant_ops *qg__methods_wquant(const qg_method_cfg *mc, qg_layer_role role,
                                         const void **wq_cfg);
+
+/* Whether an enabled method asks for a low-precision evaluation. */
+int qg__methods_lowp_eval(const qg_method_cfg *mc);
 
 /* The hooks of every enabled method, in registration order. */
 qg_status qg__methods_model_ready(qg_model *m, const qg_method_cfg *mc);
