@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <jansson.h>
 
 #include "qgate/train.h"
 
@@ -361,4 +363,131 @@ Test(psgd, model_gradients_and_weight_decay, .timeout = 300)
     free(lq), free(lw);
     qg__model_free(mf);
     qg__model_free(mp);
+}
+
+/* The same LCG weights as tests/tools/psgd_torch.py's lcg_values. */
+static float *lcg_values(int seed, size_t n, double scale, double offset)
+{
+    uint64_t st = (uint64_t)seed;
+    float *v = malloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        st = (st * 1103515245u + 12345u) % 2147483648u;
+        v[i] = (float)(((double)st / 2147483648.0 * 2.0 - 1.0) * scale + offset);
+    }
+    return v;
+}
+
+static double jnum(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    cr_assert(json_is_number(v), "golden lacks '%s'", key);
+    return json_number_value(v);
+}
+
+/* PyTorch golden (tests/tools/psgd_torch.py gen): one PSGD step of a
+ * ResNet-8 with option-B shortcuts and --first-last-quant, autograd plus
+ * the reference's scaling and SGD's decay after it. Tolerances: logits
+ * 1e-5 + 1e-4 relative; gradients and new weights 1e-5 + 1e-3 relative
+ * (PyTorch's and qgate's conv sums run in different orders; the grid and
+ * |w - Q(w)| are exact on both sides, the same float operations). */
+Test(psgd, pytorch_golden_one_step, .timeout = 300)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    json_t *g = qg_test_golden("psgd_step");
+    int bits = qg_test_json_int(g, "bits");
+    char spec[128];
+    snprintf(spec, sizeof spec, "psgd wbits=%d lambda_s=%g first_last_quant=1", bits,
+             jnum(g, "lambda_s"));
+    qg_model *m = resnet8(ctx, spec);
+    json_t *ts = json_object_get(g, "tensors");
+    cr_assert(json_is_array(ts));
+    size_t nt = json_array_size(ts);
+    int trainable = 0;
+    for (int i = 0; i < m->nparams; i++)
+        trainable += m->params[i]->grad != NULL;
+    cr_expect_eq((int)nt, trainable, "golden %zu tensors, model %d trainable", nt, trainable);
+    for (size_t i = 0; i < nt; i++) {
+        json_t *t = json_array_get(ts, i);
+        const char *name = json_string_value(json_object_get(t, "name"));
+        qg_param *p = qg__model_find_param(m, name);
+        cr_assert_not_null(p, "qgate has no parameter '%s' (PyTorch's name)", name);
+        size_t n = (size_t)jnum(t, "numel");
+        cr_assert_eq(qg_tensor_numel(p->value), n, "%s: size", name);
+        float *v = lcg_values((int)jnum(t, "seed"), n, 0.3, jnum(t, "offset"));
+        QG_EXPECT_OK(qg_tensor_write(p->value, v, n * 4));
+        free(v);
+    }
+    size_t nx, nd, nl;
+    float *x = qg_test_json_floats(g, "x", &nx), *dl = qg_test_json_floats(g, "dlogits", &nd);
+    float *want_logits = qg_test_json_floats(g, "logits", &nl);
+    QG_EXPECT_OK(qg__model_setup(m, 4));
+    QG_EXPECT_OK(qg_tensor_write(qg__model_input(m), x, nx * 4));
+    QG_EXPECT_OK(qg__model_forward(m, 1));
+    float *lo = qg_test_read(qg__model_logits(m));
+    cr_expect(qg_test_allclose("logits vs PyTorch", lo, want_logits, nl, 1e-5f, 1e-4f));
+    QG_EXPECT_OK(qg_tensor_write(qg__model_logits_grad(m), dl, nd * 4));
+    QG_EXPECT_OK(qg__model_backward(m));
+    float lr = (float)jnum(g, "lr"), wd = (float)jnum(g, "wd");
+    qg_optim_cfg oc = {.kind = QG_OPTIM_SGD, .momentum = 0.9f, .weight_decay = wd,
+                       .decay_kinds = QG_DECAY_ALL};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1)
+            QG_EXPECT_OK(qg__optim_step(m, &oc, lr, 1));
+        for (size_t i = 0; i < nt; i++) {
+            json_t *t = json_array_get(ts, i);
+            const char *name = json_string_value(json_object_get(t, "name"));
+            qg_param *p = qg__model_find_param(m, name);
+            float *got = qg_test_read(pass ? p->value : p->grad);
+            json_t *idx = json_object_get(t, "index");
+            size_t k;
+            float *want = qg_test_json_floats(t, pass ? "new" : "grad", &k);
+            float *sel = malloc(k * 4);
+            for (size_t j = 0; j < k; j++)
+                sel[j] = got[json_integer_value(json_array_get(idx, j))];
+            char label[128];
+            snprintf(label, sizeof label, "%s %s vs PyTorch", name,
+                     pass ? "after the SGD step" : "gradient");
+            cr_expect(qg_test_allclose(label, sel, want, k, 1e-5f, 1e-3f));
+            free(got), free(want), free(sel);
+        }
+    }
+    free(x), free(dl), free(want_logits), free(lo);
+    json_decref(g);
+    qg__model_free(m);
+}
+
+/* A ResNet-32 with option-B shortcuts trained with PSGD (the grid adds no
+ * tensors) saves a checkpoint that PyTorch loads with strict=True into a
+ * model with the same names (tests/tools/psgd_torch.py check). Skipped
+ * with a message when python3-torch is missing. */
+Test(psgd, checkpoint_loads_in_pytorch_strict, .timeout = 300)
+{
+    static const char *pythons[] = {"/usr/bin/python3", "python3"};
+    const char *py = NULL;
+    for (int i = 0; i < 2 && !py; i++) {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "%s -c 'import torch' >/dev/null 2>&1", pythons[i]);
+        if (system(cmd) == 0)
+            py = pythons[i];
+    }
+    if (!py)
+        cr_skip_test("python3-torch is not installed: PyTorch strict load not checked");
+    const char *dir = getenv("QG_TEST_DATA") ? getenv("QG_TEST_DATA") : "tests/data";
+    char tool[1024];
+    snprintf(tool, sizeof tool, "%s/../tools/psgd_torch.py", dir);
+    FILE *f = fopen(tool, "r");
+    if (!f)
+        cr_skip_test("%s not found (set QG_TEST_DATA)", tool);
+    fclose(f);
+    qg_ctx *ctx = qg_test_ctx();
+    qg_model *m;
+    QG_EXPECT_OK(qg__model_build(ctx, "resnet32", 'B', 3, 32, 32, 100, 5,
+                                 qg_test_methods("psgd wbits=4 first_last_quant=1"), &m));
+    char *path = qg_test_tmp_path("psgd", "r32b.safetensors");
+    QG_EXPECT_OK(qg_model_save(m, path));
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s check %s", py, tool, path);
+    cr_expect_eq(system(cmd), 0, "%s", cmd);
+    unlink(path);
+    qg__model_free(m);
 }

@@ -14,3 +14,4 @@ tests_test_psgd_SOURCES = tests/test_psgd.c
 tests_test_psgd_CFLAGS = $(TEST_CFLAGS)
 tests_test_psgd_LDADD = $(TEST_LDADD)
 TESTS += tests/test_psgd
+EXTRA_DIST += tests/data/golden/psgd_step.json tests/tools/psgd_torch.py
