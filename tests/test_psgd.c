@@ -491,3 +491,80 @@ Test(psgd, checkpoint_loads_in_pytorch_strict, .timeout = 300)
     unlink(path);
     qg__model_free(m);
 }
+
+/* The recipe end to end on a tiny run: a float ResNet-8/B, then --init
+ * from it with --psgd (every name matches: PSGD adds no tensors), whose
+ * epochs report test_acc_lp; qgate eval of the PSGD checkpoint gives both
+ * precisions and the grid metrics; eval -w 4 of the float checkpoint is
+ * post-training rounding (its float pass unchanged); the CLI prints the
+ * reference's two lines and refuses --first-last-quant without -w. */
+Test(psgd, init_train_and_low_precision_eval, .timeout = 600)
+{
+    char *fp = qg_test_tmp_path("psgd", "float.safetensors");
+    char *pp = qg_test_tmp_path("psgd", "psgd.safetensors");
+    char *mj = qg_test_tmp_path("psgd", "metrics.jsonl");
+    qg_train_cfg c;
+    qg_test_tiny_train_cfg(&c);
+    c.shortcut = 'B';
+    c.epochs = 1;
+    c.checkpoint_path = fp;
+    QG_EXPECT_OK(qg_train_run(&c));
+    qg_test_tiny_train_cfg(&c);
+    c.shortcut = 'B';
+    c.epochs = 1;
+    c.init_path = fp;
+    c.optim.lr = 0.01f;
+    c.methods = qg_test_methods("psgd wbits=4 lambda_s=150 first_last_quant=1");
+    c.checkpoint_path = pp;
+    c.metrics_path = mj;
+    QG_EXPECT_OK(qg_train_run(&c));
+    FILE *f = fopen(mj, "r");
+    cr_assert_not_null(f);
+    char line[65536];
+    cr_assert_not_null(fgets(line, sizeof line, f));
+    fclose(f);
+    cr_expect(strstr(line, "\"test_acc_lp\": "), "%.300s", line);
+    cr_expect(strstr(line, "\"grid_dist_layers\": {\"conv1\": "), "%.300s", line);
+    cr_expect(strstr(line, "\"linear.bias\""), "%.300s", line);
+    qg_eval_result r;
+    qg_test_tiny_train_cfg(&c);
+    QG_EXPECT_OK(qg_eval_run(&c, pp, &r));
+    cr_expect_eq(r.lowp, 1);
+    cr_expect_eq(r.lowp_bits, 4);
+    cr_expect(r.acc_lp >= 0 && r.acc_lp <= 1 && isfinite(r.loss_lp));
+    int have_dist = 0;
+    for (size_t i = 0; i < r.nmetrics; i++)
+        if (!r.metrics[i].layer && strcmp(r.metrics[i].key, "grid_dist") == 0) {
+            have_dist = 1;
+            cr_expect(r.metrics[i].value > 0 && r.metrics[i].value <= 0.5);
+        }
+    cr_expect(have_dist);
+    qg_eval_result_free(&r);
+    QG_EXPECT_OK(qg_eval_run(&c, fp, &r));
+    cr_expect_eq(r.lowp, 0, "a float checkpoint alone evaluates once");
+    double acc = r.acc;
+    qg_eval_result_free(&r);
+    c.eval_wbits = 2;
+    QG_EXPECT_OK(qg_eval_run(&c, fp, &r));
+    cr_expect_eq(r.lowp, 1);
+    cr_expect_eq(r.lowp_bits, 2);
+    cr_expect_eq(r.acc, acc, "the float pass is unchanged by -w");
+    qg_eval_result_free(&r);
+    /* the CLI: the reference's two lines; refusals name the flags */
+    char cmd[1024], out[8192];
+    snprintf(cmd, sizeof cmd, "./qgate eval %s -w 4 --limit-test 64 --eval-batch 64 2>&1", fp);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    cr_expect_eq(pclose(p), 0, "%s", out);
+    cr_expect(strstr(out, "Low Precision (W4):  Loss: ") && strstr(out, "Full Precision: "),
+              "%s", out);
+    snprintf(cmd, sizeof cmd, "./qgate eval %s --first-last-quant 2>&1", fp);
+    p = popen(cmd, "r");
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    cr_expect_neq(pclose(p), 0);
+    cr_expect(strstr(out, "--first-last-quant needs -w"), "%s", out);
+    unlink(fp), unlink(pp), unlink(mj);
+}
