@@ -75,8 +75,8 @@ typedef struct qg_wquant_grid_cfg {
 extern const qg_wquant_ops qg__wquant_grid;
 
 /* Statistics of a grid quantizer's weights against its current grid
- * (host-side, reads the weights back): mean |w - Q(w)|/delta (0..0.5; 0.25
- * for weights spread evenly between grid points), the grid step, and a
+ * (host-side, reads the weights back): mean |w - Q(w)|/delta (0..0.5 inside
+ * the range; 0.25 for weights spread evenly between grid points), the grid step, and a
  * histogram of the position (w/delta - rint(w/delta)) in [-0.5, 0.5) over
  * nbins equal bins as fractions of the weights. Before the first forward
  * the grid is computed from the weights themselves. */
