@@ -75,7 +75,7 @@ static qg_status ps_check(qg_ctx *ctx, void *state, double *err)
 {
     ps_state *s = state;
     *err = 0;
-    qg_status st = qg__tune_check_f32(ctx, s->st, s->ref_st, 3, 1e-6, err);
+    qg_status st = qg__tune_check_f32(ctx, s->st, s->ref_st, QG_PSGD_STATE_NUMEL, 1e-6, err);
     if (st == QG_OK)
         st = qg__tune_check_f32(ctx, s->wq, s->ref_wq, P_N, 1e-6, err);
     return st == QG_OK ? qg__tune_check_f32(ctx, s->g, s->ref_g, P_N, 1e-6, err) : st;
