@@ -192,6 +192,12 @@ typedef struct qg_train_cfg {
     /* Data-parallel runs (mpirun, docs/distributed.md): batch norm with the
      * statistics of the global batch instead of each process's batch. */
     int sync_bn;
+    /* qg_eval_run: also evaluate with the weights on a PSGD grid of this
+     * many bits (post-training quantization of a float checkpoint; 0: only
+     * when the checkpoint's method asks, as a PSGD one does), the stem and
+     * the classifier too when eval_first_last. */
+    int eval_wbits;
+    int eval_first_last;
     int verbose;
     volatile sig_atomic_t *stop;    /* set asynchronously (SIGINT): checkpoint, stop */
     qg_train_callback callback;     /* may be NULL */
@@ -217,6 +223,10 @@ typedef struct qg_eval_result {
     double loss, acc;
     qg_metric *metrics;        /* the methods' test metrics (owned) */
     size_t nmetrics;
+    /* Low-precision evaluation (PSGD checkpoints, or eval_wbits): lowp is
+     * 1 and loss_lp / acc_lp hold it; lowp_bits is the grid's bits. */
+    int lowp, lowp_bits;
+    double loss_lp, acc_lp;
 } qg_eval_result;
 
 /* Rebuilds the model a checkpoint records, loads it and evaluates it on the

@@ -27,6 +27,7 @@ typedef enum qg_prog_id {
     QG_PROG_CLBLAST_XGEMM,
     QG_PROG_CHAN,
     QG_PROG_DWCONV,
+    QG_PROG_PSGD,
     QG_PROG_COUNT
 } qg_prog_id;
 
@@ -117,7 +118,9 @@ typedef enum qg_prog_id {
     X(CHAN, CHAN_COPY, "qg_chan_copy")                                           \
     X(DWCONV, DW_FWD, "qg_dw_fwd")                                               \
     X(DWCONV, DW_BWD_DATA, "qg_dw_bwd_data")                                     \
-    X(DWCONV, DW_BWD_WEIGHT, "qg_dw_bwd_weight")
+    X(DWCONV, DW_BWD_WEIGHT, "qg_dw_bwd_weight")                                 \
+    X(PSGD, PSGD_RANGE, "qg_psgd_range")                                         \
+    X(PSGD, PSGD_SCALE, "qg_psgd_scale")
 
 typedef enum qg_kernel_id {
 #define QG_KERNEL_ENUM_(prog, kernel, name) QG_K_##kernel,

@@ -15,6 +15,8 @@
 #include "cli/model_flags.h"
 #include "qgate/train.h"
 #include "train/optim.h"
+#include "method/params.h"
+#include <jansson.h>
 
 static volatile sig_atomic_t g_stop;
 
@@ -153,7 +155,7 @@ enum {
     O_EPOCHS, O_BATCH, O_EVAL_BATCH, O_OPT, O_LR, O_MOM, O_NEST, O_WD, O_NOWDBN, O_SCHED,
     O_MILE, O_GAMMA, O_ENDLR, O_POWER, O_CLIP, O_SEED, O_METRICS, O_CKPT, O_RESUME, O_PROG,
     O_NOPROG, O_DEVICE, O_VERBOSE, O_HELP, O_CHECKPOINT_EVAL, O_WORKERS, O_INPUT_SIZE,
-    O_RESIZE, O_NORMALIZE, O_INIT, O_START_EPOCH, O_SYNC_BN, O_KEEP_LAST
+    O_RESIZE, O_NORMALIZE, O_INIT, O_START_EPOCH, O_SYNC_BN, O_KEEP_LAST, O_JSON
 };
 
 static const struct option train_opts[] = {
@@ -172,7 +174,11 @@ static const struct option train_opts[] = {
     {"resize", 1, 0, O_RESIZE}, {"normalize", 1, 0, O_NORMALIZE},
     {"init", 1, 0, O_INIT}, {"start-epoch", 1, 0, O_START_EPOCH},
     {"sync-bn", 0, 0, O_SYNC_BN}, {"keep-last", 0, 0, O_KEEP_LAST},
+    {"json", 0, 0, O_JSON},
     {0, 0, 0, 0}};
+
+/* qgate eval --json */
+static int g_json;
 
 /* Short local names for the shared strict number parsers. */
 #define parse_long qg_cli_parse_long
@@ -189,6 +195,10 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
     if (!qg_cli_options_join(opts, sizeof opts / sizeof *opts, train_opts))
         return 2;
     qg_cli_model_flags_init(mf);
+    /* At evaluation the method flags describe the low-precision
+     * evaluation: -w/--wbits and --first-last-quant are PSGD's grid. */
+    if (strcmp(cmd, "eval") == 0)
+        qg_method_cfg_enable(&mf->mc, "psgd", 1);
     optind = 1;
     opterr = 0;
     while ((o = getopt_long(argc, argv, ":" QG_CLI_MODEL_SHORTOPTS, opts, NULL)) != -1) {
@@ -325,6 +335,13 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
         case O_DEVICE: c->device = optarg; break;
         case O_SYNC_BN: c->sync_bn = 1; break;
         case O_VERBOSE: c->verbose = 1; break;
+        case O_JSON:
+            if (strcmp(cmd, "eval") != 0) {
+                fprintf(stderr, "qgate %s: --json is an option of qgate eval\n", cmd);
+                return 2;
+            }
+            g_json = 1;
+            break;
         case ':':
             fprintf(stderr, "qgate %s: option '%s' needs a value\n", cmd, argv[optind - 1]);
             return 2;
@@ -426,6 +443,11 @@ static void on_event(const qg_train_event *ev, void *user)
         if (have_fp)
             snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
                      ", full precision %.1f%%", fp);
+        int have_lp;
+        double lp = metric(ev, "test_acc_lp", &have_lp);
+        if (have_lp)
+            snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
+                     ", low-precision acc %.2f%%", 100 * lp);
         char gl[64] = "";
         if (ev->gating)
             snprintf(gl, sizeof gl, " (%.4f with the gating loss)",
@@ -483,7 +505,16 @@ static void eval_usage(FILE *f)
 "  --normalize KIND      imagenet | dataset | none (default: the checkpoint's)\n"
 "  --limit-test N        use only the first N test images\n"
 "  --eval-batch N        batch size (default 128)\n"
-"  --device N|NAME       OpenCL device (default $QGATE_DEVICE, else 0)\n");
+"  --device N|NAME       OpenCL device (default $QGATE_DEVICE, else 0)\n"
+"  -w, --wbits N         also evaluate with the weights on an N-bit PSGD grid\n"
+"                        (symmetric, codes -(2^(N-1)-1)..2^(N-1)-1, plain rounding):\n"
+"                        post-training quantization of a float checkpoint. A PSGD\n"
+"                        checkpoint is evaluated on its own grid without it\n"
+"  --first-last-quant    with -w: the stem conv and the classifier too (8 bits\n"
+"                        when N < 4); the body's convs and shortcuts always\n"
+"  --json                one JSON object: loss and accuracy (both precisions),\n"
+"                        the methods' metrics (PSGD: per-layer distance of the\n"
+"                        weights to their grid and a histogram of positions)\n");
 }
 
 /* The gating layers' update-phase sparsity (as the references print it)
@@ -527,6 +558,43 @@ static void print_eval_metrics(const qg_eval_result *r)
                2e-6 * eff, 2e-6 * dense);
 }
 
+/* qgate eval --json: the result and the methods' metrics as one object;
+ * per-layer metrics are objects keyed by layer. */
+static void print_eval_json(const char *ckpt, const qg_eval_result *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "checkpoint", json_string(ckpt));
+    json_object_set_new(o, "arch", json_string(r->arch));
+    json_object_set_new(o, "epoch", json_string(r->epoch));
+    json_object_set_new(o, "images", json_integer((json_int_t)r->images));
+    json_object_set_new(o, "test_loss", json_real(r->loss));
+    json_object_set_new(o, "test_acc", json_real(r->acc));
+    if (r->lowp) {
+        json_object_set_new(o, "wbits", json_integer(r->lowp_bits));
+        json_object_set_new(o, "test_loss_lp", json_real(r->loss_lp));
+        json_object_set_new(o, "test_acc_lp", json_real(r->acc_lp));
+    }
+    for (size_t i = 0; i < r->nmetrics; i++) {
+        const qg_metric *x = &r->metrics[i];
+        if (!x->layer) {
+            if (!json_object_get(o, x->key))
+                json_object_set_new(o, x->key, json_real(x->value));
+            continue;
+        }
+        json_t *l = json_object_get(o, x->key);
+        if (!l) {
+            l = json_object();
+            json_object_set_new(o, x->key, l);
+        }
+        json_object_set_new(l, x->layer, json_real(x->value));
+    }
+    char *txt = json_dumps(o, JSON_PRESERVE_ORDER | JSON_COMPACT);
+    if (txt)
+        puts(txt);
+    free(txt);
+    json_decref(o);
+}
+
 int qg_cli_eval(int argc, char **argv)
 {
     qg_train_cfg c;
@@ -542,14 +610,38 @@ int qg_cli_eval(int argc, char **argv)
         fprintf(stderr, "qgate eval: missing CHECKPOINT argument (see qgate eval --help)\n");
         return 2;
     }
+    if (qg__method_given(&mf.mc, QG_METHOD_PSGD, "wbits")) {
+        const qg_psgd_params *p = qg__method_params(&mf.mc, QG_METHOD_PSGD);
+        c.eval_wbits = p->wbits;
+        c.eval_first_last = p->first_last_quant;
+    } else if (qg__method_given(&mf.mc, QG_METHOD_PSGD, "first_last_quant")) {
+        fprintf(stderr, "qgate eval: --first-last-quant needs -w/--wbits N\n");
+        return 2;
+    }
     qg_eval_result r;
     qg_status st = qg_eval_run(&c, ckpt, &r);
     if (st != QG_OK) {
         fprintf(stderr, "qgate eval: %s\n", qg_last_error());
         return 1;
     }
+    if (g_json) {
+        print_eval_json(ckpt, &r);
+        qg_eval_result_free(&r);
+        return 0;
+    }
     printf("checkpoint %s (%s, epoch %s): test loss %.4f, test accuracy %.2f%% on %zu images\n",
            ckpt, r.arch, r.epoch, r.loss, 100 * r.acc, r.images);
+    if (r.lowp) {
+        /* the PSG reference's two lines */
+        printf("Low Precision (W%d):  Loss: %.3f | Acc: %.3f%% (%.0f/%zu)\n", r.lowp_bits,
+               r.loss_lp, 100 * r.acc_lp, r.acc_lp * (double)r.images, r.images);
+        printf("Full Precision:       Loss: %.3f | Acc: %.3f%% (%.0f/%zu)\n", r.loss,
+               100 * r.acc, r.acc * (double)r.images, r.images);
+        for (size_t i = 0; i < r.nmetrics; i++)
+            if (!r.metrics[i].layer && strcmp(r.metrics[i].key, "grid_dist") == 0)
+                printf("Mean distance of the weights to their grid: %.4f steps (0.25 for "
+                       "weights spread evenly)\n", r.metrics[i].value);
+    }
     print_eval_metrics(&r);
     qg_eval_result_free(&r);
     return 0;

@@ -282,9 +282,25 @@ static void owners(const char *key, char *buf, size_t cap)
 static qg_status check(qg_method_cfg *mc)
 {
     char why[512];
-    for (int m = 0; m < QG_METHOD_COUNT; m++)
-        if (registry[m]->auto_enable && mc->given[m])
-            mc->enabled |= 1u << m;
+    /* A method turns on by its options only for options no method that is
+     * on already declares: --psgd --wbits 4 sets PSGD's grid bits and does
+     * not also turn on uniform quantization, which shares the flag. */
+    unsigned explicit_on = mc->enabled;
+    for (int m = 0; m < QG_METHOD_COUNT; m++) {
+        if (!registry[m]->auto_enable || !mc->given[m])
+            continue;
+        for (int i = 0; i < registry[m]->nopts; i++) {
+            if (!(mc->given[m] & (1u << i)))
+                continue;
+            int claimed = 0;
+            for (int k = 0; k < QG_METHOD_COUNT; k++)
+                if (k != m && (explicit_on & (1u << k)) &&
+                    opt_index(registry[k], registry[m]->opts[i].key) >= 0)
+                    claimed = 1;
+            if (!claimed)
+                mc->enabled |= 1u << m;
+        }
+    }
     for (int m = 0; m < QG_METHOD_COUNT; m++) {
         if (!(mc->enabled & (1u << m)) || !registry[m]->check)
             continue;
@@ -473,6 +489,14 @@ unsigned qg__methods_decay_kinds(const qg_method_cfg *mc, unsigned dflt)
         if ((mc->enabled & (1u << m)) && registry[m]->decay_kinds)
             return registry[m]->decay_kinds;
     return dflt;
+}
+
+int qg__methods_lowp_eval(const qg_method_cfg *mc)
+{
+    for (int m = 0; mc && m < QG_METHOD_COUNT; m++)
+        if ((mc->enabled & (1u << m)) && registry[m]->lowp_eval)
+            return 1;
+    return 0;
 }
 
 const qg_wquant_ops *qg__methods_wquant(const qg_method_cfg *mc, qg_layer_role role,

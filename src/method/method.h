@@ -92,6 +92,10 @@ typedef struct qg_method_desc {
     size_t params_size;
     /* Turned on when any of its options is given (-w turns quantization on). */
     int auto_enable;
+    /* The method trains float weights toward a grid its weight quantizers
+     * know: the trainer and `qgate eval` also evaluate at low precision
+     * (model->lowp set; the "_lp" metrics). */
+    int lowp_eval;
     /* Which parameter kinds get weight decay when the method is on (bit i
      * = qg_param_kind i; 0: no opinion). CG's reference decays only conv
      * and linear weights. */
@@ -182,6 +186,8 @@ const qg_wquant_ops *qg__methods_wquant(const qg_method_cfg *mc, qg_layer_role r
 int qg__methods_ainput(const qg_method_cfg *mc, qg_layer_role role);
 int qg__methods_quant_input(qg_model *m, const qg_method_cfg *mc, qg_layer_role role,
                             const char *layer, int in);
+/* Whether an enabled method asks for a low-precision evaluation. */
+int qg__methods_lowp_eval(const qg_method_cfg *mc);
 
 /* The hooks of every enabled method, in registration order. */
 qg_status qg__methods_model_ready(qg_model *m, const qg_method_cfg *mc);

@@ -4,6 +4,8 @@
 #ifndef QG_METHOD_PARAMS_H
 #define QG_METHOD_PARAMS_H
 
+#include "model/wquant.h"
+
 /* Uniform quantization of the block convs (src/method/m_quant.c). */
 typedef struct qg_quant_params {
     int wbits, abits;         /* 2..16 magnitude bits */
@@ -22,5 +24,14 @@ typedef struct qg_cg_params {
     int partitions, group, shuffle, postact, spbp;
     float ginit, alpha, gtar, sigma;
 } qg_cg_params;
+
+/* PSGD, position-based scaled gradient (src/method/m_psgd.c). */
+typedef struct qg_psgd_params {
+    int wbits;                /* grid bits of the body (blocks, shortcuts) */
+    float lambda_s;           /* gradient scale factor */
+    int first_last_quant;     /* the stem and the classifier too (8 bits when wbits < 4) */
+    /* derived by its check: the weight-quantizer configurations */
+    qg_wquant_grid_cfg body, first_last;
+} qg_psgd_params;
 
 #endif

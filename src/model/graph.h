@@ -116,6 +116,11 @@ struct qg_model {
     int frozen;              /* parameters unchanged since qg__model_freeze(m, 1) */
     unsigned freeze_epoch;   /* counts freezes: what eval folds cached belongs to one */
     int eval_folds;          /* convs linked to their BN (qg__nodes_link_eval_folds) */
+    /* Low-precision evaluation: weight quantizers of methods that train
+     * float weights toward a grid (PSGD) compute an evaluation forward with
+     * the quantized weights while this is set (src/model/wquant.h). */
+    int lowp;
+    struct qg_wquant *wquants;  /* every weight quantizer, in creation order (wquant.c) */
 };
 
 qg_status qg__model_new(qg_ctx *ctx, const char *arch, int in_c, int in_h, int in_w,

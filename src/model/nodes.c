@@ -770,20 +770,24 @@ typedef struct linear_priv {
     int in_f, out_f;
     qg_param *w, *b;
     qg_wquant *wq;           /* a method's weight quantizer, or NULL (float) */
+    qg_wquant *bq;           /* its bias quantizer (ops->bias), or NULL */
     const qg_tensor *weff;   /* the weights the last forward computed with */
 } linear_priv;
 
 static qg_status linear_forward(qg_node *n, qg_model *m, int train)
 {
     linear_priv *p = n->priv;
+    const qg_tensor *beff = p->b->value;
     p->weff = p->w->value;
     if (p->wq) {
         qg_status st = qg__wquant_forward(p->wq, m, train, &p->weff);
+        if (st == QG_OK && p->bq)
+            st = qg__wquant_forward(p->bq, m, train, &beff);
         if (st != QG_OK)
             return st;
     }
     return qg__linear_fwd(m->ctx, m->batch, p->in_f, p->out_f, IN0(n, m)->value, p->weff,
-                          p->b->value, OUT(n, m)->value);
+                          beff, OUT(n, m)->value);
 }
 
 static qg_status linear_backward(qg_node *n, qg_model *m)
@@ -793,14 +797,18 @@ static qg_status linear_backward(qg_node *n, qg_model *m)
     qg_status st = qg__linear_bwd(m->ctx, m->batch, p->in_f, p->out_f, IN0(n, m)->value,
                                   p->weff, OUT(n, m)->grad, IN0(n, m)->grad, p->w->grad,
                                   p->b->grad, 0);
-    return st == QG_OK ? qg__wquant_backward(p->wq, m, 0) : st;
+    if (st == QG_OK)
+        st = qg__wquant_backward(p->wq, m, 0);
+    return st == QG_OK ? qg__wquant_backward(p->bq, m, 0) : st;
 }
 
 static void linear_destroy(qg_node *n)
 {
     linear_priv *p = n->priv;
-    if (p)
+    if (p) {
         qg__wquant_free(p->wq);
+        qg__wquant_free(p->bq);
+    }
     destroy_free(n);
 }
 
@@ -836,7 +844,8 @@ int qg__node_linear_wq(qg_model *m, const char *name, int in, int out_features,
     if (qg__model_add_param(m, pn, QG_PARAM_BIAS, 1, bs, &p->b) != QG_OK ||
         fill_uniform(p->b, 1.0 / sqrt((double)in_f), rng) != QG_OK)
         goto fail;
-    if (qg__wquant_new(m, wq, name, p->w, wq_cfg, &p->wq) != QG_OK)
+    if (qg__wquant_new(m, wq, name, p->w, wq_cfg, &p->wq) != QG_OK ||
+        (wq && wq->bias && qg__wquant_new(m, wq, name, p->b, wq_cfg, &p->bq) != QG_OK))
         goto fail;
     int out = qg__model_add_act(m, out_features, 0, 0);
     if (out < 0 || qg__model_add_node(m, &linear_ops, name, in, -1, out, p) < 0)
@@ -844,6 +853,7 @@ int qg__node_linear_wq(qg_model *m, const char *name, int in, int out_features,
     return out;
 fail:
     qg__wquant_free(p->wq);
+    qg__wquant_free(p->bq);
     free(p);
     return -1;
 }

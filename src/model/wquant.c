@@ -23,11 +23,16 @@ qg_status qg__wquant_new(qg_model *m, const qg_wquant_ops *ops, const char *laye
         return qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
     q->ops = ops;
     q->w = w;
+    q->m = m;
     qg_status st = ops->init ? ops->init(q, m, layer, cfg) : QG_OK;
     if (st != QG_OK) {
         qg__wquant_free(q);
         return st;
     }
+    qg_wquant **tail = &m->wquants;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = q; /* model order */
     *out = q;
     return QG_OK;
 }
@@ -36,6 +41,11 @@ void qg__wquant_free(qg_wquant *q)
 {
     if (!q)
         return;
+    for (qg_wquant **pp = q->m ? &q->m->wquants : NULL; pp && *pp; pp = &(*pp)->next)
+        if (*pp == q) {
+            *pp = q->next;
+            break;
+        }
     if (q->ops->destroy)
         q->ops->destroy(q);
     free(q);

@@ -34,12 +34,17 @@ typedef struct qg_wquant_ops {
      * conv may apply in its weight gradient's last pass (saves a pass). */
     const qg_tensor *(*ste_mask)(const qg_wquant *q);
     void (*destroy)(qg_wquant *q);
+    /* A linear layer quantizes its bias too, with an instance of its own
+     * (PSGD's reference has a separate bias quantizer). */
+    int bias;
 } qg_wquant_ops;
 
 struct qg_wquant {
     const qg_wquant_ops *ops;
     qg_param *w;             /* the layer's weight parameter */
     void *priv;
+    qg_model *m;
+    qg_wquant *next;         /* the model's list (m->wquants) */
 };
 
 /* Creates the layer's quantizer (ops NULL: *out = NULL, float weights). */
@@ -56,5 +61,26 @@ const qg_tensor *qg__wquant_ste_mask(const qg_wquant *q);
  * eps as scale (PG-PyTorch's TorchRoundToBits); cfg points to an int of
  * bits. Evaluation passes over frozen parameters quantize once. */
 extern const qg_wquant_ops qg__wquant_uniform;
+
+/* PSGD's grid (src/model/wquant_grid.c, docs/methods.md §6): the forward
+ * keeps the float weights in training and updates the grid's running
+ * range; the backward scales the weight gradient by lambda_s*|w - Q(w)|
+ * (the position-based scaled gradient). An evaluation forward with
+ * m->lowp set computes with Q(w) (its backward is the STE). cfg points to
+ * a qg_wquant_grid_cfg. Also quantizes a linear layer's bias. */
+typedef struct qg_wquant_grid_cfg {
+    int bits;                /* 2..16 */
+    float lambda_s;
+} qg_wquant_grid_cfg;
+extern const qg_wquant_ops qg__wquant_grid;
+
+/* Statistics of a grid quantizer's weights against its current grid
+ * (host-side, reads the weights back): mean |w - Q(w)|/delta (0..0.5 inside
+ * the range; 0.25 for weights spread evenly between grid points), the grid step, and a
+ * histogram of the position (w/delta - rint(w/delta)) in [-0.5, 0.5) over
+ * nbins equal bins as fractions of the weights. Before the first forward
+ * the grid is computed from the weights themselves. */
+qg_status qg__wquant_grid_stats(qg_wquant *q, double *dist, double *delta, int nbins,
+                                double *hist);
 
 #endif

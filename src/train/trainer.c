@@ -342,6 +342,33 @@ static void info(const qg_train_cfg *cfg, const char *fmt, ...)
 }
 
 qg_status qg__evaluate(qg_model *m, const qg_dataset *ds, int batch, const qg_loader_opts *lo,
+                       double *loss, double *acc);
+
+/* When a method asks for it (PSGD), evaluates again with the weight
+ * quantizers' low-precision weights and adds test_loss_lp / test_acc_lp
+ * to the metrics; otherwise does nothing. */
+static qg_status evaluate_lowp(qg_model *m, const qg_dataset *ds, int batch,
+                               const qg_loader_opts *lo, metric_list *ml, double *loss,
+                               double *acc)
+{
+    double l = 0, a = 0;
+    if (!qg__methods_lowp_eval(m->methods))
+        return QG_OK;
+    m->lowp = 1;
+    qg_status st = qg__evaluate(m, ds, batch, lo, &l, &a);
+    m->lowp = 0;
+    if (st != QG_OK)
+        return st;
+    metric_add(ml, "test_loss_lp", NULL, l);
+    metric_add(ml, "test_acc_lp", NULL, a);
+    if (loss)
+        *loss = l;
+    if (acc)
+        *acc = a;
+    return QG_OK;
+}
+
+qg_status qg__evaluate(qg_model *m, const qg_dataset *ds, int batch, const qg_loader_opts *lo,
                        double *loss, double *acc)
 {
     qg_status st = QG_OK;
@@ -934,9 +961,10 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
         QG_TRY(qg__dtrain_metrics(&dt, train_m.v, train_m.n));
         double test_loss = 0, test_acc = 0;
         QG_TRY(qg__evaluate(m, test, cfg->eval_batch, &lo, &test_loss, &test_acc));
-        QG_TRY(qg__model_setup(m, cfg->batch));
         QG_TRY(collect_metrics(m, mc, "", &test_m));
         QG_TRY(qg__dtrain_metrics(&dt, test_m.v, test_m.n));
+        QG_TRY(evaluate_lowp(m, test, cfg->eval_batch, &lo, &test_m, NULL, NULL));
+        QG_TRY(qg__model_setup(m, cfg->batch));
         char sp[128];
         qg__methods_progress(m, mc, sp, sizeof sp);
         double lr0 = qg__schedule_lr(&sched, cfg->optim.lr, epoch, 0);
@@ -1023,6 +1051,35 @@ qg_status qg__model_from_meta(qg_ctx *ctx, const qg_st_file *f, const char *path
                            (int)meta_long(f, "classes", k), 0, &mc, out);
 }
 
+/* The checkpoint's model with PSGD's grid quantizers at cfg->eval_wbits
+ * bits: post-training quantization of a float model (or another grid for
+ * a PSGD one). Quantized-training checkpoints already compute with their
+ * own quantizers. */
+static qg_status model_from_meta_lowp(qg_ctx *ctx, const qg_st_file *f, const char *path,
+                                      int c, int h, int w, int k, const qg_train_cfg *cfg,
+                                      qg_model **out)
+{
+    const char *arch = qg__safetensors_meta(f, "arch");
+    const char *sc = qg__safetensors_meta(f, "shortcut");
+    qg_method_cfg mc;
+    qg_status st = qg__method_cfg_from_meta(&mc, meta_get, (void *)f);
+    if (st != QG_OK)
+        return qg__error(ctx, st, "checkpoint '%s': %s", path, qg_last_error());
+    if (qg__method_on(&mc, QG_METHOD_QUANT) || qg__method_on(&mc, QG_METHOD_PG))
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "checkpoint '%s' was trained quantized; "
+                         "--wbits at evaluation puts float weights on a grid", path);
+    char b[16];
+    snprintf(b, sizeof b, "%d", cfg->eval_wbits);
+    if ((st = qg_method_cfg_set(&mc, "psgd", "1")) != QG_OK ||
+        (st = qg_method_cfg_set(&mc, "wbits", b)) != QG_OK ||
+        (cfg->eval_first_last &&
+         (st = qg_method_cfg_set(&mc, "first_last_quant", "1")) != QG_OK))
+        return qg__error(ctx, st, "--wbits %d: %s", cfg->eval_wbits, qg_last_error());
+    return qg__model_build(ctx, arch, sc ? sc[0] : 'A', (int)meta_long(f, "in_channels", c),
+                           (int)meta_long(f, "in_height", h), (int)meta_long(f, "in_width", w),
+                           (int)meta_long(f, "classes", k), 0, &mc, out);
+}
+
 qg_status qg_eval_run(const qg_train_cfg *cfg, const char *checkpoint, qg_eval_result *out)
 {
     qg_status st = QG_OK;
@@ -1064,7 +1121,11 @@ qg_status qg_eval_run(const qg_train_cfg *cfg, const char *checkpoint, qg_eval_r
                        qg__dataset_width(test));
         goto fail;
     }
-    QG_TRY(qg__model_from_meta(ctx, f, checkpoint, c, h, w, k, &m));
+    if (cfg->eval_wbits > 0) {
+        QG_TRY(model_from_meta_lowp(ctx, f, checkpoint, c, h, w, k, cfg, &m));
+    } else {
+        QG_TRY(qg__model_from_meta(ctx, f, checkpoint, c, h, w, k, &m));
+    }
     QG_TRY(qg__checkpoint_load(m, f, checkpoint, 0));
     qg_loader_opts lo = {0};
     int crop, flip;
@@ -1073,6 +1134,13 @@ qg_status qg_eval_run(const qg_train_cfg *cfg, const char *checkpoint, qg_eval_r
                            qg__dataset_channels(test), &lo));
     QG_TRY(qg__evaluate(m, test, cfg->eval_batch, &lo, &out->loss, &out->acc));
     QG_TRY(collect_metrics(m, m->methods, "", &ml));
+    out->lowp = qg__methods_lowp_eval(m->methods);
+    QG_TRY(evaluate_lowp(m, test, cfg->eval_batch, &lo, &ml, &out->loss_lp, &out->acc_lp));
+    if (out->lowp) {
+        char b[16] = "";
+        if (qg_method_cfg_get(m->methods, "wbits", b, sizeof b) == QG_OK)
+            out->lowp_bits = atoi(b);
+    }
     snprintf(out->arch, sizeof out->arch, "%s", arch);
     const char *ep = qg__safetensors_meta(f, "epoch");
     snprintf(out->epoch, sizeof out->epoch, "%s", ep ? ep : "?");
