@@ -27,6 +27,7 @@ typedef enum qg_prog_id {
     QG_PROG_CLBLAST_XGEMM,
     QG_PROG_CHAN,
     QG_PROG_DWCONV,
+    QG_PROG_BSQ,
     QG_PROG_COUNT
 } qg_prog_id;
 
@@ -114,7 +115,16 @@ typedef enum qg_prog_id {
     X(CHAN, CHAN_COPY, "qg_chan_copy")                                           \
     X(DWCONV, DW_FWD, "qg_dw_fwd")                                               \
     X(DWCONV, DW_BWD_DATA, "qg_dw_bwd_data")                                     \
-    X(DWCONV, DW_BWD_WEIGHT, "qg_dw_bwd_weight")
+    X(DWCONV, DW_BWD_WEIGHT, "qg_dw_bwd_weight")                                 \
+    X(BSQ, BSQ_FWD, "qg_bsq_fwd")                                                \
+    X(BSQ, BSQ_BWD, "qg_bsq_bwd")                                                \
+    X(BSQ, BSQ_SUM, "qg_bsq_sum")                                                \
+    X(BSQ, BSQ_REG_PART, "qg_bsq_reg_part")                                      \
+    X(BSQ, BSQ_REG_NORMS, "qg_bsq_reg_norms")                                    \
+    X(BSQ, BSQ_REG_GRAD, "qg_bsq_reg_grad")                                      \
+    X(BSQ, BSQ_CLAMP, "qg_bsq_clamp")                                            \
+    X(BSQ, BSQ_FT_FWD, "qg_bsq_ft_fwd")                                          \
+    X(BSQ, BSQ_FT_BWD, "qg_bsq_ft_bwd")
 
 typedef enum qg_kernel_id {
 #define QG_KERNEL_ENUM_(prog, kernel, name) QG_K_##kernel,
