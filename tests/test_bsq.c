@@ -413,3 +413,18 @@ Test(bsq, bad_arguments_named)
     qg_tensor_free(s);
     qg_tensor_free(w);
 }
+
+Test(bsq, code_nonzero)
+{
+    /* exact bits: the same as the planes' own shares */
+    const float p[8] = {0, 1, 1, 0, 0, 0, 1, 0}, n[8] = {0};
+    double a[4], b[4];
+    qg__bsq_nonzero(p, n, 2, 4, a);
+    qg__bsq_code_nonzero(p, n, 2, 4, b);
+    for (int i = 0; i < 4; i++)
+        cr_expect(a[i] == b[i], "plane %d: %g vs %g", i, a[i], b[i]);
+    /* continuous: [0.4, 1.2, 0, 0.9] is code 9 = 1001; -1.0 clips to 1111 */
+    const float q[8] = {0.4f, 1.2f, 0, 0.9f, 0, 0, 0, 0}, r[8] = {0, 0, 0, 0, 2, 2, 2, 2};
+    qg__bsq_code_nonzero(q, r, 2, 4, b);
+    cr_expect(b[0] == 100.0 && b[1] == 50.0 && b[2] == 50.0 && b[3] == 100.0);
+}

@@ -4,6 +4,8 @@
 #ifndef QG_METHOD_PARAMS_H
 #define QG_METHOD_PARAMS_H
 
+#include "model/wquant_bsq.h"
+
 /* Uniform quantization of the block convs (src/method/m_quant.c). */
 typedef struct qg_quant_params {
     int wbits, abits;         /* 2..16 magnitude bits */
@@ -21,5 +23,13 @@ typedef struct qg_cg_params {
     int partitions, group, shuffle, postact, spbp;
     float ginit, alpha, gtar, sigma;
 } qg_cg_params;
+
+/* BSQ: bit-plane weights, group Lasso, re-quantization (src/method/m_bsq.c).
+ * cfg (precision, finetune flag) is what the layers' quantizers read. */
+typedef struct qg_bsq_params {
+    qg_bsq_cfg cfg;           /* nbits, finetune */
+    float decay, thre;        /* regulariser coefficient, pruning threshold (%) */
+    int prune_int;            /* re-quantize every N epochs */
+} qg_bsq_params;
 
 #endif

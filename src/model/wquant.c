@@ -23,7 +23,10 @@ qg_status qg__wquant_new(qg_model *m, const qg_wquant_ops *ops, const char *laye
         return qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
     q->ops = ops;
     q->w = w;
-    qg_status st = ops->init ? ops->init(q, m, layer, cfg) : QG_OK;
+    q->m = m;
+    qg_status st = qg__model_add_wquant(m, q);
+    if (st == QG_OK && ops->init)
+        st = ops->init(q, m, layer, cfg);
     if (st != QG_OK) {
         qg__wquant_free(q);
         return st;
@@ -36,6 +39,7 @@ void qg__wquant_free(qg_wquant *q)
 {
     if (!q)
         return;
+    qg__model_remove_wquant(q->m, q);
     if (q->ops->destroy)
         q->ops->destroy(q);
     free(q);

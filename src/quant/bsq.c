@@ -412,6 +412,20 @@ void qg__bsq_nonzero(const float *p, const float *n, size_t M, int N, double *nz
         nz[b] = plane_nz(p, n, M, N, b);
 }
 
+void qg__bsq_code_nonzero(const float *p, const float *n, size_t M, int N, double *nz)
+{
+    long cnt[QG_BSQ_MAX_BITS + 1] = {0};
+    float L = levels(N);
+    for (size_t i = 0; i < M; i++) {
+        float v = fminf(fabsf(what(p + i * (size_t)N, n + i * (size_t)N, N)), 1.0f);
+        long R = (long)rintf(v * L);
+        for (int b = 0; b < N && b <= QG_BSQ_MAX_BITS; b++)
+            cnt[b] += (R >> (N - 1 - b)) & 1;
+    }
+    for (int b = 0; b < N && b <= QG_BSQ_MAX_BITS; b++)
+        nz[b] = M ? 100.0 * (double)cnt[b] / (double)M : 0.0;
+}
+
 /* Removes plane b of [M][N] in place (rows shrink to N-1). */
 static void drop_plane(float *x, size_t M, int N, int b)
 {

@@ -67,6 +67,10 @@ void qg__bsq_from_float(const float *w, size_t M, int N, float S, float *p, floa
 int qg__bsq_requant(const float *p, const float *n, size_t M, int N, int maxbit, float *s,
                     float *pout, float *nout);
 /* Share (percent) of non-zero p_b - n_b per plane b: nz[N]. */
+/* The same for the bits the planes would re-quantize to (the codes
+ * rint(min(|w_hat|,1)(2^N-1)) peeled MSB first): equals qg__bsq_nonzero on
+ * exact bits, and is meaningful between re-quantizations too. */
+void qg__bsq_code_nonzero(const float *p, const float *n, size_t M, int N, double *nz);
 void qg__bsq_nonzero(const float *p, const float *n, size_t M, int N, double *nz);
 /* Precision adjustment on exact bits: drop all-zero MSB planes (with
  * thre > 0, an MSB plane whose non-zero share is below thre is first
