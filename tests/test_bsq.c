@@ -3,7 +3,8 @@
  * re-quantization, precision adjustment) against the oracles of
  * docs/methods.md §8.7 (BSQ-1 conversion and precision increase, BSQ-2
  * pruning, BSQ-3 regulariser) and hand cases, and a finite-difference
- * check of the regulariser's gradient.
+ * check of the regulariser's gradient, and a PyTorch golden of one training
+ * step of a BitConv2d (tests/tools/gen_bsq_golden.py).
  *
  * Tolerances, device vs reference: effective weights and plane gradients
  * exact (same float expressions, PoCL's IEEE division); sums (the scale's
@@ -18,7 +19,10 @@
 #include "support/support.h"
 #include "cl/ctx.h"
 #include "quant/bsq.h"
+#include "ops/conv.h"
 #include "ref/ref_bsq.h"
+#include "ref/ref_conv.h"
+#include "ref/ref_layers.h"
 
 TestSuite(bsq, .fini = qg_test_ctx_free);
 
@@ -427,4 +431,99 @@ Test(bsq, code_nonzero)
     const float q[8] = {0.4f, 1.2f, 0, 0.9f, 0, 0, 0, 0}, r[8] = {0, 0, 0, 0, 2, 2, 2, 2};
     qg__bsq_code_nonzero(q, r, 2, 4, b);
     cr_expect(b[0] == 100.0 && b[1] == 50.0 && b[2] == 50.0 && b[3] == 100.0);
+}
+
+/* ---- PyTorch golden: one training step of a BitConv2d ---- */
+
+static int close_to(const char *label, const float *got, const float *want, size_t n, float atol,
+                    float rtol)
+{
+    return qg_test_allclose(label, got, want, n, atol, rtol);
+}
+
+/* tests/tools/gen_bsq_golden.py: the effective weights, the conv, the
+ * planes' and scale's gradients (conv term and regulariser), and the SGD
+ * step with the clamp, each recomputed here from the golden's inputs with
+ * the device kernels (bit planes) and the C references (conv, SGD). */
+Test(bsq, golden_bitconv_step)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    json_t *g = qg_test_golden("bsq_bitconv_step");
+    int N = qg_test_json_int(g, "N"), cout = qg_test_json_int(g, "cout"),
+        cin = qg_test_json_int(g, "cin"), k = qg_test_json_int(g, "k"),
+        stride = qg_test_json_int(g, "stride"), pad = qg_test_json_int(g, "pad"),
+        nb = qg_test_json_int(g, "batch"), h = qg_test_json_int(g, "h"),
+        w = qg_test_json_int(g, "w");
+    size_t cnt;
+    float *x = qg_test_json_floats(g, "x", &cnt), *p = qg_test_json_floats(g, "p", &cnt),
+          *n = qg_test_json_floats(g, "n", &cnt), *s = qg_test_json_floats(g, "s", &cnt),
+          *gy = qg_test_json_floats(g, "gy", &cnt), *weff = qg_test_json_floats(g, "weff", &cnt),
+          *y = qg_test_json_floats(g, "y", &cnt), *dweff = qg_test_json_floats(g, "dweff", &cnt),
+          *dp = qg_test_json_floats(g, "dp", &cnt), *dn = qg_test_json_floats(g, "dn", &cnt),
+          *ds = qg_test_json_floats(g, "ds", &cnt), *p1 = qg_test_json_floats(g, "p1", &cnt),
+          *n1 = qg_test_json_floats(g, "n1", &cnt), *s1 = qg_test_json_floats(g, "s1", &cnt);
+    size_t M = (size_t)cout * cin * k * k, MN = M * (size_t)N;
+    double lr = json_real_value(json_object_get(g, "lr")),
+           mom = json_real_value(json_object_get(g, "momentum")),
+           wd = json_real_value(json_object_get(g, "wd")),
+           decay = json_real_value(json_object_get(g, "decay")),
+           tp = json_real_value(json_object_get(g, "tp"));
+    int64_t psh[5] = {cout, cin, k, k, N}, wsh[4] = {cout, cin, k, k}, one[1] = {1},
+            wsn[1] = {QG_BSQ_WS_NUMEL}, nsh[1] = {N};
+    qg_tensor *tp_ = qg_test_tensor(ctx, 5, psh, p), *tn = qg_test_tensor(ctx, 5, psh, n),
+              *ts = qg_test_tensor(ctx, 1, one, s), *tw = qg_test_tensor(ctx, 4, wsh, weff),
+              *tdw = qg_test_tensor(ctx, 4, wsh, dweff), *tdp = qg_test_tensor(ctx, 5, psh, p),
+              *tdn = qg_test_tensor(ctx, 5, psh, p), *tds = scalar(ctx, 0), *loss = scalar(ctx, 0),
+              *ws = NULL, *norms = NULL;
+    QG_EXPECT_OK(qg_tensor_new(ctx, 1, wsn, QG_DTYPE_F32, "ws", &ws));
+    QG_EXPECT_OK(qg_tensor_new(ctx, 1, nsh, QG_DTYPE_F32, "norms", &norms));
+    /* forward: the effective weights, then the conv (C reference) */
+    QG_EXPECT_OK(qg__bsq_fwd(ctx, tp_, tn, ts, tw));
+    float *gw = qg_test_read(tw);
+    cr_expect(close_to("weff", gw, weff, M, 1e-7f, 1e-6f));
+    qg_conv_desc d;
+    QG_EXPECT_OK(qg__conv_desc_init(ctx, &d, nb, cin, h, w, cout, k, k, stride, pad, 1));
+    size_t ny = (size_t)nb * cout * d.P * d.Q;
+    float *yc = malloc(ny * sizeof *yc), *dwc = malloc(M * sizeof *dwc);
+    qg_ref_conv2d_fwd(&d, x, gw, NULL, yc);
+    cr_expect(close_to("y", yc, y, ny, 1e-5f, 1e-5f));
+    qg_ref_conv2d_bwd_weight(&d, x, gy, dwc, NULL);
+    cr_expect(close_to("dweff", dwc, dweff, M, 1e-5f, 1e-5f));
+    /* backward: the planes and the scale, then the regulariser */
+    QG_EXPECT_OK(qg__bsq_bwd(ctx, tp_, tn, ts, tdw, tdp, tdn, tds, 0, ws));
+    float factor = (float)(decay / tp * (double)M * N);
+    QG_EXPECT_OK(qg__bsq_reg(ctx, tp_, tn, factor, loss, tdp, tdn, norms, ws));
+    float *gdp = qg_test_read(tdp), *gdn = qg_test_read(tdn);
+    cr_expect(close_to("dp", gdp, dp, MN, 1e-6f, 1e-5f));
+    cr_expect(close_to("dn", gdn, dn, MN, 1e-6f, 1e-5f));
+    float gds = read1(tds);
+    cr_expect(fabsf(gds - ds[0]) <= 1e-5f + 1e-5f * fabsf(ds[0]), "ds %g want %g", gds, ds[0]);
+    double reg = json_real_value(json_object_get(g, "reg"));
+    cr_expect(fabs(read1(loss) - decay / tp * reg) <= 1e-6 * (1 + fabs(decay / tp * reg)));
+    /* the SGD step (first step: the momentum buffer is the gradient), then
+     * the clamp on the device */
+    float *bp = calloc(MN, sizeof *bp), *bn = calloc(MN, sizeof *bn), bs = 0;
+    qg_ref_sgd_step(MN, p, gdp, bp, (float)lr, (float)mom, (float)wd, 0, 1, 1.0f);
+    qg_ref_sgd_step(MN, n, gdn, bn, (float)lr, (float)mom, (float)wd, 0, 1, 1.0f);
+    qg_ref_sgd_step(1, s, &gds, &bs, (float)lr, (float)mom, (float)wd, 0, 1, 1.0f);
+    QG_EXPECT_OK(qg_tensor_write(tp_, p, MN * sizeof *p));
+    QG_EXPECT_OK(qg_tensor_write(tn, n, MN * sizeof *n));
+    QG_EXPECT_OK(qg__bsq_clamp(ctx, tp_, 0.0f, 2.0f));
+    QG_EXPECT_OK(qg__bsq_clamp(ctx, tn, 0.0f, 2.0f));
+    float *gp1 = qg_test_read(tp_), *gn1 = qg_test_read(tn);
+    cr_expect(close_to("p after step", gp1, p1, MN, 1e-6f, 1e-5f));
+    cr_expect(close_to("n after step", gn1, n1, MN, 1e-6f, 1e-5f));
+    cr_expect(fabsf(s[0] - s1[0]) <= 1e-6f, "s %g want %g", s[0], s1[0]);
+    /* the clamp did something: some planes were pushed below 0 */
+    int clamped = 0;
+    for (size_t j = 0; j < MN; j++)
+        clamped += p[j] < 0.0f && gp1[j] == 0.0f;
+    cr_expect_gt(clamped, 0);
+    free(x); free(p); free(n); free(s); free(gy); free(weff); free(y); free(dweff);
+    free(dp); free(dn); free(ds); free(p1); free(n1); free(s1); free(gw); free(yc); free(dwc);
+    free(gdp); free(gdn); free(bp); free(bn); free(gp1); free(gn1);
+    qg_tensor_free(tp_); qg_tensor_free(tn); qg_tensor_free(ts); qg_tensor_free(tw);
+    qg_tensor_free(tdw); qg_tensor_free(tdp); qg_tensor_free(tdn); qg_tensor_free(tds);
+    qg_tensor_free(loss); qg_tensor_free(ws); qg_tensor_free(norms);
+    json_decref(g);
 }

@@ -14,3 +14,4 @@ tests_test_bsq_SOURCES = tests/test_bsq.c
 tests_test_bsq_CFLAGS = $(TEST_CFLAGS)
 tests_test_bsq_LDADD = $(TEST_LDADD)
 TESTS += tests/test_bsq
+EXTRA_DIST += tests/data/golden/bsq_bitconv_step.json tests/tools/gen_bsq_golden.py
