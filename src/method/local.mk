@@ -11,3 +11,9 @@ tests_test_method_SOURCES = tests/test_method.c
 tests_test_method_CFLAGS = $(TEST_CFLAGS)
 tests_test_method_LDADD = $(TEST_LDADD)
 TESTS += tests/test_method
+
+check_PROGRAMS += tests/test_bsq_model
+tests_test_bsq_model_SOURCES = tests/test_bsq_model.c
+tests_test_bsq_model_CFLAGS = $(TEST_CFLAGS)
+tests_test_bsq_model_LDADD = $(TEST_LDADD)
+TESTS += tests/test_bsq_model
