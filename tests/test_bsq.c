@@ -1,7 +1,7 @@
-/* tests/test_bsq.c: BSQ's bit planes (docs/methods.md §8): cl/bsq.cl (via
+/* tests/test_bsq.c: BSQ's bit planes (docs/methods.md §7): cl/bsq.cl (via
  * src/quant/bsq.c) against src/ref/ref_bsq.c, the host steps (conversion,
  * re-quantization, precision adjustment) against the oracles of
- * docs/methods.md §8.7 (BSQ-1 conversion and precision increase, BSQ-2
+ * docs/methods.md §7.7 (BSQ-1 conversion and precision increase, BSQ-2
  * pruning, BSQ-3 regulariser) and hand cases, and a finite-difference
  * check of the regulariser's gradient, and a PyTorch golden of one training
  * step of a BitConv2d (tests/tools/gen_bsq_golden.py).

@@ -1,6 +1,6 @@
 /* src/interop/convert_bsq.c: a float qgate checkpoint to BSQ's bit
  * representation (`qgate convert FLOAT.safetensors --bits N`; see
- * convert_bsq.h and docs/methods.md §8). */
+ * convert_bsq.h and docs/methods.md §7). */
 #include "config.h"
 
 #include <math.h>

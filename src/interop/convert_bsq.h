@@ -1,5 +1,5 @@
 /* src/interop/convert_bsq.h: a float qgate checkpoint to BSQ's bit
- * representation (docs/methods.md §8.1): every conv weight except the
+ * representation (docs/methods.md §7.2): every conv weight except the
  * option-B shortcut's, and the linear layer's weight and bias, becomes
  * X.pweight / X.nweight [shape..., N] and X.scale (X.pbias / X.nbias /
  * X.biasscale for a bias) with S = max |w| and the codes rint(|w|(2^N-1)/S)

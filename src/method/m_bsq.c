@@ -1,5 +1,5 @@
 /* src/method/m_bsq.c: BSQ, bit-level sparsity quantization (docs/methods.md
- * §8). The stem, block convs and classifier (weights and bias) hold their
+ * §7). The stem, block convs and classifier (weights and bias) hold their
  * weights as bit planes (the weight quantizer src/model/wquant_bsq.c); a
  * bit-level group Lasso (an auxiliary loss) drives whole planes to zero;
  * after every step the planes are clamped to [0, 2]; every --prune-int

@@ -1,5 +1,5 @@
 /* src/model/wquant_bsq.h: BSQ's bit-plane weight quantizer (docs/methods.md
- * §8) and the per-layer operations BSQ's method hooks run on it
+ * §7) and the per-layer operations BSQ's method hooks run on it
  * (src/method/m_bsq.c). Kernels: src/quant/bsq.h.
  *
  * A layer it quantizes holds, under its state-dict prefix L:

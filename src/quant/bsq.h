@@ -1,4 +1,4 @@
-/* src/quant/bsq.h: BSQ's bit-plane weights (docs/methods.md §8): device
+/* src/quant/bsq.h: BSQ's bit-plane weights (docs/methods.md §7): device
  * launchers for cl/bsq.cl and the host steps that run between epochs
  * (conversion from floats, re-quantization, precision adjustment). C twins
  * of the kernels: src/ref/ref_bsq.h; tests: tests/test_bsq.c.

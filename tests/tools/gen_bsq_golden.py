@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Writes tests/data/golden/bsq_bitconv_step.json: one training step of a BSQ
-BitConv2d (docs/methods.md §8), computed with PyTorch autograd from the
+BitConv2d (docs/methods.md §7), computed with PyTorch autograd from the
 formulas of the reference (yanghr/BSQ models/cifar/bit.py, bin mode, and the
 training loop of cifar_prune_STE.py): the effective weights
 bit_STE(sum_b (p_b - n_b) 2^(N-1-b)/(2^N-1)) * s, the conv output, the
