@@ -270,3 +270,47 @@ Test(bsq_model, training_run_and_eval, .timeout = 600)
     unlink(ck);
     unlink(mt);
 }
+
+/* --act-bits: each block activation is followed by Q_a (ReLU6 above 3 bits,
+ * PACT with alpha 10 at 3 or fewer). */
+Test(bsq_model, activation_quantizer)
+{
+    qg_model *m = build("bsq act_bits=4");
+    int q = 0, at = -1;
+    for (int i = 0; i < m->nnodes; i++)
+        if (strcmp(m->nodes[i].ops->type, "bsq_qact") == 0 && q++ == 0)
+            at = i;
+    cr_expect_eq(q, 6, "two per block of resnet8");
+    cr_assert(at >= 0);
+    QG_EXPECT_OK(qg__model_setup(m, 2));
+    float x[2 * 64];
+    qg_test_fill(x, 128, -3, 3, 9);
+    QG_EXPECT_OK(qg_tensor_write(qg__model_input(m), x, sizeof x));
+    QG_EXPECT_OK(qg__model_forward(m, 1));
+    qg_node *nd = &m->nodes[at];
+    float *in = qg_test_read(qg__act(m, nd->in[0])->value),
+          *out = qg_test_read(qg__act(m, nd->out)->value);
+    size_t cnt = qg_tensor_numel(qg__act(m, nd->out)->value);
+    float S = 0;
+    for (size_t i = 0; i < cnt; i++)
+        S = fmaxf(S, fminf(fabsf(in[i]), 6.0f));
+    cr_assert_gt(S, 0.0f);
+    for (size_t i = 0; i < cnt; i++) {
+        float v = fminf(in[i], 6.0f);
+        float want = S * rintf(fabsf(v) * 15.0f / S) / 15.0f * (v > 0 ? 1.0f : v < 0 ? -1.0f : 0.0f);
+        cr_expect_float_eq(out[i], want, 1e-6f * (1 + fabsf(want)), "element %zu: %g of %g", i,
+                           out[i], in[i]);
+    }
+    free(in);
+    free(out);
+    qg__model_free(m);
+    /* 2 bits: PACT, alpha 10 */
+    m = build("bsq act_bits=2");
+    cr_expect(qg__method_on(m->methods, QG_METHOD_PACT));
+    qg_param *a = qg__model_find_param(m, "layer1.0.relu.upper_bound");
+    cr_assert(a);
+    float *av = qg_test_read(a->value);
+    cr_expect_float_eq(av[0], 10.0f, 0);
+    free(av);
+    qg__model_free(m);
+}

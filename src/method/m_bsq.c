@@ -30,6 +30,9 @@ static const qg_mopt opts[] = {
      "X         BSQ: drop LSB planes with at most X% non-zero bits (default 0)"},
     {"nbits", NULL, 0, QG_MOPT_INT, offsetof(qg_bsq_params, cfg.nbits), 8, 1, 16,
      "N         BSQ: precision of a fresh layer and the re-quantization's cap (default 8)"},
+    {"act_bits", NULL, 0, QG_MOPT_INT, offsetof(qg_bsq_params, act_bits), 0, 0, 16,
+     "N         BSQ: quantize the block activations to N bits (2..16; 0 = float,\n"
+     "                               the default); ReLU6 above 3 bits, PACT (alpha 10) else"},
     {"bsq_finetune", NULL, 0, QG_MOPT_FLAG, offsetof(qg_bsq_params, cfg.finetune), 0, 0, 1,
      "          BSQ finetune: precisions fixed, float weights trained (with --init)"},
 };
@@ -47,6 +50,13 @@ static int check(qg_method_cfg *mc, char *why, size_t cap)
         return 0;
     }
     const qg_bsq_params *p = params(mc);
+    if (p->act_bits == 1) {
+        snprintf(why, cap, "--act-bits takes 2..16 (or 0 for float activations), not 1");
+        return 0;
+    }
+    /* the reference's activation at 3 bits or fewer is PACT */
+    if (p->act_bits && p->act_bits <= 3)
+        mc->enabled |= 1u << QG_METHOD_PACT;
     if (p->cfg.finetune && (qg__method_given(mc, QG_METHOD_BSQ, "decay") ||
                             qg__method_given(mc, QG_METHOD_BSQ, "prune_int"))) {
         snprintf(why, cap, "--bsq-finetune keeps the precisions fixed: --decay and "
@@ -64,6 +74,10 @@ static void describe(const qg_method_cfg *mc, char *buf, size_t cap)
     else
         snprintf(buf, cap, "decay %g, every %d epochs, thre %g, %d bits", p->decay,
                  p->prune_int, p->thre, p->cfg.nbits);
+    if (p->act_bits) {
+        size_t l = strlen(buf);
+        snprintf(buf + l, cap - l, ", activations %d bits", p->act_bits);
+    }
 }
 
 static const qg_wquant_ops *wquant(const qg_method_cfg *mc, qg_layer_role role,
@@ -116,6 +130,16 @@ static qg_status group_lasso(qg_node *node, qg_model *m, void *user, qg_tensor *
 static qg_status model_ready(qg_model *m, const qg_method_cfg *mc)
 {
     const qg_bsq_params *p = params(mc);
+    if (p->act_bits && p->act_bits <= 3) {
+        /* the reference's PACT starts at alpha = 10 */
+        for (int i = 0; i < m->nparams; i++)
+            if (m->params[i]->kind == QG_PARAM_CLIP) {
+                float ten = 10.0f;
+                qg_status st = qg_tensor_write(m->params[i]->value, &ten, sizeof ten);
+                if (st != QG_OK)
+                    return st;
+            }
+    }
     if (p->cfg.finetune || p->decay == 0)
         return QG_OK;
     return qg__model_add_aux_loss(m, "bsq_group_lasso", group_lasso, -1, NULL);

@@ -30,6 +30,7 @@ typedef struct qg_bsq_params {
     qg_bsq_cfg cfg;           /* nbits, finetune */
     float decay, thre;        /* regulariser coefficient, pruning threshold (%) */
     int prune_int;            /* re-quantize every N epochs */
+    int act_bits;             /* block activations quantized (Q_a), 0: float */
 } qg_bsq_params;
 
 #endif

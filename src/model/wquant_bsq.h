@@ -67,4 +67,11 @@ qg_status qg__bsq_layer_ft_to_bits(qg_model *m, qg_bsq_layer *l);
  * re-quantize to (qg__bsq_code_nonzero), into nz (capacity N). */
 qg_status qg__bsq_layer_nonzero(qg_bsq_layer *l, int k, double *nz);
 
+/* BSQ's activation quantizer after a block's activation (nodes_qact.c):
+ * y = Q_a(min(x, cap)) at `bits` (2..16), whole-tensor max scale,
+ * identity backward (masked above cap); cap 0 for no clip (cap 6 turns
+ * the ReLU before it into the reference's ReLU6). Returns the output
+ * activation id or -1. */
+int qg__node_bsq_qact(qg_model *m, const char *name, int in, int bits, float cap);
+
 #endif
