@@ -17,6 +17,7 @@
 #include "support/support.h"
 #include "method/method.h"
 #include "model/graph.h"
+#include "interop/convert_bsq.h"
 #include "model/wquant_bsq.h"
 #include "quant/bsq.h"
 #include "ref/ref_bsq.h"
@@ -312,5 +313,83 @@ Test(bsq_model, activation_quantizer)
     float *av = qg_test_read(a->value);
     cr_expect_float_eq(av[0], 10.0f, 0);
     free(av);
+    qg__model_free(m);
+}
+
+/* qgate convert FLOAT --bits N / --scheme: the bit representation of a
+ * float checkpoint, loadable as a BSQ model's start (--init) without a
+ * tensor left over or missing. */
+Test(bsq_model, convert_float_checkpoint)
+{
+    qg_model *fm = NULL;
+    QG_EXPECT_OK(qg__model_build(qg_test_ctx(), "resnet8", 'B', 1, 8, 8, 10, 5, NULL, &fm));
+    char *fp = qg_test_tmp_path("bsq", "float.safetensors"),
+         *bp = qg_test_tmp_path("bsq", "bin.safetensors"),
+         *sp = qg_test_tmp_path("bsq", "scheme.safetensors");
+    qg_st_meta meta[2] = {{"arch", "resnet8"}, {"shortcut", "B"}};
+    QG_EXPECT_OK(qg__checkpoint_save(fm, fp, meta, 2, 0));
+    qg_bsq_convert_report r;
+    QG_EXPECT_OK(qg__bsq_convert(fp, 5, NULL, bp, &r));
+    cr_expect_eq(r.layers, 8);
+    cr_expect_eq(r.tensors, 9); /* and the classifier's bias */
+    cr_expect(fabs(r.bits / (double)r.values - 5.0) < 1e-12);
+    qg_st_file *f = NULL;
+    QG_EXPECT_OK(qg__safetensors_read(bp, &f));
+    cr_expect_str_eq(qg__safetensors_meta(f, "methods"), "bsq");
+    cr_expect_null(qg__safetensors_get(f, "layer2.0.shortcut.0.pweight"));
+    const qg_st_tensor *pw = qg__safetensors_get(f, "layer1.0.conv1.pweight"),
+                       *nw = qg__safetensors_get(f, "layer1.0.conv1.nweight"),
+                       *sc = qg__safetensors_get(f, "layer1.0.conv1.scale"),
+                       *w = qg__safetensors_get(f, "layer1.0.conv1.weight");
+    cr_assert(pw && nw && sc && w && pw->shape[4] == 5);
+    float *orig = qg_test_read(qg__model_find_param(fm, "layer1.0.conv1.weight")->value);
+    const float *pv = pw->data, *nv = nw->data, *wv = w->data, s = ((const float *)sc->data)[0];
+    size_t M = 16 * 16 * 9;
+    float S = 0;
+    for (size_t i = 0; i < M; i++)
+        S = fmaxf(S, fabsf(orig[i]));
+    cr_expect_float_eq(s, S, 0);
+    for (size_t i = 0; i < M; i++) {
+        float v = qg__bsq_value(pv + i * 5, nv + i * 5, 5) * s;
+        cr_expect(v == wv[i], "weight %zu: %g vs %g", i, v, wv[i]);
+        /* within half a step of the float weight */
+        cr_expect(fabsf(v - orig[i]) <= 0.5f * S / 31.0f * 1.0001f, "weight %zu", i);
+    }
+    free(orig);
+    /* a BSQ model starts from it: every tensor has a place, none is missing */
+    qg_model *m = build("bsq nbits=8");
+    int loaded, kept;
+    char names[256];
+    QG_EXPECT_OK(qg__checkpoint_init(m, f, bp, &loaded, &kept, names, sizeof names));
+    cr_expect_eq(kept, 0, "kept: %s", names);
+    cr_expect_eq(qg__bsq_set_bits(&layer(m, "conv1")->set[0]), 5);
+    qg__safetensors_free(f);
+    /* --scheme: a layer pruned to 2 bits in a BSQ checkpoint */
+    qg_bsq_layer *l = layer(m, "layer1.0.conv2");
+    qg_bsq_set *s2 = &l->set[0];
+    float *zp = calloc(s2->M * 5, sizeof *zp);
+    for (size_t i = 0; i < s2->M; i++)
+        zp[i * 5 + 3] = 1.0f;
+    QG_EXPECT_OK(qg_tensor_write(s2->p->value, zp, s2->M * 5 * sizeof *zp));
+    QG_EXPECT_OK(qg_tensor_write(s2->n->value, zp, s2->M * 5 * sizeof *zp));
+    free(zp);
+    QG_EXPECT_OK(qg__bsq_layer_requant(m, l, 8, 1, 0.0f));
+    cr_assert_eq(qg__bsq_set_bits(s2), 1);
+    QG_EXPECT_OK(qg__checkpoint_save(m, sp, meta, 2, 0));
+    QG_EXPECT_OK(qg__bsq_convert(fp, 0, sp, bp, &r));
+    QG_EXPECT_OK(qg__safetensors_read(bp, &f));
+    cr_expect_eq(qg__safetensors_get(f, "layer1.0.conv2.pweight")->shape[4], 1);
+    cr_expect_eq(qg__safetensors_get(f, "layer1.0.conv1.pweight")->shape[4], 5);
+    qg__safetensors_free(f);
+    /* a BSQ checkpoint is not a float one */
+    cr_expect_eq(qg__bsq_convert(sp, 8, NULL, bp, &r), QG_ERR_INVALID_ARG);
+    cr_expect(strstr(qg_last_error(), "already holds bit planes"), "%s", qg_last_error());
+    /* a scheme without the layer names the missing tensor */
+    cr_expect_neq(qg__bsq_convert(fp, 0, fp, bp, &r), QG_OK);
+    cr_expect(strstr(qg_last_error(), "pweight"), "%s", qg_last_error());
+    unlink(fp);
+    unlink(bp);
+    unlink(sp);
+    qg__model_free(fm);
     qg__model_free(m);
 }
