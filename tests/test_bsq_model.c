@@ -393,3 +393,59 @@ Test(bsq_model, convert_float_checkpoint)
     qg__model_free(fm);
     qg__model_free(m);
 }
+
+/* --bsq-finetune from a BSQ checkpoint: the precisions stay, the floats
+ * are taken from the planes once, and the checkpoint's planes times the
+ * scale equal its float weights (the model in both forms). */
+Test(bsq_model, finetune_run, .timeout = 600)
+{
+    qg_train_cfg c;
+    qg_test_tiny_train_cfg(&c);
+    c.shortcut = 'B';
+    c.epochs = 1;
+    c.methods = qg_test_methods("bsq prune_int=1 nbits=5");
+    char *b = qg_test_tmp_path("bsq", "ftsrc.safetensors"),
+         *ft = qg_test_tmp_path("bsq", "ft.safetensors");
+    c.checkpoint_path = b;
+    QG_EXPECT_OK(qg_train_run(&c));
+    qg_test_tiny_train_cfg(&c);
+    c.shortcut = 'B';
+    c.epochs = 1;
+    c.optim.lr = 0.01f;
+    c.methods = qg_test_methods("bsq bsq_finetune");
+    c.init_path = b;
+    c.checkpoint_path = ft;
+    QG_EXPECT_OK(qg_train_run(&c));
+    qg_st_file *f0 = NULL, *f = NULL;
+    QG_EXPECT_OK(qg__safetensors_read(b, &f0));
+    QG_EXPECT_OK(qg__safetensors_read(ft, &f));
+    const char *ls[3] = {"conv1", "layer2.0.conv2", "linear"};
+    for (int k = 0; k < 3; k++) {
+        char n[96];
+        snprintf(n, sizeof n, "%s.pweight", ls[k]);
+        const qg_st_tensor *p0 = qg__safetensors_get(f0, n), *p = qg__safetensors_get(f, n);
+        cr_assert(p0 && p);
+        int N = (int)p->shape[p->ndim - 1];
+        cr_expect_eq(N, (int)p0->shape[p0->ndim - 1], "%s: precision changed", ls[k]);
+        snprintf(n, sizeof n, "%s.nweight", ls[k]);
+        const qg_st_tensor *nw = qg__safetensors_get(f, n);
+        snprintf(n, sizeof n, "%s.scale", ls[k]);
+        float s = ((const float *)qg__safetensors_get(f, n)->data)[0];
+        snprintf(n, sizeof n, "%s.weight", ls[k]);
+        const qg_st_tensor *w = qg__safetensors_get(f, n);
+        snprintf(n, sizeof n, "%s.ft_ready", ls[k]);
+        cr_expect_float_eq(((const float *)qg__safetensors_get(f, n)->data)[0], 1.0f, 0);
+        size_t M = 1;
+        for (int d = 0; d < w->ndim; d++)
+            M *= (size_t)w->shape[d];
+        const float *pv = p->data, *nv = nw->data, *wv = w->data;
+        for (size_t i = 0; i < M; i++) {
+            float v = qg__bsq_value(pv + i * N, nv + i * N, N) * s;
+            cr_expect_float_eq(v, wv[i], 1e-6f * (1 + fabsf(wv[i])), "%s[%zu]", ls[k], i);
+        }
+    }
+    qg__safetensors_free(f0);
+    qg__safetensors_free(f);
+    unlink(b);
+    unlink(ft);
+}

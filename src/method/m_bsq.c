@@ -57,12 +57,8 @@ static int check(qg_method_cfg *mc, char *why, size_t cap)
     /* the reference's activation at 3 bits or fewer is PACT */
     if (p->act_bits && p->act_bits <= 3)
         mc->enabled |= 1u << QG_METHOD_PACT;
-    if (p->cfg.finetune && (qg__method_given(mc, QG_METHOD_BSQ, "decay") ||
-                            qg__method_given(mc, QG_METHOD_BSQ, "prune_int"))) {
-        snprintf(why, cap, "--bsq-finetune keeps the precisions fixed: --decay and "
-                 "--prune-int do not apply");
-        return 0;
-    }
+    /* --decay, --prune-int and --thre do not apply to --bsq-finetune (the
+     * precisions are fixed, no regulariser): ignored there */
     return 1;
 }
 
