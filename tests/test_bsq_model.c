@@ -298,7 +298,8 @@ Test(bsq_model, activation_quantizer)
     cr_assert_gt(S, 0.0f);
     for (size_t i = 0; i < cnt; i++) {
         float v = fminf(in[i], 6.0f);
-        float want = S * rintf(fabsf(v) * 15.0f / S) / 15.0f * (v > 0 ? 1.0f : v < 0 ? -1.0f : 0.0f);
+        float sg = v > 0 ? 1.0f : v < 0 ? -1.0f : 0.0f;
+        float want = S * rintf(fabsf(v) * 15.0f / S) / 15.0f * sg;
         cr_expect_float_eq(out[i], want, 1e-6f * (1 + fabsf(want)), "element %zu: %g of %g", i,
                            out[i], in[i]);
     }

@@ -147,7 +147,8 @@ qg_status qg__bsq_convert(const char *in, int bits, const char *scheme, const ch
         float S = 0.0f;
         for (size_t k = 0; k < M; k++)
             S = fmaxf(S, fabsf(w[k]));
-        float *p = malloc(M * (size_t)N * sizeof *p + 1), *n = malloc(M * (size_t)N * sizeof *n + 1);
+        float *p = malloc(M * (size_t)N * sizeof *p + 1);
+        float *n = malloc(M * (size_t)N * sizeof *n + 1);
         float *v = malloc(M * sizeof *v + 1), *s = malloc(sizeof *s);
         if (!p || !n || !v || !s) {
             free(p);

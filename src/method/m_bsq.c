@@ -258,8 +258,9 @@ static void progress(qg_model *m, const qg_method_cfg *mc, char *buf, size_t cap
 const qg_method_desc qg__method_bsq = {
     .name = "bsq",
     .summary = "BSQ: bit-plane weights, bit-level group Lasso, per-layer precision",
-    .help = "                               (start from `qgate convert FLOAT.safetensors --bits 8`\n"
-            "                               with --init; finetune with --bsq-finetune --init)\n",
+    .help = "                               (start from `qgate convert FLOAT.safetensors "
+            "--bits 8`\n                               with --init; finetune with "
+            "--bsq-finetune --init)\n",
     .opts = opts, .nopts = sizeof opts / sizeof *opts,
     .params_size = sizeof(qg_bsq_params),
     .auto_enable = 1,

@@ -14,9 +14,10 @@ qg_status qg__checkpoint_save(qg_model *m, const char *path, const qg_st_meta *m
 /* Loads every parameter of `m` from an opened file. Each tensor must be
  * F32 with exactly the parameter's shape (the one equivalence: [] and [1]
  * for a single value; a parameter with flex_last takes the file's length
- * of its last axis: BSQ's per-layer precision) and hold only finite values. A missing tensor, a
- * wrong dtype or shape (QG_ERR_SHAPE, both shapes shown) or a NaN/Inf
- * (QG_ERR_FORMAT, with the element) names the tensor and the file. */
+ * of its last axis: BSQ's per-layer precision) and hold only finite
+ * values. A missing tensor, a wrong dtype or shape (QG_ERR_SHAPE, both
+ * shapes shown) or a NaN/Inf (QG_ERR_FORMAT, with the element) names the
+ * tensor and the file. */
 qg_status qg__checkpoint_load(qg_model *m, const qg_st_file *f, const char *path,
                               int with_optimizer);
 /* Starts a model from another run's weights (`--init`): loads each model
