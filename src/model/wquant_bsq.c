@@ -186,12 +186,13 @@ static qg_status put_planes(qg_model *m, qg_bsq_set *s, int N, const float *p, c
 {
     qg_status st = QG_OK;
     if (N != qg__bsq_set_bits(s)) {
+        /* copied first: the resize frees the tensor they come from */
         int64_t shape[QG_MAX_DIMS];
-        const qg_tensor *t = s->p->value;
-        memcpy(shape, t->shape, sizeof shape);
-        shape[t->ndim - 1] = N;
-        QG_TRY(qg__model_param_resize(m, s->p, t->ndim, shape));
-        QG_TRY(qg__model_param_resize(m, s->n, t->ndim, shape));
+        int ndim = s->p->value->ndim;
+        memcpy(shape, s->p->value->shape, sizeof shape);
+        shape[ndim - 1] = N;
+        QG_TRY(qg__model_param_resize(m, s->p, ndim, shape));
+        QG_TRY(qg__model_param_resize(m, s->n, ndim, shape));
     }
     QG_TRY(qg_tensor_write(s->p->value, p, s->M * (size_t)N * sizeof *p));
     QG_TRY(qg_tensor_write(s->n->value, n, s->M * (size_t)N * sizeof *n));
