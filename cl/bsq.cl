@@ -1,4 +1,4 @@
-/* cl/bsq.cl: BSQ's bit-plane weights (docs/methods.md §8). Host side:
+/* cl/bsq.cl: BSQ's bit-plane weights (docs/methods.md §7). Host side:
  * src/quant/bsq.c (contract in src/quant/bsq.h); C twins: src/ref/ref_bsq.c;
  * tests: tests/test_bsq.c.
  *
