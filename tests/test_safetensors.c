@@ -309,8 +309,8 @@ Test(safetensors, rejects_bad_headers)
                  QG_ERR_FORMAT, "unknown dtype \"F33\"");
     expect_craft("{\"a\":{\"dtype\":\"BF16\",\"shape\":[4],\"data_offsets\":[0,8]}}", 8,
                  QG_ERR_UNSUPPORTED, "BF16");
-    expect_craft("{\"a\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,8],\"data_offsets\":[0,8]}}", 8,
-                 QG_ERR_UNSUPPORTED, "5 dimensions");
+    expect_craft("{\"a\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,8],\"data_offsets\":[0,8]}}", 8,
+                 QG_ERR_UNSUPPORTED, "6 dimensions");
     expect_craft("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[-8,0]}}", 8,
                  QG_ERR_FORMAT, "data_offsets");
     expect_craft("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8,

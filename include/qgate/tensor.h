@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define QG_MAX_DIMS 4
+#define QG_MAX_DIMS 5  /* 5: BSQ's bit planes [Cout, Cin, kh, kw, bits] */
 
 typedef enum qg_dtype {
     QG_DTYPE_F32 = 0,

@@ -28,6 +28,7 @@ typedef enum qg_prog_id {
     QG_PROG_CHAN,
     QG_PROG_DWCONV,
     QG_PROG_PSGD,
+    QG_PROG_BSQ,
     QG_PROG_COUNT
 } qg_prog_id;
 
@@ -120,7 +121,16 @@ typedef enum qg_prog_id {
     X(DWCONV, DW_BWD_DATA, "qg_dw_bwd_data")                                     \
     X(DWCONV, DW_BWD_WEIGHT, "qg_dw_bwd_weight")                                 \
     X(PSGD, PSGD_RANGE, "qg_psgd_range")                                         \
-    X(PSGD, PSGD_SCALE, "qg_psgd_scale")
+    X(PSGD, PSGD_SCALE, "qg_psgd_scale")                                         \
+    X(BSQ, BSQ_FWD, "qg_bsq_fwd")                                                \
+    X(BSQ, BSQ_BWD, "qg_bsq_bwd")                                                \
+    X(BSQ, BSQ_SUM, "qg_bsq_sum")                                                \
+    X(BSQ, BSQ_REG_PART, "qg_bsq_reg_part")                                      \
+    X(BSQ, BSQ_REG_NORMS, "qg_bsq_reg_norms")                                    \
+    X(BSQ, BSQ_REG_GRAD, "qg_bsq_reg_grad")                                      \
+    X(BSQ, BSQ_CLAMP, "qg_bsq_clamp")                                            \
+    X(BSQ, BSQ_FT_FWD, "qg_bsq_ft_fwd")                                          \
+    X(BSQ, BSQ_FT_BWD, "qg_bsq_ft_bwd")
 
 typedef enum qg_kernel_id {
 #define QG_KERNEL_ENUM_(prog, kernel, name) QG_K_##kernel,

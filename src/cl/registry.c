@@ -200,6 +200,8 @@ static const qg_program_desc programs[] = {
           QG_DW_NP, valid_dwconv),
     ENTRY(QG_PROG_PSGD, "psgd", "PSGD weight grid: running range, quantization, gradient scale",
           {WG_TUNABLE(256)}, 1, valid_wg),
+    ENTRY(QG_PROG_BSQ, "bsq", "BSQ bit planes: weights fwd/bwd, group-Lasso regulariser, clamp",
+          {WG_TUNABLE(64)}, 1, valid_wg),
 };
 
 _Static_assert(sizeof programs / sizeof *programs == QG_PROG_COUNT,

@@ -1,5 +1,6 @@
 /* src/cli/cmd_convert.c: `qgate convert`: PyTorch .pth -> safetensors
- * (src/interop/convert.h). */
+ * (src/interop/convert.h), and a float safetensors checkpoint -> BSQ's bit
+ * representation (src/interop/convert_bsq.h). */
 #include "config.h"
 
 #include <getopt.h>
@@ -10,13 +11,27 @@
 #include "qgate.h"
 #include "cli/cli.h"
 #include "interop/convert.h"
+#include "interop/convert_bsq.h"
 #include "train/checkpoint.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
 "usage: qgate convert IN.pth -o OUT.safetensors [options]\n"
+"       qgate convert FLOAT.safetensors --bits N -o BIN.safetensors\n"
+"       qgate convert FLOAT.safetensors --scheme BSQ.safetensors -o BIN.safetensors\n"
 "\n"
+"A .safetensors input is a float qgate checkpoint to turn into BSQ's bit\n"
+"representation (the start of `qgate train --bsq --init BIN.safetensors`):\n"
+"every conv weight except option-B shortcuts, and the linear weight and\n"
+"bias, become positive/negative bit planes X.pweight, X.nweight [..., N]\n"
+"(MSB first) and a scale X.scale = max|w| (X.pbias, X.nbias, X.biasscale\n"
+"for the bias); X.weight then holds the value of the bits.\n"
+"  --bits N              precision of every converted tensor (1..16)\n"
+"  --scheme FILE         each tensor takes the precision it has in FILE (a BSQ\n"
+"                        checkpoint of the same architecture) instead\n"
+"\n"
+"A .pth input:\n"
 "Reads a PyTorch checkpoint (torch.save: the zip file of torch >= 1.6 or the\n"
 "legacy stream of older versions) holding a state dict, bare or under\n"
 "'state_dict' next to 'epoch', 'acc', 'best_acc', ... No pickled code runs:\n"
@@ -62,6 +77,31 @@ static int is_used(const char *name, void *arg)
     return qg__model_find_param(((used_set *)arg)->m, name) != NULL;
 }
 
+/* FLOAT.safetensors -> BIN.safetensors (bit planes). */
+static int convert_bsq(const char *in, const char *out, int bits, const char *scheme)
+{
+    if (!bits && !scheme) {
+        fprintf(stderr, "qgate convert: '%s' is a safetensors checkpoint: give --bits N or "
+                "--scheme BSQ.safetensors to convert it to bit planes\n", in);
+        return 2;
+    }
+    if (bits && scheme) {
+        fprintf(stderr, "qgate convert: give --bits or --scheme, not both\n");
+        return 2;
+    }
+    qg_bsq_convert_report r;
+    if (qg__bsq_convert(in, bits, scheme, out, &r) != QG_OK) {
+        fprintf(stderr, "qgate convert: %s\n", qg_last_error());
+        return 1;
+    }
+    printf("converted %zu layers (%zu tensors, %zu values) of %s to bit planes: %.2f bits on "
+           "average (%s), compression %.2fx\n", r.layers, r.tensors, r.values, in,
+           r.bits / (double)r.values, scheme ? "precisions of --scheme" : "--bits",
+           32.0 * (double)r.values / r.bits);
+    printf("wrote %s\n", out);
+    return 0;
+}
+
 int qg_cli_convert(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -69,9 +109,11 @@ int qg_cli_convert(int argc, char **argv)
         {"input", 1, 0, 'i'}, {"dataset", 1, 0, 'D'}, {"wbits", 1, 0, 'w'},
         {"abits", 1, 0, 'a'}, {"pred-bits", 1, 0, 'p'}, {"meta", 1, 0, 'm'},
         {"check", 1, 0, 'c'}, {"tol", 1, 0, 't'}, {"keep-unused", 0, 0, 'k'}, {"drop-unused", 0, 0, 'u'},
-        {"no-verify", 0, 0, 'n'}, {"device", 1, 0, 'd'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"no-verify", 0, 0, 'n'}, {"device", 1, 0, 'd'}, {"help", 0, 0, 'h'},
+        {"bits", 1, 0, 'b'}, {"scheme", 1, 0, 'S'}, {0, 0, 0, 0}};
     qg_convert_opts co = {0};
-    const char *out = NULL, *check = NULL, *device = NULL;
+    const char *out = NULL, *check = NULL, *device = NULL, *scheme = NULL;
+    int bits = 0;
     const char *extra[64];
     double tol = 1e-4;
     int keep = 0, drop = 0, verify = 1, c;
@@ -113,6 +155,17 @@ int qg_cli_convert(int argc, char **argv)
         case 'u': drop = 1; break;
         case 'n': verify = 0; break;
         case 'd': device = optarg; break;
+        case 'b': {
+            char *e;
+            long v = strtol(optarg, &e, 10);
+            if (*e || v < 1 || v > 16) {
+                fprintf(stderr, "qgate convert: --bits takes 1..16, not '%s'\n", optarg);
+                return 2;
+            }
+            bits = (int)v;
+            break;
+        }
+        case 'S': scheme = optarg; break;
         case 'h': usage(stdout); return 0;
         default:
             fprintf(stderr, "qgate convert: unknown or incomplete option '%s'\n",
@@ -131,6 +184,14 @@ int qg_cli_convert(int argc, char **argv)
         return 2;
     }
     const char *in = argv[optind];
+    size_t inlen = strlen(in);
+    if (inlen > 12 && strcmp(in + inlen - 12, ".safetensors") == 0)
+        return convert_bsq(in, out, bits, scheme);
+    if (bits || scheme) {
+        fprintf(stderr, "qgate convert: --bits and --scheme convert a float .safetensors "
+                "checkpoint; '%s' is not one\n", in);
+        return 2;
+    }
     const char *base = strrchr(in, '/');
     co.source = base ? base + 1 : in;
 

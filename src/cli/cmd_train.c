@@ -438,6 +438,11 @@ static void on_event(const qg_train_event *ev, void *user)
         if (have_fr)
             snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
                      ", FLOP reduction %.2fx", fr);
+        int have_cp, have_ab;
+        double cp = metric(ev, "compression", &have_cp), ab = metric(ev, "avg_bits", &have_ab);
+        if (have_cp && have_ab)
+            snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
+                     ", compression %.2fx (%.2f bits)", cp, ab);
         int have_fp;
         double fp = metric(ev, "fp_percent", &have_fp);
         if (have_fp)
@@ -549,6 +554,30 @@ static void print_eval_metrics(const qg_eval_result *r)
         else if (strcmp(x->key, "macs_effective") == 0)
             eff = x->value;
     }
+    /* BSQ: each layer's precision and the non-zero share of its bit planes */
+    for (size_t i = 0; i < r->nmetrics; i++) {
+        const qg_metric *x = &r->metrics[i];
+        if (!x->layer || strcmp(x->key, "bits_weight") != 0)
+            continue;
+        printf("  %-22s %2d bits, non-zero %%:", x->layer, (int)x->value);
+        for (int b = 0; b < (int)x->value; b++) {
+            char key[32];
+            snprintf(key, sizeof key, "nonzero_weight_b%d", b);
+            for (size_t j = 0; j < r->nmetrics; j++)
+                if (r->metrics[j].layer && strcmp(r->metrics[j].key, key) == 0 &&
+                    strcmp(r->metrics[j].layer, x->layer) == 0)
+                    printf(" %6.2f", 100 * r->metrics[j].value);
+        }
+        putchar('\n');
+    }
+    for (size_t i = 0; i < r->nmetrics; i++)
+        if (!r->metrics[i].layer && strcmp(r->metrics[i].key, "compression") == 0)
+            printf("Compression rate (32 bits / average bits of the quantized layers): %.2fx\n",
+                   r->metrics[i].value);
+    for (size_t i = 0; i < r->nmetrics; i++)
+        if (!r->metrics[i].layer && strcmp(r->metrics[i].key, "avg_bits") == 0)
+            printf("Average bits per quantized value (sign not counted): %.3f\n",
+                   r->metrics[i].value);
     if (have_sp)
         printf("Sparsity of the update phase: %.1f %%\n", 100 * sp);
     if (have_fp)

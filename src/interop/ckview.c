@@ -345,9 +345,13 @@ static qg_status build_layers(qg_ckview *v)
         snprintf(l->name, sizeof l->name, "%.*s", (int)(len - strlen(suffix)), t->name);
         /* a BN's weight is 1-d and skipped above; a layer with both forms
          * (BSQ keeps no .weight) is counted once */
+        char pw[160];
+        snprintf(pw, sizeof pw, "%s.pweight", l->name);
         if (strcmp(suffix, ".pweight") == 0) {
             if (!bsq_layer(v, l))
                 continue;
+        } else if (qg__ckview_get(v, pw)) {
+            continue; /* a BSQ layer's float value: its planes describe it */
         } else {
             l->conv = t->ndim == 4;
             l->ndim = t->ndim;

@@ -3,7 +3,8 @@
 # and the checkpoint view behind qgate inspect and qgate plot.
 libqgate_la_SOURCES += \
 	src/interop/pickle.h src/interop/pickle.c src/interop/pth.h src/interop/pth.c \
-	src/interop/convert.h src/interop/convert.c src/interop/ckview.h src/interop/ckview.c
+	src/interop/convert.h src/interop/convert.c src/interop/ckview.h src/interop/ckview.c \
+	src/interop/convert_bsq.h src/interop/convert_bsq.c
 QG_LIB_DEPS += $(LIBZIP_LIBS)
 AM_CFLAGS += $(LIBZIP_CFLAGS)
 

@@ -74,7 +74,8 @@ static qg_status metrics(qg_model *m, const qg_method_cfg *mc, const char *prefi
     if (prefix[0])
         return QG_OK;
     double total = 0, count = 0;
-    for (qg_wquant *q = m->wquants; q; q = q->next) {
+    for (int i = 0; i < m->nwquants; i++) {
+        qg_wquant *q = m->wquants[i];
         if (q->ops != &qg__wquant_grid)
             continue;
         double dist, delta, hist[HIST_BINS];

@@ -5,6 +5,7 @@
 #define QG_METHOD_PARAMS_H
 
 #include "model/wquant.h"
+#include "model/wquant_bsq.h"
 
 /* Uniform quantization of the block convs (src/method/m_quant.c). */
 typedef struct qg_quant_params {
@@ -33,5 +34,14 @@ typedef struct qg_psgd_params {
     /* derived by its check: the weight-quantizer configurations */
     qg_wquant_grid_cfg body, first_last;
 } qg_psgd_params;
+
+/* BSQ: bit-plane weights, group Lasso, re-quantization (src/method/m_bsq.c).
+ * cfg (precision, finetune flag) is what the layers' quantizers read. */
+typedef struct qg_bsq_params {
+    qg_bsq_cfg cfg;           /* nbits, finetune */
+    float decay, thre;        /* regulariser coefficient, pruning threshold (%) */
+    int prune_int;            /* re-quantize every N epochs */
+    int act_bits;             /* block activations quantized (Q_a), 0: float */
+} qg_bsq_params;
 
 #endif

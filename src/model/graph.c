@@ -77,6 +77,9 @@ void qg__model_free(qg_model *m)
         if (m->nodes[i].ops->destroy)
             m->nodes[i].ops->destroy(&m->nodes[i]);
     free_arena(m);
+    free(m->wquants);
+    m->wquants = NULL;
+    m->nwquants = 0;
     qg_tensor_free(m->grad_norm_acc);
     for (int i = 0; i < m->nparams; i++) {
         qg_tensor_free(m->params[i]->value);
@@ -150,6 +153,69 @@ fail:
     qg_tensor_free(q->value);
     free(q);
     return st;
+}
+
+qg_status qg__model_param_resize(qg_model *m, qg_param *p, int ndim, const int64_t *shape)
+{
+    qg_status st = QG_OK;
+    qg_tensor *v = NULL, *g = NULL, *s[2] = {NULL, NULL};
+    QG_TRY(qg_tensor_new(m->ctx, ndim, shape, QG_DTYPE_F32, p->name, &v));
+    QG_TRY(qg_tensor_zero(v));
+    if (p->grad) {
+        QG_TRY(qg_tensor_new(m->ctx, ndim, shape, QG_DTYPE_F32, p->name, &g));
+        QG_TRY(qg_tensor_zero(g));
+    }
+    for (int k = 0; k < 2; k++)
+        if (p->state[k]) {
+            QG_TRY(qg_tensor_new(m->ctx, ndim, shape, QG_DTYPE_F32, p->name, &s[k]));
+            QG_TRY(qg_tensor_zero(s[k]));
+        }
+    qg_tensor_free(p->value);
+    qg_tensor_free(p->grad);
+    p->value = v;
+    p->grad = g;
+    for (int k = 0; k < 2; k++) {
+        qg_tensor_free(p->state[k]);
+        p->state[k] = s[k];
+    }
+    return QG_OK;
+fail:
+    qg_tensor_free(v);
+    qg_tensor_free(g);
+    qg_tensor_free(s[0]);
+    qg_tensor_free(s[1]);
+    return st;
+}
+
+qg_status qg__model_add_wquant(qg_model *m, struct qg_wquant *q)
+{
+    if (!grow((void **)&m->wquants, &m->cap_wquants, m->nwquants + 1, sizeof *m->wquants))
+        return qg__error(m->ctx, QG_ERR_NOMEM, "out of memory adding a weight quantizer");
+    m->wquants[m->nwquants++] = q;
+    return QG_OK;
+}
+
+void qg__model_remove_wquant(qg_model *m, struct qg_wquant *q)
+{
+    for (int i = 0; i < m->nwquants; i++)
+        if (m->wquants[i] == q) {
+            memmove(&m->wquants[i], &m->wquants[i + 1],
+                    (size_t)(m->nwquants - i - 1) * sizeof *m->wquants);
+            m->nwquants--;
+            return;
+        }
+}
+
+qg_status qg__model_reset_optim_state(qg_model *m)
+{
+    for (int i = 0; i < m->nparams; i++)
+        for (int k = 0; k < 2; k++)
+            if (m->params[i]->state[k]) {
+                qg_status st = qg_tensor_zero(m->params[i]->state[k]);
+                if (st != QG_OK)
+                    return st;
+            }
+    return QG_OK;
 }
 
 qg_param *qg__model_find_param(qg_model *m, const char *name)

@@ -36,6 +36,8 @@ typedef struct qg_param {
     qg_tensor *value;
     qg_tensor *grad;         /* NULL for buffers */
     qg_tensor *state[2];     /* optimizer state (momentum / Adam m, v) */
+    int flex_last;           /* the last axis's length follows a loaded checkpoint
+                                (BSQ's bit planes: each layer has its own precision) */
 } qg_param;
 
 typedef struct qg_act {
@@ -120,7 +122,11 @@ struct qg_model {
      * float weights toward a grid (PSGD) compute an evaluation forward with
      * the quantized weights while this is set (src/model/wquant.h). */
     int lowp;
-    struct qg_wquant *wquants;  /* every weight quantizer, in creation order (wquant.c) */
+    struct qg_wquant **wquants;  /* the layers' weight quantizers, in build order (a
+                                    method's hooks walk them; src/model/wquant.h) */
+    int nwquants, cap_wquants;
+    int run_epochs;          /* epochs of the training run in progress (set by the
+                                trainer; 0 outside one): a method's last-epoch work */
 };
 
 qg_status qg__model_new(qg_ctx *ctx, const char *arch, int in_c, int in_h, int in_w,
@@ -138,6 +144,20 @@ int qg__model_add_node(qg_model *m, const qg_node_ops *ops, const char *name, in
 qg_status qg__model_add_param(qg_model *m, const char *name, qg_param_kind kind, int ndim,
                               const int64_t *shape, qg_param **p);
 qg_param *qg__model_find_param(qg_model *m, const char *name);
+/* Gives a parameter a new shape: value and grad become zeroed tensors of
+ * that shape, and optimizer state, where it existed, zeroed state of that
+ * shape (a method whose parameter set changes between steps: BSQ's
+ * precision changes). The qg_param pointer stays valid. */
+qg_status qg__model_param_resize(qg_model *m, qg_param *p, int ndim, const int64_t *shape);
+/* Zeroes every parameter's optimizer state: the next step starts as a
+ * freshly built optimizer (SGD momentum buffers empty). For methods that
+ * rebuild the optimizer mid-run (BSQ after re-quantization). Adam's step
+ * count is the trainer's and is not reset. */
+qg_status qg__model_reset_optim_state(qg_model *m);
+/* The model's list of weight quantizers (kept by src/model/wquant.c). */
+struct qg_wquant;
+qg_status qg__model_add_wquant(qg_model *m, struct qg_wquant *q);
+void qg__model_remove_wquant(qg_model *m, struct qg_wquant *q);
 
 /* Gradient offsets (floats, from 0) for activations of `sizes` floats,
  * sharing memory between gradients that are never live at once in

@@ -5,6 +5,7 @@ libqgate_la_SOURCES += \
 	src/model/nodes_quant.h src/model/nodes_quant.c \
 	src/model/nodes_cg.h src/model/nodes_cg.c \
 	src/model/wquant.h src/model/wquant.c src/model/wquant_grid.c \
+	src/model/wquant_bsq.h src/model/wquant_bsq.c src/model/nodes_qact.c \
 	src/model/resnet.h src/model/resnet.c \
 	src/model/safetensors.h src/model/safetensors.c \
 	src/model/build.h src/model/build.c src/model/nodes_shuffle.h src/model/nodes_shuffle.c \

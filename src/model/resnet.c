@@ -8,6 +8,7 @@
 #include "model/nodes_quant.h"
 #include "model/resnet.h"
 #include "method/m_pg.h"
+#include "model/wquant_bsq.h"
 #include "method/method.h"
 #include "method/params.h"
 #include "quant/quant.h"
@@ -20,6 +21,7 @@ typedef struct build {
     const qg_method_cfg *mc;  /* the completed configuration */
     int quant, pg, pact, cg, postact;
     int pact_mode;            /* qg_pact_mode: PG-TF's boundaries with --pg-style tf */
+    int bsq_abits;            /* BSQ's activation quantizer after block activations */
     qg_pg_cfg pgc;
     qg_cg_cfg cgc;
 } build;
@@ -33,6 +35,9 @@ static void resolve(const qg_resnet_opts *o, const qg_method_cfg *mc, build *b)
                  .pact = qg__method_on(mc, QG_METHOD_PACT)};
     qg__pg_node_cfg(mc, &b->pgc);
     b->pact_mode = qg__pg_pact_mode(mc);
+    const qg_bsq_params *bq = qg__method_params(mc, QG_METHOD_BSQ);
+    if (bq)
+        b->bsq_abits = bq->act_bits;
     if (cg) {
         b->postact = cg->postact;
         b->cgc = (qg_cg_cfg){.partitions = cg->partitions, .group = cg->group,
@@ -69,6 +74,16 @@ static int bn_activation(qg_model *m, const build *o, const char *bn_name, int x
     return x >= 0 ? qg__node_pact_mode(m, n, x, a, o->pact_mode) : x;
 }
 
+/* BSQ's Q_a after a block's activation (ReLU6 unless PACT clips). */
+static int block_qact(qg_model *m, const build *o, const char *bn_name, int x)
+{
+    if (!o->bsq_abits || x < 0)
+        return x;
+    char n[112];
+    snprintf(n, sizeof n, "%s.qact", bn_name);
+    return qg__node_bsq_qact(m, n, x, o->bsq_abits, o->pact ? 0.0f : 6.0f);
+}
+
 static int block_conv(qg_model *m, const build *o, const char *n, int x, int planes,
                       int stride, int gated, qg_rng *rng)
 {
@@ -90,7 +105,7 @@ static int basic_block(qg_model *m, const build *o, const char *name, int x,
     int h = block_conv(m, o, n, x, planes, stride, 1, rng);
     snprintf(n, sizeof n, "%s.bn1", name);
     if (h >= 0)
-        h = bn_activation(m, o, n, h, -1, 1, name);
+        h = block_qact(m, o, n, bn_activation(m, o, n, h, -1, 1, name));
     snprintf(n, sizeof n, "%s.conv2", name);
     if (h >= 0)
         h = block_conv(m, o, n, h, planes, 1, o->postact, rng);
@@ -115,7 +130,7 @@ static int basic_block(qg_model *m, const build *o, const char *name, int x,
         return h;
     }
     /* bn2, the residual add and the ReLU or PACT in one node. */
-    return h >= 0 ? bn_activation(m, o, n, h, sc, stride, name) : h;
+    return h >= 0 ? block_qact(m, o, n, bn_activation(m, o, n, h, sc, stride, name)) : h;
 }
 
 qg_status qg__model_resnet_cifar(qg_ctx *ctx, const qg_resnet_opts *o, qg_model **out)

@@ -24,15 +24,13 @@ qg_status qg__wquant_new(qg_model *m, const qg_wquant_ops *ops, const char *laye
     q->ops = ops;
     q->w = w;
     q->m = m;
-    qg_status st = ops->init ? ops->init(q, m, layer, cfg) : QG_OK;
+    qg_status st = qg__model_add_wquant(m, q);
+    if (st == QG_OK && ops->init)
+        st = ops->init(q, m, layer, cfg);
     if (st != QG_OK) {
         qg__wquant_free(q);
         return st;
     }
-    qg_wquant **tail = &m->wquants;
-    while (*tail)
-        tail = &(*tail)->next;
-    *tail = q; /* model order */
     *out = q;
     return QG_OK;
 }
@@ -41,11 +39,7 @@ void qg__wquant_free(qg_wquant *q)
 {
     if (!q)
         return;
-    for (qg_wquant **pp = q->m ? &q->m->wquants : NULL; pp && *pp; pp = &(*pp)->next)
-        if (*pp == q) {
-            *pp = q->next;
-            break;
-        }
+    qg__model_remove_wquant(q->m, q);
     if (q->ops->destroy)
         q->ops->destroy(q);
     free(q);

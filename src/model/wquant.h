@@ -41,13 +41,14 @@ typedef struct qg_wquant_ops {
 
 struct qg_wquant {
     const qg_wquant_ops *ops;
+    qg_model *m;             /* the model it is listed in (m->wquants) */
     qg_param *w;             /* the layer's weight parameter */
     void *priv;
-    qg_model *m;
-    qg_wquant *next;         /* the model's list (m->wquants) */
 };
 
-/* Creates the layer's quantizer (ops NULL: *out = NULL, float weights). */
+/* Creates the layer's quantizer (ops NULL: *out = NULL, float weights) and
+ * lists it in m->wquants, where a method's hooks find the model's
+ * quantizers (by ops) between steps; qg__wquant_free unlists it. */
 qg_status qg__wquant_new(qg_model *m, const qg_wquant_ops *ops, const char *layer, qg_param *w,
                          const void *cfg, qg_wquant **out);
 void qg__wquant_free(qg_wquant *q);

@@ -6,4 +6,5 @@ libqgate_la_SOURCES += \
 	src/ref/ref_layers.h src/ref/ref_layers.c \
 	src/ref/ref_quant.h src/ref/ref_quant.c \
 	src/ref/ref_cg.h src/ref/ref_cg.c \
-	src/ref/ref_psgd.h src/ref/ref_psgd.c
+	src/ref/ref_psgd.h src/ref/ref_psgd.c \
+	src/ref/ref_bsq.h src/ref/ref_bsq.c

@@ -134,8 +134,10 @@ static int same_shape(const qg_st_tensor *e, const qg_tensor *t)
     return 1;
 }
 
+/* flex: the parameter when its value is loaded and its last axis is
+ * flexible (qg_param.flex_last), else NULL. */
 static qg_status load_one(qg_model *m, const qg_st_file *f, const char *path, const char *name,
-                          qg_tensor *t, int required)
+                          qg_tensor *t, int required, qg_param *flex)
 {
     const qg_st_tensor *e = qg__safetensors_get(f, name);
     if (!e) {
@@ -145,6 +147,20 @@ static qg_status load_one(qg_model *m, const qg_st_file *f, const char *path, co
                          name);
     }
     char have[128], want[128];
+    qg_param *fp = flex;
+    if (fp && e->dtype == QG_DTYPE_F32 && e->ndim == t->ndim && e->ndim >= 1 &&
+        !same_shape(e, t)) {
+        /* a flexible last axis (BSQ's planes) takes the file's length */
+        int d = 0;
+        while (d < e->ndim - 1 && e->shape[d] == t->shape[d])
+            d++;
+        if (d == e->ndim - 1 && e->shape[d] >= 1 && e->shape[d] <= 32) {
+            qg_status st = qg__model_param_resize(m, fp, e->ndim, e->shape);
+            if (st != QG_OK)
+                return st;
+            t = fp->value;
+        }
+    }
     shape_str(e->ndim, e->shape, have, sizeof have);
     shape_str(t->ndim, t->shape, want, sizeof want);
     if (e->dtype != QG_DTYPE_F32 || !same_shape(e, t))
@@ -174,12 +190,12 @@ qg_status qg__checkpoint_load(qg_model *m, const qg_st_file *f, const char *path
     char name[160];
     for (int i = 0; i < m->nparams && st == QG_OK; i++) {
         qg_param *p = m->params[i];
-        st = load_one(m, f, path, p->name, p->value, 1);
+        st = load_one(m, f, path, p->name, p->value, 1, p->flex_last ? p : NULL);
         for (int k = 0; k < 2 && st == QG_OK && with_optimizer; k++) {
             if (!p->state[k])
                 continue;
             snprintf(name, sizeof name, "optimizer.%s.%s", p->name, state_names[k]);
-            st = load_one(m, f, path, name, p->state[k], 1);
+            st = load_one(m, f, path, name, p->state[k], 1, NULL);
         }
     }
     return st;
@@ -219,7 +235,7 @@ qg_status qg__checkpoint_init(qg_model *m, const qg_st_file *f, const char *path
                                        p->name);
             continue;
         }
-        qg_status st = load_one(m, f, path, p->name, p->value, 1);
+        qg_status st = load_one(m, f, path, p->name, p->value, 1, p->flex_last ? p : NULL);
         if (st != QG_OK)
             return st;
         ++*loaded;

@@ -13,9 +13,11 @@ qg_status qg__checkpoint_save(qg_model *m, const char *path, const qg_st_meta *m
                               size_t nmeta, int with_optimizer);
 /* Loads every parameter of `m` from an opened file. Each tensor must be
  * F32 with exactly the parameter's shape (the one equivalence: [] and [1]
- * for a single value) and hold only finite values. A missing tensor, a
- * wrong dtype or shape (QG_ERR_SHAPE, both shapes shown) or a NaN/Inf
- * (QG_ERR_FORMAT, with the element) names the tensor and the file. */
+ * for a single value; a parameter with flex_last takes the file's length
+ * of its last axis: BSQ's per-layer precision) and hold only finite
+ * values. A missing tensor, a wrong dtype or shape (QG_ERR_SHAPE, both
+ * shapes shown) or a NaN/Inf (QG_ERR_FORMAT, with the element) names the
+ * tensor and the file. */
 qg_status qg__checkpoint_load(qg_model *m, const qg_st_file *f, const char *path,
                               int with_optimizer);
 /* Tensors qgate writes for PyTorch's sake and never reads (a batch norm's

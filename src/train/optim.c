@@ -88,7 +88,8 @@ qg_status qg__optim_grad_norm(qg_model *m, float *norm)
         QG_TRY(qg_tensor_new(m->ctx, 1, one, QG_DTYPE_F32, "grad_norm", &m->grad_norm_acc));
     qg_tensor *acc = m->grad_norm_acc;
     for (int i = 0; i < m->nparams; i++) {
-        if (!m->params[i]->grad)
+        /* a buffer with a gradient (a quantizer's effective weights) is not trained */
+        if (!m->params[i]->grad || m->params[i]->kind == QG_PARAM_BUFFER)
             continue;
         QG_TRY(qg__sumsq(m->ctx, m->params[i]->grad, acc, !first));
         first = 0;

@@ -860,6 +860,7 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
     }
 
     double run_t0 = now_s();
+    m->run_epochs = cfg->epochs;
     for (int epoch = start_epoch; epoch < cfg->epochs; epoch++) {
         QG_TRY(qg__loader_start_epoch(ld, epoch));
         QG_TRY(qg__model_gate_reset(m));
