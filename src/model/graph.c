@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "cl/ctx.h"
 #include "model/graph.h"
+#include "model/qbits.h"
 #include "tensor/tensor_impl.h"
 
 static int grow(void **arr, int *cap, int need, size_t elem)
@@ -75,6 +76,7 @@ void qg__model_free(qg_model *m)
         if (m->nodes[i].ops->destroy)
             m->nodes[i].ops->destroy(&m->nodes[i]);
     free_arena(m);
+    qg__qbits_free(m);
     qg_tensor_free(m->grad_norm_acc);
     for (int i = 0; i < m->nparams; i++) {
         qg_tensor_free(m->params[i]->value);

@@ -88,6 +88,7 @@ typedef struct qg_aux_loss {
 } qg_aux_loss;
 
 struct qg_method_cfg;
+struct qg_qbits;
 
 struct qg_model {
     qg_ctx *ctx;
@@ -116,6 +117,7 @@ struct qg_model {
     int frozen;              /* parameters unchanged since qg__model_freeze(m, 1) */
     unsigned freeze_epoch;   /* counts freezes: what eval folds cached belongs to one */
     int eval_folds;          /* convs linked to their BN (qg__nodes_link_eval_folds) */
+    struct qg_qbits *qbits;  /* per-quantizer bit widths (src/model/qbits.h), or NULL */
 };
 
 qg_status qg__model_new(qg_ctx *ctx, const char *arch, int in_c, int in_h, int in_w,

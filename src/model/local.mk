@@ -5,7 +5,9 @@ libqgate_la_SOURCES += \
 	src/model/nodes_quant.h src/model/nodes_quant.c \
 	src/model/nodes_cg.h src/model/nodes_cg.c \
 	src/model/wquant.h src/model/wquant.c src/model/resnet.h src/model/resnet.c \
-	src/model/safetensors.h src/model/safetensors.c
+	src/model/safetensors.h src/model/safetensors.c \
+	src/model/qbits.h src/model/qbits.c src/model/nodes_pq.h src/model/nodes_pq.c \
+	src/model/resnet_preact.c
 
 check_PROGRAMS += tests/test_model
 tests_test_model_SOURCES = tests/test_model.c
