@@ -67,9 +67,7 @@ qg_status qg__qbits_set(qg_model *m, int i, int bits)
     if (!qg__qbits_valid(bits))
         return qg__error(m->ctx, QG_ERR_INVALID_ARG, "%s: %d bits (use 1..16 or 32)", s->name,
                          bits);
-    if (s->bits == bits)
-        return QG_OK;
-    s->bits = bits;
+    s->bits = bits; /* the buffer is written even when unchanged: a restore may have moved it */
     return qg__param_init_const(s->buf, (float)bits);
 }
 
