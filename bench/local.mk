@@ -21,3 +21,8 @@ noinst_PROGRAMS += bench/bench_jpeg
 bench_bench_jpeg_SOURCES = bench/bench_jpeg.c
 bench_bench_jpeg_LDADD = libqgate_internal.la $(OPENCL_LIBS)
 EXTRA_DIST += bench/make_photo_folder.sh bench/torchvision_loader.py bench/compare_jpeg.sh
+
+# ProQHA's candidate scoring: candidates per second (bench/bench_pq_score.c).
+noinst_PROGRAMS += bench/bench_pq_score
+bench_bench_pq_score_SOURCES = bench/bench_pq_score.c
+bench_bench_pq_score_LDADD = libqgate_internal.la $(OPENCL_LIBS) -lm

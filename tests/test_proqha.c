@@ -263,9 +263,13 @@ Test(proqha, search_deterministic, .timeout = 900)
     qg_test_tiny_train_cfg(&tc);
     tc.methods = qg_test_methods("proqha wbits=4 abits=4");
     tc.epochs = 1;
+    tc.limit_train = 96;
+    tc.limit_test = 64;
     tc.optim.kind = QG_OPTIM_ADAM;
     tc.optim.lr = 1e-3f;
-    const char *start = qg_test_tmp_path("proqha", "start.st");
+    /* qg_test_tmp_path's buffers rotate: keep copies */
+    char start[512], ckpt[512], mp[512];
+    snprintf(start, sizeof start, "%s", qg_test_tmp_path("proqha", "start.st"));
     tc.checkpoint_path = start;
     cr_assert_eq(qg_train_run(&tc), QG_OK, "%s", qg_last_error());
     char *runs[2];
@@ -274,6 +278,8 @@ Test(proqha, search_deterministic, .timeout = 900)
         qg__search_cfg_defaults(&c);
         qg_test_tiny_train_cfg(&c.train);
         c.train.epochs = 1;
+        c.train.limit_train = 96;
+        c.train.limit_test = 64;
         c.train.optim = (qg_optim_cfg){.kind = QG_OPTIM_ADAM, .lr = 1e-3f, .beta1 = 0.9f,
                                        .beta2 = 0.999f, .eps = 1e-7f, .clip_norm = 5.0f,
                                        .decay_kinds = QG_DECAY_ALL};
@@ -284,10 +290,12 @@ Test(proqha, search_deterministic, .timeout = 900)
         c.cand_test = 64;
         c.budget = 0;
         char name[32];
-        snprintf(name, sizeof name, "run%d.st", r);
-        c.checkpoint_path = qg_test_tmp_path("proqha", name);
+        /* the same checkpoint name both times: the logs name it */
+        snprintf(name, sizeof name, "run.st");
+        snprintf(ckpt, sizeof ckpt, "%s", qg_test_tmp_path("proqha", name));
+        c.checkpoint_path = ckpt;
         snprintf(name, sizeof name, "run%d.jsonl", r);
-        const char *mp = qg_test_tmp_path("proqha", name);
+        snprintf(mp, sizeof mp, "%s", qg_test_tmp_path("proqha", name));
         remove(mp);
         c.metrics_path = mp;
         cr_assert_eq(qg__search_run(&c), QG_OK, "%s", qg_last_error());
@@ -309,7 +317,10 @@ Test(proqha, search_deterministic, .timeout = 900)
         qg__model_free(m);
         char sp[1024];
         qg__search_step_path(c.checkpoint_path, 1, sp, sizeof sp);
-        cr_expect(fopen(sp, "rb") != NULL, "step checkpoint %s", sp);
+        FILE *f = fopen(sp, "rb");
+        cr_expect(f != NULL, "step checkpoint %s", sp);
+        if (f)
+            fclose(f);
         remove(sp);
         qg__search_step_path(c.checkpoint_path, 2, sp, sizeof sp);
         remove(sp);

@@ -137,12 +137,11 @@ fail:
     return st;
 }
 
-/* One Adam step's score on the fixed batch for the current bit widths. */
-static qg_status score_now(search *s, double *score)
+qg_status qg__search_score(qg_trainer *t, qg_model *m, const float *img, const int32_t *lab,
+                           int n, const qg_optim_cfg *o, qg_tensor *score, qg_tensor *ws,
+                           double *out)
 {
-    qg_model *m = s->m;
-    const qg_optim_cfg *o = &s->c->train.optim;
-    qg_status st = qg__trainer_grad(s->t, s->img, s->lab, s->n, NULL);
+    qg_status st = qg__trainer_grad(t, img, lab, n, NULL);
     float norm = 0, scale = 1;
     if (st == QG_OK && o->clip_norm > 0)
         st = qg__optim_grad_norm(m, &norm);
@@ -150,19 +149,26 @@ static qg_status score_now(search *s, double *score)
         return st;
     if (o->clip_norm > 0 && norm > o->clip_norm)
         scale = o->clip_norm / (norm + 1e-6f);
-    QG_TRY(qg_tensor_zero(s->score));
+    QG_TRY(qg_tensor_zero(score));
     for (int i = 0; i < m->nparams; i++) {
         qg_param *p = m->params[i];
         if (!p->grad || p->kind == QG_PARAM_BUFFER)
             continue;
-        QG_TRY(qg__pq_score(m->ctx, p->grad, scale, o->lr, o->beta1, o->beta2, o->eps,
-                            s->score, s->ws));
+        QG_TRY(qg__pq_score(m->ctx, p->grad, scale, o->lr, o->beta1, o->beta2, o->eps, score,
+                            ws));
     }
     float v;
-    QG_TRY(qg_tensor_read(s->score, &v, sizeof v));
-    *score = v;
+    QG_TRY(qg_tensor_read(score, &v, sizeof v));
+    *out = v;
 fail:
     return st;
+}
+
+/* One Adam step's score on the fixed batch for the current bit widths. */
+static qg_status score_now(search *s, double *score)
+{
+    return qg__search_score(s->t, s->m, s->img, s->lab, s->n, &s->c->train.optim, s->score,
+                            s->ws, score);
 }
 
 static qg_status set_bits(search *s, const int *bits)

@@ -37,6 +37,17 @@ void qg__search_cfg_defaults(qg_search_cfg *c);
 
 qg_status qg__search_run(const qg_search_cfg *c);
 
+/* A candidate's score for the model's current bit widths: forward and
+ * backward on the n samples (trainer t, batch >= n), the global gradient
+ * norm clipped to o->clip_norm (> 0), then qg__pq_score over every
+ * trainable gradient with o's lr, betas and eps. score (1 float) and ws
+ * (QG_QUANT_WS_NUMEL floats) are scratch. BN running statistics move (a
+ * training forward); the parameters do not. */
+struct qg_model;
+qg_status qg__search_score(qg_trainer *t, struct qg_model *m, const float *img,
+                           const int32_t *lab, int n, const qg_optim_cfg *o, qg_tensor *score,
+                           qg_tensor *ws, double *out);
+
 /* The path of step s's checkpoint for --checkpoint `path`. */
 void qg__search_step_path(const char *path, int step, char *buf, size_t cap);
 
