@@ -116,6 +116,9 @@ static void method_line(const qg_ckview *v, const qg_ck_layer *ls, size_t n, cha
         ADD("%sprecision gating (w%d a%d, %s prediction bits, target %s, sigma %s%s)",
             k ? ", " : "", wb, ab, meta_or(v, "pred_bits", "?"), meta_or(v, "gtar", "?"),
             meta_or(v, "sigma", "?"), meta_on(v, "spbp") ? ", sparse bp" : "");
+    else if (strstr(meta_or(v, "methods", ""), "proqha"))
+        ADD("%sProQHA (DoReFa weights, PACT activations, per-quantizer bits; started at "
+            "w%d a%d%s)", k ? ", " : "", wb, ab, meta_on(v, "pq_float") ? ", float" : "");
     else if (wb < 32)
         ADD("%squantized (w%d a%d)", k ? ", " : "", wb, ab);
     if (meta_on(v, "cg"))
