@@ -93,8 +93,7 @@ static void progress(qg_model *m, const qg_method_cfg *mc, char *buf, size_t cap
 
 const qg_method_desc qg__method_proqha = {
     .name = "proqha",
-    .summary = "ProQHA: DoReFa weights, PACT activations, one bit width per quantizer, "
-               "pre-activation ResNet (then `qgate search`)",
+    .summary = "ProQHA: DoReFa weights, PACT activations, bits per quantizer (then qgate search)",
     .opts = opts, .nopts = sizeof opts / sizeof *opts,
     .params_size = sizeof(qg_proqha_params),
     .check = check, .describe = describe, .wquant = wquant,
