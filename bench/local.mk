@@ -28,3 +28,8 @@ EXTRA_DIST += bench/make_photo_folder.sh bench/torchvision_loader.py bench/compa
 noinst_PROGRAMS += bench/bench_allreduce
 bench_bench_allreduce_SOURCES = bench/bench_allreduce.c
 bench_bench_allreduce_LDADD = libqgate_internal.la $(OPENCL_LIBS) -lm
+
+# ProQHA's candidate scoring: candidates per second (bench/bench_pq_score.c).
+noinst_PROGRAMS += bench/bench_pq_score
+bench_bench_pq_score_SOURCES = bench/bench_pq_score.c
+bench_bench_pq_score_LDADD = libqgate_internal.la $(OPENCL_LIBS) -lm

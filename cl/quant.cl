@@ -571,6 +571,33 @@ void qg_quant_pact_quant_bwd(QG_T(const float, x), QG_T(const float, alpha), int
     QG_GROUP_PARTIAL(acc, l, part, direct);
 }
 
+/* ---- ProQHA candidate score ----
+ * The score of one Adam step from fresh state, as ProQHA's patched Adam
+ * records it (the update of PyTorch's old Adam: eps added to the raw
+ * sqrt(v), step lr*sqrt(1-b2)/(1-b1)), without writing the parameters:
+ * g = scale*grad (the clipped gradient), m = (1-b1)g, v = (1-b2)g^2,
+ * d = sqrt(v) + eps, delta = step*m/d, and the element adds d*delta^2.
+ * Partials as qg_quant_pact_bwd's. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_quant_pq_score(QG_T(const float, grad), int n, float scale, float lr, float b1,
+                       float b2, float eps, QG_T(float, part), int direct)
+{
+    __local float acc[WG];
+    int l = get_local_id(0);
+    float step = lr * sqrt(1.0f - b2) / (1.0f - b1);
+    float s = 0.0f;
+    QG_SHARE(i, get_group_id(0) * WG + l, get_num_groups(0) * WG, n) {
+        float g = QG_P(grad)[i] * scale;
+        float m = (1.0f - b1) * g;
+        float v = (1.0f - b2) * g * g;
+        float d = sqrt(v) + eps;
+        float delta = step * m / d;
+        s += d * delta * delta;
+    }
+    acc[l] = s;
+    QG_GROUP_PARTIAL(acc, l, part, direct);
+}
+
 /* ---- PG gate ---- */
 
 static inline float qg_gate_sigmoid(float o, float d, float slope)

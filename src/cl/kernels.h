@@ -60,6 +60,7 @@ typedef enum qg_prog_id {
     X(QUANT, QUANT_PARTIALS_ADD, "qg_quant_partials_add")                        \
     X(QUANT, QUANT_PACT_QUANT_FWD, "qg_quant_pact_quant_fwd")                    \
     X(QUANT, QUANT_PACT_QUANT_BWD, "qg_quant_pact_quant_bwd")                    \
+    X(QUANT, QUANT_PQ_SCORE, "qg_quant_pq_score")                                \
     X(QUANT, QUANT_PG_GATE_FWD, "qg_quant_pg_gate_fwd")                          \
     X(QUANT, QUANT_PG_GATE_BWD, "qg_quant_pg_gate_bwd")                          \
     X(QUANT, QUANT_GATE_LOSS, "qg_quant_gate_loss")                              \

@@ -6,6 +6,7 @@ int qg_cli_devices(int argc, char **argv);
 int qg_cli_selfcheck(int argc, char **argv);
 int qg_cli_train(int argc, char **argv);
 int qg_cli_eval(int argc, char **argv);
+int qg_cli_search(int argc, char **argv);
 int qg_cli_bench(int argc, char **argv);
 int qg_cli_tune(int argc, char **argv);
 int qg_cli_convert(int argc, char **argv);

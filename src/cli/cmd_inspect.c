@@ -119,6 +119,9 @@ static void method_line(const qg_ckview *v, const qg_ck_layer *ls, size_t n, cha
     else if (meta_on(v, "psgd"))
         ADD("%sPSGD: float weights trained toward a %d-bit grid (lambda_s %s%s)", k ? ", " : "",
             wb, meta_or(v, "lambda_s", "?"), meta_on(v, "first_last_quant") ? ", first-last" : "");
+    else if (strstr(meta_or(v, "methods", ""), "proqha"))
+        ADD("%sProQHA (DoReFa weights, PACT activations, per-quantizer bits; started at "
+            "w%d a%d%s)", k ? ", " : "", wb, ab, meta_on(v, "pq_float") ? ", float" : "");
     else if (wb < 32)
         ADD("%squantized (w%d a%d)", k ? ", " : "", wb, ab);
     if (meta_on(v, "cg"))

@@ -624,6 +624,29 @@ static void print_eval_json(const char *ckpt, const qg_eval_result *r)
     json_decref(o);
 }
 
+/* Per-quantizer bit widths and the costs (ProQHA: docs/methods.md §8.5). */
+static void print_eval_bits(const qg_eval_result *r)
+{
+    int any = 0;
+    for (size_t i = 0; i < r->nmetrics; i++) {
+        const qg_metric *x = &r->metrics[i];
+        int w = x->layer && strcmp(x->key, "wbits_layers") == 0;
+        if (!w && !(x->layer && strcmp(x->key, "abits_layers") == 0))
+            continue;
+        if (!any++)
+            printf("  %-22s %s\n", "quantizer", "bits");
+        printf("  %-22s %s %2d\n", x->layer, w ? "W" : "A", (int)x->value);
+    }
+    for (size_t i = 0; i < r->nmetrics; i++) {
+        const qg_metric *x = &r->metrics[i];
+        if (!x->layer && strcmp(x->key, "cost") == 0)
+            printf("Cost (weight memory vs float32, sum k_w|W| / 32 sum|W|): %.6f\n", x->value);
+        else if (!x->layer && strcmp(x->key, "cost_bitops") == 0)
+            printf("Cost (bit operations vs 32x32, sum k_w k_a MACs / 1024 sum MACs): %.6f\n",
+                   x->value);
+    }
+}
+
 int qg_cli_eval(int argc, char **argv)
 {
     qg_train_cfg c;
@@ -672,6 +695,7 @@ int qg_cli_eval(int argc, char **argv)
                        "weights spread evenly)\n", r.metrics[i].value);
     }
     print_eval_metrics(&r);
+    print_eval_bits(&r);
     qg_eval_result_free(&r);
     return 0;
 }

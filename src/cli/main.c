@@ -17,6 +17,7 @@ typedef struct command {
 static const command commands[] = {
     {"train", qg_cli_train, "train a model (default: ResNet-20 on Fashion-MNIST)"},
     {"eval", qg_cli_eval, "evaluate a checkpoint on the test split"},
+    {"search", qg_cli_search, "ProQHA mixed-precision search from a --proqha checkpoint"},
     {"tune", qg_cli_tune, "autotune kernel parameters for this device"},
     {"bench", qg_cli_bench, "time training steps (bench train) or kernels (bench kernels)"},
     {"convert", qg_cli_convert, "PyTorch .pth checkpoint -> safetensors (no pickled code runs)"},

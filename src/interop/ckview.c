@@ -359,7 +359,11 @@ static qg_status build_layers(qg_ckview *v)
             l->params = t->numel;
             l->w = t->data;
             json_t *b = json_object_get(lbits, l->name);
-            l->bits = json_is_integer(b) ? (int)json_integer_value(b)
+            char kn[160];
+            snprintf(kn, sizeof kn, "%s.kbits", l->name);
+            const qg_ck_tensor *kb = qg__ckview_get(v, kn); /* ProQHA's per-layer bits */
+            l->bits = kb && kb->numel == 1 ? (int)kb->data[0]
+                      : json_is_integer(b) ? (int)json_integer_value(b)
                       : wbits < 32 && is_block_conv(l->name) ? wbits : 32;
             if (l->bits < 1 || l->bits > 32)
                 l->bits = 32;

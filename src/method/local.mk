@@ -3,7 +3,8 @@
 libqgate_la_SOURCES += src/method/method.h src/method/method.c src/method/methods.def \
 	src/method/params.h src/method/gating.h src/method/gating.c \
 	src/method/m_quant.c src/method/m_pact.c src/method/m_pg.c src/method/m_pg.h \
-	src/method/m_cg.c src/method/m_psgd.c src/method/m_bsq.c
+	src/method/m_cg.c src/method/m_psgd.c src/method/m_bsq.c \
+	src/method/m_proqha.h src/method/m_proqha.c
 qgateinc_HEADERS += include/qgate/method.h include/qgate/train.h
 
 check_PROGRAMS += tests/test_method

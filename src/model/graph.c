@@ -12,6 +12,7 @@
 #include "cl/ctx.h"
 #include "dist/dist.h"
 #include "model/graph.h"
+#include "model/qbits.h"
 #include "tensor/tensor_impl.h"
 
 static int grow(void **arr, int *cap, int need, size_t elem)
@@ -80,6 +81,7 @@ void qg__model_free(qg_model *m)
     free(m->wquants);
     m->wquants = NULL;
     m->nwquants = 0;
+    qg__qbits_free(m);
     qg_tensor_free(m->grad_norm_acc);
     for (int i = 0; i < m->nparams; i++) {
         qg_tensor_free(m->params[i]->value);

@@ -90,6 +90,7 @@ typedef struct qg_aux_loss {
 } qg_aux_loss;
 
 struct qg_method_cfg;
+struct qg_qbits;
 
 struct qg_model {
     qg_ctx *ctx;
@@ -127,6 +128,7 @@ struct qg_model {
     int nwquants, cap_wquants;
     int run_epochs;          /* epochs of the training run in progress (set by the
                                 trainer; 0 outside one): a method's last-epoch work */
+    struct qg_qbits *qbits;  /* per-quantizer bit widths (src/model/qbits.h), or NULL */
 };
 
 qg_status qg__model_new(qg_ctx *ctx, const char *arch, int in_c, int in_h, int in_w,

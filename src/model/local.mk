@@ -9,7 +9,9 @@ libqgate_la_SOURCES += \
 	src/model/resnet.h src/model/resnet.c \
 	src/model/safetensors.h src/model/safetensors.c \
 	src/model/build.h src/model/build.c src/model/nodes_shuffle.h src/model/nodes_shuffle.c \
-	src/model/imagenet.h src/model/resnet18.c src/model/shufflenet.c
+	src/model/imagenet.h src/model/resnet18.c src/model/shufflenet.c \
+	src/model/qbits.h src/model/qbits.c src/model/nodes_pq.h src/model/nodes_pq.c \
+	src/model/resnet_preact.c
 
 check_PROGRAMS += tests/test_model
 tests_test_model_SOURCES = tests/test_model.c

@@ -152,6 +152,8 @@ qg_status qg__model_resnet_cifar(qg_ctx *ctx, const qg_resnet_opts *o, qg_model 
     } else {
         qg__method_cfg_init(&mc);
     }
+    if (qg__method_on(&mc, QG_METHOD_PROQHA))
+        return qg__model_resnet_preact(ctx, o, &mc, out);
     build b;
     resolve(o, &mc, &b);
     if (b.cg && (b.cgc.partitions < 1 || 16 % b.cgc.partitions))

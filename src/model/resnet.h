@@ -32,5 +32,10 @@ typedef struct qg_resnet_opts {
 } qg_resnet_opts;
 
 qg_status qg__model_resnet_cifar(qg_ctx *ctx, const qg_resnet_opts *o, qg_model **out);
+/* ProQHA's pre-activation variant (src/model/resnet_preact.c); the CIFAR
+ * builder hands over to it when the completed configuration `mc` has
+ * --proqha on. */
+qg_status qg__model_resnet_preact(qg_ctx *ctx, const qg_resnet_opts *o, const qg_method_cfg *mc,
+                                  qg_model **out);
 
 #endif

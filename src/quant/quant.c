@@ -542,6 +542,39 @@ qg_status qg__pact_quant_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *a
     return pact_reduce_launch(ctx, &a, wg, n, dalpha, ws);
 }
 
+/* ---- ProQHA candidate score ---- */
+
+qg_status qg__pq_score(qg_ctx *ctx, const qg_tensor *grad, float scale, float lr, float beta1,
+                       float beta2, float eps, qg_tensor *score, qg_tensor *ws)
+{
+    const char *op = "pq_score";
+    size_t n = qg_tensor_numel(grad);
+    qg_status st = need(ctx, op, "grad", grad, n, QG_DTYPE_F32);
+    if (st == QG_OK)
+        st = need(ctx, op, "score", score, 1, QG_DTYPE_F32);
+    if (st == QG_OK && ws)
+        st = need_ws(ctx, op, ws);
+    if (st == QG_OK)
+        st = check_n(ctx, op, n);
+    if (st != QG_OK || n == 0)
+        return st;
+    if (!(beta1 < 1.0f && beta2 < 1.0f))
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: betas (%g, %g) must be below 1", op,
+                         beta1, beta2);
+    qg_kargs a;
+    size_t wg;
+    if ((st = get(ctx, QG_K_QUANT_PQ_SCORE, &a, &wg)) != QG_OK)
+        return st;
+    qg__karg_tensor(&a, grad);
+    qg__karg_int(&a, (int)n);
+    qg__karg_float(&a, scale);
+    qg__karg_float(&a, lr);
+    qg__karg_float(&a, beta1);
+    qg__karg_float(&a, beta2);
+    qg__karg_float(&a, eps);
+    return pact_reduce_launch(ctx, &a, wg, n, score, ws);
+}
+
 /* ---- PG gate ---- */
 
 static qg_status gate_check(qg_ctx *ctx, const char *op, const qg_tensor *o_msb,

@@ -165,6 +165,17 @@ qg_status qg__pact_quant_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *a
                              const qg_tensor *dy, qg_tensor *dx, qg_tensor *dalpha,
                              qg_tensor *ws, int accumulate);
 
+/* ---- ProQHA candidate score (docs/methods.md §8.4) ----
+ * score[0] += sum_i d_i*delta_i^2: the information score of one Adam step
+ * from fresh state on the gradient `grad` times `scale` (the clipping
+ * factor), with ProQHA's patched Adam (PyTorch's old update: d = sqrt(v) +
+ * eps on the raw second moment v = (1-b2)g^2, delta = lr*sqrt(1-b2)/(1-b1)
+ * * (1-b1)g / d). Per element this is lr^2(1-b2)g^2/(sqrt(1-b2)|g| + eps)
+ * (the closed form; tests/test_proqha.c). The parameters are not written:
+ * the search only needs the score. ws as qg__pact_bwd's. */
+qg_status qg__pq_score(qg_ctx *ctx, const qg_tensor *grad, float scale, float lr, float beta1,
+                       float beta2, float eps, qg_tensor *score, qg_tensor *ws);
+
 /* ---- PG gate (docs/methods.md §2.3-2.4, oracle PG-G1) ----
  * O_msb, O_lsb, Y, dY, dO_msb, dO_lsb are [N,C,H,W]; delta is [C] (the
  * [1,C,1,1] parameter); slope is PG's alpha (5).

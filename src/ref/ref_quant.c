@@ -325,3 +325,19 @@ float qg_ref_gate_loss(size_t C, const float *delta, float target, float coef,
         }
     return (float)loss;
 }
+
+double qg_ref_pq_score(size_t n, const float *grad, float scale, float lr, float beta1,
+                       float beta2, float eps)
+{
+    float step = lr * sqrtf(1.0f - beta2) / (1.0f - beta1);
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i] * scale;
+        float m = (1.0f - beta1) * g;
+        float v = (1.0f - beta2) * g * g;
+        float d = sqrtf(v) + eps;
+        float delta = step * m / d;
+        s += (double)(d * delta * delta);
+    }
+    return s;
+}

@@ -46,6 +46,11 @@ void qg_ref_pact_quant_fwd(size_t n, const float *x, float alpha, int bits, floa
 void qg_ref_pact_quant_bwd(size_t n, const float *x, float alpha, int bits, const float *dy,
                            float *dx, float *dalpha, int accumulate);
 
+/* ProQHA's candidate score (qg__pq_score), the patched Adam's update in
+ * float per element, summed in double; returned (not added). */
+double qg_ref_pq_score(size_t n, const float *grad, float scale, float lr, float beta1,
+                       float beta2, float eps);
+
 /* The PG gate at one element (PG-G1): s = sigmoid(slope*(o - delta)),
  * returns mask (s > 0.5); *dmask_ddelta = the surrogate -slope*s*(1-s), or 0
  * when spbp and s < 0.5. s and dmask_ddelta may be NULL. */

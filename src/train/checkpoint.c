@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "train/checkpoint.h"
+#include "model/qbits.h"
 #include "tensor/tensor_impl.h"
 
 static const char *state_names[2] = {"state0", "state1"};
@@ -198,7 +199,8 @@ qg_status qg__checkpoint_load(qg_model *m, const qg_st_file *f, const char *path
             st = load_one(m, f, path, name, p->state[k], 1, NULL);
         }
     }
-    return st;
+    /* per-quantizer bit widths travel as buffers (src/model/qbits.h) */
+    return st == QG_OK ? qg__qbits_pull(m) : st;
 }
 
 static int model_has(const qg_model *m, const char *name)
@@ -243,5 +245,5 @@ qg_status qg__checkpoint_init(qg_model *m, const qg_st_file *f, const char *path
     if (*loaded == 0)
         return qg__error(m->ctx, QG_ERR_FORMAT, "--init '%s': none of its tensors is a "
                          "parameter of this model", path);
-    return QG_OK;
+    return qg__qbits_pull(m);
 }

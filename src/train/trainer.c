@@ -1276,6 +1276,20 @@ qg_status qg_trainer_step(qg_trainer *t, const float *images, const int32_t *lab
     return st;
 }
 
+qg_status qg__trainer_grad(qg_trainer *t, const float *images, const int32_t *labels, int n,
+                          float *loss)
+{
+    qg_status st = trainer_check(t, n, 1);
+    float l;
+    if (st == QG_OK)
+        st = run_batch(t->m, &t->io, images, labels, n, 1, &l, NULL);
+    if (st == QG_OK)
+        st = qg__methods_grad_hook(t->m, t->m->methods);
+    if (st == QG_OK && loss)
+        *loss = l / (float)n;
+    return st;
+}
+
 qg_status qg_trainer_eval(qg_trainer *t, const float *images, const int32_t *labels, int n,
                           float *loss_sum, int *correct)
 {

@@ -34,4 +34,11 @@ struct qg_st_file;
 qg_status qg__model_from_meta(qg_ctx *ctx, const struct qg_st_file *f, const char *path, int c,
                               int h, int w, int k, qg_model **out);
 
+/* The first half of qg_trainer_step: forward, loss, backward, auxiliary
+ * losses and the methods' gradient hooks on n samples, leaving every
+ * gradient in place and no optimizer step (ProQHA's candidate scoring,
+ * src/train/search.c). loss may be NULL. */
+qg_status qg__trainer_grad(qg_trainer *t, const float *images, const int32_t *labels, int n,
+                          float *loss);
+
 #endif

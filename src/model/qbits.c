@@ -1,0 +1,152 @@
+/* src/model/qbits.c: per-quantizer bit widths and the ProQHA costs (see
+ * qbits.h). Tests: tests/test_proqha.c. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/nodes.h"
+#include "model/qbits.h"
+
+int qg__qbits_add(qg_model *m, const char *name, qg_qb_kind kind, int bits, int act,
+                  size_t numel)
+{
+    if (!qg__qbits_valid(bits)) {
+        qg__error(m->ctx, QG_ERR_INVALID_ARG, "%s: %d bits (use 1..16 or 32)", name, bits);
+        return -1;
+    }
+    if (!m->qbits && !(m->qbits = calloc(1, sizeof *m->qbits))) {
+        qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
+        return -1;
+    }
+    qg_qbits *q = m->qbits;
+    if (q->n == q->cap) {
+        int cap = q->cap ? 2 * q->cap : 32;
+        qg_qslot *v = realloc(q->v, (size_t)cap * sizeof *v);
+        if (!v) {
+            qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
+            return -1;
+        }
+        q->v = v;
+        q->cap = cap;
+    }
+    qg_qslot *s = &q->v[q->n];
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->kind = kind;
+    s->bits = bits;
+    s->act = act;
+    s->numel = numel;
+    char pn[96];
+    int64_t one[1] = {1};
+    snprintf(pn, sizeof pn, "%s.kbits", name);
+    if (qg__model_add_param(m, pn, QG_PARAM_BUFFER, 1, one, &s->buf) != QG_OK ||
+        qg__param_init_const(s->buf, (float)bits) != QG_OK)
+        return -1;
+    return q->n++;
+}
+
+int qg__qbits_count(const qg_model *m)
+{
+    return m->qbits ? m->qbits->n : 0;
+}
+
+const qg_qslot *qg__qbits_at(const qg_model *m, int i)
+{
+    return &m->qbits->v[i];
+}
+
+qg_status qg__qbits_set(qg_model *m, int i, int bits)
+{
+    if (i < 0 || i >= qg__qbits_count(m))
+        return qg__error(m->ctx, QG_ERR_INVALID_ARG, "quantizer %d: the model has %d", i,
+                         qg__qbits_count(m));
+    qg_qslot *s = &m->qbits->v[i];
+    if (!qg__qbits_valid(bits))
+        return qg__error(m->ctx, QG_ERR_INVALID_ARG, "%s: %d bits (use 1..16 or 32)", s->name,
+                         bits);
+    s->bits = bits; /* the buffer is written even when unchanged: a restore may have moved it */
+    return qg__param_init_const(s->buf, (float)bits);
+}
+
+qg_status qg__qbits_set_all(qg_model *m, int kind, int bits)
+{
+    for (int i = 0; i < qg__qbits_count(m); i++)
+        if (kind < 0 || (int)m->qbits->v[i].kind == kind) {
+            qg_status st = qg__qbits_set(m, i, bits);
+            if (st != QG_OK)
+                return st;
+        }
+    return QG_OK;
+}
+
+qg_status qg__qbits_pull(qg_model *m)
+{
+    for (int i = 0; i < qg__qbits_count(m); i++) {
+        qg_qslot *s = &m->qbits->v[i];
+        float v;
+        qg_status st = qg_tensor_read(s->buf->value, &v, sizeof v);
+        if (st != QG_OK)
+            return st;
+        int b = (int)v;
+        if ((float)b != v || !qg__qbits_valid(b))
+            return qg__error(m->ctx, QG_ERR_FORMAT, "%s.kbits holds %g, not a bit width "
+                             "(1..16 or 32)", s->name, (double)v);
+        s->bits = b;
+    }
+    return QG_OK;
+}
+
+void qg__qbits_free(qg_model *m)
+{
+    if (!m->qbits)
+        return;
+    free(m->qbits->v);
+    free(m->qbits);
+    m->qbits = NULL;
+}
+
+static const qg_node *find_node(const qg_model *m, const char *name)
+{
+    for (int i = 0; i < m->nnodes; i++)
+        if (strcmp(m->nodes[i].name, name) == 0)
+            return &m->nodes[i];
+    return NULL;
+}
+
+int qg__qbits_input_slot(const qg_model *m, int i)
+{
+    const qg_node *n = find_node(m, m->qbits->v[i].name);
+    if (!n)
+        return -1;
+    for (int j = 0; j < m->qbits->n; j++)
+        if (m->qbits->v[j].kind == QG_QB_ACT && m->qbits->v[j].act == n->in[0])
+            return j;
+    return -1;
+}
+
+qg_status qg__qbits_cost(const qg_model *m, const int *bits, double *wmem, double *bitops)
+{
+    double wn = 0, wd = 0, bn = 0, bd = 0;
+    for (int i = 0; i < qg__qbits_count(m); i++) {
+        const qg_qslot *s = &m->qbits->v[i];
+        if (s->kind != QG_QB_WEIGHT)
+            continue;
+        int kw = bits ? bits[i] : s->bits;
+        wn += (double)kw * (double)s->numel;
+        wd += 32.0 * (double)s->numel;
+        const qg_node *n = find_node(m, s->name);
+        if (!n)
+            return qg__error(m->ctx, QG_ERR_INVALID_ARG, "quantizer %s has no layer", s->name);
+        double macs = qg__node_macs(m, n);
+        int a = qg__qbits_input_slot(m, i);
+        int ka = a < 0 ? 32 : bits ? bits[a] : m->qbits->v[a].bits;
+        bn += (double)kw * ka * macs;
+        bd += 1024.0 * macs;
+    }
+    *wmem = wd > 0 ? wn / wd : 1.0;
+    *bitops = bd > 0 ? bn / bd : 1.0;
+    return QG_OK;
+}
