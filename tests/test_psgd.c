@@ -264,7 +264,8 @@ Test(psgd, model_gradients_and_weight_decay, .timeout = 300)
     qg_model *mf = resnet8(ctx, NULL);
     qg_model *mp = resnet8(ctx, "psgd wbits=4 lambda_s=150 first_last_quant=1");
     int nq = 0;
-    for (qg_wquant *q = mp->wquants; q; q = q->next) {
+    for (int qi = 0; qi < mp->nwquants; qi++) {
+        qg_wquant *q = mp->wquants[qi];
         cr_expect_eq(q->ops, &qg__wquant_grid);
         cr_expect(q->w->kind == QG_PARAM_WEIGHT || strcmp(q->w->name, "linear.bias") == 0,
                   "%s has a grid quantizer", q->w->name);
@@ -302,8 +303,8 @@ Test(psgd, model_gradients_and_weight_decay, .timeout = 300)
         float *w = qg_test_read(pp->value), *g = qg_test_read(pf->grad);
         float *gp = qg_test_read(pp->grad);
         int quantized = 0;
-        for (qg_wquant *q = mp->wquants; q; q = q->next)
-            quantized |= q->w == pp;
+        for (int qi = 0; qi < mp->nwquants; qi++)
+            quantized |= mp->wquants[qi]->w == pp;
         if (quantized) {
             float st[4] = {0};
             qg_ref_psgd_range(n, w, 4, st, NULL);
@@ -343,7 +344,8 @@ Test(psgd, model_gradients_and_weight_decay, .timeout = 300)
         qg_param *pp = mp->params[i];
         float *w = qg_test_read(pp->value);
         size_t n = qg_tensor_numel(pp->value);
-        for (qg_wquant *q = mp->wquants; q; q = q->next)
+        for (int qi = 0; qi < mp->nwquants; qi++) {
+            qg_wquant *q = mp->wquants[qi];
             if (q->w == pp) {
                 double dist, delta, hist[4];
                 QG_EXPECT_OK(qg__wquant_grid_stats(q, &dist, &delta, 4, hist));
@@ -352,6 +354,7 @@ Test(psgd, model_gradients_and_weight_decay, .timeout = 300)
                 for (size_t j = 0; j < n; j++)
                     w[j] = qg_ref_psgd_q(w[j], (float)delta, 4);
             }
+        }
         QG_EXPECT_OK(qg_tensor_write(mf->params[i]->value, w, n * 4));
         free(w);
     }
