@@ -23,7 +23,8 @@ static const unsigned char legacy_magic[10] = {0x6c, 0xfc, 0x9c, 0x46, 0xf9,
 typedef struct storage {
     const char *key;
     const unsigned char *data;   /* NULL until loaded (zip) */
-    int64_t numel;               /* bytes / element size actually present */
+    int64_t bytes;               /* bytes actually present (a storage may be named
+                                    with more than one dtype: count per use) */
     zip_int64_t zip_index;
     unsigned char *owned;
 } storage;
@@ -201,7 +202,7 @@ static storage *find_storage(reader *r, const char *key)
     return r->nst ? bsearch(&k, r->st, r->nst, sizeof *r->st, cmp_storage) : NULL;
 }
 
-static qg_status load_zip_storage(reader *r, storage *s, size_t esz)
+static qg_status load_zip_storage(reader *r, storage *s)
 {
     zip_stat_t sb;
     if (zip_stat_index(r->za, (zip_uint64_t)s->zip_index, 0, &sb) != 0 ||
@@ -209,6 +210,13 @@ static qg_status load_zip_storage(reader *r, storage *s, size_t esz)
         return ferr(r, "cannot stat storage '%s' in the zip", s->key);
     if (sb.size > MAX_ENTRY)
         return ferr(r, "storage '%s' is larger than 4 GiB", s->key);
+    /* the sizes in a zip directory are claims: bound them by the file (and
+     * deflate's best ratio, about 1032:1) before allocating */
+    if (!(sb.valid & ZIP_STAT_COMP_SIZE) || sb.comp_size > r->len ||
+        sb.size / 1032 > sb.comp_size + 1)
+        return ferr(r, "storage '%s' claims %llu bytes from %llu compressed bytes in a file of "
+                    "%zu: the zip directory is corrupt", s->key, (unsigned long long)sb.size,
+                    (unsigned long long)sb.comp_size, r->len);
     s->owned = malloc(sb.size ? sb.size : 1);
     if (!s->owned)
         return nomem(r);
@@ -223,7 +231,7 @@ static qg_status load_zip_storage(reader *r, storage *s, size_t esz)
     if (got < 0 || (zip_uint64_t)got != sb.size)
         return ferr(r, "reading storage '%s' failed: %s", s->key, msg);
     s->data = s->owned;
-    s->numel = (int64_t)(sb.size / esz);
+    s->bytes = (int64_t)sb.size;
     return QG_OK;
 }
 
@@ -237,14 +245,15 @@ static qg_status storage_bytes(reader *r, const qg_pk_value *sv, const unsigned 
         return ferr(r, "storage '%s' is named in the pickle but missing from the file",
                     sv->u.storage.root_key);
     if (!s->data && r->za) {
-        qg_status st = load_zip_storage(r, s, esz);
+        qg_status st = load_zip_storage(r, s);
         if (st != QG_OK)
             return st;
     }
     int64_t off = sv->u.storage.root_offset, n = sv->u.storage.numel;
-    if (off > s->numel || n > s->numel - off)
+    int64_t have = s->bytes / (int64_t)esz;
+    if (off < 0 || n < 0 || off > have || n > have - off)
         return ferr(r, "storage '%s' holds %lld elements, the pickle needs %lld (truncated "
-                    "file?)", s->key, (long long)s->numel, (long long)(off + n));
+                    "file?)", s->key, (long long)have, (long long)(off + n));
     *data = s->data + (size_t)off * esz;
     *numel = n;
     return QG_OK;
@@ -267,6 +276,10 @@ static qg_status materialize(reader *r, const ref *t, qg_pth_tensor *out)
         int64_t sz = v->u.tensor.size[d];
         if (__builtin_mul_overflow(numel, (size_t)sz, &numel) || numel > ((size_t)1 << 31))
             return ferr(r, "tensor '%s' is too large", t->name);
+        /* PyTorch strides are never negative; a negative one would let the
+         * spans of the dimensions cancel in the bound below */
+        if (v->u.tensor.stride[d] < 0)
+            return ferr(r, "tensor '%s' has a negative stride", t->name);
         if (sz > 0) {
             int64_t span;
             if (__builtin_mul_overflow(sz - 1, v->u.tensor.stride[d], &span) ||
@@ -274,7 +287,8 @@ static qg_status materialize(reader *r, const ref *t, qg_pth_tensor *out)
                 return ferr(r, "tensor '%s' has impossible strides", t->name);
         }
     }
-    if (numel && (v->u.tensor.offset > avail - 1 || last > avail - 1 - v->u.tensor.offset))
+    if (numel && (v->u.tensor.offset < 0 || v->u.tensor.offset > avail - 1 ||
+                  last > avail - 1 - v->u.tensor.offset))
         return ferr(r, "tensor '%s' (offset %lld, last element %lld) lies outside its "
                     "storage of %lld elements", t->name, (long long)v->u.tensor.offset,
                     (long long)(v->u.tensor.offset + last), (long long)avail);
@@ -532,8 +546,10 @@ static qg_status read_legacy(reader *r, qg_pth *p)
         st = nomem(r);
         goto fail;
     }
-    memcpy(all, all0, nall * sizeof *all);
-    qsort(all, nall, sizeof *all, cmp_storage_value);
+    if (nall) { /* all0 is NULL when the pickle names no storage */
+        memcpy(all, all0, nall * sizeof *all);
+        qsort(all, nall, sizeof *all, cmp_storage_value);
+    }
     for (size_t i = 0; i < keys->u.seq.n; i++) {
         const qg_pk_value *k = keys->u.seq.items[i];
         if (k->type != QG_PK_STR)
@@ -555,7 +571,7 @@ static qg_status read_legacy(reader *r, qg_pth *p)
             LFAIL("storage '%s' needs %llu bytes, %zu remain (truncated file?)", k->u.str.s,
                   (unsigned long long)n * esz, r->len - pos);
         r->st[r->nst++] = (storage){.key = k->u.str.s, .data = r->data + pos,
-                                    .numel = (int64_t)n};
+                                    .bytes = (int64_t)(n * esz)};
         pos += (size_t)n * esz;
     }
     st = finish(r, root, p);
