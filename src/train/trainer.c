@@ -608,6 +608,11 @@ static qg_status check_resume_run(qg_ctx *ctx, const qg_st_file *f, const qg_tra
                          path, seed, want);
     /* data-parallel: the global batch (per-process batch x processes) counts */
     long had = bs ? atol(bs) * meta_long(f, "ranks", 1) : 0, now = (long)c->batch * qg__dist_size();
+    if (meta_long(f, "batch_in_epoch", 0) > 0 && bs && had != now &&
+        meta_long(f, "ranks", 1) == 1 && qg__dist_size() == 1)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' stopped inside an "
+                         "epoch at --batch %s; resuming with --batch %d would skip or repeat "
+                         "images", path, bs, c->batch);
     if (meta_long(f, "batch_in_epoch", 0) > 0 && bs && had != now)
         return qg__error(ctx, QG_ERR_INVALID_ARG, "--resume: checkpoint '%s' stopped inside an "
                          "epoch at a batch of %ld (--batch %s x %ld processes); resuming with "
