@@ -46,10 +46,11 @@ clean-test-cache:
 .PHONY: clean-test-cache
 
 # Data-parallel training (src/dist, issue 25): 2 MPI processes against 1
-# (tests/test_dist.sh; skipped without MPI). dist_cmp compares checkpoints.
-check_PROGRAMS += tests/dist_cmp
-tests_dist_cmp_SOURCES = tests/dist_cmp.c
-tests_dist_cmp_LDADD = libqgate_internal.la $(OPENCL_LIBS) $(JANSSON_LIBS) -lm
+# (tests/test_dist.sh; skipped without MPI). tests/tools/dist_cmp
+# compares checkpoints (a tool; the script asserts on its exit status).
+check_PROGRAMS += tests/tools/dist_cmp
+tests_tools_dist_cmp_SOURCES = tests/tools/dist_cmp.c
+tests_tools_dist_cmp_LDADD = libqgate_internal.la $(OPENCL_LIBS) $(JANSSON_LIBS) -lm
 EXTRA_DIST += tests/test_dist.sh
 TESTS += tests/test_dist.sh
 

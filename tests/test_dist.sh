@@ -29,7 +29,7 @@
 set -u
 : "${QG_BUILDDIR:?QG_BUILDDIR is not set}"
 Q="$QG_BUILDDIR/qgate"
-CMP="$QG_BUILDDIR/tests/dist_cmp"
+CMP="$QG_BUILDDIR/tests/tools/dist_cmp"
 if ! grep -q '^#define QG_HAVE_MPI 1' "$QG_BUILDDIR/config.h"; then
     echo "test_dist.sh: skipped: qgate was configured without MPI (--with-mpi needs libopenmpi-dev openmpi-bin)"
     exit 77

@@ -1,5 +1,6 @@
-/* tests/dist_cmp.c: compares the float tensors of two qgate checkpoints
- * (tests/test_dist.sh: 2 processes at batch B against 1 at 2B). For each
+/* tests/tools/dist_cmp.c: a tool, not a test (tests/test_dist.sh holds
+ * the assertions on its exit status): compares the float tensors of two
+ * qgate checkpoints, 2 processes at batch B against 1 at 2B. For each
  * tensor: max |a - b| / max |b|; prints the worst and exits 0 when it is
  * at most TOL (with --differ: when it is above, the check that the
  * comparison can fail). --l2: the test is on |a - b| / |b| of the
