@@ -348,3 +348,62 @@ Test(proqha, step_paths)
     qg__search_step_path("out.d/s", 1, b, sizeof b);
     cr_expect_str_eq(b, "out.d/s.step1");
 }
+
+/* ProQHA's ImageNet ResNet-18: 16 DoReFa block convs and 16 PACT
+ * quantizers in the reference's order (weight, act, weight, act per
+ * block); stem, downsample convs and FC float. Then --kbits by name and
+ * prefix, later items winning, and its errors. */
+Test(proqha, resnet18_quantizers_and_kbits)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    qg_model *m;
+    cr_assert_eq(qg__model_build(ctx, "resnet18", 0, 3, 32, 32, 10, 1,
+                                 qg_test_methods("proqha wbits=5 abits=4"), &m),
+                 QG_OK, "%s", qg_last_error());
+    cr_assert_eq(qg__qbits_count(m), 32);
+    static const char *first[4] = {"layer1.0.conv1", "layer1.0.act1", "layer1.0.conv2",
+                                   "layer1.0.act2"};
+    for (int i = 0; i < 4; i++) {
+        const qg_qslot *s = qg__qbits_at(m, i);
+        cr_expect_str_eq(s->name, first[i]);
+        cr_expect_eq(s->kind, i % 2 ? QG_QB_ACT : QG_QB_WEIGHT, "%s", s->name);
+    }
+    size_t wq = 0;
+    for (int i = 0; i < 32; i++)
+        if (qg__qbits_at(m, i)->kind == QG_QB_WEIGHT)
+            wq += qg__qbits_at(m, i)->numel;
+    /* the 3x3 block convs of stages 64/128/256/512, first convs of stages
+     * 2-4 from the previous width: no stem, downsample or fc weights */
+    cr_expect_eq(wq, 147456u + 516096u + 2064384u + 8257536u);
+    cr_expect_null(qg__model_find_param(m, "conv1.kbits"), "the stem stays float");
+    cr_expect_null(qg__model_find_param(m, "layer2.0.downsample.0.kbits"));
+    cr_expect_null(qg__model_find_param(m, "fc.kbits"));
+    /* layer1.0.conv1 reads the float max-pool output, conv2 act1 */
+    cr_expect_eq(qg__qbits_input_slot(m, 0), -1);
+    cr_expect_eq(qg__qbits_input_slot(m, 2), 1);
+
+    int n = -1;
+    cr_assert_eq(qg__qbits_apply_spec(m, "layer1.*=3,layer1.0.act1=6", &n), QG_OK, "%s",
+                 qg_last_error());
+    cr_expect_eq(n, 9, "8 slots under layer1 and one again");
+    cr_expect_eq(qg__qbits_get(m, 0), 3);
+    cr_expect_eq(qg__qbits_get(m, 1), 6);
+    cr_expect_eq(qg__qbits_get(m, 7), 3);
+    cr_expect_eq(qg__qbits_get(m, 8), 5, "layer2 untouched");
+    float kb = 0;
+    cr_assert_eq(qg_tensor_read(qg__model_find_param(m, "layer1.0.act1.kbits")->value, &kb,
+                                sizeof kb), QG_OK);
+    cr_expect_eq(kb, 6.0f, "the checkpointed buffer follows");
+    static const char *bad[] = {"nosuch=4", "layer1.0.conv1=17", "=4", "layer1.0.conv1",
+                                "layer1.0.conv1=4x", "layer9.*=4", ",", "layer1.0.conv1=0"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_expect_neq(qg__qbits_apply_spec(m, bad[i], NULL), QG_OK, "'%s' accepted", bad[i]);
+    qg__model_free(m);
+    /* no slots: a float model refuses --kbits */
+    cr_assert_eq(qg__model_build(ctx, "resnet20", 'A', 1, 28, 28, 10, 1, NULL, &m), QG_OK);
+    cr_expect_neq(qg__qbits_apply_spec(m, "conv1=4", NULL), QG_OK);
+    qg__model_free(m);
+    /* and ShuffleNet is not one of ProQHA's networks */
+    cr_expect_neq(qg__model_build(ctx, "shufflenet_v2_x0_5", 0, 3, 32, 32, 10, 1,
+                                  qg_test_methods("proqha"), &m), QG_OK);
+}

@@ -189,6 +189,11 @@ typedef struct qg_train_cfg {
      * place for is an error. Not with resume_path. */
     const char *init_path;
     int start_epoch;           /* with init_path: schedule position (0-based) */
+    /* Bit widths of single quantizers of a mixed-precision (--proqha)
+     * model, set after the model is built and any init_path loaded:
+     * "NAME=B[,NAME=B...]", NAME a quantizer or a prefix ending in '*'.
+     * Not with resume_path (the checkpoint holds the run's bits). */
+    const char *kbits;
     /* Data-parallel runs (mpirun, docs/distributed.md): batch norm with the
      * statistics of the global batch instead of each process's batch. */
     int sync_bn;

@@ -137,6 +137,9 @@ static void train_usage(FILE *f)
 "                        for --psgd): fresh optimizer; tensors a method adds keep\n"
 "                        their initial values\n"
 "  --start-epoch N       with --init: begin the schedule at epoch N (default 0)\n"
+"  --kbits NAME=B,...    --proqha: start single quantizers at B bits (1..16, 32);\n"
+"                        NAME as 'qgate inspect' lists it, or a prefix and '*'\n"
+"                        (layer1.*=4,layer1.0.act1=6: later items win)\n"
 "  --progress / --no-progress   force the progress line on or off (default: on a TTY)\n"
 "  --device N|NAME       OpenCL device (default $QGATE_DEVICE, else 0)\n"
 "  --verbose             log kernel builds\n"
@@ -155,7 +158,7 @@ enum {
     O_EPOCHS, O_BATCH, O_EVAL_BATCH, O_OPT, O_LR, O_MOM, O_NEST, O_WD, O_NOWDBN, O_SCHED,
     O_MILE, O_GAMMA, O_ENDLR, O_POWER, O_CLIP, O_SEED, O_METRICS, O_CKPT, O_RESUME, O_PROG,
     O_NOPROG, O_DEVICE, O_VERBOSE, O_HELP, O_CHECKPOINT_EVAL, O_WORKERS, O_INPUT_SIZE,
-    O_RESIZE, O_NORMALIZE, O_INIT, O_START_EPOCH, O_SYNC_BN, O_KEEP_LAST, O_JSON
+    O_RESIZE, O_NORMALIZE, O_INIT, O_START_EPOCH, O_KBITS, O_SYNC_BN, O_KEEP_LAST, O_JSON
 };
 
 static const struct option train_opts[] = {
@@ -173,6 +176,7 @@ static const struct option train_opts[] = {
     {"workers", 1, 0, O_WORKERS}, {"input-size", 1, 0, O_INPUT_SIZE},
     {"resize", 1, 0, O_RESIZE}, {"normalize", 1, 0, O_NORMALIZE},
     {"init", 1, 0, O_INIT}, {"start-epoch", 1, 0, O_START_EPOCH},
+    {"kbits", 1, 0, O_KBITS},
     {"sync-bn", 0, 0, O_SYNC_BN}, {"keep-last", 0, 0, O_KEEP_LAST},
     {"json", 0, 0, O_JSON},
     {0, 0, 0, 0}};
@@ -326,6 +330,7 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
         case O_CKPT: c->checkpoint_path = optarg; break;
         case O_RESUME: c->resume_path = optarg; break;
         case O_INIT: c->init_path = optarg; break;
+        case O_KBITS: c->kbits = optarg; break;
         case O_START_EPOCH:
             if (!parse_long(cmd, "start-epoch", optarg, 0, 100000, &v)) return 2;
             c->start_epoch = (int)v;
@@ -511,6 +516,8 @@ static void eval_usage(FILE *f)
 "  --limit-test N        use only the first N test images\n"
 "  --eval-batch N        batch size (default 128)\n"
 "  --device N|NAME       OpenCL device (default $QGATE_DEVICE, else 0)\n"
+"  --kbits NAME=B,...    a --proqha checkpoint with single quantizers at other bits\n"
+"                        (as for train; the checkpoint is not changed)\n"
 "  -w, --wbits N         also evaluate with the weights on an N-bit PSGD grid\n"
 "                        (symmetric, codes -(2^(N-1)-1)..2^(N-1)-1, plain rounding):\n"
 "                        post-training quantization of a float checkpoint. A PSGD\n"

@@ -71,6 +71,53 @@ qg_status qg__qbits_set(qg_model *m, int i, int bits)
     return qg__param_init_const(s->buf, (float)bits);
 }
 
+qg_status qg__qbits_apply_spec(qg_model *m, const char *spec, int *changed)
+{
+    int n = 0;
+    const char *p = spec;
+    if (changed)
+        *changed = 0;
+    if (!qg__qbits_count(m))
+        return qg__error(m->ctx, QG_ERR_INVALID_ARG, "--kbits: this model has no bit-width "
+                         "slots (only --proqha models have per-quantizer bits)");
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        char item[128];
+        if (len == 0 || len >= sizeof item)
+            return qg__error(m->ctx, QG_ERR_INVALID_ARG, "--kbits: bad item '%.*s' in '%s' "
+                             "(want NAME=BITS)", (int)len, p, spec);
+        memcpy(item, p, len);
+        item[len] = 0;
+        p += len + (p[len] == ',');
+        char *eq = strrchr(item, '='), *end;
+        long bits = eq ? strtol(eq + 1, &end, 10) : 0;
+        if (!eq || eq == item || end == eq + 1 || *end || !qg__qbits_valid((int)bits))
+            return qg__error(m->ctx, QG_ERR_INVALID_ARG, "--kbits: bad item '%s' (want "
+                             "NAME=BITS, BITS 1..16 or 32)", item);
+        *eq = 0;
+        size_t nl = strlen(item);
+        int prefix = item[nl - 1] == '*', hits = 0;
+        if (prefix)
+            item[--nl] = 0;
+        for (int i = 0; i < qg__qbits_count(m); i++) {
+            const char *name = m->qbits->v[i].name;
+            if (prefix ? strncmp(name, item, nl) != 0 : strcmp(name, item) != 0)
+                continue;
+            qg_status st = qg__qbits_set(m, i, (int)bits);
+            if (st != QG_OK)
+                return st;
+            hits++;
+        }
+        if (!hits)
+            return qg__error(m->ctx, QG_ERR_INVALID_ARG, "--kbits: no quantizer named '%s%s' "
+                             "(qgate inspect lists them)", item, prefix ? "*" : "");
+        n += hits;
+    }
+    if (changed)
+        *changed = n;
+    return QG_OK;
+}
+
 qg_status qg__qbits_set_all(qg_model *m, int kind, int bits)
 {
     for (int i = 0; i < qg__qbits_count(m); i++)

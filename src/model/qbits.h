@@ -60,6 +60,13 @@ static inline int qg__qbits_get(const qg_model *m, int i)
 qg_status qg__qbits_set(qg_model *m, int i, int bits);
 /* All slots of a kind (kind < 0: every slot). */
 qg_status qg__qbits_set_all(qg_model *m, int kind, int bits);
+/* Sets slots by name from a spec "NAME=B[,NAME=B...]": NAME is a slot's
+ * name (a layer for its weights, an activation node for its activations),
+ * or a prefix ending in '*' for every slot under it; B is 1..16 or 32.
+ * The pairs apply left to right, so a later, narrower one overrides a
+ * wider one. A name that matches no slot is an error that lists the
+ * spec's item; *changed (may be NULL) counts the slots set. */
+qg_status qg__qbits_apply_spec(qg_model *m, const char *spec, int *changed);
 /* After parameters were loaded: the buffers' values become the bits
  * (checked). No slots: nothing to do. */
 qg_status qg__qbits_pull(qg_model *m);

@@ -6,9 +6,11 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "method/m_proqha.h"
 #include "model/build.h"
 #include "model/imagenet.h"
 #include "model/nodes.h"
+#include "model/nodes_pq.h"
 #include "model/nodes_shuffle.h"
 
 int qg__model_imagenet_known(const char *arch)
@@ -24,6 +26,23 @@ qg_status qg__model_imagenet(qg_ctx *ctx, const qg_imagenet_opts *o, qg_model **
     if (o->arch && !strcmp(o->arch, "shufflenet_v2_x0_5"))
         return qg__model_shufflenet_v2(ctx, o, out);
     return qg__error(ctx, QG_ERR_INVALID_ARG, "unknown model '%s'", o->arch ? o->arch : "");
+}
+
+/* Under --proqha the block of ProQHA's ImageNet ResNet-18
+ * (OriQuantBasicBlock): conv1 -> bn1 -> PACTq -> conv2 -> bn2 (+ shortcut)
+ * -> PACTq, the two block convs with the method's DoReFa weights. Each
+ * PACTq (layerS.K.act1/act2) and each block conv is a bit-width slot: 16
+ * + 16 = 32 quantizers, in the reference's order (weight, act, weight,
+ * act). The stem, the downsample convs and the FC stay float (their roles
+ * get no quantizer from the method) and outside the cost. */
+static int pq_tail(qg_model *m, int abits, const char *name, const char *bn, const char *act,
+                   int h, int res)
+{
+    char n[96];
+    snprintf(n, sizeof n, "%s.%s", name, bn);
+    h = qg__node_bn_act(m, n, h, res, 1, 0);
+    snprintf(n, sizeof n, "%s.%s", name, act);
+    return h >= 0 ? qg__node_pact_quant(m, n, h, abits) : h;
 }
 
 /* BasicBlock: relu(bn2(conv2(relu(bn1(conv1 x)))) + shortcut), the
@@ -48,6 +67,16 @@ static int basic_block(qg_model *m, qg_build *b, const char *name, int x, int pl
     }
     snprintf(n, sizeof n, "%s.conv1", name);
     int h = qg__build_conv(m, b, QG_ROLE_BLOCK, 1, n, x, planes, 3, stride, 1);
+    const qg_proqha_params *pq = qg__method_params(&b->mc, QG_METHOD_PROQHA);
+    if (pq) {
+        int abits = qg__proqha_abits(pq);
+        if (h >= 0)
+            h = pq_tail(m, abits, name, "bn1", "act1", h, -1);
+        snprintf(n, sizeof n, "%s.conv2", name);
+        if (h >= 0)
+            h = qg__build_conv(m, b, QG_ROLE_BLOCK, 0, n, h, planes, 3, 1, 1);
+        return h >= 0 ? pq_tail(m, abits, name, "bn2", "act2", h, sc) : h;
+    }
     snprintf(n, sizeof n, "%s.bn1", name);
     if (h >= 0)
         h = qg__build_bn_act(m, b, n, h, -1, 1, a);

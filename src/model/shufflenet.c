@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "core/error.h"
+#include "method/method.h"
 #include "model/build.h"
 #include "model/imagenet.h"
 #include "model/nodes.h"
@@ -112,6 +113,9 @@ qg_status qg__model_shufflenet_v2(qg_ctx *ctx, const qg_imagenet_opts *o, qg_mod
     qg_status st = qg__build_init(ctx, &b, o->methods, o->seed);
     if (st != QG_OK)
         return st;
+    if (qg__method_on(&b.mc, QG_METHOD_PROQHA))
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "--proqha builds its own networks: the "
+                         "pre-activation CIFAR ResNets and resnet18, not shufflenet_v2_x0_5");
     if (b.cg && (b.cgc.partitions < 1 || 24 % b.cgc.partitions))
         return qg__error(ctx, QG_ERR_INVALID_ARG, "%d partitions must divide the channel "
                          "counts of the gated convs (24, 48, 96)", b.cgc.partitions);

@@ -23,6 +23,7 @@
 #include "cl/ctx.h"
 #include "method/method.h"
 #include "model/imagenet.h"
+#include "model/qbits.h"
 #include "model/resnet.h"
 #include "model/safetensors.h"
 #include "ops/layers.h"
@@ -719,6 +720,9 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
     if (cfg->start_epoch && !cfg->init_path)
         return qg__error(NULL, QG_ERR_INVALID_ARG, "--start-epoch needs --init (a resumed run "
                          "continues at the checkpoint's epoch)");
+    if (cfg->kbits && cfg->resume_path)
+        return qg__error(NULL, QG_ERR_INVALID_ARG, "--kbits changes the bits a run starts "
+                         "with; a resumed run keeps its checkpoint's");
     qg_ctx_opts co = {.device = cfg->device, .verbose = cfg->verbose};
     QG_TRY(qg__dtrain_begin(cfg, &dt, &co.device));
     QG_TRY(qg_ctx_new(&co, &ctx));
@@ -817,6 +821,11 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
     } else if (cfg->init_path) {
         QG_TRY(init_from(ctx, cfg, m, &init));
         start_epoch = cfg->start_epoch;
+    }
+    if (cfg->kbits) {
+        int set;
+        QG_TRY(qg__qbits_apply_spec(m, cfg->kbits, &set));
+        info(cfg, "--kbits set %d of %d quantizers", set, qg__qbits_count(m));
     }
     QG_TRY(qg__dtrain_attach(&dt, m, cfg->sync_bn)); /* rank 0's weights everywhere */
     if (start_epoch >= cfg->epochs && !cfg->resume_path) {
@@ -1133,6 +1142,8 @@ qg_status qg_eval_run(const qg_train_cfg *cfg, const char *checkpoint, qg_eval_r
         QG_TRY(qg__model_from_meta(ctx, f, checkpoint, c, h, w, k, &m));
     }
     QG_TRY(qg__checkpoint_load(m, f, checkpoint, 0));
+    if (cfg->kbits) /* evaluate the checkpoint at other bits (a what-if) */
+        QG_TRY(qg__qbits_apply_spec(m, cfg->kbits, NULL));
     qg_loader_opts lo = {0};
     int crop, flip;
     qg__data_defaults(dname, &lo, &crop, &flip);
