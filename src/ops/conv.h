@@ -56,6 +56,9 @@ typedef struct qg_conv_opts {
     /* Bits of the input quantizer qg__conv_enqueue_fwd_quant applies (as
      * qg__quant_apply); 0: none. */
     int quant_bits;
+    /* Every pass on im2col + GEMM even where the direct kernels take the
+     * shape: the old path, for comparisons (bench/bench_gconv.c) and tests. */
+    int force_gemm;
 } qg_conv_opts;
 
 /* What a plan can do beyond the plain passes (fwd, bwd_data, bwd_weight,
