@@ -201,28 +201,34 @@ static void expect_same(const char *what, const qg_tensor *a, const qg_tensor *b
 }
 
 /* With the block-diagonal mask the base path runs as a p-group conv on
- * the compact weights; cfg.dense_base keeps the reference's dense conv
+ * the compact weights, with the first-channels mask as a conv over the
+ * first C/p channels; cfg.dense_base keeps the reference's dense conv
  * with masked full-size weights. Both give the same outputs, gate counts,
  * running statistics and input / weight / threshold gradients (atol 1e-5
- * + rtol 1e-4: the grouped conv sums the same products without the
+ * + rtol 1e-4: the compact conv sums the same products without the
  * masked zeros, in another order), in training and in eval mode, at
  * stride 1 and 2 and with the channel shuffle. */
 Test(cgconv, grouped_base_path_equals_the_dense_masked_one)
 {
     qg_ctx *ctx = qg_test_ctx();
     static const struct {
-        int N, C, H, W, K, stride, p, shuffle;
+        int N, C, H, W, K, stride, p, shuffle, group;
     } cases[] = {
-        {3, 16, 10, 9, 16, 1, 4, 0},
-        {2, 16, 9, 9, 32, 2, 4, 0},
-        {2, 8, 7, 6, 8, 1, 2, 1},
+        {3, 16, 10, 9, 16, 1, 4, 0, 1},
+        {2, 16, 9, 9, 32, 2, 4, 0, 1},
+        {2, 8, 7, 6, 8, 1, 2, 1, 1},
+        /* first C/p channels: a conv over that slice */
+        {3, 16, 10, 9, 16, 1, 4, 0, 0},
+        {2, 12, 9, 7, 10, 2, 3, 0, 0},
+        {2, 8, 7, 6, 8, 1, 2, 1, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int N = cases[i].N, C = cases[i].C, H = cases[i].H, W = cases[i].W, K = cases[i].K;
         size_t nx = (size_t)N * C * H * W;
         float *x = malloc(nx * sizeof *x);
         qg_test_fill(x, nx, -1, 1, 11 + (uint32_t)i);
-        qg_cg_cfg cfg = {.partitions = cases[i].p, .group = 1, .shuffle = cases[i].shuffle,
+        qg_cg_cfg cfg = {.partitions = cases[i].p, .group = cases[i].group,
+                         .shuffle = cases[i].shuffle,
                          .spbp = 1, .alpha = 2.0f, .ginit = 0.0f, .gtar = 1.0f, .coef = 0.0f};
         qg_model *mg = cg_one(ctx, N, C, H, W, K, cases[i].stride, &cfg, x, nx);
         cfg.dense_base = 1;

@@ -23,10 +23,13 @@
  * PyTorch-shaped gradient. src/ops/conv_plan.c runs grouped 3x3 convs on
  * the direct kernels (bench/bench_gconv: 1.2-3x faster than the dense
  * masked conv at p = 4 on PoCL, where im2col + GEMM was 5-30x slower).
- * cfg.dense_base, and the first-C/p-channels mask, keep the reference's
- * dense conv with masked full-size weights. The conditional path Yc is a
- * dense conv with Wc = W*(1-M) (2 convolutions a step then become
- * 1 + 1/p with group). */
+ * Without group (the first-C/p-channels mask) the base path is a conv over
+ * that slice: Xb = Xs[:, :C/p] copied out, Yp = conv(Xb, Wb) on the
+ * compact [K][C/p][k][k] first columns of W (also 1/p of the MACs), its
+ * data gradient added back into the first C/p channels of dXs.
+ * cfg.dense_base keeps the reference's dense conv with masked full-size
+ * weights for either mask. The conditional path Yc is a dense conv with
+ * Wc = W*(1-M) (2 convolutions a step become 1 + 1/p). */
 #include "config.h"
 
 #include <math.h>
@@ -37,6 +40,7 @@
 #include "cg/cg.h"
 #include "model/nodes.h"
 #include "model/nodes_cg.h"
+#include "ops/chan.h"
 #include "ops/conv.h"
 #include "ops/layers.h"
 #include "quant/quant.h"
@@ -50,9 +54,13 @@ typedef struct cg_priv {
     qg_cg_cfg cfg;
     qg_conv_desc d;                 /* the conditional path, and the base path unless compact */
     qg_conv_plan *plan;             /* made in setup, for this batch size */
-    int compact;                    /* the base path as a p-group conv (group, !dense_base) */
+    /* the base path on compact weights (unless dense_base): QG_CG_COMPACT_BLOCKS
+     * (group: a p-group conv), QG_CG_COMPACT_FIRST (a conv over x's first C/p
+     * channels, copied to xb), 0: a dense conv on masked weights */
+    int compact;
     qg_conv_desc dg;                /* ... its descriptor and plan */
     qg_conv_plan *gplan;
+    qg_tensor *xb, *dxb;            /* [N][C/p][H][W] with QG_CG_COMPACT_FIRST */
     qg_param *w, *mask, *delta, *rmean, *rvar;
     /* W*M (compact: [K][C/p][k][k]), W*(1-M) and their grads */
     qg_tensor *wb, *wc, *dwb, *dwc;
@@ -77,8 +85,9 @@ static qg_status cg_setup(qg_node *n, qg_model *m, size_t *ws)
     qg__conv_plan_free(p->gplan);
     p->gplan = NULL;
     if (p->compact) {
-        QG_TRY(qg__conv_desc_init(m->ctx, &p->dg, m->batch, p->cin, H, W, p->cout, p->k, p->k,
-                                  p->stride, p->pad, p->cfg.partitions));
+        int first = p->compact == QG_CG_COMPACT_FIRST, P = p->cfg.partitions;
+        QG_TRY(qg__conv_desc_init(m->ctx, &p->dg, m->batch, first ? p->cin / P : p->cin, H, W,
+                                  p->cout, p->k, p->k, p->stride, p->pad, first ? 1 : P));
         QG_TRY(qg__conv_plan_new(m->ctx, &p->dg, NULL, &p->gplan));
         size_t gws = qg__conv_plan_ws_floats(p->gplan);
         if (gws > *ws)
@@ -100,6 +109,14 @@ static qg_status cg_setup(qg_node *n, qg_model *m, size_t *ws)
         QG_TRY(qg__node_tensor_like(m, x, "cg.xs", &p->xs));
         QG_TRY(qg__node_tensor_like(m, x, "cg.dxs", &p->dxs));
     }
+    if (p->compact == QG_CG_COMPACT_FIRST) {
+        int64_t sb[4] = {m->batch, p->cin / p->cfg.partitions, H, W};
+        qg_tensor_free(p->xb);
+        qg_tensor_free(p->dxb);
+        p->xb = p->dxb = NULL;
+        QG_TRY(qg_tensor_new(m->ctx, 4, sb, QG_DTYPE_F32, "cg.xb", &p->xb));
+        QG_TRY(qg_tensor_new(m->ctx, 4, sb, QG_DTYPE_F32, "cg.dxb", &p->dxb));
+    }
     QG_TRY(qg__node_tensor_like(m, y, "cg.yp", &p->yp));
     QG_TRY(qg__node_tensor_like(m, y, "cg.yc", &p->yc));
     QG_TRY(qg__node_tensor_like(m, y, "cg.z", &p->z));
@@ -111,10 +128,24 @@ fail:
     return st;
 }
 
-/* The base path's plan: the p-group conv's when compact. */
+/* The base path's plan: the p-group conv's or the slice conv's when
+ * compact. */
 static const qg_conv_plan *base_plan(const cg_priv *p)
 {
     return p->compact ? p->gplan : p->plan;
+}
+
+/* The base path's input: x itself, or (first channels, compact) its first
+ * C/p channels copied to xb when `copy`. */
+static qg_status base_input(cg_priv *p, qg_ctx *ctx, const qg_tensor *x, int copy,
+                            const qg_tensor **xb)
+{
+    *xb = x;
+    if (p->compact != QG_CG_COMPACT_FIRST)
+        return QG_OK;
+    *xb = p->xb;
+    return copy ? qg__chan_copy(ctx, x, 0, 1, p->xb, 0, 1, p->cin / p->cfg.partitions, 0)
+                : QG_OK;
 }
 
 /* The input both paths convolve: X, or its channel shuffle. */
@@ -133,7 +164,9 @@ static qg_status cg_forward(qg_node *n, qg_model *m, int train)
     const qg_tensor *x = path_input(p, n, m);
     QG_TRY(qg__cg_weights_fwd(m->ctx, p->w->value, p->mask->value, P, p->compact, p->wb,
                               p->wc));
-    QG_TRY(qg__conv_enqueue_fwd(base_plan(p), x, p->wb, NULL, p->yp, m->workspace, NULL));
+    const qg_tensor *xb;
+    QG_TRY(base_input(p, m->ctx, x, 1, &xb));
+    QG_TRY(qg__conv_enqueue_fwd(base_plan(p), xb, p->wb, NULL, p->yp, m->workspace, NULL));
     QG_TRY(qg__conv_enqueue_fwd(p->plan, x, p->wc, NULL, p->yc, m->workspace, NULL));
     if (train)
         QG_TRY(qg__bn_fwd_train(m->ctx, p->yp, NULL, NULL, p->rmean->value, p->rvar->value,
@@ -160,7 +193,9 @@ static qg_status cg_backward(qg_node *n, qg_model *m)
     /* dYp += the affine-free BN's backward of the gate's gradient. */
     QG_TRY(qg__bn_bwd(m->ctx, p->yp, p->g, NULL, p->save_mean, p->save_invstd, p->dyp, NULL,
                       NULL, 1));
-    QG_TRY(qg__conv_enqueue_bwd_weight(base_plan(p), x, p->dyp, p->dwb, NULL, m->workspace, 0));
+    const qg_tensor *xb;
+    QG_TRY(base_input(p, m->ctx, x, 0, &xb)); /* (xb as the forward left it) */
+    QG_TRY(qg__conv_enqueue_bwd_weight(base_plan(p), xb, p->dyp, p->dwb, NULL, m->workspace, 0));
     QG_TRY(qg__conv_enqueue_bwd_weight(p->plan, x, p->dyc, p->dwc, NULL, m->workspace, 0));
     QG_TRY(qg__cg_weights_bwd(m->ctx, p->mask->value, p->dwb, p->dwc, p->cfg.partitions,
                               p->compact, p->w->grad));
@@ -168,8 +203,18 @@ static qg_status cg_backward(qg_node *n, qg_model *m)
     /* With shuffle the convs write dXs, which is then unshuffled (a shuffle
      * with C/p groups, the inverse permutation) into dX. */
     qg_tensor *dx = p->cfg.shuffle ? p->dxs : IN0(n, m)->grad;
-    QG_TRY(qg__conv_enqueue_bwd_data(base_plan(p), p->dyp, p->wb, dx, m->workspace,
-                                     p->cfg.shuffle ? 0 : acc));
+    if (p->compact == QG_CG_COMPACT_FIRST) {
+        /* the slice's gradient into dX's first C/p channels, the rest 0
+         * unless dX accumulates (the conditional path then adds its own) */
+        int sacc = p->cfg.shuffle ? 0 : acc;
+        QG_TRY(qg__conv_enqueue_bwd_data(p->gplan, p->dyp, p->wb, p->dxb, m->workspace, 0));
+        if (!sacc)
+            QG_TRY(qg_tensor_zero(dx));
+        QG_TRY(qg__chan_copy(m->ctx, p->dxb, 0, 1, dx, 0, 1, p->cin / p->cfg.partitions, 1));
+    } else {
+        QG_TRY(qg__conv_enqueue_bwd_data(base_plan(p), p->dyp, p->wb, dx, m->workspace,
+                                         p->cfg.shuffle ? 0 : acc));
+    }
     QG_TRY(qg__conv_enqueue_bwd_data(p->plan, p->dyc, p->wc, dx, m->workspace, 1));
     if (p->cfg.shuffle)
         QG_TRY(qg__cg_shuffle(m->ctx, p->dxs, p->cin / p->cfg.partitions, IN0(n, m)->grad,
@@ -216,7 +261,8 @@ static void cg_destroy(qg_node *n)
     if (!p)
         return;
     qg_tensor *ts[] = {p->wb, p->wc, p->dwb, p->dwc, p->xs, p->dxs, p->yp, p->yc, p->z, p->g,
-                       p->dyp, p->dyc, p->save_mean, p->save_invstd, p->gc.count};
+                       p->dyp, p->dyc, p->save_mean, p->save_invstd, p->gc.count, p->xb,
+                       p->dxb};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
         qg_tensor_free(ts[i]);
     qg__conv_plan_free(p->plan);
@@ -269,7 +315,9 @@ int qg__node_cgconv(qg_model *m, const char *name, int in, int cout, int k, int 
         goto fail;
     }
     *p = (cg_priv){.cin = cin, .cout = cout, .k = k, .stride = stride, .pad = pad, .cfg = *cfg,
-                   .compact = cfg->group && !cfg->dense_base};
+                   .compact = cfg->dense_base ? 0
+                              : cfg->group ? QG_CG_COMPACT_BLOCKS
+                                           : QG_CG_COMPACT_FIRST};
     int64_t ws[4] = {cout, cin, k, k}, ds[4] = {1, cout, 1, 1}, cs[1] = {cout};
     if (!add_param(m, name, "weight", QG_PARAM_WEIGHT, 4, ws, &p->w) ||
         qg__param_init_normal(p->w, sqrt(2.0 / ((double)cin * k * k)), rng) != QG_OK)

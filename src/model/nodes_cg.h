@@ -27,9 +27,10 @@ typedef struct qg_cg_cfg {
     float alpha;      /* sigmoid slope of the gate's surrogate gradient (2.0) */
     float gtar;       /* gating target g */
     float coef;       /* gating loss coefficient (QG_CG_LOSS_COEF) */
-    /* With group: the base path as a dense conv with masked full-size
-     * weights (the reference's computation) instead of a p-group conv on
-     * the compact weights; same results, for comparisons and tests. */
+    /* The base path as a dense conv with masked full-size weights (the
+     * reference's computation) instead of a p-group conv (group) or a conv
+     * over the first C/p channels on compact weights; same results, for
+     * comparisons and tests. */
     int dense_base;
 } qg_cg_cfg;
 
