@@ -1,6 +1,10 @@
 /* src/ops/conv_direct.c: the host side of the direct 3x3 convolutions of
- * cl/conv_direct.cl (ungrouped, stride 1 or 2, pad <= 2: ResNet's layers),
- * about 10x faster than im2col + GEMM on a CPU device. It sizes their
+ * cl/conv_direct.cl (stride 1 or 2, pad <= 2: ResNet's layers), about 10x
+ * faster than im2col + GEMM on a CPU device. A grouped conv runs as N*groups
+ * images of one group's channels: the planes and outputs are laid out so
+ * already, the weights are prepared once per group (wgs floats apart) and
+ * the weight gradient's partials are kept per group (its channel-vectorised
+ * kernels take ungrouped convs only). It sizes their
  * planes and workspace layouts for the plan (qg__conv_direct_needs) and
  * runs the passes the plan routes here; which pass runs how is decided in
  * src/ops/conv_plan.c. C twin: src/ref/ref_conv.c; tests: tests/test_conv.c,
