@@ -15,6 +15,11 @@ bench_bench_conv_SOURCES = bench/bench_conv.c bench/bench_util.h
 bench_bench_conv_LDADD = libqgate_internal.la $(OPENCL_LIBS) -lm
 bench_bench_bn_SOURCES = bench/bench_bn.c bench/bench_util.h
 bench_bench_bn_LDADD = libqgate_internal.la $(OPENCL_LIBS)
+# Grouped convs (CG's base path) on the direct kernels, im2col + GEMM and
+# the ungrouped direct conv, in alternating runs.
+noinst_PROGRAMS += bench/bench_gconv
+bench_bench_gconv_SOURCES = bench/bench_gconv.c bench/bench_util.h
+bench_bench_gconv_LDADD = libqgate_internal.la $(OPENCL_LIBS)
 
 # JPEG loader throughput against torchvision (same photos, same threads).
 noinst_PROGRAMS += bench/bench_jpeg

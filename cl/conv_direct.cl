@@ -247,14 +247,19 @@ __kernel void qg_conv_direct_prep(QG_T(const float, src), int Hs, int Ws, int PH
  * phase (a, b) of dx), in channel ci = k, tap (u, v) -> w[k][c][a+1-2u]
  * [b+1-2v] (0 outside the kernel): dx[2i+a][2j+b] = sum over k, u, v of
  * that weight times dy[i+u][j+v]. trans = 1 writes the same values in the
- * order [Ci][TR][TS][Kp] instead. Range Kp*Ci (an item writes its taps). */
+ * order [Ci][TR][TS][Kp] instead. Range (Kp*Ci, G) (an item writes its
+ * taps): a grouped conv's group g reads its own K x C x R x S block of w
+ * (K, C one group's) and writes its layout at g*wgs of dst. */
 __kernel void qg_conv_direct_wprep(QG_T(const float, w), int K, int C, int R, int S, int st,
                                    int TR, int TS, int flip, int Kp, int Ci, int trans,
-                                   QG_T(float, dst))
+                                   QG_T(float, dst), int wgs)
 {
     /* one item per (ko, ci) and its TR*TS taps: integer division per
      * value cost more than the copy */
     int idx = get_global_id(0);
+    /* group g (dimension 1) of a grouped conv: its K x C x R x S block of
+     * w, its own layout at g*wgs of dst (K and C are one group's) */
+    int grp = get_global_id(1);
     if (idx >= Kp * Ci)
         return;
     int ci, ko;
@@ -267,8 +272,8 @@ __kernel void qg_conv_direct_wprep(QG_T(const float, w), int K, int C, int R, in
     }
     int pp = st * st, c = ci / pp, ph = ci - c * pp;
     int a = ph / st, b = ph - a * st;
-    __global const float *wp = QG_P(w);
-    __global float *dp = QG_P(dst);
+    __global const float *wp = QG_P(w) + (size_t)grp * K * C * R * S;
+    __global float *dp = QG_P(dst) + (size_t)grp * wgs;
     for (int rr = 0; rr < TR; rr++) {
         for (int ss = 0; ss < TS; ss++) {
             int t = rr * TS + ss;
@@ -350,6 +355,10 @@ __kernel void qg_conv_direct_unphase(QG_T(const float, ph), int C, int H, int W,
  * gradient, fused into its store (fwd_kv and unphase do the same). With
  * has_add, add (y's layout) is added before the ReLU: the residual of the
  * eval-mode conv+BN+add+ReLU fold, read in place of a copy into y.
+ * A grouped conv of G groups runs as G*nb images of one group's
+ * channels (its planes and outputs are laid out so already): image n
+ * takes the weights of group n % G at (n % G)*wgs of wp and its bias at
+ * (n % G)*Ko (G = 1: an ungrouped conv).
  * Range (items, Kp/KT, nb) with items = J/(VW*JT) or ceil(Po*QV/JT). */
 #define QG_CONV_FWD(NAME, TR, TS, PPC, TAP)                                                  \
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))                                    \
@@ -358,11 +367,12 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,                 
                                     int has_bias, int Ko, int Po, int Qo, int accumulate,   \
                                     int QV, int relu, QG_T(float, y),                       \
                                     QG_T(const float, mask), int has_mask,                  \
-                                    QG_T(const float, add), int has_add)                    \
+                                    QG_T(const float, add), int has_add, int G, int wgs)    \
 {                                                                                           \
     int g0 = get_global_id(0);                                                              \
     int k0 = get_global_id(1) * KT;                                                         \
     int n = get_global_id(2);                                                               \
+    int grp = n % G; /* a grouped conv's image n/G, group grp: its weights, bias */         \
     int base[JT], vp[JT], vq[JT];                                                           \
     if (QV > 0) {                                                                           \
         if (g0 * JT >= Po * QV || k0 >= Ko)                                                 \
@@ -380,7 +390,8 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,                 
             base[jt] = (g0 * JT + jt) * VW;                                                 \
     }                                                                                       \
     __global const float *xb = QG_P(xp) + (size_t)n * Ci * (PPC) * Lx;                      \
-    __global const float *wb = QG_P(wp) + (size_t)k0 * Ci * (TR * TS);                      \
+    __global const float *wb = QG_P(wp) + (size_t)grp * wgs + (size_t)k0 * Ci * (TR * TS);   \
+    __global const float *bb = QG_P(bias) + (has_bias ? grp * Ko : 0);                       \
     vec acc[KT][JT];                                                                        \
     _Pragma("unroll") for (int kt = 0; kt < KT; kt++)                                       \
         _Pragma("unroll") for (int jt = 0; jt < JT; jt++)                                   \
@@ -409,7 +420,7 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,                 
         _Pragma("unroll") for (int kt = 0; kt < KT; kt++) {                                 \
             if (k0 + kt >= Ko)                                                              \
                 break;                                                                      \
-            float bv = has_bias ? QG_P(bias)[k0 + kt] : 0.0f;                               \
+            float bv = has_bias ? bb[k0 + kt] : 0.0f;                                       \
             _Pragma("unroll") for (int jt = 0; jt < JT; jt++) {                             \
                 if (vp[jt] >= Po)                                                           \
                     continue;                                                               \
@@ -453,7 +464,7 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd, int J,                 
             for (int kt = 0; kt < KT && k0 + kt < Ko; kt++) {                               \
                 float v = out[kt][l];                                                       \
                 if (has_bias)                                                               \
-                    v += QG_P(bias)[k0 + kt];                                               \
+                    v += bb[k0 + kt];                                                       \
                 if (has_mask && mb[(k0 + kt) * PQ + o] == 0.0f)                             \
                     v = 0.0f;                                                               \
                 if (has_add)                                                                \
@@ -612,12 +623,17 @@ QG_CONV_FWD_KV(qg_conv_direct_fwd_kv_2x2, 2, 2)
  * chunk, n < nb) and positions j < J of dyp[n][k][j] * xp[n][ci][j +
  * r*Wd + s]; dyp holds zeros past each row's Q and past P rows, so no
  * position outside the output contributes. Range (Ci, ceil(K/WKT),
- * nchunks). */
+ * nchunks). A grouped conv (G groups): Ci counts all input channels, K
+ * one group's output channels; channel ci of group g = ci / (Ci/G) pairs
+ * with dy planes g*K..g*K+K-1 of the G*K, and the partials are laid out
+ * [chunk][G*K][Ci/G] as the grouped weights (G = 1: as above). */
+#define QG_WGRAD_GROUP                                                                      \
+    const int Cg = Ci / G, KG = K * G, gk = ci / Cg * K, cl = ci - ci / Cg * Cg
 #define QG_CONV_WGRAD(NAME, TR, TS, PPC, TAP)                                                \
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))                                    \
 void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd,                                    \
                                       QG_T(const float, dyp), int K, int Ly, int J, int nb, \
-                                      int wn, QG_T(float, part))                            \
+                                      int wn, QG_T(float, part), int G)                     \
 {                                                                                           \
     int ci = get_global_id(0);                                                              \
     int k0 = get_global_id(1) * WKT;                                                        \
@@ -625,6 +641,7 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd,                        
     int n0 = chunk * wn;                                                                    \
     if (ci >= Ci || k0 >= K || n0 >= nb)                                                    \
         return;                                                                             \
+    QG_WGRAD_GROUP;                                                                         \
     int n1 = min(n0 + wn, nb);                                                              \
     vec acc[WKT][TR * TS];                                                                  \
     _Pragma("unroll") for (int kt = 0; kt < WKT; kt++)                                      \
@@ -634,7 +651,7 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd,                        
         __global const float *xb = QG_P(xp) + ((size_t)n * Ci + ci) * (PPC) * Lx;           \
         __global const float *db[WKT];                                                      \
         _Pragma("unroll") for (int kt = 0; kt < WKT; kt++)                                  \
-            db[kt] = QG_P(dyp) + ((size_t)n * K + min(k0 + kt, K - 1)) * Ly;                \
+            db[kt] = QG_P(dyp) + ((size_t)n * KG + gk + min(k0 + kt, K - 1)) * Ly;         \
         for (int j = 0; j < J; j += VW) {                                                   \
             vec dv[WKT];                                                                    \
             _Pragma("unroll") for (int kt = 0; kt < WKT; kt++)                              \
@@ -649,7 +666,7 @@ void NAME(QG_T(const float, xp), int Ci, int Lx, int Wd,                        
     }                                                                                       \
     _Pragma("unroll") for (int kt = 0; kt < WKT; kt++) {                                    \
         if (k0 + kt < K) {                                                                  \
-            __global float *o = QG_P(part) + (((size_t)chunk * K + k0 + kt) * Ci + ci) *    \
+            __global float *o = QG_P(part) + (((size_t)chunk * KG + gk + k0 + kt) * Cg + cl) * \
                                 (TR * TS);                                                  \
             _Pragma("unroll") for (int t = 0; t < TR * TS; t++)                             \
                 o[t] = hsum(acc[kt][t]);                                                    \
@@ -675,7 +692,7 @@ QG_CONV_WGRAD(qg_conv_direct_wgrad_s2_3x3, 3, 3, 4, QG_TAP_PHASE)
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void qg_conv_direct_wgrad_rows_3x3(QG_T(const float, xp), int Ci, int Lx, int Wd,
                                    QG_T(const float, dyp), int K, int Ly, int J, int nb,
-                                   int wn, QG_T(float, part), int Po, int QB, int Q)
+                                   int wn, QG_T(float, part), int Po, int QB, int Q, int G)
 {
     int ci = get_global_id(0);
     int k0 = get_global_id(1) * RKT;
@@ -683,6 +700,7 @@ void qg_conv_direct_wgrad_rows_3x3(QG_T(const float, xp), int Ci, int Lx, int Wd
     int n0 = chunk * wn;
     if (ci >= Ci || k0 >= K || n0 >= nb)
         return;
+    QG_WGRAD_GROUP;
     int n1 = min(n0 + wn, nb);
     vec acc[RKT][9];
     _Pragma("unroll") for (int kt = 0; kt < RKT; kt++)
@@ -692,7 +710,7 @@ void qg_conv_direct_wgrad_rows_3x3(QG_T(const float, xp), int Ci, int Lx, int Wd
         __global const float *xb = QG_P(xp) + ((size_t)n * Ci + ci) * Lx;
         __global const float *db[RKT];
         _Pragma("unroll") for (int kt = 0; kt < RKT; kt++)
-            db[kt] = QG_P(dyp) + ((size_t)n * K + min(k0 + kt, K - 1)) * Ly;
+            db[kt] = QG_P(dyp) + ((size_t)n * KG + gk + min(k0 + kt, K - 1)) * Ly;
         for (int c0 = 0; c0 < QB * VW; c0 += VW) {
             ivec live = (c0 + QG_LANES) < (ivec)Q;
             vec x0[3], x1[3];
@@ -721,7 +739,7 @@ void qg_conv_direct_wgrad_rows_3x3(QG_T(const float, xp), int Ci, int Lx, int Wd
     }
     _Pragma("unroll") for (int kt = 0; kt < RKT; kt++) {
         if (k0 + kt < K) {
-            __global float *o = QG_P(part) + (((size_t)chunk * K + k0 + kt) * Ci + ci) * 9;
+            __global float *o = QG_P(part) + (((size_t)chunk * KG + gk + k0 + kt) * Cg + cl) * 9;
             _Pragma("unroll") for (int t = 0; t < 9; t++)
                 o[t] = hsum(acc[kt][t]);
         }

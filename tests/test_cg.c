@@ -143,7 +143,9 @@ Test(cg, random_weight_split_matches_reference)
     const struct {
         int K, C, R, p, group, compact;
     } cases[] = {{4, 8, 3, 4, 1, 1}, {6, 3, 3, 3, 1, 1}, {16, 8, 1, 2, 1, 1}, {8, 16, 3, 4, 1, 0},
-                 {6, 6, 3, 3, 1, 0}, {5, 7, 3, 3, 0, 0}, {8, 16, 3, 4, 0, 0}};
+                 {6, 6, 3, 3, 1, 0}, {5, 7, 3, 3, 0, 0}, {8, 16, 3, 4, 0, 0},
+                 /* first channels, compact: a conv over the first C/p */
+                 {5, 8, 3, 4, 0, 2}, {8, 16, 3, 4, 0, 2}, {7, 6, 1, 3, 0, 2}};
     for (size_t w = 0; w < 3; w++) {
         set_wg(ctx, wgs[w]);
         for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
@@ -187,7 +189,7 @@ Test(cg, random_weight_split_matches_reference)
             for (size_t i = 0; i < n; i++) {
                 /* w*m + w*(1-m) == w exactly for m in {0, 1} */
                 size_t o = i / ((size_t)C * KK), c = i / KK % C, kk = i % KK;
-                size_t first = compact ? o / (K / p) * Cb : 0;
+                size_t first = compact == QG_CG_COMPACT_BLOCKS ? o / (K / p) * Cb : 0;
                 float base = (c >= first && c < first + Cb)
                                  ? rb[(o * Cb + c - first) * KK + kk] : 0.0f;
                 split_bad += base + rc[i] != wv[i];

@@ -173,6 +173,109 @@ Test(cgconv, oracle_t8_6_gating_loss_through_the_node)
     qg__model_free(m);
 }
 
+/* ---- the base path as a p-group conv ---- */
+
+/* One CG node on [N, C, H, W] with the given config, weights from seed 5
+ * (the same for both base-path forms), input and output gradient set. */
+static qg_model *cg_one(qg_ctx *ctx, int N, int C, int H, int W, int K, int stride,
+                        const qg_cg_cfg *cfg, const float *x, size_t nx)
+{
+    qg_model *m;
+    QG_EXPECT_OK(qg__model_new(ctx, "cg", C, H, W, K, &m));
+    qg_rng rng = {5};
+    cr_assert_geq(qg__node_cgconv(m, "c", 0, K, 3, stride, 1, cfg, &rng), 0, "%s",
+                  qg_last_error());
+    QG_EXPECT_OK(qg__model_setup(m, N));
+    QG_EXPECT_OK(qg_tensor_write(qg__model_input(m), x, nx * sizeof *x));
+    return m;
+}
+
+static void expect_same(const char *what, const qg_tensor *a, const qg_tensor *b)
+{
+    size_t n = qg_tensor_numel(a);
+    cr_assert_eq(n, qg_tensor_numel(b), "%s: sizes", what);
+    float *u = qg_test_read(a), *v = qg_test_read(b);
+    cr_expect(qg_test_allclose(what, u, v, n, 1e-5f, 1e-4f), "%s", what);
+    free(u);
+    free(v);
+}
+
+/* With the block-diagonal mask the base path runs as a p-group conv on
+ * the compact weights, with the first-channels mask as a conv over the
+ * first C/p channels; cfg.dense_base keeps the reference's dense conv
+ * with masked full-size weights. Both give the same outputs, gate counts,
+ * running statistics and input / weight / threshold gradients (atol 1e-5
+ * + rtol 1e-4: the compact conv sums the same products without the
+ * masked zeros, in another order), in training and in eval mode, at
+ * stride 1 and 2 and with the channel shuffle. */
+Test(cgconv, grouped_base_path_equals_the_dense_masked_one)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    static const struct {
+        int N, C, H, W, K, stride, p, shuffle, group;
+    } cases[] = {
+        {3, 16, 10, 9, 16, 1, 4, 0, 1},
+        {2, 16, 9, 9, 32, 2, 4, 0, 1},
+        {2, 8, 7, 6, 8, 1, 2, 1, 1},
+        /* first C/p channels: a conv over that slice */
+        {3, 16, 10, 9, 16, 1, 4, 0, 0},
+        {2, 12, 9, 7, 10, 2, 3, 0, 0},
+        {2, 8, 7, 6, 8, 1, 2, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int N = cases[i].N, C = cases[i].C, H = cases[i].H, W = cases[i].W, K = cases[i].K;
+        size_t nx = (size_t)N * C * H * W;
+        float *x = malloc(nx * sizeof *x);
+        qg_test_fill(x, nx, -1, 1, 11 + (uint32_t)i);
+        qg_cg_cfg cfg = {.partitions = cases[i].p, .group = cases[i].group,
+                         .shuffle = cases[i].shuffle,
+                         .spbp = 1, .alpha = 2.0f, .ginit = 0.0f, .gtar = 1.0f, .coef = 0.0f};
+        qg_model *mg = cg_one(ctx, N, C, H, W, K, cases[i].stride, &cfg, x, nx);
+        cfg.dense_base = 1;
+        qg_model *md = cg_one(ctx, N, C, H, W, K, cases[i].stride, &cfg, x, nx);
+        expect_same("initial weights", qg__model_find_param(mg, "c.weight")->value,
+                    qg__model_find_param(md, "c.weight")->value);
+        char l[64];
+        for (int train = 1; train >= 0; train--) {
+            QG_EXPECT_OK(qg__model_gate_reset(mg));
+            QG_EXPECT_OK(qg__model_gate_reset(md));
+            QG_EXPECT_OK(qg__model_forward(mg, train));
+            QG_EXPECT_OK(qg__model_forward(md, train));
+            snprintf(l, sizeof l, "case %zu %s out", i, train ? "train" : "eval");
+            expect_same(l, qg__model_logits(mg), qg__model_logits(md));
+            long long tg, og, td, od;
+            QG_EXPECT_OK(qg__model_gate_stats(mg, &tg, &og, NULL, NULL, NULL, NULL));
+            QG_EXPECT_OK(qg__model_gate_stats(md, &td, &od, NULL, NULL, NULL, NULL));
+            cr_expect(tg == td && og == od && og > 0 && og < tg, "%s: gated on %lld/%lld vs "
+                      "%lld/%lld", l, og, tg, od, td);
+            if (!train)
+                continue;
+            snprintf(l, sizeof l, "case %zu running mean", i);
+            expect_same(l, qg__model_find_param(mg, "c.bn.running_mean")->value,
+                        qg__model_find_param(md, "c.bn.running_mean")->value);
+            size_t ny = qg_tensor_numel(qg__model_logits(mg));
+            float *dy = malloc(ny * sizeof *dy);
+            qg_test_fill(dy, ny, -1, 1, 21 + (uint32_t)i);
+            QG_EXPECT_OK(qg_tensor_write(qg__model_logits_grad(mg), dy, ny * sizeof *dy));
+            QG_EXPECT_OK(qg_tensor_write(qg__model_logits_grad(md), dy, ny * sizeof *dy));
+            free(dy);
+            QG_EXPECT_OK(qg__model_backward(mg));
+            QG_EXPECT_OK(qg__model_backward(md));
+            snprintf(l, sizeof l, "case %zu dx", i);
+            expect_same(l, mg->acts[0].grad, md->acts[0].grad);
+            snprintf(l, sizeof l, "case %zu dw", i);
+            expect_same(l, qg__model_find_param(mg, "c.weight")->grad,
+                        qg__model_find_param(md, "c.weight")->grad);
+            snprintf(l, sizeof l, "case %zu ddelta", i);
+            expect_same(l, qg__model_find_param(mg, "c.threshold")->grad,
+                        qg__model_find_param(md, "c.threshold")->grad);
+        }
+        qg__model_free(mg);
+        qg__model_free(md);
+        free(x);
+    }
+}
+
 /* ---- CG ResNet-20 ---- */
 
 static qg_model *cg_resnet(int postact, int p, int group, int shuffle)

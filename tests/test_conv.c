@@ -79,6 +79,14 @@ static const shape shapes[] = {
     /* 8-wide outputs: the channel-vectorised tiles lie inside one row */
     {2, 5, 3, 8, 33, 3, 3, 1, 1, 1, "3x3 s1 p1, 8 wide, 33 channels (tiles inside a row)"},
     {2, 6, 5, 16, 33, 3, 3, 2, 1, 1, "3x3 s2 p1, 16 wide, 33 channels (tiles inside a row)"},
+    /* grouped 3x3 on the direct kernels: group counts 2..5, odd maps and
+     * channels per group, stride 2, a channel tile across groups */
+    {3, 8, 7, 9, 12, 3, 3, 1, 1, 4, "3x3 s1 p1 groups 4 (direct)"},
+    {2, 10, 9, 7, 15, 3, 3, 2, 1, 5, "3x3 s2 p1 groups 5, 2 -> 3 per group (direct)"},
+    {3, 12, 6, 5, 6, 3, 3, 1, 1, 3, "3x3 s1 p1 groups 3, 4 -> 2 per group (direct)"},
+    {2, 8, 8, 6, 8, 3, 3, 2, 1, 2, "3x3 s2 p1 groups 2, even map (direct)"},
+    {2, 6, 5, 18, 6, 3, 3, 1, 0, 2, "3x3 s1 p0 groups 2, 18 wide (direct)"},
+    {2, 16, 10, 10, 16, 3, 3, 1, 1, 4, "3x3 s1 p1 groups 4, 4 per group (CG's base path)"},
 };
 
 /* A tensor of n floats at offset PAD inside a buffer of n + 2*PAD. */
@@ -168,12 +176,11 @@ static qg_conv_plan *plan_new(qg_ctx *ctx, const qg_conv_desc *d, size_t ws, int
     return pl;
 }
 
-/* The shapes the direct kernels take (ungrouped 3x3, stride 1 or 2, pad
- * <= 2), as the plan must route them. */
+/* The shapes the direct kernels take (3x3, grouped or not, stride 1 or 2,
+ * pad <= 2), as the plan must route them. */
 static int direct_shape(const qg_conv_desc *d)
 {
-    return d->groups == 1 && d->R == 3 && d->S == 3 && (d->stride == 1 || d->stride == 2) &&
-           d->pad <= 2;
+    return d->R == 3 && d->S == 3 && (d->stride == 1 || d->stride == 2) && d->pad <= 2;
 }
 
 /* A refused optional pass: QG_ERR_UNSUPPORTED, and a message that names
@@ -319,7 +326,7 @@ static void run_conv_case(qg_ctx *ctx, const shape *s, uint32_t seed)
          * third of it zeroed): fused where the plan has the shared-dy
          * direct form (surely the 3x3 "same" and stride-2 pad-1 convs with
          * the full workspace), else refused with nothing written. */
-        int sure = wi == 0 && d.groups == 1 && d.R == 3 && d.S == 3 && d.pad == 1 &&
+        int sure = wi == 0 && d.R == 3 && d.S == 3 && d.pad == 1 &&
                    (d.stride == 1 || d.stride == 2);
         if (sure)
             cr_expect(caps & QG_CONV_CAP_MASKED_BWD, "%s: no masked backward", s->what);
@@ -688,10 +695,10 @@ Test(conv, direct_path_is_taken_for_3x3)
     qg_ctx *ctx = NULL;
     QG_EXPECT_OK(qg_ctx_new(NULL, &ctx));
     cr_assert(ctx != NULL);
-    run_conv_case(ctx, &shapes[6], 77); /* 3x3 groups 2: GEMM */
-    cr_expect(!program_built(ctx, "conv_direct"), "grouped conv took the direct path");
-    run_conv_case(ctx, &shapes[11], 78);
-    cr_expect(program_built(ctx, "conv_direct"), "3x3 conv did not take the direct path");
+    run_conv_case(ctx, &shapes[5], 77); /* 1x1 groups 2: GEMM */
+    cr_expect(!program_built(ctx, "conv_direct"), "grouped 1x1 conv took the direct path");
+    run_conv_case(ctx, &shapes[7], 78); /* 3x3 groups 2: direct */
+    cr_expect(program_built(ctx, "conv_direct"), "grouped 3x3 conv did not take the direct path");
     qg_ctx_free(ctx);
 }
 

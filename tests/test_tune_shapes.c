@@ -68,6 +68,34 @@ Test(tune_shapes, shape_class_names_channels_map_and_stride_not_batch)
     cr_expect_str_eq(ca, "c16k16h32w32s1");
     cr_expect_str_eq(cb, ca, "the batch must not be part of the class");
     cr_expect_str_eq(cc, "c16k32h32w30s2");
+    /* a grouped conv has its own class */
+    QG_EXPECT_OK(qg__conv_desc_init(NULL, &c, 128, 16, 32, 32, 16, 3, 3, 1, 1, 4));
+    qg__conv_shape_class(&c, cc, sizeof cc);
+    cr_expect_str_eq(cc, "c16k16h32w32s1g4");
+}
+
+/* The optional "groups" of a conv entry: its shape class, and refused
+ * where it does not divide both channel counts. */
+Test(tune_shapes, groups_field_names_a_grouped_class)
+{
+    char *path = tmp("groups.json");
+    qg_test_write_text(path, "{\"schema\": 1, \"conv\": [{\"n\": 2, \"c\": 16, \"k\": 16, "
+                             "\"h\": 8, \"w\": 8, \"stride\": 1, \"groups\": 4}, {\"n\": 2, "
+                             "\"c\": 16, \"k\": 16, \"h\": 8, \"w\": 8, \"stride\": 1}]}");
+    qg_tune_shapes sh = {0};
+    QG_EXPECT_OK(qg__tune_shapes_load(NULL, path, &sh));
+    cr_assert_eq(sh.nconv, 2);
+    cr_expect_eq(sh.conv[0].groups, 4);
+    cr_expect_str_eq(sh.conv_class[0], "c16k16h8w8s1g4");
+    cr_expect_str_eq(sh.conv_class[1], "c16k16h8w8s1");
+    qg__tune_shapes_free(&sh);
+    qg_test_write_text(path, "{\"schema\": 1, \"conv\": [{\"n\": 2, \"c\": 16, \"k\": 12, "
+                             "\"h\": 8, \"w\": 8, \"stride\": 1, \"groups\": 8}]}");
+    cr_expect_eq(qg__tune_shapes_load(NULL, path, &sh), QG_ERR_FORMAT);
+    cr_expect_neq(strstr(qg_last_error(), "\"groups\" must be an integer dividing c (16) and "
+                                          "k (12)"), NULL, "%s", qg_last_error());
+    qg__tune_shapes_free(&sh);
+    unlink(path);
 }
 
 /* Each malformed file is rejected, and the message names the file and

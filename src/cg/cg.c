@@ -65,11 +65,17 @@ static qg_status weights_check(qg_ctx *ctx, const char *op, const qg_tensor *m,
     *K = d[0];
     *C = d[1];
     *KK = d[2] * d[3];
-    if (p < 1 || p > *C || p > *K || (compact && (*C % p || *K % p)))
+    if (compact < 0 || compact > QG_CG_COMPACT_FIRST)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: compact form %d (0, blocks 1 or first "
+                         "channels 2)", op, compact);
+    if (p < 1 || p > *C || p > *K || (compact && *C % p) ||
+        (compact == QG_CG_COMPACT_BLOCKS && *K % p))
         return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: %d partitions %s %d -> %d channels", op,
                          p, compact ? "must divide" : "exceed", *C, *K);
     *Cb = qg__cg_base_channels(*C, p, compact);
-    *co = *K / p;
+    /* (the kernels' first base channel of output o is o/co*Cb: co = K puts
+     * every output's at 0, the first-channels form) */
+    *co = compact == QG_CG_COMPACT_FIRST ? *K : *K / p;
     size_t n = qg_tensor_numel(m);
     st = qg__tensor_need(ctx, op, "full weight", full, n, QG_DTYPE_F32);
     if (st == QG_OK)

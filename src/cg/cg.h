@@ -27,8 +27,14 @@
  * every output sees input channels [0, ci). */
 void qg__cg_mask_fill(int K, int C, int KK, int p, int group, float *m);
 
-/* Input channels per output in the base weights: C/p when `compact` (the
- * weights of a p-group conv), else C (full shape, masked). */
+/* The compact forms of the base weights, [K][C/p][k][k]: the block-
+ * diagonal mask's diagonal blocks (the weights of a p-group conv), or the
+ * first-channels mask's first C/p input channels (a conv over that slice
+ * of the input). 0: full shape, masked. */
+enum { QG_CG_COMPACT_BLOCKS = 1, QG_CG_COMPACT_FIRST = 2 };
+
+/* Input channels per output in the base weights: C/p when `compact` (either
+ * compact form), else C (full shape, masked). */
 static inline int qg__cg_base_channels(int C, int p, int compact)
 {
     return compact ? C / p : C;
@@ -45,9 +51,11 @@ static inline double qg__cg_cost(int C, int p, double r)
 }
 
 /* w, m, wc [K][C][R][S]; wb [K][Cb][R][S], Cb = qg__cg_base_channels:
- *   wc = w*(1-m);  wb = w*m, or when `compact` its block-diagonal blocks
- *   (the weights of a p-group conv; needs K and C divisible by p and the
- *   block-diagonal mask). */
+ *   wc = w*(1-m);  wb = w*m, or with compact QG_CG_COMPACT_BLOCKS its
+ *   block-diagonal blocks (the weights of a p-group conv; needs K and C
+ *   divisible by p and the block-diagonal mask), with QG_CG_COMPACT_FIRST
+ *   its first C/p input channels (needs C divisible by p and the
+ *   first-channels mask). */
 qg_status qg__cg_weights_fwd(qg_ctx *ctx, const qg_tensor *w, const qg_tensor *m, int p,
                              int compact, qg_tensor *wb, qg_tensor *wc);
 /* dw = (1-m)*dwc + m*dwb (dwb mapped back into the full shape); the

@@ -15,13 +15,21 @@
  * buffer is allocated in setup, so a step allocates nothing; the counter
  * stays on the device until gate_counts reads it.
  *
- * Both paths are dense convolutions with masked weights, as the
- * reference's (2 convolutions a step). The block-diagonal base path could
- * be a p-group conv on compact weights (qg__cg_weights_fwd can make them;
- * 1 + 1/p convolutions), but src/ops/conv_plan.c routes grouped convs to
- * im2col + GEMM: on PoCL a 16->16 3x3 grouped conv of a 128x28x28 batch
- * takes ~0.55 s against ~0.01 s for the direct kernel of the ungrouped
- * one. Worth switching once grouped convs get direct kernels. */
+ * The base path with the block-diagonal mask (group) is a p-group conv:
+ * Wb is the compact [K][C/p][k][k] stack of M's diagonal blocks
+ * (qg__cg_weights_fwd), Yp = groupconv(Xs, Wb) costs 1/p of the dense
+ * conv's MACs, its backward runs through the same grouped plan, and
+ * qg__cg_weights_bwd scatters the compact dWb back into W's full,
+ * PyTorch-shaped gradient. src/ops/conv_plan.c runs grouped 3x3 convs on
+ * the direct kernels (bench/bench_gconv: 1.2-3x faster than the dense
+ * masked conv at p = 4 on PoCL, where im2col + GEMM was 5-30x slower).
+ * Without group (the first-C/p-channels mask) the base path is a conv over
+ * that slice: Xb = Xs[:, :C/p] copied out, Yp = conv(Xb, Wb) on the
+ * compact [K][C/p][k][k] first columns of W (also 1/p of the MACs), its
+ * data gradient added back into the first C/p channels of dXs.
+ * cfg.dense_base keeps the reference's dense conv with masked full-size
+ * weights for either mask. The conditional path Yc is a dense conv with
+ * Wc = W*(1-M) (2 convolutions a step become 1 + 1/p). */
 #include "config.h"
 
 #include <math.h>
@@ -32,6 +40,7 @@
 #include "cg/cg.h"
 #include "model/nodes.h"
 #include "model/nodes_cg.h"
+#include "ops/chan.h"
 #include "ops/conv.h"
 #include "ops/layers.h"
 #include "quant/quant.h"
@@ -43,10 +52,18 @@
 typedef struct cg_priv {
     int cin, cout, k, stride, pad;
     qg_cg_cfg cfg;
-    qg_conv_desc d;                 /* both paths */
+    qg_conv_desc d;                 /* the conditional path, and the base path unless compact */
     qg_conv_plan *plan;             /* made in setup, for this batch size */
+    /* the base path on compact weights (unless dense_base): QG_CG_COMPACT_BLOCKS
+     * (group: a p-group conv), QG_CG_COMPACT_FIRST (a conv over x's first C/p
+     * channels, copied to xb), 0: a dense conv on masked weights */
+    int compact;
+    qg_conv_desc dg;                /* ... its descriptor and plan */
+    qg_conv_plan *gplan;
+    qg_tensor *xb, *dxb;            /* [N][C/p][H][W] with QG_CG_COMPACT_FIRST */
     qg_param *w, *mask, *delta, *rmean, *rvar;
-    qg_tensor *wb, *wc, *dwb, *dwc; /* weight-sized: W*M, W*(1-M) and their grads */
+    /* W*M (compact: [K][C/p][k][k]), W*(1-M) and their grads */
+    qg_tensor *wb, *wc, *dwb, *dwc;
     qg_tensor *xs, *dxs;            /* input-sized, with shuffle only */
     qg_tensor *yp, *yc, *z, *g, *dyp, *dyc;  /* output-sized */
     qg_tensor *save_mean, *save_invstd;
@@ -65,11 +82,24 @@ static qg_status cg_setup(qg_node *n, qg_model *m, size_t *ws)
     p->plan = NULL;
     QG_TRY(qg__conv_plan_new(m->ctx, &p->d, NULL, &p->plan));
     *ws = qg__conv_plan_ws_floats(p->plan);
+    qg__conv_plan_free(p->gplan);
+    p->gplan = NULL;
+    if (p->compact) {
+        int first = p->compact == QG_CG_COMPACT_FIRST, P = p->cfg.partitions;
+        QG_TRY(qg__conv_desc_init(m->ctx, &p->dg, m->batch, first ? p->cin / P : p->cin, H, W,
+                                  p->cout, p->k, p->k, p->stride, p->pad, first ? 1 : P));
+        QG_TRY(qg__conv_plan_new(m->ctx, &p->dg, NULL, &p->gplan));
+        size_t gws = qg__conv_plan_ws_floats(p->gplan);
+        if (gws > *ws)
+            *ws = gws;
+    }
     if (!p->wb) {
         const int64_t *sw = p->w->value->shape;
         int64_t sc[1] = {p->cout};
-        QG_TRY(qg_tensor_new(m->ctx, 4, sw, QG_DTYPE_F32, "cg.wb", &p->wb));
-        QG_TRY(qg_tensor_new(m->ctx, 4, sw, QG_DTYPE_F32, "cg.dwb", &p->dwb));
+        int64_t swb[4] = {sw[0], qg__cg_base_channels((int)sw[1], p->cfg.partitions, p->compact),
+                          sw[2], sw[3]};
+        QG_TRY(qg_tensor_new(m->ctx, 4, swb, QG_DTYPE_F32, "cg.wb", &p->wb));
+        QG_TRY(qg_tensor_new(m->ctx, 4, swb, QG_DTYPE_F32, "cg.dwb", &p->dwb));
         QG_TRY(qg_tensor_new(m->ctx, 4, sw, QG_DTYPE_F32, "cg.wc", &p->wc));
         QG_TRY(qg_tensor_new(m->ctx, 4, sw, QG_DTYPE_F32, "cg.dwc", &p->dwc));
         QG_TRY(qg_tensor_new(m->ctx, 1, sc, QG_DTYPE_F32, "cg.save_mean", &p->save_mean));
@@ -78,6 +108,14 @@ static qg_status cg_setup(qg_node *n, qg_model *m, size_t *ws)
     if (p->cfg.shuffle) {
         QG_TRY(qg__node_tensor_like(m, x, "cg.xs", &p->xs));
         QG_TRY(qg__node_tensor_like(m, x, "cg.dxs", &p->dxs));
+    }
+    if (p->compact == QG_CG_COMPACT_FIRST) {
+        int64_t sb[4] = {m->batch, p->cin / p->cfg.partitions, H, W};
+        qg_tensor_free(p->xb);
+        qg_tensor_free(p->dxb);
+        p->xb = p->dxb = NULL;
+        QG_TRY(qg_tensor_new(m->ctx, 4, sb, QG_DTYPE_F32, "cg.xb", &p->xb));
+        QG_TRY(qg_tensor_new(m->ctx, 4, sb, QG_DTYPE_F32, "cg.dxb", &p->dxb));
     }
     QG_TRY(qg__node_tensor_like(m, y, "cg.yp", &p->yp));
     QG_TRY(qg__node_tensor_like(m, y, "cg.yc", &p->yc));
@@ -88,6 +126,26 @@ static qg_status cg_setup(qg_node *n, qg_model *m, size_t *ws)
     QG_TRY(qg__node_scalar(m, QG_DTYPE_I32, "cg.count", &p->gc.count));
 fail:
     return st;
+}
+
+/* The base path's plan: the p-group conv's or the slice conv's when
+ * compact. */
+static const qg_conv_plan *base_plan(const cg_priv *p)
+{
+    return p->compact ? p->gplan : p->plan;
+}
+
+/* The base path's input: x itself, or (first channels, compact) its first
+ * C/p channels copied to xb when `copy`. */
+static qg_status base_input(cg_priv *p, qg_ctx *ctx, const qg_tensor *x, int copy,
+                            const qg_tensor **xb)
+{
+    *xb = x;
+    if (p->compact != QG_CG_COMPACT_FIRST)
+        return QG_OK;
+    *xb = p->xb;
+    return copy ? qg__chan_copy(ctx, x, 0, 1, p->xb, 0, 1, p->cin / p->cfg.partitions, 0)
+                : QG_OK;
 }
 
 /* The input both paths convolve: X, or its channel shuffle. */
@@ -104,8 +162,11 @@ static qg_status cg_forward(qg_node *n, qg_model *m, int train)
     if (p->cfg.shuffle)
         QG_TRY(qg__cg_shuffle(m->ctx, IN0(n, m)->value, P, p->xs, 0));
     const qg_tensor *x = path_input(p, n, m);
-    QG_TRY(qg__cg_weights_fwd(m->ctx, p->w->value, p->mask->value, P, 0, p->wb, p->wc));
-    QG_TRY(qg__conv_enqueue_fwd(p->plan, x, p->wb, NULL, p->yp, m->workspace, NULL));
+    QG_TRY(qg__cg_weights_fwd(m->ctx, p->w->value, p->mask->value, P, p->compact, p->wb,
+                              p->wc));
+    const qg_tensor *xb;
+    QG_TRY(base_input(p, m->ctx, x, 1, &xb));
+    QG_TRY(qg__conv_enqueue_fwd(base_plan(p), xb, p->wb, NULL, p->yp, m->workspace, NULL));
     QG_TRY(qg__conv_enqueue_fwd(p->plan, x, p->wc, NULL, p->yc, m->workspace, NULL));
     if (train)
         QG_TRY(qg__bn_fwd_train(m->ctx, p->yp, NULL, NULL, p->rmean->value, p->rvar->value,
@@ -132,16 +193,28 @@ static qg_status cg_backward(qg_node *n, qg_model *m)
     /* dYp += the affine-free BN's backward of the gate's gradient. */
     QG_TRY(qg__bn_bwd(m->ctx, p->yp, p->g, NULL, p->save_mean, p->save_invstd, p->dyp, NULL,
                       NULL, 1));
-    QG_TRY(qg__conv_enqueue_bwd_weight(p->plan, x, p->dyp, p->dwb, NULL, m->workspace, 0));
+    const qg_tensor *xb;
+    QG_TRY(base_input(p, m->ctx, x, 0, &xb)); /* (xb as the forward left it) */
+    QG_TRY(qg__conv_enqueue_bwd_weight(base_plan(p), xb, p->dyp, p->dwb, NULL, m->workspace, 0));
     QG_TRY(qg__conv_enqueue_bwd_weight(p->plan, x, p->dyc, p->dwc, NULL, m->workspace, 0));
-    QG_TRY(qg__cg_weights_bwd(m->ctx, p->mask->value, p->dwb, p->dwc, p->cfg.partitions, 0,
-                              p->w->grad));
+    QG_TRY(qg__cg_weights_bwd(m->ctx, p->mask->value, p->dwb, p->dwc, p->cfg.partitions,
+                              p->compact, p->w->grad));
     int acc = qg__act_grad_begin(m, n->in[0]);
     /* With shuffle the convs write dXs, which is then unshuffled (a shuffle
      * with C/p groups, the inverse permutation) into dX. */
     qg_tensor *dx = p->cfg.shuffle ? p->dxs : IN0(n, m)->grad;
-    QG_TRY(qg__conv_enqueue_bwd_data(p->plan, p->dyp, p->wb, dx, m->workspace,
-                                     p->cfg.shuffle ? 0 : acc));
+    if (p->compact == QG_CG_COMPACT_FIRST) {
+        /* the slice's gradient into dX's first C/p channels, the rest 0
+         * unless dX accumulates (the conditional path then adds its own) */
+        int sacc = p->cfg.shuffle ? 0 : acc;
+        QG_TRY(qg__conv_enqueue_bwd_data(p->gplan, p->dyp, p->wb, p->dxb, m->workspace, 0));
+        if (!sacc)
+            QG_TRY(qg_tensor_zero(dx));
+        QG_TRY(qg__chan_copy(m->ctx, p->dxb, 0, 1, dx, 0, 1, p->cin / p->cfg.partitions, 1));
+    } else {
+        QG_TRY(qg__conv_enqueue_bwd_data(base_plan(p), p->dyp, p->wb, dx, m->workspace,
+                                         p->cfg.shuffle ? 0 : acc));
+    }
     QG_TRY(qg__conv_enqueue_bwd_data(p->plan, p->dyc, p->wc, dx, m->workspace, 1));
     if (p->cfg.shuffle)
         QG_TRY(qg__cg_shuffle(m->ctx, p->dxs, p->cin / p->cfg.partitions, IN0(n, m)->grad,
@@ -188,10 +261,12 @@ static void cg_destroy(qg_node *n)
     if (!p)
         return;
     qg_tensor *ts[] = {p->wb, p->wc, p->dwb, p->dwc, p->xs, p->dxs, p->yp, p->yc, p->z, p->g,
-                       p->dyp, p->dyc, p->save_mean, p->save_invstd, p->gc.count};
+                       p->dyp, p->dyc, p->save_mean, p->save_invstd, p->gc.count, p->xb,
+                       p->dxb};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
         qg_tensor_free(ts[i]);
     qg__conv_plan_free(p->plan);
+    qg__conv_plan_free(p->gplan);
     free(p);
 }
 
@@ -239,7 +314,10 @@ int qg__node_cgconv(qg_model *m, const char *name, int in, int cout, int k, int 
         qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    *p = (cg_priv){.cin = cin, .cout = cout, .k = k, .stride = stride, .pad = pad, .cfg = *cfg};
+    *p = (cg_priv){.cin = cin, .cout = cout, .k = k, .stride = stride, .pad = pad, .cfg = *cfg,
+                   .compact = cfg->dense_base ? 0
+                              : cfg->group ? QG_CG_COMPACT_BLOCKS
+                                           : QG_CG_COMPACT_FIRST};
     int64_t ws[4] = {cout, cin, k, k}, ds[4] = {1, cout, 1, 1}, cs[1] = {cout};
     if (!add_param(m, name, "weight", QG_PARAM_WEIGHT, 4, ws, &p->w) ||
         qg__param_init_normal(p->w, sqrt(2.0 / ((double)cin * k * k)), rng) != QG_OK)

@@ -27,6 +27,11 @@ typedef struct qg_cg_cfg {
     float alpha;      /* sigmoid slope of the gate's surrogate gradient (2.0) */
     float gtar;       /* gating target g */
     float coef;       /* gating loss coefficient (QG_CG_LOSS_COEF) */
+    /* The base path as a dense conv with masked full-size weights (the
+     * reference's computation) instead of a p-group conv (group) or a conv
+     * over the first C/p channels on compact weights; same results, for
+     * comparisons and tests. */
+    int dense_base;
 } qg_cg_cfg;
 
 /* QG_ERR_INVALID_ARG (message naming `name`) unless p divides cin (and

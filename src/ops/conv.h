@@ -37,8 +37,9 @@ qg_status qg__conv_desc_init(qg_ctx *ctx, qg_conv_desc *d, int N, int C, int H, 
                              int R, int S, int stride, int pad, int groups);
 
 /* "c16k16h32w32s1": input channels, output channels, input height and
- * width, stride; the key of per-shape tuned parameters of the direct
- * 3x3 kernels (batch, kernel size and padding are not part of it). */
+ * width, stride, and "g4" after it for 4 groups; the key of per-shape
+ * tuned parameters of the direct 3x3 kernels (batch, kernel size and
+ * padding are not part of it). */
 #define QG_CONV_SHAPE_CLASS_MAX 64
 void qg__conv_shape_class(const qg_conv_desc *d, char *buf, size_t cap);
 
@@ -56,6 +57,9 @@ typedef struct qg_conv_opts {
     /* Bits of the input quantizer qg__conv_enqueue_fwd_quant applies (as
      * qg__quant_apply); 0: none. */
     int quant_bits;
+    /* Every pass on im2col + GEMM even where the direct kernels take the
+     * shape: the old path, for comparisons (bench/bench_gconv.c) and tests. */
+    int force_gemm;
 } qg_conv_opts;
 
 /* What a plan can do beyond the plain passes (fwd, bwd_data, bwd_weight,

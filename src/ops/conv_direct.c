@@ -1,6 +1,10 @@
 /* src/ops/conv_direct.c: the host side of the direct 3x3 convolutions of
- * cl/conv_direct.cl (ungrouped, stride 1 or 2, pad <= 2: ResNet's layers),
- * about 10x faster than im2col + GEMM on a CPU device. It sizes their
+ * cl/conv_direct.cl (stride 1 or 2, pad <= 2: ResNet's layers), about 10x
+ * faster than im2col + GEMM on a CPU device. A grouped conv runs as N*groups
+ * images of one group's channels: the planes and outputs are laid out so
+ * already, the weights are prepared once per group (wgs floats apart) and
+ * the weight gradient's partials are kept per group (its channel-vectorised
+ * kernels take ungrouped convs only). It sizes their
  * planes and workspace layouts for the plan (qg__conv_direct_needs) and
  * runs the passes the plan routes here; which pass runs how is decided in
  * src/ops/conv_plan.c. C twin: src/ref/ref_conv.c; tests: tests/test_conv.c,
@@ -33,12 +37,16 @@ qg_status qg__conv_direct_params(qg_ctx *ctx, const qg_conv_desc *d, qg_conv_dpa
 }
 
 /* Backward data pads dy by 2 - pad, hence pad <= 2; everything else takes
- * im2col + GEMM. */
+ * im2col + GEMM. Grouped convs run as N*groups images of one group's
+ * channels (see the kernels' G). */
 int qg__conv_direct_takes(const qg_conv_desc *d)
 {
-    return d->groups == 1 && d->R == 3 && d->S == 3 && (d->stride == 1 || d->stride == 2) &&
-           d->pad <= 2;
+    return d->R == 3 && d->S == 3 && (d->stride == 1 || d->stride == 2) && d->pad <= 2;
 }
+
+/* One group's input and output channels. */
+#define CG_(d) ((d)->C / (d)->groups)
+#define KG_(d) ((d)->K / (d)->groups)
 
 /* The planes of a pass of T x T taps over Po x Qo positions (see
  * qg_conv_dgeom). */
@@ -167,15 +175,15 @@ static void karg_out(qg_kargs *a, const qg_tensor *out, size_t out_extra,
  * qg_conv_direct_wprep. */
 static qg_status dwprep_t(qg_ctx *ctx, const qg_conv_dparams *p, const qg_conv_desc *d,
                           const qg_tensor *w, int T, int flip, int Kp, int Ci, int trans,
-                          const qg_tensor *ws)
+                          const qg_tensor *ws, size_t wgs)
 {
     qg_kargs a;
     qg_status st = dget(ctx, p, QG_K_CONV_DIRECT_WPREP, &a);
     if (st != QG_OK)
         return st;
     qg__karg_tensor(&a, w);
-    qg__karg_int(&a, d->K);
-    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, KG_(d));
+    qg__karg_int(&a, CG_(d));
     qg__karg_int(&a, d->R);
     qg__karg_int(&a, d->S);
     qg__karg_int(&a, 1); /* stride-2 forwards read phase planes tap by tap */
@@ -186,14 +194,16 @@ static qg_status dwprep_t(qg_ctx *ctx, const qg_conv_dparams *p, const qg_conv_d
     qg__karg_int(&a, Ci);
     qg__karg_int(&a, trans);
     qg__conv_karg_at(&a, ws, 0);
-    size_t l = 64, n = qg__round_up((size_t)Kp * Ci, l);
-    return qg__kargs_launch(&a, 1, &n, &l);
+    qg__karg_int(&a, (int)wgs);
+    size_t l[2] = {64, 1}, n[2] = {qg__round_up((size_t)Kp * Ci, 64), (size_t)d->groups};
+    return qg__kargs_launch(&a, 2, n, l);
 }
 
 static qg_status dwprep(qg_ctx *ctx, const qg_conv_dparams *p, const qg_conv_desc *d,
-                        const qg_tensor *w, int T, int flip, int Kp, int Ci, const qg_tensor *ws)
+                        const qg_tensor *w, int T, int flip, int Kp, int Ci, const qg_tensor *ws,
+                        size_t wgs)
 {
-    return dwprep_t(ctx, p, d, w, T, flip, Kp, Ci, 0, ws);
+    return dwprep_t(ctx, p, d, w, T, flip, Kp, Ci, 0, ws, wgs);
 }
 
 /* Output channels per fwd_kv item (KVN vectors of 16 in the .cl). */
@@ -239,7 +249,7 @@ static qg_status dfwd_kv(qg_ctx *ctx, const qg_conv_dparams *p, const qg_conv_dg
  * slower on 16x16 outputs, so not beyond). */
 static int use_kv(const qg_conv_desc *d)
 {
-    return d->R == 3 && d->S == 3 && d->Q <= 8;
+    return d->groups == 1 && d->R == 3 && d->S == 3 && d->Q <= 8;
 }
 
 /* Plain padded planes (whole rows) of the input for fwd_kv; *Kp the
@@ -253,12 +263,14 @@ static qg_conv_dgeom kv_geom(const qg_conv_desc *d, int *Kp)
 }
 
 /* out[n0..][Ko][Po][Qo] (=/+=, + bias) from the planes at xp_extra in ws and
- * the weights at 0. */
+ * the weights at 0; a grouped conv's G groups as G*nb images of Ci input
+ * and Ko output channels each, group g's weights at g*wgs. */
 static qg_status dfwd(qg_ctx *ctx, const qg_conv_dparams *p, const qg_conv_dgeom *g, int Ci, int nb,
                       const qg_tensor *ws, const qg_tensor *xs, size_t xp_extra,
                       const qg_tensor *bias, int Ko,
                       int Po, int Qo, int accumulate, int relu, const qg_tensor *out,
-                      size_t out_extra, const qg_tensor *mask, const qg_tensor *add)
+                      size_t out_extra, const qg_tensor *mask, const qg_tensor *add, int G,
+                      size_t wgs)
 {
     qg_kargs a;
     qg_kernel_id name;
@@ -284,10 +296,12 @@ static qg_status dfwd(qg_ctx *ctx, const qg_conv_dparams *p, const qg_conv_dgeom
     qg__karg_int(&a, g->QV);
     qg__karg_int(&a, relu != 0);
     karg_out(&a, out, out_extra, mask, add);
+    qg__karg_int(&a, G);
+    qg__karg_int(&a, (int)wgs);
     size_t items = g->QV ? ((size_t)Po * g->QV + (size_t)p->JT - 1) / (size_t)p->JT
                          : (size_t)g->J / (size_t)(p->VW * p->JT);
     size_t gl[3] = {items,
-                    qg__round_up((size_t)Ko, (size_t)p->KT) / (size_t)p->KT, (size_t)nb};
+                    qg__round_up((size_t)Ko, (size_t)p->KT) / (size_t)p->KT, (size_t)nb * G};
     size_t l[3] = {(size_t)p->WG, 1, 1};
     return qg__kargs_launch(&a, 3, gl, l);
 }
@@ -302,7 +316,8 @@ static qg_conv_bwd_layout direct_bwd_layout(const qg_conv_desc *d, const qg_conv
     int s1 = d->stride == 1 && d->R == d->S && d->R - 1 == 2 * d->pad;
     if (!s1 && !b.s2)
         return b;
-    const int N = d->N, VW = (int)p->VW, stv = d->stride;
+    const int N = d->N, VW = (int)p->VW, stv = d->stride, G = d->groups;
+    const int Cg = CG_(d), Kg = KG_(d);
     b.T = (d->R + stv - 1) / stv;
     b.Ci = d->C * stv * stv;
     b.Hp = (d->H + 1) / 2;
@@ -311,7 +326,7 @@ static qg_conv_bwd_layout direct_bwd_layout(const qg_conv_desc *d, const qg_conv
     b.gw.ph = b.s2;
     qg_conv_dgeom gd = b.s2 ? direct_geom(2, b.Hp, b.Wp, (int)(p->VW * p->JT), VW)
                             : direct_geom(d->R, d->H, d->W, (int)(p->VW * p->JT), VW);
-    b.dKo = b.s2 ? 4 * d->C : d->C;
+    b.dKo = b.s2 ? 4 * Cg : Cg; /* one group's */
     gd.QV = direct_slots(&gd, b.s2 ? b.Hp : d->H, b.s2 ? b.Wp : d->W, VW);
     if (gd.Wd != b.gw.Wd || (b.s2 && (b.Hp != d->P || b.Wp != d->Q)))
         return b;
@@ -323,13 +338,15 @@ static qg_conv_bwd_layout direct_bwd_layout(const qg_conv_desc *d, const qg_conv
     b.TD = b.s2 ? 2 : d->R;
     /* channel-vectorised data gradient: 3x3 on narrow maps, or the stride-2
      * phases (2x2) when they are that narrow */
-    b.kv = b.s2 ? b.Wp <= 8 : use_kv(d);
+    b.kv = b.s2 ? G == 1 && b.Wp <= 8 : use_kv(d);
     b.Kp = (int)qg__round_up((size_t)b.dKo, b.kv ? QG_KV_CH : (size_t)p->KT);
     b.wn = direct_wn(p, b.gw.J, N);
     b.nchunks = (N + b.wn - 1) / b.wn;
-    b.part1 = (size_t)d->K * d->C * d->R * d->S;
-    b.o_ph = qg__round_up((size_t)b.Kp * d->K * b.TD * b.TD, 16);
-    b.o_dy = b.o_ph + (b.s2 && want_dx ? qg__round_up((size_t)N * b.dKo * b.Hp * b.Wp, 16) : 0);
+    b.part1 = (size_t)d->K * Cg * d->R * d->S;
+    b.wgs = qg__round_up((size_t)b.Kp * Kg * b.TD * b.TD, 16);
+    b.o_ph = (size_t)G * b.wgs;
+    b.o_dy = b.o_ph + (b.s2 && want_dx ? qg__round_up((size_t)N * G * b.dKo * b.Hp * b.Wp, 16)
+                                       : 0);
     b.o_x = b.o_dy + qg__round_up((size_t)N * d->K * b.gy.L, 16);
     b.o_part = b.o_x + (want_dw ? qg__round_up((size_t)N * b.Ci * b.gw.L, 16) : 0);
     b.o_dyt = b.o_part + (want_dw ? qg__round_up((size_t)b.nchunks * b.part1, 16) : 0);
@@ -378,16 +395,19 @@ static size_t keep_floats(const qg_conv_desc *d, int L)
 
 /* The forward kernels' weight layout: floats and output channels padded to
  * the tile (Kp), for the channel-vectorised (kv) or the position kernels. */
-static size_t fwd_wsz(const qg_conv_desc *d, const qg_conv_dparams *p, int *Kp)
+static size_t fwd_wsz(const qg_conv_desc *d, const qg_conv_dparams *p, int *Kp, size_t *wgs)
 {
     if (use_kv(d)) {
         kv_geom(d, Kp);
-        return qg__round_up((size_t)*Kp * d->C * 9, 16);
+        *wgs = qg__round_up((size_t)*Kp * d->C * 9, 16);
+        return *wgs;
     }
-    int stv = d->stride, T = (d->R + stv - 1) / stv;
-    int Tw = stv == 2 ? d->R : T, Cw = stv == 2 ? d->C : d->C * stv * stv;
-    *Kp = (int)qg__round_up((size_t)d->K, (size_t)p->KT);
-    return qg__round_up((size_t)*Kp * Cw * Tw * Tw, 16);
+    /* a grouped conv: one such layout per group, wgs floats apart */
+    int stv = d->stride, T = (d->R + stv - 1) / stv, Cg = CG_(d);
+    int Tw = stv == 2 ? d->R : T, Cw = stv == 2 ? Cg : Cg * stv * stv;
+    *Kp = (int)qg__round_up((size_t)KG_(d), (size_t)p->KT);
+    *wgs = qg__round_up((size_t)*Kp * Cw * Tw * Tw, 16);
+    return *wgs * (size_t)d->groups;
 }
 
 /* One image's planes of the forward (x's, or dy's for the data
@@ -396,7 +416,7 @@ static size_t fwd_wsz(const qg_conv_desc *d, const qg_conv_dparams *p, int *Kp)
 static size_t fwd_one(const qg_conv_desc *d, const qg_conv_dparams *p)
 {
     int Kp;
-    size_t wsz = fwd_wsz(d, p, &Kp);
+    size_t wgs, wsz = fwd_wsz(d, p, &Kp, &wgs);
     if (use_kv(d))
         return wsz + (size_t)d->C * kv_geom(d, &Kp).L;
     int stv = d->stride, T = (d->R + stv - 1) / stv, Ci = d->C * stv * stv;
@@ -416,7 +436,7 @@ qg_status qg__conv_direct_fwd(const qg_conv_plan *pl, const qg_tensor *x, const 
     const qg_tensor *keep = fc ? fc->keep : NULL;
     int Lk = keep ? pl->dn.keep_L : 0; /* (the plan checked keep's size) */
     int Kp;
-    size_t wsz = fwd_wsz(d, &p, &Kp);
+    size_t wgs, wsz = fwd_wsz(d, &p, &Kp, &wgs);
     /* the prepared weights: in the caller's buffer when it has one */
     const qg_tensor *wt = fc && fc->wprep ? fc->wprep : ws;
     int wready = wt != ws && fc->wprep_ready;
@@ -428,7 +448,7 @@ qg_status qg__conv_direct_fwd(const qg_conv_plan *pl, const qg_tensor *x, const 
         QG_ASSERT(nb >= 1); /* the plan's workspace holds fwd_one */
         size_t PQ = (size_t)d->P * d->Q;
         if (!wready)
-            QG_TRY(dwprep_t(ctx, &p, d, w, 3, 0, Kp, d->C, 1, wt));
+            QG_TRY(dwprep_t(ctx, &p, d, w, 3, 0, Kp, d->C, 1, wt, wgs));
         if (Lk) {
             g.L = Lk;
             QG_TRY(dprep_q(ctx, &p, x, 0, d->N, d->C, d->H, d->W, 1, 1, 1, d->pad, &g, g.Hd,
@@ -452,27 +472,27 @@ qg_status qg__conv_direct_fwd(const qg_conv_plan *pl, const qg_tensor *x, const 
     qg_conv_dgeom g = direct_geom(T, d->P, d->Q, (int)(p.VW * p.JT), (int)p.VW);
     g.QV = direct_slots(&g, d->P, d->Q, (int)p.VW);
     g.ph = stv == 2;
-    int Tw = g.ph ? d->R : T, Cw = g.ph ? d->C : Ci;
+    int Tw = g.ph ? d->R : T, Cw = g.ph ? CG_(d) : Ci / d->groups; /* one group's */
     size_t per = (size_t)Ci * g.L;
     int nb = direct_nb(d, ws, wsz, Lk ? 0 : per);
     QG_ASSERT(nb >= 1);
     size_t PQ = (size_t)d->P * d->Q;
     if (!wready)
-        QG_TRY(dwprep(ctx, &p, d, w, Tw, 0, Kp, Cw, wt));
+        QG_TRY(dwprep(ctx, &p, d, w, Tw, 0, Kp, Cw, wt, wgs));
     if (Lk) {
         g.L = Lk;
         QG_TRY(dprep_q(ctx, &p, x, 0, d->N, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd,
                        keep, 0, q));
-        QG_TRY(dfwd(ctx, &p, &g, Cw, d->N, wt, keep, 0, bias, d->K, d->P, d->Q, accumulate, relu,
-                    y, 0, NULL, add));
+        QG_TRY(dfwd(ctx, &p, &g, Cw, d->N, wt, keep, 0, bias, KG_(d), d->P, d->Q, accumulate,
+                    relu, y, 0, NULL, add, d->groups, wgs));
         return QG_OK;
     }
     for (int n0 = 0; n0 < d->N; n0 += nb) {
         int cnt = d->N - n0 < nb ? d->N - n0 : nb;
         QG_TRY(dprep_q(ctx, &p, x, n0, cnt, d->C, d->H, d->W, stv, stv, 1, d->pad, &g, g.Hd,
                        ws, wsz, q));
-        QG_TRY(dfwd(ctx, &p, &g, Cw, cnt, wt, ws, wsz, bias, d->K, d->P, d->Q, accumulate, relu, y,
-                    (size_t)n0 * d->K * PQ, NULL, add));
+        QG_TRY(dfwd(ctx, &p, &g, Cw, cnt, wt, ws, wsz, bias, KG_(d), d->P, d->Q, accumulate, relu,
+                    y, (size_t)n0 * d->K * PQ, NULL, add, d->groups, wgs));
     }
     return QG_OK;
 fail:
@@ -482,12 +502,13 @@ fail:
 /* The data gradient in image chunks: dy dilated by the stride and padded
  * by R-1-pad, through the forward kernel with flipped weights. */
 static qg_conv_dgeom bwd_data_geom(const qg_conv_desc *d, const qg_conv_dparams *p, size_t *wsz,
-                                   int *Kp)
+                                   int *Kp, size_t *wgs)
 {
     qg_conv_dgeom g = direct_geom(d->R, d->H, d->W, (int)(p->VW * p->JT), (int)p->VW);
     g.QV = direct_slots(&g, d->H, d->W, (int)p->VW);
-    *Kp = (int)qg__round_up((size_t)d->C, (size_t)p->KT);
-    *wsz = qg__round_up((size_t)*Kp * d->K * d->R * d->S, 16);
+    *Kp = (int)qg__round_up((size_t)CG_(d), (size_t)p->KT);
+    *wgs = qg__round_up((size_t)*Kp * KG_(d) * d->R * d->S, 16);
+    *wsz = *wgs * (size_t)d->groups;
     return g;
 }
 
@@ -499,19 +520,19 @@ qg_status qg__conv_direct_bwd_data(const qg_conv_plan *pl, const qg_tensor *dy,
     const qg_conv_desc *d = &pl->d;
     const qg_conv_dparams p = pl->p;
     qg_status st = QG_OK;
-    size_t wsz;
+    size_t wsz, wgs;
     int Kp;
-    qg_conv_dgeom g = bwd_data_geom(d, &p, &wsz, &Kp);
+    qg_conv_dgeom g = bwd_data_geom(d, &p, &wsz, &Kp, &wgs);
     int nb = direct_nb(d, ws, wsz, (size_t)d->K * g.L);
     QG_ASSERT(nb >= 1); /* the plan's workspace holds bwd_data_one */
     size_t HW = (size_t)d->H * d->W;
-    QG_TRY(dwprep(ctx, &p, d, w, d->R, 1, Kp, d->K, ws));
+    QG_TRY(dwprep(ctx, &p, d, w, d->R, 1, Kp, KG_(d), ws, wgs));
     for (int n0 = 0; n0 < d->N; n0 += nb) {
         int cnt = d->N - n0 < nb ? d->N - n0 : nb;
         QG_TRY(dprep(ctx, &p, dy, n0, cnt, d->K, d->P, d->Q, 1, 1, d->stride, d->R - 1 - d->pad,
                      &g, g.Hd, ws, wsz));
-        QG_TRY(dfwd(ctx, &p, &g, d->K, cnt, ws, ws, wsz, NULL, d->C, d->H, d->W, accumulate, 0, dx,
-                    (size_t)n0 * d->C * HW, NULL, NULL));
+        QG_TRY(dfwd(ctx, &p, &g, KG_(d), cnt, ws, ws, wsz, NULL, CG_(d), d->H, d->W, accumulate, 0,
+                    dx, (size_t)n0 * d->C * HW, NULL, NULL, d->groups, wgs));
     }
     return QG_OK;
 fail:
@@ -532,7 +553,7 @@ static qg_status dwsum(qg_ctx *ctx, const qg_conv_desc *d, const qg_conv_dparams
     qg__conv_karg_at(&a, ws, part_extra);
     qg__karg_int(&a, nchunks);
     qg__karg_int(&a, d->K);
-    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, CG_(d)); /* dw [K][C/groups][R][S] */
     qg__karg_int(&a, d->R);
     qg__karg_int(&a, d->S);
     qg__karg_int(&a, st);
@@ -542,7 +563,7 @@ static qg_status dwsum(qg_ctx *ctx, const qg_conv_desc *d, const qg_conv_dparams
     qg__karg_tensor(&a, dw);
     qg__karg_tensor(&a, wmask ? wmask : dw);
     qg__karg_int(&a, wmask != NULL);
-    size_t n = (size_t)d->K * d->C * d->R * d->S, l1 = 64;
+    size_t n = (size_t)d->K * CG_(d) * d->R * d->S, l1 = 64;
     return qg__kargs_launch(&a, 1, &n, &l1);
 }
 
@@ -578,7 +599,7 @@ static qg_status dwgrad(qg_ctx *ctx, const qg_conv_desc *d, const qg_conv_dparam
     qg__karg_int(&a, g->L);
     qg__karg_int(&a, g->Wd);
     qg__conv_karg_at(&a, ws, dyp_extra);
-    qg__karg_int(&a, d->K);
+    qg__karg_int(&a, KG_(d)); /* one group's (all of them without groups) */
     qg__karg_int(&a, Ly);
     qg__karg_int(&a, g->J);
     qg__karg_int(&a, nb);
@@ -589,8 +610,9 @@ static qg_status dwgrad(qg_ctx *ctx, const qg_conv_desc *d, const qg_conv_dparam
         qg__karg_int(&a, QB);
         qg__karg_int(&a, d->Q);
     }
+    qg__karg_int(&a, d->groups);
     size_t kt = rows && p->WKT > 2 ? 2 : (size_t)p->WKT; /* RKT of the .cl */
-    size_t gl[3] = {(size_t)Ck, qg__round_up((size_t)d->K, kt) / kt, (size_t)nchunks};
+    size_t gl[3] = {(size_t)Ck, qg__round_up((size_t)KG_(d), kt) / kt, (size_t)nchunks};
     size_t l[3] = {(size_t)p->WG, 1, 1};
     if ((st = qg__kargs_launch(&a, 3, gl, l)) != QG_OK)
         return st;
@@ -650,7 +672,7 @@ static size_t bwd_weight_per(const qg_conv_desc *d, const qg_conv_dparams *p, qg
     int stv = d->stride, T = (d->R + stv - 1) / stv, Ci = d->C * stv * stv;
     *g = direct_geom(T, d->P, d->Q, (int)p->VW, (int)p->VW);
     g->ph = stv == 2;
-    size_t part1 = (size_t)d->K * d->C * d->R * d->S; /* one chunk's partials */
+    size_t part1 = (size_t)d->K * CG_(d) * d->R * d->S; /* one chunk's partials */
     return (size_t)Ci * g->L + (size_t)d->K * g->L + part1;
 }
 
@@ -665,7 +687,7 @@ qg_status qg__conv_direct_bwd_weight(const qg_conv_plan *pl, const qg_tensor *x,
     int stv = d->stride, T = (d->R + stv - 1) / stv, Ci = d->C * stv * stv;
     qg_conv_dgeom g;
     size_t per = bwd_weight_per(d, &p, &g);
-    size_t part1 = (size_t)d->K * d->C * d->R * d->S;
+    size_t part1 = (size_t)d->K * CG_(d) * d->R * d->S;
     int nb = direct_nb(d, ws, 0, per);
     QG_ASSERT(nb >= 1); /* the plan's workspace holds bwd_weight_one */
     /* partials first, then the x planes, then the dy planes */
@@ -727,7 +749,8 @@ size_t qg__conv_direct_ws_bound(const qg_conv_desc *d)
     const qg_conv_dparams wp = {.WG = 8, .VW = 16, .JT = 4, .KT = 8, .WKT = 3, .WN = 1};
     int stv = d->stride, T = (d->R + stv - 1) / stv, Ci = d->C * stv * stv;
     qg_conv_dgeom g = direct_geom(T, d->P, d->Q, (int)(wp.VW * wp.JT), (int)wp.VW);
-    size_t wsz = qg__round_up(qg__round_up((size_t)d->K, 8) * Ci * T * T, 16);
+    size_t wsz = (size_t)d->groups *
+                 qg__round_up(qg__round_up((size_t)KG_(d), 8) * (Ci / d->groups) * T * T, 16);
     size_t one = wsz + (size_t)Ci * g.L, all = wsz + (size_t)d->N * Ci * g.L;
     if (use_kv(d)) {
         int Kp;
@@ -781,7 +804,7 @@ qg_status qg__conv_direct_bwd(const qg_conv_plan *pl, const qg_conv_bwd_layout *
         QG_TRY(dprep(ctx, &p, dy, 0, N, d->K, d->P, d->Q, 1, 1, 1, d->R - 1 - d->pad, &gy, gy.Hd,
                      ws, o_dy));
     if (dx) {
-        QG_TRY(dwprep_t(ctx, &p, d, w, TD, s2 ? 2 : 1, Kp, d->K, b.kv, ws));
+        QG_TRY(dwprep_t(ctx, &p, d, w, TD, s2 ? 2 : 1, Kp, KG_(d), b.kv, ws, b.wgs));
         gy.T = TD;
         if (b.kv && s2) {
             QG_TRY(dfwd_kv(ctx, &p, &gy, d->K, 1, N, ws, ws, o_dy, Kp, NULL, dKo, Hp, Wp, 0, 0, ws,
@@ -791,12 +814,12 @@ qg_status qg__conv_direct_bwd(const qg_conv_plan *pl, const qg_conv_bwd_layout *
             QG_TRY(dfwd_kv(ctx, &p, &gy, d->K, 1, N, ws, ws, o_dy, Kp, NULL, d->C, d->H, d->W,
                            acc_dx, 0, dx, 0, mask, NULL));
         } else if (s2) {
-            QG_TRY(dfwd(ctx, &p, &gy, d->K, N, ws, ws, o_dy, NULL, dKo, Hp, Wp, 0, 0, ws, o_ph,
-                        NULL, NULL));
+            QG_TRY(dfwd(ctx, &p, &gy, KG_(d), N, ws, ws, o_dy, NULL, dKo, Hp, Wp, 0, 0, ws, o_ph,
+                        NULL, NULL, d->groups, b.wgs));
             QG_TRY(dunphase(ctx, &p, d, ws, o_ph, Hp, Wp, N, dx, acc_dx, mask));
         } else {
-            QG_TRY(dfwd(ctx, &p, &gy, d->K, N, ws, ws, o_dy, NULL, d->C, d->H, d->W, acc_dx, 0, dx,
-                        0, mask, NULL));
+            QG_TRY(dfwd(ctx, &p, &gy, KG_(d), N, ws, ws, o_dy, NULL, CG_(d), d->H, d->W, acc_dx, 0,
+                        dx, 0, mask, NULL, d->groups, b.wgs));
         }
     }
     if (dw) {
@@ -835,7 +858,8 @@ void qg__conv_direct_needs(const qg_conv_desc *d, const qg_conv_dparams *p,
     int Kp;
     *n = (qg_conv_direct_needs){0};
     n->fwd_one = fwd_one(d, p);
-    g = bwd_data_geom(d, p, &wsz, &Kp);
+    size_t wgs;
+    g = bwd_data_geom(d, p, &wsz, &Kp, &wgs);
     n->bwd_data_one = wsz + (size_t)d->K * g.L;
     n->bwd_weight_one = bwd_weight_per(d, p, &g);
     n->both = direct_bwd_layout(d, p, 1, 1);
@@ -843,7 +867,7 @@ void qg__conv_direct_needs(const qg_conv_desc *d, const qg_conv_dparams *p,
     n->weight = direct_bwd_layout(d, p, 0, 1);
     n->keep_L = keep_plane(d, p);
     n->keep_floats = keep_floats(d, n->keep_L);
-    n->wprep_floats = fwd_wsz(d, p, &Kp);
+    n->wprep_floats = fwd_wsz(d, p, &Kp, &wgs);
 }
 
 qg_status qg__conv_direct_qtable(const qg_conv_plan *pl, const qg_tensor *s, int L,

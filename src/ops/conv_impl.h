@@ -42,6 +42,7 @@ typedef struct qg_conv_bwd_layout {
     int ok, s2, kv, kvw, Kt, T, Ci, TD, Kp, dKo, Hp, Wp, wn, nchunks;
     qg_conv_dgeom gw, gy;
     size_t dy_off, part1, o_ph, o_dy, o_x, o_part, o_dyt, total;
+    size_t wgs; /* floats between the data gradient's weight layouts of two groups */
 } qg_conv_bwd_layout;
 
 /* What the direct kernels need of a shape under parameters p, for the plan
@@ -55,7 +56,7 @@ typedef struct qg_conv_direct_needs {
     size_t keep_floats, wprep_floats;
 } qg_conv_direct_needs;
 
-/* Ungrouped 3x3 convolutions with stride 1 or 2 and pad <= 2. */
+/* 3x3 convolutions with stride 1 or 2 and pad <= 2, grouped or not. */
 int qg__conv_direct_takes(const qg_conv_desc *d);
 /* The set tuned for d's shape class when there is one (qgate tune
  * --shapes FILE), else the program-wide one. */

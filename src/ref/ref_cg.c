@@ -11,7 +11,7 @@ void qg_ref_cg_weights_fwd(int K, int C, int KK, int p, int compact, const float
     for (size_t i = 0; i < (size_t)K * C * KK; i++)
         wc[i] = w[i] * (1.0f - m[i]);
     for (int o = 0; o < K; o++) {
-        int first = compact ? o / co * ci : 0;
+        int first = compact == 1 ? o / co * ci : 0; /* 1: blocks, 2: first C/p channels */
         for (int c = 0; c < ci; c++)
             for (int kk = 0; kk < KK; kk++) {
                 size_t src = ((size_t)o * C + first + c) * KK + kk;
@@ -27,7 +27,7 @@ void qg_ref_cg_weights_bwd(int K, int C, int KK, int p, int compact, const float
     for (size_t i = 0; i < (size_t)K * C * KK; i++)
         dw[i] = (1.0f - m[i]) * dwc[i];
     for (int o = 0; o < K; o++) {
-        int first = compact ? o / co * ci : 0;
+        int first = compact == 1 ? o / co * ci : 0; /* 1: blocks, 2: first C/p channels */
         for (int c = 0; c < ci; c++)
             for (int kk = 0; kk < KK; kk++) {
                 size_t dst = ((size_t)o * C + first + c) * KK + kk;

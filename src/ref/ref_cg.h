@@ -12,7 +12,8 @@
 #include <stdint.h>
 
 /* w, m, wc, dw, dwc [K][C][KK]; wb, dwb [K][Cb][KK] (see
- * qg__cg_base_channels); compact needs K and C divisible by p. */
+ * qg__cg_base_channels); compact 1 (the diagonal blocks) needs K and C
+ * divisible by p, 2 (the first C/p input channels) C. */
 void qg_ref_cg_weights_fwd(int K, int C, int KK, int p, int compact, const float *w,
                            const float *m, float *wb, float *wc);
 void qg_ref_cg_weights_bwd(int K, int C, int KK, int p, int compact, const float *m,

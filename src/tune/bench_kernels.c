@@ -101,7 +101,8 @@ static qg_status bench_case(qg_ctx *ctx, const qg_tune_case *c, int runs, FILE *
     memset(vs, 0, sizeof vs);
     vs[0].label = "default";
     vs[0].values = c->builtin ? NULL : defv;
-    if (qg__tunedb_lookup(ctx, d->id, c->shape, tuned)) {
+    /* (a per-shape case's own entry: the class it is stored under) */
+    if (qg__tunedb_lookup(ctx, d->id, c->db_shape ? c->db_shape : c->shape, tuned)) {
         vs[1].label = "tuned";
         vs[1].values = tuned;
         nv = 2;

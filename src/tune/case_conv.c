@@ -48,7 +48,7 @@ double qg__tune_conv_flops(const qg_tune_conv_shape *s)
 {
     double P = (double)((s->h + 2 * s->pad - s->r) / s->stride + 1);
     double Q = (double)((s->w + 2 * s->pad - s->r) / s->stride + 1);
-    return 3 * 2.0 * s->n * s->k * P * Q * s->c * s->r * s->r;
+    return 3 * 2.0 * s->n * s->k * P * Q * s->c * s->r * s->r / (s->groups > 1 ? s->groups : 1);
 }
 
 qg_status qg__tune_conv_prepare(qg_ctx *ctx, const qg_tune_conv_shape *s, void **state)
@@ -60,8 +60,8 @@ qg_status qg__tune_conv_prepare(qg_ctx *ctx, const qg_tune_conv_shape *s, void *
         return qg__error(ctx, QG_ERR_NOMEM, "out of memory");
     qg_conv_desc *d = &c->d;
     QG_TRY(qg__conv_desc_init(ctx, d, s->n, s->c, s->h, s->w, s->k, s->r, s->r, s->stride,
-                              s->pad, 1));
-    int64_t xs[4] = {d->N, d->C, d->H, d->W}, wsh[4] = {d->K, d->C, d->R, d->S};
+                              s->pad, s->groups > 1 ? s->groups : 1));
+    int64_t xs[4] = {d->N, d->C, d->H, d->W}, wsh[4] = {d->K, d->C / d->groups, d->R, d->S};
     int64_t ys[4] = {d->N, d->K, d->P, d->Q};
     /* (the workspace follows the shape alone, not the parameters) */
     qg_conv_plan *plan = NULL;

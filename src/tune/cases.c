@@ -165,6 +165,18 @@ static qg_status direct_prepare(qg_ctx *ctx, void **state)
     return qg__tune_conv_prepare(ctx, &s, state);
 }
 
+/* conv_direct on Channel Gating's base path (CG ResNet-20, --pt 4
+ * --group): the 4-group 3x3 16->16 conv of stage 1, stored under its
+ * shape class (grouped convs tile one group's 4 channels, where the
+ * program-wide set suits 16). */
+#define CGV_CLASS "c16k16h32w32s1g4"
+static qg_status gconv_prepare(qg_ctx *ctx, void **state)
+{
+    const qg_tune_conv_shape s = {.n = CV_N, .c = RN_C, .k = RN_C, .h = 32, .w = 32, .r = 3,
+                                  .stride = 1, .pad = 1, .groups = 4};
+    return qg__tune_conv_prepare(ctx, &s, state);
+}
+
 static qg_status im2col_prepare(qg_ctx *ctx, void **state)
 {
     const qg_tune_conv_shape s = {.n = CV_N, .c = RN_C, .k = 2 * RN_C, .h = 32, .w = 32, .r = 1,
@@ -339,6 +351,10 @@ static const qg_tune_case cases[] = {
     {.program = "conv_direct", .shape = "resnet20", .prepare = direct_prepare,
      .run = qg__tune_conv_run, .check = qg__tune_conv_check, .release = qg__tune_conv_release,
      .tolerance = 1e-3, .work = 3 * 2.0 * CV_N * RN_C * RN_HW * RN_C * 9, .work_is_flops = 1},
+    {.program = "conv_direct", .shape = "cg_group4", .db_shape = CGV_CLASS,
+     .prepare = gconv_prepare, .run = qg__tune_conv_run, .check = qg__tune_conv_check,
+     .release = qg__tune_conv_release, .tolerance = 1e-3,
+     .work = 3 * 2.0 * CV_N * RN_C * RN_HW * (RN_C / 4) * 9, .work_is_flops = 1},
     {.program = "im2col", .shape = "resnet20", .prepare = im2col_prepare,
      .run = qg__tune_conv_run, .check = qg__tune_conv_check, .release = qg__tune_conv_release,
      .tolerance = 1e-3, .work = 3 * 2.0 * CV_N * RN_C * (RN_HW / 4) * 2 * RN_C,

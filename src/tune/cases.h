@@ -30,6 +30,7 @@ const qg_tune_case *qg__tune_cases_bsq(size_t *n);
  * all three outputs against src/ref/ref_conv.c. */
 typedef struct qg_tune_conv_shape {
     int n, c, k, h, w, r, stride, pad;
+    int groups; /* 0 or 1: ungrouped */
 } qg_tune_conv_shape;
 
 qg_status qg__tune_conv_prepare(qg_ctx *ctx, const qg_tune_conv_shape *s, void **state);

@@ -32,10 +32,11 @@ static qg_status parse_conv(qg_ctx *ctx, const char *path, size_t i, json_t *e,
         int known = 0;
         for (int f = 0; f < NFIELDS; f++)
             known |= strcmp(key, conv_fields[f]) == 0;
+        known |= strcmp(key, "groups") == 0;
         if (!known)
             return qg__error(ctx, QG_ERR_FORMAT, "shapes file '%s': conv[%zu]: unknown field "
-                             "\"%s\" (expected n, c, k, h, w, stride; the kernel is 3x3 with "
-                             "padding 1)", path, i, key);
+                             "\"%s\" (expected n, c, k, h, w, stride and optionally groups; "
+                             "the kernel is 3x3 with padding 1)", path, i, key);
     }
     for (int f = 0; f < NFIELDS; f++) {
         json_t *j = json_object_get(e, conv_fields[f]);
@@ -56,12 +57,22 @@ static qg_status parse_conv(qg_ctx *ctx, const char *path, size_t i, json_t *e,
         return qg__error(ctx, QG_ERR_FORMAT, "shapes file '%s': conv[%zu]: field \"stride\" "
                          "must be 1 or 2 (the strides of the direct 3x3 kernels), got %d", path,
                          i, v[5]);
+    int groups = 1;
+    json_t *jg = json_object_get(e, "groups");
+    if (jg) {
+        json_int_t x = json_is_integer(jg) ? json_integer_value(jg) : 0;
+        if (x < 1 || x > v[1] || v[1] % x || v[2] % x)
+            return qg__error(ctx, QG_ERR_FORMAT, "shapes file '%s': conv[%zu]: field "
+                             "\"groups\" must be an integer dividing c (%d) and k (%d)", path,
+                             i, v[1], v[2]);
+        groups = (int)x;
+    }
     *s = (qg_tune_conv_shape){.n = v[0], .c = v[1], .k = v[2], .h = v[3], .w = v[4], .r = 3,
-                              .stride = v[5], .pad = 1};
+                              .stride = v[5], .pad = 1, .groups = groups};
     /* The conv layer's own limits (2^31 elements per tensor). */
     qg_conv_desc d;
-    if (qg__conv_desc_init(ctx, &d, s->n, s->c, s->h, s->w, s->k, 3, 3, s->stride, 1, 1) !=
-        QG_OK)
+    if (qg__conv_desc_init(ctx, &d, s->n, s->c, s->h, s->w, s->k, 3, 3, s->stride, 1,
+                           s->groups) != QG_OK)
         return qg__error(ctx, QG_ERR_FORMAT, "shapes file '%s': conv[%zu]: %s", path, i,
                          qg_last_error());
     return QG_OK;
@@ -104,7 +115,7 @@ static qg_status parse_root(qg_ctx *ctx, const char *path, json_t *root, qg_tune
             return st;
         const qg_tune_conv_shape *s = &out->conv[i];
         qg_conv_desc d = {.N = s->n, .C = s->c, .K = s->k, .H = s->h, .W = s->w,
-                          .stride = s->stride};
+                          .stride = s->stride, .groups = s->groups};
         qg__conv_shape_class(&d, out->conv_class[i], sizeof out->conv_class[i]);
         for (size_t j = 0; j < i; j++)
             if (strcmp(out->conv_class[j], out->conv_class[i]) == 0)

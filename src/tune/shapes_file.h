@@ -4,9 +4,10 @@
  *   {"schema": 1,
  *    "conv": [{"n": 128, "c": 16, "k": 16, "h": 32, "w": 32, "stride": 1}, ...]}
  *
- * Each conv entry is an ungrouped 3x3 convolution with padding 1 of n
- * images of c x h x w into k channels, stride 1 or 2 (the shapes the
- * direct kernels take). Every field is required and unknown keys are
+ * Each conv entry is a 3x3 convolution with padding 1 of n images of
+ * c x h x w into k channels, stride 1 or 2 (the shapes the direct kernels
+ * take), ungrouped unless an optional "groups" (dividing c and k) says
+ * otherwise. Every other field is required and unknown keys are
  * rejected, so a typo cannot silently drop a field. Two entries of one
  * shape class (qg__conv_shape_class: the batch is not part of it) are an
  * error, as the second would overwrite the first's result. */

@@ -107,8 +107,9 @@ void qg__tune_case_names(char *buf, size_t cap)
     size_t off = 0;
     buf[0] = 0;
     for (size_t i = 0; i < qg__tune_case_count() && off < cap; i++)
-        off += (size_t)snprintf(buf + off, cap - off, "%s%s", i ? ", " : "",
-                                qg__tune_case_at(i)->program);
+        if (!qg__tune_case_at(i)->db_shape) /* (per-shape cases repeat a program) */
+            off += (size_t)snprintf(buf + off, cap - off, "%s%s", off ? ", " : "",
+                                    qg__tune_case_at(i)->program);
 }
 
 qg_status qg__tune_case_prepare(qg_ctx *ctx, const qg_tune_case *c, void **state)
