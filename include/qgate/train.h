@@ -30,7 +30,7 @@ typedef struct qg_model qg_model;
 
 typedef struct qg_model_opts {
     const char *arch;          /* "resnet20", "resnet32", ..., "resnet110", "resnet18",
-                                  "shufflenet_v2_x0_5" */
+                                  "shufflenet_v2_x0_5", "vgg16_bn" */
     char shortcut;             /* 'A' (zero-pad, default when 0) or 'B' (1x1 conv) */
     int in_c, in_h, in_w;      /* input shape */
     int classes;

@@ -41,6 +41,8 @@ typedef enum qg_prog_id {
     X(ELTWISE, ELTWISE_MUL, "qg_eltwise_mul")                                    \
     X(ELTWISE, ELTWISE_RELU_FWD, "qg_eltwise_relu_fwd")                          \
     X(ELTWISE, ELTWISE_RELU_BWD, "qg_eltwise_relu_bwd")                          \
+    X(ELTWISE, ELTWISE_DROPOUT_FWD, "qg_eltwise_dropout_fwd")                    \
+    X(ELTWISE, ELTWISE_DROPOUT_BWD, "qg_eltwise_dropout_bwd")                    \
     X(REDUCE, REDUCE_SUM, "qg_reduce_sum")                                       \
     X(REDUCE, REDUCE_ABSMAX, "qg_reduce_absmax")                                 \
     X(REDUCE, REDUCE_CHANNEL_STATS, "qg_reduce_channel_stats")                   \

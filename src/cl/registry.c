@@ -118,7 +118,7 @@ static int valid_xgemm(const qg_ctx *ctx, const long *v, char *why, size_t cap)
 #define ENTRY(id_, ...) [id_] = {__VA_ARGS__, .id = id_}
 
 static const qg_program_desc programs[] = {
-    ENTRY(QG_PROG_ELTWISE, "eltwise", "elementwise fill/axpby/add/mul/relu",
+    ENTRY(QG_PROG_ELTWISE, "eltwise", "elementwise fill/axpby/add/mul/relu/dropout",
           {WG_TUNABLE(64)}, 1, valid_wg),
     ENTRY(QG_PROG_REDUCE, "reduce", "sum, absmax and per-channel statistics",
           {WG_TUNABLE(64)}, 1, valid_wg),

@@ -23,6 +23,7 @@
 #include "cl/ctx.h"
 #include "method/method.h"
 #include "model/imagenet.h"
+#include "model/vgg.h"
 #include "model/resnet.h"
 #include "model/safetensors.h"
 #include "ops/layers.h"
@@ -448,11 +449,16 @@ qg_status qg__model_build(qg_ctx *ctx, const char *arch, char shortcut, int c, i
                                .classes = classes, .seed = seed, .methods = methods};
         return qg__model_imagenet(ctx, &io, out);
     }
+    if (qg__model_vgg_known(arch, NULL)) {
+        qg_vgg_opts vo = {.arch = arch, .in_c = c, .in_h = h, .in_w = w, .classes = classes,
+                          .seed = seed, .methods = methods};
+        return qg__model_vgg(ctx, &vo, out);
+    }
     int depth = depth_of(arch);
     if (!depth || (depth - 2) % 6 != 0)
         return qg__error(ctx, QG_ERR_INVALID_ARG, "unknown model '%s' (--model): use resnet20, "
-                         "resnet32, resnet44, resnet56, resnet110, resnet18 or "
-                         "shufflenet_v2_x0_5", arch);
+                         "resnet32, resnet44, resnet56, resnet110, resnet18, "
+                         "shufflenet_v2_x0_5 or vgg16_bn", arch);
     qg_resnet_opts ro = {.depth = depth, .shortcut = shortcut ? shortcut : 'A', .in_c = c,
                          .in_h = h, .in_w = w, .classes = classes, .seed = seed,
                          .methods = methods};
