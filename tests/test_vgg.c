@@ -389,7 +389,8 @@ static const char *run_cli(const char *cmd, int want_rc)
 
 /* The CLI on a tiny run: train vgg16_bn_div16 on 64 Fashion-MNIST images
  * (28x28, padded) for one epoch with PSGD, --first-last-quant; its epoch
- * reports both accuracies; qgate eval prints the two precisions; PyTorch
+ * reports both accuracies; qgate eval prints the two precisions, with
+ * -a/--abits the activation-quantized one; PyTorch
  * loads the checkpoint strictly (tests/tools/vgg_torch.py check; skipped
  * without python3-torch). */
 Test(vgg, cli_train_eval_and_strict_load, .timeout = 600)
@@ -406,6 +407,17 @@ Test(vgg, cli_train_eval_and_strict_load, .timeout = 600)
     cr_expect(strstr(out, "(vgg16_bn_div16, epoch 1)"), "%s", out);
     cr_expect(strstr(out, "Low Precision (W4):  Loss: ") && strstr(out, "Full Precision: "),
               "%s", out);
+    /* activation quantization at evaluation (tests/test_psgd_act.c) */
+    snprintf(cmd, sizeof cmd, "./qgate eval %s --limit-test 32 -a 4 --act-clip 5", ck);
+    out = run_cli(cmd, 0);
+    cr_expect(strstr(out, "Low Precision (W4A4, activation clip 5):  Loss: ") &&
+              strstr(out, "Full Precision: "), "%s", out);
+    snprintf(cmd, sizeof cmd, "./qgate eval %s --limit-test 32 --abits 8 --json", ck);
+    out = run_cli(cmd, 0);
+    cr_expect(strstr(out, "\"abits\":8,\"act_clip\":6.0"), "%s", out);
+    snprintf(cmd, sizeof cmd, "./qgate eval %s --act-clip 5", ck);
+    out = run_cli(cmd, 2);
+    cr_expect(strstr(out, "--act-clip needs -a/--abits B"), "%s", out);
     snprintf(cmd, sizeof cmd, "./qgate train --model vgg16_bn_div64 --pact --epochs 1 "
              "--limit-train 8 --batch 8 --no-progress");
     out = run_cli(cmd, 1);

@@ -125,6 +125,7 @@ typedef enum qg_prog_id {
     X(DWCONV, DW_BWD_WEIGHT, "qg_dw_bwd_weight")                                 \
     X(PSGD, PSGD_RANGE, "qg_psgd_range")                                         \
     X(PSGD, PSGD_SCALE, "qg_psgd_scale")                                         \
+    X(PSGD, PSGD_ACT_QUANT, "qg_psgd_act_quant")                                 \
     X(BSQ, BSQ_FWD, "qg_bsq_fwd")                                                \
     X(BSQ, BSQ_BWD, "qg_bsq_bwd")                                                \
     X(BSQ, BSQ_SUM, "qg_bsq_sum")                                                \

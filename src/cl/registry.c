@@ -198,7 +198,7 @@ static const qg_program_desc programs[] = {
            [QG_DW_ROW] = {"ROW", 0, {0, 1}, 2, "items per QT outputs (0) or whole rows/planes (1)",
                           1}},
           QG_DW_NP, valid_dwconv),
-    ENTRY(QG_PROG_PSGD, "psgd", "PSGD weight grid: running range, quantization, gradient scale",
+    ENTRY(QG_PROG_PSGD, "psgd", "PSGD weight grid: running range, quantization, gradient scale; activation quantizer",
           {WG_TUNABLE(256)}, 1, valid_wg),
     ENTRY(QG_PROG_BSQ, "bsq", "BSQ bit planes: weights fwd/bwd, group-Lasso regulariser, clamp",
           {WG_TUNABLE(64)}, 1, valid_wg),
