@@ -1,6 +1,7 @@
 /* src/model/vgg.c: VGG16-bn (see vgg.h). */
 #include "config.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "model/nodes.h"
 #include "model/nodes_shuffle.h"
 #include "model/vgg.h"
+#include "tensor/tensor_impl.h"
 
 /* configuration D; 0 is a max pool */
 static const int cfg_d[] = {64, 64, 0, 128, 128, 0, 256, 256, 256, 0,
@@ -115,7 +117,19 @@ qg_status qg__model_vgg(qg_ctx *ctx, const qg_vgg_opts *o, qg_model **out)
         x = qg__node_dropout(m, "classifier.5", x, DROPOUT_P, &b.rng);
     if (x >= 0)
         x = qg__build_linear(m, &b, "classifier.6", x, o->classes);
-    if (x >= 0)
+    /* PyTorch's default initialisation, which the reference keeps: weights
+     * of variance 1/(3*fan_in) (kaiming_uniform with a = sqrt(5)), here
+     * normal; the biases already are uniform in +-1/sqrt(fan_in). The
+     * builders' sqrt(2/fan_in) would make the classifier's three linears,
+     * with no batch norm between them, start with logits too large. */
+    for (int i = 0; x >= 0 && st == QG_OK && i < m->nparams; i++) {
+        qg_param *p = m->params[i];
+        if (p->kind != QG_PARAM_WEIGHT)
+            continue;
+        size_t fan_in = qg_tensor_numel(p->value) / (size_t)p->value->shape[0];
+        st = qg__param_init_normal(p, 1.0 / sqrt(3.0 * (double)fan_in), &b.rng);
+    }
+    if (x >= 0 && st == QG_OK)
         st = qg__build_finish(m, &b);
     if (x < 0 || st != QG_OK) {
         st = st != QG_OK ? st : QG_ERR_NOMEM;
