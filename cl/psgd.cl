@@ -88,3 +88,21 @@ __kernel void qg_psgd_scale(QG_T(const float, w), QG_T(float, g), int n, int bit
     __global float *gp = QG_P(g);
     gp[i] = (gp[i] * fabs(wi - psgd_q(wi, d, lv))) * lambda;
 }
+
+/* PSG-pytorch's activation quantizer at evaluation (ReLU_quant with a
+ * fixed range [0, x_max]), in place: x = delta*rint(clamp(x/delta, 0,
+ * 2^bits - 1)), the clamp at 0 being the ReLU; delta <= 0 (a clip at or
+ * below 0) gives 0. delta comes from the host (qg_ref_psgd_act_delta). */
+__kernel void qg_psgd_act_quant(QG_T(float, x), int n, int bits, float delta)
+{
+    int i = get_global_id(0);
+    if (i >= n)
+        return;
+    __global float *xp = QG_P(x);
+    if (!(delta > 0.0f)) {
+        xp[i] = 0.0f;
+        return;
+    }
+    float top = (float)((1 << bits) - 1);
+    xp[i] = rint(clamp(xp[i] / delta, 0.0f, top)) * delta;
+}

@@ -30,7 +30,7 @@ typedef struct qg_model qg_model;
 
 typedef struct qg_model_opts {
     const char *arch;          /* "resnet20", "resnet32", ..., "resnet110", "resnet18",
-                                  "shufflenet_v2_x0_5" */
+                                  "shufflenet_v2_x0_5", "vgg16_bn" */
     char shortcut;             /* 'A' (zero-pad, default when 0) or 'B' (1x1 conv) */
     int in_c, in_h, in_w;      /* input shape */
     int classes;
@@ -203,6 +203,13 @@ typedef struct qg_train_cfg {
      * the classifier too when eval_first_last. */
     int eval_wbits;
     int eval_first_last;
+    /* qg_eval_run: the low-precision pass also quantizes activations as
+     * PSG-pytorch's eval.py --act_quant 1 --act_clipping 1: the output of
+     * every ReLU that follows a batch norm on an unsigned eval_abits grid
+     * over [0, max_c(beta_c + eval_act_clip*gamma_c)] of that batch norm
+     * (0: float activations; 2..16; needs the low-precision pass). */
+    int eval_abits;
+    float eval_act_clip;       /* default 6, the reference's --clipping_range */
     int verbose;
     volatile sig_atomic_t *stop;    /* set asynchronously (SIGINT): checkpoint, stop */
     qg_train_callback callback;     /* may be NULL */
@@ -232,6 +239,8 @@ typedef struct qg_eval_result {
      * 1 and loss_lp / acc_lp hold it; lowp_bits is the grid's bits. */
     int lowp, lowp_bits;
     double loss_lp, acc_lp;
+    int lowp_abits;            /* the activation bits of that pass (0: float) */
+    float act_clip;            /* and its clip multiple n */
 } qg_eval_result;
 
 /* Rebuilds the model a checkpoint records, loads it and evaluates it on the

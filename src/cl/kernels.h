@@ -41,6 +41,8 @@ typedef enum qg_prog_id {
     X(ELTWISE, ELTWISE_MUL, "qg_eltwise_mul")                                    \
     X(ELTWISE, ELTWISE_RELU_FWD, "qg_eltwise_relu_fwd")                          \
     X(ELTWISE, ELTWISE_RELU_BWD, "qg_eltwise_relu_bwd")                          \
+    X(ELTWISE, ELTWISE_DROPOUT_FWD, "qg_eltwise_dropout_fwd")                    \
+    X(ELTWISE, ELTWISE_DROPOUT_BWD, "qg_eltwise_dropout_bwd")                    \
     X(REDUCE, REDUCE_SUM, "qg_reduce_sum")                                       \
     X(REDUCE, REDUCE_ABSMAX, "qg_reduce_absmax")                                 \
     X(REDUCE, REDUCE_CHANNEL_STATS, "qg_reduce_channel_stats")                   \
@@ -123,6 +125,7 @@ typedef enum qg_prog_id {
     X(DWCONV, DW_BWD_WEIGHT, "qg_dw_bwd_weight")                                 \
     X(PSGD, PSGD_RANGE, "qg_psgd_range")                                         \
     X(PSGD, PSGD_SCALE, "qg_psgd_scale")                                         \
+    X(PSGD, PSGD_ACT_QUANT, "qg_psgd_act_quant")                                 \
     X(BSQ, BSQ_FWD, "qg_bsq_fwd")                                                \
     X(BSQ, BSQ_BWD, "qg_bsq_bwd")                                                \
     X(BSQ, BSQ_SUM, "qg_bsq_sum")                                                \

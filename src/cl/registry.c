@@ -118,7 +118,7 @@ static int valid_xgemm(const qg_ctx *ctx, const long *v, char *why, size_t cap)
 #define ENTRY(id_, ...) [id_] = {__VA_ARGS__, .id = id_}
 
 static const qg_program_desc programs[] = {
-    ENTRY(QG_PROG_ELTWISE, "eltwise", "elementwise fill/axpby/add/mul/relu",
+    ENTRY(QG_PROG_ELTWISE, "eltwise", "elementwise fill/axpby/add/mul/relu/dropout",
           {WG_TUNABLE(64)}, 1, valid_wg),
     ENTRY(QG_PROG_REDUCE, "reduce", "sum, absmax and per-channel statistics",
           {WG_TUNABLE(64)}, 1, valid_wg),
@@ -198,7 +198,7 @@ static const qg_program_desc programs[] = {
            [QG_DW_ROW] = {"ROW", 0, {0, 1}, 2, "items per QT outputs (0) or whole rows/planes (1)",
                           1}},
           QG_DW_NP, valid_dwconv),
-    ENTRY(QG_PROG_PSGD, "psgd", "PSGD weight grid: running range, quantization, gradient scale",
+    ENTRY(QG_PROG_PSGD, "psgd", "PSGD weight grid: running range, quantization, gradient scale; activation quantizer",
           {WG_TUNABLE(256)}, 1, valid_wg),
     ENTRY(QG_PROG_BSQ, "bsq", "BSQ bit planes: weights fwd/bwd, group-Lasso regulariser, clamp",
           {WG_TUNABLE(64)}, 1, valid_wg),

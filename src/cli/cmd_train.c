@@ -88,6 +88,9 @@ static void train_usage(FILE *f)
 "  --model NAME          resnet20 | resnet32 | resnet44 | resnet56 | resnet110\n"
 "                        (CIFAR ResNets) | resnet18 | shufflenet_v2_x0_5\n"
 "                        (torchvision's, any input size; use with --data folder)\n"
+"                        | vgg16_bn (PSG-pytorch's VGG16 with batch norm and a\n"
+"                        dropout classifier, 32x32 inputs; 28x28 ones are\n"
+"                        zero-padded to 32x32; vgg16_bn_divN: widths / N)\n"
 "  --shortcut A|B        residual shortcut: zero-pad (A, default) or 1x1 conv (B)\n"
 "  --data NAME           fashion-mnist (default) | mnist | cifar10 | cifar100 |\n"
 "                        folder (JPEG class folders DIR/train/<class>/*.jpg and\n"
@@ -158,7 +161,8 @@ enum {
     O_EPOCHS, O_BATCH, O_EVAL_BATCH, O_OPT, O_LR, O_MOM, O_NEST, O_WD, O_NOWDBN, O_SCHED,
     O_MILE, O_GAMMA, O_ENDLR, O_POWER, O_CLIP, O_SEED, O_METRICS, O_CKPT, O_RESUME, O_PROG,
     O_NOPROG, O_DEVICE, O_VERBOSE, O_HELP, O_CHECKPOINT_EVAL, O_WORKERS, O_INPUT_SIZE,
-    O_RESIZE, O_NORMALIZE, O_INIT, O_START_EPOCH, O_KBITS, O_SYNC_BN, O_KEEP_LAST, O_JSON
+    O_RESIZE, O_NORMALIZE, O_INIT, O_START_EPOCH, O_KBITS, O_SYNC_BN, O_KEEP_LAST, O_JSON, O_ABITS,
+    O_ACT_CLIP
 };
 
 static const struct option train_opts[] = {
@@ -181,8 +185,15 @@ static const struct option train_opts[] = {
     {"json", 0, 0, O_JSON},
     {0, 0, 0, 0}};
 
+/* qgate eval's own options, ahead of the method flags: -a/--abits is the
+ * low-precision pass's activation bits there, not quantized training's. */
+static const struct option eval_opts[] = {
+    {"abits", 1, 0, O_ABITS}, {"act-clip", 1, 0, O_ACT_CLIP}, {0, 0, 0, 0}};
+
 /* qgate eval --json */
 static int g_json;
+/* qgate eval --act-clip given */
+static int g_act_clip;
 
 /* Short local names for the shared strict number parsers. */
 #define parse_long qg_cli_parse_long
@@ -194,9 +205,15 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
 {
     int o, have_mile = 0, r;
     long v;
-    struct option opts[sizeof train_opts / sizeof *train_opts + QG_CLI_MODEL_NOPTIONS];
+    struct option opts[sizeof train_opts / sizeof *train_opts + QG_CLI_MODEL_NOPTIONS + 2];
+    struct option cmdo[sizeof train_opts / sizeof *train_opts + 2];
     qg_cli_model_flags *mf = mfp;
-    if (!qg_cli_options_join(opts, sizeof opts / sizeof *opts, train_opts))
+    int is_eval = strcmp(cmd, "eval") == 0;
+    size_t nc = 0;
+    for (size_t i = 0; is_eval && eval_opts[i].name; i++)
+        cmdo[nc++] = eval_opts[i];
+    memcpy(cmdo + nc, train_opts, sizeof train_opts);
+    if (!qg_cli_options_join(opts, sizeof opts / sizeof *opts, cmdo))
         return 2;
     qg_cli_model_flags_init(mf);
     /* At evaluation the method flags describe the low-precision
@@ -208,7 +225,17 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
     while ((o = getopt_long(argc, argv, ":" QG_CLI_MODEL_SHORTOPTS, opts, NULL)) != -1) {
         const char *name = optind > 0 && optind <= argc ? argv[optind - 1] : "";
         (void)name;
+        if (is_eval && o == 'a')
+            o = O_ABITS;
         switch (o) {
+        case O_ABITS:
+            if (!parse_long(cmd, "abits", optarg, 2, 16, &v)) return 2;
+            c->eval_abits = (int)v;
+            break;
+        case O_ACT_CLIP:
+            if (!parse_float(cmd, "act-clip", optarg, 1e-3, 1e3, &c->eval_act_clip)) return 2;
+            g_act_clip = 1;
+            break;
         case O_HELP: usage(stdout); return 0;
         case O_MODEL: c->model = optarg; break;
         case O_SHORTCUT:
@@ -524,6 +551,13 @@ static void eval_usage(FILE *f)
 "                        checkpoint is evaluated on its own grid without it\n"
 "  --first-last-quant    with -w: the stem conv and the classifier too (8 bits\n"
 "                        when N < 4); the body's convs and shortcuts always\n"
+"  -a, --abits B         the low-precision pass also quantizes activations, as\n"
+"                        PSG-pytorch's eval.py --act_quant 1 --act_clipping 1:\n"
+"                        each ReLU after a batch norm outputs B-bit unsigned\n"
+"                        codes over [0, clip], clip = max over channels of\n"
+"                        beta + N*gamma of that batch norm (other activations\n"
+"                        stay float); needs -w or a PSGD checkpoint\n"
+"  --act-clip N          with --abits: the clip multiple N (default 6)\n"
 "  --json                one JSON object: loss and accuracy (both precisions),\n"
 "                        the methods' metrics (PSGD: per-layer distance of the\n"
 "                        weights to their grid and a histogram of positions)\n");
@@ -607,6 +641,10 @@ static void print_eval_json(const char *ckpt, const qg_eval_result *r)
     json_object_set_new(o, "test_acc", json_real(r->acc));
     if (r->lowp) {
         json_object_set_new(o, "wbits", json_integer(r->lowp_bits));
+        if (r->lowp_abits) {
+            json_object_set_new(o, "abits", json_integer(r->lowp_abits));
+            json_object_set_new(o, "act_clip", json_real(r->act_clip));
+        }
         json_object_set_new(o, "test_loss_lp", json_real(r->loss_lp));
         json_object_set_new(o, "test_acc_lp", json_real(r->acc_lp));
     }
@@ -677,6 +715,10 @@ int qg_cli_eval(int argc, char **argv)
         fprintf(stderr, "qgate eval: --first-last-quant needs -w/--wbits N\n");
         return 2;
     }
+    if (g_act_clip && !c.eval_abits) {
+        fprintf(stderr, "qgate eval: --act-clip needs -a/--abits B\n");
+        return 2;
+    }
     qg_eval_result r;
     qg_status st = qg_eval_run(&c, ckpt, &r);
     if (st != QG_OK) {
@@ -692,8 +734,13 @@ int qg_cli_eval(int argc, char **argv)
            ckpt, r.arch, r.epoch, r.loss, 100 * r.acc, r.images);
     if (r.lowp) {
         /* the PSG reference's two lines */
-        printf("Low Precision (W%d):  Loss: %.3f | Acc: %.3f%% (%.0f/%zu)\n", r.lowp_bits,
-               r.loss_lp, 100 * r.acc_lp, r.acc_lp * (double)r.images, r.images);
+        if (r.lowp_abits)
+            printf("Low Precision (W%dA%d, activation clip %g):  Loss: %.3f | Acc: %.3f%% "
+                   "(%.0f/%zu)\n", r.lowp_bits, r.lowp_abits, (double)r.act_clip, r.loss_lp,
+                   100 * r.acc_lp, r.acc_lp * (double)r.images, r.images);
+        else
+            printf("Low Precision (W%d):  Loss: %.3f | Acc: %.3f%% (%.0f/%zu)\n", r.lowp_bits,
+                   r.loss_lp, 100 * r.acc_lp, r.acc_lp * (double)r.images, r.images);
         printf("Full Precision:       Loss: %.3f | Acc: %.3f%% (%.0f/%zu)\n", r.loss,
                100 * r.acc, r.acc * (double)r.images, r.images);
         for (size_t i = 0; i < r.nmetrics; i++)

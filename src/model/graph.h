@@ -123,6 +123,13 @@ struct qg_model {
      * float weights toward a grid (PSGD) compute an evaluation forward with
      * the quantized weights while this is set (src/model/wquant.h). */
     int lowp;
+    /* With lowp: PSG-pytorch's activation quantization at evaluation
+     * (eval.py --act_quant 1 --act_clipping 1): each batch norm whose ReLU
+     * is fused into it quantizes that ReLU's output on an unsigned
+     * lowp_abits grid over [0, max_c(beta_c + lowp_act_clip*gamma_c)]
+     * (src/model/nodes.c; 0 bits: float activations). */
+    int lowp_abits;
+    float lowp_act_clip;
     struct qg_wquant **wquants;  /* the layers' weight quantizers, in build order (a
                                     method's hooks walk them; src/model/wquant.h) */
     int nwquants, cap_wquants;

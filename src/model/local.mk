@@ -11,7 +11,8 @@ libqgate_la_SOURCES += \
 	src/model/build.h src/model/build.c src/model/nodes_shuffle.h src/model/nodes_shuffle.c \
 	src/model/imagenet.h src/model/resnet18.c src/model/shufflenet.c \
 	src/model/qbits.h src/model/qbits.c src/model/nodes_pq.h src/model/nodes_pq.c \
-	src/model/resnet_preact.c
+	src/model/resnet_preact.c \
+	src/model/vgg.h src/model/vgg.c src/model/nodes_dropout.c
 
 check_PROGRAMS += tests/test_model
 tests_test_model_SOURCES = tests/test_model.c
@@ -49,3 +50,12 @@ check_PROGRAMS += tests/tools/imagenet_logits
 tests_tools_imagenet_logits_SOURCES = tests/tools/imagenet_logits.c
 tests_tools_imagenet_logits_LDADD = libqgate_internal.la $(OPENCL_LIBS) $(JANSSON_LIBS) -lm
 EXTRA_DIST += tests/tools/check_torchvision.py
+
+# VGG16-bn and the dropout node; PyTorch golden and strict load
+# (tests/tools/vgg_torch.py).
+check_PROGRAMS += tests/test_vgg
+tests_test_vgg_SOURCES = tests/test_vgg.c
+tests_test_vgg_CFLAGS = $(TEST_CFLAGS)
+tests_test_vgg_LDADD = $(TEST_LDADD)
+TESTS += tests/test_vgg
+EXTRA_DIST += tests/data/golden/vgg_step.json tests/tools/vgg_torch.py

@@ -15,7 +15,9 @@
 #include "ops/eltwise.h"
 #include "ops/layers.h"
 #include "ops/linear.h"
+#include "quant/psgd.h"
 #include "quant/quant.h"
+#include "ref/ref_psgd.h"
 #include "tensor/tensor_impl.h"
 
 #define IN0(n, m) qg__act((m), (n)->in[0])
@@ -302,6 +304,8 @@ typedef struct bn_priv {
     qg_tensor *ymax;         /* a consumer's scale: max |y| + eps, or NULL */
     int *ymax_fresh;         /* set when a training forward wrote ymax */
     int ste_nz;              /* the one reader's STE (y != 0) is in the mask */
+    float aq_delta;          /* low-precision activation step (m->lowp_abits) */
+    unsigned aq_epoch;       /* m->freeze_epoch aq_delta belongs to; 0 none */
 } bn_priv;
 
 static qg_status bn_setup(qg_node *n, qg_model *m, size_t *ws)
@@ -331,13 +335,40 @@ static int bn_act_kind(const bn_priv *p)
     return p->alpha ? QG_BN_PACT : p->relu ? QG_BN_RELU : QG_BN_NONE;
 }
 
+/* A low-precision evaluation with activation bits (m->lowp_abits)
+ * quantizes this node's ReLU output on the grid of its clip
+ * max_c(beta_c + n*gamma_c) (src/ref/ref_psgd.h qg_ref_psgd_act_delta; the
+ * step is computed on the host from the parameters, once per frozen pass). */
+static qg_status bn_act_quant(qg_node *n, qg_model *m, bn_priv *p)
+{
+    if (!m->lowp || !m->lowp_abits || !p->relu || p->alpha)
+        return QG_OK;
+    if (!m->frozen || p->aq_epoch != m->freeze_epoch) {
+        size_t c = qg_tensor_numel(p->gamma->value);
+        float *h = malloc(2 * c * sizeof *h), clip;
+        if (!h)
+            return qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
+        qg_status st = qg_tensor_read(p->gamma->value, h, c * sizeof *h);
+        if (st == QG_OK)
+            st = qg_tensor_read(p->beta->value, h + c, c * sizeof *h);
+        if (st == QG_OK)
+            p->aq_delta = qg_ref_psgd_act_delta((int)c, h, h + c, m->lowp_act_clip,
+                                                m->lowp_abits, &clip);
+        free(h);
+        if (st != QG_OK)
+            return st;
+        p->aq_epoch = m->frozen ? m->freeze_epoch : 0;
+    }
+    return qg__psgd_act_quant(m->ctx, OUT(n, m)->value, m->lowp_abits, p->aq_delta);
+}
+
 static qg_status bn_forward(qg_node *n, qg_model *m, int train)
 {
     bn_priv *p = n->priv;
     qg_status st = QG_OK;
     if (!train && p->eval_done) {
         p->eval_done = 0;
-        return QG_OK;
+        return bn_act_quant(n, m, p);
     }
     const qg_tensor *res = NULL;
     if (n->in[1] >= 0) {
@@ -357,9 +388,10 @@ static qg_status bn_forward(qg_node *n, qg_model *m, int train)
             *p->ymax_fresh = 1;
         return QG_OK;
     }
-    return qg__bn_act_fwd_eval(m->ctx, IN0(n, m)->value, p->gamma->value, p->beta->value,
+    QG_TRY(qg__bn_act_fwd_eval(m->ctx, IN0(n, m)->value, p->gamma->value, p->beta->value,
                                p->mean->value, p->var->value, 1e-5f, res, bn_act_kind(p), alpha,
-                               OUT(n, m)->value);
+                               OUT(n, m)->value));
+    return bn_act_quant(n, m, p);
 fail:
     return st;
 }

@@ -51,6 +51,17 @@ int qg__node_linear(qg_model *m, const char *name, int in, int out_features, qg_
 int qg__node_linear_wq(qg_model *m, const char *name, int in, int out_features,
                        const qg_wquant_ops *wq, const void *wq_cfg, qg_rng *rng);
 
+/* Dropout with drop probability p in [0, 1) (src/model/nodes_dropout.c):
+ * a training forward zeroes each element with probability p and scales the
+ * rest by 1/(1-p), with a fresh mask each forward (a 64-bit key from the
+ * node's seed, drawn from rng, and its count of training forwards; the
+ * backward recomputes the last forward's mask from that key); an
+ * evaluation forward is the identity. */
+int qg__node_dropout(qg_model *m, const char *name, int in, float p, qg_rng *rng);
+/* Tests: makes the dropout node `name` use the mask of `key` in every
+ * training forward from now on. */
+qg_status qg__node_dropout_hold(qg_model *m, const char *name, uint64_t key);
+
 /* Parameter initialisation on the host (seeded), uploaded to the device. */
 qg_status qg__param_init_normal(qg_param *p, double stddev, qg_rng *rng);
 qg_status qg__param_init_const(qg_param *p, float v);

@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "cl/ctx.h"
 #include "ops/eltwise.h"
+#include "ref/ref_eltwise.h"
 #include "tensor/tensor_impl.h"
 
 static qg_status check_same(qg_ctx *ctx, const char *op, const qg_tensor *a, const qg_tensor *b)
@@ -121,4 +122,47 @@ qg_status qg__relu_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *dy, qg_
     qg__karg_int(&a, (int)n);
     qg__karg_int(&a, accumulate);
     return launch1d(&a, n, wg);
+}
+
+/* The kernels' parameters of a dropout: the key's halves, the threshold
+ * and the scale (qg_ref_dropout_params). */
+static qg_status dropout(qg_ctx *ctx, qg_kernel_id kernel, const qg_tensor *in, qg_tensor *out,
+                         float p, uint64_t key, int accumulate)
+{
+    qg_kargs a;
+    size_t wg, n;
+    const char *op = qg__kernel_name(kernel);
+    if (!(p >= 0.0f && p < 1.0f))
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: drop probability %g is outside [0, 1)",
+                         op, p);
+    qg_status st = check_same(ctx, op, in, out);
+    if (st == QG_OK)
+        st = get(ctx, kernel, &a, &wg);
+    if (st != QG_OK)
+        return st;
+    n = qg_tensor_numel(out);
+    uint32_t thresh;
+    float scale;
+    qg_ref_dropout_params(p, &thresh, &scale);
+    qg__karg_tensor(&a, in);
+    qg__karg_tensor(&a, out);
+    qg__karg_int(&a, (int)n);
+    qg__karg_uint(&a, (unsigned)(key & 0xffffffffu));
+    qg__karg_uint(&a, (unsigned)(key >> 32));
+    qg__karg_uint(&a, thresh);
+    qg__karg_float(&a, scale);
+    if (kernel == QG_K_ELTWISE_DROPOUT_BWD)
+        qg__karg_int(&a, accumulate);
+    return launch1d(&a, n, wg);
+}
+
+qg_status qg__dropout_fwd(qg_ctx *ctx, const qg_tensor *x, qg_tensor *y, float p, uint64_t key)
+{
+    return dropout(ctx, QG_K_ELTWISE_DROPOUT_FWD, x, y, p, key, 0);
+}
+
+qg_status qg__dropout_bwd(qg_ctx *ctx, const qg_tensor *dy, qg_tensor *dx, float p, uint64_t key,
+                          int accumulate)
+{
+    return dropout(ctx, QG_K_ELTWISE_DROPOUT_BWD, dy, dx, p, key, accumulate);
 }

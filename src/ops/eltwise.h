@@ -3,6 +3,8 @@
 #ifndef QG_OPS_ELTWISE_H
 #define QG_OPS_ELTWISE_H
 
+#include <stdint.h>
+
 #include "qgate/tensor.h"
 
 qg_status qg__eltwise_fill(qg_ctx *ctx, qg_tensor *y, float v);
@@ -14,5 +16,12 @@ qg_status qg__relu_fwd(qg_ctx *ctx, const qg_tensor *x, qg_tensor *y);
 /* dx (=|+=) dy * (x > 0) */
 qg_status qg__relu_bwd(qg_ctx *ctx, const qg_tensor *x, const qg_tensor *dy, qg_tensor *dx,
                        int accumulate);
+/* Dropout with drop probability p in [0, 1) and the forward's 64-bit key:
+ * y = x/(1-p) where the element is kept, else 0 (qg_ref_dropout_keep
+ * decides, from the element index and the key). The backward with the same
+ * key applies the same mask: dx (=|+=) dy/(1-p) where kept. */
+qg_status qg__dropout_fwd(qg_ctx *ctx, const qg_tensor *x, qg_tensor *y, float p, uint64_t key);
+qg_status qg__dropout_bwd(qg_ctx *ctx, const qg_tensor *dy, qg_tensor *dx, float p, uint64_t key,
+                          int accumulate);
 
 #endif

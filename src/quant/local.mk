@@ -23,3 +23,9 @@ tests_test_bsq_CFLAGS = $(TEST_CFLAGS)
 tests_test_bsq_LDADD = $(TEST_LDADD)
 TESTS += tests/test_bsq
 EXTRA_DIST += tests/data/golden/bsq_bitconv_step.json tests/tools/gen_bsq_golden.py
+
+check_PROGRAMS += tests/test_psgd_act
+tests_test_psgd_act_SOURCES = tests/test_psgd_act.c
+tests_test_psgd_act_CFLAGS = $(TEST_CFLAGS)
+tests_test_psgd_act_LDADD = $(TEST_LDADD)
+TESTS += tests/test_psgd_act

@@ -71,3 +71,25 @@ qg_status qg__psgd_scale(qg_ctx *ctx, const qg_tensor *w, qg_tensor *g, int bits
     size_t items = n;
     return qg__kargs_launch(&a, 1, &items, &wg);
 }
+
+qg_status qg__psgd_act_quant(qg_ctx *ctx, qg_tensor *x, int bits, float delta)
+{
+    const char *op = "psgd_act_quant";
+    if (bits < QG_PSGD_MIN_BITS || bits > QG_PSGD_MAX_BITS)
+        return qg__error(ctx, QG_ERR_INVALID_ARG, "%s: %d activation bits (%d..%d)", op, bits,
+                         QG_PSGD_MIN_BITS, QG_PSGD_MAX_BITS);
+    size_t n = qg_tensor_numel(x);
+    qg_status st = qg__tensor_need(ctx, op, "x", x, n, QG_DTYPE_F32);
+    if (st != QG_OK || n == 0)
+        return st;
+    qg_kargs a;
+    size_t wg;
+    if ((st = qg__kargs_get(ctx, QG_K_PSGD_ACT_QUANT, &a, &wg)) != QG_OK)
+        return st;
+    qg__karg_tensor(&a, x);
+    qg__karg_int(&a, (int)n);
+    qg__karg_int(&a, bits);
+    qg__karg_float(&a, delta);
+    size_t items = n;
+    return qg__kargs_launch(&a, 1, &items, &wg);
+}

@@ -30,5 +30,10 @@ qg_status qg__psgd_range(qg_ctx *ctx, const qg_tensor *w, int bits, qg_tensor *s
  * position-based scaled gradient, in place. */
 qg_status qg__psgd_scale(qg_ctx *ctx, const qg_tensor *w, qg_tensor *g, int bits, float lambda,
                          const qg_tensor *state);
+/* The reference's activation quantization at evaluation, in place on x
+ * (post-ReLU values): x = delta*rint(clamp(x/delta, 0, 2^bits - 1)), 0
+ * everywhere when delta <= 0; delta from qg_ref_psgd_act_delta. bits
+ * 2..16. */
+qg_status qg__psgd_act_quant(qg_ctx *ctx, qg_tensor *x, int bits, float delta);
 
 #endif

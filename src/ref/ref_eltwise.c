@@ -76,3 +76,47 @@ void qg_ref_reduce_channel_stats(int N, int C, int HW, const float *x, float *su
         sumsq[c] = (float)q;
     }
 }
+
+void qg_ref_dropout_params(float p, uint32_t *thresh, float *scale)
+{
+    double t = floor((double)p * 4294967296.0);
+    *thresh = t >= 4294967295.0 ? 4294967295u : (uint32_t)(t > 0 ? t : 0);
+    *scale = 1.0f / (1.0f - p);
+}
+
+static uint32_t dropout_mix(uint32_t x)
+{
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+}
+
+int qg_ref_dropout_keep(uint32_t i, uint64_t key, uint32_t thresh)
+{
+    uint32_t h = dropout_mix(dropout_mix(i ^ (uint32_t)key) ^ (uint32_t)(key >> 32));
+    return h >= thresh;
+}
+
+void qg_ref_dropout_fwd(size_t n, float p, uint64_t key, const float *x, float *y)
+{
+    uint32_t t;
+    float s;
+    qg_ref_dropout_params(p, &t, &s);
+    for (size_t i = 0; i < n; i++)
+        y[i] = qg_ref_dropout_keep((uint32_t)i, key, t) ? x[i] * s : 0.0f;
+}
+
+void qg_ref_dropout_bwd(size_t n, float p, uint64_t key, const float *dy, float *dx,
+                        int accumulate)
+{
+    uint32_t t;
+    float s;
+    qg_ref_dropout_params(p, &t, &s);
+    for (size_t i = 0; i < n; i++) {
+        float g = qg_ref_dropout_keep((uint32_t)i, key, t) ? dy[i] * s : 0.0f;
+        dx[i] = accumulate ? dx[i] + g : g;
+    }
+}

@@ -3,6 +3,7 @@
 #define QG_REF_ELTWISE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 void qg_ref_eltwise_axpby(size_t n, float a, const float *x, float b, float *y);
 void qg_ref_eltwise_add(size_t n, const float *a, const float *b, float *y);
@@ -16,5 +17,14 @@ float qg_ref_reduce_absmax(size_t n, const float *x);
 size_t qg_ref_reduce_nonfinite(size_t n, const float *x);
 void qg_ref_reduce_channel_stats(int N, int C, int HW, const float *x, float *sum,
                                  float *sumsq);
+/* Dropout (cl/eltwise.cl qg_eltwise_dropout_*): the threshold and scale of
+ * drop probability p (thresh = min(p * 2^32, 2^32 - 1) rounded down, scale
+ * = 1/(1-p) in float), whether element i is kept under the 64-bit key
+ * (hash(i, key) >= thresh), and the forward / backward. */
+void qg_ref_dropout_params(float p, uint32_t *thresh, float *scale);
+int qg_ref_dropout_keep(uint32_t i, uint64_t key, uint32_t thresh);
+void qg_ref_dropout_fwd(size_t n, float p, uint64_t key, const float *x, float *y);
+void qg_ref_dropout_bwd(size_t n, float p, uint64_t key, const float *dy, float *dx,
+                        int accumulate);
 
 #endif

@@ -51,3 +51,30 @@ void qg_ref_psgd_scale(size_t n, const float *w, float *g, int bits, float lambd
     for (size_t i = 0; i < n; i++)
         g[i] = (g[i] * fabsf(w[i] - qg_ref_psgd_q(w[i], state[2], bits))) * lambda;
 }
+
+float qg_ref_psgd_act_delta(int C, const float *gamma, const float *beta, float n, int bits,
+                            float *clip)
+{
+    float mx = 0.0f;
+    for (int c = 0; c < C; c++) {
+        float v = beta[c] + n * gamma[c];
+        if (c == 0 || v > mx)
+            mx = v;
+    }
+    *clip = mx;
+    return (float)((double)mx / (double)((1 << bits) - 1));
+}
+
+void qg_ref_psgd_act_quant(size_t n, float *x, int bits, float delta)
+{
+    float top = (float)((1 << bits) - 1);
+    for (size_t i = 0; i < n; i++) {
+        if (!(delta > 0.0f)) {
+            x[i] = 0.0f;
+            continue;
+        }
+        float v = x[i] / delta;
+        v = v < 0.0f ? 0.0f : (v > top ? top : v);
+        x[i] = rintf(v) * delta;
+    }
+}

@@ -13,5 +13,16 @@ void qg_ref_psgd_range(size_t n, const float *w, int bits, float *state, float *
 /* g = (g * |w - Q(w)|) * lambda with state[2] as delta. */
 void qg_ref_psgd_scale(size_t n, const float *w, float *g, int bits, float lambda,
                        const float *state);
+/* Activation quantization (PSG-pytorch's ReLU_quant with its range fixed
+ * from the batch norm before it, eval.py --act_clipping): the clip
+ * x_max = max over channels of beta_c + n*gamma_c (float32, as torch
+ * computes shift + n*scale), and the step delta = x_max/(2^bits - 1)
+ * divided in double and rounded to float (the reference divides Python
+ * floats, then torch uses the step as a float32 scalar). Returns delta,
+ * *clip the clip (C = 0: clip 0). */
+float qg_ref_psgd_act_delta(int C, const float *gamma, const float *beta, float n, int bits,
+                            float *clip);
+/* x = delta*rint(clamp(x/delta, 0, 2^bits - 1)); 0 when delta <= 0. */
+void qg_ref_psgd_act_quant(size_t n, float *x, int bits, float delta);
 
 #endif

@@ -24,6 +24,7 @@
 #include "method/method.h"
 #include "model/imagenet.h"
 #include "model/qbits.h"
+#include "model/vgg.h"
 #include "model/resnet.h"
 #include "model/safetensors.h"
 #include "ops/layers.h"
@@ -50,6 +51,7 @@ void qg_train_cfg_defaults(qg_train_cfg *c)
     c->epochs = 10;
     c->batch = 128;
     c->eval_batch = 128;
+    c->eval_act_clip = 6.0f;
     c->seed = 1;
     c->crop_pad = -1;
     c->flip = -1;
@@ -449,11 +451,16 @@ qg_status qg__model_build(qg_ctx *ctx, const char *arch, char shortcut, int c, i
                                .classes = classes, .seed = seed, .methods = methods};
         return qg__model_imagenet(ctx, &io, out);
     }
+    if (qg__model_vgg_known(arch, NULL)) {
+        qg_vgg_opts vo = {.arch = arch, .in_c = c, .in_h = h, .in_w = w, .classes = classes,
+                          .seed = seed, .methods = methods};
+        return qg__model_vgg(ctx, &vo, out);
+    }
     int depth = depth_of(arch);
     if (!depth || (depth - 2) % 6 != 0)
         return qg__error(ctx, QG_ERR_INVALID_ARG, "unknown model '%s' (--model): use resnet20, "
-                         "resnet32, resnet44, resnet56, resnet110, resnet18 or "
-                         "shufflenet_v2_x0_5", arch);
+                         "resnet32, resnet44, resnet56, resnet110, resnet18, "
+                         "shufflenet_v2_x0_5 or vgg16_bn", arch);
     qg_resnet_opts ro = {.depth = depth, .shortcut = shortcut ? shortcut : 'A', .in_c = c,
                          .in_h = h, .in_w = w, .classes = classes, .seed = seed,
                          .methods = methods};
@@ -1152,6 +1159,24 @@ qg_status qg_eval_run(const qg_train_cfg *cfg, const char *checkpoint, qg_eval_r
     QG_TRY(qg__evaluate(m, test, cfg->eval_batch, &lo, &out->loss, &out->acc));
     QG_TRY(collect_metrics(m, m->methods, "", &ml));
     out->lowp = qg__methods_lowp_eval(m->methods);
+    if (cfg->eval_abits) {
+        if (!out->lowp) {
+            st = qg__error(ctx, QG_ERR_INVALID_ARG, "--abits quantizes the activations of the "
+                           "low-precision evaluation, and checkpoint '%s' has none: give "
+                           "-w/--wbits N", checkpoint);
+            goto fail;
+        }
+        if (cfg->eval_abits < 2 || cfg->eval_abits > 16 || !(cfg->eval_act_clip > 0)) {
+            st = qg__error(ctx, QG_ERR_INVALID_ARG, "--abits %d --act-clip %g: bits 2..16 "
+                           "and a clip multiple above 0", cfg->eval_abits,
+                           (double)cfg->eval_act_clip);
+            goto fail;
+        }
+        m->lowp_abits = cfg->eval_abits;
+        m->lowp_act_clip = cfg->eval_act_clip;
+        out->lowp_abits = cfg->eval_abits;
+        out->act_clip = cfg->eval_act_clip;
+    }
     QG_TRY(evaluate_lowp(m, test, cfg->eval_batch, &lo, &ml, &out->loss_lp, &out->acc_lp));
     if (out->lowp) {
         char b[16] = "";
