@@ -199,6 +199,11 @@ typedef struct qg_train_cfg {
     int eval_wbits;
     int eval_first_last;
     int verbose;
+    /* Gated layers (CG, PG) compute the work their gates turn off densely
+     * and mask it, as the reference code does, instead of skipping it
+     * (`--dense-gates`, for speed comparisons; same results). Not stored
+     * in checkpoints. */
+    int dense_gates;
     volatile sig_atomic_t *stop;    /* set asynchronously (SIGINT): checkpoint, stop */
     qg_train_callback callback;     /* may be NULL */
     void *user;
@@ -227,6 +232,9 @@ typedef struct qg_eval_result {
      * 1 and loss_lp / acc_lp hold it; lowp_bits is the grid's bits. */
     int lowp, lowp_bits;
     double loss_lp, acc_lp;
+    /* Images per second of the timed evaluation forward passes (the test
+     * split once, data loading excluded). */
+    double img_per_s;
 } qg_eval_result;
 
 /* Rebuilds the model a checkpoint records, loads it and evaluates it on the

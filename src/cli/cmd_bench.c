@@ -35,6 +35,8 @@ static void usage(FILE *f)
 "  --steps N         timed steps (default 10)\n"
 "  --eval            time inference (forward + loss) only\n"
 "  --profile         per-node-type times (synchronises after every node)\n"
+"  --dense-gates     gated layers (CG, PG) compute the work their gates turn off\n"
+"                    and mask it (the references' way) instead of skipping it\n"
 "  --device N|NAME   OpenCL device\n"
 "  --verbose         log kernel builds\n"
 "methods:\n");
@@ -125,7 +127,8 @@ static int bench_train(int argc, char **argv)
         {"model", 1, 0, 'm'}, {"shortcut", 1, 0, 's'}, {"batch", 1, 0, 'b'},
         {"input", 1, 0, 'i'}, {"classes", 1, 0, 'k'}, {"warmup", 1, 0, 'W'},
         {"steps", 1, 0, 'n'}, {"eval", 0, 0, 'e'}, {"device", 1, 0, 'd'},
-        {"verbose", 0, 0, 'v'}, {"profile", 0, 0, 'p'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"verbose", 0, 0, 'v'}, {"profile", 0, 0, 'p'}, {"help", 0, 0, 'h'},
+        {"dense-gates", 0, 0, 'G'}, {0, 0, 0, 0}};
     struct option opts[sizeof own / sizeof *own + QG_CLI_MODEL_NOPTIONS];
     qg_cli_model_flags mf;
     const char *cmd = "bench train";
@@ -173,6 +176,7 @@ static int bench_train(int argc, char **argv)
         case 'd': c.device = optarg; break;
         case 'v': c.verbose = 1; break;
         case 'p': c.profile = 1; break;
+        case 'G': c.dense_gates = 1; break;
         case 'h': usage(stdout); return 0;
         case ':':
             fprintf(stderr, "qgate bench: option '%s' needs a value\n", argv[optind - 1]);

@@ -140,6 +140,9 @@ static void train_usage(FILE *f)
 "  --progress / --no-progress   force the progress line on or off (default: on a TTY)\n"
 "  --device N|NAME       OpenCL device (default $QGATE_DEVICE, else 0)\n"
 "  --verbose             log kernel builds\n"
+"  --dense-gates         gated layers (CG, PG) compute the work their gates turn off\n"
+"                        and mask it, as the references do, instead of skipping it\n"
+"                        (same results; for speed comparisons; not saved)\n"
 "several devices (mpirun -np N qgate train ..., docs/distributed.md):\n"
 "  each process trains on --batch images of every step (effective batch N x\n"
 "  --batch; --lr is not scaled) and the gradients are averaged; each takes\n"
@@ -155,7 +158,8 @@ enum {
     O_EPOCHS, O_BATCH, O_EVAL_BATCH, O_OPT, O_LR, O_MOM, O_NEST, O_WD, O_NOWDBN, O_SCHED,
     O_MILE, O_GAMMA, O_ENDLR, O_POWER, O_CLIP, O_SEED, O_METRICS, O_CKPT, O_RESUME, O_PROG,
     O_NOPROG, O_DEVICE, O_VERBOSE, O_HELP, O_CHECKPOINT_EVAL, O_WORKERS, O_INPUT_SIZE,
-    O_RESIZE, O_NORMALIZE, O_INIT, O_START_EPOCH, O_SYNC_BN, O_KEEP_LAST, O_JSON
+    O_RESIZE, O_NORMALIZE, O_INIT, O_START_EPOCH, O_SYNC_BN, O_KEEP_LAST, O_JSON,
+    O_DENSE_GATES
 };
 
 static const struct option train_opts[] = {
@@ -174,7 +178,7 @@ static const struct option train_opts[] = {
     {"resize", 1, 0, O_RESIZE}, {"normalize", 1, 0, O_NORMALIZE},
     {"init", 1, 0, O_INIT}, {"start-epoch", 1, 0, O_START_EPOCH},
     {"sync-bn", 0, 0, O_SYNC_BN}, {"keep-last", 0, 0, O_KEEP_LAST},
-    {"json", 0, 0, O_JSON},
+    {"json", 0, 0, O_JSON}, {"dense-gates", 0, 0, O_DENSE_GATES},
     {0, 0, 0, 0}};
 
 /* qgate eval --json */
@@ -335,6 +339,7 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
         case O_DEVICE: c->device = optarg; break;
         case O_SYNC_BN: c->sync_bn = 1; break;
         case O_VERBOSE: c->verbose = 1; break;
+        case O_DENSE_GATES: c->dense_gates = 1; break;
         case O_JSON:
             if (strcmp(cmd, "eval") != 0) {
                 fprintf(stderr, "qgate %s: --json is an option of qgate eval\n", cmd);
@@ -517,6 +522,8 @@ static void eval_usage(FILE *f)
 "                        checkpoint is evaluated on its own grid without it\n"
 "  --first-last-quant    with -w: the stem conv and the classifier too (8 bits\n"
 "                        when N < 4); the body's convs and shortcuts always\n"
+"  --dense-gates         gated layers compute their skipped work densely and mask\n"
+"                        it (the references' way; same results, for comparison)\n"
 "  --json                one JSON object: loss and accuracy (both precisions),\n"
 "                        the methods' metrics (PSGD: per-layer distance of the\n"
 "                        weights to their grid and a histogram of positions)\n");
@@ -598,6 +605,7 @@ static void print_eval_json(const char *ckpt, const qg_eval_result *r)
     json_object_set_new(o, "images", json_integer((json_int_t)r->images));
     json_object_set_new(o, "test_loss", json_real(r->loss));
     json_object_set_new(o, "test_acc", json_real(r->acc));
+    json_object_set_new(o, "img_per_s", json_real(r->img_per_s));
     if (r->lowp) {
         json_object_set_new(o, "wbits", json_integer(r->lowp_bits));
         json_object_set_new(o, "test_loss_lp", json_real(r->loss_lp));
@@ -696,6 +704,7 @@ int qg_cli_eval(int argc, char **argv)
     }
     print_eval_metrics(&r);
     print_eval_bits(&r);
+    printf("img/s: %.1f\n", r.img_per_s);
     qg_eval_result_free(&r);
     return 0;
 }

@@ -123,6 +123,8 @@ struct qg_model {
      * float weights toward a grid (PSGD) compute an evaluation forward with
      * the quantized weights while this is set (src/model/wquant.h). */
     int lowp;
+    int dense_gates;         /* gated layers compute their skipped work densely and mask it
+                                (--dense-gates), for comparison with skipping */
     struct qg_wquant **wquants;  /* the layers' weight quantizers, in build order (a
                                     method's hooks walk them; src/model/wquant.h) */
     int nwquants, cap_wquants;

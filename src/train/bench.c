@@ -45,6 +45,7 @@ qg_status qg__bench_train(const qg_bench_cfg *cfg, qg_bench_result *out)
     QG_TRY(qg_ctx_new(&co, &ctx));
     QG_TRY(qg__model_build(ctx, cfg->model, cfg->shortcut, cfg->in_c, cfg->in_h, cfg->in_w,
                            cfg->classes, 1, cfg->methods, &m));
+    m->dense_gates = cfg->dense_gates;
     QG_TRY(qg__model_setup(m, cfg->batch));
     if (cfg->profile)
         QG_TRY(qg__model_profile_enable(m));

@@ -16,6 +16,7 @@ typedef struct qg_bench_cfg {
     int eval;                /* time inference instead of training */
     int verbose;
     int profile;             /* print per-node-type times */
+    int dense_gates;         /* gated layers compute their skipped work densely */
 } qg_bench_cfg;
 
 typedef struct qg_bench_result {
