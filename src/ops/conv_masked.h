@@ -1,0 +1,61 @@
+/* src/ops/conv_masked.h: an output-masked ("output-sparse") 3x3
+ * convolution (internal API): y = conv(x, w) computed only on the tiles of
+ * y where an output mask is on, for gated layers whose gate per output is
+ * known before the conv runs (Channel Gating's conditional path,
+ * src/model/nodes_cg.c). Kernels: cl/conv_masked.cl; C twin:
+ * src/ref/ref_conv_masked.h; tests: tests/test_conv_masked.c; design and
+ * measurements: docs/gate_skipping.md.
+ *
+ * A tile is KT output channels x one output row x VW columns of one image
+ * (KT, VW: tunables of program conv_masked, per shape class as
+ * conv_direct's). The forward lists, on the device, the tiles with any
+ * mask value on (nothing is read back to the host), computes those and
+ * writes zeros into the others: y = mask != 0 ? conv(x, w) : 0 everywhere.
+ * The weight gradient walks the same list; the data gradient of a
+ * masked dy is an ordinary transposed conv (the caller's dense plan).
+ *
+ * Shapes: 3x3 kernels, stride 1 or 2, any padding, groups 1
+ * (qg__convm_takes). Layouts as src/ops/conv.h; mask has y's shape, any
+ * non-zero float is "on". */
+#ifndef QG_OPS_CONV_MASKED_H
+#define QG_OPS_CONV_MASKED_H
+
+#include "ops/conv.h"
+
+typedef struct qg_convm qg_convm;
+
+/* 3x3, stride 1 or 2, groups 1. */
+int qg__convm_takes(const qg_conv_desc *d);
+
+/* Whether skipping is expected to pay for this shape on this context's
+ * device: the measured rule of docs/gate_skipping.md (maps at least 16
+ * outputs wide; on 8x8 maps a tile of VW columns is mostly padding and
+ * the dense direct kernels' channel-vectorised form is faster). The
+ * caller keeps its dense path where it does not. */
+int qg__convm_pays(const qg_conv_desc *d);
+
+/* A masked conv of shape d (from qg__conv_desc_init): resolves its
+ * parameters and allocates its buffers (input planes, prepared weights,
+ * tile lists, weight-gradient partials). QG_ERR_UNSUPPORTED for shapes
+ * qg__convm_takes refuses. */
+qg_status qg__convm_new(qg_ctx *ctx, const qg_conv_desc *d, qg_convm **out);
+void qg__convm_free(qg_convm *c); /* NULL-safe */
+
+/* y = mask != 0 ? conv(x, w) : 0, computing only the tiles with any mask
+ * value on. The list and x's planes stay for qg__convm_bwd_weight. */
+qg_status qg__convm_fwd(qg_convm *c, const qg_tensor *x, const qg_tensor *w,
+                        const qg_tensor *mask, qg_tensor *y);
+
+/* dw (= or += when accumulate) = corr(x, dy) over the tiles the last
+ * qg__convm_fwd listed, x being that forward's input (unchanged since).
+ * Exact only when dy is zero outside those tiles (a gradient masked by the
+ * forward's mask, or by a subset of it). Partial sums per image chunk,
+ * added in a fixed order: deterministic. */
+qg_status qg__convm_bwd_weight(qg_convm *c, const qg_tensor *dy, qg_tensor *dw,
+                               int accumulate);
+
+/* The tiles the last forward listed and all tiles (reads one int back;
+ * for statistics and tests). */
+qg_status qg__convm_tiles(qg_convm *c, long *listed, long *total);
+
+#endif
