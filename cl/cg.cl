@@ -213,6 +213,22 @@ void qg_cg_gate_bwd(QG_T(const float, z), QG_T(const float, delta), QG_T(const f
         QG_P(ddelta)[c] = QG_P(ddelta)[c] - tot;
 }
 
+/* The outputs whose conditional path may be needed: mask = 1 where
+ * alpha*(z - delta_c) >= -QG_CG_MASK_MARGIN, else 0. A superset of the gate
+ * (s > 0.5) and of the positions sparse back-prop keeps (s >= 0.5), by a
+ * margin far above any sigmoid's rounding near 0.5, so the decision never
+ * depends on exp's last ulp. One item per element (global = n). */
+#define QG_CG_MASK_MARGIN 1e-5f
+__kernel void qg_cg_gate_mask(QG_T(const float, z), QG_T(const float, delta), int n, int C,
+                              int HW, float alpha, QG_T(float, mask))
+{
+    int i = get_global_id(0);
+    if (i >= n)
+        return;
+    float x = alpha * (QG_P(z)[i] - QG_P(delta)[(i / HW) % C]);
+    QG_P(mask)[i] = x >= -QG_CG_MASK_MARGIN ? 1.0f : 0.0f;
+}
+
 /* channel_shuffle(x, groups): y[n, o] (+)= x[n, (o % groups)*(C/groups) +
  * o/groups] per HW plane. The inverse permutation is the shuffle with
  * C/groups groups, which is the backward. global = N*C*HW. */

@@ -27,6 +27,7 @@
 #include "model/resnet.h"
 #include "method/method.h"
 #include "model/safetensors.h"
+#include "ops/conv_masked.h"
 #include "ops/layers.h"
 #include "train/trainer.h"
 
@@ -134,6 +135,29 @@ static void run_golden(const char *name)
 
     qg__model_free(m);
     json_decref(g);
+}
+
+/* The goldens again with the conditional path skipped where the gate is
+ * off (src/ops/conv_masked.h; forced on these small maps): the same
+ * tolerances against PyTorch. The eval passes always skip; the training
+ * pass skips with sparse back-prop (spbp goldens) and stays dense
+ * without. */
+static void run_golden_skipping(const char *name)
+{
+    qg__convm_pay_always(1);
+    run_golden(name);
+    qg__convm_pay_always(0);
+}
+
+Test(cgconv, golden_group_dense_skipping) { run_golden_skipping("cgconv_group_dense"); }
+Test(cgconv, golden_group_spbp_skipping) { run_golden_skipping("cgconv_group_spbp"); }
+Test(cgconv, golden_first_spbp_stride2_skipping)
+{
+    run_golden_skipping("cgconv_first_spbp_s2");
+}
+Test(cgconv, golden_shuffle_spbp_stride2_skipping)
+{
+    run_golden_skipping("cgconv_shuffle_spbp_s2");
 }
 
 Test(cgconv, golden_group_dense) { run_golden("cgconv_group_dense"); }
@@ -316,6 +340,85 @@ Test(cgconv, resnet20_postact_gates_both_convs)
     cr_expect_eq(relus, 1 + 2 * 9);
     one_step(m, 2, 18);
     qg__model_free(m);
+}
+
+/* Forward (train and eval) and backward of a model on one batch: the
+ * logits, every parameter's gradient, the gate counts of both passes. */
+typedef struct step_out {
+    float *logits, *grads, *eval_logits;
+    size_t nl, ng;
+    long long on, on_eval;
+} step_out;
+
+static step_out run_step(qg_model *m, int dense_gates)
+{
+    enum { B = 8 };
+    step_out o = {0};
+    m->dense_gates = dense_gates;
+    QG_EXPECT_OK(qg__model_setup(m, B));
+    size_t nx = qg_tensor_numel(qg__model_input(m));
+    float *x = malloc(nx * sizeof *x);
+    qg_test_fill(x, nx, -1, 2, 3);
+    QG_EXPECT_OK(qg_tensor_write(qg__model_input(m), x, nx * sizeof *x));
+    free(x);
+    QG_EXPECT_OK(qg__model_gate_reset(m));
+    QG_EXPECT_OK(qg__model_forward(m, 1));
+    o.logits = qg_test_read(qg__model_logits(m));
+    o.nl = qg_tensor_numel(qg__model_logits(m));
+    long long total;
+    QG_EXPECT_OK(qg__model_gate_stats(m, &total, &o.on, NULL, NULL, NULL, NULL));
+    float *dl = malloc(o.nl * sizeof *dl);
+    qg_test_fill(dl, o.nl, -1, 1, 4);
+    QG_EXPECT_OK(qg_tensor_write(qg__model_logits_grad(m), dl, o.nl * sizeof *dl));
+    free(dl);
+    QG_EXPECT_OK(qg__model_backward(m));
+    for (int i = 0; i < m->nparams; i++)
+        if (m->params[i]->grad)
+            o.ng += qg_tensor_numel(m->params[i]->grad);
+    o.grads = malloc(o.ng * sizeof *o.grads);
+    for (int i = 0, at = 0; i < m->nparams; i++) {
+        if (!m->params[i]->grad)
+            continue;
+        float *g = qg_test_read(m->params[i]->grad);
+        size_t n = qg_tensor_numel(m->params[i]->grad);
+        memcpy(o.grads + at, g, n * sizeof *g);
+        at += (int)n;
+        free(g);
+    }
+    QG_EXPECT_OK(qg__model_gate_reset(m));
+    QG_EXPECT_OK(qg__model_forward(m, 0));
+    o.eval_logits = qg_test_read(qg__model_logits(m));
+    QG_EXPECT_OK(qg__model_gate_stats(m, &total, &o.on_eval, NULL, NULL, NULL, NULL));
+    return o;
+}
+
+/* Skipping the conditional path gives the dense-gates model's outputs,
+ * gradients and gate counts (ResNet-20 with CG at p = 4, sparse
+ * back-prop: the training pass skips too). The masked conv sums each
+ * output in the dense direct kernel's order, and its weight gradient
+ * groups the same products differently: 1e-5 + 1e-4 relative. */
+Test(cgconv, resnet20_skipping_equals_dense_gates)
+{
+    qg__convm_pay_always(1);
+    qg_model *a = cg_resnet(0, 4, 1, 0), *b = cg_resnet(0, 4, 1, 0);
+    step_out d = run_step(a, 1), s = run_step(b, 0);
+    qg__convm_pay_always(0);
+    cr_expect_eq(d.on, s.on, "gated on: dense %lld, skipping %lld", d.on, s.on);
+    cr_expect_eq(d.on_eval, s.on_eval, "eval gated on: dense %lld, skipping %lld", d.on_eval,
+                 s.on_eval);
+    cr_expect(d.on > 0 && d.on_eval > 0, "the gates must open");
+    cr_expect(qg_test_allclose("logits", s.logits, d.logits, d.nl, 1e-5f, 1e-4f));
+    cr_expect(qg_test_allclose("eval logits", s.eval_logits, d.eval_logits, d.nl, 1e-5f, 1e-4f));
+    cr_assert_eq(s.ng, d.ng);
+    cr_expect(qg_test_allclose("gradients", s.grads, d.grads, d.ng, 1e-5f, 1e-4f));
+    step_out *os[2] = {&d, &s};
+    for (int i = 0; i < 2; i++) {
+        free(os[i]->logits);
+        free(os[i]->grads);
+        free(os[i]->eval_logits);
+    }
+    qg__model_free(a);
+    qg__model_free(b);
 }
 
 Test(cgconv, nonsense_configurations_are_refused)

@@ -73,6 +73,7 @@ typedef enum qg_prog_id {
     X(CG, CG_GATE_FWD, "qg_cg_gate_fwd")                                         \
     X(CG, CG_GATE_BWD, "qg_cg_gate_bwd")                                         \
     X(CG, CG_SHUFFLE, "qg_cg_shuffle")                                           \
+    X(CG, CG_GATE_MASK, "qg_cg_gate_mask")                                       \
     X(BN, BN_FWD_TRAIN, "qg_bn_fwd_train")                                       \
     X(BN, BN_FWD_EVAL, "qg_bn_fwd_eval")                                         \
     X(BN, BN_BWD, "qg_bn_bwd")                                                   \

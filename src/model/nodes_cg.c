@@ -21,7 +21,17 @@
  * 1 + 1/p convolutions), but src/ops/conv_plan.c routes grouped convs to
  * im2col + GEMM: on PoCL a 16->16 3x3 grouped conv of a 128x28x28 batch
  * takes ~0.55 s against ~0.01 s for the direct kernel of the ungrouped
- * one. Worth switching once grouped convs get direct kernels. */
+ * one. Worth switching once grouped convs get direct kernels.
+ *
+ * Skipping (docs/gate_skipping.md): where the output-masked conv of
+ * src/ops/conv_masked.h pays for the layer's shape (qg__convm_pays) and
+ * m->dense_gates is off, Z comes first, a mask marks the outputs the gate
+ * may turn on (qg__cg_gate_mask, a superset with a margin), and Yc is
+ * computed on the tiles holding them only (0 elsewhere: out = Yp there);
+ * the weight gradient of the conditional path then walks the same tiles.
+ * Training skips only with sparse back-prop: without it the gate's
+ * gradient reads Yc at every output. The data gradient stays a dense
+ * transposed conv of the (masked) dYc. */
 #include "config.h"
 
 #include <math.h>
@@ -33,6 +43,7 @@
 #include "model/nodes.h"
 #include "model/nodes_cg.h"
 #include "ops/conv.h"
+#include "ops/conv_masked.h"
 #include "ops/layers.h"
 #include "quant/quant.h"
 #include "tensor/tensor_impl.h"
@@ -51,6 +62,12 @@ typedef struct cg_priv {
     qg_tensor *yp, *yc, *z, *g, *dyp, *dyc;  /* output-sized */
     qg_tensor *save_mean, *save_invstd;
     qg_gate_counter gc;             /* outputs gated / computed in full */
+    /* Skipping (src/ops/conv_masked.h): the conditional path only where
+     * the gate may be on, when the masked conv pays for this shape. */
+    qg_conv_desc dc;                /* the conditional path's conv */
+    qg_convm *cm;                   /* NULL: the shape keeps the dense path */
+    qg_tensor *gmask;               /* output-sized: where Yc is computed */
+    int skipped;                    /* the last forward skipped (its backward follows) */
 } cg_priv;
 
 static qg_status cg_setup(qg_node *n, qg_model *m, size_t *ws)
@@ -86,6 +103,14 @@ static qg_status cg_setup(qg_node *n, qg_model *m, size_t *ws)
     QG_TRY(qg__node_tensor_like(m, y, "cg.dyp", &p->dyp));
     QG_TRY(qg__node_tensor_like(m, y, "cg.dyc", &p->dyc));
     QG_TRY(qg__node_scalar(m, QG_DTYPE_I32, "cg.count", &p->gc.count));
+    qg__convm_free(p->cm);
+    p->cm = NULL;
+    QG_TRY(qg__conv_desc_init(m->ctx, &p->dc, m->batch, p->cin, H, W, p->cout, p->k, p->k,
+                              p->stride, p->pad, 1));
+    if (qg__convm_pays(&p->dc)) {
+        QG_TRY(qg__convm_new(m->ctx, &p->dc, &p->cm));
+        QG_TRY(qg__node_tensor_like(m, y, "cg.gmask", &p->gmask));
+    }
 fail:
     return st;
 }
@@ -106,13 +131,22 @@ static qg_status cg_forward(qg_node *n, qg_model *m, int train)
     const qg_tensor *x = path_input(p, n, m);
     QG_TRY(qg__cg_weights_fwd(m->ctx, p->w->value, p->mask->value, P, 0, p->wb, p->wc));
     QG_TRY(qg__conv_enqueue_fwd(p->plan, x, p->wb, NULL, p->yp, m->workspace, NULL));
-    QG_TRY(qg__conv_enqueue_fwd(p->plan, x, p->wc, NULL, p->yc, m->workspace, NULL));
+    /* Skipping: Z first, then Yc only where the gate may be on (0
+     * elsewhere). Training without sparse back-prop needs Yc at every
+     * output (the gate's gradient reads it), so it stays dense. */
+    p->skipped = p->cm && !m->dense_gates && (!train || p->cfg.spbp);
+    if (!p->skipped)
+        QG_TRY(qg__conv_enqueue_fwd(p->plan, x, p->wc, NULL, p->yc, m->workspace, NULL));
     if (train)
         QG_TRY(qg__bn_fwd_train(m->ctx, p->yp, NULL, NULL, p->rmean->value, p->rvar->value,
                                 0.1f, 1e-5f, p->z, p->save_mean, p->save_invstd));
     else
         QG_TRY(qg__bn_fwd_eval(m->ctx, p->yp, NULL, NULL, p->rmean->value, p->rvar->value,
                                1e-5f, p->z));
+    if (p->skipped) {
+        QG_TRY(qg__cg_gate_mask(m->ctx, p->z, p->delta->value, p->cfg.alpha, p->gmask));
+        QG_TRY(qg__convm_fwd(p->cm, x, p->wc, p->gmask, p->yc));
+    }
     int counted = qg__model_rows(m);
     QG_TRY(qg__cg_gate_fwd(m->ctx, p->z, p->delta->value, p->yp, p->yc, p->cfg.alpha,
                            OUT(n, m)->value, p->gc.count, counted));
@@ -133,7 +167,13 @@ static qg_status cg_backward(qg_node *n, qg_model *m)
     QG_TRY(qg__bn_bwd(m->ctx, p->yp, p->g, NULL, p->save_mean, p->save_invstd, p->dyp, NULL,
                       NULL, 1));
     QG_TRY(qg__conv_enqueue_bwd_weight(p->plan, x, p->dyp, p->dwb, NULL, m->workspace, 0));
-    QG_TRY(qg__conv_enqueue_bwd_weight(p->plan, x, p->dyc, p->dwc, NULL, m->workspace, 0));
+    /* dYc = d*dOut is 0 outside the forward's mask: the masked conv's
+     * weight gradient walks only the tiles its forward listed */
+    if (p->skipped)
+        QG_TRY(qg__convm_bwd_weight(p->cm, p->dyc, p->dwc, 0));
+    else
+        QG_TRY(qg__conv_enqueue_bwd_weight(p->plan, x, p->dyc, p->dwc, NULL, m->workspace,
+                                           0));
     QG_TRY(qg__cg_weights_bwd(m->ctx, p->mask->value, p->dwb, p->dwc, p->cfg.partitions, 0,
                               p->w->grad));
     int acc = qg__act_grad_begin(m, n->in[0]);
@@ -188,10 +228,11 @@ static void cg_destroy(qg_node *n)
     if (!p)
         return;
     qg_tensor *ts[] = {p->wb, p->wc, p->dwb, p->dwc, p->xs, p->dxs, p->yp, p->yc, p->z, p->g,
-                       p->dyp, p->dyc, p->save_mean, p->save_invstd, p->gc.count};
+                       p->dyp, p->dyc, p->save_mean, p->save_invstd, p->gc.count, p->gmask};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
         qg_tensor_free(ts[i]);
     qg__conv_plan_free(p->plan);
+    qg__convm_free(p->cm);
     free(p);
 }
 

@@ -33,8 +33,17 @@ int qg__convm_takes(const qg_conv_desc *d)
     return d->groups == 1 && d->R == 3 && d->S == 3 && (d->stride == 1 || d->stride == 2);
 }
 
+static int pay_always;
+
+void qg__convm_pay_always(int on)
+{
+    pay_always = on != 0;
+}
+
 int qg__convm_pays(const qg_conv_desc *d)
 {
+    if (pay_always)
+        return qg__convm_takes(d);
     /* measured on PoCL (docs/gate_skipping.md): at 8 columns a 16-wide
      * tile is half padding and the dense channel-vectorised kernel wins
      * at any density worth having */

@@ -34,6 +34,11 @@ int qg__convm_takes(const qg_conv_desc *d);
  * caller keeps its dense path where it does not. */
 int qg__convm_pays(const qg_conv_desc *d);
 
+/* Test hook: 1 makes qg__convm_pays true for every shape qg__convm_takes
+ * (so small test layers take the skipping path); 0 restores the rule.
+ * Process-wide; not for concurrent use. */
+void qg__convm_pay_always(int on);
+
 /* A masked conv of shape d (from qg__conv_desc_init): resolves its
  * parameters and allocates its buffers (input planes, prepared weights,
  * tile lists, weight-gradient partials). QG_ERR_UNSUPPORTED for shapes
