@@ -125,9 +125,12 @@ __kernel void qg_conv_masked_wprep(QG_T(const float, w), int K, int C, int total
 
 /* One item per (image n, channel block kb) = blk (range N*KB): lists the
  * block's tiles with any mask value on, in tile order, and zeros y on the
- * others; count[blk] = listed tiles, count[N*KB] += them (zero it first). */
+ * others; count[blk] = listed tiles, count[N*KB] += them (zeroed by the
+ * host every forward), stats[0] += them (zeroed at the statistics'
+ * reset). */
 __kernel void qg_conv_masked_list(QG_T(const float, mask), int K, int P, int Q, int KB,
-                                  int nblk, QG_T(int, list), QG_T(int, count), QG_T(float, y))
+                                  int nblk, QG_T(int, list), QG_T(int, count), QG_T(float, y),
+                                  QG_T(int, stats))
 {
     int blk = get_global_id(0);
     if (blk >= nblk)
@@ -160,8 +163,10 @@ __kernel void qg_conv_masked_list(QG_T(const float, mask), int K, int P, int Q, 
         }
     }
     QG_P(count)[blk] = cnt;
-    if (cnt)
+    if (cnt) {
         atomic_add((volatile __global int *)QG_P(count) + nblk, cnt);
+        atomic_add((volatile __global int *)QG_P(stats), cnt);
+    }
 }
 
 /* The listed tiles: item (blk, sp) computes tiles sp, sp+SP, ... of block

@@ -403,6 +403,21 @@ Test(cgconv, resnet20_skipping_equals_dense_gates)
     qg_model *a = cg_resnet(0, 4, 1, 0), *b = cg_resnet(0, 4, 1, 0);
     step_out d = run_step(a, 1), s = run_step(b, 0);
     qg__convm_pay_always(0);
+    /* tiles computed since the eval pass's reset: none with dense gating;
+     * with skipping, some of every CG layer's, and fewer than all of some */
+    long long fewer = 0;
+    for (int i = 0; i < a->nnodes; i++) {
+        if (!a->nodes[i].ops->skip_tiles)
+            continue;
+        long long dc, dt, sc, stt;
+        QG_EXPECT_OK(a->nodes[i].ops->skip_tiles(&a->nodes[i], a, &dc, &dt));
+        QG_EXPECT_OK(b->nodes[i].ops->skip_tiles(&b->nodes[i], b, &sc, &stt));
+        cr_expect(dc == 0 && dt == 0, "%s dense: %lld of %lld tiles", a->nodes[i].name, dc, dt);
+        cr_expect(stt > 0 && sc > 0 && sc <= stt, "%s: %lld of %lld tiles", b->nodes[i].name,
+                  sc, stt);
+        fewer += sc < stt;
+    }
+    cr_expect(fewer > 0, "no layer skipped a tile");
     cr_expect_eq(d.on, s.on, "gated on: dense %lld, skipping %lld", d.on, s.on);
     cr_expect_eq(d.on_eval, s.on_eval, "eval gated on: dense %lld, skipping %lld", d.on_eval,
                  s.on_eval);

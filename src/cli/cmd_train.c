@@ -542,6 +542,10 @@ static void print_eval_metrics(const qg_eval_result *r)
             if (r->metrics[j].layer && strcmp(r->metrics[j].key, "flop_reduction_layers") == 0 &&
                 strcmp(r->metrics[j].layer, x->layer) == 0)
                 printf("  FLOP reduction %5.2fx", r->metrics[j].value);
+        for (size_t j = 0; j < r->nmetrics; j++)
+            if (r->metrics[j].layer && strcmp(r->metrics[j].key, "tiles_computed_layers") == 0 &&
+                strcmp(r->metrics[j].layer, x->layer) == 0)
+                printf("  tiles computed %5.1f%%", 100 * r->metrics[j].value);
         putchar('\n');
     }
     double sp = 0, fr = 0, dense = 0, eff = 0, fp = 0;

@@ -206,7 +206,18 @@ static qg_status cg_counts(qg_node *n, qg_model *m, long long *total, long long 
 
 static qg_status cg_reset(qg_node *n, qg_model *m)
 {
-    return qg__gate_counter_reset(&((cg_priv *)n->priv)->gc);
+    cg_priv *p = n->priv;
+    qg_status st = qg__gate_counter_reset(&p->gc);
+    if (st == QG_OK && p->cm)
+        st = qg__convm_tiles_reset(p->cm);
+    return st;
+}
+
+static qg_status cg_skip_tiles(qg_node *n, qg_model *m, long long *computed, long long *total)
+{
+    cg_priv *p = n->priv;
+    *computed = *total = 0;
+    return p->cm ? qg__convm_tiles_sum(p->cm, computed, total) : QG_OK;
 }
 
 static double cg_macs(const qg_model *m, const qg_node *n)
@@ -240,7 +251,8 @@ static const qg_node_ops cgconv_ops = {.type = "cgconv2d", .setup = cg_setup,
                                        .forward = cg_forward, .backward = cg_backward,
                                        .destroy = cg_destroy,
                                        .gate_counts = cg_counts, .gate_reset = cg_reset,
-                                       .macs = cg_macs, .gated_cost = cg_cost};
+                                       .macs = cg_macs, .gated_cost = cg_cost,
+                                       .skip_tiles = cg_skip_tiles};
 
 /* Adds parameter `<name>.<suffix>`; returns 0 on failure. */
 static int add_param(qg_model *m, const char *name, const char *suffix, qg_param_kind kind,

@@ -26,6 +26,8 @@ struct qg_convm {
     int Hd, Wd;          /* input planes */
     int wn, nchunks;     /* weight gradient: images per partial, partials */
     qg_tensor *xp, *wp, *list, *count, *part;
+    qg_tensor *stats;    /* tiles listed since the statistics' reset (1 int) */
+    long long fwds;      /* forwards since then */
 };
 
 int qg__convm_takes(const qg_conv_desc *d)
@@ -59,6 +61,7 @@ void qg__convm_free(qg_convm *c)
     qg_tensor_free(c->list);
     qg_tensor_free(c->count);
     qg_tensor_free(c->part);
+    qg_tensor_free(c->stats);
     free(c);
 }
 
@@ -108,6 +111,7 @@ qg_status qg__convm_new(qg_ctx *ctx, const qg_conv_desc *d, qg_convm **out)
     QG_TRY(new_buf(ctx, (size_t)c->KB * c->KT * d->C * 9, QG_DTYPE_F32, "convm.wp", &c->wp));
     QG_TRY(new_buf(ctx, (size_t)c->nblk * c->TPB, QG_DTYPE_I32, "convm.list", &c->list));
     QG_TRY(new_buf(ctx, (size_t)c->nblk + 1, QG_DTYPE_I32, "convm.count", &c->count));
+    QG_TRY(new_buf(ctx, 1, QG_DTYPE_I32, "convm.stats", &c->stats));
     QG_TRY(new_buf(ctx, (size_t)c->nchunks * d->K * d->C * 9, QG_DTYPE_F32, "convm.part",
                    &c->part));
     *out = c;
@@ -156,7 +160,9 @@ qg_status qg__convm_fwd(qg_convm *c, const qg_tensor *x, const qg_tensor *w,
     qg__karg_tensor(&a, c->list);
     qg__karg_tensor(&a, c->count);
     qg__karg_tensor(&a, y);
+    qg__karg_tensor(&a, c->stats);
     QG_TRY(launch1(&a, (size_t)c->nblk));
+    c->fwds++;
     /* x's planes */
     size_t rows = (size_t)d->N * d->C * c->Hd;
     QG_TRY(kget(c, QG_K_CONV_MASKED_PREP, &a));
@@ -256,4 +262,19 @@ qg_status qg__convm_tiles(qg_convm *c, long *listed, long *total)
     *listed = v;
     *total = (long)c->nblk * c->TPB;
     return st;
+}
+
+qg_status qg__convm_tiles_sum(qg_convm *c, long long *listed, long long *total)
+{
+    int32_t v = 0;
+    qg_status st = c->fwds ? qg_tensor_read(c->stats, &v, sizeof v) : QG_OK;
+    *listed = v;
+    *total = c->fwds * (long long)c->nblk * c->TPB;
+    return st;
+}
+
+qg_status qg__convm_tiles_reset(qg_convm *c)
+{
+    c->fwds = 0;
+    return qg_tensor_zero(c->stats);
 }

@@ -63,4 +63,9 @@ qg_status qg__convm_bwd_weight(qg_convm *c, const qg_tensor *dy, qg_tensor *dw,
  * for statistics and tests). */
 qg_status qg__convm_tiles(qg_convm *c, long *listed, long *total);
 
+/* The same summed over the forwards since the last qg__convm_tiles_reset
+ * (or the conv's creation): the share of the work computed. */
+qg_status qg__convm_tiles_sum(qg_convm *c, long long *listed, long long *total);
+qg_status qg__convm_tiles_reset(qg_convm *c);
+
 #endif
