@@ -436,6 +436,49 @@ Test(cgconv, resnet20_skipping_equals_dense_gates)
     qg__model_free(b);
 }
 
+/* The measured rule: a 16x16 layer takes the skipping path, measures the
+ * tiles its first forward computed, and with about half its outputs on
+ * (thresholds at 0) nearly all tiles hold one, so it holds the dense path
+ * for the next forwards, with the same outputs. */
+Test(cgconv, dense_path_held_where_the_tiles_are_full)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    qg_cg_cfg cfg = {.partitions = 4, .group = 1, .spbp = 1, .alpha = 2.0f};
+    qg_model *m;
+    QG_EXPECT_OK(qg__model_new(ctx, "cgconv", 16, 16, 16, 16, &m));
+    qg_rng rng = {1};
+    cr_assert_geq(qg__node_cgconv(m, "conv", 0, 16, 3, 1, 1, &cfg, &rng), 0, "%s",
+                  qg_last_error());
+    QG_EXPECT_OK(qg__model_setup(m, 4));
+    size_t nx = qg_tensor_numel(qg__model_input(m));
+    float *x = malloc(nx * sizeof *x);
+    qg_test_fill(x, nx, -1, 1, 9);
+    QG_EXPECT_OK(qg_tensor_write(qg__model_input(m), x, nx * sizeof *x));
+    free(x);
+    qg_node *n = NULL;
+    for (int i = 0; i < m->nnodes; i++)
+        if (m->nodes[i].ops->skip_tiles)
+            n = &m->nodes[i];
+    cr_assert_not_null(n);
+    long long done1, all1, done2, all2;
+    QG_EXPECT_OK(qg__model_gate_reset(m));
+    QG_EXPECT_OK(qg__model_forward(m, 0));
+    float *y1 = qg_test_read(qg__model_logits(m));
+    QG_EXPECT_OK(n->ops->skip_tiles(n, m, &done1, &all1));
+    cr_expect(all1 > 0 && done1 > QG_CONVM_MAX_TILES * all1, "first forward: %lld of %lld",
+              done1, all1);
+    QG_EXPECT_OK(qg__model_forward(m, 0));
+    float *y2 = qg_test_read(qg__model_logits(m));
+    QG_EXPECT_OK(n->ops->skip_tiles(n, m, &done2, &all2));
+    cr_expect(done2 == done1 && all2 == all1, "the second forward skipped: %lld of %lld",
+              done2, all2);
+    cr_expect(qg_test_allclose("held dense", y2, y1, qg_tensor_numel(qg__model_logits(m)),
+                               1e-5f, 1e-5f));
+    free(y1);
+    free(y2);
+    qg__model_free(m);
+}
+
 Test(cgconv, nonsense_configurations_are_refused)
 {
     qg_ctx *ctx = qg_test_ctx();

@@ -52,6 +52,11 @@ int qg__convm_pays(const qg_conv_desc *d)
     return qg__convm_takes(d) && d->Q >= 16;
 }
 
+int qg__convm_keeps_paying(long listed, long total)
+{
+    return pay_always || (double)listed <= QG_CONVM_MAX_TILES * (double)total;
+}
+
 void qg__convm_free(qg_convm *c)
 {
     if (!c)

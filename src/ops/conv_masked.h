@@ -34,9 +34,20 @@ int qg__convm_takes(const qg_conv_desc *d);
  * caller keeps its dense path where it does not. */
 int qg__convm_pays(const qg_conv_desc *d);
 
-/* Test hook: 1 makes qg__convm_pays true for every shape qg__convm_takes
- * (so small test layers take the skipping path); 0 restores the rule.
- * Process-wide; not for concurrent use. */
+/* The measured half of the rule: skipping a layer keeps paying while the
+ * share of its tiles a forward computes stays at or below
+ * QG_CONVM_MAX_TILES. The listed tiles cost about what the dense direct
+ * kernel spends on as many outputs, plus the mask, list and plane passes
+ * (measured on PoCL, docs/gate_skipping.md), so a layer that computes
+ * more than this share of its tiles runs dense; callers measure it now
+ * and then (qg__convm_tiles, one read back) and hold the dense path in
+ * between. */
+#define QG_CONVM_MAX_TILES 0.8
+int qg__convm_keeps_paying(long listed, long total);
+
+/* Test hook: 1 makes qg__convm_pays and qg__convm_keeps_paying true for
+ * every shape qg__convm_takes (so small test layers skip, always); 0
+ * restores the rules. Process-wide; not for concurrent use. */
 void qg__convm_pay_always(int on);
 
 /* A masked conv of shape d (from qg__conv_desc_init): resolves its
