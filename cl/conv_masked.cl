@@ -15,6 +15,9 @@
  * (qg_conv_masked_wprep), and stores a tile's values where the mask is on
  * and zero where it is off. The weight gradient walks the same lists
  * (dy is zero outside the mask, so the unlisted tiles add nothing).
+ * Weights known to be zero in blocks (zci > 0, see qm_zero_range: the
+ * base block CG's conditional path zeroes) are skipped in both: their
+ * products add exact zeros, and their gradient is written as 0.
  *
  * Per output the sum runs over (c, r, s) in that order, with fma, as the
  * dense direct kernel's; results equal the dense masked conv to float
@@ -123,6 +126,25 @@ __kernel void qg_conv_masked_wprep(QG_T(const float, w), int K, int C, int total
     }
 }
 
+/* Input channels [*zs, *ze) whose weights are zero for every output
+ * channel of tile block kb (empty: *zs = *ze = -1): with zci > 0, output
+ * k's zero block is input channels [j*zci, (j+1)*zci), j = k/zco when
+ * zgroup, else j = 0 (Channel Gating's base block, whose weights the
+ * conditional path has zeroed); a block of KT channels spanning two
+ * output blocks has none in common. */
+static inline void qm_zero_range(int kb, int K, int zci, int zco, int zgroup, int *zs, int *ze)
+{
+    *zs = *ze = -1;
+    if (zci <= 0)
+        return;
+    int k0 = kb * KT, k1 = min(k0 + KT, K) - 1;
+    int j0 = zgroup ? k0 / zco : 0, j1 = zgroup ? k1 / zco : 0;
+    if (j0 == j1) {
+        *zs = j0 * zci;
+        *ze = *zs + zci;
+    }
+}
+
 /* One item per (image n, channel block kb) = blk (range N*KB): lists the
  * block's tiles with any mask value on, in tile order, and zeros y on the
  * others; count[blk] = listed tiles, count[N*KB] += them (zeroed by the
@@ -176,7 +198,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void qg_conv_masked_fwd(QG_T(const float, xp), int C, int Hd, int Wd, int st,
                         QG_T(const float, wp), int K, int P, int Q, int KB, int nblk,
                         QG_T(const int, list), QG_T(const int, count),
-                        QG_T(const float, mask), QG_T(float, y))
+                        QG_T(const float, mask), QG_T(float, y), int zci, int zco, int zgroup)
 {
     int blk = get_global_id(0), sp = get_global_id(1);
     if (blk >= nblk)
@@ -188,15 +210,22 @@ void qg_conv_masked_fwd(QG_T(const float, xp), int C, int Hd, int Wd, int st,
     __global const int *lst = QG_P(list) + (size_t)blk * TPB;
     __global const float *xn = QG_P(xp) + (size_t)n * C * L;
     __global const float *wk = QG_P(wp) + (size_t)kb * C * 9 * KT;
+    int zs, ze;
+    qm_zero_range(kb, K, zci, zco, zgroup, &zs, &ze);
     for (int i = sp; i < cnt; i += SP) {
         int t = lst[i];
         int p = t / QB, q0 = (t - p * QB) * VW;
         vec acc[KT];
         for (int kt = 0; kt < KT; kt++)
             acc[kt] = (vec)0.0f;
-        __global const float *xb = xn + (size_t)(p * st) * Wd + q0 * st;
-        __global const float *wb = wk;
+        __global const float *x0 = xn + (size_t)(p * st) * Wd + q0 * st;
         for (int c = 0; c < C; c++) {
+            if (c == zs) { /* the tile's zero weights: their products add nothing */
+                c = ze - 1;
+                continue;
+            }
+            __global const float *xb = x0 + c * L;
+            __global const float *wb = wk + c * 9 * KT;
             _Pragma("unroll") for (int r = 0; r < 3; r++) {
                 _Pragma("unroll") for (int s = 0; s < 3; s++) {
                     vec xv = qm_load(xb + r * Wd + s, st);
@@ -204,8 +233,6 @@ void qg_conv_masked_fwd(QG_T(const float, xp), int C, int Hd, int Wd, int st,
                         acc[kt] = fma((vec)wb[(r * 3 + s) * KT + kt], xv, acc[kt]);
                 }
             }
-            xb += L;
-            wb += 9 * KT;
         }
         for (int kt = 0; kt < KT; kt++) {
             int k = kb * KT + kt;
@@ -235,12 +262,21 @@ void qg_conv_masked_fwd(QG_T(const float, xp), int C, int Hd, int Wd, int st,
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void qg_conv_masked_wgrad(QG_T(const float, xp), int C, int Hd, int Wd, int st,
                           QG_T(const float, dy), int K, int P, int Q, int KB, int N, int wn,
-                          QG_T(const int, list), QG_T(const int, count), QG_T(float, part))
+                          QG_T(const int, list), QG_T(const int, count), QG_T(float, part),
+                          int zci, int zco, int zgroup)
 {
     int c = get_global_id(0), kb = get_global_id(1), chunk = get_global_id(2);
     int n0 = chunk * wn;
     if (c >= C || kb >= KB || n0 >= N)
         return;
+    int zs, ze;
+    qm_zero_range(kb, K, zci, zco, zgroup, &zs, &ze);
+    if (c >= zs && c < ze) { /* zero weights: their gradient is not wanted */
+        for (int kt = 0; kt < KT && kb * KT + kt < K; kt++)
+            for (int t = 0; t < 9; t++)
+                QG_P(part)[(((size_t)chunk * K + kb * KT + kt) * C + c) * 9 + t] = 0.0f;
+        return;
+    }
     int n1 = min(n0 + wn, N);
     int QB = (Q + VW - 1) / VW, TPB = P * QB;
     size_t PQ = (size_t)P * Q, L = (size_t)Hd * Wd;
@@ -285,9 +321,12 @@ void qg_conv_masked_wgrad(QG_T(const float, xp), int C, int Hd, int Wd, int st,
         int k = kb * KT + kt;
         if (k >= K)
             break;
+        /* 0 on k's own zero block (a tile spanning two blocks computed it) */
+        int j = zgroup && zco > 0 ? k / zco : 0;
+        int zero = zci > 0 && c >= j * zci && c < (j + 1) * zci;
         __global float *o = QG_P(part) + (((size_t)chunk * K + k) * C + c) * 9;
         for (int t = 0; t < 9; t++)
-            o[t] = qm_hsum(acc[kt][t]);
+            o[t] = zero ? 0.0f : qm_hsum(acc[kt][t]);
     }
 }
 

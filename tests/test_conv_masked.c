@@ -100,7 +100,18 @@ static long expected_tiles(qg_ctx *ctx, const qg_conv_desc *d, const float *m)
     return on;
 }
 
-static void run_case(const shape *s, const long *set, double dens, int kind)
+/* zp > 0: the weights are zero in blocks (qg__convm_zero_blocks(zp,
+ * zgroup)), the conv is told so, and the weight gradient is 0 there. */
+static int zero_block(const qg_conv_desc *d, int zp, int zgroup, int k, int c)
+{
+    if (zp <= 1)
+        return 0;
+    int ci = d->C / zp, j = zgroup ? k / (d->K / zp) : 0;
+    return c >= j * ci && c < (j + 1) * ci;
+}
+
+static void run_case_z(const shape *s, const long *set, double dens, int kind, int zp,
+                       int zgroup)
 {
     qg_ctx *ctx = qg_test_ctx();
     qg_conv_desc d;
@@ -116,14 +127,23 @@ static void run_case(const shape *s, const long *set, double dens, int kind)
     qg_test_fill(w, nw, -0.5f, 0.5f, 12);
     qg_test_fill(dy, ny, -1.0f, 1.0f, 13);
     make_mask(&d, dens, kind, 14, m);
+    for (int k = 0; k < d.K; k++)
+        for (int c = 0; c < d.C; c++)
+            if (zero_block(&d, zp, zgroup, k, c))
+                memset(w + ((size_t)k * d.C + c) * 9, 0, 9 * sizeof *w);
     for (size_t i = 0; i < ny; i++)
         dy[i] = m[i] != 0.0f ? dy[i] : 0.0f; /* the gradient of a masked output */
     qg_ref_conv_masked_fwd(&d, x, w, m, want);
     qg_ref_conv_masked_bwd_weight(&d, x, dy, m, dw_want);
-    char label[160];
-    snprintf(label, sizeof label, "N%d C%d %dx%d K%d s%d p%d set %ld/%ld/%ld/%ld %s %.0f%%",
-             d.N, d.C, d.H, d.W, d.K, d.stride, d.pad, set[0], set[1], set[2], set[3],
-             kind == RANDOM ? "random" : "clustered", 100 * dens);
+    for (int k = 0; k < d.K; k++)
+        for (int c = 0; c < d.C; c++)
+            if (zero_block(&d, zp, zgroup, k, c))
+                memset(dw_want + ((size_t)k * d.C + c) * 9, 0, 9 * sizeof *dw_want);
+    char label[200];
+    snprintf(label, sizeof label, "N%d C%d %dx%d K%d s%d p%d set %ld/%ld/%ld/%ld %s %.0f%% "
+             "zero blocks %d%s", d.N, d.C, d.H, d.W, d.K, d.stride, d.pad, set[0], set[1],
+             set[2], set[3], kind == RANDOM ? "random" : "clustered", 100 * dens, zp,
+             zgroup ? " group" : "");
 
     int64_t sx[4] = {d.N, d.C, d.H, d.W}, sy[4] = {d.N, d.K, d.P, d.Q},
             sw[4] = {d.K, d.C, 3, 3};
@@ -133,6 +153,8 @@ static void run_case(const shape *s, const long *set, double dens, int kind)
     qg_test_buf dw = qg_test_buf_new(ctx, 4, sw, NULL);
     qg_convm *cm = NULL;
     QG_EXPECT_OK(qg__convm_new(ctx, &d, &cm));
+    if (zp)
+        QG_EXPECT_OK(qg__convm_zero_blocks(cm, zp, zgroup));
     QG_EXPECT_OK(qg__convm_fwd(cm, tx, tw, tm, y.view));
     float *got = qg_test_buf_get(&y, label);
     cr_expect(qg_test_allclose(label, got, want, ny, 0.0f, 0.0f), "forward vs oracle");
@@ -169,6 +191,10 @@ static void run_case(const shape *s, const long *set, double dens, int kind)
     float *dense = qg_test_read(yd), *ddw = qg_test_read(dwd);
     for (size_t i = 0; i < ny; i++)
         dense[i] = m[i] != 0.0f ? dense[i] : 0.0f;
+    for (int k = 0; k < d.K; k++)
+        for (int c = 0; c < d.C; c++)
+            if (zero_block(&d, zp, zgroup, k, c))
+                memset(ddw + ((size_t)k * d.C + c) * 9, 0, 9 * sizeof *ddw);
     cr_expect(qg_test_allclose(label, got, dense, ny, 1e-5f, 1e-5f), "forward vs dense plan");
     cr_expect(qg_test_allclose(label, gdw, ddw, nw, 1e-4f, 1e-4f), "wgrad vs dense plan");
 
@@ -197,7 +223,39 @@ static void run_case(const shape *s, const long *set, double dens, int kind)
     QG_EXPECT_OK(qg__program_override(ctx, "conv_masked", NULL));
 }
 
+static void run_case(const shape *s, const long *set, double dens, int kind)
+{
+    run_case_z(s, set, dens, kind, 0, 0);
+}
+
 static const double densities[] = {0.0, 0.03, 0.5, 1.0};
+
+/* Zero weight blocks (CG's conditional weights): block-diagonal where the
+ * channels split in two, else the first channel of every output. */
+Test(conv_masked, zero_weight_blocks)
+{
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        const shape *sh = &shapes[s];
+        int group = sh->C % 2 == 0 && sh->K % 2 == 0;
+        for (size_t p = 0; p < sizeof sets / sizeof *sets; p++)
+            for (size_t i = 1; i < 4; i++)
+                run_case_z(sh, sets[p], densities[i], RANDOM, group ? 2 : sh->C, group);
+    }
+    qg_ctx *ctx = qg_test_ctx();
+    qg_conv_desc d;
+    qg_convm *cm = NULL;
+    QG_EXPECT_OK(qg__conv_desc_init(ctx, &d, 1, 6, 8, 8, 5, 3, 3, 1, 1, 1));
+    QG_EXPECT_OK(qg__convm_new(ctx, &d, &cm));
+    cr_expect_eq(qg__convm_zero_blocks(cm, 4, 0), QG_ERR_INVALID_ARG, "4 does not divide 6");
+    cr_expect_eq(qg__convm_zero_blocks(cm, 3, 1), QG_ERR_INVALID_ARG, "3 does not divide 5");
+    /* the measured rule: the tile share, less the zero blocks' part */
+    cr_expect(qg__convm_keeps_paying(cm, 80, 100) && !qg__convm_keeps_paying(cm, 81, 100));
+    QG_EXPECT_OK(qg__convm_zero_blocks(cm, 2, 0));
+    cr_expect(qg__convm_keeps_paying(cm, 100, 100), "a zero half pays for full tiles");
+    QG_EXPECT_OK(qg__convm_zero_blocks(cm, 6, 0));
+    cr_expect(qg__convm_keeps_paying(cm, 96, 100) && !qg__convm_keeps_paying(cm, 97, 100));
+    qg__convm_free(cm);
+}
 
 Test(conv_masked, random_masks)
 {

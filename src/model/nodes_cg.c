@@ -116,6 +116,8 @@ static qg_status cg_setup(qg_node *n, qg_model *m, size_t *ws)
                               p->stride, p->pad, 1));
     if (qg__convm_pays(&p->dc)) {
         QG_TRY(qg__convm_new(m->ctx, &p->dc, &p->cm));
+        /* W*(1-M) is zero on each output's base block: skipped */
+        QG_TRY(qg__convm_zero_blocks(p->cm, p->cfg.partitions, p->cfg.group));
         QG_TRY(qg__node_tensor_like(m, y, "cg.gmask", &p->gmask));
     }
 fail:
@@ -163,7 +165,7 @@ static qg_status cg_forward(qg_node *n, qg_model *m, int train)
         if (measure) {
             long listed, total;
             QG_TRY(qg__convm_tiles(p->cm, &listed, &total)); /* the one read back */
-            p->hold_dense = !qg__convm_keeps_paying(listed, total);
+            p->hold_dense = !qg__convm_keeps_paying(p->cm, listed, total);
             p->hold = CG_SKIP_HOLD;
         }
     }

@@ -27,6 +27,7 @@ struct qg_convm {
     int wn, nchunks;     /* weight gradient: images per partial, partials */
     qg_tensor *xp, *wp, *list, *count, *part;
     qg_tensor *stats;    /* tiles listed since the statistics' reset (1 int) */
+    int zci, zco, zgroup; /* zero weight blocks (qg__convm_zero_blocks); zci 0: none */
     long long fwds;      /* forwards since then */
 };
 
@@ -52,9 +53,23 @@ int qg__convm_pays(const qg_conv_desc *d)
     return qg__convm_takes(d) && d->Q >= 16;
 }
 
-int qg__convm_keeps_paying(long listed, long total)
+int qg__convm_keeps_paying(const qg_convm *c, long listed, long total)
 {
-    return pay_always || (double)listed <= QG_CONVM_MAX_TILES * (double)total;
+    /* zero weight blocks shrink every tile's work by their share */
+    double zero = c->zci ? (double)c->zci / c->d.C : 0.0;
+    return pay_always || (double)listed * (1.0 - zero) <= QG_CONVM_MAX_TILES * (double)total;
+}
+
+qg_status qg__convm_zero_blocks(qg_convm *c, int p, int group)
+{
+    const qg_conv_desc *d = &c->d;
+    if (p < 1 || d->C % p || (group && d->K % p))
+        return qg__error(c->ctx, QG_ERR_INVALID_ARG, "masked conv: %d zero blocks do not "
+                         "divide %d input%s channels", p, d->C, group ? " and output" : "");
+    c->zci = p > 1 ? d->C / p : 0;
+    c->zco = group ? d->K / p : d->K;
+    c->zgroup = group != 0;
+    return QG_OK;
 }
 
 void qg__convm_free(qg_convm *c)
@@ -206,6 +221,9 @@ qg_status qg__convm_fwd(qg_convm *c, const qg_tensor *x, const qg_tensor *w,
     qg__karg_tensor(&a, c->count);
     qg__karg_tensor(&a, mask);
     qg__karg_tensor(&a, y);
+    qg__karg_int(&a, c->zci);
+    qg__karg_int(&a, c->zco);
+    qg__karg_int(&a, c->zgroup);
     size_t gl[2] = {qg__round_up((size_t)c->nblk, (size_t)c->WG), (size_t)c->SP};
     size_t l[2] = {(size_t)c->WG, 1};
     return qg__kargs_launch(&a, 2, gl, l);
@@ -238,6 +256,9 @@ qg_status qg__convm_bwd_weight(qg_convm *c, const qg_tensor *dy, qg_tensor *dw, 
     qg__karg_tensor(&a, c->list);
     qg__karg_tensor(&a, c->count);
     qg__karg_tensor(&a, c->part);
+    qg__karg_int(&a, c->zci);
+    qg__karg_int(&a, c->zco);
+    qg__karg_int(&a, c->zgroup);
     size_t gl[3] = {qg__round_up((size_t)d->C, (size_t)c->WG), (size_t)c->KB,
                     (size_t)c->nchunks};
     size_t l[3] = {(size_t)c->WG, 1, 1};

@@ -43,7 +43,7 @@ int qg__convm_pays(const qg_conv_desc *d);
  * and then (qg__convm_tiles, one read back) and hold the dense path in
  * between. */
 #define QG_CONVM_MAX_TILES 0.8
-int qg__convm_keeps_paying(long listed, long total);
+int qg__convm_keeps_paying(const qg_convm *c, long listed, long total);
 
 /* Test hook: 1 makes qg__convm_pays and qg__convm_keeps_paying true for
  * every shape qg__convm_takes (so small test layers skip, always); 0
@@ -57,13 +57,24 @@ void qg__convm_pay_always(int on);
 qg_status qg__convm_new(qg_ctx *ctx, const qg_conv_desc *d, qg_convm **out);
 void qg__convm_free(qg_convm *c); /* NULL-safe */
 
+/* Declares that w is zero in blocks, as Channel Gating's conditional
+ * weights W*(1-M) are on the base path's channels: output channel k has
+ * zero weights on input channels [j*C/p, (j+1)*C/p), j = k/(K/p) when
+ * `group` (the block-diagonal mask), else j = 0 (the first C/p channels).
+ * Both passes then skip those products (a tile whose KT channels share
+ * the block; p = 1: none), which leaves the forward's values unchanged
+ * (they add exact zeros), and the weight gradient there is written as 0.
+ * QG_ERR_INVALID_ARG when p does not divide C (and K with group). */
+qg_status qg__convm_zero_blocks(qg_convm *c, int p, int group);
+
 /* y = mask != 0 ? conv(x, w) : 0, computing only the tiles with any mask
  * value on. The list and x's planes stay for qg__convm_bwd_weight. */
 qg_status qg__convm_fwd(qg_convm *c, const qg_tensor *x, const qg_tensor *w,
                         const qg_tensor *mask, qg_tensor *y);
 
 /* dw (= or += when accumulate) = corr(x, dy) over the tiles the last
- * qg__convm_fwd listed, x being that forward's input (unchanged since).
+ * qg__convm_fwd listed, x being that forward's input (unchanged since);
+ * 0 (or unchanged, when accumulate) on declared zero weight blocks.
  * Exact only when dy is zero outside those tiles (a gradient masked by the
  * forward's mask, or by a subset of it). Partial sums per image chunk,
  * added in a fixed order: deterministic. */
