@@ -285,6 +285,8 @@ Test(conv_masked, refuses_other_shapes)
     cr_expect_eq(qg__convm_new(ctx, &d, &cm), QG_ERR_UNSUPPORTED);
     QG_EXPECT_OK(qg__conv_desc_init(ctx, &d, 2, 4, 8, 8, 4, 3, 3, 1, 1, 1));
     cr_expect(!qg__convm_pays(&d), "8x8 maps keep the dense path");
+    QG_EXPECT_OK(qg__conv_desc_init(ctx, &d, 2, 4, 14, 14, 4, 3, 3, 1, 1, 1));
+    cr_expect(qg__convm_pays(&d) && !qg__convm_wgrad_pays(&d), "14x14: forward only");
     QG_EXPECT_OK(qg__conv_desc_init(ctx, &d, 2, 4, 32, 32, 4, 3, 3, 1, 1, 1));
-    cr_expect(qg__convm_pays(&d), "32x32 maps skip");
+    cr_expect(qg__convm_pays(&d) && qg__convm_wgrad_pays(&d), "32x32 maps skip");
 }

@@ -191,7 +191,7 @@ static qg_status cg_backward(qg_node *n, qg_model *m)
     QG_TRY(qg__conv_enqueue_bwd_weight(p->plan, x, p->dyp, p->dwb, NULL, m->workspace, 0));
     /* dYc = d*dOut is 0 outside the forward's mask: the masked conv's
      * weight gradient walks only the tiles its forward listed */
-    if (p->skipped)
+    if (p->skipped && qg__convm_wgrad_pays(&p->dc))
         QG_TRY(qg__convm_bwd_weight(p->cm, p->dyc, p->dwc, 0));
     else
         QG_TRY(qg__conv_enqueue_bwd_weight(p->plan, x, p->dyc, p->dwc, NULL, m->workspace,

@@ -47,9 +47,18 @@ int qg__convm_pays(const qg_conv_desc *d)
 {
     if (pay_always)
         return qg__convm_takes(d);
-    /* measured on PoCL (docs/gate_skipping.md): at 8 columns a 16-wide
-     * tile is half padding and the dense channel-vectorised kernel wins
-     * at any density worth having */
+    /* measured on PoCL (docs/gate_skipping.md): on maps 8 or fewer wide a
+     * 16-wide tile is half padding and the dense channel-vectorised kernel
+     * wins; from 14 wide on the listed tiles win */
+    return qg__convm_takes(d) && d->Q >= 12;
+}
+
+int qg__convm_wgrad_pays(const qg_conv_desc *d)
+{
+    if (pay_always)
+        return qg__convm_takes(d);
+    /* the weight gradient's tiles pay from 28 wide on (1.3x there at full
+     * tiles with CG's zero quarter; 0.87x at 14 wide) */
     return qg__convm_takes(d) && d->Q >= 16;
 }
 

@@ -27,12 +27,14 @@ typedef struct qg_convm qg_convm;
 /* 3x3, stride 1 or 2, groups 1. */
 int qg__convm_takes(const qg_conv_desc *d);
 
-/* Whether skipping is expected to pay for this shape on this context's
- * device: the measured rule of docs/gate_skipping.md (maps at least 16
- * outputs wide; on 8x8 maps a tile of VW columns is mostly padding and
- * the dense direct kernels' channel-vectorised form is faster). The
- * caller keeps its dense path where it does not. */
+/* Whether skipping is expected to pay for this shape: the measured rule of
+ * docs/gate_skipping.md (forward: maps at least 12 outputs wide; on 8x8
+ * maps a tile of VW columns is mostly padding and the dense direct
+ * kernels' channel-vectorised form is faster; weight gradient: at least
+ * 16 wide). The caller keeps its dense path where it does not; the
+ * dense weight gradient of a masked dy is exact too. */
 int qg__convm_pays(const qg_conv_desc *d);
+int qg__convm_wgrad_pays(const qg_conv_desc *d);
 
 /* The measured half of the rule: skipping a layer keeps paying while the
  * share of its tiles a forward computes stays at or below
