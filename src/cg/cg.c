@@ -219,14 +219,15 @@ qg_status qg__cg_gate_mask(qg_ctx *ctx, const qg_tensor *z, const qg_tensor *del
         st = get(ctx, QG_K_CG_GATE_MASK, &a, &wg);
     if (st != QG_OK || n == 0)
         return st;
+    size_t planes = (size_t)d[0] * (size_t)d[1];
     qg__karg_tensor(&a, z);
     qg__karg_tensor(&a, delta);
-    qg__karg_int(&a, (int)n);
+    qg__karg_int(&a, (int)planes);
     qg__karg_int(&a, d[1]);
     qg__karg_int(&a, d[2] * d[3]);
     qg__karg_float(&a, alpha);
     qg__karg_tensor(&a, mask);
-    return launch1d(&a, n, wg);
+    return launch1d(&a, (planes < MAX_GROUPS ? planes : MAX_GROUPS) * wg, wg);
 }
 
 qg_status qg__cg_shuffle(qg_ctx *ctx, const qg_tensor *x, int groups, qg_tensor *y,
