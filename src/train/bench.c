@@ -56,12 +56,15 @@ static qg_status print_gated_layers(qg_model *m, const double *tg, const double 
     printf("%-20s %7s %7s %7s %10s %10s %9s %9s %7s\n", "gated layer", "density", "tiles",
            "FLOPx", "ms dense", "ms gated", "saved", "theory", "share");
     double sd = 0, sg = 0;
-    for (int i = 0, j = 0; i < m->nnodes && j < ng && j < ncost; i++) {
+    /* j: gated nodes (gate_counts, in the stats' order); c: those with a
+     * FLOP cost (gated_cost, in the cost's order); PG has none */
+    for (int i = 0, j = 0, c = 0; i < m->nnodes && j < ng; i++) {
         const qg_node *n = &m->nodes[i];
-        if (!n->ops->gate_counts || !n->ops->gated_cost)
+        if (!n->ops->gate_counts)
             continue;
         double r = nt[j] ? (double)no[j] / (double)nt[j] : 0;
-        double theory = 1.0 - cost[j];
+        int has_cost = n->ops->gated_cost && c < ncost;
+        double lc = has_cost ? cost[c++] : 0, theory = has_cost ? 1.0 - lc : 0;
         double d = td[i] * 1e3 / steps, g = tg[i] * 1e3 / steps;
         double saved = d > 0 ? 1.0 - g / d : 0;
         sd += d;
@@ -69,16 +72,24 @@ static qg_status print_gated_layers(qg_model *m, const double *tg, const double 
         long long done = 0, all = 0;
         if (n->ops->skip_tiles)
             QG_TRY(n->ops->skip_tiles((qg_node *)n, m, &done, &all));
-        char tiles[16] = "dense";
+        char tiles[16] = "dense", fx[16] = "-", th[16] = "-", sh[16] = "-";
         if (all)
             snprintf(tiles, sizeof tiles, "%.1f%%", 100.0 * (double)done / (double)all);
-        printf("%-20s %6.1f%% %7s %6.2fx %10.2f %10.2f %8.1f%% %8.1f%% %6.0f%%\n", n->name,
-               100 * r, tiles, cost[j] > 0 ? 1.0 / cost[j] : 0, d, g, 100 * saved,
-               100 * theory, theory > 0 ? 100 * saved / theory : 0);
+        if (has_cost && lc > 0) {
+            snprintf(fx, sizeof fx, "%.2fx", 1.0 / lc);
+            snprintf(th, sizeof th, "%.1f%%", 100 * theory);
+            if (theory > 0)
+                snprintf(sh, sizeof sh, "%.0f%%", 100 * saved / theory);
+        }
+        printf("%-20s %6.1f%% %7s %7s %10.2f %10.2f %8.1f%% %9s %7s\n", n->name, 100 * r,
+               tiles, fx, d, g, 100 * saved, th, sh);
         j++;
     }
-    printf("%-20s %6.1f%% %7s %6.2fx %10.2f %10.2f %8.1f%%\n", "all gated layers",
-           total ? 100.0 * (double)on / (double)total : 0, "", eff > 0 ? full / eff : 0, sd, sg,
+    char mfx[16] = "-";
+    if (ncost && eff > 0)
+        snprintf(mfx, sizeof mfx, "%.2fx", full / eff);
+    printf("%-20s %6.1f%% %7s %7s %10.2f %10.2f %8.1f%%\n", "all gated layers",
+           total ? 100.0 * (double)on / (double)total : 0, "", mfx, sd, sg,
            sd > 0 ? 100 * (1 - sg / sd) : 0);
 fail:
     free(cost);
