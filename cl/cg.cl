@@ -213,6 +213,36 @@ void qg_cg_gate_bwd(QG_T(const float, z), QG_T(const float, delta), QG_T(const f
         QG_P(ddelta)[c] = QG_P(ddelta)[c] - tot;
 }
 
+/* The outputs whose conditional path may be needed: mask = 1 where
+ * alpha*(z - delta_c) >= -QG_CG_MASK_MARGIN, else 0. A superset of the gate
+ * (s > 0.5) and of the positions sparse back-prop keeps (s >= 0.5), by a
+ * margin far above any sigmoid's rounding near 0.5, so the decision never
+ * depends on exp's last ulp. Each group takes whole (n, c) planes,
+ * grid-stride (as qg_cg_gate_fwd), VW values per step. */
+#define QG_CG_MASK_MARGIN 1e-5f
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_cg_gate_mask(QG_T(const float, z), QG_T(const float, delta), int nplanes, int C, int HW,
+                     float alpha, QG_T(float, mask))
+{
+    int l = get_local_id(0);
+    for (int pl = get_group_id(0); pl < nplanes; pl += get_num_groups(0)) {
+        float de = QG_P(delta)[pl % C];
+        for (int p = l * VW; p < HW; p += WG * VW) {
+            int i = pl * HW + p;
+            if (p + VW <= HW) {
+                vec x = alpha * (VLOAD(QG_P(z) + i) - de);
+                VSTORE(select((vec)0.0f, (vec)1.0f, isgreaterequal(x, (vec)-QG_CG_MASK_MARGIN)),
+                       QG_P(mask) + i);
+                continue;
+            }
+            for (int j = i; j < pl * HW + HW; j++) {
+                float x = alpha * (QG_P(z)[j] - de);
+                QG_P(mask)[j] = x >= -QG_CG_MASK_MARGIN ? 1.0f : 0.0f;
+            }
+        }
+    }
+}
+
 /* channel_shuffle(x, groups): y[n, o] (+)= x[n, (o % groups)*(C/groups) +
  * o/groups] per HW plane. The inverse permutation is the shuffle with
  * C/groups groups, which is the backward. global = N*C*HW. */

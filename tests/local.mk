@@ -61,3 +61,10 @@ tests_test_pgtf_LDADD = $(TEST_LDADD)
 TESTS += tests/test_pgtf
 EXTRA_DIST += tests/data/golden/pgtf_s1.json tests/data/golden/pgtf_s2_signed.json \
 	tests/data/golden/pgtf_1x1.json tests/tools/gen_pgtf_golden.py
+
+# The output-masked conv of gated layers (src/ops/conv_masked.c).
+check_PROGRAMS += tests/test_conv_masked
+tests_test_conv_masked_SOURCES = tests/test_conv_masked.c
+tests_test_conv_masked_CFLAGS = $(TEST_CFLAGS)
+tests_test_conv_masked_LDADD = $(TEST_LDADD)
+TESTS += tests/test_conv_masked

@@ -207,6 +207,52 @@ Test(cg, random_weight_split_matches_reference)
 
 /* ---- gate ---- */
 
+/* The mask of the outputs whose conditional path the skipping CG layer
+ * computes: equal to the oracle, and covering every output the gate turns
+ * on and every one sparse back-prop keeps, including values placed right
+ * at the gate's edge (s == 0.5 exactly, and a few ulps either side). */
+Test(cg, gate_mask_covers_the_gate)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    const float alpha = 2.0f;
+    int N = 3, C = 5, H = 7, W = 6, HW = H * W;
+    size_t n = (size_t)N * C * HW;
+    int64_t sh[4] = {N, C, H, W}, sc[1] = {C};
+    float *z = rand_data(n, -2, 2, 31), *de = rand_data((size_t)C, -0.5f, 0.5f, 37);
+    for (size_t i = 0; i < n; i += 7) /* at the edge: z - delta of 0 and a few ulps */
+        z[i] = nextafterf(de[(i / HW) % C], (i / 7) % 3 == 0 ? -INFINITY : INFINITY);
+    for (size_t i = 3; i < n; i += 11)
+        z[i] = de[(i / HW) % C];
+    float *want = malloc(n * sizeof *want);
+    qg_ref_cg_gate_mask(N, C, HW, z, de, alpha, want);
+    size_t on = 0;
+    for (size_t i = 0; i < n; i++) {
+        float s;
+        int d = qg_ref_pg_gate_elem(z[i], de[(i / HW) % C], alpha, 1, &s, NULL);
+        cr_expect(want[i] != 0.0f || (!d && s < 0.5f), "element %zu: s %.9g outside the mask",
+                  i, s);
+        on += want[i] != 0.0f;
+    }
+    cr_expect(on > 0 && on < n, "the data must open and close gates (%zu of %zu)", on, n);
+    for (size_t w = 0; w < 3; w++) {
+        set_wg(ctx, wgs[w]);
+        qg_test_buf bz = qg_test_buf_new(ctx, 4, sh, z), bd = qg_test_buf_new(ctx, 1, sc, de);
+        qg_test_buf bm = qg_test_buf_new(ctx, 4, sh, NULL);
+        QG_EXPECT_OK(qg__cg_gate_mask(ctx, bz.view, bd.view, alpha, bm.view));
+        float *got = qg_test_buf_get(&bm, "gate mask");
+        cr_expect(same("gate mask", got, want, n));
+        free(got);
+        qg_test_buf_free(&bz);
+        qg_test_buf_free(&bd);
+        qg_test_buf_free(&bm);
+    }
+    set_wg(ctx, wgs[0]);
+    cr_expect_eq(qg__cg_gate_mask(ctx, NULL, NULL, alpha, NULL), QG_ERR_SHAPE);
+    free(z);
+    free(de);
+    free(want);
+}
+
 Test(cg, random_gate_matches_reference)
 {
     qg_ctx *ctx = qg_test_ctx();

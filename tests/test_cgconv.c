@@ -27,6 +27,7 @@
 #include "model/resnet.h"
 #include "method/method.h"
 #include "model/safetensors.h"
+#include "ops/conv_masked.h"
 #include "ops/layers.h"
 #include "train/trainer.h"
 
@@ -134,6 +135,29 @@ static void run_golden(const char *name)
 
     qg__model_free(m);
     json_decref(g);
+}
+
+/* The goldens again with the conditional path skipped where the gate is
+ * off (src/ops/conv_masked.h; forced on these small maps): the same
+ * tolerances against PyTorch. The eval passes always skip; the training
+ * pass skips with sparse back-prop (spbp goldens) and stays dense
+ * without. */
+static void run_golden_skipping(const char *name)
+{
+    qg__convm_pay_always(1);
+    run_golden(name);
+    qg__convm_pay_always(0);
+}
+
+Test(cgconv, golden_group_dense_skipping) { run_golden_skipping("cgconv_group_dense"); }
+Test(cgconv, golden_group_spbp_skipping) { run_golden_skipping("cgconv_group_spbp"); }
+Test(cgconv, golden_first_spbp_stride2_skipping)
+{
+    run_golden_skipping("cgconv_first_spbp_s2");
+}
+Test(cgconv, golden_shuffle_spbp_stride2_skipping)
+{
+    run_golden_skipping("cgconv_shuffle_spbp_s2");
 }
 
 Test(cgconv, golden_group_dense) { run_golden("cgconv_group_dense"); }
@@ -418,6 +442,145 @@ Test(cgconv, resnet20_postact_gates_both_convs)
     cr_expect_eq(adds_last, 9);
     cr_expect_eq(relus, 1 + 2 * 9);
     one_step(m, 2, 18);
+    qg__model_free(m);
+}
+
+/* Forward (train and eval) and backward of a model on one batch: the
+ * logits, every parameter's gradient, the gate counts of both passes. */
+typedef struct step_out {
+    float *logits, *grads, *eval_logits;
+    size_t nl, ng;
+    long long on, on_eval;
+} step_out;
+
+static step_out run_step(qg_model *m, int dense_gates)
+{
+    enum { B = 8 };
+    step_out o = {0};
+    m->dense_gates = dense_gates;
+    QG_EXPECT_OK(qg__model_setup(m, B));
+    size_t nx = qg_tensor_numel(qg__model_input(m));
+    float *x = malloc(nx * sizeof *x);
+    qg_test_fill(x, nx, -1, 2, 3);
+    QG_EXPECT_OK(qg_tensor_write(qg__model_input(m), x, nx * sizeof *x));
+    free(x);
+    QG_EXPECT_OK(qg__model_gate_reset(m));
+    QG_EXPECT_OK(qg__model_forward(m, 1));
+    o.logits = qg_test_read(qg__model_logits(m));
+    o.nl = qg_tensor_numel(qg__model_logits(m));
+    long long total;
+    QG_EXPECT_OK(qg__model_gate_stats(m, &total, &o.on, NULL, NULL, NULL, NULL));
+    float *dl = malloc(o.nl * sizeof *dl);
+    qg_test_fill(dl, o.nl, -1, 1, 4);
+    QG_EXPECT_OK(qg_tensor_write(qg__model_logits_grad(m), dl, o.nl * sizeof *dl));
+    free(dl);
+    QG_EXPECT_OK(qg__model_backward(m));
+    for (int i = 0; i < m->nparams; i++)
+        if (m->params[i]->grad)
+            o.ng += qg_tensor_numel(m->params[i]->grad);
+    o.grads = malloc(o.ng * sizeof *o.grads);
+    for (int i = 0, at = 0; i < m->nparams; i++) {
+        if (!m->params[i]->grad)
+            continue;
+        float *g = qg_test_read(m->params[i]->grad);
+        size_t n = qg_tensor_numel(m->params[i]->grad);
+        memcpy(o.grads + at, g, n * sizeof *g);
+        at += (int)n;
+        free(g);
+    }
+    QG_EXPECT_OK(qg__model_gate_reset(m));
+    QG_EXPECT_OK(qg__model_forward(m, 0));
+    o.eval_logits = qg_test_read(qg__model_logits(m));
+    QG_EXPECT_OK(qg__model_gate_stats(m, &total, &o.on_eval, NULL, NULL, NULL, NULL));
+    return o;
+}
+
+/* Skipping the conditional path gives the dense-gates model's outputs,
+ * gradients and gate counts (ResNet-20 with CG at p = 4, sparse
+ * back-prop: the training pass skips too). The masked conv sums each
+ * output in the dense direct kernel's order, and its weight gradient
+ * groups the same products differently: 1e-5 + 1e-4 relative. */
+Test(cgconv, resnet20_skipping_equals_dense_gates)
+{
+    qg__convm_pay_always(1);
+    qg_model *a = cg_resnet(0, 4, 1, 0), *b = cg_resnet(0, 4, 1, 0);
+    step_out d = run_step(a, 1), s = run_step(b, 0);
+    qg__convm_pay_always(0);
+    /* tiles computed since the eval pass's reset: none with dense gating;
+     * with skipping, some of every CG layer's, and fewer than all of some */
+    long long fewer = 0;
+    for (int i = 0; i < a->nnodes; i++) {
+        if (!a->nodes[i].ops->skip_tiles)
+            continue;
+        long long dc, dt, sc, stt;
+        QG_EXPECT_OK(a->nodes[i].ops->skip_tiles(&a->nodes[i], a, &dc, &dt));
+        QG_EXPECT_OK(b->nodes[i].ops->skip_tiles(&b->nodes[i], b, &sc, &stt));
+        cr_expect(dc == 0 && dt == 0, "%s dense: %lld of %lld tiles", a->nodes[i].name, dc, dt);
+        cr_expect(stt > 0 && sc > 0 && sc <= stt, "%s: %lld of %lld tiles", b->nodes[i].name,
+                  sc, stt);
+        fewer += sc < stt;
+    }
+    cr_expect(fewer > 0, "no layer skipped a tile");
+    cr_expect_eq(d.on, s.on, "gated on: dense %lld, skipping %lld", d.on, s.on);
+    cr_expect_eq(d.on_eval, s.on_eval, "eval gated on: dense %lld, skipping %lld", d.on_eval,
+                 s.on_eval);
+    cr_expect(d.on > 0 && d.on_eval > 0, "the gates must open");
+    cr_expect(qg_test_allclose("logits", s.logits, d.logits, d.nl, 1e-5f, 1e-4f));
+    cr_expect(qg_test_allclose("eval logits", s.eval_logits, d.eval_logits, d.nl, 1e-5f, 1e-4f));
+    cr_assert_eq(s.ng, d.ng);
+    cr_expect(qg_test_allclose("gradients", s.grads, d.grads, d.ng, 1e-5f, 1e-4f));
+    step_out *os[2] = {&d, &s};
+    for (int i = 0; i < 2; i++) {
+        free(os[i]->logits);
+        free(os[i]->grads);
+        free(os[i]->eval_logits);
+    }
+    qg__model_free(a);
+    qg__model_free(b);
+}
+
+/* The measured rule: a 16x16 layer takes the skipping path, measures the
+ * tiles its first forward computed, and with about half its outputs on
+ * (thresholds at 0) nearly all tiles hold one; with 16 partitions the
+ * skipped zero weights are a sixteenth of a tile's work, so skipping does
+ * not pay and it holds the dense path for the next forwards, with the
+ * same outputs. (At 4 partitions the zero quarter alone pays for it.) */
+Test(cgconv, dense_path_held_where_the_tiles_are_full)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    qg_cg_cfg cfg = {.partitions = 16, .group = 0, .spbp = 1, .alpha = 2.0f};
+    qg_model *m;
+    QG_EXPECT_OK(qg__model_new(ctx, "cgconv", 16, 16, 16, 16, &m));
+    qg_rng rng = {1};
+    cr_assert_geq(qg__node_cgconv(m, "conv", 0, 16, 3, 1, 1, &cfg, &rng), 0, "%s",
+                  qg_last_error());
+    QG_EXPECT_OK(qg__model_setup(m, 4));
+    size_t nx = qg_tensor_numel(qg__model_input(m));
+    float *x = malloc(nx * sizeof *x);
+    qg_test_fill(x, nx, -1, 1, 9);
+    QG_EXPECT_OK(qg_tensor_write(qg__model_input(m), x, nx * sizeof *x));
+    free(x);
+    qg_node *n = NULL;
+    for (int i = 0; i < m->nnodes; i++)
+        if (m->nodes[i].ops->skip_tiles)
+            n = &m->nodes[i];
+    cr_assert_not_null(n);
+    long long done1, all1, done2, all2;
+    QG_EXPECT_OK(qg__model_gate_reset(m));
+    QG_EXPECT_OK(qg__model_forward(m, 0));
+    float *y1 = qg_test_read(qg__model_logits(m));
+    QG_EXPECT_OK(n->ops->skip_tiles(n, m, &done1, &all1));
+    cr_expect(all1 > 0 && done1 > QG_CONVM_MAX_TILES * all1, "first forward: %lld of %lld",
+              done1, all1);
+    QG_EXPECT_OK(qg__model_forward(m, 0));
+    float *y2 = qg_test_read(qg__model_logits(m));
+    QG_EXPECT_OK(n->ops->skip_tiles(n, m, &done2, &all2));
+    cr_expect(done2 == done1 && all2 == all1, "the second forward skipped: %lld of %lld",
+              done2, all2);
+    cr_expect(qg_test_allclose("held dense", y2, y1, qg_tensor_numel(qg__model_logits(m)),
+                               1e-5f, 1e-5f));
+    free(y1);
+    free(y2);
     qg__model_free(m);
 }
 

@@ -12,6 +12,8 @@
 
 #include "support/support.h"
 #include "model/nodes_quant.h"
+#include "model/resnet.h"
+#include "ops/conv_masked.h"
 #include "ops/conv.h"
 #include "quant/quant.h"
 #include "ref/ref_conv.h"
@@ -173,3 +175,65 @@ Test(qconv, matches_reference_s1_fused) { run_qconv_case(2, 3, 6, 20, 5, 1, 3, 4
 Test(qconv, matches_reference_s1_copy) { run_qconv_case(2, 3, 6, 20, 5, 1, 8, 42); }
 Test(qconv, matches_reference_s2_wide_fused) { run_qconv_case(2, 4, 12, 18, 6, 2, 3, 43); }
 Test(qconv, matches_reference_s2_narrow_keeps_nothing) { run_qconv_case(2, 4, 8, 6, 5, 2, 3, 44); }
+
+/* Inference with the LSB conv skipped where the gate is off
+ * (docs/gate_skipping.md; forced on these small maps) gives the logits and
+ * gate counts of dense gating: a PG ResNet-20 (-w 8 -a 3 --pb 2 --pg) on a
+ * random batch, thresholds at 0.1 so both gates states occur. */
+Test(pgconv, resnet20_inference_skipping_equals_dense_gates)
+{
+    qg_ctx *ctx = qg_test_ctx();
+    const qg_method_cfg *mc = qg_test_methods("pg wbits=8 abits=3 pred_bits=2");
+    qg_resnet_opts o = {.depth = 20, .shortcut = 'A', .in_c = 1, .in_h = 12, .in_w = 12,
+                        .classes = 10, .seed = 5, .methods = mc};
+    qg_model *ms[2];
+    float *logits[2];
+    long long on[2], total;
+    qg__convm_pay_always(1);
+    for (int k = 0; k < 2; k++) {
+        QG_EXPECT_OK(qg__model_resnet_cifar(ctx, &o, &ms[k]));
+        qg_model *m = ms[k];
+        m->dense_gates = k;
+        QG_EXPECT_OK(qg__model_setup(m, 4));
+        for (int i = 0; i < m->nparams; i++)
+            if (strstr(m->params[i]->name, ".threshold")) {
+                size_t n = qg_tensor_numel(m->params[i]->value);
+                float *v = malloc(n * sizeof *v);
+                for (size_t j = 0; j < n; j++)
+                    v[j] = 0.1f;
+                QG_EXPECT_OK(qg_tensor_write(m->params[i]->value, v, n * sizeof *v));
+                free(v);
+            }
+        size_t nx = qg_tensor_numel(qg__model_input(m));
+        float *x = malloc(nx * sizeof *x);
+        qg_test_fill(x, nx, -1, 2, 3);
+        QG_EXPECT_OK(qg_tensor_write(qg__model_input(m), x, nx * sizeof *x));
+        free(x);
+        QG_EXPECT_OK(qg__model_gate_reset(m));
+        QG_EXPECT_OK(qg__model_forward(m, 0));
+        logits[k] = qg_test_read(qg__model_logits(m));
+        QG_EXPECT_OK(qg__model_gate_stats(m, &total, &on[k], NULL, NULL, NULL, NULL));
+        long long done = 0, all = 0;
+        for (int i = 0; i < m->nnodes; i++) {
+            long long d1, a1;
+            if (!m->nodes[i].ops->skip_tiles)
+                continue;
+            QG_EXPECT_OK(m->nodes[i].ops->skip_tiles(&m->nodes[i], m, &d1, &a1));
+            done += d1;
+            all += a1;
+        }
+        if (k == 0)
+            cr_expect(all > 0 && done < all, "skipping: %lld of %lld tiles", done, all);
+        else
+            cr_expect(all == 0, "dense gating listed %lld tiles", all);
+    }
+    qg__convm_pay_always(0);
+    cr_expect(on[0] > 0 && on[0] < total, "gated on %lld of %lld", on[0], total);
+    cr_expect_eq(on[0], on[1]);
+    cr_expect(qg_test_allclose("pg logits", logits[0], logits[1],
+                               qg_tensor_numel(qg__model_logits(ms[0])), 1e-5f, 1e-4f));
+    for (int k = 0; k < 2; k++) {
+        free(logits[k]);
+        qg__model_free(ms[k]);
+    }
+}

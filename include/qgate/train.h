@@ -211,6 +211,11 @@ typedef struct qg_train_cfg {
     int eval_abits;
     float eval_act_clip;       /* default 6, the reference's --clipping_range */
     int verbose;
+    /* Gated layers (CG, PG) compute the work their gates turn off densely
+     * and mask it, as the reference code does, instead of skipping it
+     * (`--dense-gates`, for speed comparisons; same results). Not stored
+     * in checkpoints. */
+    int dense_gates;
     volatile sig_atomic_t *stop;    /* set asynchronously (SIGINT): checkpoint, stop */
     qg_train_callback callback;     /* may be NULL */
     void *user;
@@ -241,6 +246,9 @@ typedef struct qg_eval_result {
     double loss_lp, acc_lp;
     int lowp_abits;            /* the activation bits of that pass (0: float) */
     float act_clip;            /* and its clip multiple n */
+    /* Images per second of the timed evaluation forward passes (the test
+     * split once, data loading excluded). */
+    double img_per_s;
 } qg_eval_result;
 
 /* Rebuilds the model a checkpoint records, loads it and evaluates it on the

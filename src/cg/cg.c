@@ -210,6 +210,32 @@ qg_status qg__cg_gate_bwd(qg_ctx *ctx, const qg_tensor *z, const qg_tensor *delt
     return qg__kargs_launch(&a, 1, &gl, &wg);
 }
 
+qg_status qg__cg_gate_mask(qg_ctx *ctx, const qg_tensor *z, const qg_tensor *delta, float alpha,
+                           qg_tensor *mask)
+{
+    const char *op = "cg_gate_mask";
+    const char *names[] = {"Z", "mask"};
+    const qg_tensor *ts[] = {mask};
+    int d[4];
+    qg_status st = gate_check(ctx, op, z, delta, names, ts, 1, d);
+    size_t n = st == QG_OK ? qg_tensor_numel(z) : 0;
+    qg_kargs a;
+    size_t wg;
+    if (st == QG_OK && n)
+        st = get(ctx, QG_K_CG_GATE_MASK, &a, &wg);
+    if (st != QG_OK || n == 0)
+        return st;
+    size_t planes = (size_t)d[0] * (size_t)d[1];
+    qg__karg_tensor(&a, z);
+    qg__karg_tensor(&a, delta);
+    qg__karg_int(&a, (int)planes);
+    qg__karg_int(&a, d[1]);
+    qg__karg_int(&a, d[2] * d[3]);
+    qg__karg_float(&a, alpha);
+    qg__karg_tensor(&a, mask);
+    return launch1d(&a, (planes < MAX_GROUPS ? planes : MAX_GROUPS) * wg, wg);
+}
+
 qg_status qg__cg_shuffle(qg_ctx *ctx, const qg_tensor *x, int groups, qg_tensor *y,
                          int accumulate)
 {

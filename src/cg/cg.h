@@ -85,6 +85,14 @@ qg_status qg__cg_gate_bwd(qg_ctx *ctx, const qg_tensor *z, const qg_tensor *delt
                           const qg_tensor *yc, const qg_tensor *dout, float alpha, int spbp,
                           qg_tensor *g, qg_tensor *dyp, qg_tensor *dyc, qg_tensor *ddelta);
 
+/* The outputs whose conditional path is needed, computed before it runs
+ * (the skipping path of src/model/nodes_cg.c): mask [N,C,H,W] = 1 where
+ * alpha*(z - delta_c) >= -1e-5, else 0: every output the gate turns on (s
+ * > 0.5) and every one sparse back-prop keeps a gradient at (s >= 0.5),
+ * with a margin that no sigmoid rounding can cross. */
+qg_status qg__cg_gate_mask(qg_ctx *ctx, const qg_tensor *z, const qg_tensor *delta, float alpha,
+                           qg_tensor *mask);
+
 /* channel_shuffle(x, groups) on [N,C,H,W]: y[n, o] (=|+=) x[n, (o % groups)
  * * (C/groups) + o/groups]. The backward is the same call on dy with
  * C/groups groups. C must be divisible by groups. */

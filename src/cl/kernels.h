@@ -29,6 +29,7 @@ typedef enum qg_prog_id {
     QG_PROG_DWCONV,
     QG_PROG_PSGD,
     QG_PROG_BSQ,
+    QG_PROG_CONV_MASKED,
     QG_PROG_COUNT
 } qg_prog_id;
 
@@ -74,6 +75,7 @@ typedef enum qg_prog_id {
     X(CG, CG_GATE_FWD, "qg_cg_gate_fwd")                                         \
     X(CG, CG_GATE_BWD, "qg_cg_gate_bwd")                                         \
     X(CG, CG_SHUFFLE, "qg_cg_shuffle")                                           \
+    X(CG, CG_GATE_MASK, "qg_cg_gate_mask")                                       \
     X(BN, BN_FWD_TRAIN, "qg_bn_fwd_train")                                       \
     X(BN, BN_FWD_EVAL, "qg_bn_fwd_eval")                                         \
     X(BN, BN_BWD, "qg_bn_bwd")                                                   \
@@ -134,7 +136,13 @@ typedef enum qg_prog_id {
     X(BSQ, BSQ_REG_GRAD, "qg_bsq_reg_grad")                                      \
     X(BSQ, BSQ_CLAMP, "qg_bsq_clamp")                                            \
     X(BSQ, BSQ_FT_FWD, "qg_bsq_ft_fwd")                                          \
-    X(BSQ, BSQ_FT_BWD, "qg_bsq_ft_bwd")
+    X(BSQ, BSQ_FT_BWD, "qg_bsq_ft_bwd")                                          \
+    X(CONV_MASKED, CONV_MASKED_PREP, "qg_conv_masked_prep")                      \
+    X(CONV_MASKED, CONV_MASKED_WPREP, "qg_conv_masked_wprep")                    \
+    X(CONV_MASKED, CONV_MASKED_LIST, "qg_conv_masked_list")                      \
+    X(CONV_MASKED, CONV_MASKED_FWD, "qg_conv_masked_fwd")                        \
+    X(CONV_MASKED, CONV_MASKED_WGRAD, "qg_conv_masked_wgrad")                    \
+    X(CONV_MASKED, CONV_MASKED_WSUM, "qg_conv_masked_wsum")
 
 typedef enum qg_kernel_id {
 #define QG_KERNEL_ENUM_(prog, kernel, name) QG_K_##kernel,
@@ -156,5 +164,6 @@ enum { QG_XGEMM_GEMMK, QG_XGEMM_KREG, QG_XGEMM_KWG, QG_XGEMM_KWI, QG_XGEMM_MDIMA
        QG_XGEMM_SB, QG_XGEMM_STRM, QG_XGEMM_STRN, QG_XGEMM_VWM, QG_XGEMM_VWN, QG_XGEMM_NP };
 enum { QG_CHAN_WG, QG_CHAN_EPI, QG_CHAN_NP };
 enum { QG_DW_WG, QG_DW_QT, QG_DW_WWG, QG_DW_ROW, QG_DW_NP };
+enum { QG_MASKED_WG, QG_MASKED_VW, QG_MASKED_KT, QG_MASKED_SP, QG_MASKED_NP };
 
 #endif

@@ -36,6 +36,14 @@ static void usage(FILE *f)
 "  --steps N         timed steps (default 10)\n"
 "  --eval            time inference (forward + loss) only\n"
 "  --profile         per-node-type times (synchronises after every node)\n"
+"  --dense-gates     gated layers (CG, PG) compute the work their gates turn off\n"
+"                    and mask it (the references' way) instead of skipping it\n"
+"  --compare-dense   alternate steps with skipping and with dense gating in one\n"
+"                    run: img/s of both, and per gated layer its density, FLOP\n"
+"                    reduction, ms per step dense and gated (per-node profile),\n"
+"                    the time saved and its share of the theoretical saving\n"
+"  --init FILE       start from a checkpoint's weights (gates as trained; the\n"
+"                    input is still synthetic, so densities differ from real data)\n"
 "  --device N|NAME   OpenCL device\n"
 "  --verbose         log kernel builds\n"
 "methods:\n");
@@ -126,7 +134,9 @@ static int bench_train(int argc, char **argv)
         {"model", 1, 0, 'm'}, {"shortcut", 1, 0, 's'}, {"batch", 1, 0, 'b'},
         {"input", 1, 0, 'i'}, {"classes", 1, 0, 'k'}, {"warmup", 1, 0, 'W'},
         {"steps", 1, 0, 'n'}, {"eval", 0, 0, 'e'}, {"device", 1, 0, 'd'},
-        {"verbose", 0, 0, 'v'}, {"profile", 0, 0, 'p'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"verbose", 0, 0, 'v'}, {"profile", 0, 0, 'p'}, {"help", 0, 0, 'h'},
+        {"dense-gates", 0, 0, 'G'}, {"compare-dense", 0, 0, 'C'}, {"init", 1, 0, 'I'},
+        {0, 0, 0, 0}};
     struct option opts[sizeof own / sizeof *own + QG_CLI_MODEL_NOPTIONS];
     qg_cli_model_flags mf;
     const char *cmd = "bench train";
@@ -174,6 +184,9 @@ static int bench_train(int argc, char **argv)
         case 'd': c.device = optarg; break;
         case 'v': c.verbose = 1; break;
         case 'p': c.profile = 1; break;
+        case 'G': c.dense_gates = 1; break;
+        case 'C': c.compare_dense = 1; break;
+        case 'I': c.init = optarg; break;
         case 'h': usage(stdout); return 0;
         case ':':
             fprintf(stderr, "qgate bench: option '%s' needs a value\n", argv[optind - 1]);
@@ -211,6 +224,12 @@ static int bench_train(int argc, char **argv)
     printf("device memory: %.1f MiB (peak of qgate's device buffers: activations, gradients, "
            "node buffers, workspace, parameters, optimizer)\n",
            res.device_bytes / 1048576.0);
+    if (c.compare_dense) {
+        printf("dense gating: ms/step median %.2f, img/s %.1f; skipping: %.2fx the img/s of "
+               "dense gating (steps alternated)\n", res.ms_per_step_median_dense,
+               res.img_per_s_dense, res.img_per_s / res.img_per_s_dense);
+        printf("img/s dense: %.1f\n", res.img_per_s_dense);
+    }
     printf("img/s: %.1f\n", res.img_per_s);
     return 0;
 }

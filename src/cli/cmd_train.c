@@ -146,6 +146,9 @@ static void train_usage(FILE *f)
 "  --progress / --no-progress   force the progress line on or off (default: on a TTY)\n"
 "  --device N|NAME       OpenCL device (default $QGATE_DEVICE, else 0)\n"
 "  --verbose             log kernel builds\n"
+"  --dense-gates         gated layers (CG, PG) compute the work their gates turn off\n"
+"                        and mask it, as the references do, instead of skipping it\n"
+"                        (same results; for speed comparisons; not saved)\n"
 "several devices (mpirun -np N qgate train ..., docs/distributed.md):\n"
 "  each process trains on --batch images of every step (effective batch N x\n"
 "  --batch; --lr is not scaled) and the gradients are averaged; each takes\n"
@@ -162,7 +165,7 @@ enum {
     O_MILE, O_GAMMA, O_ENDLR, O_POWER, O_CLIP, O_SEED, O_METRICS, O_CKPT, O_RESUME, O_PROG,
     O_NOPROG, O_DEVICE, O_VERBOSE, O_HELP, O_CHECKPOINT_EVAL, O_WORKERS, O_INPUT_SIZE,
     O_RESIZE, O_NORMALIZE, O_INIT, O_START_EPOCH, O_KBITS, O_SYNC_BN, O_KEEP_LAST, O_JSON, O_ABITS,
-    O_ACT_CLIP
+    O_ACT_CLIP, O_DENSE_GATES
 };
 
 static const struct option train_opts[] = {
@@ -182,7 +185,7 @@ static const struct option train_opts[] = {
     {"init", 1, 0, O_INIT}, {"start-epoch", 1, 0, O_START_EPOCH},
     {"kbits", 1, 0, O_KBITS},
     {"sync-bn", 0, 0, O_SYNC_BN}, {"keep-last", 0, 0, O_KEEP_LAST},
-    {"json", 0, 0, O_JSON},
+    {"json", 0, 0, O_JSON}, {"dense-gates", 0, 0, O_DENSE_GATES},
     {0, 0, 0, 0}};
 
 /* qgate eval's own options, ahead of the method flags: -a/--abits is the
@@ -367,6 +370,7 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
         case O_DEVICE: c->device = optarg; break;
         case O_SYNC_BN: c->sync_bn = 1; break;
         case O_VERBOSE: c->verbose = 1; break;
+        case O_DENSE_GATES: c->dense_gates = 1; break;
         case O_JSON:
             if (strcmp(cmd, "eval") != 0) {
                 fprintf(stderr, "qgate %s: --json is an option of qgate eval\n", cmd);
@@ -558,6 +562,8 @@ static void eval_usage(FILE *f)
 "                        beta + N*gamma of that batch norm (other activations\n"
 "                        stay float); needs -w or a PSGD checkpoint\n"
 "  --act-clip N          with --abits: the clip multiple N (default 6)\n"
+"  --dense-gates         gated layers compute their skipped work densely and mask\n"
+"                        it (the references' way; same results, for comparison)\n"
 "  --json                one JSON object: loss and accuracy (both precisions),\n"
 "                        the methods' metrics (PSGD: per-layer distance of the\n"
 "                        weights to their grid and a histogram of positions)\n");
@@ -576,6 +582,10 @@ static void print_eval_metrics(const qg_eval_result *r)
             if (r->metrics[j].layer && strcmp(r->metrics[j].key, "flop_reduction_layers") == 0 &&
                 strcmp(r->metrics[j].layer, x->layer) == 0)
                 printf("  FLOP reduction %5.2fx", r->metrics[j].value);
+        for (size_t j = 0; j < r->nmetrics; j++)
+            if (r->metrics[j].layer && strcmp(r->metrics[j].key, "tiles_computed_layers") == 0 &&
+                strcmp(r->metrics[j].layer, x->layer) == 0)
+                printf("  tiles computed %5.1f%%", 100 * r->metrics[j].value);
         putchar('\n');
     }
     double sp = 0, fr = 0, dense = 0, eff = 0, fp = 0;
@@ -639,6 +649,7 @@ static void print_eval_json(const char *ckpt, const qg_eval_result *r)
     json_object_set_new(o, "images", json_integer((json_int_t)r->images));
     json_object_set_new(o, "test_loss", json_real(r->loss));
     json_object_set_new(o, "test_acc", json_real(r->acc));
+    json_object_set_new(o, "img_per_s", json_real(r->img_per_s));
     if (r->lowp) {
         json_object_set_new(o, "wbits", json_integer(r->lowp_bits));
         if (r->lowp_abits) {
@@ -750,6 +761,7 @@ int qg_cli_eval(int argc, char **argv)
     }
     print_eval_metrics(&r);
     print_eval_bits(&r);
+    printf("img/s: %.1f\n", r.img_per_s);
     qg_eval_result_free(&r);
     return 0;
 }

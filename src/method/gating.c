@@ -87,6 +87,14 @@ qg_status qg__gating_metrics(qg_model *m, const qg_method_cfg *mc, const char *p
         sink->scalar(sink->user, "macs_dense", r.full);
         sink->scalar(sink->user, "macs_effective", r.eff);
     }
+    /* layers that skip work: the share of their tiles computed */
+    for (int i = 0; i < m->nnodes && st == QG_OK; i++) {
+        qg_node *n = &m->nodes[i];
+        long long done = 0, all = 0;
+        if (n->ops->skip_tiles && (st = n->ops->skip_tiles(n, m, &done, &all)) == QG_OK && all)
+            sink->layer(sink->user, "tiles_computed_layers", n->name,
+                        (double)done / (double)all);
+    }
 done:
     report_free(&r);
     return st;

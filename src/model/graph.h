@@ -67,6 +67,12 @@ typedef struct qg_node_ops {
      * the outputs is computed in full. */
     double (*macs)(const qg_model *m, const qg_node *n);
     double (*gated_cost)(const qg_node *n, double r);
+    /* Optional, for nodes that skip work their gates turn off
+     * (docs/gate_skipping.md): units of skippable work (tiles) computed and
+     * in all, summed over the forwards since the last gate_reset; *total
+     * is 0 when no forward skipped (dense gating, or a shape that keeps
+     * the dense path). */
+    qg_status (*skip_tiles)(qg_node *n, qg_model *m, long long *computed, long long *total);
 } qg_node_ops;
 
 struct qg_node {
@@ -130,6 +136,8 @@ struct qg_model {
      * (src/model/nodes.c; 0 bits: float activations). */
     int lowp_abits;
     float lowp_act_clip;
+    int dense_gates;         /* gated layers compute their skipped work densely and mask it
+                                (--dense-gates), for comparison with skipping */
     struct qg_wquant **wquants;  /* the layers' weight quantizers, in build order (a
                                     method's hooks walk them; src/model/wquant.h) */
     int nwquants, cap_wquants;

@@ -29,7 +29,17 @@
  * data gradient added back into the first C/p channels of dXs.
  * cfg.dense_base keeps the reference's dense conv with masked full-size
  * weights for either mask. The conditional path Yc is a dense conv with
- * Wc = W*(1-M) (2 convolutions a step become 1 + 1/p). */
+ * Wc = W*(1-M) (2 convolutions a step become 1 + 1/p).
+ *
+ * Skipping (docs/gate_skipping.md): where the output-masked conv of
+ * src/ops/conv_masked.h pays for the layer's shape (qg__convm_pays) and
+ * m->dense_gates is off, Z comes first, a mask marks the outputs the gate
+ * may turn on (qg__cg_gate_mask, a superset with a margin), and Yc is
+ * computed on the tiles holding them only (0 elsewhere: out = Yp there);
+ * the weight gradient of the conditional path then walks the same tiles.
+ * Training skips only with sparse back-prop: without it the gate's
+ * gradient reads Yc at every output. The data gradient stays a dense
+ * transposed conv of the (masked) dYc. */
 #include "config.h"
 
 #include <math.h>
@@ -42,6 +52,7 @@
 #include "model/nodes_cg.h"
 #include "ops/chan.h"
 #include "ops/conv.h"
+#include "ops/conv_masked.h"
 #include "ops/layers.h"
 #include "quant/quant.h"
 #include "tensor/tensor_impl.h"
@@ -68,7 +79,20 @@ typedef struct cg_priv {
     qg_tensor *yp, *yc, *z, *g, *dyp, *dyc;  /* output-sized */
     qg_tensor *save_mean, *save_invstd;
     qg_gate_counter gc;             /* outputs gated / computed in full */
+    /* Skipping (src/ops/conv_masked.h): the conditional path only where
+     * the gate may be on, when the masked conv pays for this shape. */
+    qg_conv_desc dc;                /* the conditional path's conv */
+    qg_convm *cm;                   /* NULL: the shape keeps the dense path */
+    qg_tensor *gmask;               /* output-sized: where Yc is computed */
+    int skipped;                    /* the last forward skipped (its backward follows) */
+    int hold;                       /* forwards left before the next measurement */
+    int hold_dense;                 /* the last one found that skipping does not pay */
 } cg_priv;
+
+/* Forwards that follow a measurement of the tiles a skipping forward
+ * computed (qg__convm_keeps_paying: one read back) and keep its verdict,
+ * skipping or dense; then the next forward skips and measures again. */
+#define CG_SKIP_HOLD 31
 
 static qg_status cg_setup(qg_node *n, qg_model *m, size_t *ws)
 {
@@ -124,6 +148,16 @@ static qg_status cg_setup(qg_node *n, qg_model *m, size_t *ws)
     QG_TRY(qg__node_tensor_like(m, y, "cg.dyp", &p->dyp));
     QG_TRY(qg__node_tensor_like(m, y, "cg.dyc", &p->dyc));
     QG_TRY(qg__node_scalar(m, QG_DTYPE_I32, "cg.count", &p->gc.count));
+    qg__convm_free(p->cm);
+    p->cm = NULL;
+    QG_TRY(qg__conv_desc_init(m->ctx, &p->dc, m->batch, p->cin, H, W, p->cout, p->k, p->k,
+                              p->stride, p->pad, 1));
+    if (qg__convm_pays(&p->dc)) {
+        QG_TRY(qg__convm_new(m->ctx, &p->dc, &p->cm));
+        /* W*(1-M) is zero on each output's base block: skipped */
+        QG_TRY(qg__convm_zero_blocks(p->cm, p->cfg.partitions, p->cfg.group));
+        QG_TRY(qg__node_tensor_like(m, y, "cg.gmask", &p->gmask));
+    }
 fail:
     return st;
 }
@@ -167,13 +201,35 @@ static qg_status cg_forward(qg_node *n, qg_model *m, int train)
     const qg_tensor *xb;
     QG_TRY(base_input(p, m->ctx, x, 1, &xb));
     QG_TRY(qg__conv_enqueue_fwd(base_plan(p), xb, p->wb, NULL, p->yp, m->workspace, NULL));
-    QG_TRY(qg__conv_enqueue_fwd(p->plan, x, p->wc, NULL, p->yc, m->workspace, NULL));
+    /* Skipping: Z first, then Yc only where the gate may be on (0
+     * elsewhere). Training without sparse back-prop needs Yc at every
+     * output (the gate's gradient reads it), so it stays dense. */
+    p->skipped = p->cm && !m->dense_gates && (!train || p->cfg.spbp);
+    int measure = 0;
+    if (p->skipped && p->hold > 0) {
+        p->hold--;
+        p->skipped = !p->hold_dense;
+    } else if (p->skipped) {
+        measure = 1;
+    }
+    if (!p->skipped)
+        QG_TRY(qg__conv_enqueue_fwd(p->plan, x, p->wc, NULL, p->yc, m->workspace, NULL));
     if (train)
         QG_TRY(qg__bn_fwd_train(m->ctx, p->yp, NULL, NULL, p->rmean->value, p->rvar->value,
                                 0.1f, 1e-5f, p->z, p->save_mean, p->save_invstd));
     else
         QG_TRY(qg__bn_fwd_eval(m->ctx, p->yp, NULL, NULL, p->rmean->value, p->rvar->value,
                                1e-5f, p->z));
+    if (p->skipped) {
+        QG_TRY(qg__cg_gate_mask(m->ctx, p->z, p->delta->value, p->cfg.alpha, p->gmask));
+        QG_TRY(qg__convm_fwd(p->cm, x, p->wc, p->gmask, p->yc));
+        if (measure) {
+            long listed, total;
+            QG_TRY(qg__convm_tiles(p->cm, &listed, &total)); /* the one read back */
+            p->hold_dense = !qg__convm_keeps_paying(p->cm, listed, total);
+            p->hold = CG_SKIP_HOLD;
+        }
+    }
     int counted = qg__model_rows(m);
     QG_TRY(qg__cg_gate_fwd(m->ctx, p->z, p->delta->value, p->yp, p->yc, p->cfg.alpha,
                            OUT(n, m)->value, p->gc.count, counted));
@@ -196,7 +252,13 @@ static qg_status cg_backward(qg_node *n, qg_model *m)
     const qg_tensor *xb;
     QG_TRY(base_input(p, m->ctx, x, 0, &xb)); /* (xb as the forward left it) */
     QG_TRY(qg__conv_enqueue_bwd_weight(base_plan(p), xb, p->dyp, p->dwb, NULL, m->workspace, 0));
-    QG_TRY(qg__conv_enqueue_bwd_weight(p->plan, x, p->dyc, p->dwc, NULL, m->workspace, 0));
+    /* dYc = d*dOut is 0 outside the forward's mask: the masked conv's
+     * weight gradient walks only the tiles its forward listed */
+    if (p->skipped && qg__convm_wgrad_pays(&p->dc))
+        QG_TRY(qg__convm_bwd_weight(p->cm, p->dyc, p->dwc, 0));
+    else
+        QG_TRY(qg__conv_enqueue_bwd_weight(p->plan, x, p->dyc, p->dwc, NULL, m->workspace,
+                                           0));
     QG_TRY(qg__cg_weights_bwd(m->ctx, p->mask->value, p->dwb, p->dwc, p->cfg.partitions,
                               p->compact, p->w->grad));
     int acc = qg__act_grad_begin(m, n->in[0]);
@@ -239,7 +301,18 @@ static qg_status cg_counts(qg_node *n, qg_model *m, long long *total, long long 
 
 static qg_status cg_reset(qg_node *n, qg_model *m)
 {
-    return qg__gate_counter_reset(&((cg_priv *)n->priv)->gc);
+    cg_priv *p = n->priv;
+    qg_status st = qg__gate_counter_reset(&p->gc);
+    if (st == QG_OK && p->cm)
+        st = qg__convm_tiles_reset(p->cm);
+    return st;
+}
+
+static qg_status cg_skip_tiles(qg_node *n, qg_model *m, long long *computed, long long *total)
+{
+    cg_priv *p = n->priv;
+    *computed = *total = 0;
+    return p->cm ? qg__convm_tiles_sum(p->cm, computed, total) : QG_OK;
 }
 
 static double cg_macs(const qg_model *m, const qg_node *n)
@@ -262,11 +335,12 @@ static void cg_destroy(qg_node *n)
         return;
     qg_tensor *ts[] = {p->wb, p->wc, p->dwb, p->dwc, p->xs, p->dxs, p->yp, p->yc, p->z, p->g,
                        p->dyp, p->dyc, p->save_mean, p->save_invstd, p->gc.count, p->xb,
-                       p->dxb};
+                       p->dxb, p->gmask};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
         qg_tensor_free(ts[i]);
     qg__conv_plan_free(p->plan);
     qg__conv_plan_free(p->gplan);
+    qg__convm_free(p->cm);
     free(p);
 }
 
@@ -274,7 +348,8 @@ static const qg_node_ops cgconv_ops = {.type = "cgconv2d", .setup = cg_setup,
                                        .forward = cg_forward, .backward = cg_backward,
                                        .destroy = cg_destroy,
                                        .gate_counts = cg_counts, .gate_reset = cg_reset,
-                                       .macs = cg_macs, .gated_cost = cg_cost};
+                                       .macs = cg_macs, .gated_cost = cg_cost,
+                                       .skip_tiles = cg_skip_tiles};
 
 /* Adds parameter `<name>.<suffix>`; returns 0 on failure. */
 static int add_param(qg_model *m, const char *name, const char *suffix, qg_param_kind kind,

@@ -15,7 +15,9 @@
 #include "ops/bn_sync.h"
 #include "model/nodes.h"
 #include "model/nodes_quant.h"
+#include "cg/cg.h"
 #include "ops/conv.h"
+#include "ops/conv_masked.h"
 #include "quant/quant.h"
 #include "tensor/tensor_impl.h"
 
@@ -209,7 +211,15 @@ typedef struct qconv_priv {
     int keep_asked;          /* the shape was asked whether it can keep them */
     int kept;                /* keep holds this step's planes */
     qg_gate_counter gc;      /* outputs gated / updated in full precision */
+    /* PG inference skipping (docs/gate_skipping.md): the LSB conv on the
+     * tiles where the gate may be on only, where the masked conv pays */
+    qg_convm *cm;            /* NULL: dense LSB conv */
+    qg_tensor *gmask;        /* output sized */
+    int hold, hold_dense;    /* as CG's: the measured rule */
 } qconv_priv;
+
+/* Forwards that keep the verdict of a measurement of the tiles computed. */
+#define PG_SKIP_HOLD 31
 
 static qg_status qconv_setup(qg_node *n, qg_model *m, size_t *ws)
 {
@@ -254,9 +264,45 @@ static qg_status qconv_setup(qg_node *n, qg_model *m, size_t *ws)
         QG_TRY(qg__node_tensor_like(m, y, "dmsb", &p->dmsb));
         QG_TRY(qg__node_tensor_like(m, y, "dlsb", &p->dlsb));
         QG_TRY(qg__node_scalar(m, QG_DTYPE_I32, "count", &p->gc.count));
+        qg__convm_free(p->cm);
+        p->cm = NULL;
+        if (!p->tf && qg__convm_pays(&p->d)) {
+            QG_TRY(qg__convm_new(m->ctx, &p->d, &p->cm));
+            QG_TRY(qg__node_tensor_like(m, y, "gmask", &p->gmask));
+        }
     }
 fail:
     return st;
+}
+
+/* olsb = conv(xlsb, wq) where the gate may be on (5*(omsb - delta) >=
+ * -1e-5, a superset of sigmoid(...) > 0.5), 0 elsewhere: inference only
+ * (the training backward reads olsb everywhere for the gate's gradient).
+ * Every 32nd call measures the tiles computed and holds the dense conv
+ * when skipping does not pay. Returns 0 (doing nothing) where it does not
+ * skip. */
+static int pg_lsb_skip(qconv_priv *p, qg_model *m, int train, qg_status *st)
+{
+    *st = QG_OK;
+    if (!p->cm || train || m->dense_gates)
+        return 0;
+    if (p->hold > 0) {
+        p->hold--;
+        if (p->hold_dense)
+            return 0;
+    } else {
+        p->hold = -1; /* measure this one */
+    }
+    *st = qg__cg_gate_mask(m->ctx, p->omsb, p->delta->value, 5.0f, p->gmask);
+    if (*st == QG_OK)
+        *st = qg__convm_fwd(p->cm, p->xlsb, p->wq, p->gmask, p->olsb);
+    if (*st == QG_OK && p->hold < 0) {
+        long listed, total;
+        *st = qg__convm_tiles(p->cm, &listed, &total);
+        p->hold_dense = !qg__convm_keeps_paying(p->cm, listed, total);
+        p->hold = PG_SKIP_HOLD;
+    }
+    return 1;
 }
 
 /* xq = the input quantized by this step's scale sx, unless already there. */
@@ -334,7 +380,10 @@ static qg_status qconv_forward(qg_node *n, qg_model *m, int train)
                            p->xlsb, NULL));
     p->xq_fresh = 1;
     QG_TRY(qg__conv_enqueue_fwd(p->plan, p->xq, p->wq, NULL, p->omsb, m->workspace, keep));
-    QG_TRY(qg__conv_enqueue_fwd(p->plan, p->xlsb, p->wq, NULL, p->olsb, m->workspace, NULL));
+    if (!pg_lsb_skip(p, m, train, &st))
+        QG_TRY(qg__conv_enqueue_fwd(p->plan, p->xlsb, p->wq, NULL, p->olsb, m->workspace,
+                                    NULL));
+    QG_TRY(st);
     QG_TRY(qg__node_rows_view(m, p->omsb, &mr));
     QG_TRY(qg__node_rows_view(m, p->olsb, &lr));
     QG_TRY(qg__node_rows_view(m, OUT(n, m)->value, &yr));
@@ -451,7 +500,11 @@ static qg_status qconv_counts(qg_node *n, qg_model *m, long long *total, long lo
 
 static qg_status qconv_reset(qg_node *n, qg_model *m)
 {
-    return qg__gate_counter_reset(&((qconv_priv *)n->priv)->gc);
+    qconv_priv *p = n->priv;
+    qg_status st = qg__gate_counter_reset(&p->gc);
+    if (st == QG_OK && p->cm)
+        st = qg__convm_tiles_reset(p->cm);
+    return st;
 }
 
 static void qconv_destroy(qg_node *n)
@@ -461,11 +514,20 @@ static void qconv_destroy(qg_node *n)
         return;
     qg__wquant_free(p->wquant);
     qg_tensor *ts[] = {p->sx, p->xq, p->xlsb, p->dxq, p->omsb, p->olsb,
-                       p->dmsb, p->dlsb, p->gc.count, p->keep};
+                       p->dmsb, p->dlsb, p->gc.count, p->keep, p->gmask};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
         qg_tensor_free(ts[i]);
     qg__conv_plan_free(p->plan);
+    qg__convm_free(p->cm);
     free(p);
+}
+
+/* The LSB conv's tiles computed by the skipping forwards since the reset. */
+static qg_status qconv_skip_tiles(qg_node *n, qg_model *m, long long *computed, long long *total)
+{
+    qconv_priv *p = n->priv;
+    *computed = *total = 0;
+    return p->cm ? qg__convm_tiles_sum(p->cm, computed, total) : QG_OK;
 }
 
 /* The layer's multiply-adds per image (one conv: the architecture's
@@ -484,7 +546,7 @@ static const qg_node_ops pgconv_ops = {.type = "pgconv2d", .setup = qconv_setup,
                                        .forward = qconv_forward, .backward = qconv_backward,
                                        .destroy = qconv_destroy,
                                        .gate_counts = qconv_counts, .gate_reset = qconv_reset,
-                                       .macs = qconv_macs};
+                                       .macs = qconv_macs, .skip_tiles = qconv_skip_tiles};
 
 static int add_qconv(qg_model *m, const char *name, int in, int cout, int k, int stride, int pad,
                      const qg_pg_cfg *cfg, int pg, qg_rng *rng)

@@ -49,6 +49,15 @@ void qg_ref_cg_gate_fwd(int N, int C, int HW, const float *z, const float *delta
     *count += on;
 }
 
+void qg_ref_cg_gate_mask(int N, int C, int HW, const float *z, const float *delta, float alpha,
+                         float *mask)
+{
+    for (size_t i = 0; i < (size_t)N * C * HW; i++) {
+        float x = alpha * (z[i] - delta[(i / HW) % C]);
+        mask[i] = x >= -1e-5f ? 1.0f : 0.0f;
+    }
+}
+
 void qg_ref_cg_gate_bwd(int N, int C, int HW, const float *z, const float *delta,
                         const float *yc, const float *dout, float alpha, int spbp, float *g,
                         float *dyp, float *dyc, float *ddelta)

@@ -27,6 +27,10 @@ void qg_ref_cg_gate_bwd(int N, int C, int HW, const float *z, const float *delta
                         const float *yc, const float *dout, float alpha, int spbp, float *g,
                         float *dyp, float *dyc, float *ddelta);
 
+/* mask = 1 where alpha*(z - delta_c) >= -1e-5, else 0 ([N][C][HW]). */
+void qg_ref_cg_gate_mask(int N, int C, int HW, const float *z, const float *delta, float alpha,
+                         float *mask);
+
 /* y (=|+=) channel_shuffle(x, groups), x and y [N][C][HW]. */
 void qg_ref_cg_shuffle(int N, int C, int HW, int groups, const float *x, float *y,
                        int accumulate);

@@ -15,8 +15,10 @@
 #include "model/nodes.h"
 #include "method/method.h"
 #include "ops/layers.h"
+#include "model/safetensors.h"
 #include "tensor/tensor_impl.h"
 #include "train/bench.h"
+#include "train/checkpoint.h"
 
 static double now_s(void)
 {
@@ -31,13 +33,90 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Per gated layer: its density r from the gate counters, the relative
+ * cost its FLOP accounting gives at r (so 1 - cost is the share of its
+ * dense MACs the gate turns off), and its time per step (forward +
+ * backward, from the profile) with skipping (tg) and with dense gating
+ * (td); realised = 1 - tg/td, its share of the theoretical 1 - cost. */
+static qg_status print_gated_layers(qg_model *m, const double *tg, const double *td, int steps)
+{
+    qg_status st = QG_OK;
+    double full, eff, *cost = calloc((size_t)m->nnodes + 1, sizeof *cost);
+    long long *nt = calloc((size_t)m->nnodes + 1, sizeof *nt);
+    long long *no = calloc((size_t)m->nnodes + 1, sizeof *no);
+    const char **names = calloc((size_t)m->nnodes + 1, sizeof *names);
+    int ncost = 0, ng = 0;
+    long long total, on;
+    if (!cost || !nt || !no || !names) {
+        st = qg__error(m->ctx, QG_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    QG_TRY(qg__model_gate_stats(m, &total, &on, &ng, names, nt, no));
+    QG_TRY(qg__model_gate_flops(m, &full, &eff, &ncost, cost));
+    printf("%-20s %7s %7s %7s %10s %10s %9s %9s %7s\n", "gated layer", "density", "tiles",
+           "FLOPx", "ms dense", "ms gated", "saved", "theory", "share");
+    double sd = 0, sg = 0;
+    /* j: gated nodes (gate_counts, in the stats' order); c: those with a
+     * FLOP cost (gated_cost, in the cost's order); PG has none */
+    for (int i = 0, j = 0, c = 0; i < m->nnodes && j < ng; i++) {
+        const qg_node *n = &m->nodes[i];
+        if (!n->ops->gate_counts)
+            continue;
+        double r = nt[j] ? (double)no[j] / (double)nt[j] : 0;
+        int has_cost = n->ops->gated_cost && c < ncost;
+        double lc = has_cost ? cost[c++] : 0, theory = has_cost ? 1.0 - lc : 0;
+        double d = td[i] * 1e3 / steps, g = tg[i] * 1e3 / steps;
+        double saved = d > 0 ? 1.0 - g / d : 0;
+        sd += d;
+        sg += g;
+        long long done = 0, all = 0;
+        if (n->ops->skip_tiles)
+            QG_TRY(n->ops->skip_tiles((qg_node *)n, m, &done, &all));
+        char tiles[16] = "dense", fx[16] = "-", th[16] = "-", sh[16] = "-";
+        if (all)
+            snprintf(tiles, sizeof tiles, "%.1f%%", 100.0 * (double)done / (double)all);
+        if (has_cost && lc > 0) {
+            snprintf(fx, sizeof fx, "%.2fx", 1.0 / lc);
+            snprintf(th, sizeof th, "%.1f%%", 100 * theory);
+            if (theory > 0)
+                snprintf(sh, sizeof sh, "%.0f%%", 100 * saved / theory);
+        }
+        printf("%-20s %6.1f%% %7s %7s %10.2f %10.2f %8.1f%% %9s %7s\n", n->name, 100 * r,
+               tiles, fx, d, g, 100 * saved, th, sh);
+        j++;
+    }
+    char mfx[16] = "-";
+    if (ncost && eff > 0)
+        snprintf(mfx, sizeof mfx, "%.2fx", full / eff);
+    printf("%-20s %6.1f%% %7s %7s %10.2f %10.2f %8.1f%%\n", "all gated layers",
+           total ? 100.0 * (double)on / (double)total : 0, "", mfx, sd, sg,
+           sd > 0 ? 100 * (1 - sg / sd) : 0);
+fail:
+    free(cost);
+    free(nt);
+    free(no);
+    free(names);
+    return st;
+}
+
+static qg_status load_init(qg_model *m, const char *path)
+{
+    qg_st_file *f = NULL;
+    int loaded = 0, kept = 0;
+    qg_status st = qg__safetensors_read(path, &f);
+    if (st == QG_OK)
+        st = qg__checkpoint_init(m, f, path, &loaded, &kept, NULL, 0);
+    qg__safetensors_free(f);
+    return st;
+}
+
 qg_status qg__bench_train(const qg_bench_cfg *cfg, qg_bench_result *out)
 {
     qg_status st = QG_OK;
     qg_ctx *ctx = NULL;
     qg_model *m = NULL;
     qg_tensor *labels = NULL, *ls = NULL, *cor = NULL, *aux = NULL;
-    double *times = NULL;
+    double *times = NULL, *times_d = NULL, *pg = NULL, *pd = NULL, *snap = NULL;
     float *x = NULL;
     memset(out, 0, sizeof *out);
 
@@ -45,8 +124,11 @@ qg_status qg__bench_train(const qg_bench_cfg *cfg, qg_bench_result *out)
     QG_TRY(qg_ctx_new(&co, &ctx));
     QG_TRY(qg__model_build(ctx, cfg->model, cfg->shortcut, cfg->in_c, cfg->in_h, cfg->in_w,
                            cfg->classes, 1, cfg->methods, &m));
+    if (cfg->init)
+        QG_TRY(load_init(m, cfg->init));
+    m->dense_gates = cfg->dense_gates;
     QG_TRY(qg__model_setup(m, cfg->batch));
-    if (cfg->profile)
+    if (cfg->profile || cfg->compare_dense)
         QG_TRY(qg__model_profile_enable(m));
     qg_optim_cfg oc = {.kind = QG_OPTIM_SGD, .lr = 0.01f, .momentum = 0.9f,
                        .weight_decay = 1e-4f, .decay_kinds = QG_DECAY_ALL};
@@ -80,14 +162,25 @@ qg_status qg__bench_train(const qg_bench_cfg *cfg, qg_bench_result *out)
 
     int total = cfg->warmup + cfg->steps;
     times = calloc((size_t)(cfg->steps > 0 ? cfg->steps : 1), sizeof *times);
-    if (!times) {
+    times_d = calloc((size_t)(cfg->steps > 0 ? cfg->steps : 1), sizeof *times_d);
+    pg = calloc((size_t)m->nnodes + 1, sizeof *pg);
+    pd = calloc((size_t)m->nnodes + 1, sizeof *pd);
+    snap = calloc((size_t)m->nnodes + 1, sizeof *snap);
+    if (!times || !times_d || !pg || !pd || !snap) {
         st = qg__error(ctx, QG_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    double t_all = 0;
+    double t_all = 0, t_all_d = 0;
     /* inference times an evaluation pass: parameters fixed throughout */
     qg__model_freeze(m, cfg->eval);
-    for (int s = 0; s < total; s++) {
+    QG_TRY(qg__model_gate_reset(m));
+    for (int s2 = 0; s2 < (cfg->compare_dense ? 2 : 1) * total; s2++) {
+        /* with compare_dense: even steps skip, odd ones compute densely */
+        int dense = cfg->compare_dense ? s2 % 2 : cfg->dense_gates;
+        int s = cfg->compare_dense ? s2 / 2 : s2;
+        m->dense_gates = dense;
+        for (int i = 0; i < m->nnodes && m->prof_fwd; i++)
+            snap[i] = m->prof_fwd[i] + m->prof_bwd[i];
         double t0 = now_s();
         QG_TRY(qg__model_forward(m, !cfg->eval));
         QG_TRY(qg__softmax_ce(ctx, qg__model_logits(m), labels, 1.0f / cfg->batch, ls, cor,
@@ -102,14 +195,27 @@ qg_status qg__bench_train(const qg_bench_cfg *cfg, qg_bench_result *out)
         QG_TRY(qg_ctx_finish(ctx));
         double dt = now_s() - t0;
         if (s >= cfg->warmup) {
-            times[s - cfg->warmup] = dt;
-            t_all += dt;
+            if (cfg->compare_dense && dense) {
+                times_d[s - cfg->warmup] = dt;
+                t_all_d += dt;
+            } else {
+                times[s - cfg->warmup] = dt;
+                t_all += dt;
+            }
+            for (int i = 0; i < m->nnodes && m->prof_fwd; i++)
+                (dense ? pd : pg)[i] += m->prof_fwd[i] + m->prof_bwd[i] - snap[i];
         }
     }
     qsort(times, (size_t)cfg->steps, sizeof *times, cmp_double);
     out->ms_per_step_min = times[0] * 1e3;
     out->ms_per_step_median = times[cfg->steps / 2] * 1e3;
     out->img_per_s = cfg->steps * (double)cfg->batch / t_all;
+    if (cfg->compare_dense) {
+        qsort(times_d, (size_t)cfg->steps, sizeof *times_d, cmp_double);
+        out->ms_per_step_median_dense = times_d[cfg->steps / 2] * 1e3;
+        out->img_per_s_dense = cfg->steps * (double)cfg->batch / t_all_d;
+        QG_TRY(print_gated_layers(m, pg, pd, cfg->steps));
+    }
     /* every buffer qgate created on the device, at its peak: the arena,
      * node buffers (kept planes, quantized copies), workspace, parameters,
      * optimizer state (CLBlast's own temporaries not included) */
@@ -141,6 +247,10 @@ fail:
     if (st != QG_OK && ctx && qg_ctx_last_error(ctx)[0] == 0)
         qg__error(ctx, st, "%s", qg_last_error());
     free(times);
+    free(times_d);
+    free(pg);
+    free(pd);
+    free(snap);
     free(x);
     qg_tensor_free(labels);
     qg_tensor_free(ls);

@@ -16,6 +16,13 @@ typedef struct qg_bench_cfg {
     int eval;                /* time inference instead of training */
     int verbose;
     int profile;             /* print per-node-type times */
+    int dense_gates;         /* gated layers compute their skipped work densely */
+    /* Alternate steps with skipping and with dense gating (m->dense_gates)
+     * in one run: img/s of each, and per gated layer its density, FLOP
+     * reduction and the share of the theoretical saving realised in time
+     * (per-node profiling; printed). */
+    int compare_dense;
+    const char *init;        /* weights from this checkpoint (NULL: fresh init) */
 } qg_bench_cfg;
 
 typedef struct qg_bench_result {
@@ -23,6 +30,8 @@ typedef struct qg_bench_result {
     double ms_per_step_min, ms_per_step_median;
     double device_bytes;     /* activations + workspace + parameters + optimizer state */
     double macs_per_image;   /* forward multiply-adds */
+    /* with compare_dense: the same for the dense-gating steps */
+    double img_per_s_dense, ms_per_step_median_dense;
 } qg_bench_result;
 
 qg_status qg__bench_train(const qg_bench_cfg *cfg, qg_bench_result *out);

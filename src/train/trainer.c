@@ -374,7 +374,15 @@ static qg_status evaluate_lowp(qg_model *m, const qg_dataset *ds, int batch,
 qg_status qg__evaluate(qg_model *m, const qg_dataset *ds, int batch, const qg_loader_opts *lo,
                        double *loss, double *acc)
 {
+    return qg__evaluate_timed(m, ds, batch, lo, loss, acc, NULL);
+}
+
+qg_status qg__evaluate_timed(qg_model *m, const qg_dataset *ds, int batch,
+                             const qg_loader_opts *lo, double *loss, double *acc,
+                             double *seconds)
+{
     qg_status st = QG_OK;
+    double busy = 0;
     qg_loader *ld = NULL;
     step_io io = {0};
     qg_loader_opts o = *lo;
@@ -405,7 +413,9 @@ qg_status qg__evaluate(qg_model *m, const qg_dataset *ds, int batch, const qg_lo
     while (qg__loader_next(ld, &img, &lab, &n)) {
         float l;
         int c;
-        QG_TRY(run_batch(m, &io, img, lab, n, 0, &l, &c));
+        double t0 = now_s();
+        QG_TRY(run_batch(m, &io, img, lab, n, 0, &l, &c)); /* (its read-backs wait) */
+        busy += now_s() - t0;
         lsum += l;
         csum += c;
         total += n;
@@ -419,6 +429,8 @@ qg_status qg__evaluate(qg_model *m, const qg_dataset *ds, int batch, const qg_lo
     }
     *loss = total ? lsum / (double)total : 0;
     *acc = total ? (double)csum / (double)total : 0;
+    if (seconds)
+        *seconds = busy;
     if (!isfinite(*loss)) { /* an overflow the weights alone do not show */
         char where[160];
         first_nonfinite(m, where, sizeof where);
@@ -777,6 +789,7 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
     QG_TRY(qg__model_build(ctx, cfg->model, cfg->shortcut, qg__dataset_channels(train),
                            qg__dataset_height(train), qg__dataset_width(train),
                            qg__dataset_classes(train), cfg->seed, mc, &m));
+    m->dense_gates = cfg->dense_gates;
     /* the evaluation's size first, so a batch the device cannot hold is
      * named before an epoch of training */
     if (cfg->eval_batch != cfg->batch && (st = qg__model_setup(m, cfg->eval_batch)) != QG_OK) {
@@ -1151,12 +1164,15 @@ qg_status qg_eval_run(const qg_train_cfg *cfg, const char *checkpoint, qg_eval_r
     QG_TRY(qg__checkpoint_load(m, f, checkpoint, 0));
     if (cfg->kbits) /* evaluate the checkpoint at other bits (a what-if) */
         QG_TRY(qg__qbits_apply_spec(m, cfg->kbits, NULL));
+    m->dense_gates = cfg->dense_gates;
     qg_loader_opts lo = {0};
     int crop, flip;
     qg__data_defaults(dname, &lo, &crop, &flip);
     QG_TRY(apply_normalize(dname, normalize_kind(dname, ecfg.normalize),
                            qg__dataset_channels(test), &lo));
-    QG_TRY(qg__evaluate(m, test, cfg->eval_batch, &lo, &out->loss, &out->acc));
+    double secs = 0;
+    QG_TRY(qg__evaluate_timed(m, test, cfg->eval_batch, &lo, &out->loss, &out->acc, &secs));
+    out->img_per_s = secs > 0 ? (double)qg__dataset_count(test) / secs : 0;
     QG_TRY(collect_metrics(m, m->methods, "", &ml));
     out->lowp = qg__methods_lowp_eval(m->methods);
     if (cfg->eval_abits) {

@@ -17,6 +17,11 @@
 /* Evaluates a ready model on a dataset; sums over all samples. */
 qg_status qg__evaluate(qg_model *m, const qg_dataset *ds, int batch, const qg_loader_opts *lo,
                        double *loss, double *acc);
+/* The same, and *seconds (may be NULL) the wall time of the batches'
+ * forward passes (uploads and read-backs included, waits for data not). */
+qg_status qg__evaluate_timed(qg_model *m, const qg_dataset *ds, int batch,
+                             const qg_loader_opts *lo, double *loss, double *acc,
+                             double *seconds);
 
 /* Dataset normalisation constants and augmentation defaults by name. */
 void qg__data_defaults(const char *name, qg_loader_opts *lo, int *crop_pad, int *flip);

@@ -23,6 +23,8 @@ const qg_tune_case *qg__tune_cases_shuffle(size_t *n);
 const qg_tune_case *qg__tune_cases_psgd(size_t *n);
 /* bsq (cases_bsq.c). */
 const qg_tune_case *qg__tune_cases_bsq(size_t *n);
+/* conv_masked (cases_masked.c). */
+const qg_tune_case *qg__tune_cases_masked(size_t *n);
 
 /* The convolution case on any shape (case_conv.c): n images of c x h x w,
  * k output channels, r x r kernel, ungrouped. It times the forward pass

@@ -24,7 +24,7 @@ static double now_s(void)
 
 static const qg_tune_case *(*const tables[])(size_t *) = {
     qg__tune_cases_core, qg__tune_cases_quant, qg__tune_cases_layers, qg__tune_cases_cg,
-    qg__tune_cases_shuffle, qg__tune_cases_psgd, qg__tune_cases_bsq,
+    qg__tune_cases_shuffle, qg__tune_cases_psgd, qg__tune_cases_bsq, qg__tune_cases_masked,
 };
 
 size_t qg__tune_case_count(void)

@@ -1,0 +1,346 @@
+/* cl/conv_masked.cl: an output-masked ("output-sparse") 3x3 convolution:
+ * y = conv(x, w) computed only on the tiles of y where an output mask is
+ * on, for gated layers whose gate per output is known before the conv
+ * runs (Channel Gating's conditional path). Host side:
+ * src/ops/conv_masked.c (contract in src/ops/conv_masked.h); C twin:
+ * src/ref/ref_conv_masked.c; tests: tests/test_conv_masked.c.
+ *
+ * A tile is KT output channels x one output row x VW consecutive columns
+ * of one image. The list pass walks each (image, channel block) and
+ * writes the indices of its tiles with any mask value on, in order, into
+ * that block's segment of the list (so the work and its order never
+ * depend on scheduling), and zeros into the tiles with none. The forward
+ * then computes the listed tiles only, from zero-padded input planes
+ * (qg_conv_masked_prep) and the weights in the tile's layout
+ * (qg_conv_masked_wprep), and stores a tile's values where the mask is on
+ * and zero where it is off. The weight gradient walks the same lists
+ * (dy is zero outside the mask, so the unlisted tiles add nothing).
+ * Weights known to be zero in blocks (zci > 0, see qm_zero_range: the
+ * base block CG's conditional path zeroes) are skipped in both: their
+ * products add exact zeros, and their gradient is written as 0.
+ *
+ * Per output the sum runs over (c, r, s) in that order, with fma, as the
+ * dense direct kernel's; results equal the dense masked conv to float
+ * rounding of a different summation grouping (tests state the tolerance).
+ *
+ * Layouts: x [N][C][H][W], w [K][C][3][3], y and mask [N][K][P][Q];
+ * planes xp [N][C][Hd][Wd] (Hd = H + 2 pad, Wd covers the widest read);
+ * weights wp [KB][C][9][KT] (KB = ceil(K/KT), zero past K); list
+ * [N*KB][TPB] (TPB = P*QB tiles of a block, QB = ceil(Q/VW)); count
+ * [N*KB] listed tiles per block, then at [N*KB] their total.
+ *
+ * Tunables:
+ *   WG  local size of the forward and weight-gradient launches (1..8).
+ *   VW  tile width and vector width, 8 or 16.
+ *   KT  output channels per tile, 1, 2, 4 or 8.
+ *   SP  items per (image, channel block) in the forward: each takes every
+ *       SP-th listed tile (1, 2, 4, 8); more parallelism for small N. */
+#ifndef WG
+#define WG 1
+#endif
+#ifndef VW
+#define VW 16
+#endif
+#ifndef KT
+#define KT 4
+#endif
+#ifndef SP
+#define SP 1
+#endif
+#if VW != 8 && VW != 16
+#error "VW must be 8 or 16"
+#endif
+#if KT != 1 && KT != 2 && KT != 4 && KT != 8
+#error "KT must be 1, 2, 4 or 8"
+#endif
+
+#define QM_CAT_(a, b) a##b
+#define QM_CAT(a, b) QM_CAT_(a, b)
+#define vec QM_CAT(float, VW)
+#define vload_v QM_CAT(vload, VW)
+#define vstore_v QM_CAT(vstore, VW)
+#define ivec QM_CAT(int, VW)
+#if VW == 16
+#define QM_LANES ((ivec)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+#else
+#define QM_LANES ((ivec)(0, 1, 2, 3, 4, 5, 6, 7))
+#endif
+
+static inline float qm_hsum(vec v)
+{
+    float t[VW];
+    vstore_v(v, 0, t);
+    float s = 0.0f;
+    for (int i = 0; i < VW; i++)
+        s += t[i];
+    return s;
+}
+
+/* VW values of a plane row from column c, every st-th (st 1 or 2). */
+static inline vec qm_load(__global const float *p, int st)
+{
+    if (st == 1)
+        return vload_v(0, p);
+#if VW == 16
+    return (vec)(vload16(0, p).even, vload16(0, p + 16).even);
+#else
+    return vload16(0, p).even;
+#endif
+}
+
+/* xp[plane][i][j] = x[plane][i - pad][j - pad] inside x, 0 elsewhere;
+ * one item per plane row (range planes*Hd). */
+__kernel void qg_conv_masked_prep(QG_T(const float, x), int H, int W, int pad, int Hd, int Wd,
+                                  int rows, QG_T(float, xp))
+{
+    int row = get_global_id(0);
+    if (row >= rows)
+        return;
+    int pl = row / Hd, i = row - pl * Hd;
+    int h = i - pad;
+    __global float *d = QG_P(xp) + (size_t)row * Wd;
+    if (h < 0 || h >= H) {
+        for (int j = 0; j < Wd; j++)
+            d[j] = 0.0f;
+        return;
+    }
+    __global const float *s = QG_P(x) + ((size_t)pl * H + h) * W;
+    for (int j = 0; j < Wd; j++) {
+        int c = j - pad;
+        d[j] = c >= 0 && c < W ? s[c] : 0.0f;
+    }
+}
+
+/* wp[kb][c][t][kt] = w[kb*KT + kt][c][t] (0 past K); one item per (kb, c,
+ * t): range KB*C*9. */
+__kernel void qg_conv_masked_wprep(QG_T(const float, w), int K, int C, int total,
+                                   QG_T(float, wp))
+{
+    int i = get_global_id(0);
+    if (i >= total)
+        return;
+    int t = i % 9, c = (i / 9) % C, kb = i / (9 * C);
+    for (int kt = 0; kt < KT; kt++) {
+        int k = kb * KT + kt;
+        QG_P(wp)[(size_t)i * KT + kt] = k < K ? QG_P(w)[((size_t)k * C + c) * 9 + t] : 0.0f;
+    }
+}
+
+/* Input channels [*zs, *ze) whose weights are zero for every output
+ * channel of tile block kb (empty: *zs = *ze = -1): with zci > 0, output
+ * k's zero block is input channels [j*zci, (j+1)*zci), j = k/zco when
+ * zgroup, else j = 0 (Channel Gating's base block, whose weights the
+ * conditional path has zeroed); a block of KT channels spanning two
+ * output blocks has none in common. */
+static inline void qm_zero_range(int kb, int K, int zci, int zco, int zgroup, int *zs, int *ze)
+{
+    *zs = *ze = -1;
+    if (zci <= 0)
+        return;
+    int k0 = kb * KT, k1 = min(k0 + KT, K) - 1;
+    int j0 = zgroup ? k0 / zco : 0, j1 = zgroup ? k1 / zco : 0;
+    if (j0 == j1) {
+        *zs = j0 * zci;
+        *ze = *zs + zci;
+    }
+}
+
+/* One item per (image n, channel block kb) = blk (range N*KB): lists the
+ * block's tiles with any mask value on, in tile order, and zeros y on the
+ * others; count[blk] = listed tiles, count[N*KB] += them (zeroed by the
+ * host every forward), stats[0] += them (zeroed at the statistics'
+ * reset). */
+__kernel void qg_conv_masked_list(QG_T(const float, mask), int K, int P, int Q, int KB,
+                                  int nblk, QG_T(int, list), QG_T(int, count), QG_T(float, y),
+                                  QG_T(int, stats))
+{
+    int blk = get_global_id(0);
+    if (blk >= nblk)
+        return;
+    int kb = blk % KB, n = blk / KB;
+    int QB = (Q + VW - 1) / VW, TPB = P * QB;
+    int k0 = kb * KT, k1 = min(k0 + KT, K);
+    size_t PQ = (size_t)P * Q;
+    __global const float *mb = QG_P(mask) + ((size_t)n * K) * PQ;
+    __global float *yb = QG_P(y) + ((size_t)n * K) * PQ;
+    __global int *lst = QG_P(list) + (size_t)blk * TPB;
+    int cnt = 0;
+    for (int t = 0; t < TPB; t++) {
+        int p = t / QB, q0 = (t - p * QB) * VW;
+        int q1 = min(q0 + VW, Q);
+        int on = 0;
+        for (int k = k0; k < k1 && !on; k++) {
+            __global const float *m = mb + k * PQ + p * Q;
+            for (int q = q0; q < q1; q++)
+                on |= m[q] != 0.0f;
+        }
+        if (on) {
+            lst[cnt++] = t;
+        } else {
+            for (int k = k0; k < k1; k++) {
+                __global float *d = yb + k * PQ + p * Q;
+                for (int q = q0; q < q1; q++)
+                    d[q] = 0.0f;
+            }
+        }
+    }
+    QG_P(count)[blk] = cnt;
+    if (cnt) {
+        atomic_add((volatile __global int *)QG_P(count) + nblk, cnt);
+        atomic_add((volatile __global int *)QG_P(stats), cnt);
+    }
+}
+
+/* The listed tiles: item (blk, sp) computes tiles sp, sp+SP, ... of block
+ * blk's list; y = conv where mask is on, 0 where off. Range
+ * (N*KB, SP). */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_conv_masked_fwd(QG_T(const float, xp), int C, int Hd, int Wd, int st,
+                        QG_T(const float, wp), int K, int P, int Q, int KB, int nblk,
+                        QG_T(const int, list), QG_T(const int, count),
+                        QG_T(const float, mask), QG_T(float, y), int zci, int zco, int zgroup)
+{
+    int blk = get_global_id(0), sp = get_global_id(1);
+    if (blk >= nblk)
+        return;
+    int kb = blk % KB, n = blk / KB;
+    int QB = (Q + VW - 1) / VW, TPB = P * QB;
+    int cnt = QG_P(count)[blk];
+    size_t PQ = (size_t)P * Q, L = (size_t)Hd * Wd;
+    __global const int *lst = QG_P(list) + (size_t)blk * TPB;
+    __global const float *xn = QG_P(xp) + (size_t)n * C * L;
+    __global const float *wk = QG_P(wp) + (size_t)kb * C * 9 * KT;
+    int zs, ze;
+    qm_zero_range(kb, K, zci, zco, zgroup, &zs, &ze);
+    for (int i = sp; i < cnt; i += SP) {
+        int t = lst[i];
+        int p = t / QB, q0 = (t - p * QB) * VW;
+        vec acc[KT];
+        for (int kt = 0; kt < KT; kt++)
+            acc[kt] = (vec)0.0f;
+        __global const float *x0 = xn + (size_t)(p * st) * Wd + q0 * st;
+        for (int c = 0; c < C; c++) {
+            if (c == zs) { /* the tile's zero weights: their products add nothing */
+                c = ze - 1;
+                continue;
+            }
+            __global const float *xb = x0 + c * L;
+            __global const float *wb = wk + c * 9 * KT;
+            _Pragma("unroll") for (int r = 0; r < 3; r++) {
+                _Pragma("unroll") for (int s = 0; s < 3; s++) {
+                    vec xv = qm_load(xb + r * Wd + s, st);
+                    _Pragma("unroll") for (int kt = 0; kt < KT; kt++)
+                        acc[kt] = fma((vec)wb[(r * 3 + s) * KT + kt], xv, acc[kt]);
+                }
+            }
+        }
+        for (int kt = 0; kt < KT; kt++) {
+            int k = kb * KT + kt;
+            if (k >= K)
+                break;
+            size_t at = ((size_t)n * K + k) * PQ + (size_t)p * Q + q0;
+            __global float *d = QG_P(y) + at;
+            __global const float *m = QG_P(mask) + at;
+            if (q0 + VW <= Q) {
+                vstore_v(select((vec)0.0f, acc[kt], isnotequal(vload_v(0, m), (vec)0.0f)), 0,
+                         d);
+            } else {
+                float v[VW];
+                vstore_v(acc[kt], 0, v);
+                for (int l = 0; l < Q - q0; l++)
+                    d[l] = m[l] != 0.0f ? v[l] : 0.0f;
+            }
+        }
+    }
+}
+
+/* Weight-gradient partials over the listed tiles: item (c, kb, chunk)
+ * sums, over the images n of its chunk (wn each) and the listed tiles of
+ * block (n, kb), dy[n][k][p][q] * xp[n][c][p*st + r][q*st + s] for the
+ * KT channels k of the block; part[chunk][k][c][9] (k < K). Lanes past Q
+ * are masked off. Range (C, KB, nchunks). */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_conv_masked_wgrad(QG_T(const float, xp), int C, int Hd, int Wd, int st,
+                          QG_T(const float, dy), int K, int P, int Q, int KB, int N, int wn,
+                          QG_T(const int, list), QG_T(const int, count), QG_T(float, part),
+                          int zci, int zco, int zgroup)
+{
+    int c = get_global_id(0), kb = get_global_id(1), chunk = get_global_id(2);
+    int n0 = chunk * wn;
+    if (c >= C || kb >= KB || n0 >= N)
+        return;
+    int zs, ze;
+    qm_zero_range(kb, K, zci, zco, zgroup, &zs, &ze);
+    if (c >= zs && c < ze) { /* zero weights: their gradient is not wanted */
+        for (int kt = 0; kt < KT && kb * KT + kt < K; kt++)
+            for (int t = 0; t < 9; t++)
+                QG_P(part)[(((size_t)chunk * K + kb * KT + kt) * C + c) * 9 + t] = 0.0f;
+        return;
+    }
+    int n1 = min(n0 + wn, N);
+    int QB = (Q + VW - 1) / VW, TPB = P * QB;
+    size_t PQ = (size_t)P * Q, L = (size_t)Hd * Wd;
+    vec acc[KT][9];
+    for (int kt = 0; kt < KT; kt++)
+        for (int t = 0; t < 9; t++)
+            acc[kt][t] = (vec)0.0f;
+    for (int n = n0; n < n1; n++) {
+        int blk = n * KB + kb;
+        int cnt = QG_P(count)[blk];
+        __global const int *lst = QG_P(list) + (size_t)blk * TPB;
+        __global const float *xc = QG_P(xp) + ((size_t)n * C + c) * L;
+        for (int i = 0; i < cnt; i++) {
+            int t = lst[i];
+            int p = t / QB, q0 = (t - p * QB) * VW;
+            ivec live = (q0 + QM_LANES) < (ivec)Q;
+            vec dv[KT];
+            for (int kt = 0; kt < KT; kt++) {
+                int k = min(kb * KT + kt, K - 1);
+                __global const float *dp = QG_P(dy) + ((size_t)n * K + k) * PQ + (size_t)p * Q;
+                if (q0 + VW <= Q) {
+                    dv[kt] = vload_v(0, dp + q0);
+                } else {
+                    float v[VW];
+                    for (int l = 0; l < VW; l++)
+                        v[l] = q0 + l < Q ? dp[q0 + l] : 0.0f;
+                    dv[kt] = vload_v(0, v);
+                }
+                dv[kt] = select((vec)0.0f, dv[kt], live);
+            }
+            __global const float *xb = xc + (size_t)(p * st) * Wd + q0 * st;
+            _Pragma("unroll") for (int r = 0; r < 3; r++) {
+                _Pragma("unroll") for (int s = 0; s < 3; s++) {
+                    vec xv = qm_load(xb + r * Wd + s, st);
+                    _Pragma("unroll") for (int kt = 0; kt < KT; kt++)
+                        acc[kt][r * 3 + s] = fma(dv[kt], xv, acc[kt][r * 3 + s]);
+                }
+            }
+        }
+    }
+    for (int kt = 0; kt < KT; kt++) {
+        int k = kb * KT + kt;
+        if (k >= K)
+            break;
+        /* 0 on k's own zero block (a tile spanning two blocks computed it) */
+        int j = zgroup && zco > 0 ? k / zco : 0;
+        int zero = zci > 0 && c >= j * zci && c < (j + 1) * zci;
+        __global float *o = QG_P(part) + (((size_t)chunk * K + k) * C + c) * 9;
+        for (int t = 0; t < 9; t++)
+            o[t] = zero ? 0.0f : qm_hsum(acc[kt][t]);
+    }
+}
+
+/* dw[i] (= or += when accumulate) = the sum over the nchunks partials, in
+ * chunk order, of part[chunk][i] (i over K*C*9). */
+__kernel void qg_conv_masked_wsum(QG_T(const float, part), int nchunks, int total,
+                                  int accumulate, QG_T(float, dw))
+{
+    int i = get_global_id(0);
+    if (i >= total)
+        return;
+    float v = 0.0f;
+    for (int ch = 0; ch < nchunks; ch++)
+        v += QG_P(part)[(size_t)ch * total + i];
+    __global float *d = QG_P(dw) + i;
+    *d = accumulate ? *d + v : v;
+}

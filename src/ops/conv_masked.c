@@ -1,0 +1,315 @@
+/* src/ops/conv_masked.c: host side of the output-masked 3x3 convolution
+ * of cl/conv_masked.cl (contract in src/ops/conv_masked.h). C twin:
+ * src/ref/ref_conv_masked.c; tests: tests/test_conv_masked.c.
+ *
+ * A forward is four launches: the tile lists from the mask (zeros into
+ * the unlisted tiles of y), x's zero-padded planes, the weights in the
+ * tiles' layout, and the listed tiles. Every buffer is allocated by
+ * qg__convm_new, so a step allocates nothing and reads nothing back. */
+#include "config.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/error.h"
+#include "cl/ctx.h"
+#include "ops/conv_masked.h"
+#include "tensor/tensor_impl.h"
+
+struct qg_convm {
+    qg_ctx *ctx;
+    qg_conv_desc d;
+    qg_variant *v;       /* conv_masked's parameters for d's shape class */
+    int WG, VW, KT, SP;
+    int KB, QB, TPB, nblk; /* channel blocks, tiles per row and per block, blocks */
+    int Hd, Wd;          /* input planes */
+    int wn, nchunks;     /* weight gradient: images per partial, partials */
+    qg_tensor *xp, *wp, *list, *count, *part;
+    qg_tensor *stats;    /* tiles listed since the statistics' reset (1 int) */
+    int zci, zco, zgroup; /* zero weight blocks (qg__convm_zero_blocks); zci 0: none */
+    long long fwds;      /* forwards since then */
+};
+
+int qg__convm_takes(const qg_conv_desc *d)
+{
+    return d->groups == 1 && d->R == 3 && d->S == 3 && (d->stride == 1 || d->stride == 2);
+}
+
+static int pay_always;
+
+void qg__convm_pay_always(int on)
+{
+    pay_always = on != 0;
+}
+
+int qg__convm_pays(const qg_conv_desc *d)
+{
+    if (pay_always)
+        return qg__convm_takes(d);
+    /* measured on PoCL (docs/gate_skipping.md): on maps 8 or fewer wide a
+     * 16-wide tile is half padding and the dense channel-vectorised kernel
+     * wins; from 14 wide on the listed tiles win */
+    return qg__convm_takes(d) && d->Q >= 12;
+}
+
+int qg__convm_wgrad_pays(const qg_conv_desc *d)
+{
+    if (pay_always)
+        return qg__convm_takes(d);
+    /* the weight gradient's tiles pay from 28 wide on (1.3x there at full
+     * tiles with CG's zero quarter; 0.87x at 14 wide) */
+    return qg__convm_takes(d) && d->Q >= 16;
+}
+
+int qg__convm_keeps_paying(const qg_convm *c, long listed, long total)
+{
+    /* zero weight blocks shrink every tile's work by their share */
+    double zero = c->zci ? (double)c->zci / c->d.C : 0.0;
+    return pay_always || (double)listed * (1.0 - zero) <= QG_CONVM_MAX_TILES * (double)total;
+}
+
+qg_status qg__convm_zero_blocks(qg_convm *c, int p, int group)
+{
+    const qg_conv_desc *d = &c->d;
+    if (p < 1 || d->C % p || (group && d->K % p))
+        return qg__error(c->ctx, QG_ERR_INVALID_ARG, "masked conv: %d zero blocks do not "
+                         "divide %d input%s channels", p, d->C, group ? " and output" : "");
+    c->zci = p > 1 ? d->C / p : 0;
+    c->zco = group ? d->K / p : d->K;
+    c->zgroup = group != 0;
+    return QG_OK;
+}
+
+void qg__convm_free(qg_convm *c)
+{
+    if (!c)
+        return;
+    qg_tensor_free(c->xp);
+    qg_tensor_free(c->wp);
+    qg_tensor_free(c->list);
+    qg_tensor_free(c->count);
+    qg_tensor_free(c->part);
+    qg_tensor_free(c->stats);
+    free(c);
+}
+
+static qg_status new_buf(qg_ctx *ctx, size_t n, qg_dtype dt, const char *name, qg_tensor **t)
+{
+    if (n > (size_t)INT_MAX)
+        return qg__error(ctx, QG_ERR_SHAPE, "masked conv: buffer %s of %zu elements exceeds "
+                         "the kernels' int indexing", name, n);
+    int64_t s[1] = {(int64_t)(n ? n : 1)};
+    return qg_tensor_new(ctx, 1, s, dt, name, t);
+}
+
+qg_status qg__convm_new(qg_ctx *ctx, const qg_conv_desc *d, qg_convm **out)
+{
+    qg_status st = QG_OK;
+    *out = NULL;
+    if (!qg__convm_takes(d))
+        return qg__error(ctx, QG_ERR_UNSUPPORTED, "masked conv: takes 3x3 kernels at stride 1 "
+                         "or 2 without groups, not %dx%d stride %d groups %d", d->R, d->S,
+                         d->stride, d->groups);
+    qg_convm *c = calloc(1, sizeof *c);
+    if (!c)
+        return qg__error(ctx, QG_ERR_NOMEM, "out of memory for a masked conv");
+    c->ctx = ctx;
+    c->d = *d;
+    char shape[QG_CONV_SHAPE_CLASS_MAX];
+    qg__conv_shape_class(d, shape, sizeof shape);
+    QG_TRY(qg__variant_shape(ctx, QG_PROG_CONV_MASKED, shape, &c->v));
+    const long *v = c->v->values;
+    c->WG = (int)v[QG_MASKED_WG];
+    c->VW = (int)v[QG_MASKED_VW];
+    c->KT = (int)v[QG_MASKED_KT];
+    c->SP = (int)v[QG_MASKED_SP];
+    c->KB = (d->K + c->KT - 1) / c->KT;
+    c->QB = (d->Q + c->VW - 1) / c->VW;
+    c->TPB = d->P * c->QB;
+    c->nblk = d->N * c->KB;
+    c->Hd = d->H + 2 * d->pad;
+    /* the widest read: tile QB-1's last tap, VW (stride 2: 2 VW) values */
+    int need = c->QB * c->VW * d->stride + 2;
+    c->Wd = d->W + 2 * d->pad > need ? d->W + 2 * d->pad : need;
+    /* weight-gradient chunks: about 4 images of a 32x32 map per item */
+    int wn = (4 * 32 * 32 + d->P * d->Q - 1) / (d->P * d->Q);
+    c->wn = wn < 1 ? 1 : wn > d->N ? d->N : wn;
+    c->nchunks = (d->N + c->wn - 1) / c->wn;
+    QG_TRY(new_buf(ctx, (size_t)d->N * d->C * c->Hd * c->Wd, QG_DTYPE_F32, "convm.xp", &c->xp));
+    QG_TRY(new_buf(ctx, (size_t)c->KB * c->KT * d->C * 9, QG_DTYPE_F32, "convm.wp", &c->wp));
+    QG_TRY(new_buf(ctx, (size_t)c->nblk * c->TPB, QG_DTYPE_I32, "convm.list", &c->list));
+    QG_TRY(new_buf(ctx, (size_t)c->nblk + 1, QG_DTYPE_I32, "convm.count", &c->count));
+    QG_TRY(new_buf(ctx, 1, QG_DTYPE_I32, "convm.stats", &c->stats));
+    QG_TRY(new_buf(ctx, (size_t)c->nchunks * d->K * d->C * 9, QG_DTYPE_F32, "convm.part",
+                   &c->part));
+    *out = c;
+    return QG_OK;
+fail:
+    qg__convm_free(c);
+    return st;
+}
+
+#define NX(d) ((size_t)(d)->N * (d)->C * (d)->H * (d)->W)
+#define NY(d) ((size_t)(d)->N * (d)->K * (d)->P * (d)->Q)
+#define NW(d) ((size_t)(d)->K * (d)->C * 9)
+
+static qg_status kget(qg_convm *c, qg_kernel_id k, qg_kargs *a)
+{
+    return qg__kargs_variant(c->ctx, c->v, k, a);
+}
+
+static qg_status launch1(qg_kargs *a, size_t n)
+{
+    size_t l = 1;
+    return qg__kargs_launch(a, 1, &n, &l);
+}
+
+qg_status qg__convm_fwd(qg_convm *c, const qg_tensor *x, const qg_tensor *w,
+                        const qg_tensor *mask, qg_tensor *y)
+{
+    static const char op[] = "conv_masked_fwd";
+    const qg_conv_desc *d = &c->d;
+    qg_ctx *ctx = c->ctx;
+    qg_status st = QG_OK;
+    qg_kargs a;
+    QG_TRY(qg__tensor_need(ctx, op, "x", x, NX(d), QG_DTYPE_F32));
+    QG_TRY(qg__tensor_need(ctx, op, "w", w, NW(d), QG_DTYPE_F32));
+    QG_TRY(qg__tensor_need(ctx, op, "mask", mask, NY(d), QG_DTYPE_F32));
+    QG_TRY(qg__tensor_need(ctx, op, "y", y, NY(d), QG_DTYPE_F32));
+    /* the lists (and zeros on the unlisted tiles) */
+    QG_TRY(qg_tensor_zero(c->count));
+    QG_TRY(kget(c, QG_K_CONV_MASKED_LIST, &a));
+    qg__karg_tensor(&a, mask);
+    qg__karg_int(&a, d->K);
+    qg__karg_int(&a, d->P);
+    qg__karg_int(&a, d->Q);
+    qg__karg_int(&a, c->KB);
+    qg__karg_int(&a, c->nblk);
+    qg__karg_tensor(&a, c->list);
+    qg__karg_tensor(&a, c->count);
+    qg__karg_tensor(&a, y);
+    qg__karg_tensor(&a, c->stats);
+    QG_TRY(launch1(&a, (size_t)c->nblk));
+    c->fwds++;
+    /* x's planes */
+    size_t rows = (size_t)d->N * d->C * c->Hd;
+    QG_TRY(kget(c, QG_K_CONV_MASKED_PREP, &a));
+    qg__karg_tensor(&a, x);
+    qg__karg_int(&a, d->H);
+    qg__karg_int(&a, d->W);
+    qg__karg_int(&a, d->pad);
+    qg__karg_int(&a, c->Hd);
+    qg__karg_int(&a, c->Wd);
+    qg__karg_int(&a, (int)rows);
+    qg__karg_tensor(&a, c->xp);
+    QG_TRY(launch1(&a, rows));
+    /* the weights */
+    size_t wt = (size_t)c->KB * d->C * 9;
+    QG_TRY(kget(c, QG_K_CONV_MASKED_WPREP, &a));
+    qg__karg_tensor(&a, w);
+    qg__karg_int(&a, d->K);
+    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, (int)wt);
+    qg__karg_tensor(&a, c->wp);
+    QG_TRY(launch1(&a, wt));
+    /* the listed tiles */
+    QG_TRY(kget(c, QG_K_CONV_MASKED_FWD, &a));
+    qg__karg_tensor(&a, c->xp);
+    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, c->Hd);
+    qg__karg_int(&a, c->Wd);
+    qg__karg_int(&a, d->stride);
+    qg__karg_tensor(&a, c->wp);
+    qg__karg_int(&a, d->K);
+    qg__karg_int(&a, d->P);
+    qg__karg_int(&a, d->Q);
+    qg__karg_int(&a, c->KB);
+    qg__karg_int(&a, c->nblk);
+    qg__karg_tensor(&a, c->list);
+    qg__karg_tensor(&a, c->count);
+    qg__karg_tensor(&a, mask);
+    qg__karg_tensor(&a, y);
+    qg__karg_int(&a, c->zci);
+    qg__karg_int(&a, c->zco);
+    qg__karg_int(&a, c->zgroup);
+    size_t gl[2] = {qg__round_up((size_t)c->nblk, (size_t)c->WG), (size_t)c->SP};
+    size_t l[2] = {(size_t)c->WG, 1};
+    return qg__kargs_launch(&a, 2, gl, l);
+fail:
+    return st;
+}
+
+qg_status qg__convm_bwd_weight(qg_convm *c, const qg_tensor *dy, qg_tensor *dw, int accumulate)
+{
+    static const char op[] = "conv_masked_bwd_weight";
+    const qg_conv_desc *d = &c->d;
+    qg_ctx *ctx = c->ctx;
+    qg_status st = QG_OK;
+    qg_kargs a;
+    QG_TRY(qg__tensor_need(ctx, op, "dy", dy, NY(d), QG_DTYPE_F32));
+    QG_TRY(qg__tensor_need(ctx, op, "dw", dw, NW(d), QG_DTYPE_F32));
+    QG_TRY(kget(c, QG_K_CONV_MASKED_WGRAD, &a));
+    qg__karg_tensor(&a, c->xp);
+    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, c->Hd);
+    qg__karg_int(&a, c->Wd);
+    qg__karg_int(&a, d->stride);
+    qg__karg_tensor(&a, dy);
+    qg__karg_int(&a, d->K);
+    qg__karg_int(&a, d->P);
+    qg__karg_int(&a, d->Q);
+    qg__karg_int(&a, c->KB);
+    qg__karg_int(&a, d->N);
+    qg__karg_int(&a, c->wn);
+    qg__karg_tensor(&a, c->list);
+    qg__karg_tensor(&a, c->count);
+    qg__karg_tensor(&a, c->part);
+    qg__karg_int(&a, c->zci);
+    qg__karg_int(&a, c->zco);
+    qg__karg_int(&a, c->zgroup);
+    size_t gl[3] = {qg__round_up((size_t)d->C, (size_t)c->WG), (size_t)c->KB,
+                    (size_t)c->nchunks};
+    size_t l[3] = {(size_t)c->WG, 1, 1};
+    QG_TRY(qg__kargs_launch(&a, 3, gl, l));
+    size_t total = NW(d);
+    QG_TRY(kget(c, QG_K_CONV_MASKED_WSUM, &a));
+    qg__karg_tensor(&a, c->part);
+    qg__karg_int(&a, c->nchunks);
+    qg__karg_int(&a, (int)total);
+    qg__karg_int(&a, accumulate != 0);
+    qg__karg_tensor(&a, dw);
+    size_t n = qg__round_up(total, 64), l1 = 64;
+    return qg__kargs_launch(&a, 1, &n, &l1);
+fail:
+    return st;
+}
+
+qg_status qg__convm_tiles(qg_convm *c, long *listed, long *total)
+{
+    int32_t v = 0;
+    qg_tensor *t = NULL;
+    int64_t one[1] = {1};
+    qg_status st = qg_tensor_view(c->count, (size_t)c->nblk, 1, one, &t);
+    if (st == QG_OK)
+        st = qg_tensor_read(t, &v, sizeof v);
+    qg_tensor_free(t);
+    *listed = v;
+    *total = (long)c->nblk * c->TPB;
+    return st;
+}
+
+qg_status qg__convm_tiles_sum(qg_convm *c, long long *listed, long long *total)
+{
+    int32_t v = 0;
+    qg_status st = c->fwds ? qg_tensor_read(c->stats, &v, sizeof v) : QG_OK;
+    *listed = v;
+    *total = c->fwds * (long long)c->nblk * c->TPB;
+    return st;
+}
+
+qg_status qg__convm_tiles_reset(qg_convm *c)
+{
+    c->fwds = 0;
+    return qg_tensor_zero(c->stats);
+}

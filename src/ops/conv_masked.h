@@ -1,0 +1,95 @@
+/* src/ops/conv_masked.h: an output-masked ("output-sparse") 3x3
+ * convolution (internal API): y = conv(x, w) computed only on the tiles of
+ * y where an output mask is on, for gated layers whose gate per output is
+ * known before the conv runs (Channel Gating's conditional path,
+ * src/model/nodes_cg.c). Kernels: cl/conv_masked.cl; C twin:
+ * src/ref/ref_conv_masked.h; tests: tests/test_conv_masked.c; design and
+ * measurements: docs/gate_skipping.md.
+ *
+ * A tile is KT output channels x one output row x VW columns of one image
+ * (KT, VW: tunables of program conv_masked, per shape class as
+ * conv_direct's). The forward lists, on the device, the tiles with any
+ * mask value on (nothing is read back to the host), computes those and
+ * writes zeros into the others: y = mask != 0 ? conv(x, w) : 0 everywhere.
+ * The weight gradient walks the same list; the data gradient of a
+ * masked dy is an ordinary transposed conv (the caller's dense plan).
+ *
+ * Shapes: 3x3 kernels, stride 1 or 2, any padding, groups 1
+ * (qg__convm_takes). Layouts as src/ops/conv.h; mask has y's shape, any
+ * non-zero float is "on". */
+#ifndef QG_OPS_CONV_MASKED_H
+#define QG_OPS_CONV_MASKED_H
+
+#include "ops/conv.h"
+
+typedef struct qg_convm qg_convm;
+
+/* 3x3, stride 1 or 2, groups 1. */
+int qg__convm_takes(const qg_conv_desc *d);
+
+/* Whether skipping is expected to pay for this shape: the measured rule of
+ * docs/gate_skipping.md (forward: maps at least 12 outputs wide; on 8x8
+ * maps a tile of VW columns is mostly padding and the dense direct
+ * kernels' channel-vectorised form is faster; weight gradient: at least
+ * 16 wide). The caller keeps its dense path where it does not; the
+ * dense weight gradient of a masked dy is exact too. */
+int qg__convm_pays(const qg_conv_desc *d);
+int qg__convm_wgrad_pays(const qg_conv_desc *d);
+
+/* The measured half of the rule: skipping a layer keeps paying while the
+ * share of its tiles a forward computes stays at or below
+ * QG_CONVM_MAX_TILES. The listed tiles cost about what the dense direct
+ * kernel spends on as many outputs, plus the mask, list and plane passes
+ * (measured on PoCL, docs/gate_skipping.md), so a layer that computes
+ * more than this share of its tiles runs dense; callers measure it now
+ * and then (qg__convm_tiles, one read back) and hold the dense path in
+ * between. */
+#define QG_CONVM_MAX_TILES 0.8
+int qg__convm_keeps_paying(const qg_convm *c, long listed, long total);
+
+/* Test hook: 1 makes qg__convm_pays and qg__convm_keeps_paying true for
+ * every shape qg__convm_takes (so small test layers skip, always); 0
+ * restores the rules. Process-wide; not for concurrent use. */
+void qg__convm_pay_always(int on);
+
+/* A masked conv of shape d (from qg__conv_desc_init): resolves its
+ * parameters and allocates its buffers (input planes, prepared weights,
+ * tile lists, weight-gradient partials). QG_ERR_UNSUPPORTED for shapes
+ * qg__convm_takes refuses. */
+qg_status qg__convm_new(qg_ctx *ctx, const qg_conv_desc *d, qg_convm **out);
+void qg__convm_free(qg_convm *c); /* NULL-safe */
+
+/* Declares that w is zero in blocks, as Channel Gating's conditional
+ * weights W*(1-M) are on the base path's channels: output channel k has
+ * zero weights on input channels [j*C/p, (j+1)*C/p), j = k/(K/p) when
+ * `group` (the block-diagonal mask), else j = 0 (the first C/p channels).
+ * Both passes then skip those products (a tile whose KT channels share
+ * the block; p = 1: none), which leaves the forward's values unchanged
+ * (they add exact zeros), and the weight gradient there is written as 0.
+ * QG_ERR_INVALID_ARG when p does not divide C (and K with group). */
+qg_status qg__convm_zero_blocks(qg_convm *c, int p, int group);
+
+/* y = mask != 0 ? conv(x, w) : 0, computing only the tiles with any mask
+ * value on. The list and x's planes stay for qg__convm_bwd_weight. */
+qg_status qg__convm_fwd(qg_convm *c, const qg_tensor *x, const qg_tensor *w,
+                        const qg_tensor *mask, qg_tensor *y);
+
+/* dw (= or += when accumulate) = corr(x, dy) over the tiles the last
+ * qg__convm_fwd listed, x being that forward's input (unchanged since);
+ * 0 (or unchanged, when accumulate) on declared zero weight blocks.
+ * Exact only when dy is zero outside those tiles (a gradient masked by the
+ * forward's mask, or by a subset of it). Partial sums per image chunk,
+ * added in a fixed order: deterministic. */
+qg_status qg__convm_bwd_weight(qg_convm *c, const qg_tensor *dy, qg_tensor *dw,
+                               int accumulate);
+
+/* The tiles the last forward listed and all tiles (reads one int back;
+ * for statistics and tests). */
+qg_status qg__convm_tiles(qg_convm *c, long *listed, long *total);
+
+/* The same summed over the forwards since the last qg__convm_tiles_reset
+ * (or the conv's creation): the share of the work computed. */
+qg_status qg__convm_tiles_sum(qg_convm *c, long long *listed, long long *total);
+qg_status qg__convm_tiles_reset(qg_convm *c);
+
+#endif
