@@ -85,14 +85,7 @@ typedef struct cg_priv {
     qg_convm *cm;                   /* NULL: the shape keeps the dense path */
     qg_tensor *gmask;               /* output-sized: where Yc is computed */
     int skipped;                    /* the last forward skipped (its backward follows) */
-    int hold;                       /* forwards left before the next measurement */
-    int hold_dense;                 /* the last one found that skipping does not pay */
 } cg_priv;
-
-/* Forwards that follow a measurement of the tiles a skipping forward
- * computed (qg__convm_keeps_paying: one read back) and keep its verdict,
- * skipping or dense; then the next forward skips and measures again. */
-#define CG_SKIP_HOLD 31
 
 static qg_status cg_setup(qg_node *n, qg_model *m, size_t *ws)
 {
@@ -204,14 +197,8 @@ static qg_status cg_forward(qg_node *n, qg_model *m, int train)
     /* Skipping: Z first, then Yc only where the gate may be on (0
      * elsewhere). Training without sparse back-prop needs Yc at every
      * output (the gate's gradient reads it), so it stays dense. */
-    p->skipped = p->cm && !m->dense_gates && (!train || p->cfg.spbp);
-    int measure = 0;
-    if (p->skipped && p->hold > 0) {
-        p->hold--;
-        p->skipped = !p->hold_dense;
-    } else if (p->skipped) {
-        measure = 1;
-    }
+    p->skipped = p->cm && !m->dense_gates && (!train || p->cfg.spbp) &&
+                 qg__convm_should_skip(p->cm);
     if (!p->skipped)
         QG_TRY(qg__conv_enqueue_fwd(p->plan, x, p->wc, NULL, p->yc, m->workspace, NULL));
     if (train)
@@ -223,12 +210,7 @@ static qg_status cg_forward(qg_node *n, qg_model *m, int train)
     if (p->skipped) {
         QG_TRY(qg__cg_gate_mask(m->ctx, p->z, p->delta->value, p->cfg.alpha, p->gmask));
         QG_TRY(qg__convm_fwd(p->cm, x, p->wc, p->gmask, p->yc));
-        if (measure) {
-            long listed, total;
-            QG_TRY(qg__convm_tiles(p->cm, &listed, &total)); /* the one read back */
-            p->hold_dense = !qg__convm_keeps_paying(p->cm, listed, total);
-            p->hold = CG_SKIP_HOLD;
-        }
+        QG_TRY(qg__convm_after_skip(p->cm));
     }
     int counted = qg__model_rows(m);
     QG_TRY(qg__cg_gate_fwd(m->ctx, p->z, p->delta->value, p->yp, p->yc, p->cfg.alpha,

@@ -215,11 +215,7 @@ typedef struct qconv_priv {
      * tiles where the gate may be on only, where the masked conv pays */
     qg_convm *cm;            /* NULL: dense LSB conv */
     qg_tensor *gmask;        /* output sized */
-    int hold, hold_dense;    /* as CG's: the measured rule */
 } qconv_priv;
-
-/* Forwards that keep the verdict of a measurement of the tiles computed. */
-#define PG_SKIP_HOLD 31
 
 static qg_status qconv_setup(qg_node *n, qg_model *m, size_t *ws)
 {
@@ -278,30 +274,19 @@ fail:
 /* olsb = conv(xlsb, wq) where the gate may be on (5*(omsb - delta) >=
  * -1e-5, a superset of sigmoid(...) > 0.5), 0 elsewhere: inference only
  * (the training backward reads olsb everywhere for the gate's gradient).
- * Every 32nd call measures the tiles computed and holds the dense conv
- * when skipping does not pay. Returns 0 (doing nothing) where it does not
+ * qg__convm_should_skip's measured rule keeps the dense conv where
+ * skipping does not pay. Returns 0 (doing nothing) where it does not
  * skip. */
 static int pg_lsb_skip(qconv_priv *p, qg_model *m, int train, qg_status *st)
 {
     *st = QG_OK;
-    if (!p->cm || train || m->dense_gates)
+    if (!p->cm || train || m->dense_gates || !qg__convm_should_skip(p->cm))
         return 0;
-    if (p->hold > 0) {
-        p->hold--;
-        if (p->hold_dense)
-            return 0;
-    } else {
-        p->hold = -1; /* measure this one */
-    }
     *st = qg__cg_gate_mask(m->ctx, p->omsb, p->delta->value, 5.0f, p->gmask);
     if (*st == QG_OK)
         *st = qg__convm_fwd(p->cm, p->xlsb, p->wq, p->gmask, p->olsb);
-    if (*st == QG_OK && p->hold < 0) {
-        long listed, total;
-        *st = qg__convm_tiles(p->cm, &listed, &total);
-        p->hold_dense = !qg__convm_keeps_paying(p->cm, listed, total);
-        p->hold = PG_SKIP_HOLD;
-    }
+    if (*st == QG_OK)
+        *st = qg__convm_after_skip(p->cm);
     return 1;
 }
 

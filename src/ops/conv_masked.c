@@ -29,6 +29,7 @@ struct qg_convm {
     qg_tensor *stats;    /* tiles listed since the statistics' reset (1 int) */
     int zci, zco, zgroup; /* zero weight blocks (qg__convm_zero_blocks); zci 0: none */
     long long fwds;      /* forwards since then */
+    int hold, hold_dense, measuring; /* qg__convm_should_skip's verdict and its age */
 };
 
 int qg__convm_takes(const qg_conv_desc *d)
@@ -67,6 +68,29 @@ int qg__convm_keeps_paying(const qg_convm *c, long listed, long total)
     /* zero weight blocks shrink every tile's work by their share */
     double zero = c->zci ? (double)c->zci / c->d.C : 0.0;
     return pay_always || (double)listed * (1.0 - zero) <= QG_CONVM_MAX_TILES * (double)total;
+}
+
+int qg__convm_should_skip(qg_convm *c)
+{
+    c->measuring = c->hold <= 0;
+    if (c->measuring)
+        return 1;
+    c->hold--;
+    return !c->hold_dense;
+}
+
+qg_status qg__convm_after_skip(qg_convm *c)
+{
+    if (!c->measuring)
+        return QG_OK;
+    c->measuring = 0;
+    long listed, total;
+    qg_status st = qg__convm_tiles(c, &listed, &total);
+    if (st == QG_OK) {
+        c->hold_dense = !qg__convm_keeps_paying(c, listed, total);
+        c->hold = QG_CONVM_HOLD;
+    }
+    return st;
 }
 
 qg_status qg__convm_zero_blocks(qg_convm *c, int p, int group)

@@ -47,6 +47,16 @@ int qg__convm_wgrad_pays(const qg_conv_desc *d);
 #define QG_CONVM_MAX_TILES 0.8
 int qg__convm_keeps_paying(const qg_convm *c, long listed, long total);
 
+/* That rule for a gated layer, in one place: call qg__convm_should_skip
+ * before each forward the layer could skip; 0 means a held verdict says
+ * compute it densely. After a skipping forward, qg__convm_after_skip
+ * measures when one is due (the first, then every QG_CONVM_HOLD + 1-th:
+ * one int read back) and holds that verdict for the next QG_CONVM_HOLD
+ * forwards. */
+#define QG_CONVM_HOLD 31
+int qg__convm_should_skip(qg_convm *c);
+qg_status qg__convm_after_skip(qg_convm *c);
+
 /* Test hook: 1 makes qg__convm_pays and qg__convm_keeps_paying true for
  * every shape qg__convm_takes (so small test layers skip, always); 0
  * restores the rules. Process-wide; not for concurrent use. */
