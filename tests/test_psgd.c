@@ -368,25 +368,6 @@ Test(psgd, model_gradients_and_weight_decay, .timeout = 300)
     qg__model_free(mp);
 }
 
-/* The same LCG weights as tests/tools/psgd_torch.py's lcg_values. */
-static float *lcg_values(int seed, size_t n, double scale, double offset)
-{
-    uint64_t st = (uint64_t)seed;
-    float *v = malloc(n * sizeof *v);
-    for (size_t i = 0; i < n; i++) {
-        st = (st * 1103515245u + 12345u) % 2147483648u;
-        v[i] = (float)(((double)st / 2147483648.0 * 2.0 - 1.0) * scale + offset);
-    }
-    return v;
-}
-
-static double jnum(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    cr_assert(json_is_number(v), "golden lacks '%s'", key);
-    return json_number_value(v);
-}
-
 /* PyTorch golden (tests/tools/psgd_torch.py gen): one PSGD step of a
  * ResNet-8 with option-B shortcuts and --first-last-quant, autograd plus
  * the reference's scaling and SGD's decay after it. Tolerances: logits
@@ -400,7 +381,7 @@ Test(psgd, pytorch_golden_one_step, .timeout = 300)
     int bits = qg_test_json_int(g, "bits");
     char spec[128];
     snprintf(spec, sizeof spec, "psgd wbits=%d lambda_s=%g first_last_quant=1", bits,
-             jnum(g, "lambda_s"));
+             qg_test_json_num(g, "lambda_s"));
     qg_model *m = resnet8(ctx, spec);
     json_t *ts = json_object_get(g, "tensors");
     cr_assert(json_is_array(ts));
@@ -414,9 +395,9 @@ Test(psgd, pytorch_golden_one_step, .timeout = 300)
         const char *name = json_string_value(json_object_get(t, "name"));
         qg_param *p = qg__model_find_param(m, name);
         cr_assert_not_null(p, "qgate has no parameter '%s' (PyTorch's name)", name);
-        size_t n = (size_t)jnum(t, "numel");
+        size_t n = (size_t)qg_test_json_num(t, "numel");
         cr_assert_eq(qg_tensor_numel(p->value), n, "%s: size", name);
-        float *v = lcg_values((int)jnum(t, "seed"), n, 0.3, jnum(t, "offset"));
+        float *v = qg_test_lcg_values((int)qg_test_json_num(t, "seed"), n, 0.3, qg_test_json_num(t, "offset"));
         QG_EXPECT_OK(qg_tensor_write(p->value, v, n * 4));
         free(v);
     }
@@ -430,7 +411,7 @@ Test(psgd, pytorch_golden_one_step, .timeout = 300)
     cr_expect(qg_test_allclose("logits vs PyTorch", lo, want_logits, nl, 1e-5f, 1e-4f));
     QG_EXPECT_OK(qg_tensor_write(qg__model_logits_grad(m), dl, nd * 4));
     QG_EXPECT_OK(qg__model_backward(m));
-    float lr = (float)jnum(g, "lr"), wd = (float)jnum(g, "wd");
+    float lr = (float)qg_test_json_num(g, "lr"), wd = (float)qg_test_json_num(g, "wd");
     qg_optim_cfg oc = {.kind = QG_OPTIM_SGD, .momentum = 0.9f, .weight_decay = wd,
                        .decay_kinds = QG_DECAY_ALL};
     for (int pass = 0; pass < 2; pass++) {

@@ -220,25 +220,6 @@ Test(vgg, psgd_quantizes_every_conv_and_linear)
 
 /* ---- one step against PyTorch ---------------------------------------------- */
 
-/* The same LCG weights as tests/tools/psgd_torch.py's lcg_values. */
-static float *lcg_values(int seed, size_t n, double scale, double offset)
-{
-    uint64_t st = (uint64_t)seed;
-    float *v = malloc(n * sizeof *v);
-    for (size_t i = 0; i < n; i++) {
-        st = (st * 1103515245u + 12345u) % 2147483648u;
-        v[i] = (float)(((double)st / 2147483648.0 * 2.0 - 1.0) * scale + offset);
-    }
-    return v;
-}
-
-static double jnum(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    cr_assert(json_is_number(v), "golden lacks '%s'", key);
-    return json_number_value(v);
-}
-
 /* tests/tools/vgg_torch.py gen: vgg16_bn_div64 on two 1x28x28 images (the
  * padded first conv), LCG weights, the dropouts' masks of two fixed keys:
  * the training logits, every parameter's gradient (sampled) from a given
@@ -266,9 +247,9 @@ Test(vgg, pytorch_golden_training_step, .timeout = 300)
         const char *name = json_string_value(json_object_get(t, "name"));
         qg_param *p = qg__model_find_param(m, name);
         cr_assert_not_null(p, "qgate has no parameter '%s' (PyTorch's name)", name);
-        size_t n = (size_t)jnum(t, "numel");
+        size_t n = (size_t)qg_test_json_num(t, "numel");
         cr_assert_eq(qg_tensor_numel(p->value), n, "%s: size", name);
-        float *v = lcg_values((int)jnum(t, "seed"), n, 0.3, jnum(t, "offset"));
+        float *v = qg_test_lcg_values((int)qg_test_json_num(t, "seed"), n, 0.3, qg_test_json_num(t, "offset"));
         QG_EXPECT_OK(qg_tensor_write(p->value, v, n * 4));
         free(v);
     }

@@ -175,6 +175,25 @@ int qg_test_json_int(json_t *root, const char *key)
     return (int)json_integer_value(v);
 }
 
+double qg_test_json_num(json_t *root, const char *key)
+{
+    json_t *v = json_object_get(root, key);
+    cr_assert(json_is_number(v), "golden lacks '%s'", key);
+    return json_number_value(v);
+}
+
+float *qg_test_lcg_values(int seed, size_t n, double scale, double offset)
+{
+    uint64_t st = (uint64_t)seed;
+    float *v = malloc(n * sizeof *v);
+    cr_assert_not_null(v);
+    for (size_t i = 0; i < n; i++) {
+        st = (st * 1103515245u + 12345u) % 2147483648u;
+        v[i] = (float)(((double)st / 2147483648.0 * 2.0 - 1.0) * scale + offset);
+    }
+    return v;
+}
+
 void qg_test_write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");

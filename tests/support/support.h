@@ -55,6 +55,11 @@ json_t *qg_test_golden(const char *name);
  * integer field. A missing key fails the test. */
 float *qg_test_json_floats(json_t *root, const char *key, size_t *n);
 int qg_test_json_int(json_t *root, const char *key);
+/* A number field (integer or real); a missing key fails the test. */
+double qg_test_json_num(json_t *root, const char *key);
+/* n malloc'd values of the LCG the PyTorch golden tools share
+ * (tests/tools/psgd_torch.py lcg_values): uniform in offset +- scale. */
+float *qg_test_lcg_values(int seed, size_t n, double scale, double offset);
 
 /* Writes text to path (fails the test when it cannot). */
 void qg_test_write_text(const char *path, const char *text);
