@@ -109,6 +109,8 @@ const qg_method_desc qg__method_psgd = {
     .help = "  reference recipe (PSG-pytorch, ResNet-32 W4): start from a float SGD model,\n"
             "    --init FLOAT.safetensors --psgd -w 4 --lambda-s 150 --first-last-quant\n"
             "    --lr 0.01 --schedule multistep --milestones E --shortcut B\n"
+            "  (tens of epochs); in a run of a few epochs the weights only gather on\n"
+            "  the grid with a larger step, e.g. --lr 0.1 and the cosine schedule\n"
             "  each epoch also evaluates with the grid's weights (test_acc_lp); with\n"
             "  --optimizer adam the reference multiplies the learning rate by\n"
             "  1e-2*lambda_s, which qgate does not: pass that --lr yourself\n",
