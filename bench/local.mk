@@ -38,3 +38,9 @@ bench_bench_allreduce_LDADD = libqgate_internal.la $(OPENCL_LIBS) -lm
 noinst_PROGRAMS += bench/bench_pq_score
 bench_bench_pq_score_SOURCES = bench/bench_pq_score.c
 bench_bench_pq_score_LDADD = libqgate_internal.la $(OPENCL_LIBS) -lm
+
+# The output-masked conv (tiles and per-output gather) against the dense
+# conv it replaces, at given gate densities (docs/gate_skipping.md).
+noinst_PROGRAMS += bench/bench_convm
+bench_bench_convm_SOURCES = bench/bench_convm.c bench/bench_util.h
+bench_bench_convm_LDADD = libqgate_internal.la $(OPENCL_LIBS) -lm

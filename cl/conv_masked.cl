@@ -34,7 +34,24 @@
  *   VW  tile width and vector width, 8 or 16.
  *   KT  output channels per tile, 1, 2, 4 or 8.
  *   SP  items per (image, channel block) in the forward: each takes every
- *       SP-th listed tile (1, 2, 4, 8); more parallelism for small N. */
+ *       SP-th listed tile (1, 2, 4, 8); more parallelism for small N.
+ *   MODE 0: the tiles above; 1: the per-output gather below; 2: the
+ *       gather on maps under 12 wide, else tiles (the host picks the
+ *       kernels; both are built).
+ *   GV  gather: channel vector width, 4 or 8.
+ *
+ * The per-output gather (qg_conv_masked_g*) computes each output whose
+ * mask is on by itself, so its work follows the gate's density exactly
+ * where the tiles follow the density of tiles holding any output on
+ * (which fine-grained gates keep near 100%). x is laid out channels last
+ * with zero padding, xh [N][Hd][Wd][Cp] (Cp = C rounded up to GV), and w
+ * as wg [K][9][Cp], so an output is 9 dot products of Cp contiguous
+ * values; one item per output row loads a position's input patch once
+ * for up to four output channels on at it. Per output the sum runs over
+ * (r, s) and then over c in GV lanes, so it differs from the tiles' and
+ * the C twin's order by float rounding. The weight gradient walks dy's
+ * non-zero values (zero outside the mask) per (k, GV channels), with the
+ * same layouts. */
 #ifndef WG
 #define WG 1
 #endif
@@ -46,6 +63,12 @@
 #endif
 #ifndef SP
 #define SP 1
+#endif
+#ifndef GV
+#define GV 8
+#endif
+#if GV != 4 && GV != 8
+#error "GV must be 4 or 8"
 #endif
 #if VW != 8 && VW != 16
 #error "VW must be 8 or 16"
@@ -341,6 +364,259 @@ __kernel void qg_conv_masked_wsum(QG_T(const float, part), int nchunks, int tota
     float v = 0.0f;
     for (int ch = 0; ch < nchunks; ch++)
         v += QG_P(part)[(size_t)ch * total + i];
+    __global float *d = QG_P(dw) + i;
+    *d = accumulate ? *d + v : v;
+}
+
+/* ---- the per-output gather (MODE 1) ---- */
+
+#define gvec QM_CAT(float, GV)
+#define vload_g QM_CAT(vload, GV)
+#define vstore_g QM_CAT(vstore, GV)
+
+static inline float qm_ghsum(gvec v)
+{
+#if GV == 8
+    float4 h = v.lo + v.hi;
+#else
+    float4 h = v;
+#endif
+    return (h.x + h.y) + (h.z + h.w);
+}
+
+/* xh[n][i][j][c] = x[n][c][i - pad][j - pad] inside x and c < C, else 0;
+ * one item per (n, i): range N*Hd. */
+__kernel void qg_conv_masked_gprep(QG_T(const float, x), int C, int H, int W, int pad, int Hd,
+                                   int Wd, int Cp, int rows, QG_T(float, xh))
+{
+    int row = get_global_id(0);
+    if (row >= rows)
+        return;
+    int n = row / Hd, h = row - n * Hd - pad;
+    __global float *d = QG_P(xh) + (size_t)row * Wd * Cp;
+    size_t HW = (size_t)H * W;
+    __global const float *s = QG_P(x) + (size_t)n * C * HW + (size_t)h * W;
+    for (int j = 0; j < Wd; j++) {
+        int v = j - pad;
+        int in = h >= 0 && h < H && v >= 0 && v < W;
+        for (int c = 0; c < Cp; c++)
+            d[j * Cp + c] = in && c < C ? s[c * HW + v] : 0.0f;
+    }
+}
+
+/* wg[k][t][c] = w[k][c][t] (0 for c >= C); one item per (k, t): range K*9. */
+__kernel void qg_conv_masked_gwprep(QG_T(const float, w), int C, int Cp, int total,
+                                    QG_T(float, wg))
+{
+    int i = get_global_id(0);
+    if (i >= total)
+        return;
+    int k = i / 9, t = i - k * 9;
+    __global float *d = QG_P(wg) + (size_t)i * Cp;
+    for (int c = 0; c < Cp; c++)
+        d[c] = c < C ? QG_P(w)[((size_t)k * C + c) * 9 + t] : 0.0f;
+}
+
+/* Channels [*zs, *ze) whose weights are zero for every one of the sorted
+ * output channels k0 <= .. <= k1, when that range is whole GV vectors
+ * (else none: -1), as qm_zero_range for tiles. */
+static inline void qm_gzero(int k0, int k1, int zci, int zco, int zgroup, int *zs, int *ze)
+{
+    *zs = *ze = -1;
+    if (zci <= 0 || zci % GV)
+        return;
+    int j0 = zgroup ? k0 / zco : 0, j1 = zgroup ? k1 / zco : 0;
+    if (j0 == j1) {
+        *zs = j0 * zci;
+        *ze = *zs + zci;
+    }
+}
+
+/* out[i] = the output of channel ks[i] at the position whose input patch
+ * starts at xs, for NK = 4, 2 or 1 channels sharing each patch load;
+ * channels [zs, ze) skipped (zero weights). Accumulators are named
+ * values, not arrays (PoCL kept indexed ones on the stack), and rotate
+ * every step, so that 8 (NK 4, 2) or 4 (NK 1) fma chains are in flight:
+ * with one chain per output a step waited on the previous one's latency. */
+#define QM_GLOOP(BODY)                                                                        \
+    for (int t = 0; t < 9; t++) {                                                             \
+        int xo = ((t / 3) * Wd + t % 3) * Cp, wo = t * Cp;                                    \
+        for (int c = 0; c < Cp; c += GV) {                                                    \
+            if (c == zs) {                                                                    \
+                c = ze - GV;                                                                  \
+                continue;                                                                     \
+            }                                                                                 \
+            gvec xv = vload_g(0, xs + xo + c);                                                \
+            BODY                                                                              \
+        }                                                                                     \
+    }
+
+static inline void qm_gdot4(__global const float *xs, __global const float *wg, const int *ks,
+                            int Cp, int Wd, int zs, int ze, float *out)
+{
+    __global const float *w0 = wg + (size_t)ks[0] * 9 * Cp, *w1 = wg + (size_t)ks[1] * 9 * Cp;
+    __global const float *w2 = wg + (size_t)ks[2] * 9 * Cp, *w3 = wg + (size_t)ks[3] * 9 * Cp;
+    gvec a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0, u;
+    QM_GLOOP(u = fma(vload_g(0, w0 + wo + c), xv, a0); a0 = b0; b0 = u;
+             u = fma(vload_g(0, w1 + wo + c), xv, a1); a1 = b1; b1 = u;
+             u = fma(vload_g(0, w2 + wo + c), xv, a2); a2 = b2; b2 = u;
+             u = fma(vload_g(0, w3 + wo + c), xv, a3); a3 = b3; b3 = u;)
+    out[0] = qm_ghsum(a0 + b0);
+    out[1] = qm_ghsum(a1 + b1);
+    out[2] = qm_ghsum(a2 + b2);
+    out[3] = qm_ghsum(a3 + b3);
+}
+
+static inline void qm_gdot2(__global const float *xs, __global const float *wg, const int *ks,
+                            int Cp, int Wd, int zs, int ze, float *out)
+{
+    __global const float *w0 = wg + (size_t)ks[0] * 9 * Cp, *w1 = wg + (size_t)ks[1] * 9 * Cp;
+    gvec a0 = 0, a1 = 0, b0 = 0, b1 = 0, c0 = 0, c1 = 0, d0 = 0, d1 = 0, u;
+    QM_GLOOP(u = fma(vload_g(0, w0 + wo + c), xv, a0); a0 = b0; b0 = c0; c0 = d0; d0 = u;
+             u = fma(vload_g(0, w1 + wo + c), xv, a1); a1 = b1; b1 = c1; c1 = d1; d1 = u;)
+    out[0] = qm_ghsum((a0 + b0) + (c0 + d0));
+    out[1] = qm_ghsum((a1 + b1) + (c1 + d1));
+}
+
+static inline void qm_gdot1(__global const float *xs, __global const float *wg, const int *ks,
+                            int Cp, int Wd, int zs, int ze, float *out)
+{
+    __global const float *w0 = wg + (size_t)ks[0] * 9 * Cp;
+    gvec a0 = 0, b0 = 0, c0 = 0, d0 = 0, u;
+    QM_GLOOP(u = fma(vload_g(0, w0 + wo + c), xv, a0); a0 = b0; b0 = c0; c0 = d0; d0 = u;)
+    out[0] = qm_ghsum((a0 + b0) + (c0 + d0));
+}
+
+/* Stores the outputs of channels ks[0..nk) (nk <= 4) at offset o of y
+ * (channel stride PQ), computed from the patch at xs. */
+static inline void qm_gstore(__global const float *xs, __global const float *wg, const int *ks,
+                             int nk, int Cp, int Wd, int zci, int zco, int zgroup,
+                             __global float *y, size_t o, size_t PQ)
+{
+    float v[4];
+    int zs, ze, i = 0;
+    while (i < nk) {
+        int m = nk - i >= 4 ? 4 : nk - i >= 2 ? 2 : 1;
+        qm_gzero(ks[i], ks[i + m - 1], zci, zco, zgroup, &zs, &ze);
+        if (m == 4)
+            qm_gdot4(xs, wg, ks + i, Cp, Wd, zs, ze, v);
+        else if (m == 2)
+            qm_gdot2(xs, wg, ks + i, Cp, Wd, zs, ze, v);
+        else
+            qm_gdot1(xs, wg, ks + i, Cp, Wd, zs, ze, v);
+        for (int j = 0; j < m; j++)
+            y[ks[i + j] * PQ + o] = v[j];
+        i += m;
+    }
+}
+
+/* y = mask != 0 ? conv : 0, one item per output row (n, p): range N*P.
+ * count[0] += the outputs computed (zeroed by the host every forward),
+ * stats[0] += them (zeroed at the statistics' reset). */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_conv_masked_gfwd(QG_T(const float, xh), int Cp, int Hd, int Wd, int st,
+                         QG_T(const float, wg), int K, int P, int Q, int rows,
+                         QG_T(const float, mask), QG_T(float, y), int zci, int zco, int zgroup,
+                         QG_T(int, count), QG_T(int, stats))
+{
+    int row = get_global_id(0);
+    if (row >= rows)
+        return;
+    int n = row / P, p = row - n * P;
+    size_t PQ = (size_t)P * Q, o0 = (size_t)n * K * PQ + (size_t)p * Q;
+    __global const float *m = QG_P(mask) + o0;
+    __global float *yr = QG_P(y) + o0;
+    __global const float *xr = QG_P(xh) + ((size_t)n * Hd + p * st) * Wd * Cp;
+    int on = 0;
+    for (int q = 0; q < Q; q++) {
+        __global const float *xs = xr + (size_t)q * st * Cp;
+        int ks[4], g = 0;
+        for (int k = 0; k < K; k++) {
+            if (m[k * PQ + q] != 0.0f) {
+                ks[g++] = k;
+                if (g == 4) {
+                    qm_gstore(xs, QG_P(wg), ks, 4, Cp, Wd, zci, zco, zgroup, yr, q, PQ);
+                    on += 4;
+                    g = 0;
+                }
+            } else {
+                yr[k * PQ + q] = 0.0f;
+            }
+        }
+        if (g) {
+            qm_gstore(xs, QG_P(wg), ks, g, Cp, Wd, zci, zco, zgroup, yr, q, PQ);
+            on += g;
+        }
+    }
+    if (on) {
+        atomic_add((volatile __global int *)QG_P(count), on);
+        atomic_add((volatile __global int *)QG_P(stats), on);
+    }
+}
+
+/* Weight-gradient partials from dy's non-zero values: item (k, cv, chunk)
+ * sums, over the images of its chunk (wn each), dy[n][k][p][q] times the
+ * patch of channels [cv*GV, cv*GV + GV) at (p, q), into
+ * part[chunk][k][t][c] (zeros where k's weights are declared zero). Range
+ * (K, Cp/GV, nchunks). */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_conv_masked_gwgrad(QG_T(const float, xh), int Cp, int Hd, int Wd, int st,
+                           QG_T(const float, dy), int K, int P, int Q, int N, int wn,
+                           QG_T(float, part), int zci, int zco, int zgroup)
+{
+    int k = get_global_id(0), c0 = get_global_id(1) * GV, chunk = get_global_id(2);
+    int n0 = chunk * wn;
+    if (k >= K || c0 >= Cp || n0 >= N)
+        return;
+    __global float *o = QG_P(part) + (((size_t)chunk * K + k) * 9) * Cp + c0;
+    int j = zgroup && zco > 0 ? k / zco : 0;
+    if (zci > 0 && c0 + GV > j * zci && c0 < (j + 1) * zci && zci % GV == 0) {
+        for (int t = 0; t < 9; t++)
+            vstore_g((gvec)0.0f, 0, o + t * Cp);
+        return;
+    }
+    int n1 = min(n0 + wn, N);
+    size_t PQ = (size_t)P * Q;
+    gvec acc[9];
+    for (int t = 0; t < 9; t++)
+        acc[t] = (gvec)0.0f;
+    for (int n = n0; n < n1; n++) {
+        __global const float *d = QG_P(dy) + ((size_t)n * K + k) * PQ;
+        __global const float *xn = QG_P(xh) + (size_t)n * Hd * Wd * Cp + c0;
+        for (int p = 0; p < P; p++) {
+            for (int q = 0; q < Q; q++) {
+                float g = d[p * Q + q];
+                if (g == 0.0f)
+                    continue;
+                __global const float *xs = xn + ((size_t)(p * st) * Wd + q * st) * Cp;
+                gvec gv = (gvec)g;
+                _Pragma("unroll") for (int t = 0; t < 9; t++)
+                    acc[t] = fma(gv, vload_g(0, xs + ((t / 3) * Wd + t % 3) * Cp), acc[t]);
+            }
+        }
+    }
+    for (int t = 0; t < 9; t++)
+        vstore_g(acc[t], 0, o + t * Cp);
+}
+
+/* dw[k][c][t] (= or += when accumulate) = the sum over the nchunks
+ * partials, in chunk order, of part[chunk][k][t][c]; 0 on declared zero
+ * blocks. Range K*C*9. */
+__kernel void qg_conv_masked_gwsum(QG_T(const float, part), int nchunks, int K, int C, int Cp,
+                                   int accumulate, int zci, int zco, int zgroup,
+                                   QG_T(float, dw))
+{
+    int i = get_global_id(0);
+    if (i >= K * C * 9)
+        return;
+    int t = i % 9, c = (i / 9) % C, k = i / (9 * C);
+    int j = zgroup && zco > 0 ? k / zco : 0;
+    float v = 0.0f;
+    if (!(zci > 0 && c >= j * zci && c < (j + 1) * zci)) {
+        size_t at = ((size_t)k * 9 + t) * Cp + c, step = (size_t)K * 9 * Cp;
+        for (int ch = 0; ch < nchunks; ch++)
+            v += QG_P(part)[ch * step + at];
+    }
     __global float *d = QG_P(dw) + i;
     *d = accumulate ? *d + v : v;
 }

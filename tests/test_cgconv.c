@@ -22,6 +22,7 @@
 
 #include "support/support.h"
 #include "cg/cg.h"
+#include "cl/ctx.h"
 #include "model/nodes.h"
 #include "model/nodes_cg.h"
 #include "model/resnet.h"
@@ -497,11 +498,17 @@ static step_out run_step(qg_model *m, int dense_gates)
 
 /* Skipping the conditional path gives the dense-gates model's outputs,
  * gradients and gate counts (ResNet-20 with CG at p = 4, sparse
- * back-prop: the training pass skips too). The masked conv sums each
- * output in the dense direct kernel's order, and its weight gradient
- * groups the same products differently: 1e-5 + 1e-4 relative. */
-Test(cgconv, resnet20_skipping_equals_dense_gates)
+ * back-prop: the training pass skips too). The tiles sum each output in
+ * the dense direct kernel's order, the gather and both weight gradients
+ * group the same products differently: 1e-5 + 1e-4 relative. */
+static void skipping_equals_dense(long mode)
 {
+    qg_ctx *ctx = qg_test_ctx();
+    long v[QG_MAX_TUNABLES];
+    int nv = 0;
+    QG_EXPECT_OK(qg__program_params(ctx, "conv_masked", v, &nv));
+    v[QG_MASKED_MODE] = mode;
+    QG_EXPECT_OK(qg__program_override(ctx, "conv_masked", v));
     qg__convm_pay_always(1);
     qg_model *a = cg_resnet(0, 4, 1, 0), *b = cg_resnet(0, 4, 1, 0);
     step_out d = run_step(a, 1), s = run_step(b, 0);
@@ -537,7 +544,14 @@ Test(cgconv, resnet20_skipping_equals_dense_gates)
     }
     qg__model_free(a);
     qg__model_free(b);
+    QG_EXPECT_OK(qg__program_override(ctx, "conv_masked", NULL));
 }
+
+/* in the default forms (tiles on the wide maps, the gather on the narrow),
+ * all in tiles, all in the per-output gather */
+Test(cgconv, resnet20_skipping_equals_dense_gates) { skipping_equals_dense(2); }
+Test(cgconv, resnet20_skipping_equals_dense_gates_tiles) { skipping_equals_dense(0); }
+Test(cgconv, resnet20_skipping_equals_dense_gates_gather) { skipping_equals_dense(1); }
 
 /* The measured rule: a 16x16 layer takes the skipping path, measures the
  * tiles its first forward computed, and with about half its outputs on

@@ -3,15 +3,19 @@
  * (src/ref/ref_conv_masked.c) and against the dense conv plan with the
  * mask applied afterwards, at mask densities 0%, 3%, 50%, 100%, random and
  * spatially clustered, stride 1 and 2, odd map sizes, under the default
- * parameters and three other sets (tiles of 1..8 channels, 8 and 16
- * columns, 1..4 items per block).
+ * parameters, three sets of the tiles (1..8 channels, 8 and 16 columns,
+ * 1..4 items per block) and two of the per-output gather (channel vectors
+ * of 4 and 8).
  *
- * Tolerances: the forward sums in float with fma over (c, r, s) like its
- * oracle, so it must match the oracle bit for bit (and the dense direct
- * kernels, which sum in the same order, within 1e-5 relative: their
- * channel-vectorised form on narrow maps groups differently). The weight
- * gradient sums lanes and image chunks in its own order: |got - want| <=
- * 1e-4 + 1e-4*|want| against the double oracle and the dense plan. */
+ * Tolerances: the tiles' forward sums in float with fma over (c, r, s)
+ * like its oracle, so it must match the oracle bit for bit (and the dense
+ * direct kernels, which sum in the same order, within 1e-5 relative:
+ * their channel-vectorised form on narrow maps groups differently). The
+ * gather sums over (r, s) and then c in vector lanes: within 1e-5 + 1e-5
+ * relative of the oracle (values here are sums of at most 72 products of
+ * magnitude below 0.5). The weight gradient sums lanes and image chunks in
+ * its own order: |got - want| <= 1e-4 + 1e-4*|want| against the double
+ * oracle and the dense plan. */
 #include "config.h"
 
 #include <math.h>
@@ -41,8 +45,13 @@ static const shape shapes[] = {
     {1, 8, 32, 32, 16, 1, 1}, /* a ResNet stage-1 layer, one image */
 };
 
-/* WG, VW, KT, SP; {0} = the defaults */
-static const long sets[][4] = {{0}, {2, 8, 1, 2}, {1, 16, 8, 4}, {4, 8, 2, 1}};
+/* WG, VW, KT, SP, MODE, GV; {0} = the defaults */
+static const long sets[][6] = {{0},
+                               {2, 8, 1, 2, 0, 8},
+                               {1, 16, 8, 4, 0, 8},
+                               {4, 8, 2, 1, 0, 8},
+                               {2, 16, 4, 1, 1, 4},
+                               {1, 16, 4, 1, 1, 8}};
 
 enum { RANDOM, CLUSTERED };
 
@@ -76,17 +85,29 @@ static void make_mask(const qg_conv_desc *d, double dens, int kind, uint32_t see
     free(u);
 }
 
-/* The tiles (KT channels x 1 row x VW columns) with any mask value on, as
- * the list pass must find them, under the parameters d's conv resolves. */
-static long expected_tiles(qg_ctx *ctx, const qg_conv_desc *d, const float *m)
+/* The parameters d's conv resolves (the current overrides). */
+static void masked_params(qg_ctx *ctx, const qg_conv_desc *d, long *v)
 {
-    long v[8];
     int nv = 0;
     char shape[QG_CONV_SHAPE_CLASS_MAX];
     qg__conv_shape_class(d, shape, sizeof shape);
     QG_EXPECT_OK(qg__program_params_shape(ctx, "conv_masked", shape, v, &nv));
-    int VW = (int)v[1], KT = (int)v[2], QB = (d->Q + VW - 1) / VW;
+}
+
+/* The tiles (KT channels x 1 row x VW columns) with any mask value on, as
+ * the list pass must find them, under the parameters d's conv resolves;
+ * for the gather (MODE 1) the outputs on. */
+static long expected_tiles(qg_ctx *ctx, const qg_conv_desc *d, int gathers, const float *m)
+{
+    long v[16];
+    masked_params(ctx, d, v);
     long on = 0;
+    if (gathers) {
+        for (size_t i = 0; i < (size_t)d->N * d->K * d->P * d->Q; i++)
+            on += m[i] != 0.0f;
+        return on;
+    }
+    int VW = (int)v[1], KT = (int)v[2], QB = (d->Q + VW - 1) / VW;
     for (int n = 0; n < d->N; n++)
         for (int k0 = 0; k0 < d->K; k0 += KT)
             for (int p = 0; p < d->P; p++)
@@ -140,10 +161,10 @@ static void run_case_z(const shape *s, const long *set, double dens, int kind, i
             if (zero_block(&d, zp, zgroup, k, c))
                 memset(dw_want + ((size_t)k * d.C + c) * 9, 0, 9 * sizeof *dw_want);
     char label[200];
-    snprintf(label, sizeof label, "N%d C%d %dx%d K%d s%d p%d set %ld/%ld/%ld/%ld %s %.0f%% "
-             "zero blocks %d%s", d.N, d.C, d.H, d.W, d.K, d.stride, d.pad, set[0], set[1],
-             set[2], set[3], kind == RANDOM ? "random" : "clustered", 100 * dens, zp,
-             zgroup ? " group" : "");
+    snprintf(label, sizeof label, "N%d C%d %dx%d K%d s%d p%d set %ld/%ld/%ld/%ld/%ld/%ld %s "
+             "%.0f%% zero blocks %d%s", d.N, d.C, d.H, d.W, d.K, d.stride, d.pad, set[0],
+             set[1], set[2], set[3], set[4], set[5], kind == RANDOM ? "random" : "clustered",
+             100 * dens, zp, zgroup ? " group" : "");
 
     int64_t sx[4] = {d.N, d.C, d.H, d.W}, sy[4] = {d.N, d.K, d.P, d.Q},
             sw[4] = {d.K, d.C, 3, 3};
@@ -153,14 +174,15 @@ static void run_case_z(const shape *s, const long *set, double dens, int kind, i
     qg_test_buf dw = qg_test_buf_new(ctx, 4, sw, NULL);
     qg_convm *cm = NULL;
     QG_EXPECT_OK(qg__convm_new(ctx, &d, &cm));
+    float ftol = qg__convm_gathers(cm) ? 1e-5f : 0.0f; /* see the top of the file */
     if (zp)
         QG_EXPECT_OK(qg__convm_zero_blocks(cm, zp, zgroup));
     QG_EXPECT_OK(qg__convm_fwd(cm, tx, tw, tm, y.view));
     float *got = qg_test_buf_get(&y, label);
-    cr_expect(qg_test_allclose(label, got, want, ny, 0.0f, 0.0f), "forward vs oracle");
+    cr_expect(qg_test_allclose(label, got, want, ny, ftol, ftol), "forward vs oracle");
     long listed, total;
     QG_EXPECT_OK(qg__convm_tiles(cm, &listed, &total));
-    long expect = expected_tiles(ctx, &d, m);
+    long expect = expected_tiles(ctx, &d, qg__convm_gathers(cm), m);
     cr_expect_eq(listed, expect, "%s: %ld tiles listed, %ld have outputs on", label, listed,
                  expect);
     if (dens == 0.0)
@@ -249,11 +271,13 @@ Test(conv_masked, zero_weight_blocks)
     cr_expect_eq(qg__convm_zero_blocks(cm, 4, 0), QG_ERR_INVALID_ARG, "4 does not divide 6");
     cr_expect_eq(qg__convm_zero_blocks(cm, 3, 1), QG_ERR_INVALID_ARG, "3 does not divide 5");
     /* the measured rule: the tile share, less the zero blocks' part */
-    cr_expect(qg__convm_keeps_paying(cm, 80, 100) && !qg__convm_keeps_paying(cm, 81, 100));
+    long most = 80;
+    cr_expect(qg__convm_keeps_paying(cm, most, 100) && !qg__convm_keeps_paying(cm, most + 1, 100));
     QG_EXPECT_OK(qg__convm_zero_blocks(cm, 2, 0));
     cr_expect(qg__convm_keeps_paying(cm, 100, 100), "a zero half pays for full tiles");
     QG_EXPECT_OK(qg__convm_zero_blocks(cm, 6, 0));
-    cr_expect(qg__convm_keeps_paying(cm, 96, 100) && !qg__convm_keeps_paying(cm, 97, 100));
+    cr_expect(qg__convm_keeps_paying(cm, most * 6 / 5, 100) &&
+              !qg__convm_keeps_paying(cm, most * 6 / 5 + 1, 100));
     qg__convm_free(cm);
 }
 
@@ -283,10 +307,29 @@ Test(conv_masked, refuses_other_shapes)
     cr_expect_null(cm);
     QG_EXPECT_OK(qg__conv_desc_init(ctx, &d, 2, 4, 8, 8, 4, 3, 3, 1, 1, 2));
     cr_expect_eq(qg__convm_new(ctx, &d, &cm), QG_ERR_UNSUPPORTED);
+    /* the default form per width, and what pays */
+    static const struct {
+        int hw, gathers, pays, wgrad_pays;
+        const char *why;
+    } widths[] = {{8, 1, 1, 1, "8x8 maps gather, both passes"},
+                  {14, 0, 1, 0, "14x14: tiles, forward only"},
+                  {32, 0, 1, 1, "32x32: tiles, both passes"}};
+    for (size_t i = 0; i < sizeof widths / sizeof *widths; i++) {
+        int hw = widths[i].hw;
+        QG_EXPECT_OK(qg__conv_desc_init(ctx, &d, 2, 4, hw, hw, 4, 3, 3, 1, 1, 1));
+        QG_EXPECT_OK(qg__convm_new(ctx, &d, &cm));
+        cr_expect(qg__convm_gathers(cm) == widths[i].gathers && qg__convm_pays(cm) ==
+                      widths[i].pays && qg__convm_wgrad_pays(cm) == widths[i].wgrad_pays,
+                  "%s", widths[i].why);
+        qg__convm_free(cm);
+    }
+    /* tiles forced: 8x8 maps keep the dense path */
+    long tiles[6] = {1, 16, 4, 1, 0, 8};
+    QG_EXPECT_OK(qg__program_override(ctx, "conv_masked", tiles));
     QG_EXPECT_OK(qg__conv_desc_init(ctx, &d, 2, 4, 8, 8, 4, 3, 3, 1, 1, 1));
-    cr_expect(!qg__convm_pays(&d), "8x8 maps keep the dense path");
-    QG_EXPECT_OK(qg__conv_desc_init(ctx, &d, 2, 4, 14, 14, 4, 3, 3, 1, 1, 1));
-    cr_expect(qg__convm_pays(&d) && !qg__convm_wgrad_pays(&d), "14x14: forward only");
-    QG_EXPECT_OK(qg__conv_desc_init(ctx, &d, 2, 4, 32, 32, 4, 3, 3, 1, 1, 1));
-    cr_expect(qg__convm_pays(&d) && qg__convm_wgrad_pays(&d), "32x32 maps skip");
+    QG_EXPECT_OK(qg__convm_new(ctx, &d, &cm));
+    cr_expect(!qg__convm_gathers(cm) && !qg__convm_pays(cm) && !qg__convm_wgrad_pays(cm),
+              "8x8 maps in tiles keep the dense path");
+    qg__convm_free(cm);
+    QG_EXPECT_OK(qg__program_override(ctx, "conv_masked", NULL));
 }

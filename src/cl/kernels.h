@@ -142,7 +142,12 @@ typedef enum qg_prog_id {
     X(CONV_MASKED, CONV_MASKED_LIST, "qg_conv_masked_list")                      \
     X(CONV_MASKED, CONV_MASKED_FWD, "qg_conv_masked_fwd")                        \
     X(CONV_MASKED, CONV_MASKED_WGRAD, "qg_conv_masked_wgrad")                    \
-    X(CONV_MASKED, CONV_MASKED_WSUM, "qg_conv_masked_wsum")
+    X(CONV_MASKED, CONV_MASKED_WSUM, "qg_conv_masked_wsum")                      \
+    X(CONV_MASKED, CONV_MASKED_GPREP, "qg_conv_masked_gprep")                    \
+    X(CONV_MASKED, CONV_MASKED_GWPREP, "qg_conv_masked_gwprep")                  \
+    X(CONV_MASKED, CONV_MASKED_GFWD, "qg_conv_masked_gfwd")                      \
+    X(CONV_MASKED, CONV_MASKED_GWGRAD, "qg_conv_masked_gwgrad")                  \
+    X(CONV_MASKED, CONV_MASKED_GWSUM, "qg_conv_masked_gwsum")
 
 typedef enum qg_kernel_id {
 #define QG_KERNEL_ENUM_(prog, kernel, name) QG_K_##kernel,
@@ -164,6 +169,7 @@ enum { QG_XGEMM_GEMMK, QG_XGEMM_KREG, QG_XGEMM_KWG, QG_XGEMM_KWI, QG_XGEMM_MDIMA
        QG_XGEMM_SB, QG_XGEMM_STRM, QG_XGEMM_STRN, QG_XGEMM_VWM, QG_XGEMM_VWN, QG_XGEMM_NP };
 enum { QG_CHAN_WG, QG_CHAN_EPI, QG_CHAN_NP };
 enum { QG_DW_WG, QG_DW_QT, QG_DW_WWG, QG_DW_ROW, QG_DW_NP };
-enum { QG_MASKED_WG, QG_MASKED_VW, QG_MASKED_KT, QG_MASKED_SP, QG_MASKED_NP };
+enum { QG_MASKED_WG, QG_MASKED_VW, QG_MASKED_KT, QG_MASKED_SP, QG_MASKED_MODE, QG_MASKED_GV,
+       QG_MASKED_NP };
 
 #endif

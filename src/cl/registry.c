@@ -203,11 +203,14 @@ static const qg_program_desc programs[] = {
     ENTRY(QG_PROG_BSQ, "bsq", "BSQ bit planes: weights fwd/bwd, group-Lasso regulariser, clamp",
           {WG_TUNABLE(64)}, 1, valid_wg),
     ENTRY(QG_PROG_CONV_MASKED, "conv_masked",
-          "output-masked 3x3 conv: tile lists, listed tiles fwd, weight gradient",
+          "output-masked 3x3 conv: tiles or per-output gather, fwd and weight gradient",
           {[QG_MASKED_WG] = {"WG", 1, {1, 2, 4, 8}, 4, "local size"},
            [QG_MASKED_VW] = {"VW", 16, {8, 16}, 2, "tile width / vector width"},
            [QG_MASKED_KT] = {"KT", 4, {1, 2, 4, 8}, 4, "output channels per tile"},
-           [QG_MASKED_SP] = {"SP", 1, {1, 2, 4, 8}, 4, "fwd items per (image, channel block)"}},
+           [QG_MASKED_SP] = {"SP", 1, {1, 2, 4, 8}, 4, "fwd items per (image, channel block)"},
+           [QG_MASKED_MODE] = {"MODE", 2, {0, 1, 2}, 3,
+                               "tiles (0), per-output gather (1), gather on maps under 12 wide (2)"},
+           [QG_MASKED_GV] = {"GV", 8, {4, 8}, 2, "gather: channel vector width"}},
           QG_MASKED_NP, valid_wg),
 };
 

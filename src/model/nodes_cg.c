@@ -145,8 +145,14 @@ static qg_status cg_setup(qg_node *n, qg_model *m, size_t *ws)
     p->cm = NULL;
     QG_TRY(qg__conv_desc_init(m->ctx, &p->dc, m->batch, p->cin, H, W, p->cout, p->k, p->k,
                               p->stride, p->pad, 1));
-    if (qg__convm_pays(&p->dc)) {
+    if (qg__convm_takes(&p->dc)) {
         QG_TRY(qg__convm_new(m->ctx, &p->dc, &p->cm));
+        if (!qg__convm_pays(p->cm)) {
+            qg__convm_free(p->cm);
+            p->cm = NULL;
+        }
+    }
+    if (p->cm) {
         /* W*(1-M) is zero on each output's base block: skipped */
         QG_TRY(qg__convm_zero_blocks(p->cm, p->cfg.partitions, p->cfg.group));
         QG_TRY(qg__node_tensor_like(m, y, "cg.gmask", &p->gmask));
@@ -236,7 +242,7 @@ static qg_status cg_backward(qg_node *n, qg_model *m)
     QG_TRY(qg__conv_enqueue_bwd_weight(base_plan(p), xb, p->dyp, p->dwb, NULL, m->workspace, 0));
     /* dYc = d*dOut is 0 outside the forward's mask: the masked conv's
      * weight gradient walks only the tiles its forward listed */
-    if (p->skipped && qg__convm_wgrad_pays(&p->dc))
+    if (p->skipped && qg__convm_wgrad_pays(p->cm))
         QG_TRY(qg__convm_bwd_weight(p->cm, p->dyc, p->dwc, 0));
     else
         QG_TRY(qg__conv_enqueue_bwd_weight(p->plan, x, p->dyc, p->dwc, NULL, m->workspace,

@@ -262,10 +262,15 @@ static qg_status qconv_setup(qg_node *n, qg_model *m, size_t *ws)
         QG_TRY(qg__node_scalar(m, QG_DTYPE_I32, "count", &p->gc.count));
         qg__convm_free(p->cm);
         p->cm = NULL;
-        if (!p->tf && qg__convm_pays(&p->d)) {
+        if (!p->tf && qg__convm_takes(&p->d)) {
             QG_TRY(qg__convm_new(m->ctx, &p->d, &p->cm));
-            QG_TRY(qg__node_tensor_like(m, y, "gmask", &p->gmask));
+            if (!qg__convm_pays(p->cm)) {
+                qg__convm_free(p->cm);
+                p->cm = NULL;
+            }
         }
+        if (p->cm)
+            QG_TRY(qg__node_tensor_like(m, y, "gmask", &p->gmask));
     }
 fail:
     return st;

@@ -2,10 +2,13 @@
  * of cl/conv_masked.cl (contract in src/ops/conv_masked.h). C twin:
  * src/ref/ref_conv_masked.c; tests: tests/test_conv_masked.c.
  *
- * A forward is four launches: the tile lists from the mask (zeros into
- * the unlisted tiles of y), x's zero-padded planes, the weights in the
- * tiles' layout, and the listed tiles. Every buffer is allocated by
- * qg__convm_new, so a step allocates nothing and reads nothing back. */
+ * Two forms, chosen per shape by the tunable MODE (src/cl/registry.c):
+ * tiles (a forward is four launches: the tile lists from the mask, zeros
+ * into the unlisted tiles of y, x's zero-padded planes, the weights in
+ * the tiles' layout, the listed tiles) or the per-output gather (three:
+ * x channels-last, the weights channels-last, the outputs on). Every
+ * buffer is allocated by qg__convm_new, so a step allocates nothing and
+ * reads nothing back. */
 #include "config.h"
 
 #include <limits.h>
@@ -22,10 +25,11 @@ struct qg_convm {
     qg_conv_desc d;
     qg_variant *v;       /* conv_masked's parameters for d's shape class */
     int WG, VW, KT, SP;
+    int gather, GV, Cp;  /* MODE 1: per-output gather, channel vectors, padded C */
     int KB, QB, TPB, nblk; /* channel blocks, tiles per row and per block, blocks */
     int Hd, Wd;          /* input planes */
     int wn, nchunks;     /* weight gradient: images per partial, partials */
-    qg_tensor *xp, *wp, *list, *count, *part;
+    qg_tensor *xp, *wp, *list, *count, *part; /* gather: xp holds xh, wp wg */
     qg_tensor *stats;    /* tiles listed since the statistics' reset (1 int) */
     int zci, zco, zgroup; /* zero weight blocks (qg__convm_zero_blocks); zci 0: none */
     long long fwds;      /* forwards since then */
@@ -44,23 +48,30 @@ void qg__convm_pay_always(int on)
     pay_always = on != 0;
 }
 
-int qg__convm_pays(const qg_conv_desc *d)
+int qg__convm_gathers(const qg_convm *c)
 {
-    if (pay_always)
-        return qg__convm_takes(d);
-    /* measured on PoCL (docs/gate_skipping.md): on maps 8 or fewer wide a
-     * 16-wide tile is half padding and the dense channel-vectorised kernel
-     * wins; from 14 wide on the listed tiles win */
-    return qg__convm_takes(d) && d->Q >= 12;
+    return c->gather;
 }
 
-int qg__convm_wgrad_pays(const qg_conv_desc *d)
+/* Maps narrower than this gather by default (MODE 2): measured on PoCL
+ * (docs/gate_skipping.md), a 16-wide tile of an 8x8 or 7x7 map is half
+ * padding and the dense channel-vectorised kernel beats the tiles, while
+ * the gather works on those maps as on any; on wider maps at CG's
+ * densities the tiles' forward was faster than the gather's. */
+#define QG_CONVM_GATHER_BELOW 12
+
+int qg__convm_pays(const qg_convm *c)
 {
-    if (pay_always)
-        return qg__convm_takes(d);
-    /* the weight gradient's tiles pay from 28 wide on (1.3x there at full
-     * tiles with CG's zero quarter; 0.87x at 14 wide) */
-    return qg__convm_takes(d) && d->Q >= 16;
+    /* tiles: from 14 wide on the listed tiles win */
+    return pay_always || c->gather || c->d.Q >= QG_CONVM_GATHER_BELOW;
+}
+
+int qg__convm_wgrad_pays(const qg_convm *c)
+{
+    /* the tiles' weight gradient pays from 28 wide on (1.3x there at full
+     * tiles with CG's zero quarter; 0.87x at 14 wide); the gather's at
+     * every width measured */
+    return pay_always || c->gather || c->d.Q >= 16;
 }
 
 int qg__convm_keeps_paying(const qg_convm *c, long listed, long total)
@@ -148,6 +159,9 @@ qg_status qg__convm_new(qg_ctx *ctx, const qg_conv_desc *d, qg_convm **out)
     c->VW = (int)v[QG_MASKED_VW];
     c->KT = (int)v[QG_MASKED_KT];
     c->SP = (int)v[QG_MASKED_SP];
+    c->gather = v[QG_MASKED_MODE] == 1 || (v[QG_MASKED_MODE] == 2 && d->Q < QG_CONVM_GATHER_BELOW);
+    c->GV = (int)v[QG_MASKED_GV];
+    c->Cp = (d->C + c->GV - 1) / c->GV * c->GV;
     c->KB = (d->K + c->KT - 1) / c->KT;
     c->QB = (d->Q + c->VW - 1) / c->VW;
     c->TPB = d->P * c->QB;
@@ -160,13 +174,27 @@ qg_status qg__convm_new(qg_ctx *ctx, const qg_conv_desc *d, qg_convm **out)
     int wn = (4 * 32 * 32 + d->P * d->Q - 1) / (d->P * d->Q);
     c->wn = wn < 1 ? 1 : wn > d->N ? d->N : wn;
     c->nchunks = (d->N + c->wn - 1) / c->wn;
-    QG_TRY(new_buf(ctx, (size_t)d->N * d->C * c->Hd * c->Wd, QG_DTYPE_F32, "convm.xp", &c->xp));
-    QG_TRY(new_buf(ctx, (size_t)c->KB * c->KT * d->C * 9, QG_DTYPE_F32, "convm.wp", &c->wp));
-    QG_TRY(new_buf(ctx, (size_t)c->nblk * c->TPB, QG_DTYPE_I32, "convm.list", &c->list));
+    if (c->gather) {
+        /* an output is the unit: one "tile" per output in the statistics */
+        c->Wd = d->W + 2 * d->pad;
+        c->nblk = 0;
+        c->TPB = d->K * d->P * d->Q;
+        QG_TRY(new_buf(ctx, (size_t)d->N * c->Hd * c->Wd * c->Cp, QG_DTYPE_F32, "convm.xh",
+                       &c->xp));
+        QG_TRY(new_buf(ctx, (size_t)d->K * 9 * c->Cp, QG_DTYPE_F32, "convm.wg", &c->wp));
+        QG_TRY(new_buf(ctx, (size_t)c->nchunks * d->K * 9 * c->Cp, QG_DTYPE_F32, "convm.part",
+                       &c->part));
+    } else {
+        QG_TRY(new_buf(ctx, (size_t)d->N * d->C * c->Hd * c->Wd, QG_DTYPE_F32, "convm.xp",
+                       &c->xp));
+        QG_TRY(new_buf(ctx, (size_t)c->KB * c->KT * d->C * 9, QG_DTYPE_F32, "convm.wp",
+                       &c->wp));
+        QG_TRY(new_buf(ctx, (size_t)c->nblk * c->TPB, QG_DTYPE_I32, "convm.list", &c->list));
+        QG_TRY(new_buf(ctx, (size_t)c->nchunks * d->K * d->C * 9, QG_DTYPE_F32, "convm.part",
+                       &c->part));
+    }
     QG_TRY(new_buf(ctx, (size_t)c->nblk + 1, QG_DTYPE_I32, "convm.count", &c->count));
     QG_TRY(new_buf(ctx, 1, QG_DTYPE_I32, "convm.stats", &c->stats));
-    QG_TRY(new_buf(ctx, (size_t)c->nchunks * d->K * d->C * 9, QG_DTYPE_F32, "convm.part",
-                   &c->part));
     *out = c;
     return QG_OK;
 fail:
@@ -189,6 +217,107 @@ static qg_status launch1(qg_kargs *a, size_t n)
     return qg__kargs_launch(a, 1, &n, &l);
 }
 
+static qg_status gather_fwd(qg_convm *c, const qg_tensor *x, const qg_tensor *w,
+                            const qg_tensor *mask, qg_tensor *y)
+{
+    const qg_conv_desc *d = &c->d;
+    qg_status st = QG_OK;
+    qg_kargs a;
+    QG_TRY(qg_tensor_zero(c->count));
+    c->fwds++;
+    /* x channels-last, zero-padded */
+    size_t rows = (size_t)d->N * c->Hd;
+    QG_TRY(kget(c, QG_K_CONV_MASKED_GPREP, &a));
+    qg__karg_tensor(&a, x);
+    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, d->H);
+    qg__karg_int(&a, d->W);
+    qg__karg_int(&a, d->pad);
+    qg__karg_int(&a, c->Hd);
+    qg__karg_int(&a, c->Wd);
+    qg__karg_int(&a, c->Cp);
+    qg__karg_int(&a, (int)rows);
+    qg__karg_tensor(&a, c->xp);
+    QG_TRY(launch1(&a, rows));
+    /* the weights channels-last */
+    size_t wt = (size_t)d->K * 9;
+    QG_TRY(kget(c, QG_K_CONV_MASKED_GWPREP, &a));
+    qg__karg_tensor(&a, w);
+    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, c->Cp);
+    qg__karg_int(&a, (int)wt);
+    qg__karg_tensor(&a, c->wp);
+    QG_TRY(launch1(&a, wt));
+    /* the outputs on, a row per item */
+    size_t orows = (size_t)d->N * d->P;
+    QG_TRY(kget(c, QG_K_CONV_MASKED_GFWD, &a));
+    qg__karg_tensor(&a, c->xp);
+    qg__karg_int(&a, c->Cp);
+    qg__karg_int(&a, c->Hd);
+    qg__karg_int(&a, c->Wd);
+    qg__karg_int(&a, d->stride);
+    qg__karg_tensor(&a, c->wp);
+    qg__karg_int(&a, d->K);
+    qg__karg_int(&a, d->P);
+    qg__karg_int(&a, d->Q);
+    qg__karg_int(&a, (int)orows);
+    qg__karg_tensor(&a, mask);
+    qg__karg_tensor(&a, y);
+    qg__karg_int(&a, c->zci);
+    qg__karg_int(&a, c->zco);
+    qg__karg_int(&a, c->zgroup);
+    qg__karg_tensor(&a, c->count);
+    qg__karg_tensor(&a, c->stats);
+    size_t gl = qg__round_up(orows, (size_t)c->WG), l = (size_t)c->WG;
+    return qg__kargs_launch(&a, 1, &gl, &l);
+fail:
+    return st;
+}
+
+static qg_status gather_bwd_weight(qg_convm *c, const qg_tensor *dy, qg_tensor *dw,
+                                   int accumulate)
+{
+    const qg_conv_desc *d = &c->d;
+    qg_status st = QG_OK;
+    qg_kargs a;
+    QG_TRY(kget(c, QG_K_CONV_MASKED_GWGRAD, &a));
+    qg__karg_tensor(&a, c->xp);
+    qg__karg_int(&a, c->Cp);
+    qg__karg_int(&a, c->Hd);
+    qg__karg_int(&a, c->Wd);
+    qg__karg_int(&a, d->stride);
+    qg__karg_tensor(&a, dy);
+    qg__karg_int(&a, d->K);
+    qg__karg_int(&a, d->P);
+    qg__karg_int(&a, d->Q);
+    qg__karg_int(&a, d->N);
+    qg__karg_int(&a, c->wn);
+    qg__karg_tensor(&a, c->part);
+    qg__karg_int(&a, c->zci);
+    qg__karg_int(&a, c->zco);
+    qg__karg_int(&a, c->zgroup);
+    size_t gl[3] = {qg__round_up((size_t)d->K, (size_t)c->WG), (size_t)(c->Cp / c->GV),
+                    (size_t)c->nchunks};
+    size_t l[3] = {(size_t)c->WG, 1, 1};
+    QG_TRY(qg__kargs_launch(&a, 3, gl, l));
+    size_t total = NW(d);
+    QG_TRY(kget(c, QG_K_CONV_MASKED_GWSUM, &a));
+    qg__karg_tensor(&a, c->part);
+    qg__karg_int(&a, c->nchunks);
+    qg__karg_int(&a, d->K);
+    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, c->Cp);
+    qg__karg_int(&a, accumulate != 0);
+    qg__karg_int(&a, c->zci);
+    qg__karg_int(&a, c->zco);
+    qg__karg_int(&a, c->zgroup);
+    qg__karg_tensor(&a, dw);
+    size_t n = qg__round_up(total, 64), l1 = 64;
+    return qg__kargs_launch(&a, 1, &n, &l1);
+fail:
+    return st;
+}
+
 qg_status qg__convm_fwd(qg_convm *c, const qg_tensor *x, const qg_tensor *w,
                         const qg_tensor *mask, qg_tensor *y)
 {
@@ -201,6 +330,8 @@ qg_status qg__convm_fwd(qg_convm *c, const qg_tensor *x, const qg_tensor *w,
     QG_TRY(qg__tensor_need(ctx, op, "w", w, NW(d), QG_DTYPE_F32));
     QG_TRY(qg__tensor_need(ctx, op, "mask", mask, NY(d), QG_DTYPE_F32));
     QG_TRY(qg__tensor_need(ctx, op, "y", y, NY(d), QG_DTYPE_F32));
+    if (c->gather)
+        return gather_fwd(c, x, w, mask, y);
     /* the lists (and zeros on the unlisted tiles) */
     QG_TRY(qg_tensor_zero(c->count));
     QG_TRY(kget(c, QG_K_CONV_MASKED_LIST, &a));
@@ -273,6 +404,8 @@ qg_status qg__convm_bwd_weight(qg_convm *c, const qg_tensor *dy, qg_tensor *dw, 
     qg_kargs a;
     QG_TRY(qg__tensor_need(ctx, op, "dy", dy, NY(d), QG_DTYPE_F32));
     QG_TRY(qg__tensor_need(ctx, op, "dw", dw, NW(d), QG_DTYPE_F32));
+    if (c->gather)
+        return gather_bwd_weight(c, dy, dw, accumulate);
     QG_TRY(kget(c, QG_K_CONV_MASKED_WGRAD, &a));
     qg__karg_tensor(&a, c->xp);
     qg__karg_int(&a, d->C);
@@ -319,7 +452,7 @@ qg_status qg__convm_tiles(qg_convm *c, long *listed, long *total)
         st = qg_tensor_read(t, &v, sizeof v);
     qg_tensor_free(t);
     *listed = v;
-    *total = (long)c->nblk * c->TPB;
+    *total = c->gather ? (long)c->d.N * c->TPB : (long)c->nblk * c->TPB;
     return st;
 }
 
@@ -328,7 +461,7 @@ qg_status qg__convm_tiles_sum(qg_convm *c, long long *listed, long long *total)
     int32_t v = 0;
     qg_status st = c->fwds ? qg_tensor_read(c->stats, &v, sizeof v) : QG_OK;
     *listed = v;
-    *total = c->fwds * (long long)c->nblk * c->TPB;
+    *total = c->fwds * (c->gather ? (long long)c->d.N : (long long)c->nblk) * c->TPB;
     return st;
 }
 

@@ -6,13 +6,17 @@
  * src/ref/ref_conv_masked.h; tests: tests/test_conv_masked.c; design and
  * measurements: docs/gate_skipping.md.
  *
- * A tile is KT output channels x one output row x VW columns of one image
- * (KT, VW: tunables of program conv_masked, per shape class as
- * conv_direct's). The forward lists, on the device, the tiles with any
- * mask value on (nothing is read back to the host), computes those and
- * writes zeros into the others: y = mask != 0 ? conv(x, w) : 0 everywhere.
- * The weight gradient walks the same list; the data gradient of a
- * masked dy is an ordinary transposed conv (the caller's dense plan).
+ * Two forms (tunable MODE of program conv_masked, per shape class as
+ * conv_direct's; the default picks by map width). Tiles: a tile is KT
+ * output channels x one output row x VW columns of one image; the forward
+ * lists, on the device, the tiles with any mask value on (nothing is read
+ * back to the host), computes those and writes zeros into the others.
+ * The per-output gather computes each output whose mask is on by itself
+ * from a channels-last copy of x, so its work follows the gate's density
+ * even where every tile holds an output on. Either way y = mask != 0 ?
+ * conv(x, w) : 0 everywhere. The weight gradient walks the same work (the
+ * tiles' list, or dy's non-zero values); the data gradient of a masked dy
+ * is an ordinary transposed conv (the caller's dense plan).
  *
  * Shapes: 3x3 kernels, stride 1 or 2, any padding, groups 1
  * (qg__convm_takes). Layouts as src/ops/conv.h; mask has y's shape, any
@@ -27,23 +31,30 @@ typedef struct qg_convm qg_convm;
 /* 3x3, stride 1 or 2, groups 1. */
 int qg__convm_takes(const qg_conv_desc *d);
 
-/* Whether skipping is expected to pay for this shape: the measured rule of
- * docs/gate_skipping.md (forward: maps at least 12 outputs wide; on 8x8
- * maps a tile of VW columns is mostly padding and the dense direct
- * kernels' channel-vectorised form is faster; weight gradient: at least
- * 16 wide). The caller keeps its dense path where it does not; the
- * dense weight gradient of a masked dy is exact too. */
-int qg__convm_pays(const qg_conv_desc *d);
-int qg__convm_wgrad_pays(const qg_conv_desc *d);
+/* Whether skipping is expected to pay for c's shape and form: the
+ * measured rule of docs/gate_skipping.md. The per-output gather pays
+ * everywhere it is chosen (both passes). Tiles: forward on maps at least
+ * 12 outputs wide (on 8x8 maps a tile of VW columns is mostly padding and
+ * the dense direct kernels' channel-vectorised form is faster), weight
+ * gradient from 16 wide. The caller keeps its dense path where it does
+ * not (and may free c); the dense weight gradient of a masked dy is exact
+ * too. */
+int qg__convm_pays(const qg_convm *c);
+int qg__convm_wgrad_pays(const qg_convm *c);
+
+/* 1 when c computes one output at a time (tunable MODE 1, or MODE 2 and
+ * maps under 12 wide), 0 for tiles. */
+int qg__convm_gathers(const qg_convm *c);
 
 /* The measured half of the rule: skipping a layer keeps paying while the
- * share of its tiles a forward computes stays at or below
- * QG_CONVM_MAX_TILES. The listed tiles cost about what the dense direct
- * kernel spends on as many outputs, plus the mask, list and plane passes
- * (measured on PoCL, docs/gate_skipping.md), so a layer that computes
- * more than this share of its tiles runs dense; callers measure it now
- * and then (qg__convm_tiles, one read back) and hold the dense path in
- * between. */
+ * share of its work units (tiles, or outputs for the gather) a forward
+ * computes, less the declared zero blocks' part, stays at or below
+ * QG_CONVM_MAX_TILES. A listed tile or gathered output costs about what
+ * the dense direct kernel spends on as many outputs, plus the mask, list
+ * and layout passes (measured on PoCL, docs/gate_skipping.md), so a
+ * layer that computes more than this share runs dense; callers measure
+ * it now and then (qg__convm_tiles, one read back) and hold the dense
+ * path in between. */
 #define QG_CONVM_MAX_TILES 0.8
 int qg__convm_keeps_paying(const qg_convm *c, long listed, long total);
 
@@ -57,8 +68,8 @@ int qg__convm_keeps_paying(const qg_convm *c, long listed, long total);
 int qg__convm_should_skip(qg_convm *c);
 qg_status qg__convm_after_skip(qg_convm *c);
 
-/* Test hook: 1 makes qg__convm_pays and qg__convm_keeps_paying true for
- * every shape qg__convm_takes (so small test layers skip, always); 0
+/* Test hook: 1 makes qg__convm_pays, qg__convm_wgrad_pays and
+ * qg__convm_keeps_paying true (so small test layers skip, always); 0
  * restores the rules. Process-wide; not for concurrent use. */
 void qg__convm_pay_always(int on);
 
