@@ -162,7 +162,7 @@ int main(int argc, char **argv)
                                                                          ws, 0);
                         else
                             st = pass == 0 ? qg__convm_fwd(cm[p], x, w, mask, y)
-                                           : qg__convm_bwd_weight(cm[p], dy, dw, 0);
+                                           : qg__convm_bwd_weight(cm[p], x, dy, dw, 0);
                         if (st != QG_OK || qg_ctx_finish(ctx) != QG_OK)
                             bench_die(passes[pass]);
                         if (r >= 0) /* the first call builds and warms up */

@@ -13,11 +13,10 @@
  * then computes the listed tiles only, from zero-padded input planes
  * (qg_conv_masked_prep) and the weights in the tile's layout
  * (qg_conv_masked_wprep), and stores a tile's values where the mask is on
- * and zero where it is off. The weight gradient walks the same lists
- * (dy is zero outside the mask, so the unlisted tiles add nothing).
- * Weights known to be zero in blocks (zci > 0, see qm_zero_range: the
- * base block CG's conditional path zeroes) are skipped in both: their
- * products add exact zeros, and their gradient is written as 0.
+ * and zero where it is off. Weights known to be zero in blocks (zci > 0,
+ * see qm_zero_range: the base block CG's conditional path zeroes) are
+ * skipped: their products add exact zeros. The weight gradient of both
+ * forms is the gather's (below).
  *
  * Per output the sum runs over (c, r, s) in that order, with fma, as the
  * dense direct kernel's; results equal the dense masked conv to float
@@ -82,23 +81,6 @@
 #define vec QM_CAT(float, VW)
 #define vload_v QM_CAT(vload, VW)
 #define vstore_v QM_CAT(vstore, VW)
-#define ivec QM_CAT(int, VW)
-#if VW == 16
-#define QM_LANES ((ivec)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
-#else
-#define QM_LANES ((ivec)(0, 1, 2, 3, 4, 5, 6, 7))
-#endif
-
-static inline float qm_hsum(vec v)
-{
-    float t[VW];
-    vstore_v(v, 0, t);
-    float s = 0.0f;
-    for (int i = 0; i < VW; i++)
-        s += t[i];
-    return s;
-}
-
 /* VW values of a plane row from column c, every st-th (st 1 or 2). */
 static inline vec qm_load(__global const float *p, int st)
 {
@@ -275,97 +257,6 @@ void qg_conv_masked_fwd(QG_T(const float, xp), int C, int Hd, int Wd, int st,
             }
         }
     }
-}
-
-/* Weight-gradient partials over the listed tiles: item (c, kb, chunk)
- * sums, over the images n of its chunk (wn each) and the listed tiles of
- * block (n, kb), dy[n][k][p][q] * xp[n][c][p*st + r][q*st + s] for the
- * KT channels k of the block; part[chunk][k][c][9] (k < K). Lanes past Q
- * are masked off. Range (C, KB, nchunks). */
-__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void qg_conv_masked_wgrad(QG_T(const float, xp), int C, int Hd, int Wd, int st,
-                          QG_T(const float, dy), int K, int P, int Q, int KB, int N, int wn,
-                          QG_T(const int, list), QG_T(const int, count), QG_T(float, part),
-                          int zci, int zco, int zgroup)
-{
-    int c = get_global_id(0), kb = get_global_id(1), chunk = get_global_id(2);
-    int n0 = chunk * wn;
-    if (c >= C || kb >= KB || n0 >= N)
-        return;
-    int zs, ze;
-    qm_zero_range(kb, K, zci, zco, zgroup, &zs, &ze);
-    if (c >= zs && c < ze) { /* zero weights: their gradient is not wanted */
-        for (int kt = 0; kt < KT && kb * KT + kt < K; kt++)
-            for (int t = 0; t < 9; t++)
-                QG_P(part)[(((size_t)chunk * K + kb * KT + kt) * C + c) * 9 + t] = 0.0f;
-        return;
-    }
-    int n1 = min(n0 + wn, N);
-    int QB = (Q + VW - 1) / VW, TPB = P * QB;
-    size_t PQ = (size_t)P * Q, L = (size_t)Hd * Wd;
-    vec acc[KT][9];
-    for (int kt = 0; kt < KT; kt++)
-        for (int t = 0; t < 9; t++)
-            acc[kt][t] = (vec)0.0f;
-    for (int n = n0; n < n1; n++) {
-        int blk = n * KB + kb;
-        int cnt = QG_P(count)[blk];
-        __global const int *lst = QG_P(list) + (size_t)blk * TPB;
-        __global const float *xc = QG_P(xp) + ((size_t)n * C + c) * L;
-        for (int i = 0; i < cnt; i++) {
-            int t = lst[i];
-            int p = t / QB, q0 = (t - p * QB) * VW;
-            ivec live = (q0 + QM_LANES) < (ivec)Q;
-            vec dv[KT];
-            for (int kt = 0; kt < KT; kt++) {
-                int k = min(kb * KT + kt, K - 1);
-                __global const float *dp = QG_P(dy) + ((size_t)n * K + k) * PQ + (size_t)p * Q;
-                if (q0 + VW <= Q) {
-                    dv[kt] = vload_v(0, dp + q0);
-                } else {
-                    float v[VW];
-                    for (int l = 0; l < VW; l++)
-                        v[l] = q0 + l < Q ? dp[q0 + l] : 0.0f;
-                    dv[kt] = vload_v(0, v);
-                }
-                dv[kt] = select((vec)0.0f, dv[kt], live);
-            }
-            __global const float *xb = xc + (size_t)(p * st) * Wd + q0 * st;
-            _Pragma("unroll") for (int r = 0; r < 3; r++) {
-                _Pragma("unroll") for (int s = 0; s < 3; s++) {
-                    vec xv = qm_load(xb + r * Wd + s, st);
-                    _Pragma("unroll") for (int kt = 0; kt < KT; kt++)
-                        acc[kt][r * 3 + s] = fma(dv[kt], xv, acc[kt][r * 3 + s]);
-                }
-            }
-        }
-    }
-    for (int kt = 0; kt < KT; kt++) {
-        int k = kb * KT + kt;
-        if (k >= K)
-            break;
-        /* 0 on k's own zero block (a tile spanning two blocks computed it) */
-        int j = zgroup && zco > 0 ? k / zco : 0;
-        int zero = zci > 0 && c >= j * zci && c < (j + 1) * zci;
-        __global float *o = QG_P(part) + (((size_t)chunk * K + k) * C + c) * 9;
-        for (int t = 0; t < 9; t++)
-            o[t] = zero ? 0.0f : qm_hsum(acc[kt][t]);
-    }
-}
-
-/* dw[i] (= or += when accumulate) = the sum over the nchunks partials, in
- * chunk order, of part[chunk][i] (i over K*C*9). */
-__kernel void qg_conv_masked_wsum(QG_T(const float, part), int nchunks, int total,
-                                  int accumulate, QG_T(float, dw))
-{
-    int i = get_global_id(0);
-    if (i >= total)
-        return;
-    float v = 0.0f;
-    for (int ch = 0; ch < nchunks; ch++)
-        v += QG_P(part)[(size_t)ch * total + i];
-    __global float *d = QG_P(dw) + i;
-    *d = accumulate ? *d + v : v;
 }
 
 /* ---- the per-output gather (MODE 1) ---- */

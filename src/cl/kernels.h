@@ -141,8 +141,6 @@ typedef enum qg_prog_id {
     X(CONV_MASKED, CONV_MASKED_WPREP, "qg_conv_masked_wprep")                    \
     X(CONV_MASKED, CONV_MASKED_LIST, "qg_conv_masked_list")                      \
     X(CONV_MASKED, CONV_MASKED_FWD, "qg_conv_masked_fwd")                        \
-    X(CONV_MASKED, CONV_MASKED_WGRAD, "qg_conv_masked_wgrad")                    \
-    X(CONV_MASKED, CONV_MASKED_WSUM, "qg_conv_masked_wsum")                      \
     X(CONV_MASKED, CONV_MASKED_GPREP, "qg_conv_masked_gprep")                    \
     X(CONV_MASKED, CONV_MASKED_GWPREP, "qg_conv_masked_gwprep")                  \
     X(CONV_MASKED, CONV_MASKED_GFWD, "qg_conv_masked_gfwd")                      \

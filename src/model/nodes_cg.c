@@ -243,7 +243,7 @@ static qg_status cg_backward(qg_node *n, qg_model *m)
     /* dYc = d*dOut is 0 outside the forward's mask: the masked conv's
      * weight gradient walks only the tiles its forward listed */
     if (p->skipped && qg__convm_wgrad_pays(p->cm))
-        QG_TRY(qg__convm_bwd_weight(p->cm, p->dyc, p->dwc, 0));
+        QG_TRY(qg__convm_bwd_weight(p->cm, x, p->dyc, p->dwc, 0));
     else
         QG_TRY(qg__conv_enqueue_bwd_weight(p->plan, x, p->dyc, p->dwc, NULL, m->workspace,
                                            0));

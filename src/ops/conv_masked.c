@@ -25,11 +25,13 @@ struct qg_convm {
     qg_conv_desc d;
     qg_variant *v;       /* conv_masked's parameters for d's shape class */
     int WG, VW, KT, SP;
-    int gather, GV, Cp;  /* MODE 1: per-output gather, channel vectors, padded C */
+    int mode, gather, GV, Cp; /* tunable MODE, the form in use, channel vectors, padded C */
     int KB, QB, TPB, nblk; /* channel blocks, tiles per row and per block, blocks */
-    int Hd, Wd;          /* input planes */
+    int Hd, Wd, Wg;      /* input planes: rows, tiles' row width, channels-last width */
     int wn, nchunks;     /* weight gradient: images per partial, partials */
-    qg_tensor *xp, *wp, *list, *count, *part; /* gather: xp holds xh, wp wg */
+    qg_tensor *xp, *wp, *list; /* tiles: planes, weights, lists (NULL for the gather) */
+    qg_tensor *xh, *wg;  /* channels-last input (both forms: the weight gradient's) and weights */
+    qg_tensor *count, *part;
     qg_tensor *stats;    /* tiles listed since the statistics' reset (1 int) */
     int zci, zco, zgroup; /* zero weight blocks (qg__convm_zero_blocks); zci 0: none */
     long long fwds;      /* forwards since then */
@@ -53,11 +55,13 @@ int qg__convm_gathers(const qg_convm *c)
     return c->gather;
 }
 
-/* Maps narrower than this gather by default (MODE 2): measured on PoCL
+/* Maps narrower than this gather in MODE 2: measured on PoCL
  * (docs/gate_skipping.md), a 16-wide tile of an 8x8 or 7x7 map is half
  * padding and the dense channel-vectorised kernel beats the tiles, while
- * the gather works on those maps as on any; on wider maps at CG's
- * densities the tiles' forward was faster than the gather's. */
+ * the gather works on those maps as on any. On wider maps the tiles'
+ * forward beat the gather's at 40% of outputs on: with 16 or 32 input
+ * channels an output is too little work for the gather's per-output
+ * costs (the mask walk, partial groups of channels, the horizontal sum). */
 #define QG_CONVM_GATHER_BELOW 12
 
 int qg__convm_pays(const qg_convm *c)
@@ -68,17 +72,18 @@ int qg__convm_pays(const qg_convm *c)
 
 int qg__convm_wgrad_pays(const qg_convm *c)
 {
-    /* the tiles' weight gradient pays from 28 wide on (1.3x there at full
-     * tiles with CG's zero quarter; 0.87x at 14 wide); the gather's at
-     * every width measured */
-    return pay_always || c->gather || c->d.Q >= 16;
+    /* the gather's weight gradient (both forms') beat the dense one at
+     * every width and density measured; c is made only for shapes it takes */
+    (void)c;
+    return 1;
 }
 
 int qg__convm_keeps_paying(const qg_convm *c, long listed, long total)
 {
     /* zero weight blocks shrink every tile's work by their share */
     double zero = c->zci ? (double)c->zci / c->d.C : 0.0;
-    return pay_always || (double)listed * (1.0 - zero) <= QG_CONVM_MAX_TILES * (double)total;
+    double most = c->gather ? QG_CONVM_MAX_OUTPUTS : QG_CONVM_MAX_TILES;
+    return pay_always || (double)listed * (1.0 - zero) <= most * (double)total;
 }
 
 int qg__convm_should_skip(qg_convm *c)
@@ -122,6 +127,8 @@ void qg__convm_free(qg_convm *c)
         return;
     qg_tensor_free(c->xp);
     qg_tensor_free(c->wp);
+    qg_tensor_free(c->xh);
+    qg_tensor_free(c->wg);
     qg_tensor_free(c->list);
     qg_tensor_free(c->count);
     qg_tensor_free(c->part);
@@ -136,6 +143,36 @@ static qg_status new_buf(qg_ctx *ctx, size_t n, qg_dtype dt, const char *name, q
                          "the kernels' int indexing", name, n);
     int64_t s[1] = {(int64_t)(n ? n : 1)};
     return qg_tensor_new(ctx, 1, s, dt, name, t);
+}
+
+/* Sets c up for the tiles (0) or the gather (1), allocating the buffers
+ * that form needs. */
+static qg_status use_form(qg_convm *c, int gather)
+{
+    const qg_conv_desc *d = &c->d;
+    qg_status st = QG_OK;
+    c->gather = gather;
+    if (gather) {
+        /* an output is the unit: one "tile" per output in the statistics */
+        c->nblk = 0;
+        c->TPB = d->K * d->P * d->Q;
+        if (!c->wg)
+            QG_TRY(new_buf(c->ctx, (size_t)d->K * 9 * c->Cp, QG_DTYPE_F32, "convm.wg",
+                           &c->wg));
+        return QG_OK;
+    }
+    c->TPB = d->P * c->QB;
+    c->nblk = d->N * c->KB;
+    if (!c->xp)
+        QG_TRY(new_buf(c->ctx, (size_t)d->N * d->C * c->Hd * c->Wd, QG_DTYPE_F32, "convm.xp",
+                       &c->xp));
+    if (!c->wp)
+        QG_TRY(new_buf(c->ctx, (size_t)c->KB * c->KT * d->C * 9, QG_DTYPE_F32, "convm.wp",
+                       &c->wp));
+    if (!c->list)
+        QG_TRY(new_buf(c->ctx, (size_t)c->nblk * c->TPB, QG_DTYPE_I32, "convm.list", &c->list));
+fail:
+    return st;
 }
 
 qg_status qg__convm_new(qg_ctx *ctx, const qg_conv_desc *d, qg_convm **out)
@@ -159,7 +196,8 @@ qg_status qg__convm_new(qg_ctx *ctx, const qg_conv_desc *d, qg_convm **out)
     c->VW = (int)v[QG_MASKED_VW];
     c->KT = (int)v[QG_MASKED_KT];
     c->SP = (int)v[QG_MASKED_SP];
-    c->gather = v[QG_MASKED_MODE] == 1 || (v[QG_MASKED_MODE] == 2 && d->Q < QG_CONVM_GATHER_BELOW);
+    c->mode = (int)v[QG_MASKED_MODE];
+    c->gather = c->mode == 1 || (c->mode == 2 && d->Q < QG_CONVM_GATHER_BELOW);
     c->GV = (int)v[QG_MASKED_GV];
     c->Cp = (d->C + c->GV - 1) / c->GV * c->GV;
     c->KB = (d->K + c->KT - 1) / c->KT;
@@ -174,26 +212,13 @@ qg_status qg__convm_new(qg_ctx *ctx, const qg_conv_desc *d, qg_convm **out)
     int wn = (4 * 32 * 32 + d->P * d->Q - 1) / (d->P * d->Q);
     c->wn = wn < 1 ? 1 : wn > d->N ? d->N : wn;
     c->nchunks = (d->N + c->wn - 1) / c->wn;
-    if (c->gather) {
-        /* an output is the unit: one "tile" per output in the statistics */
-        c->Wd = d->W + 2 * d->pad;
-        c->nblk = 0;
-        c->TPB = d->K * d->P * d->Q;
-        QG_TRY(new_buf(ctx, (size_t)d->N * c->Hd * c->Wd * c->Cp, QG_DTYPE_F32, "convm.xh",
-                       &c->xp));
-        QG_TRY(new_buf(ctx, (size_t)d->K * 9 * c->Cp, QG_DTYPE_F32, "convm.wg", &c->wp));
-        QG_TRY(new_buf(ctx, (size_t)c->nchunks * d->K * 9 * c->Cp, QG_DTYPE_F32, "convm.part",
-                       &c->part));
-    } else {
-        QG_TRY(new_buf(ctx, (size_t)d->N * d->C * c->Hd * c->Wd, QG_DTYPE_F32, "convm.xp",
-                       &c->xp));
-        QG_TRY(new_buf(ctx, (size_t)c->KB * c->KT * d->C * 9, QG_DTYPE_F32, "convm.wp",
-                       &c->wp));
-        QG_TRY(new_buf(ctx, (size_t)c->nblk * c->TPB, QG_DTYPE_I32, "convm.list", &c->list));
-        QG_TRY(new_buf(ctx, (size_t)c->nchunks * d->K * d->C * 9, QG_DTYPE_F32, "convm.part",
-                       &c->part));
-    }
-    QG_TRY(new_buf(ctx, (size_t)c->nblk + 1, QG_DTYPE_I32, "convm.count", &c->count));
+    c->Wg = d->W + 2 * d->pad;
+    QG_TRY(use_form(c, c->gather));
+    QG_TRY(new_buf(ctx, (size_t)d->N * c->Hd * c->Wg * c->Cp, QG_DTYPE_F32, "convm.xh",
+                   &c->xh));
+    QG_TRY(new_buf(ctx, (size_t)c->nchunks * d->K * 9 * c->Cp, QG_DTYPE_F32, "convm.part",
+                   &c->part));
+    QG_TRY(new_buf(ctx, (size_t)d->N * c->KB + 1, QG_DTYPE_I32, "convm.count", &c->count));
     QG_TRY(new_buf(ctx, 1, QG_DTYPE_I32, "convm.stats", &c->stats));
     *out = c;
     return QG_OK;
@@ -217,15 +242,12 @@ static qg_status launch1(qg_kargs *a, size_t n)
     return qg__kargs_launch(a, 1, &n, &l);
 }
 
-static qg_status gather_fwd(qg_convm *c, const qg_tensor *x, const qg_tensor *w,
-                            const qg_tensor *mask, qg_tensor *y)
+/* xh = x channels-last, zero-padded. */
+static qg_status channels_last(qg_convm *c, const qg_tensor *x)
 {
     const qg_conv_desc *d = &c->d;
     qg_status st = QG_OK;
     qg_kargs a;
-    QG_TRY(qg_tensor_zero(c->count));
-    c->fwds++;
-    /* x channels-last, zero-padded */
     size_t rows = (size_t)d->N * c->Hd;
     QG_TRY(kget(c, QG_K_CONV_MASKED_GPREP, &a));
     qg__karg_tensor(&a, x);
@@ -234,11 +256,24 @@ static qg_status gather_fwd(qg_convm *c, const qg_tensor *x, const qg_tensor *w,
     qg__karg_int(&a, d->W);
     qg__karg_int(&a, d->pad);
     qg__karg_int(&a, c->Hd);
-    qg__karg_int(&a, c->Wd);
+    qg__karg_int(&a, c->Wg);
     qg__karg_int(&a, c->Cp);
     qg__karg_int(&a, (int)rows);
-    qg__karg_tensor(&a, c->xp);
-    QG_TRY(launch1(&a, rows));
+    qg__karg_tensor(&a, c->xh);
+    return launch1(&a, rows);
+fail:
+    return st;
+}
+
+static qg_status gather_fwd(qg_convm *c, const qg_tensor *x, const qg_tensor *w,
+                            const qg_tensor *mask, qg_tensor *y)
+{
+    const qg_conv_desc *d = &c->d;
+    qg_status st = QG_OK;
+    qg_kargs a;
+    QG_TRY(qg_tensor_zero(c->count));
+    c->fwds++;
+    QG_TRY(channels_last(c, x));
     /* the weights channels-last */
     size_t wt = (size_t)d->K * 9;
     QG_TRY(kget(c, QG_K_CONV_MASKED_GWPREP, &a));
@@ -246,17 +281,17 @@ static qg_status gather_fwd(qg_convm *c, const qg_tensor *x, const qg_tensor *w,
     qg__karg_int(&a, d->C);
     qg__karg_int(&a, c->Cp);
     qg__karg_int(&a, (int)wt);
-    qg__karg_tensor(&a, c->wp);
+    qg__karg_tensor(&a, c->wg);
     QG_TRY(launch1(&a, wt));
     /* the outputs on, a row per item */
     size_t orows = (size_t)d->N * d->P;
     QG_TRY(kget(c, QG_K_CONV_MASKED_GFWD, &a));
-    qg__karg_tensor(&a, c->xp);
+    qg__karg_tensor(&a, c->xh);
     qg__karg_int(&a, c->Cp);
     qg__karg_int(&a, c->Hd);
-    qg__karg_int(&a, c->Wd);
+    qg__karg_int(&a, c->Wg);
     qg__karg_int(&a, d->stride);
-    qg__karg_tensor(&a, c->wp);
+    qg__karg_tensor(&a, c->wg);
     qg__karg_int(&a, d->K);
     qg__karg_int(&a, d->P);
     qg__karg_int(&a, d->Q);
@@ -281,10 +316,10 @@ static qg_status gather_bwd_weight(qg_convm *c, const qg_tensor *dy, qg_tensor *
     qg_status st = QG_OK;
     qg_kargs a;
     QG_TRY(kget(c, QG_K_CONV_MASKED_GWGRAD, &a));
-    qg__karg_tensor(&a, c->xp);
+    qg__karg_tensor(&a, c->xh);
     qg__karg_int(&a, c->Cp);
     qg__karg_int(&a, c->Hd);
-    qg__karg_int(&a, c->Wd);
+    qg__karg_int(&a, c->Wg);
     qg__karg_int(&a, d->stride);
     qg__karg_tensor(&a, dy);
     qg__karg_int(&a, d->K);
@@ -395,49 +430,22 @@ fail:
     return st;
 }
 
-qg_status qg__convm_bwd_weight(qg_convm *c, const qg_tensor *dy, qg_tensor *dw, int accumulate)
+qg_status qg__convm_bwd_weight(qg_convm *c, const qg_tensor *x, const qg_tensor *dy,
+                               qg_tensor *dw, int accumulate)
 {
     static const char op[] = "conv_masked_bwd_weight";
     const qg_conv_desc *d = &c->d;
     qg_ctx *ctx = c->ctx;
     qg_status st = QG_OK;
-    qg_kargs a;
+    QG_TRY(qg__tensor_need(ctx, op, "x", x, NX(d), QG_DTYPE_F32));
     QG_TRY(qg__tensor_need(ctx, op, "dy", dy, NY(d), QG_DTYPE_F32));
     QG_TRY(qg__tensor_need(ctx, op, "dw", dw, NW(d), QG_DTYPE_F32));
-    if (c->gather)
-        return gather_bwd_weight(c, dy, dw, accumulate);
-    QG_TRY(kget(c, QG_K_CONV_MASKED_WGRAD, &a));
-    qg__karg_tensor(&a, c->xp);
-    qg__karg_int(&a, d->C);
-    qg__karg_int(&a, c->Hd);
-    qg__karg_int(&a, c->Wd);
-    qg__karg_int(&a, d->stride);
-    qg__karg_tensor(&a, dy);
-    qg__karg_int(&a, d->K);
-    qg__karg_int(&a, d->P);
-    qg__karg_int(&a, d->Q);
-    qg__karg_int(&a, c->KB);
-    qg__karg_int(&a, d->N);
-    qg__karg_int(&a, c->wn);
-    qg__karg_tensor(&a, c->list);
-    qg__karg_tensor(&a, c->count);
-    qg__karg_tensor(&a, c->part);
-    qg__karg_int(&a, c->zci);
-    qg__karg_int(&a, c->zco);
-    qg__karg_int(&a, c->zgroup);
-    size_t gl[3] = {qg__round_up((size_t)d->C, (size_t)c->WG), (size_t)c->KB,
-                    (size_t)c->nchunks};
-    size_t l[3] = {(size_t)c->WG, 1, 1};
-    QG_TRY(qg__kargs_launch(&a, 3, gl, l));
-    size_t total = NW(d);
-    QG_TRY(kget(c, QG_K_CONV_MASKED_WSUM, &a));
-    qg__karg_tensor(&a, c->part);
-    qg__karg_int(&a, c->nchunks);
-    qg__karg_int(&a, (int)total);
-    qg__karg_int(&a, accumulate != 0);
-    qg__karg_tensor(&a, dw);
-    size_t n = qg__round_up(total, 64), l1 = 64;
-    return qg__kargs_launch(&a, 1, &n, &l1);
+    /* the tiles' forward left planes of another layout: the gather's
+     * weight gradient beat the tiles' at every width and density measured
+     * (docs/gate_skipping.md), so both forms use it */
+    if (!c->gather)
+        QG_TRY(channels_last(c, x));
+    return gather_bwd_weight(c, dy, dw, accumulate);
 fail:
     return st;
 }

@@ -14,9 +14,9 @@
  * The per-output gather computes each output whose mask is on by itself
  * from a channels-last copy of x, so its work follows the gate's density
  * even where every tile holds an output on. Either way y = mask != 0 ?
- * conv(x, w) : 0 everywhere. The weight gradient walks the same work (the
- * tiles' list, or dy's non-zero values); the data gradient of a masked dy
- * is an ordinary transposed conv (the caller's dense plan).
+ * conv(x, w) : 0 everywhere. The weight gradient (one form for both)
+ * walks dy's non-zero values; the data gradient of a masked dy is an
+ * ordinary transposed conv (the caller's dense plan).
  *
  * Shapes: 3x3 kernels, stride 1 or 2, any padding, groups 1
  * (qg__convm_takes). Layouts as src/ops/conv.h; mask has y's shape, any
@@ -32,13 +32,13 @@ typedef struct qg_convm qg_convm;
 int qg__convm_takes(const qg_conv_desc *d);
 
 /* Whether skipping is expected to pay for c's shape and form: the
- * measured rule of docs/gate_skipping.md. The per-output gather pays
- * everywhere it is chosen (both passes). Tiles: forward on maps at least
- * 12 outputs wide (on 8x8 maps a tile of VW columns is mostly padding and
- * the dense direct kernels' channel-vectorised form is faster), weight
- * gradient from 16 wide. The caller keeps its dense path where it does
- * not (and may free c); the dense weight gradient of a masked dy is exact
- * too. */
+ * measured rule of docs/gate_skipping.md. The per-output gather's forward
+ * pays everywhere it is chosen; the tiles' forward on maps at least 12
+ * outputs wide (on 8x8 maps a tile of VW columns is mostly padding and
+ * the dense direct kernels' channel-vectorised form is faster). The
+ * weight gradient (the gather's, for both forms) pays everywhere. The
+ * caller keeps its dense path where it does not (and may free c); the
+ * dense weight gradient of a masked dy is exact too. */
 int qg__convm_pays(const qg_convm *c);
 int qg__convm_wgrad_pays(const qg_convm *c);
 
@@ -56,6 +56,10 @@ int qg__convm_gathers(const qg_convm *c);
  * it now and then (qg__convm_tiles, one read back) and hold the dense
  * path in between. */
 #define QG_CONVM_MAX_TILES 0.8
+/* The same for the gather's outputs: one computed by itself costs up to
+ * 1.4x its share of the dense kernel's time (C = 16, no zero blocks), and
+ * the layout passes cost a fifth of a dense forward. */
+#define QG_CONVM_MAX_OUTPUTS 0.6
 int qg__convm_keeps_paying(const qg_convm *c, long listed, long total);
 
 /* That rule for a gated layer, in one place: call qg__convm_should_skip
@@ -95,14 +99,14 @@ qg_status qg__convm_zero_blocks(qg_convm *c, int p, int group);
 qg_status qg__convm_fwd(qg_convm *c, const qg_tensor *x, const qg_tensor *w,
                         const qg_tensor *mask, qg_tensor *y);
 
-/* dw (= or += when accumulate) = corr(x, dy) over the tiles the last
- * qg__convm_fwd listed, x being that forward's input (unchanged since);
- * 0 (or unchanged, when accumulate) on declared zero weight blocks.
- * Exact only when dy is zero outside those tiles (a gradient masked by the
- * forward's mask, or by a subset of it). Partial sums per image chunk,
- * added in a fixed order: deterministic. */
-qg_status qg__convm_bwd_weight(qg_convm *c, const qg_tensor *dy, qg_tensor *dw,
-                               int accumulate);
+/* dw (= or += when accumulate) = corr(x, dy), walking dy's non-zero
+ * values only (a gradient masked by the forward's mask is zero elsewhere),
+ * x being the last qg__convm_fwd's input (unchanged since: the gather
+ * form reuses that forward's channels-last copy, the tiles form makes
+ * one); 0 (or unchanged, when accumulate) on declared zero weight blocks.
+ * Partial sums per image chunk, added in a fixed order: deterministic. */
+qg_status qg__convm_bwd_weight(qg_convm *c, const qg_tensor *x, const qg_tensor *dy,
+                               qg_tensor *dw, int accumulate);
 
 /* The tiles the last forward listed and all tiles (reads one int back;
  * for statistics and tests). */

@@ -107,7 +107,7 @@ static qg_status cm_run(qg_ctx *ctx, void *state)
         memcpy(s->vals, v, sizeof v);
     }
     st = qg__convm_fwd(s->cm, s->x, s->w, s->mask, s->y);
-    return st == QG_OK ? qg__convm_bwd_weight(s->cm, s->dy, s->dw, 0) : st;
+    return st == QG_OK ? qg__convm_bwd_weight(s->cm, s->x, s->dy, s->dw, 0) : st;
 }
 
 static qg_status cm_check(qg_ctx *ctx, void *state, double *err)
