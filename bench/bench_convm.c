@@ -7,6 +7,8 @@
  *   dense   the conv plan's forward / weight gradient (what --dense-gates runs)
  *   tiles   the masked conv, MODE 0 (tiles of KT channels x VW columns)
  *   gather  the masked conv, MODE 1 (one output at a time, channels last)
+ * Passes: fwd, wgrd (weight gradient), dgrd (data gradient, one kernel for
+ * both forms of the masked conv) of a dy masked like the output.
  * Per shape, density and pass: min and median ms of each path and the
  * ratios dense/tiles and dense/gather of the minima. The other tunables
  * come from the tuning database as in training.
@@ -129,6 +131,7 @@ int main(int argc, char **argv)
         int64_t wsz[4] = {s->k, s->c, 3, 3};
         int64_t wss[1] = {(int64_t)qg__conv_plan_ws_floats(plan) + 1};
         qg_tensor *x = bench_tensor(ctx, 4, xs, "x", 0.0f);
+        qg_tensor *dx = bench_tensor(ctx, 4, xs, "dx", 0.0f);
         qg_tensor *w = bench_tensor(ctx, 4, wsz, "w", 0.0f);
         qg_tensor *dw = bench_tensor(ctx, 4, wsz, "dw", 0.0f);
         qg_tensor *ws = bench_tensor(ctx, 1, wss, "ws", 0.0f);
@@ -150,19 +153,21 @@ int main(int argc, char **argv)
                 qg_tensor_write(dy, hdy, ny * sizeof *hdy) != QG_OK)
                 bench_die("writing the mask");
             double tiles_share = 0;
-            static const char *passes[2] = {"fwd", "wgrd"};
-            for (int pass = 0; pass < 2; pass++) {
+            static const char *passes[3] = {"fwd", "wgrd", "dgrd"};
+            for (int pass = 0; pass < 3; pass++) {
                 for (int r = -1; r < runs; r++) {
                     for (int p = 0; p < NPATH; p++) {
                         double t0 = bench_now();
                         qg_status st;
                         if (p == P_DENSE)
-                            st = pass == 0 ? qg__conv_enqueue_fwd(plan, x, w, NULL, y, ws, NULL)
-                                           : qg__conv_enqueue_bwd_weight(plan, x, dy, dw, NULL,
-                                                                         ws, 0);
+                            st = pass == 0   ? qg__conv_enqueue_fwd(plan, x, w, NULL, y, ws, NULL)
+                                 : pass == 1 ? qg__conv_enqueue_bwd_weight(plan, x, dy, dw, NULL,
+                                                                           ws, 0)
+                                             : qg__conv_enqueue_bwd_data(plan, dy, w, dx, ws, 0);
                         else
-                            st = pass == 0 ? qg__convm_fwd(cm[p], x, w, mask, y)
-                                           : qg__convm_bwd_weight(cm[p], x, dy, dw, 0);
+                            st = pass == 0   ? qg__convm_fwd(cm[p], x, w, mask, y)
+                                 : pass == 1 ? qg__convm_bwd_weight(cm[p], x, dy, dw, 0)
+                                             : qg__convm_bwd_data(cm[p], dy, w, dx, 0);
                         if (st != QG_OK || qg_ctx_finish(ctx) != QG_OK)
                             bench_die(passes[pass]);
                         if (r >= 0) /* the first call builds and warms up */
@@ -192,7 +197,7 @@ int main(int argc, char **argv)
         for (int p = P_TILES; p <= P_GATHER; p++)
             qg__convm_free(cm[p]);
         qg__conv_plan_free(plan);
-        qg_tensor_free(x), qg_tensor_free(w), qg_tensor_free(dw), qg_tensor_free(ws);
+        qg_tensor_free(x), qg_tensor_free(dx), qg_tensor_free(w), qg_tensor_free(dw), qg_tensor_free(ws);
         qg_tensor_free(y), qg_tensor_free(dy), qg_tensor_free(mask);
     }
     free(t);

@@ -511,3 +511,131 @@ __kernel void qg_conv_masked_gwsum(QG_T(const float, part), int nchunks, int K, 
     __global float *d = QG_P(dw) + i;
     *d = accumulate ? *d + v : v;
 }
+
+/* ---- the data gradient of a masked dy (both forms) ----
+ * dx = the transposed conv of dy, from dy's non-zero values only: a
+ * compaction pass lists, per output position, the channels whose dy is
+ * non-zero and their values; then one item per input row gathers, for
+ * each input position and tap, the listed channels of the output position
+ * that tap reaches, GV input channels at a time, from the weights laid
+ * out as wt [9][K][Cp]. */
+
+/* Per output position o = (n, p, q): cnt[o] channels k with dy != 0, in
+ * order, in kl[o*K ..] and their values in gv[o*K ..]. One item per
+ * (n, p): range N*P. */
+__kernel void qg_conv_masked_dcompact(QG_T(const float, dy), int K, int P, int Q, int rows,
+                                      QG_T(int, kl), QG_T(float, gv), QG_T(int, cnt))
+{
+    int row = get_global_id(0);
+    if (row >= rows)
+        return;
+    int n = row / P, p = row - n * P;
+    size_t PQ = (size_t)P * Q;
+    __global const float *d = QG_P(dy) + (size_t)n * K * PQ + (size_t)p * Q;
+    for (int q = 0; q < Q; q++) {
+        size_t o = (size_t)row * Q + q;
+        __global int *ko = QG_P(kl) + o * K;
+        __global float *go = QG_P(gv) + o * K;
+        int m = 0;
+        for (int k = 0; k < K; k++) {
+            float g = d[k * PQ + q];
+            if (g != 0.0f) {
+                ko[m] = k;
+                go[m] = g;
+                m++;
+            }
+        }
+        QG_P(cnt)[o] = m;
+    }
+}
+
+/* wt[t][k][c] = w[k][c][t] (0 for c >= C); one item per (t, k): range 9*K. */
+__kernel void qg_conv_masked_dwprep(QG_T(const float, w), int K, int C, int Cp, int total,
+                                    QG_T(float, wt))
+{
+    int i = get_global_id(0);
+    if (i >= total)
+        return;
+    int t = i / K, k = i - t * K;
+    __global float *d = QG_P(wt) + (size_t)i * Cp;
+    for (int c = 0; c < Cp; c++)
+        d[c] = c < C ? QG_P(w)[((size_t)k * C + c) * 9 + t] : 0.0f;
+}
+
+/* The dx of GV*NV channels from c0 at input position (h, w): the sum
+ * over taps reaching an output position and its listed channels k of
+ * dy * wt[t][k][c0 ..]; NV named accumulators share each dy value. */
+#define QM_DGATHER(NV, BODY)                                                                  \
+    for (int r = 0; r < 3; r++) {                                                             \
+        int pp = h + pad - r;                                                                 \
+        if (pp < 0 || pp % st || pp / st >= P)                                                \
+            continue;                                                                         \
+        for (int s = 0; s < 3; s++) {                                                         \
+            int qq = w + pad - s;                                                             \
+            if (qq < 0 || qq % st || qq / st >= Q)                                            \
+                continue;                                                                     \
+            size_t o = ((size_t)n * P + pp / st) * Q + qq / st;                               \
+            int m = QG_P(cnt)[o];                                                             \
+            __global const int *ko = QG_P(kl) + o * K;                                        \
+            __global const float *go = QG_P(gv) + o * K;                                      \
+            __global const float *wtt = QG_P(wt) + (size_t)(r * 3 + s) * K * Cp + c0;         \
+            for (int i = 0; i < m; i++) {                                                     \
+                int k = ko[i];                                                                \
+                if (zskip) {                                                                  \
+                    int j = zgroup ? k / zco : 0;                                             \
+                    if (c0 >= j * zci && c0 < (j + 1) * zci)                                  \
+                        continue;                                                             \
+                }                                                                             \
+                gvec g = (gvec)go[i];                                                         \
+                __global const float *wk = wtt + (size_t)k * Cp;                              \
+                BODY                                                                          \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+/* dx[n][c][h][w] (= or += when accumulate) = sum over taps t = (r, s)
+ * reaching an output position (p, q) and its listed channels k of
+ * dy[n][k][p][q] * w[k][c][t]. Channels go GV*4 at a time (GV*2 when
+ * Cp is 2 GV), so that each dy value loaded feeds 4 (2) fma; a declared
+ * zero block is skipped where it covers the whole group (zci a multiple
+ * of the group's channels, aligned). One item per input row (n, h):
+ * range N*H. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void qg_conv_masked_dgrad(QG_T(const int, kl), QG_T(const float, gv), QG_T(const int, cnt),
+                          QG_T(const float, wt), int C, int Cp, int H, int W, int K, int P, int Q,
+                          int st, int pad, int rows, int accumulate, int zci, int zco,
+                          int zgroup, QG_T(float, dx))
+{
+    int row = get_global_id(0);
+    if (row >= rows)
+        return;
+    int n = row / H, h = row - n * H;
+    size_t HW = (size_t)H * W;
+    int nv = Cp % (4 * GV) == 0 ? 4 : Cp % (2 * GV) == 0 ? 2 : 1, cw = nv * GV;
+    int zskip = zci > 0 && zci % cw == 0;
+    for (int w = 0; w < W; w++) {
+        for (int c0 = 0; c0 < Cp; c0 += cw) {
+            gvec a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+            if (nv == 4) {
+                QM_DGATHER(4, a0 = fma(g, vload_g(0, wk), a0);
+                           a1 = fma(g, vload_g(1, wk), a1);
+                           a2 = fma(g, vload_g(2, wk), a2);
+                           a3 = fma(g, vload_g(3, wk), a3);)
+            } else if (nv == 2) {
+                QM_DGATHER(2, a0 = fma(g, vload_g(0, wk), a0);
+                           a1 = fma(g, vload_g(1, wk), a1);)
+            } else {
+                QM_DGATHER(1, a0 = fma(g, vload_g(0, wk), a0);)
+            }
+            float v[4 * GV];
+            vstore_g(a0, 0, v);
+            vstore_g(a1, 1, v);
+            vstore_g(a2, 2, v);
+            vstore_g(a3, 3, v);
+            for (int l = 0; l < cw && c0 + l < C; l++) {
+                __global float *d = QG_P(dx) + ((size_t)n * C + c0 + l) * HW + (size_t)h * W + w;
+                *d = accumulate ? *d + v[l] : v[l];
+            }
+        }
+    }
+}

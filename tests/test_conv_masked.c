@@ -218,6 +218,32 @@ static void run_case_z(const shape *s, const long *set, double dens, int kind, i
             if (zero_block(&d, zp, zgroup, k, c))
                 memset(ddw + ((size_t)k * d.C + c) * 9, 0, 9 * sizeof *ddw);
     cr_expect(qg_test_allclose(label, got, dense, ny, 1e-5f, 1e-5f), "forward vs dense plan");
+
+    /* the data gradient of the masked dy: against the C oracle of the
+     * transposed conv (over all of dy, zeros included) and the dense plan;
+     * then accumulating onto a non-zero dx */
+    float *dx_want = malloc(nx * sizeof *dx_want), *dx_start = malloc(nx * sizeof *dx_start);
+    qg_ref_conv2d_bwd_data(&d, dy, w, dx_want);
+    qg_test_buf dxm = qg_test_buf_new(ctx, 4, sx, NULL);
+    QG_EXPECT_OK(qg__convm_bwd_data(cm, tdy, tw, dxm.view, 0));
+    float *gdx = qg_test_buf_get(&dxm, label);
+    cr_expect(qg_test_allclose(label, gdx, dx_want, nx, 1e-5f, 1e-5f), "dgrad vs oracle");
+    qg_tensor *dxd = NULL;
+    QG_EXPECT_OK(qg_tensor_new(ctx, 4, sx, QG_DTYPE_F32, "dxd", &dxd));
+    QG_EXPECT_OK(qg__conv_enqueue_bwd_data(pl, tdy, tw, dxd, ws, 0));
+    float *ddx = qg_test_read(dxd);
+    cr_expect(qg_test_allclose(label, gdx, ddx, nx, 1e-5f, 1e-5f), "dgrad vs dense plan");
+    qg_test_fill(dx_start, nx, -1.0f, 1.0f, 15);
+    qg_tensor *tdx = qg_test_tensor(ctx, 4, sx, dx_start);
+    QG_EXPECT_OK(qg__convm_bwd_data(cm, tdy, tw, tdx, 1));
+    float *gdx2 = qg_test_read(tdx);
+    for (size_t i = 0; i < nx; i++)
+        dx_want[i] += dx_start[i];
+    cr_expect(qg_test_allclose(label, gdx2, dx_want, nx, 1e-5f, 1e-5f), "dgrad accumulate");
+    free(dx_want), free(dx_start), free(gdx), free(ddx), free(gdx2);
+    qg_tensor_free(dxd);
+    qg_tensor_free(tdx);
+    qg_test_buf_free(&dxm);
     cr_expect(qg_test_allclose(label, gdw, ddw, nw, 1e-4f, 1e-4f), "wgrad vs dense plan");
 
     free(dense);

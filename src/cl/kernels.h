@@ -145,7 +145,10 @@ typedef enum qg_prog_id {
     X(CONV_MASKED, CONV_MASKED_GWPREP, "qg_conv_masked_gwprep")                  \
     X(CONV_MASKED, CONV_MASKED_GFWD, "qg_conv_masked_gfwd")                      \
     X(CONV_MASKED, CONV_MASKED_GWGRAD, "qg_conv_masked_gwgrad")                  \
-    X(CONV_MASKED, CONV_MASKED_GWSUM, "qg_conv_masked_gwsum")
+    X(CONV_MASKED, CONV_MASKED_GWSUM, "qg_conv_masked_gwsum")                    \
+    X(CONV_MASKED, CONV_MASKED_DCOMPACT, "qg_conv_masked_dcompact")              \
+    X(CONV_MASKED, CONV_MASKED_DWPREP, "qg_conv_masked_dwprep")                  \
+    X(CONV_MASKED, CONV_MASKED_DGRAD, "qg_conv_masked_dgrad")
 
 typedef enum qg_kernel_id {
 #define QG_KERNEL_ENUM_(prog, kernel, name) QG_K_##kernel,

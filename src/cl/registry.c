@@ -208,7 +208,10 @@ static const qg_program_desc programs[] = {
            [QG_MASKED_VW] = {"VW", 16, {8, 16}, 2, "tile width / vector width"},
            [QG_MASKED_KT] = {"KT", 4, {1, 2, 4, 8}, 4, "output channels per tile"},
            [QG_MASKED_SP] = {"SP", 1, {1, 2, 4, 8}, 4, "fwd items per (image, channel block)"},
-           [QG_MASKED_MODE] = {"MODE", 2, {0, 1, 2}, 3,
+           /* the tune case times one wide shape, whose winner would be
+            * stored for every shape: MODE stays with the width rule (2)
+            * unless set by hand */
+           [QG_MASKED_MODE] = {"MODE", 2, {2}, 1,
                                "tiles (0), per-output gather (1), gather on maps under 12 wide (2)"},
            [QG_MASKED_GV] = {"GV", 8, {4, 8}, 2, "gather: channel vector width"}},
           QG_MASKED_NP, valid_wg),

@@ -241,7 +241,7 @@ static qg_status cg_backward(qg_node *n, qg_model *m)
     QG_TRY(base_input(p, m->ctx, x, 0, &xb)); /* (xb as the forward left it) */
     QG_TRY(qg__conv_enqueue_bwd_weight(base_plan(p), xb, p->dyp, p->dwb, NULL, m->workspace, 0));
     /* dYc = d*dOut is 0 outside the forward's mask: the masked conv's
-     * weight gradient walks only the tiles its forward listed */
+     * weight gradient walks only its non-zero values */
     if (p->skipped && qg__convm_wgrad_pays(p->cm))
         QG_TRY(qg__convm_bwd_weight(p->cm, x, p->dyc, p->dwc, 0));
     else
@@ -265,7 +265,11 @@ static qg_status cg_backward(qg_node *n, qg_model *m)
         QG_TRY(qg__conv_enqueue_bwd_data(base_plan(p), p->dyp, p->wb, dx, m->workspace,
                                          p->cfg.shuffle ? 0 : acc));
     }
-    QG_TRY(qg__conv_enqueue_bwd_data(p->plan, p->dyc, p->wc, dx, m->workspace, 1));
+    /* dYc is zero outside the forward's mask too */
+    if (p->skipped && qg__convm_dgrad_pays(p->cm))
+        QG_TRY(qg__convm_bwd_data(p->cm, p->dyc, p->wc, dx, 1));
+    else
+        QG_TRY(qg__conv_enqueue_bwd_data(p->plan, p->dyc, p->wc, dx, m->workspace, 1));
     if (p->cfg.shuffle)
         QG_TRY(qg__cg_shuffle(m->ctx, p->dxs, p->cin / p->cfg.partitions, IN0(n, m)->grad,
                               acc));

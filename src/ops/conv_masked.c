@@ -32,6 +32,7 @@ struct qg_convm {
     qg_tensor *xp, *wp, *list; /* tiles: planes, weights, lists (NULL for the gather) */
     qg_tensor *xh, *wg;  /* channels-last input (both forms: the weight gradient's) and weights */
     qg_tensor *count, *part;
+    qg_tensor *dkl, *dgv, *dcnt, *dwt; /* data gradient (made at its first call) */
     qg_tensor *stats;    /* tiles listed since the statistics' reset (1 int) */
     int zci, zco, zgroup; /* zero weight blocks (qg__convm_zero_blocks); zci 0: none */
     long long fwds;      /* forwards since then */
@@ -76,6 +77,11 @@ int qg__convm_wgrad_pays(const qg_convm *c)
      * every width and density measured; c is made only for shapes it takes */
     (void)c;
     return 1;
+}
+
+int qg__convm_dgrad_pays(const qg_convm *c)
+{
+    return pay_always || c->d.C >= 32;
 }
 
 int qg__convm_keeps_paying(const qg_convm *c, long listed, long total)
@@ -129,6 +135,10 @@ void qg__convm_free(qg_convm *c)
     qg_tensor_free(c->wp);
     qg_tensor_free(c->xh);
     qg_tensor_free(c->wg);
+    qg_tensor_free(c->dkl);
+    qg_tensor_free(c->dgv);
+    qg_tensor_free(c->dcnt);
+    qg_tensor_free(c->dwt);
     qg_tensor_free(c->list);
     qg_tensor_free(c->count);
     qg_tensor_free(c->part);
@@ -446,6 +456,74 @@ qg_status qg__convm_bwd_weight(qg_convm *c, const qg_tensor *x, const qg_tensor 
     if (!c->gather)
         QG_TRY(channels_last(c, x));
     return gather_bwd_weight(c, dy, dw, accumulate);
+fail:
+    return st;
+}
+
+qg_status qg__convm_bwd_data(qg_convm *c, const qg_tensor *dy, const qg_tensor *w,
+                             qg_tensor *dx, int accumulate)
+{
+    static const char op[] = "conv_masked_bwd_data";
+    const qg_conv_desc *d = &c->d;
+    qg_ctx *ctx = c->ctx;
+    qg_status st = QG_OK;
+    qg_kargs a;
+    QG_TRY(qg__tensor_need(ctx, op, "dy", dy, NY(d), QG_DTYPE_F32));
+    QG_TRY(qg__tensor_need(ctx, op, "w", w, NW(d), QG_DTYPE_F32));
+    QG_TRY(qg__tensor_need(ctx, op, "dx", dx, NX(d), QG_DTYPE_F32));
+    size_t npos = (size_t)d->N * d->P * d->Q;
+    if (!c->dkl) {
+        QG_TRY(new_buf(ctx, npos * d->K, QG_DTYPE_I32, "convm.dkl", &c->dkl));
+        QG_TRY(new_buf(ctx, npos * d->K, QG_DTYPE_F32, "convm.dgv", &c->dgv));
+        QG_TRY(new_buf(ctx, npos, QG_DTYPE_I32, "convm.dcnt", &c->dcnt));
+        QG_TRY(new_buf(ctx, (size_t)9 * d->K * c->Cp, QG_DTYPE_F32, "convm.dwt", &c->dwt));
+    }
+    /* dy's non-zero channels per output position */
+    size_t orows = (size_t)d->N * d->P;
+    QG_TRY(kget(c, QG_K_CONV_MASKED_DCOMPACT, &a));
+    qg__karg_tensor(&a, dy);
+    qg__karg_int(&a, d->K);
+    qg__karg_int(&a, d->P);
+    qg__karg_int(&a, d->Q);
+    qg__karg_int(&a, (int)orows);
+    qg__karg_tensor(&a, c->dkl);
+    qg__karg_tensor(&a, c->dgv);
+    qg__karg_tensor(&a, c->dcnt);
+    QG_TRY(launch1(&a, orows));
+    /* the weights per tap and output channel, channels last */
+    size_t wt = (size_t)9 * d->K;
+    QG_TRY(kget(c, QG_K_CONV_MASKED_DWPREP, &a));
+    qg__karg_tensor(&a, w);
+    qg__karg_int(&a, d->K);
+    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, c->Cp);
+    qg__karg_int(&a, (int)wt);
+    qg__karg_tensor(&a, c->dwt);
+    QG_TRY(launch1(&a, wt));
+    /* each input row gathers from the listed outputs its taps reach */
+    size_t irows = (size_t)d->N * d->H;
+    QG_TRY(kget(c, QG_K_CONV_MASKED_DGRAD, &a));
+    qg__karg_tensor(&a, c->dkl);
+    qg__karg_tensor(&a, c->dgv);
+    qg__karg_tensor(&a, c->dcnt);
+    qg__karg_tensor(&a, c->dwt);
+    qg__karg_int(&a, d->C);
+    qg__karg_int(&a, c->Cp);
+    qg__karg_int(&a, d->H);
+    qg__karg_int(&a, d->W);
+    qg__karg_int(&a, d->K);
+    qg__karg_int(&a, d->P);
+    qg__karg_int(&a, d->Q);
+    qg__karg_int(&a, d->stride);
+    qg__karg_int(&a, d->pad);
+    qg__karg_int(&a, (int)irows);
+    qg__karg_int(&a, accumulate != 0);
+    qg__karg_int(&a, c->zci);
+    qg__karg_int(&a, c->zco);
+    qg__karg_int(&a, c->zgroup);
+    qg__karg_tensor(&a, dx);
+    size_t gl = qg__round_up(irows, (size_t)c->WG), l = (size_t)c->WG;
+    return qg__kargs_launch(&a, 1, &gl, &l);
 fail:
     return st;
 }

@@ -108,6 +108,22 @@ qg_status qg__convm_fwd(qg_convm *c, const qg_tensor *x, const qg_tensor *w,
 qg_status qg__convm_bwd_weight(qg_convm *c, const qg_tensor *x, const qg_tensor *dy,
                                qg_tensor *dw, int accumulate);
 
+/* dx (= or += when accumulate) = the transposed conv of dy with w,
+ * walking dy's non-zero values only (one pass lists them per output
+ * position): exact for any dy, and cheaper than the dense transposed conv
+ * when dy is zero outside a sparse mask (CG's conditional path). The
+ * products with declared zero weight blocks are skipped where they are
+ * whole channel vectors. Buffers for it are made at the first call.
+ * Summation order differs from the dense plan's (float rounding). */
+qg_status qg__convm_bwd_data(qg_convm *c, const qg_tensor *dy, const qg_tensor *w,
+                             qg_tensor *dx, int accumulate);
+
+/* Whether qg__convm_bwd_data is expected to beat the dense transposed conv
+ * at gate densities up to about half (measured on PoCL,
+ * docs/gate_skipping.md): from 32 input channels on; with 16 a dy value
+ * feeds too few products to pay for finding it. */
+int qg__convm_dgrad_pays(const qg_convm *c);
+
 /* The tiles the last forward listed and all tiles (reads one int back;
  * for statistics and tests). */
 qg_status qg__convm_tiles(qg_convm *c, long *listed, long *total);
