@@ -274,7 +274,7 @@ Test(jpeg, random_resized_crop_boxes)
         double amin = 1, amax = 0;
         for (uint64_t k = 0; k < 2000; k++) {
             int l, t, cw, ch;
-            qg__rrc_box(k * 0x9e3779b97f4a7c15ULL + s, W, H, &l, &t, &cw, &ch);
+            qg__rrc_box(k * 0x9e3779b97f4a7c15ULL + s, W, H, 0.08, &l, &t, &cw, &ch);
             cr_assert(l >= 0 && t >= 0 && cw >= 1 && ch >= 1 && l + cw <= W && t + ch <= H,
                       "%dx%d: box %d,%d %dx%d", W, H, l, t, cw, ch);
             double area = (double)cw * ch / ((double)W * H), ar = (double)cw / ch;
@@ -293,6 +293,20 @@ Test(jpeg, random_resized_crop_boxes)
             cr_assert_eq(fallback, 0);
         }
     }
+}
+
+/* --crop-scale: the smallest area share moves to lo */
+Test(jpeg, random_resized_crop_scale)
+{
+    double amin = 1;
+    for (uint64_t k = 0; k < 2000; k++) {
+        int l, t, cw, ch;
+        qg__rrc_box(k * 0x9e3779b97f4a7c15ULL, 500, 375, 0.5, &l, &t, &cw, &ch);
+        cr_assert(l >= 0 && t >= 0 && l + cw <= 500 && t + ch <= 375);
+        double area = (double)cw * ch / (500.0 * 375.0);
+        amin = area < amin ? area : amin;
+    }
+    cr_assert(amin >= 0.49 && amin < 0.52, "smallest area %.3f at scale 0.5", amin);
 }
 
 /* ---- the folder dataset ---- */

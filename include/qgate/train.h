@@ -164,6 +164,8 @@ typedef struct qg_train_cfg {
     int input_size;            /* square network input side (0: 224) */
     int resize;                /* evaluation: shorter side before the centre crop
                                   (0: input_size * 256 / 224) */
+    double crop_scale;         /* training: the smallest area share of
+                                  RandomResizedCrop (0: torchvision's 0.08) */
     const char *normalize;     /* "imagenet", "dataset" or "none"; NULL: the
                                   dataset's default (folder: imagenet; IDX,
                                   CIFAR: dataset); eval: the checkpoint's */

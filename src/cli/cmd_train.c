@@ -100,6 +100,10 @@ static void train_usage(FILE *f)
 "  --input-size N        folder data: network input side (default 224)\n"
 "  --resize N            folder data: evaluation resizes the shorter side to N\n"
 "                        before the centre crop (default input-size*256/224)\n"
+"  --crop-scale X        folder data: training crops cover a random share of the\n"
+"                        image area in [X, 1] (RandomResizedCrop's scale; default\n"
+"                        0.08, torchvision's; small images such as 28x28 garments\n"
+"                        train faster with about 0.5)\n"
 "  --normalize KIND      imagenet | dataset | none: the ImageNet mean/std (the\n"
 "                        default of folder data), the dataset's own (the default\n"
 "                        of IDX and CIFAR data; the reference uses imagenet on\n"
@@ -163,7 +167,7 @@ enum {
     O_MODEL = 256, O_SHORTCUT, O_DATA, O_DATA_DIR, O_LIMIT_TRAIN, O_LIMIT_TEST, O_CROP, O_NOFLIP,
     O_EPOCHS, O_BATCH, O_EVAL_BATCH, O_OPT, O_LR, O_MOM, O_NEST, O_WD, O_NOWDBN, O_SCHED,
     O_MILE, O_GAMMA, O_ENDLR, O_POWER, O_CLIP, O_SEED, O_METRICS, O_CKPT, O_RESUME, O_PROG,
-    O_NOPROG, O_DEVICE, O_VERBOSE, O_HELP, O_CHECKPOINT_EVAL, O_WORKERS, O_INPUT_SIZE,
+    O_NOPROG, O_DEVICE, O_VERBOSE, O_HELP, O_CHECKPOINT_EVAL, O_WORKERS, O_INPUT_SIZE, O_CROP_SCALE,
     O_RESIZE, O_NORMALIZE, O_INIT, O_START_EPOCH, O_KBITS, O_SYNC_BN, O_KEEP_LAST, O_JSON, O_ABITS,
     O_ACT_CLIP, O_DENSE_GATES
 };
@@ -181,7 +185,7 @@ static const struct option train_opts[] = {
     {"resume", 1, 0, O_RESUME}, {"progress", 0, 0, O_PROG}, {"no-progress", 0, 0, O_NOPROG},
     {"device", 1, 0, O_DEVICE}, {"verbose", 0, 0, O_VERBOSE}, {"help", 0, 0, O_HELP},
     {"workers", 1, 0, O_WORKERS}, {"input-size", 1, 0, O_INPUT_SIZE},
-    {"resize", 1, 0, O_RESIZE}, {"normalize", 1, 0, O_NORMALIZE},
+    {"resize", 1, 0, O_RESIZE}, {"crop-scale", 1, 0, O_CROP_SCALE}, {"normalize", 1, 0, O_NORMALIZE},
     {"init", 1, 0, O_INIT}, {"start-epoch", 1, 0, O_START_EPOCH},
     {"kbits", 1, 0, O_KBITS},
     {"sync-bn", 0, 0, O_SYNC_BN}, {"keep-last", 0, 0, O_KEEP_LAST},
@@ -258,6 +262,17 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
             if (!parse_long(cmd, "input-size", optarg, 8, 4096, &v)) return 2;
             c->input_size = (int)v;
             break;
+        case O_CROP_SCALE: {
+            char *end;
+            double x = strtod(optarg, &end);
+            if (*optarg == '\0' || *end || !(x > 0.0 && x <= 1.0)) {
+                fprintf(stderr, "qgate %s: --crop-scale must be a number in (0, 1], got "
+                        "'%s'\n", cmd, optarg);
+                return 2;
+            }
+            c->crop_scale = x;
+            break;
+        }
         case O_RESIZE:
             if (!parse_long(cmd, "resize", optarg, 8, 8192, &v)) return 2;
             c->resize = (int)v;

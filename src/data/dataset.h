@@ -47,6 +47,7 @@ typedef struct qg_data_opts {
                                 the training images) or "none" (x/255) */
     int workers;             /* loader threads (0: 1); read by the loader's
                                 caller, not by the dataset */
+    double crop_scale;       /* training crops' smallest area share (0: 0.08) */
 } qg_data_opts;
 /* qg__dataset_load with options (o NULL: defaults). The in-memory
  * formats ignore o. */

@@ -12,7 +12,7 @@
  * once at load (PNG is not supported yet).
  *
  * Transforms (torchvision's standard ImageNet recipe):
- *   train: RandomResizedCrop(size, scale 0.08-1, ratio 3/4-4/3) with the
+ *   train: RandomResizedCrop(size, scale 0.08-1 (--crop-scale), ratio 3/4-4/3) with the
  *          same ten-try rule and centre fallback as torchvision, then the
  *          loader's horizontal flip; random numbers from the sample key.
  *   val:   Resize(resize) of the shorter side, CenterCrop(size).
@@ -128,6 +128,7 @@ typedef struct folder {
     int *labels;
     int classes;
     int train, size, resize;
+    double crop_scale; /* RandomResizedCrop's smallest area share */
     float scale[3], bias[3];
     unsigned char *bad;    /* per file, set once (atomically) */
     size_t nbad;
@@ -155,14 +156,14 @@ static void scratch_free(void *scratch)
     qg__jpeg_free(scratch);
 }
 
-/* torchvision's RandomResizedCrop.get_params with our random stream:
- * (left, top, width, height) of the crop. */
-void qg__rrc_box(uint64_t key, int W, int H, int *l, int *t, int *cw, int *ch)
+/* torchvision's RandomResizedCrop.get_params with our random stream and
+ * scale (lo, 1): (left, top, width, height) of the crop. */
+void qg__rrc_box(uint64_t key, int W, int H, double lo, int *l, int *t, int *cw, int *ch)
 {
     qg_rng r = {key};
     double area = (double)W * H, lr0 = log(3.0 / 4.0), lr1 = log(4.0 / 3.0);
     for (int i = 0; i < 10; i++) {
-        double target = area * (0.08 + 0.92 * qg__rng_uniform(&r));
+        double target = area * (lo + (1.0 - lo) * qg__rng_uniform(&r));
         double aspect = exp(lr0 + (lr1 - lr0) * qg__rng_uniform(&r));
         int w = (int)rint(sqrt(target * aspect)), h = (int)rint(sqrt(target / aspect));
         if (w > 0 && w <= W && h > 0 && h <= H) {
@@ -218,7 +219,7 @@ static qg_status render(const folder *f, qg_jpeg *j, size_t k, int train, uint64
     qg_jpeg_region r;
     if (train) {
         int l, t, cw, ch;
-        qg__rrc_box(key, W, H, &l, &t, &cw, &ch);
+        qg__rrc_box(key, W, H, f->crop_scale, &l, &t, &cw, &ch);
         r = (qg_jpeg_region){l, t, (double)cw / f->size, (double)ch / f->size, l, t, l + cw,
                              t + ch};
     } else {
@@ -432,6 +433,7 @@ qg_status qg__dataset_load_folder(const char *dir, int train, const qg_data_opts
     f->train = train;
     f->size = o->input_size > 0 ? o->input_size : 224;
     f->resize = o->resize > 0 ? o->resize : (int)lround(f->size * 256.0 / 224.0);
+    f->crop_scale = o->crop_scale > 0 ? o->crop_scale : 0.08;
     const char *norm = o->normalize ? o->normalize : "imagenet";
     qg_status st = QG_OK;
     if (f->size > 4096 || f->resize < f->size || f->resize > 8192) {

@@ -61,7 +61,7 @@ qg_status qg__jpeg_render(qg_jpeg *j, const qg_jpeg_region *r, int out_w, int ou
 /* torchvision's RandomResizedCrop box (scale 0.08-1, ratio 3/4-4/3, ten
  * tries, then the centre fallback) for a W x H image, drawn from the
  * stream `key`: left, top, width, height. In folder.c. */
-void qg__rrc_box(uint64_t key, int W, int H, int *l, int *t, int *cw, int *ch);
+void qg__rrc_box(uint64_t key, int W, int H, double lo, int *l, int *t, int *cw, int *ch);
 
 /* Encodes interleaved RGB (channels 3) or gray (1) rows to JPEG at
  * quality q; *out is malloc'd (free() it). */

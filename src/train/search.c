@@ -244,7 +244,8 @@ static void ft_event(const qg_train_event *ev, void *user)
 static qg_status open_data(search *s)
 {
     const qg_train_cfg *tc = &s->c->train;
-    qg_data_opts dopts = {tc->input_size, tc->resize, tc->normalize, tc->workers};
+    qg_data_opts dopts = {tc->input_size, tc->resize, tc->normalize, tc->workers,
+                          tc->crop_scale};
     qg_status st = qg__dataset_load_opts(tc->data, tc->data_dir, 1, &dopts, &s->train);
     if (st == QG_OK)
         st = qg__dataset_load_opts(tc->data, tc->data_dir, 0, &dopts, &s->test);

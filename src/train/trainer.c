@@ -71,7 +71,7 @@ void qg_train_cfg_defaults(qg_train_cfg *c)
 /* The folder-dataset options of a run (src/data/folder.c). */
 static qg_data_opts data_opts(const qg_train_cfg *c)
 {
-    qg_data_opts o = {c->input_size, c->resize, c->normalize, c->workers};
+    qg_data_opts o = {c->input_size, c->resize, c->normalize, c->workers, c->crop_scale};
     return o;
 }
 
