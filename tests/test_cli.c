@@ -363,6 +363,35 @@ static const char *line_after(const char *out, const char *key)
     return b;
 }
 
+/* BSQ from the command line: a float model, converted to 8-bit planes,
+ * one BSQ epoch (the epoch line names BSQ's loss term, not a gating loss,
+ * and shows the compression), a finetune epoch, and eval's per-layer
+ * precisions and compression. */
+Test(cli, bsq_convert_train_finetune_eval, .timeout = 600)
+{
+    char dir[] = "/tmp/qgate-cli-XXXXXX", cmd[1024];
+    cr_assert_not_null(mkdtemp(dir));
+    const char *base = "./qgate train --model resnet8 --shortcut B --epochs 1 --limit-train 128 "
+                       "--limit-test 64 --no-progress";
+    snprintf(cmd, sizeof cmd, "%s --checkpoint %s/f.safetensors", base, dir);
+    expect_cli(cmd, 0, "epoch 1/1");
+    snprintf(cmd, sizeof cmd, "./qgate convert %s/f.safetensors --bits 8 -o %s/b.safetensors",
+             dir, dir);
+    expect_cli(cmd, 0, NULL);
+    snprintf(cmd, sizeof cmd, "%s --bsq --init %s/b.safetensors --decay 2 --checkpoint "
+             "%s/q.safetensors", base, dir, dir);
+    const char *o = expect_cli(cmd, 0, "with the bit-plane regulariser)");
+    cr_expect_eq(strstr(o, "gating loss"), NULL, "%s", o);
+    cr_expect_neq(strstr(o, "compression 4.00x (8.00 bits)"), NULL, "%s", o);
+    snprintf(cmd, sizeof cmd, "%s --bsq-finetune --init %s/q.safetensors --checkpoint "
+             "%s/t.safetensors", base, dir, dir);
+    expect_cli(cmd, 0, "compression");
+    snprintf(cmd, sizeof cmd, "./qgate eval %s/t.safetensors --limit-test 64", dir);
+    expect_cli(cmd, 0, "Compression rate (32 bits / average bits of the quantized layers): 4.00x");
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    expect_cli(cmd, 0, NULL);
+}
+
 /* Issue 23, fidelity: --keep-last trains on the last partial batch (3
  * steps of 300 images at batch 128, not 2); the training loss is shown
  * with and without PG's gating loss (epoch line and metrics keys);

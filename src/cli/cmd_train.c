@@ -431,6 +431,8 @@ static int parse(const char *cmd, int argc, char **argv, qg_train_cfg *c, const 
 typedef struct show {
     int progress;
     int midline;            /* a progress line is open */
+    const char *aux;        /* what the methods' loss term is: "gating loss", or
+                               BSQ's "bit-plane regulariser" */
 } show;
 
 static void fmt_eta(double s, char *buf, size_t cap)
@@ -472,7 +474,8 @@ static void on_event(const qg_train_event *ev, void *user)
         fmt_eta(ev->eta_s, eta, sizeof eta);
         char gl[48] = "";
         if (ev->gating)
-            snprintf(gl, sizeof gl, " (%.4f w/ gating)", ev->train_loss + ev->train_gating_loss);
+            snprintf(gl, sizeof gl, " (%.4f w/ %s)", ev->train_loss + ev->train_gating_loss,
+                     strcmp(s->aux, "gating loss") ? "regulariser" : "gating");
         fprintf(stderr, "\repoch %d/%d [%ld/%ld] loss %.4f%s acc %.2f%%%s%s lr %.4g %.0f img/s "
                 "ETA %s   ", ev->epoch, ev->epochs, ev->batch, ev->batches, ev->train_loss, gl,
                 100 * ev->train_acc, ev->text[0] ? " " : "", ev->text, ev->lr, ev->img_per_s,
@@ -504,10 +507,10 @@ static void on_event(const qg_train_event *ev, void *user)
         if (have_lp)
             snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
                      ", low-precision acc %.2f%%", 100 * lp);
-        char gl[64] = "";
+        char gl[80] = "";
         if (ev->gating)
-            snprintf(gl, sizeof gl, " (%.4f with the gating loss)",
-                     ev->train_loss + ev->train_gating_loss);
+            snprintf(gl, sizeof gl, " (%.4f with the %s)", ev->train_loss + ev->train_gating_loss,
+                     s->aux);
         fprintf(stderr, "epoch %d/%d: train loss %.4f%s acc %.2f%%, test loss %.4f acc %.2f%%%s, "
                 "%.0f img/s, %.1f s\n", ev->epoch, ev->epochs, ev->train_loss, gl,
                 100 * ev->train_acc, ev->test_loss, 100 * ev->test_acc, extra, ev->img_per_s,
@@ -521,13 +524,15 @@ int qg_cli_train(int argc, char **argv)
 {
     qg_train_cfg c;
     qg_cli_model_flags mf;
-    show sh = {.progress = -1};
+    show sh = {.progress = -1, .aux = "gating loss"};
     qg_train_cfg_defaults(&c);
     int rc = parse("train", argc, argv, &c, NULL, train_usage, &mf, &sh.progress);
     if (rc >= 0)
         return rc;
     if (sh.progress < 0)
         sh.progress = isatty(2);
+    if (c.methods && qg_method_cfg_enabled(c.methods, "bsq"))
+        sh.aux = "bit-plane regulariser";
     c.callback = on_event;
     c.user = &sh;
     c.stop = &g_stop;
