@@ -40,13 +40,9 @@ int main(int argc, char **argv)
     qg_ctx_opts o = {0};
     int batch = 128, runs = 20, cold = 0;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
-            o.device = argv[++i];
-        else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
-            batch = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
-            runs = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--cold") == 0)
+        if (bench_common_opt(argc, argv, &i, &o, &batch, &runs))
+            continue;
+        if (strcmp(argv[i], "--cold") == 0)
             cold = 1;
         else {
             fprintf(stderr, "usage: bench_bn [--batch N] [--runs N] [--cold] [--device N|NAME]\n");
@@ -57,9 +53,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_bn: --batch and --runs must be positive\n");
         return 2;
     }
-    qg_ctx *ctx;
-    if (qg_ctx_new(&o, &ctx) != QG_OK)
-        bench_die("creating the context");
+    qg_ctx *ctx = bench_ctx(&o);
     printf("device: %s (driver %s), batch %d, %s operands, min/median of %d runs\n",
            ctx->info.name, ctx->info.driver, batch, cold ? "cold" : "warm", runs);
     printf("%-22s %-4s %9s %9s %8s\n", "shape", "pass", "min ms", "med ms", "GB/s");

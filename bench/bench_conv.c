@@ -128,13 +128,9 @@ int main(int argc, char **argv)
     int batch = 128, runs = 10, in_c = 3, in_h = 32, in_w = 32, qbits = 0;
     double peak = 0;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
-            o.device = argv[++i];
-        else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
-            batch = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
-            runs = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--quant") == 0 && i + 1 < argc)
+        if (bench_common_opt(argc, argv, &i, &o, &batch, &runs))
+            continue;
+        if (strcmp(argv[i], "--quant") == 0 && i + 1 < argc)
             qbits = atoi(argv[++i]);
         else if (strcmp(argv[i], "--peak") == 0 && i + 1 < argc)
             peak = atof(argv[++i]);
@@ -151,9 +147,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_conv: --batch and --runs must be positive, --quant 2..16\n");
         return 2;
     }
-    qg_ctx *ctx;
-    if (qg_ctx_new(&o, &ctx) != QG_OK)
-        bench_die("creating the context");
+    qg_ctx *ctx = bench_ctx(&o);
     printf("device: %s (driver %s), batch %d, input %dx%dx%d, min/median of %d runs\n",
            ctx->info.name, ctx->info.driver, batch, in_c, in_h, in_w, runs);
     printf("%-22s %-6s %9s %9s %9s %7s\n", "shape", "pass", "min ms", "med ms", "GFLOP/s",

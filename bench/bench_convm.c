@@ -71,13 +71,9 @@ int main(int argc, char **argv)
     int batch = 128, runs = 5, clustered = 0, gv = 0;
     const char *dens_arg = "0.4";
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
-            o.device = argv[++i];
-        else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
-            batch = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
-            runs = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--density") == 0 && i + 1 < argc)
+        if (bench_common_opt(argc, argv, &i, &o, &batch, &runs))
+            continue;
+        if (strcmp(argv[i], "--density") == 0 && i + 1 < argc)
             dens_arg = argv[++i];
         else if (strcmp(argv[i], "--gv") == 0 && i + 1 < argc)
             gv = atoi(argv[++i]);
@@ -93,9 +89,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_convm: --batch and --runs must be positive\n");
         return 2;
     }
-    qg_ctx *ctx;
-    if (qg_ctx_new(&o, &ctx) != QG_OK)
-        bench_die("creating the context");
+    qg_ctx *ctx = bench_ctx(&o);
     printf("device: %s (driver %s), batch %d, %s gates, zero quarter declared, min/median of "
            "%d alternating runs (ms)\n",
            ctx->info.name, ctx->info.driver, batch, clustered ? "clustered" : "random", runs);

@@ -76,13 +76,9 @@ int main(int argc, char **argv)
     int batch = 32, runs = 10;
     long qt = 0, wwg = 0, row = -1, wg = 0;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
-            o.device = argv[++i];
-        else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
-            batch = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
-            runs = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--qt") == 0 && i + 1 < argc)
+        if (bench_common_opt(argc, argv, &i, &o, &batch, &runs))
+            continue;
+        if (strcmp(argv[i], "--qt") == 0 && i + 1 < argc)
             qt = atol(argv[++i]);
         else if (strcmp(argv[i], "--wwg") == 0 && i + 1 < argc)
             wwg = atol(argv[++i]);
@@ -102,9 +98,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_dwconv: --batch and --runs must be positive\n");
         return 2;
     }
-    qg_ctx *ctx;
-    if (qg_ctx_new(&o, &ctx) != QG_OK)
-        bench_die("creating the context");
+    qg_ctx *ctx = bench_ctx(&o);
     long v[QG_MAX_TUNABLES];
     int nv;
     if (qg__program_params(ctx, "dwconv", v, &nv) != QG_OK)

@@ -53,13 +53,9 @@ int main(int argc, char **argv)
     qg_ctx_opts o = {0};
     int batch = 128, runs = 5, groups = 4, gemm = 1;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
-            o.device = argv[++i];
-        else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
-            batch = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
-            runs = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--groups") == 0 && i + 1 < argc)
+        if (bench_common_opt(argc, argv, &i, &o, &batch, &runs))
+            continue;
+        if (strcmp(argv[i], "--groups") == 0 && i + 1 < argc)
             groups = atoi(argv[++i]);
         else if (strcmp(argv[i], "--no-gemm") == 0)
             gemm = 0;
@@ -74,9 +70,7 @@ int main(int argc, char **argv)
                         "or 16\n");
         return 2;
     }
-    qg_ctx *ctx;
-    if (qg_ctx_new(&o, &ctx) != QG_OK)
-        bench_die("creating the context");
+    qg_ctx *ctx = bench_ctx(&o);
     printf("device: %s (driver %s), batch %d, %d groups, min/median of %d alternating runs\n",
            ctx->info.name, ctx->info.driver, batch, groups, runs);
     printf("%-16s %-4s %17s %17s %17s %8s %8s\n", "shape", "pass", "direct min/med",

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "qgate.h"
@@ -40,6 +41,32 @@ static void bench_die(const char *what)
 {
     fprintf(stderr, "%s: %s: %s\n", bench_prog, what, qg_last_error());
     exit(1);
+}
+
+/* The options every probe takes (--device N|NAME, --batch N, --runs N):
+ * 1 when argv[*i] is one of them (*i then at its value), else 0. */
+static int bench_common_opt(int argc, char **argv, int *i, qg_ctx_opts *o, int *batch, int *runs)
+{
+    if (*i + 1 >= argc)
+        return 0;
+    if (strcmp(argv[*i], "--device") == 0)
+        o->device = argv[++*i];
+    else if (strcmp(argv[*i], "--batch") == 0)
+        *batch = atoi(argv[++*i]);
+    else if (strcmp(argv[*i], "--runs") == 0)
+        *runs = atoi(argv[++*i]);
+    else
+        return 0;
+    return 1;
+}
+
+/* The context of o, or exit naming the program. */
+static qg_ctx *bench_ctx(const qg_ctx_opts *o)
+{
+    qg_ctx *ctx;
+    if (qg_ctx_new(o, &ctx) != QG_OK)
+        bench_die("creating the context");
+    return ctx;
 }
 
 /* An F32 tensor holding base + a fixed pseudo-random pattern in [-0.5, 0.5). */
