@@ -38,9 +38,15 @@ for mode in $modes; do
     flag=""; [ "$mode" = eval ] && flag="--eval"
     pt=""; qg=""; all_pt=""; all_qg=""
     for r in $(seq "$rounds"); do
-        p=$(GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296 \
-            /usr/bin/python3 "$script" --batch "$batch" --steps "$steps" --threads 2 $flag "$@" | tee /dev/stderr | rate)
-        q=$("$qgate" bench train --model resnet20 --batch "$batch" --steps "$steps" $flag "$@" | tee /dev/stderr | rate)
+        # each side's lines go to stderr by echo: `tee /dev/stderr` truncated a log
+        # file that stderr was redirected to (it reopens the file)
+        out=$(GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296 \
+            /usr/bin/python3 "$script" --batch "$batch" --steps "$steps" --threads 2 $flag "$@")
+        echo "$out" >&2
+        p=$(echo "$out" | rate)
+        out=$("$qgate" bench train --model resnet20 --batch "$batch" --steps "$steps" $flag "$@")
+        echo "$out" >&2
+        q=$(echo "$out" | rate)
         pt=$(best "$p" "$pt"); qg=$(best "$q" "$qg")
         all_pt="$all_pt $p"; all_qg="$all_qg $q"
     done
