@@ -7,8 +7,9 @@
  * into the unlisted tiles of y, x's zero-padded planes, the weights in
  * the tiles' layout, the listed tiles) or the per-output gather (three:
  * x channels-last, the weights channels-last, the outputs on). Every
- * buffer is allocated by qg__convm_new, so a step allocates nothing and
- * reads nothing back. */
+ * buffer is allocated by qg__convm_new (the data gradient's at its first
+ * call), so a step after the first allocates nothing, and none reads
+ * anything back. */
 #include "config.h"
 
 #include <limits.h>
