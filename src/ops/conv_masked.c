@@ -26,7 +26,7 @@ struct qg_convm {
     qg_conv_desc d;
     qg_variant *v;       /* conv_masked's parameters for d's shape class */
     int WG, VW, KT, SP;
-    int mode, gather, GV, Cp; /* tunable MODE, the form in use, channel vectors, padded C */
+    int gather, GV, Cp;  /* the form (from MODE), channel vectors, padded C */
     int KB, QB, TPB, nblk; /* channel blocks, tiles per row and per block, blocks */
     int Hd, Wd, Wg;      /* input planes: rows, tiles' row width, channels-last width */
     int wn, nchunks;     /* weight gradient: images per partial, partials */
@@ -156,32 +156,18 @@ static qg_status new_buf(qg_ctx *ctx, size_t n, qg_dtype dt, const char *name, q
     return qg_tensor_new(ctx, 1, s, dt, name, t);
 }
 
-/* Sets c up for the tiles (0) or the gather (1), allocating the buffers
- * that form needs. */
-static qg_status use_form(qg_convm *c, int gather)
+/* The buffers of c's form (fixed when c is made): the gather's weights,
+ * or the tiles' planes, weights and lists. */
+static qg_status alloc_form(qg_convm *c)
 {
     const qg_conv_desc *d = &c->d;
     qg_status st = QG_OK;
-    c->gather = gather;
-    if (gather) {
-        /* an output is the unit: one "tile" per output in the statistics */
-        c->nblk = 0;
-        c->TPB = d->K * d->P * d->Q;
-        if (!c->wg)
-            QG_TRY(new_buf(c->ctx, (size_t)d->K * 9 * c->Cp, QG_DTYPE_F32, "convm.wg",
-                           &c->wg));
-        return QG_OK;
-    }
-    c->TPB = d->P * c->QB;
-    c->nblk = d->N * c->KB;
-    if (!c->xp)
-        QG_TRY(new_buf(c->ctx, (size_t)d->N * d->C * c->Hd * c->Wd, QG_DTYPE_F32, "convm.xp",
-                       &c->xp));
-    if (!c->wp)
-        QG_TRY(new_buf(c->ctx, (size_t)c->KB * c->KT * d->C * 9, QG_DTYPE_F32, "convm.wp",
-                       &c->wp));
-    if (!c->list)
-        QG_TRY(new_buf(c->ctx, (size_t)c->nblk * c->TPB, QG_DTYPE_I32, "convm.list", &c->list));
+    if (c->gather)
+        return new_buf(c->ctx, (size_t)d->K * 9 * c->Cp, QG_DTYPE_F32, "convm.wg", &c->wg);
+    QG_TRY(new_buf(c->ctx, (size_t)d->N * d->C * c->Hd * c->Wd, QG_DTYPE_F32, "convm.xp",
+                   &c->xp));
+    QG_TRY(new_buf(c->ctx, (size_t)c->KB * c->KT * d->C * 9, QG_DTYPE_F32, "convm.wp", &c->wp));
+    QG_TRY(new_buf(c->ctx, (size_t)c->nblk * c->TPB, QG_DTYPE_I32, "convm.list", &c->list));
 fail:
     return st;
 }
@@ -207,8 +193,8 @@ qg_status qg__convm_new(qg_ctx *ctx, const qg_conv_desc *d, qg_convm **out)
     c->VW = (int)v[QG_MASKED_VW];
     c->KT = (int)v[QG_MASKED_KT];
     c->SP = (int)v[QG_MASKED_SP];
-    c->mode = (int)v[QG_MASKED_MODE];
-    c->gather = c->mode == 1 || (c->mode == 2 && d->Q < QG_CONVM_GATHER_BELOW);
+    long mode = v[QG_MASKED_MODE];
+    c->gather = mode == 1 || (mode == 2 && d->Q < QG_CONVM_GATHER_BELOW);
     c->GV = (int)v[QG_MASKED_GV];
     c->Cp = (d->C + c->GV - 1) / c->GV * c->GV;
     c->KB = (d->K + c->KT - 1) / c->KT;
@@ -224,12 +210,17 @@ qg_status qg__convm_new(qg_ctx *ctx, const qg_conv_desc *d, qg_convm **out)
     c->wn = wn < 1 ? 1 : wn > d->N ? d->N : wn;
     c->nchunks = (d->N + c->wn - 1) / c->wn;
     c->Wg = d->W + 2 * d->pad;
-    QG_TRY(use_form(c, c->gather));
+    if (c->gather) {
+        /* an output is the unit: one "tile" per output in the statistics */
+        c->nblk = 0;
+        c->TPB = d->K * d->P * d->Q;
+    }
+    QG_TRY(alloc_form(c));
     QG_TRY(new_buf(ctx, (size_t)d->N * c->Hd * c->Wg * c->Cp, QG_DTYPE_F32, "convm.xh",
                    &c->xh));
     QG_TRY(new_buf(ctx, (size_t)c->nchunks * d->K * 9 * c->Cp, QG_DTYPE_F32, "convm.part",
                    &c->part));
-    QG_TRY(new_buf(ctx, (size_t)d->N * c->KB + 1, QG_DTYPE_I32, "convm.count", &c->count));
+    QG_TRY(new_buf(ctx, (size_t)c->nblk + 1, QG_DTYPE_I32, "convm.count", &c->count));
     QG_TRY(new_buf(ctx, 1, QG_DTYPE_I32, "convm.stats", &c->stats));
     *out = c;
     return QG_OK;
