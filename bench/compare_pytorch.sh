@@ -9,8 +9,12 @@
 # (bench/pytorch_resnet.py). With qgate's method flags (-w N -a N --pb N
 # --pact --pg --spbp --gtar X --sg X), PyTorch runs the reference PG /
 # quantized implementation ported in bench/pytorch_pg_resnet.py with the
-# same flags, and qgate bench train gets them too. Example, the PG recipe:
+# same flags, and qgate bench train gets them too; with --cg (and its --pt
+# --group --shuffle --postact --spbp --gi --alpha --gtar --sg) the reference
+# CG ResNet-20 of bench/pytorch_cg_resnet.py. Examples, the PG and CG recipes:
 #   bench/compare_pytorch.sh build -w 8 -a 3 --pb 2 --pact --pg --spbp --gtar 1
+#   bench/compare_pytorch.sh build --cg --pt 4 --group --spbp --gtar 1
+# Give qgate-only flags (--init CKPT, --dense-gates) in QGATE_FLAGS.
 # BATCH (128), STEPS (10), MODES ("train eval") and ROUNDS (3) come from
 # the environment. Each side runs ROUNDS times, alternating, and its best
 # img/s counts: on a shared VM a neighbour's load can cost either side 20%
@@ -29,6 +33,7 @@ script="$here/pytorch_resnet.py"
 what="resnet20"
 if [ $# -gt 0 ]; then
     script="$here/pytorch_pg_resnet.py"
+    case " $* " in *" --cg "*) script="$here/pytorch_cg_resnet.py" ;; esac
     what="resnet20 $*"
 fi
 rounds=${ROUNDS:-3}
@@ -44,7 +49,7 @@ for mode in $modes; do
             /usr/bin/python3 "$script" --batch "$batch" --steps "$steps" --threads 2 $flag "$@")
         echo "$out" >&2
         p=$(echo "$out" | rate)
-        out=$("$qgate" bench train --model resnet20 --batch "$batch" --steps "$steps" $flag "$@")
+        out=$("$qgate" bench train --model resnet20 --batch "$batch" --steps "$steps" $flag "$@" ${QGATE_FLAGS:-})
         echo "$out" >&2
         q=$(echo "$out" | rate)
         pt=$(best "$p" "$pt"); qg=$(best "$q" "$qg")

@@ -1,6 +1,6 @@
 # Benchmarks: scripts that compare qgate with PyTorch on the same machine.
 # Never run by make check; see README "Benchmarks".
-EXTRA_DIST += bench/compare_pytorch.sh bench/pytorch_resnet.py bench/pytorch_pg_resnet.py \
+EXTRA_DIST += bench/compare_pytorch.sh bench/pytorch_resnet.py bench/pytorch_pg_resnet.py bench/pytorch_cg_resnet.py \
 	bench/speed_report.sh bench/psgd_ab.sh bench/bsq_step.sh
 # Example shapes files for qgate tune --shapes FILE: ResNet-20's 3x3 convs
 # on 1x28x28 (Fashion-MNIST, qgate train's default) and 3x32x32 (CIFAR).
