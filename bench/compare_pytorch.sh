@@ -15,7 +15,8 @@
 #   bench/compare_pytorch.sh build -w 8 -a 3 --pb 2 --pact --pg --spbp --gtar 1
 #   bench/compare_pytorch.sh build --cg --pt 4 --group --spbp --gtar 1
 # Give qgate-only flags (--init CKPT, --dense-gates) in QGATE_FLAGS.
-# BATCH (128), STEPS (10), MODES ("train eval") and ROUNDS (3) come from
+# BATCH (128), STEPS (10), INPUT (3x32x32; 1x28x28 for a Fashion-MNIST
+# checkpoint in QGATE_FLAGS), MODES ("train eval") and ROUNDS (3) come from
 # the environment. Each side runs ROUNDS times, alternating, and its best
 # img/s counts: on a shared VM a neighbour's load can cost either side 20%
 # in a single run (measured: PyTorch's quantized step at 301 and 388 img/s
@@ -28,6 +29,7 @@ qgate="$build/qgate"
 here=$(dirname "$0")
 batch=${BATCH:-128}
 steps=${STEPS:-10}
+input=${INPUT:-3x32x32}
 modes=${MODES:-train eval}
 script="$here/pytorch_resnet.py"
 what="resnet20"
@@ -46,14 +48,14 @@ for mode in $modes; do
         # each side's lines go to stderr by echo: `tee /dev/stderr` truncated a log
         # file that stderr was redirected to (it reopens the file)
         out=$(GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296 \
-            /usr/bin/python3 "$script" --batch "$batch" --steps "$steps" --threads 2 $flag "$@")
+            /usr/bin/python3 "$script" --batch "$batch" --steps "$steps" --input "$input" --threads 2 $flag "$@")
         echo "$out" >&2
         p=$(echo "$out" | rate)
-        out=$("$qgate" bench train --model resnet20 --batch "$batch" --steps "$steps" $flag "$@" ${QGATE_FLAGS:-})
+        out=$("$qgate" bench train --model resnet20 --batch "$batch" --steps "$steps" --input "$input" $flag "$@" ${QGATE_FLAGS:-})
         echo "$out" >&2
         q=$(echo "$out" | rate)
         pt=$(best "$p" "$pt"); qg=$(best "$q" "$qg")
         all_pt="$all_pt $p"; all_qg="$all_qg $q"
     done
-    echo "$what $mode batch $batch: pytorch $pt img/s, qgate $qg img/s, ratio qgate/pytorch $(echo "$qg $pt" | awk '{printf "%.2f", $1/$2}') (best of $rounds; pytorch$all_pt; qgate$all_qg)"
+    echo "$what $mode batch $batch input $input: pytorch $pt img/s, qgate $qg img/s, ratio qgate/pytorch $(echo "$qg $pt" | awk '{printf "%.2f", $1/$2}') (best of $rounds; pytorch$all_pt; qgate$all_qg)"
 done

@@ -9,8 +9,8 @@ dense convolutions, the base path on masked weights and the full conv, and
 mixes them with the gate, so its time does not depend on the gates' density.
 
 Same timing loop as bench/pytorch_resnet.py (SGD momentum 0.9, wd 1e-4,
-synthetic 3x32x32 data, warm-up, then 'img/s: X'); the loss adds the CG
-gating loss sigma * sum (delta - gtar)^2. Needs Debian's python3-torch;
+synthetic data of --input's shape (3x32x32), warm-up, then 'img/s: X');
+the loss adds the CG gating loss sigma * sum (delta - gtar)^2. Needs Debian's python3-torch;
 never used by qgate itself.
 
 usage: bench/pytorch_cg_resnet.py --cg [--pt 4] [--group] [--shuffle]
@@ -23,7 +23,7 @@ import sys
 
 import torch
 
-from pytorch_resnet import add_bench_args, bench
+from pytorch_resnet import add_bench_args, bench, input_shape
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "tools"))
@@ -50,7 +50,7 @@ def main():
     torch.manual_seed(0)
     cfg = {"p": o.pt, "group": o.group, "shuffle": o.shuffle, "spbp": o.spbp,
            "alpha": o.alpha, "postact": o.postact}
-    net = ResNet20(cfg, in_c=3)
+    net = ResNet20(cfg, in_c=input_shape(o)[0])
     with torch.no_grad():
         for name, p in net.named_parameters():
             if "threshold" in name:

@@ -20,8 +20,8 @@ train step of pg-cifar10.py) as described in docs/methods.md §2:
   * loss: cross-entropy + sigma * sum over layers ||delta - gtar||_2.
 
 Same timing loop as bench/pytorch_resnet.py (SGD momentum 0.9, wd 1e-4,
-synthetic 3x32x32 data, warm-up, then 'img/s: X'). Needs Debian's
-python3-torch; never used by qgate itself.
+synthetic data of --input's shape (3x32x32), warm-up, then 'img/s: X').
+Needs Debian's python3-torch; never used by qgate itself.
 
 usage: bench/pytorch_pg_resnet.py [-w 8] [-a 3] [--pb 2] [--pact] [--pg]
        [--spbp] [--gtar 1] [--sg 0.001] [--batch 128] [--steps 10] [--eval]
@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pytorch_resnet import ResNet, add_bench_args, bench
+from pytorch_resnet import ResNet, add_bench_args, bench, input_shape
 
 
 # Straight-through rounding functions: the forward applies the operation,
@@ -185,8 +185,8 @@ def make_resnet(o):
     def conv2(cin, cout, stride):
         return QuantizedConv2d(cin, cout, 3, stride, 1, o.wbits, o.abits)
 
-    return ResNet(o.depth, conv1=conv1, conv2=conv2, relu=PactReLU if o.pact else nn.ReLU,
-                  kaiming=True)
+    return ResNet(o.depth, in_c=input_shape(o)[0], conv1=conv1, conv2=conv2,
+                  relu=PactReLU if o.pact else nn.ReLU, kaiming=True)
 
 
 def gating_loss(o):

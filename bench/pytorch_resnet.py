@@ -81,14 +81,24 @@ def add_bench_args(ap):
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval", action="store_true")
+    ap.add_argument("--input", default="3x32x32", help="CxHxW, as qgate bench train --input")
+
+
+def input_shape(a):
+    """(C, H, W) of --input."""
+    try:
+        c, h, w = (int(v) for v in a.input.split("x"))
+    except ValueError:
+        raise SystemExit("--input: expected CxHxW, got '%s'" % a.input)
+    return c, h, w
 
 
 def bench(m, a, what, aux_loss=None):
     """Times a.steps training steps (SGD momentum 0.9, wd 1e-4, as qgate
-    bench train) or inference passes of m on synthetic CIFAR-shaped data
+    bench train) or inference passes of m on synthetic data of --input's shape
     after a.warmup untimed ones; aux_loss(m) is added to the loss (gating
     losses). Prints min/median ms per step and 'img/s: X'."""
-    x = torch.randn(a.batch, 3, 32, 32)
+    x = torch.randn(a.batch, *input_shape(a))
     y = torch.randint(0, 10, (a.batch,))
     opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     if a.eval:
@@ -121,7 +131,7 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    bench(ResNet(a.depth), a, "resnet%d" % a.depth)
+    bench(ResNet(a.depth, in_c=input_shape(a)[0]), a, "resnet%d" % a.depth)
 
 
 if __name__ == "__main__":
