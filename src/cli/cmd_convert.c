@@ -102,6 +102,21 @@ static int convert_bsq(const char *in, const char *out, int bits, const char *sc
     return 0;
 }
 
+/* qgate train writes safetensors under any name (runs/f.st): recognise the
+ * format by its start, an 8-byte little-endian header length and a JSON
+ * object, rather than by the extension alone. A .pth is a zip ("PK") or a
+ * pickle stream (0x80), never '{' at byte 8. */
+static int is_safetensors(const char *path)
+{
+    unsigned char head[9];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    size_t got = fread(head, 1, sizeof head, f);
+    fclose(f);
+    return got == sizeof head && head[8] == '{' && head[0] != 'P' && head[0] != 0x80;
+}
+
 int qg_cli_convert(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -185,7 +200,7 @@ int qg_cli_convert(int argc, char **argv)
     }
     const char *in = argv[optind];
     size_t inlen = strlen(in);
-    if (inlen > 12 && strcmp(in + inlen - 12, ".safetensors") == 0)
+    if ((inlen > 12 && strcmp(in + inlen - 12, ".safetensors") == 0) || is_safetensors(in))
         return convert_bsq(in, out, bits, scheme);
     if (bits || scheme) {
         fprintf(stderr, "qgate convert: --bits and --scheme convert a float .safetensors "
