@@ -10,8 +10,8 @@ mixes them with the gate, so its time does not depend on the gates' density.
 
 Same timing loop as bench/pytorch_resnet.py (SGD momentum 0.9, wd 1e-4,
 synthetic data of --input's shape (3x32x32), warm-up, then 'img/s: X');
-the loss adds the CG gating loss sigma * sum (delta - gtar)^2. Needs Debian's python3-torch;
-never used by qgate itself.
+the loss adds the CG gating loss sigma * sum (delta - gtar)^2. Needs
+Debian's python3-torch; never used by qgate itself.
 
 usage: bench/pytorch_cg_resnet.py --cg [--pt 4] [--group] [--shuffle]
        [--postact] [--spbp] [--gi 0] [--alpha 2] [--gtar 0] [--sg 1e-4]

@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "interop/convert.h"
 #include "interop/convert_bsq.h"
+#include "interop/pth.h"
 #include "train/checkpoint.h"
 
 static void usage(FILE *f)
@@ -102,19 +103,17 @@ static int convert_bsq(const char *in, const char *out, int bits, const char *sc
     return 0;
 }
 
-/* qgate train writes safetensors under any name (runs/f.st): recognise the
- * format by its start, an 8-byte little-endian header length and a JSON
- * object, rather than by the extension alone. A .pth is a zip ("PK") or a
- * pickle stream (0x80), never '{' at byte 8. */
-static int is_safetensors(const char *path)
+/* A PyTorch file by its first bytes (qg__pth_sniff, as qgate inspect
+ * decides); anything else is taken for safetensors, whatever its name:
+ * qgate train writes checkpoints under any name (runs/f.st). */
+static int is_pth(const char *path)
 {
-    unsigned char head[9];
+    unsigned char head[16] = {0};
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
-    size_t got = fread(head, 1, sizeof head, f);
-    fclose(f);
-    return got == sizeof head && head[8] == '{' && head[0] != 'P' && head[0] != 0x80;
+    size_t got = f ? fread(head, 1, sizeof head, f) : 0;
+    if (f)
+        fclose(f);
+    return qg__pth_sniff(head, got);
 }
 
 int qg_cli_convert(int argc, char **argv)
@@ -200,11 +199,12 @@ int qg_cli_convert(int argc, char **argv)
     }
     const char *in = argv[optind];
     size_t inlen = strlen(in);
-    if ((inlen > 12 && strcmp(in + inlen - 12, ".safetensors") == 0) || is_safetensors(in))
+    int pth = is_pth(in);
+    if (!pth && (bits || scheme || (inlen > 12 && strcmp(in + inlen - 12, ".safetensors") == 0)))
         return convert_bsq(in, out, bits, scheme);
     if (bits || scheme) {
-        fprintf(stderr, "qgate convert: --bits and --scheme convert a float .safetensors "
-                "checkpoint; '%s' is not one\n", in);
+        fprintf(stderr, "qgate convert: --bits and --scheme convert a float safetensors "
+                "checkpoint; '%s' is a PyTorch file (convert it without them first)\n", in);
         return 2;
     }
     const char *base = strrchr(in, '/');
