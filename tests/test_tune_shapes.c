@@ -18,10 +18,12 @@
 #include "support/support.h"
 #include "cl/ctx.h"
 #include "ops/conv.h"
+#include "ops/conv_masked.h"
 #include "ref/ref_conv.h"
 #include "tune/shapes_file.h"
 #include "cl/tunedb.h"
 #include "tune/tuner.h"
+#include "tune/cases.h"
 
 TestSuite(tune_shapes);
 
@@ -192,7 +194,8 @@ Test(tune_shapes, example_shapes_files_load)
  * this device. */
 typedef struct db_entry {
     char program[64], shape[64];
-    long v[6];
+    long v[6];  /* the program's first six tunables */
+    long pay;   /* conv_masked's PAY; -2 for other programs */
 } db_entry;
 
 static size_t read_db(qg_ctx *ctx, const char *path, db_entry *out, size_t cap)
@@ -202,7 +205,6 @@ static size_t read_db(qg_ctx *ctx, const char *path, db_entry *out, size_t cap)
     cr_assert_not_null(root, "%s: %s", path, err.text);
     json_t *entries = json_object_get(root, "entries");
     cr_assert(json_is_array(entries), "%s: no entries", path);
-    const qg_program_desc *d = qg__program_find("conv_direct");
     size_t n = 0, i;
     json_t *e;
     json_array_foreach(entries, i, e) {
@@ -211,6 +213,8 @@ static size_t read_db(qg_ctx *ctx, const char *path, db_entry *out, size_t cap)
             continue;
         snprintf(out[n].program, sizeof out[n].program, "%s",
                  json_string_value(json_object_get(e, "program")));
+        const qg_program_desc *d = qg__program_find(out[n].program);
+        cr_assert_not_null(d, "%s: entry %zu names program '%s'", path, i, out[n].program);
         snprintf(out[n].shape, sizeof out[n].shape, "%s",
                  json_string_value(json_object_get(e, "shape")));
         json_t *params = json_object_get(e, "params");
@@ -220,6 +224,9 @@ static size_t read_db(qg_ctx *ctx, const char *path, db_entry *out, size_t cap)
                       d->tunables[k].name);
             out[n].v[k] = (long)json_integer_value(pv);
         }
+        json_t *pay = json_object_get(params, "PAY");
+        out[n].pay = d->id == QG_PROG_CONV_MASKED && json_is_integer(pay)
+                         ? (long)json_integer_value(pay) : -2;
         n++;
     }
     json_decref(root);
@@ -255,7 +262,8 @@ Test(tune_shapes, tuner_stores_under_the_class_and_lookup_falls_back, .timeout =
     FILE *lf = open_memstream(&log, &loglen);
     /* A short budget: the default, a candidate or two and the confirmation
      * round; which set wins does not matter here, where it is stored does. */
-    qg_tune_opts to = {.shapes_file = shapes, .budget_s = 0.5, .runs = 1, .log = lf};
+    qg_tune_opts to = {.kernel = "conv_direct", .shapes_file = shapes, .budget_s = 0.5,
+                       .runs = 1, .log = lf};
     QG_EXPECT_OK(qg__tune_run(ctx, &to));
     fclose(lf);
     cr_expect_neq(strstr(log, "[1/1] conv_direct"), NULL, "no progress line in:\n%s", log);
@@ -300,8 +308,8 @@ Test(tune_shapes, tuner_stores_under_the_class_and_lookup_falls_back, .timeout =
     EXPECT_SET(got, ov, "override");
     qg_ctx_free(ctx);
 
-    /* A dry run stores nothing, and --kernel other than conv_direct is
-     * refused in this mode. */
+    /* A dry run stores nothing, and --kernel other than conv_direct or
+     * conv_masked is refused in this mode. */
     unlink(db);
     ctx = qg_test_ctx_with_db(db);
     lf = open_memstream(&log, &loglen);
@@ -452,6 +460,168 @@ Test(tune_shapes, convs_under_stored_class_sets_match_the_reference, .timeout = 
     cr_expect_eq(direct_programs(ctx, sets, 2), 2, "the stride-2 conv built other sets");
     run_conv(ctx, &s3, 31, "class without an entry");
     cr_expect_eq(direct_programs(ctx, sets, 3), 3, "the third conv did not use \"*\"");
+    qg_ctx_free(ctx);
+    unlink(db);
+}
+
+/* ---- conv_masked's PAY: where skipping stops paying (src/tune/convm_pays.c) ---- */
+
+/* Hand values: the crossing is linear between the last share that paid
+ * and the first that did not, in percent rounded down (exact binary
+ * fractions here), with the ends and a noisy sweep. */
+Test(tune_shapes, pays_crossing_is_the_interpolated_break_even)
+{
+    const double sh[5] = {0, 0.25, 0.5, 0.75, 1}, ms[5] = {1, 2, 3, 4, 5};
+    cr_expect_eq(qg__tune_pays_crossing(sh, ms, 5, 3.5), 62, "3.5 ms lies 62.5%% of the way");
+    cr_expect_eq(qg__tune_pays_crossing(sh, ms, 5, 0.5), 0, "slower with nothing on");
+    cr_expect_eq(qg__tune_pays_crossing(sh, ms, 5, 5.0), 100, "no slower with all on");
+    cr_expect_eq(qg__tune_pays_crossing(sh, ms, 5, 9.0), 100);
+    const double sh2[2] = {0, 0.5}, ms2[2] = {1, 101};
+    cr_expect_eq(qg__tune_pays_crossing(sh2, ms2, 2, 1.1), 1, "a crossing above 0 is >= 1");
+    /* the first point over the dense time decides, not a later dip */
+    const double sh3[3] = {0, 0.5, 1}, ms3[3] = {1, 5, 2};
+    cr_expect_eq(qg__tune_pays_crossing(sh3, ms3, 3, 3.0), 25);
+}
+
+static qg_convm *masked_conv(qg_ctx *ctx, int C, int K, int H, int stride)
+{
+    qg_conv_desc d;
+    qg_convm *c = NULL;
+    QG_EXPECT_OK(qg__conv_desc_init(ctx, &d, 4, C, H, H, K, 3, 3, stride, 1, 1));
+    QG_EXPECT_OK(qg__convm_new(ctx, &d, &c));
+    cr_assert_not_null(c);
+    return c;
+}
+
+/* `qgate tune --shapes FILE --kernel conv_masked` measures a PAY per
+ * shape class and stores it (with the program's other parameters
+ * unchanged); a masked conv of that class reads it, others do not. */
+Test(tune_shapes, pays_are_measured_and_stored_per_class, .timeout = 300)
+{
+    char *shapes = tmp("pays.json"), *db = tmp("pays-db.json");
+    qg_test_write_text(shapes, "{\"schema\": 1, \"conv\": ["
+                       "{\"n\": 2, \"c\": 8, \"k\": 8, \"h\": 14, \"w\": 14, \"stride\": 1},"
+                       "{\"n\": 2, \"c\": 8, \"k\": 16, \"h\": 8, \"w\": 8, \"stride\": 1}]}");
+    unlink(db);
+    qg_ctx *ctx = qg_test_ctx_with_db(db);
+    char *log = NULL;
+    size_t loglen = 0;
+    FILE *lf = open_memstream(&log, &loglen);
+    qg_tune_opts to = {.kernel = "conv_masked", .shapes_file = shapes, .runs = 1, .log = lf};
+    QG_EXPECT_OK(qg__tune_run(ctx, &to));
+    fclose(lf);
+    cr_expect_neq(strstr(log, "conv_masked c8k8h14w14s1 (tiles)"), NULL, "%s", log);
+    cr_expect_neq(strstr(log, "conv_masked c8k16h8w8s1 (outputs)"), NULL, "%s", log);
+    cr_expect_neq(strstr(log, "skipping pays up to"), NULL, "%s", log);
+    cr_expect_eq(strstr(log, "[1/2] conv_direct"), NULL, "conv_direct tuned though not asked");
+    free(log);
+
+    db_entry e[8];
+    size_t n = read_db(ctx, db, e, 8);
+    cr_assert_eq(n, 2, "%zu entries stored, want one per shape class", n);
+    const qg_program_desc *d = qg__program_find("conv_masked");
+    long defv[6];
+    for (int k = 0; k < 6; k++)
+        defv[k] = qg__tunable_default(ctx, &d->tunables[k]);
+    for (size_t i = 0; i < n; i++) {
+        cr_expect_str_eq(e[i].program, "conv_masked");
+        cr_expect(e[i].pay >= 0 && e[i].pay <= 100, "PAY %ld", e[i].pay);
+        EXPECT_SET(e[i].v, defv, "conv_masked's kernel parameters beside PAY");
+    }
+    cr_expect_str_eq(e[0].shape, "c8k8h14w14s1");
+    cr_expect_str_eq(e[1].shape, "c8k16h8w8s1");
+
+    qg_convm *a = masked_conv(ctx, 8, 8, 14, 1), *b = masked_conv(ctx, 8, 16, 8, 1);
+    qg_convm *other = masked_conv(ctx, 8, 8, 14, 2);
+    cr_expect_eq(qg__convm_pay_percent(a), e[0].pay);
+    cr_expect_eq(qg__convm_pay_percent(b), e[1].pay);
+    cr_expect_eq(qg__convm_pay_percent(other), -1, "a class without an entry has a PAY");
+    qg__convm_free(a), qg__convm_free(b), qg__convm_free(other);
+    qg_ctx_free(ctx);
+    unlink(db);
+    unlink(shapes);
+}
+
+/* A stored PAY decides qg__convm_pays and qg__convm_keeps_paying in place
+ * of the built-in rule, and is no build option: convs of two PAYs share
+ * one program. An out-of-range PAY in a database is refused. */
+Test(tune_shapes, stored_pay_decides_skipping_and_shares_the_build)
+{
+    char *db = tmp("pay-rule.json");
+    unlink(db);
+    qg_ctx *ctx = qg_test_ctx_with_db(db);
+    const qg_program_desc *d = qg__program_find("conv_masked");
+    long v[QG_MAX_TUNABLES];
+    for (int k = 0; k < d->ntunables; k++)
+        v[k] = qg__tunable_default(ctx, &d->tunables[k]);
+    cr_assert_eq(v[QG_MASKED_PAY], -1);
+
+    /* no entry: the built-in rule (tiles on a 14-wide map, 80% of tiles) */
+    qg_convm *c = masked_conv(ctx, 8, 8, 14, 1);
+    cr_expect(qg__convm_pays(c));
+    cr_expect(qg__convm_keeps_paying(c, 79, 100));
+    cr_expect(!qg__convm_keeps_paying(c, 81, 100));
+    qg__convm_free(c);
+
+    v[QG_MASKED_PAY] = 0;
+    QG_EXPECT_OK(qg__tunedb_store(ctx, "conv_masked", "c8k8h14w14s1", v, 1, 1));
+    c = masked_conv(ctx, 8, 8, 14, 1);
+    cr_expect(!qg__convm_pays(c), "PAY 0 must keep the dense path");
+    qg__convm_free(c);
+
+    v[QG_MASKED_PAY] = 30;
+    QG_EXPECT_OK(qg__tunedb_store(ctx, "conv_masked", "c8k8h14w14s1", v, 1, 1));
+    c = masked_conv(ctx, 8, 8, 14, 1);
+    cr_expect(qg__convm_pays(c));
+    cr_expect(qg__convm_keeps_paying(c, 30, 100));
+    cr_expect(!qg__convm_keeps_paying(c, 31, 100));
+    /* a PAY on an 8-wide class, where the rule alone would also skip */
+    v[QG_MASKED_PAY] = 10;
+    QG_EXPECT_OK(qg__tunedb_store(ctx, "conv_masked", "c8k16h8w8s1", v, 1, 1));
+    qg_convm *g = masked_conv(ctx, 8, 16, 8, 1);
+    cr_expect(qg__convm_keeps_paying(g, 10, 100));
+    cr_expect(!qg__convm_keeps_paying(g, 11, 100), "PAY 10, not the gather's built-in 60%%");
+
+    /* both convs (PAY 30 and 10) run; one conv_masked build, no -DPAY */
+    qg_conv_desc dd[2];
+    QG_EXPECT_OK(qg__conv_desc_init(ctx, &dd[0], 4, 8, 14, 14, 8, 3, 3, 1, 1, 1));
+    QG_EXPECT_OK(qg__conv_desc_init(ctx, &dd[1], 4, 8, 8, 8, 16, 3, 3, 1, 1, 1));
+    qg_convm *cs[2] = {c, g};
+    for (int i = 0; i < 2; i++) {
+        int64_t xs[4] = {4, 8, dd[i].H, dd[i].W}, ws[4] = {dd[i].K, 8, 3, 3};
+        int64_t ys[4] = {4, dd[i].K, dd[i].P, dd[i].Q};
+        qg_tensor *x, *w, *m, *y;
+        QG_EXPECT_OK(qg_tensor_new(ctx, 4, xs, QG_DTYPE_F32, "x", &x));
+        QG_EXPECT_OK(qg_tensor_new(ctx, 4, ws, QG_DTYPE_F32, "w", &w));
+        QG_EXPECT_OK(qg_tensor_new(ctx, 4, ys, QG_DTYPE_F32, "m", &m));
+        QG_EXPECT_OK(qg_tensor_new(ctx, 4, ys, QG_DTYPE_F32, "y", &y));
+        QG_EXPECT_OK(qg_tensor_zero(x));
+        QG_EXPECT_OK(qg_tensor_zero(w));
+        QG_EXPECT_OK(qg_tensor_zero(m));
+        QG_EXPECT_OK(qg__convm_fwd(cs[i], x, w, m, y));
+        qg_tensor_free(x), qg_tensor_free(w), qg_tensor_free(m), qg_tensor_free(y);
+    }
+    int builds = 0;
+    for (const qg_program_entry *e = ctx->programs; e; e = e->next)
+        if (strcmp(e->program, "conv_masked") == 0) {
+            builds++;
+            cr_expect_eq(strstr(e->options, "-DPAY"), NULL, "PAY built in: %s", e->options);
+        }
+    cr_expect_eq(builds, 1, "%d conv_masked builds for two PAYs", builds);
+    qg__convm_free(c), qg__convm_free(g);
+
+    /* out of range: the entry is dropped with a warning naming PAY */
+    char text[1024];
+    snprintf(text, sizeof text, "{\"schema\": 1, \"entries\": [{\"device\": \"%s\", \"program\": "
+             "\"conv_masked\", \"shape\": \"c8k8h14w14s1\", \"params\": {\"PAY\": 101}}]}",
+             qg_ctx_device(ctx)->key);
+    qg_test_write_text(db, text);
+    qg__tunedb_reset(ctx);
+    c = masked_conv(ctx, 8, 8, 14, 1);
+    cr_expect_eq(qg__convm_pay_percent(c), -1);
+    cr_expect_neq(strstr(qg__tunedb_warnings(ctx), "PAY=101 is not in -1..100"), NULL, "%s",
+                  qg__tunedb_warnings(ctx));
+    qg__convm_free(c);
     qg_ctx_free(ctx);
     unlink(db);
 }

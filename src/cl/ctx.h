@@ -123,6 +123,13 @@ typedef struct qg_tunable {
     int ncandidates;
     const char *meaning;
     long cpu_def;               /* default on CPU devices (0: same as def) */
+    /* A host-side choice stored with the program's parameters (per device
+     * and shape class) but not a kernel build option: left out of the -D
+     * options, so its values share one build; any value in lo..hi is
+     * valid in a database. The search keeps it at def; its own
+     * measurement sets it (conv_masked's PAY, src/tune/convm_pays.c). */
+    int host_only;
+    long lo, hi;
 } qg_tunable;
 
 typedef struct qg_program_desc {

@@ -213,7 +213,13 @@ static const qg_program_desc programs[] = {
             * unless set by hand */
            [QG_MASKED_MODE] = {"MODE", 2, {2}, 1,
                                "tiles (0), per-output gather (1), gather on maps under 12 wide (2)"},
-           [QG_MASKED_GV] = {"GV", 8, {4, 8}, 2, "gather: channel vector width"}},
+           [QG_MASKED_GV] = {"GV", 8, {4, 8}, 2, "gather: channel vector width"},
+           /* measured per device and shape class by qgate tune --shapes
+            * (src/tune/convm_pays.c), read by qg__convm_pays */
+           [QG_MASKED_PAY] = {"PAY", -1, {-1}, 1,
+                              "percent of work units up to which skipping beats the dense "
+                              "conv (-1: the built-in rule)", .host_only = 1, .lo = -1,
+                              .hi = 100}},
           QG_MASKED_NP, valid_wg),
 };
 
@@ -470,9 +476,11 @@ qg_status qg__program_override(qg_ctx *ctx, const char *program, const long *val
 static int to_kparams(const qg_variant *v, qg_kparam *kp)
 {
     const qg_program_desc *d = &programs[v->prog];
+    int n = 0;
     for (int i = 0; i < d->ntunables; i++)
-        kp[i] = (qg_kparam){d->tunables[i].name, v->values[i]};
-    return d->ntunables;
+        if (!d->tunables[i].host_only)
+            kp[n++] = (qg_kparam){d->tunables[i].name, v->values[i]};
+    return n;
 }
 
 qg_status qg__program_build_current(qg_ctx *ctx, const char *program)

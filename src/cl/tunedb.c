@@ -59,6 +59,12 @@ static void warn(tune_state *s, const char *fmt, ...)
  * arithmetic (CLBlast's divisibility rules) assumes sane values. */
 static int tunable_ok(const qg_tunable *t, long v, char *why, size_t cap)
 {
+    if (t->host_only) {
+        if (v >= t->lo && v <= t->hi)
+            return 1;
+        snprintf(why, cap, "%s=%ld is not in %ld..%ld", t->name, v, t->lo, t->hi);
+        return 0;
+    }
     if (strcmp(t->name, "WG") == 0) {
         if (v >= 1 && v <= 1024 && (v & (v - 1)) == 0)
             return 1;

@@ -27,6 +27,7 @@ struct qg_convm {
     qg_variant *v;       /* conv_masked's parameters for d's shape class */
     int WG, VW, KT, SP;
     int gather, GV, Cp;  /* the form (from MODE), channel vectors, padded C */
+    int pay;             /* PAY: measured break-even share in percent, -1: none */
     int KB, QB, TPB, nblk; /* channel blocks, tiles per row and per block, blocks */
     int Hd, Wd, Wg;      /* input planes: rows, tiles' row width, channels-last width */
     int wn, nchunks;     /* weight gradient: images per partial, partials */
@@ -68,8 +69,19 @@ int qg__convm_gathers(const qg_convm *c)
 
 int qg__convm_pays(const qg_convm *c)
 {
+    if (pay_always)
+        return 1;
+    /* measured on this device: 0 says the dense conv wins even with
+     * nothing to compute (the fixed passes alone cost more) */
+    if (c->pay >= 0)
+        return c->pay > 0;
     /* tiles: from 14 wide on the listed tiles win */
-    return pay_always || c->gather || c->d.Q >= QG_CONVM_GATHER_BELOW;
+    return c->gather || c->d.Q >= QG_CONVM_GATHER_BELOW;
+}
+
+int qg__convm_pay_percent(const qg_convm *c)
+{
+    return c->pay;
 }
 
 int qg__convm_wgrad_pays(const qg_convm *c)
@@ -89,7 +101,8 @@ int qg__convm_keeps_paying(const qg_convm *c, long listed, long total)
 {
     /* zero weight blocks shrink every tile's work by their share */
     double zero = c->zci ? (double)c->zci / c->d.C : 0.0;
-    double most = c->gather ? QG_CONVM_MAX_OUTPUTS : QG_CONVM_MAX_TILES;
+    double most = c->pay >= 0 ? c->pay / 100.0
+                  : c->gather ? QG_CONVM_MAX_OUTPUTS : QG_CONVM_MAX_TILES;
     return pay_always || (double)listed * (1.0 - zero) <= most * (double)total;
 }
 
@@ -196,6 +209,7 @@ qg_status qg__convm_new(qg_ctx *ctx, const qg_conv_desc *d, qg_convm **out)
     long mode = v[QG_MASKED_MODE];
     c->gather = mode == 1 || (mode == 2 && d->Q < QG_CONVM_GATHER_BELOW);
     c->GV = (int)v[QG_MASKED_GV];
+    c->pay = (int)v[QG_MASKED_PAY];
     c->Cp = (d->C + c->GV - 1) / c->GV * c->GV;
     c->KB = (d->K + c->KT - 1) / c->KT;
     c->QB = (d->Q + c->VW - 1) / c->VW;

@@ -31,8 +31,13 @@ typedef struct qg_convm qg_convm;
 /* 3x3, stride 1 or 2, groups 1. */
 int qg__convm_takes(const qg_conv_desc *d);
 
-/* Whether skipping is expected to pay for c's shape and form: the
- * measured rule of docs/gate_skipping.md. The per-output gather's forward
+/* Whether skipping is expected to pay for c's shape and form. Where the
+ * tuning database holds a PAY for c's shape class on this device
+ * (measured by `qgate tune --shapes FILE`, src/tune/convm_pays.c), that
+ * decides: PAY 0 keeps the dense path, PAY > 0 skips while the share of
+ * work computed stays at or below PAY percent (qg__convm_keeps_paying).
+ * Otherwise the rule measured once on one PoCL machine,
+ * docs/gate_skipping.md: the per-output gather's forward
  * pays everywhere it is chosen; the tiles' forward on maps at least 12
  * outputs wide (on 8x8 maps a tile of VW columns is mostly padding and
  * the dense direct kernels' channel-vectorised form is faster). The
@@ -46,10 +51,13 @@ int qg__convm_wgrad_pays(const qg_convm *c);
  * maps under 12 wide), 0 for tiles. */
 int qg__convm_gathers(const qg_convm *c);
 
+/* PAY of c's shape class (percent), -1 when the built-in rule decides. */
+int qg__convm_pay_percent(const qg_convm *c);
+
 /* The measured half of the rule: skipping a layer keeps paying while the
  * share of its work units (tiles, or outputs for the gather) a forward
- * computes, less the declared zero blocks' part, stays at or below
- * QG_CONVM_MAX_TILES. A listed tile or gathered output costs about what
+ * computes, less the declared zero blocks' part, stays at or below PAY
+ * percent when measured for this device, else QG_CONVM_MAX_TILES. A listed tile or gathered output costs about what
  * the dense direct kernel spends on as many outputs, plus the mask, list
  * and layout passes (measured on PoCL, docs/gate_skipping.md), so a
  * layer that computes more than this share runs dense; callers measure

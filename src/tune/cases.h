@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "tune/tuner.h"
 
@@ -41,6 +42,21 @@ qg_status qg__tune_conv_check(qg_ctx *ctx, void *state, double *err);
 void qg__tune_conv_release(void *state);
 /* Multiply-adds times two of one run (forward and both gradients). */
 double qg__tune_conv_flops(const qg_tune_conv_shape *s);
+
+/* Measures, on this device, up to which share of its work units the
+ * output-masked conv of shape s (3x3, ungrouped, as qg__convm_takes) is
+ * no slower than the dense forward (src/tune/convm_pays.c), prints one
+ * line to `log` and, unless dry_run, stores it as PAY (percent; 0: the
+ * dense conv wins outright) in the user database under s's shape class.
+ * Each point is the median of `runs` timed runs. */
+qg_status qg__tune_convm_pays(qg_ctx *ctx, const qg_tune_conv_shape *s, int runs, int dry_run,
+                              FILE *log, int *pay);
+/* The crossing of the masked times ms[j] at listed shares share[j]
+ * (ascending, share[0] the smallest) with dense_ms, in percent, rounded
+ * down: 0 when ms[0] is already slower, 100 when no point is, else
+ * linear between the last point at or under dense_ms and the next
+ * (at least 1). */
+int qg__tune_pays_crossing(const double *share, const double *ms, int n, double dense_ms);
 
 /* max_i |got_i - ref_i| / (floor + |ref_i|); INFINITY when a value is NaN.
  * `floor` sets the scale below which errors count as absolute. */

@@ -6,5 +6,5 @@ libqgate_la_SOURCES += \
 	src/tune/case_util.c src/tune/cases_quant.c src/tune/cases_layers.c src/tune/cases_cg.c src/tune/cases_psgd.c src/tune/cases_bsq.c \
 	src/tune/cases_masked.c \
 	src/tune/bench_kernels.c src/tune/case_conv.c src/tune/shapes_file.h \
-	src/tune/shapes_file.c src/tune/cases_shapes.c \
+	src/tune/shapes_file.c src/tune/cases_shapes.c src/tune/convm_pays.c \
 	src/tune/selfcheck.c
