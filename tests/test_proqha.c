@@ -340,6 +340,86 @@ Test(proqha, search_deterministic, .timeout = 900)
     remove(start);
 }
 
+/* --lower weights: no candidate touches an activation quantizer, and
+ * floor(ratio * weight slots) weight quantizers are lowered per candidate. */
+Test(proqha, search_lowers_weights_only, .timeout = 600)
+{
+    qg_train_cfg tc;
+    qg_test_tiny_train_cfg(&tc);
+    tc.methods = qg_test_methods("proqha wbits=4 abits=4");
+    tc.epochs = 1;
+    tc.limit_train = 64;
+    tc.limit_test = 32;
+    tc.optim.kind = QG_OPTIM_ADAM;
+    tc.optim.lr = 1e-3f;
+    char start[512], ckpt[512], mp[512];
+    snprintf(start, sizeof start, "%s", qg_test_tmp_path("proqha", "wstart.st"));
+    snprintf(ckpt, sizeof ckpt, "%s", qg_test_tmp_path("proqha", "wrun.st"));
+    snprintf(mp, sizeof mp, "%s", qg_test_tmp_path("proqha", "wrun.jsonl"));
+    tc.checkpoint_path = start;
+    cr_assert_eq(qg_train_run(&tc), QG_OK, "%s", qg_last_error());
+    qg_search_cfg c;
+    qg__search_cfg_defaults(&c);
+    qg_test_tiny_train_cfg(&c.train);
+    c.train.epochs = 1;
+    c.train.limit_train = 64;
+    c.train.limit_test = 32;
+    c.train.optim = (qg_optim_cfg){.kind = QG_OPTIM_ADAM, .lr = 1e-3f, .beta1 = 0.9f,
+                                   .beta2 = 0.999f, .eps = 1e-7f, .clip_norm = 5.0f,
+                                   .decay_kinds = QG_DECAY_ALL};
+    c.init_path = start;
+    c.checkpoint_path = ckpt;
+    remove(mp);
+    c.metrics_path = mp;
+    c.steps = 1;
+    c.lambda = 3;
+    c.cand_test = 0;
+    c.weights_only = 1;
+    cr_assert_eq(qg__search_run(&c), QG_OK, "%s", qg_last_error());
+
+    qg_ctx *ctx = qg_test_ctx();
+    qg_model *m;
+    cr_assert_eq(qg__model_build(ctx, "resnet8", 'A', 1, 28, 28, 10, 1,
+                                 qg_test_methods("proqha"), &m), QG_OK);
+    cr_assert_eq(qg_model_load(m, ckpt), QG_OK, "%s", qg_last_error());
+    int nq = qg__qbits_count(m), nw = 0, lowered = 0;
+    for (int i = 0; i < nq; i++) {
+        const qg_qslot *q = qg__qbits_at(m, i);
+        if (q->kind == QG_QB_ACT) {
+            cr_expect_eq(q->bits, 4, "activation quantizer %s lowered", q->name);
+        } else {
+            nw++;
+            lowered += q->bits == 3;
+            cr_expect(q->bits == 3 || q->bits == 4, "%s: %d bits", q->name, q->bits);
+        }
+    }
+    cr_assert(nw > 0 && nw < nq, "%d weight quantizers of %d", nw, nq);
+    cr_expect_eq(lowered, nw / 2, "%d of %d weight quantizers lowered", lowered, nw);
+    /* every candidate line too: its activation entries stay at 4 */
+    char *log = slurp(mp);
+    int cands = 0;
+    for (char *p = strstr(log, "\"kbits\": ["); p; p = strstr(p + 1, "\"kbits\": [")) {
+        char *q = p + strlen("\"kbits\": [");
+        for (int i = 0; i < nq; i++) {
+            long b = strtol(q, &q, 10);
+            if (qg__qbits_at(m, i)->kind == QG_QB_ACT)
+                cr_expect_eq(b, 4, "line %d, quantizer %d", cands, i);
+            while (*q == ',' || *q == ' ')
+                q++;
+        }
+        cands++;
+    }
+    cr_expect_eq(cands, 4, "3 candidates and a step line, got %d kbits lists", cands);
+    free(log);
+    qg__model_free(m);
+    char sp[1024];
+    qg__search_step_path(ckpt, 1, sp, sizeof sp);
+    remove(sp);
+    remove(ckpt);
+    remove(mp);
+    remove(start);
+}
+
 Test(proqha, step_paths)
 {
     char b[256];

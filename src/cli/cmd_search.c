@@ -42,6 +42,9 @@ static void usage(FILE *f)
 "  --lambda L            candidates per step (default 500)\n"
 "  --interval I          bits a picked quantizer loses, not below 2 (default 1)\n"
 "  --ratio R             share of the quantizers picked per candidate (default 0.5)\n"
+"  --lower all|weights   which quantizers candidates may lower: all (default, as\n"
+"                        the reference) or weights only, activations keeping\n"
+"                        their bits (the budget counts weight memory only)\n"
 "  --search-epochs E     fine-tuning epochs per step (default 30)\n"
 "  --budget COST         stop once cost <= COST (W5 uniform: 0.15625, W3: 0.09375;\n"
 "                        default 0: run all steps)\n"
@@ -60,7 +63,7 @@ static void usage(FILE *f)
 
 enum { O_INIT = 256, O_CKPT, O_METRICS, O_STEPS, O_LAMBDA, O_INTERVAL, O_RATIO, O_EPOCHS,
        O_BUDGET, O_CAND, O_LR, O_CLIP, O_DATA, O_DATADIR, O_LTRAIN, O_LTEST, O_BATCH, O_SEED,
-       O_DEVICE, O_HELP };
+       O_DEVICE, O_LOWER, O_HELP };
 
 static int num(const char *flag, const char *s, double lo, double hi, double *out)
 {
@@ -93,7 +96,7 @@ int qg_cli_search(int argc, char **argv)
         {"data", 1, 0, O_DATA}, {"data-dir", 1, 0, O_DATADIR},
         {"limit-train", 1, 0, O_LTRAIN}, {"limit-test", 1, 0, O_LTEST},
         {"batch", 1, 0, O_BATCH}, {"seed", 1, 0, O_SEED}, {"device", 1, 0, O_DEVICE},
-        {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"lower", 1, 0, O_LOWER}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
     qg_search_cfg c;
     qg__search_cfg_defaults(&c);
     double v;
@@ -110,6 +113,14 @@ int qg_cli_search(int argc, char **argv)
         case O_DATADIR: c.train.data_dir = optarg; break;
         case O_DEVICE: c.train.device = optarg; break;
         case O_HELP: usage(stdout); return 0;
+        case O_LOWER:
+            if (strcmp(optarg, "all") != 0 && strcmp(optarg, "weights") != 0) {
+                fprintf(stderr, "qgate search: --lower '%s': expected all or weights\n",
+                        optarg);
+                return 2;
+            }
+            c.weights_only = strcmp(optarg, "weights") == 0;
+            break;
         case O_STEPS: if (!num("--steps", optarg, 1, 1e6, &v)) return 2; c.steps = (int)v; break;
         case O_LAMBDA:
             if (!num("--lambda", optarg, 1, 1e6, &v)) return 2;

@@ -78,6 +78,7 @@ typedef struct search {
     FILE *metrics;
     int nq;
     int *parent, *cand, *best, *order;
+    int *elig, nelig;          /* the quantizers candidates may lower */
 } search;
 
 static qg_status snapshot(search *s, int save)
@@ -181,19 +182,20 @@ static qg_status set_bits(search *s, const int *bits)
     return QG_OK;
 }
 
-/* Lowers floor(ratio * nq) distinct random quantizers by interval, not
- * below 2 (a partial Fisher-Yates shuffle). */
+/* Lowers floor(ratio * nelig) distinct random eligible quantizers by
+ * interval, not below 2 (a partial Fisher-Yates shuffle; with every
+ * quantizer eligible, the same draws as before weights_only existed). */
 static void sample(search *s, qg_rng *rng)
 {
-    int k = (int)floor(s->c->ratio * s->nq);
-    for (int i = 0; i < s->nq; i++) {
-        s->order[i] = i;
+    int ne = s->nelig, k = (int)floor(s->c->ratio * ne);
+    for (int i = 0; i < s->nq; i++)
         s->cand[i] = s->parent[i];
-    }
-    for (int i = 0; i < k && i < s->nq; i++) {
-        int j = i + (int)(qg__rng_uniform(rng) * (s->nq - i));
-        if (j >= s->nq)
-            j = s->nq - 1;
+    for (int i = 0; i < ne; i++)
+        s->order[i] = s->elig[i];
+    for (int i = 0; i < k && i < ne; i++) {
+        int j = i + (int)(qg__rng_uniform(rng) * (ne - i));
+        if (j >= ne)
+            j = ne - 1;
         int t = s->order[i];
         s->order[i] = s->order[j];
         s->order[j] = t;
@@ -312,8 +314,18 @@ static qg_status run(search *s)
     s->cand = calloc((size_t)s->nq, sizeof(int));
     s->best = calloc((size_t)s->nq, sizeof(int));
     s->order = calloc((size_t)s->nq, sizeof(int));
-    if (!s->parent || !s->cand || !s->best || !s->order)
+    s->elig = calloc((size_t)s->nq, sizeof(int));
+    if (!s->parent || !s->cand || !s->best || !s->order || !s->elig)
         return qg__error(s->ctx, QG_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < s->nq; i++)
+        if (!c->weights_only || qg__qbits_at(s->m, i)->kind == QG_QB_WEIGHT)
+            s->elig[s->nelig++] = i;
+    if (s->nelig == 0)
+        return qg__error(s->ctx, QG_ERR_INVALID_ARG, "the model in '%s' has no %squantizer "
+                         "for the search to lower", c->init_path,
+                         c->weights_only ? "weight " : "");
+    logf_(c, "candidates lower %d of the %d quantizers%s", s->nelig, s->nq,
+          c->weights_only ? " (weights only: activations keep their bits)" : "");
     int64_t one[1] = {1}, wsn[1] = {QG_QUANT_WS_NUMEL};
     QG_TRY(qg_tensor_new(s->ctx, 1, one, QG_DTYPE_F32, "pq.score", &s->score));
     QG_TRY(qg_tensor_new(s->ctx, 1, wsn, QG_DTYPE_F32, "pq.ws", &s->ws));
@@ -441,6 +453,7 @@ qg_status qg__search_run(const qg_search_cfg *c)
     free(s.cand);
     free(s.best);
     free(s.order);
+    free(s.elig);
     qg_ctx_free(s.ctx);
     return st;
 }

@@ -23,6 +23,10 @@ typedef struct qg_search_cfg {
     int lambda;               /* candidates per step */
     int interval;             /* bits a picked quantizer loses */
     float ratio;              /* share of the quantizers picked per candidate */
+    /* 1: candidates lower weight quantizers only (activations keep their
+     * bits, which the weight-memory cost does not count); 0: any, as the
+     * reference */
+    int weights_only;
     double budget;            /* stop once the weight-memory cost is <= this (0: never) */
     size_t cand_test;         /* test images for each candidate's accuracy (0: none) */
     const char *metrics_path; /* JSON lines: one per candidate and per step */
