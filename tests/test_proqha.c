@@ -257,34 +257,46 @@ static char *slurp(const char *path)
     return strdup(buf);
 }
 
-Test(proqha, search_deterministic, .timeout = 900)
+/* A 1-epoch --proqha W4A4 ResNet-8 start checkpoint on `ntrain` images. */
+static void train_start(const char *path, size_t ntrain, size_t ntest)
 {
     qg_train_cfg tc;
     qg_test_tiny_train_cfg(&tc);
     tc.methods = qg_test_methods("proqha wbits=4 abits=4");
     tc.epochs = 1;
-    tc.limit_train = 96;
-    tc.limit_test = 64;
+    tc.limit_train = ntrain;
+    tc.limit_test = ntest;
     tc.optim.kind = QG_OPTIM_ADAM;
     tc.optim.lr = 1e-3f;
+    tc.checkpoint_path = path;
+    cr_assert_eq(qg_train_run(&tc), QG_OK, "%s", qg_last_error());
+}
+
+/* A search from `start` with 1-epoch fine-tuning (Adam 1e-3, clip 5). */
+static void search_cfg(qg_search_cfg *c, const char *start, size_t ntrain, size_t ntest)
+{
+    qg__search_cfg_defaults(c);
+    qg_test_tiny_train_cfg(&c->train);
+    c->train.epochs = 1;
+    c->train.limit_train = ntrain;
+    c->train.limit_test = ntest;
+    c->train.optim = (qg_optim_cfg){.kind = QG_OPTIM_ADAM, .lr = 1e-3f, .beta1 = 0.9f,
+                                    .beta2 = 0.999f, .eps = 1e-7f, .clip_norm = 5.0f,
+                                    .decay_kinds = QG_DECAY_ALL};
+    c->init_path = start;
+}
+
+Test(proqha, search_deterministic, .timeout = 900)
+{
     /* qg_test_tmp_path's buffers rotate: keep copies */
     char start[512], ckpt[512], mp[512];
     snprintf(start, sizeof start, "%s", qg_test_tmp_path("proqha", "start.st"));
-    tc.checkpoint_path = start;
-    cr_assert_eq(qg_train_run(&tc), QG_OK, "%s", qg_last_error());
+    train_start(start, 96, 64);
     char *runs[2];
     for (int r = 0; r < 2; r++) {
         qg_search_cfg c;
-        qg__search_cfg_defaults(&c);
-        qg_test_tiny_train_cfg(&c.train);
-        c.train.epochs = 1;
-        c.train.limit_train = 96;
-        c.train.limit_test = 64;
-        c.train.optim = (qg_optim_cfg){.kind = QG_OPTIM_ADAM, .lr = 1e-3f, .beta1 = 0.9f,
-                                       .beta2 = 0.999f, .eps = 1e-7f, .clip_norm = 5.0f,
-                                       .decay_kinds = QG_DECAY_ALL};
+        search_cfg(&c, start, 96, 64);
         c.train.sched.kind = QG_SCHED_COSINE;
-        c.init_path = start;
         c.steps = 2;
         c.lambda = 3;
         c.cand_test = 64;
@@ -344,30 +356,13 @@ Test(proqha, search_deterministic, .timeout = 900)
  * floor(ratio * weight slots) weight quantizers are lowered per candidate. */
 Test(proqha, search_lowers_weights_only, .timeout = 600)
 {
-    qg_train_cfg tc;
-    qg_test_tiny_train_cfg(&tc);
-    tc.methods = qg_test_methods("proqha wbits=4 abits=4");
-    tc.epochs = 1;
-    tc.limit_train = 64;
-    tc.limit_test = 32;
-    tc.optim.kind = QG_OPTIM_ADAM;
-    tc.optim.lr = 1e-3f;
     char start[512], ckpt[512], mp[512];
     snprintf(start, sizeof start, "%s", qg_test_tmp_path("proqha", "wstart.st"));
     snprintf(ckpt, sizeof ckpt, "%s", qg_test_tmp_path("proqha", "wrun.st"));
     snprintf(mp, sizeof mp, "%s", qg_test_tmp_path("proqha", "wrun.jsonl"));
-    tc.checkpoint_path = start;
-    cr_assert_eq(qg_train_run(&tc), QG_OK, "%s", qg_last_error());
+    train_start(start, 64, 32);
     qg_search_cfg c;
-    qg__search_cfg_defaults(&c);
-    qg_test_tiny_train_cfg(&c.train);
-    c.train.epochs = 1;
-    c.train.limit_train = 64;
-    c.train.limit_test = 32;
-    c.train.optim = (qg_optim_cfg){.kind = QG_OPTIM_ADAM, .lr = 1e-3f, .beta1 = 0.9f,
-                                   .beta2 = 0.999f, .eps = 1e-7f, .clip_norm = 5.0f,
-                                   .decay_kinds = QG_DECAY_ALL};
-    c.init_path = start;
+    search_cfg(&c, start, 64, 32);
     c.checkpoint_path = ckpt;
     remove(mp);
     c.metrics_path = mp;

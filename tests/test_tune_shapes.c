@@ -493,6 +493,20 @@ static qg_convm *masked_conv(qg_ctx *ctx, int C, int K, int H, int stride)
     return c;
 }
 
+/* qg__tune_run with its log caught in memory (the caller frees it). */
+static char *tune_logged(qg_ctx *ctx, qg_tune_opts *to)
+{
+    char *log = NULL;
+    size_t len = 0;
+    FILE *lf = open_memstream(&log, &len);
+    cr_assert_not_null(lf);
+    to->log = lf;
+    QG_EXPECT_OK(qg__tune_run(ctx, to));
+    fclose(lf);
+    to->log = NULL;
+    return log;
+}
+
 /* `qgate tune --shapes FILE --kernel conv_masked` measures a PAY per
  * shape class and stores it (with the program's other parameters
  * unchanged); a masked conv of that class reads it, others do not. */
@@ -504,12 +518,8 @@ Test(tune_shapes, pays_are_measured_and_stored_per_class, .timeout = 300)
                        "{\"n\": 2, \"c\": 8, \"k\": 16, \"h\": 8, \"w\": 8, \"stride\": 1}]}");
     unlink(db);
     qg_ctx *ctx = qg_test_ctx_with_db(db);
-    char *log = NULL;
-    size_t loglen = 0;
-    FILE *lf = open_memstream(&log, &loglen);
-    qg_tune_opts to = {.kernel = "conv_masked", .shapes_file = shapes, .runs = 1, .log = lf};
-    QG_EXPECT_OK(qg__tune_run(ctx, &to));
-    fclose(lf);
+    qg_tune_opts to = {.kernel = "conv_masked", .shapes_file = shapes, .runs = 1};
+    char *log = tune_logged(ctx, &to);
     cr_expect_neq(strstr(log, "conv_masked c8k8h14w14s1 (tiles)"), NULL, "%s", log);
     cr_expect_neq(strstr(log, "conv_masked c8k16h8w8s1 (outputs)"), NULL, "%s", log);
     cr_expect_neq(strstr(log, "skipping pays up to"), NULL, "%s", log);
