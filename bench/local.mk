@@ -27,6 +27,7 @@ bench_bench_jpeg_SOURCES = bench/bench_jpeg.c
 bench_bench_jpeg_LDADD = libqgate_internal.la $(OPENCL_LIBS)
 EXTRA_DIST += bench/pytorch_shufflenet.py bench/compare_shufflenet.sh
 EXTRA_DIST += bench/make_photo_folder.sh bench/torchvision_loader.py bench/compare_jpeg.sh
+EXTRA_DIST += bench/skip_pays.sh
 
 # The gradient allreduce of data-parallel training for a parameter count
 # (mpirun -np N bench/bench_allreduce; README "Several devices").
