@@ -256,7 +256,8 @@ Test(cli, tune_shapes_file_flag)
     expect_cli("./qgate tune --shapes no-such-shapes.json", 2,
                "shapes file 'no-such-shapes.json': cannot open");
     expect_cli("./qgate tune --shapes \"$QG_TEST_DATA/../../bench/shapes/resnet20.json\" "
-               "--kernel bn --dry-run", 1, "only conv_direct has per-shape cases");
+               "--kernel bn --dry-run", 1,
+               "only conv_direct and conv_masked have per-shape cases");
 }
 
 Test(cli, bench_kernels_help_and_errors)

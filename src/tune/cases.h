@@ -51,6 +51,10 @@ double qg__tune_conv_flops(const qg_tune_conv_shape *s);
  * Each point is the median of `runs` timed runs. */
 qg_status qg__tune_convm_pays(qg_ctx *ctx, const qg_tune_conv_shape *s, int runs, int dry_run,
                               FILE *log, int *pay);
+/* The same for ResNet-20's gated shapes on 28x28 and 32x32 inputs, batch
+ * 128 (`qgate tune` without a shapes file). */
+qg_status qg__tune_convm_pays_builtin(qg_ctx *ctx, int runs, int dry_run, FILE *log);
+
 /* The crossing of the masked times ms[j] at listed shares share[j]
  * (ascending, share[0] the smallest) with dense_ms, in percent, rounded
  * down: 0 when ms[0] is already slower, 100 when no point is, else

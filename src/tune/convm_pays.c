@@ -166,3 +166,22 @@ fail:
     pays_release(&s);
     return st;
 }
+
+qg_status qg__tune_convm_pays_builtin(qg_ctx *ctx, int runs, int dry_run, FILE *log)
+{
+    /* ResNet-20's gated 3x3 convs (a block's first conv: CG's conditional
+     * path, PG's LSB conv) on 28x28 (Fashion-MNIST) and 32x32 (CIFAR) */
+    static const int sizes[2] = {28, 32};
+    static const int rows[5][4] = {/* c, k, map divisor, stride */
+                                   {16, 16, 1, 1}, {16, 32, 1, 2}, {32, 32, 2, 1},
+                                   {32, 64, 2, 2}, {64, 64, 4, 1}};
+    qg_status st = QG_OK;
+    for (int i = 0; i < 2 && st == QG_OK; i++)
+        for (int j = 0; j < 5 && st == QG_OK; j++) {
+            int h = sizes[i] / rows[j][2], pay;
+            qg_tune_conv_shape sh = {.n = 128, .c = rows[j][0], .k = rows[j][1], .h = h,
+                                     .w = h, .r = 3, .stride = rows[j][3], .pad = 1};
+            st = qg__tune_convm_pays(ctx, &sh, runs, dry_run, log, &pay);
+        }
+    return st;
+}

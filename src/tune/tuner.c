@@ -430,5 +430,10 @@ qg_status qg__tune_run(qg_ctx *ctx, const qg_tune_opts *o)
         return qg__error(ctx, QG_ERR_NOT_FOUND, "no tunable kernel named '%s' (known: %s)",
                          o->kernel ? o->kernel : "", names);
     }
+    /* after conv_direct's and conv_masked's own search: where skipping
+     * pays is weighed against the tuned kernels */
+    if (!o->kernel || strcmp(o->kernel, "conv_masked") == 0)
+        return qg__tune_convm_pays_builtin(ctx, o->runs > 0 ? o->runs : 5, o->dry_run,
+                                           o->log ? o->log : stderr);
     return QG_OK;
 }
