@@ -469,6 +469,15 @@ Test(proqha, resnet18_quantizers_and_kbits)
     cr_assert_eq(qg_tensor_read(qg__model_find_param(m, "layer1.0.act1.kbits")->value, &kb,
                                 sizeof kb), QG_OK);
     cr_expect_eq(kb, 6.0f, "the checkpointed buffer follows");
+    /* the log line of a run after --kbits: the spans and both costs */
+    char sum[192], want[192];
+    double w, b;
+    cr_assert_eq(qg__qbits_summary(m, sum, sizeof sum), QG_OK);
+    cr_assert_eq(qg__qbits_cost(m, NULL, &w, &b), QG_OK);
+    snprintf(want, sizeof want, "weights 3-5 bits, activations 3-6 bits; weight memory %.6f, "
+             "bit operations %.6f", w, b);
+    cr_expect_str_eq(sum, want);
+    cr_expect(w > 3.0 / 32 && w < 5.0 / 32, "weight memory %g", w);
     static const char *bad[] = {"nosuch=4", "layer1.0.conv1=17", "=4", "layer1.0.conv1",
                                 "layer1.0.conv1=4x", "layer9.*=4", ",", "layer1.0.conv1=0"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
@@ -477,6 +486,9 @@ Test(proqha, resnet18_quantizers_and_kbits)
     /* no slots: a float model refuses --kbits */
     cr_assert_eq(qg__model_build(ctx, "resnet20", 'A', 1, 28, 28, 10, 1, NULL, &m), QG_OK);
     cr_expect_neq(qg__qbits_apply_spec(m, "conv1=4", NULL), QG_OK);
+    strcpy(sum, "x");
+    cr_expect_eq(qg__qbits_summary(m, sum, sizeof sum), QG_OK);
+    cr_expect_str_eq(sum, "", "a model without quantizer slots has no summary");
     qg__model_free(m);
     /* and ShuffleNet is not one of ProQHA's networks */
     cr_expect_neq(qg__model_build(ctx, "shufflenet_v2_x0_5", 0, 3, 32, 32, 10, 1,

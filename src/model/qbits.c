@@ -197,3 +197,40 @@ qg_status qg__qbits_cost(const qg_model *m, const int *bits, double *wmem, doubl
     *bitops = bd > 0 ? bn / bd : 1.0;
     return QG_OK;
 }
+
+/* "2-6 bits", "8 bits" or "none" for the slots of one kind. */
+static void span(const qg_model *m, qg_qb_kind kind, char *buf, size_t cap)
+{
+    int lo = 0, hi = 0;
+    for (int i = 0; i < qg__qbits_count(m); i++) {
+        const qg_qslot *s = &m->qbits->v[i];
+        if (s->kind != kind)
+            continue;
+        lo = lo && lo < s->bits ? lo : s->bits;
+        hi = hi > s->bits ? hi : s->bits;
+    }
+    if (!hi)
+        snprintf(buf, cap, "none");
+    else if (lo == hi)
+        snprintf(buf, cap, "%d bits", lo);
+    else
+        snprintf(buf, cap, "%d-%d bits", lo, hi);
+}
+
+qg_status qg__qbits_summary(const qg_model *m, char *buf, size_t cap)
+{
+    if (cap)
+        buf[0] = 0;
+    if (!qg__qbits_count(m))
+        return QG_OK;
+    double wmem, bitops;
+    qg_status st = qg__qbits_cost(m, NULL, &wmem, &bitops);
+    if (st != QG_OK)
+        return st;
+    char w[32], a[32];
+    span(m, QG_QB_WEIGHT, w, sizeof w);
+    span(m, QG_QB_ACT, a, sizeof a);
+    snprintf(buf, cap, "weights %s, activations %s; weight memory %.6f, bit operations %.6f", w,
+             a, wmem, bitops);
+    return QG_OK;
+}

@@ -80,6 +80,11 @@ void qg__qbits_free(qg_model *m);
  *            input (32 when none), MACs from qg__node_macs.
  * A model without weight slots gets 1 and 1. */
 qg_status qg__qbits_cost(const qg_model *m, const int *bits, double *wmem, double *bitops);
+/* "weights 2-6 bits, activations 8 bits; weight memory 0.151940, bit
+ * operations 0.036535": the widths in use and both costs, for the run's
+ * log after --init or --kbits changed them. "" (and QG_OK) without slots. */
+qg_status qg__qbits_summary(const qg_model *m, char *buf, size_t cap);
+
 /* The activation slot feeding weight slot i's layer, or -1. */
 int qg__qbits_input_slot(const qg_model *m, int i);
 

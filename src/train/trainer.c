@@ -885,6 +885,13 @@ qg_status qg_train_run(const qg_train_cfg *cfg)
              "epochs of %ld batches of %d", cfg->model, desc, cfg->data,
              qg__dataset_count(train), qg__dataset_count(test), m->in_c, m->in_h, m->in_w,
              qg__model_param_count(m), cfg->epochs, sched.steps_per_epoch, cfg->batch);
+        /* the method's description names its starting widths; --init,
+         * --resume or --kbits may have brought others */
+        if (qg__qbits_count(m) && (cfg->init_path || cfg->resume_path || cfg->kbits)) {
+            char bits[192];
+            QG_TRY(qg__qbits_summary(m, bits, sizeof bits));
+            info(cfg, "quantizer widths in use: %s", bits);
+        }
         if (dt.size > 1)
             info(cfg, "data-parallel: %d processes x batch %d = effective batch %d; lr %g as "
                  "given (not scaled with the batch)%s", dt.size, cfg->batch,
