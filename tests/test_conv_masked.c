@@ -45,13 +45,13 @@ static const shape shapes[] = {
     {1, 8, 32, 32, 16, 1, 1}, /* a ResNet stage-1 layer, one image */
 };
 
-/* WG, VW, KT, SP, MODE, GV; {0} = the defaults */
-static const long sets[][6] = {{0},
-                               {2, 8, 1, 2, 0, 8},
-                               {1, 16, 8, 4, 0, 8},
-                               {4, 8, 2, 1, 0, 8},
-                               {2, 16, 4, 1, 1, 4},
-                               {1, 16, 4, 1, 1, 8}};
+/* WG, VW, KT, SP, MODE, GV, PAY (-1: the built-in rule); {0} = the defaults */
+static const long sets[][QG_MASKED_NP] = {{0},
+                                          {2, 8, 1, 2, 0, 8, -1},
+                                          {1, 16, 8, 4, 0, 8, -1},
+                                          {4, 8, 2, 1, 0, 8, -1},
+                                          {2, 16, 4, 1, 1, 4, -1},
+                                          {1, 16, 4, 1, 1, 8, -1}};
 
 enum { RANDOM, CLUSTERED };
 
@@ -354,7 +354,7 @@ Test(conv_masked, refuses_other_shapes)
         qg__convm_free(cm);
     }
     /* tiles forced: 8x8 maps keep the dense path */
-    long tiles[6] = {1, 16, 4, 1, 0, 8};
+    long tiles[QG_MASKED_NP] = {1, 16, 4, 1, 0, 8, -1};
     QG_EXPECT_OK(qg__program_override(ctx, "conv_masked", tiles));
     QG_EXPECT_OK(qg__conv_desc_init(ctx, &d, 2, 4, 8, 8, 4, 3, 3, 1, 1, 1));
     QG_EXPECT_OK(qg__convm_new(ctx, &d, &cm));

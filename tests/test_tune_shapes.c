@@ -620,7 +620,12 @@ Test(tune_shapes, stored_pay_decides_skipping_and_shares_the_build)
     cr_expect_eq(builds, 1, "%d conv_masked builds for two PAYs", builds);
     qg__convm_free(c), qg__convm_free(g);
 
-    /* out of range: the entry is dropped with a warning naming PAY */
+    /* out of range: an override is refused, a database entry dropped
+     * with a warning naming PAY */
+    v[QG_MASKED_PAY] = 101;
+    cr_expect_eq(qg__program_override(ctx, "conv_masked", v), QG_ERR_INVALID_ARG);
+    cr_expect_neq(strstr(qg_ctx_last_error(ctx), "PAY=101 is not in -1..100"), NULL, "%s",
+                  qg_ctx_last_error(ctx));
     char text[1024];
     snprintf(text, sizeof text, "{\"schema\": 1, \"entries\": [{\"device\": \"%s\", \"program\": "
              "\"conv_masked\", \"shape\": \"c8k8h14w14s1\", \"params\": {\"PAY\": 101}}]}",

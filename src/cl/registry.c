@@ -463,6 +463,13 @@ qg_status qg__program_override(qg_ctx *ctx, const char *program, const long *val
         return st;
     if (values) {
         char why[256] = "";
+        for (int i = 0; i < d->ntunables; i++)
+            if (d->tunables[i].host_only &&
+                (values[i] < d->tunables[i].lo || values[i] > d->tunables[i].hi))
+                return qg__error(ctx, QG_ERR_INVALID_ARG, "invalid parameters for program "
+                                 "'%s': %s=%ld is not in %ld..%ld", program,
+                                 d->tunables[i].name, values[i], d->tunables[i].lo,
+                                 d->tunables[i].hi);
         if (d->valid && !d->valid(ctx, values, why, sizeof why))
             return qg__error(ctx, QG_ERR_INVALID_ARG,
                              "invalid parameters for program '%s': %s", program, why);
