@@ -103,19 +103,6 @@ static int convert_bsq(const char *in, const char *out, int bits, const char *sc
     return 0;
 }
 
-/* A PyTorch file by its first bytes (qg__pth_sniff, as qgate inspect
- * decides); anything else is taken for safetensors, whatever its name:
- * qgate train writes checkpoints under any name (runs/f.st). */
-static int is_pth(const char *path)
-{
-    unsigned char head[16] = {0};
-    FILE *f = fopen(path, "rb");
-    size_t got = f ? fread(head, 1, sizeof head, f) : 0;
-    if (f)
-        fclose(f);
-    return qg__pth_sniff(head, got);
-}
-
 int qg_cli_convert(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -199,7 +186,9 @@ int qg_cli_convert(int argc, char **argv)
     }
     const char *in = argv[optind];
     size_t inlen = strlen(in);
-    int pth = is_pth(in);
+    /* by its first bytes, as qgate inspect decides: qgate train writes
+     * safetensors under any name (runs/f.st) */
+    int pth = qg__pth_sniff_file(in) == 1;
     if (!pth && (bits || scheme || (inlen > 12 && strcmp(in + inlen - 12, ".safetensors") == 0)))
         return convert_bsq(in, out, bits, scheme);
     if (bits || scheme) {

@@ -411,14 +411,10 @@ qg_status qg__ckview_open(const char *path, qg_ckview **out)
     qg_ckview *v = calloc(1, sizeof *v);
     if (!v)
         return qg__error(NULL, QG_ERR_NOMEM, "out of memory");
-    FILE *f = fopen(path, "rb");
-    unsigned char head[16] = {0};
-    size_t got = f ? fread(head, 1, sizeof head, f) : 0;
-    if (f)
-        fclose(f);
-    qg_status st = !f ? qg__error(NULL, QG_ERR_IO, "cannot open '%s'", path)
-                   : qg__pth_sniff(head, got) ? open_pth(v, path)
-                                             : open_safetensors(v, path);
+    int pth = qg__pth_sniff_file(path);
+    qg_status st = pth < 0 ? qg__error(NULL, QG_ERR_IO, "cannot open '%s'", path)
+                   : pth   ? open_pth(v, path)
+                           : open_safetensors(v, path);
     if (st == QG_OK)
         st = build_layers(v);
     if (st != QG_OK) {

@@ -59,6 +59,17 @@ int qg__pth_sniff(const unsigned char *d, size_t len)
            memcmp(d + 4, legacy_magic, sizeof legacy_magic) == 0;
 }
 
+int qg__pth_sniff_file(const char *path)
+{
+    unsigned char head[16] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    size_t got = fread(head, 1, sizeof head, f);
+    fclose(f);
+    return qg__pth_sniff(head, got);
+}
+
 static qg_status nomem(const reader *r)
 {
     return qg__error(NULL, QG_ERR_NOMEM, "%s: out of memory", r->what);

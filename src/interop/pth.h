@@ -64,6 +64,9 @@ void qg__pth_free(qg_pth *p);
 
 /* 1 when the bytes look like a PyTorch checkpoint (zip or legacy pickle). */
 int qg__pth_sniff(const unsigned char *data, size_t len);
+/* qg__pth_sniff on the first bytes of the file at path: 1 PyTorch, 0 not,
+ * -1 when it cannot be opened. */
+int qg__pth_sniff_file(const char *path);
 
 /* Converts a floating-point or integer tensor to float32. */
 void qg__pth_to_f32(const qg_pth_tensor *t, float *out);
